@@ -1,0 +1,162 @@
+// Package store is Sluice's durable state behind one small interface.
+//
+// The store speaks its own vocabulary: queue ids, sequence numbers, opaque
+// records and metadata keys. It never sees broker types; the broker encodes
+// its messages and definitions into records and decodes them again.
+//
+// Keyspaces (each implementation keeps them apart):
+//
+//	message  (queue, seq) -> record      written once, deleted once (ack)
+//	state    (queue, seq) -> bytes       mutable per-message state (delivery count, …)
+//	delay    (due, queue, seq) -> empty  the delay index, scanned in due order
+//	floor    queue -> seq                every message below it is acked
+//	meta     key -> value                definitions: exchanges, queues, bindings, users, …
+//
+// Every change goes through a Batch applied atomically by Apply; a batch
+// applied with sync=true is durable (fsynced) when Apply returns. Grouping
+// many publishers' batches into one synced Apply is the caller's job (the
+// broker's commit loop): a Store does not wait for company.
+//
+// Implementations are safe for concurrent use.
+package store
+
+import "errors"
+
+// QueueID names one queue's message log. The broker assigns ids and keeps
+// the name-to-id mapping in metadata.
+type QueueID uint64
+
+// ErrNotFound is returned when a message or metadata key does not exist.
+var ErrNotFound = errors.New("store: not found")
+
+// ErrCorrupt marks data that failed a checksum or could not be decoded. The
+// error it wraps names the file and the position.
+var ErrCorrupt = errors.New("store: corrupt data")
+
+// ErrClosed is returned by every method after Close.
+var ErrClosed = errors.New("store: closed")
+
+// Store is the durable engine.
+type Store interface {
+	// Apply commits b atomically. With sync it returns once the batch is on
+	// stable storage. A failed Apply changed nothing.
+	Apply(b *Batch, sync bool) error
+
+	// Scan calls fn for the queue's messages with seq >= from, in ascending
+	// seq order, until fn returns false. The record slice is valid only
+	// during the call. Callers start from the queue's floor, never from 0.
+	Scan(q QueueID, from uint64, fn func(seq uint64, rec []byte) bool) error
+	// Get returns one message record (a copy), or ErrNotFound.
+	Get(q QueueID, seq uint64) ([]byte, error)
+	// LastSeq returns the highest seq ever stored in the queue that is still
+	// present, or 0 when the queue holds no messages.
+	LastSeq(q QueueID) (uint64, error)
+	// Floor returns the queue's ack floor (0 when never set).
+	Floor(q QueueID) (uint64, error)
+
+	// ScanState calls fn for every per-message state entry of the queue in
+	// ascending seq order.
+	ScanState(q QueueID, fn func(seq uint64, state []byte) bool) error
+
+	// ScanDelays calls fn for delay-index entries in ascending due order
+	// (ties by queue, then seq), starting at the first with due >= from.
+	ScanDelays(from int64, fn func(due int64, q QueueID, seq uint64) bool) error
+
+	// GetMeta returns a metadata value (a copy), or ErrNotFound.
+	GetMeta(key string) ([]byte, error)
+	// ScanMeta calls fn for every metadata key with the prefix, in key order.
+	ScanMeta(prefix string, fn func(key string, value []byte) bool) error
+
+	// Close flushes and releases the store. Further calls return ErrClosed.
+	Close() error
+}
+
+// OpKind says what one batch operation does.
+type OpKind uint8
+
+const (
+	OpPutMessage    OpKind = iota + 1 // Queue, Seq, Value
+	OpDeleteMessage                   // Queue, Seq (the key was written once)
+	OpDeleteRange                     // Queue, Seq up to (not including) End: messages and their states
+	OpPutState                        // Queue, Seq, Value
+	OpDeleteState                     // Queue, Seq
+	OpPutDelay                        // Due, Queue, Seq
+	OpDeleteDelay                     // Due, Queue, Seq
+	OpSetFloor                        // Queue, Seq: all messages below Seq are gone
+	OpDropQueue                       // Queue: messages, states, floor; the caller deletes its delay entries
+	OpPutMeta                         // Key, Value
+	OpDeleteMeta                      // Key
+)
+
+// Op is one operation of a batch.
+type Op struct {
+	Kind  OpKind
+	Queue QueueID
+	Seq   uint64
+	End   uint64
+	Due   int64 // unix milliseconds
+	Key   string
+	Value []byte
+}
+
+// Batch is an ordered list of operations applied atomically. The zero value
+// is an empty batch. A Batch is not safe for concurrent use.
+type Batch struct {
+	Ops []Op
+}
+
+// Len returns the number of operations in the batch.
+func (b *Batch) Len() int { return len(b.Ops) }
+
+// Reset empties the batch, keeping its capacity.
+func (b *Batch) Reset() { clear(b.Ops); b.Ops = b.Ops[:0] }
+
+// Append adds all of other's operations to b.
+func (b *Batch) Append(other *Batch) { b.Ops = append(b.Ops, other.Ops...) }
+
+func (b *Batch) PutMessage(q QueueID, seq uint64, rec []byte) {
+	b.Ops = append(b.Ops, Op{Kind: OpPutMessage, Queue: q, Seq: seq, Value: rec})
+}
+
+func (b *Batch) DeleteMessage(q QueueID, seq uint64) {
+	b.Ops = append(b.Ops, Op{Kind: OpDeleteMessage, Queue: q, Seq: seq})
+}
+
+// DeleteRange removes the queue's messages and states with from <= seq < end.
+func (b *Batch) DeleteRange(q QueueID, from, end uint64) {
+	b.Ops = append(b.Ops, Op{Kind: OpDeleteRange, Queue: q, Seq: from, End: end})
+}
+
+func (b *Batch) PutState(q QueueID, seq uint64, state []byte) {
+	b.Ops = append(b.Ops, Op{Kind: OpPutState, Queue: q, Seq: seq, Value: state})
+}
+
+func (b *Batch) DeleteState(q QueueID, seq uint64) {
+	b.Ops = append(b.Ops, Op{Kind: OpDeleteState, Queue: q, Seq: seq})
+}
+
+func (b *Batch) PutDelay(due int64, q QueueID, seq uint64) {
+	b.Ops = append(b.Ops, Op{Kind: OpPutDelay, Due: due, Queue: q, Seq: seq})
+}
+
+func (b *Batch) DeleteDelay(due int64, q QueueID, seq uint64) {
+	b.Ops = append(b.Ops, Op{Kind: OpDeleteDelay, Due: due, Queue: q, Seq: seq})
+}
+
+// SetFloor records that every message of q below seq is acked. An engine
+// may use it to drop the acked prefix wholesale.
+func (b *Batch) SetFloor(q QueueID, seq uint64) {
+	b.Ops = append(b.Ops, Op{Kind: OpSetFloor, Queue: q, Seq: seq})
+}
+
+func (b *Batch) DropQueue(q QueueID) {
+	b.Ops = append(b.Ops, Op{Kind: OpDropQueue, Queue: q})
+}
+
+func (b *Batch) PutMeta(key string, value []byte) {
+	b.Ops = append(b.Ops, Op{Kind: OpPutMeta, Key: key, Value: value})
+}
+
+func (b *Batch) DeleteMeta(key string) {
+	b.Ops = append(b.Ops, Op{Kind: OpDeleteMeta, Key: key})
+}
