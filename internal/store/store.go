@@ -20,7 +20,10 @@
 // Implementations are safe for concurrent use.
 package store
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // QueueID names one queue's message log. The broker assigns ids and keeps
 // the name-to-id mapping in metadata.
@@ -35,6 +38,10 @@ var ErrCorrupt = errors.New("store: corrupt data")
 
 // ErrClosed is returned by every method after Close.
 var ErrClosed = errors.New("store: closed")
+
+// ErrInvalidBatch is returned by Apply for a malformed batch (unknown op
+// kind, a range whose end is below its start); nothing was applied.
+var ErrInvalidBatch = errors.New("store: invalid batch")
 
 // Store is the durable engine.
 type Store interface {
@@ -159,4 +166,24 @@ func (b *Batch) PutMeta(key string, value []byte) {
 
 func (b *Batch) DeleteMeta(key string) {
 	b.Ops = append(b.Ops, Op{Kind: OpDeleteMeta, Key: key})
+}
+
+// Validate checks that every operation of b is well formed: a known kind
+// and, for a range, End >= Seq. Engines call it before touching anything so
+// that a malformed batch fails whole and changes nothing. (Added for the
+// engines: both reject the same batches the same way.)
+func (b *Batch) Validate() error {
+	for i, op := range b.Ops {
+		switch op.Kind {
+		case OpPutMessage, OpDeleteMessage, OpPutState, OpDeleteState,
+			OpPutDelay, OpDeleteDelay, OpSetFloor, OpDropQueue, OpPutMeta, OpDeleteMeta:
+		case OpDeleteRange:
+			if op.End < op.Seq {
+				return fmt.Errorf("%w: op %d: range end %d below start %d", ErrInvalidBatch, i, op.End, op.Seq)
+			}
+		default:
+			return fmt.Errorf("%w: op %d: unknown kind %d", ErrInvalidBatch, i, op.Kind)
+		}
+	}
+	return nil
 }
