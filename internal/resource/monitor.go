@@ -1,0 +1,228 @@
+// Package resource watches the broker's memory use and the free space of its
+// data directory, and raises an alarm when either crosses its watermark, as
+// RabbitMQ's memory and disk alarms do. The broker's front door reacts to
+// alarms by blocking publishers (connection.blocked) until they clear;
+// consumers keep draining.
+//
+// A Monitor owns one goroutine, started by Start and stopped by Close. Its
+// methods are safe for concurrent use.
+package resource
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Config configures a Monitor. Zero limits disable that alarm.
+type Config struct {
+	DataDir       string
+	DiskFreeLimit uint64        // bytes; alarm while free space is below it
+	MemoryLimit   uint64        // bytes; alarm while resident memory is above it
+	Interval      time.Duration // how often to look
+	Logger        *slog.Logger
+
+	// DiskFree and MemoryUsed read the machine; tests replace them.
+	DiskFree   func(dir string) (uint64, error)
+	MemoryUsed func() (uint64, error)
+}
+
+// DefaultConfig watches dir with a 1 GiB free-disk limit and a memory limit
+// of 40% of the machine's memory (RabbitMQ's default high watermark).
+func DefaultConfig(dir string) Config {
+	cfg := Config{
+		DataDir:       dir,
+		DiskFreeLimit: 1 << 30,
+		Interval:      time.Second,
+		Logger:        slog.Default(),
+		DiskFree:      DiskFree,
+		MemoryUsed:    ResidentMemory,
+	}
+	if total, err := TotalMemory(); err == nil {
+		cfg.MemoryLimit = total / 10 * 4
+	}
+	return cfg
+}
+
+// Validate reports a configuration that cannot work.
+func (c Config) Validate() error {
+	if c.Interval <= 0 {
+		return errors.New("resource monitor: interval must be positive")
+	}
+	if c.DiskFree == nil || c.MemoryUsed == nil || c.Logger == nil {
+		return errors.New("resource monitor: DiskFree, MemoryUsed and Logger are required")
+	}
+	return nil
+}
+
+// Alarm says which watermarks are crossed now.
+type Alarm struct {
+	Disk   bool
+	Memory bool
+}
+
+// Any reports whether any alarm is raised.
+func (a Alarm) Any() bool { return a.Disk || a.Memory }
+
+// Reason is the text sent with connection.blocked.
+func (a Alarm) Reason() string {
+	switch {
+	case a.Disk && a.Memory:
+		return "low on disk space and memory"
+	case a.Disk:
+		return "low on disk space"
+	case a.Memory:
+		return "low on memory"
+	}
+	return ""
+}
+
+// Monitor checks the watermarks every Interval and calls onChange whenever
+// the alarm state changes.
+type Monitor struct {
+	cfg      Config
+	onChange func(Alarm)
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+
+	mu    sync.Mutex
+	state Alarm
+}
+
+// New returns a stopped Monitor. onChange is called from the monitor's
+// goroutine and must not block for long.
+func New(cfg Config, onChange func(Alarm)) (*Monitor, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Monitor{cfg: cfg, onChange: onChange}, nil
+}
+
+// Start runs a first check at once and then one every Interval.
+func (m *Monitor) Start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	m.cancel = cancel
+	m.Check()
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		t := time.NewTicker(m.cfg.Interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				m.Check()
+			}
+		}
+	}()
+}
+
+// Close stops the monitor's goroutine and waits for it.
+func (m *Monitor) Close() {
+	if m.cancel != nil {
+		m.cancel()
+	}
+	m.wg.Wait()
+}
+
+// State returns the alarms raised now.
+func (m *Monitor) State() Alarm {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.state
+}
+
+// Check reads the machine once and reports a change of state.
+func (m *Monitor) Check() {
+	next := m.State()
+	if m.cfg.DiskFreeLimit > 0 {
+		if free, err := m.cfg.DiskFree(m.cfg.DataDir); err != nil {
+			m.cfg.Logger.Warn("read free disk space", "dir", m.cfg.DataDir, "err", err)
+		} else {
+			next.Disk = free < m.cfg.DiskFreeLimit
+			m.logEdge("disk", m.State().Disk, next.Disk, free, m.cfg.DiskFreeLimit)
+		}
+	}
+	if m.cfg.MemoryLimit > 0 {
+		if used, err := m.cfg.MemoryUsed(); err != nil {
+			m.cfg.Logger.Warn("read memory use", "err", err)
+		} else {
+			next.Memory = used > m.cfg.MemoryLimit
+			m.logEdge("memory", m.State().Memory, next.Memory, used, m.cfg.MemoryLimit)
+		}
+	}
+	m.mu.Lock()
+	changed := next != m.state
+	m.state = next
+	m.mu.Unlock()
+	if changed && m.onChange != nil {
+		m.onChange(next)
+	}
+}
+
+func (m *Monitor) logEdge(kind string, was, now bool, value, limit uint64) {
+	switch {
+	case now && !was:
+		m.cfg.Logger.Warn("resource alarm set: publishers are blocked", "resource", kind, "value", value, "limit", limit)
+	case was && !now:
+		m.cfg.Logger.Info("resource alarm cleared", "resource", kind, "value", value, "limit", limit)
+	}
+}
+
+// DiskFree returns the bytes available to an unprivileged user on the file
+// system holding dir.
+func DiskFree(dir string) (uint64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, fmt.Errorf("statfs %s: %w", dir, err)
+	}
+	return st.Bavail * uint64(st.Bsize), nil
+}
+
+// ResidentMemory returns the process's resident set size.
+func ResidentMemory() (uint64, error) {
+	return readMeminfoField("/proc/self/status", "VmRSS:")
+}
+
+// TotalMemory returns the machine's memory.
+func TotalMemory() (uint64, error) {
+	return readMeminfoField("/proc/meminfo", "MemTotal:")
+}
+
+// readMeminfoField reads a "Name:   1234 kB" line of a /proc file.
+func readMeminfoField(path, name string) (uint64, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", path, err)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		line := sc.Bytes()
+		if !bytes.HasPrefix(line, []byte(name)) {
+			continue
+		}
+		fields := bytes.Fields(line[len(name):])
+		if len(fields) == 0 {
+			break
+		}
+		n, err := strconv.ParseUint(string(fields[0]), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("parse %s in %s: %w", name, path, err)
+		}
+		if len(fields) > 1 && string(fields[1]) == "kB" {
+			n *= 1024
+		}
+		return n, nil
+	}
+	return 0, fmt.Errorf("no %s in %s", name, path)
+}

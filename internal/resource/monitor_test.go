@@ -1,0 +1,111 @@
+package resource
+
+import (
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+type fakeMachine struct {
+	mu         sync.Mutex
+	free, used uint64
+}
+
+func (f *fakeMachine) set(free, used uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.free, f.used = free, used
+}
+
+func (f *fakeMachine) config() Config {
+	return Config{
+		DataDir:       "/data",
+		DiskFreeLimit: 100,
+		MemoryLimit:   1000,
+		Interval:      time.Second,
+		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
+		DiskFree: func(string) (uint64, error) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			return f.free, nil
+		},
+		MemoryUsed: func() (uint64, error) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			return f.used, nil
+		},
+	}
+}
+
+func TestMonitorRaisesAndClearsAlarms(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		machine := &fakeMachine{free: 500, used: 10}
+		var mu sync.Mutex
+		var changes []Alarm
+		m, err := New(machine.config(), func(a Alarm) {
+			mu.Lock()
+			defer mu.Unlock()
+			changes = append(changes, a)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Start()
+		defer m.Close()
+
+		steps := []struct {
+			free, used uint64
+			want       Alarm
+		}{
+			{free: 50, used: 10, want: Alarm{Disk: true}},
+			{free: 50, used: 2000, want: Alarm{Disk: true, Memory: true}},
+			{free: 500, used: 2000, want: Alarm{Memory: true}},
+			{free: 500, used: 10, want: Alarm{}},
+		}
+		for _, s := range steps {
+			machine.set(s.free, s.used)
+			time.Sleep(time.Second)
+			synctest.Wait()
+			if got := m.State(); got != s.want {
+				t.Fatalf("free=%d used=%d: state %+v, want %+v", s.free, s.used, got, s.want)
+			}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(changes) != len(steps) {
+			t.Fatalf("got %d change notifications %+v, want %d", len(changes), changes, len(steps))
+		}
+	})
+}
+
+func TestAlarmReason(t *testing.T) {
+	tests := []struct {
+		a    Alarm
+		want string
+	}{
+		{Alarm{Disk: true}, "low on disk space"},
+		{Alarm{Memory: true}, "low on memory"},
+		{Alarm{Disk: true, Memory: true}, "low on disk space and memory"},
+		{Alarm{}, ""},
+	}
+	for _, tt := range tests {
+		if got := tt.a.Reason(); got != tt.want {
+			t.Errorf("%+v.Reason() = %q, want %q", tt.a, got, tt.want)
+		}
+	}
+}
+
+func TestReadMachine(t *testing.T) {
+	if free, err := DiskFree(t.TempDir()); err != nil || free == 0 {
+		t.Fatalf("DiskFree = %d, %v", free, err)
+	}
+	if rss, err := ResidentMemory(); err != nil || rss < 1<<20 {
+		t.Fatalf("ResidentMemory = %d, %v", rss, err)
+	}
+	if total, err := TotalMemory(); err != nil || total < 1<<20 {
+		t.Fatalf("TotalMemory = %d, %v", total, err)
+	}
+}
