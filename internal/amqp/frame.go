@@ -1,0 +1,210 @@
+package amqp
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"io"
+
+	"github.com/sluicemq/sluice/internal/message"
+)
+
+// ProtocolHeader is what a 0-9-1 client sends first, and what a server
+// answers with before closing when the client sent anything else.
+var ProtocolHeader = []byte("AMQP\x00\x00\x09\x01")
+
+// frameOverhead is a frame's bytes besides its payload: type, channel, size
+// and the frame-end octet.
+const frameOverhead = 8
+
+// Frame is one AMQP frame: its type (FrameMethod, FrameHeader, FrameBody,
+// FrameHeartbeat), channel and payload.
+type Frame struct {
+	Type    uint8
+	Channel uint16
+	Payload []byte
+}
+
+// Reader reads the protocol header and frames from a byte stream through a
+// bufio.Reader. It is not safe for concurrent use.
+type Reader struct {
+	br       *bufio.Reader
+	maxFrame uint32
+	hdr      [7]byte
+}
+
+// NewReader returns a Reader of r whose frame limit is FrameMinSize until
+// SetMaxFrameSize raises it.
+func NewReader(r io.Reader) *Reader {
+	return &Reader{br: bufio.NewReaderSize(r, 64<<10), maxFrame: FrameMinSize}
+}
+
+// SetMaxFrameSize sets the largest frame ReadFrame accepts, counting the 8
+// bytes of frame overhead, normally the frame-max negotiated by tune/tune-ok.
+// 0 means FrameMinSize; a negotiated "no limit" (frame-max 0) must be passed
+// as math.MaxUint32.
+func (r *Reader) SetMaxFrameSize(n uint32) {
+	if n == 0 {
+		n = FrameMinSize
+	}
+	r.maxFrame = n
+}
+
+// ReadProtocolHeader reads the 8-byte protocol header a client opens with. A
+// header other than ProtocolHeader is a *ProtocolError (FrameError); the
+// server then writes ProtocolHeader and closes, as the spec says.
+func (r *Reader) ReadProtocolHeader() error {
+	var h [8]byte
+	if _, err := io.ReadFull(r.br, h[:]); err != nil {
+		return err
+	}
+	if !bytes.Equal(h[:], ProtocolHeader) {
+		return &ProtocolError{Code: FrameError, Reason: fmt.Sprintf("bad protocol header %q, want %q", h[:], ProtocolHeader)}
+	}
+	return nil
+}
+
+// ReadFrame reads the next frame. Errors of the underlying reader (io.EOF
+// between frames, io.ErrUnexpectedEOF within one, network errors) pass
+// through; a frame larger than the limit, without the frame-end octet or of
+// an unknown type is a *ProtocolError with FrameError. The payload is freshly
+// allocated and safe to keep.
+func (r *Reader) ReadFrame() (Frame, error) {
+	if _, err := io.ReadFull(r.br, r.hdr[:]); err != nil {
+		return Frame{}, err
+	}
+	f := Frame{Type: r.hdr[0], Channel: binary.BigEndian.Uint16(r.hdr[1:])}
+	size := binary.BigEndian.Uint32(r.hdr[3:])
+	if uint64(size)+frameOverhead > uint64(r.maxFrame) {
+		return Frame{}, &ProtocolError{Code: FrameError, Reason: fmt.Sprintf(
+			"frame of type %d on channel %d: size %d exceeds the maximum frame size %d", f.Type, f.Channel, uint64(size)+frameOverhead, r.maxFrame)}
+	}
+	// Allocate the payload and the frame-end octet together, then drop the
+	// end from the slice's capacity so appends by the caller cannot see it.
+	buf := make([]byte, int(size)+1)
+	if _, err := io.ReadFull(r.br, buf); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return Frame{}, err
+	}
+	if end := buf[size]; end != FrameEnd {
+		return Frame{}, &ProtocolError{Code: FrameError, Reason: fmt.Sprintf(
+			"frame of type %d on channel %d: frame-end octet is 0x%02x, want 0x%02x", f.Type, f.Channel, end, FrameEnd)}
+	}
+	switch f.Type {
+	case FrameMethod, FrameHeader, FrameBody, FrameHeartbeat:
+	default:
+		return Frame{}, &ProtocolError{Code: FrameError, Reason: fmt.Sprintf("unknown frame type %d on channel %d", f.Type, f.Channel)}
+	}
+	f.Payload = buf[:size:size]
+	return f, nil
+}
+
+// Writer writes frames through a bufio.Writer it owns. Nothing reaches the
+// underlying writer before Flush (or a full buffer). It is not safe for
+// concurrent use.
+type Writer struct {
+	bw      *bufio.Writer
+	scratch []byte // reused encoding buffer for method and header payloads
+}
+
+// NewWriter returns a Writer buffering writes to w.
+func NewWriter(w io.Writer) *Writer {
+	return &Writer{bw: bufio.NewWriterSize(w, 64<<10)}
+}
+
+// WriteFrame writes one frame.
+func (w *Writer) WriteFrame(f Frame) error {
+	return w.writeFrame(f.Type, f.Channel, f.Payload)
+}
+
+func (w *Writer) writeFrame(typ uint8, channel uint16, payload []byte) error {
+	if uint64(len(payload)) > 1<<32-1 {
+		return fmt.Errorf("write frame: payload of %d bytes, longer than 4 GiB", len(payload))
+	}
+	var hdr [7]byte
+	hdr[0] = typ
+	binary.BigEndian.PutUint16(hdr[1:], channel)
+	binary.BigEndian.PutUint32(hdr[3:], uint32(len(payload)))
+	if _, err := w.bw.Write(hdr[:]); err != nil {
+		return err
+	}
+	if _, err := w.bw.Write(payload); err != nil {
+		return err
+	}
+	return w.bw.WriteByte(FrameEnd)
+}
+
+// WriteMethod encodes m and writes it as a method frame on channel.
+func (w *Writer) WriteMethod(channel uint16, m Method) error {
+	p, err := AppendMethod(w.scratch[:0], m)
+	if err != nil {
+		return err
+	}
+	w.keepScratch(p)
+	return w.writeFrame(FrameMethod, channel, p)
+}
+
+// WriteContent writes a content header frame for body with props, then the
+// body in body frames, splitting it so that every frame, overhead included,
+// is at most frameMax bytes (0 means no limit). An empty body has no body
+// frames. It does not write the method the content belongs to.
+func (w *Writer) WriteContent(channel uint16, classID uint16, props *message.Properties, body []byte, frameMax uint32) error {
+	if frameMax != 0 && frameMax <= frameOverhead {
+		return fmt.Errorf("write content: frame max %d leaves no room for a payload", frameMax)
+	}
+	h := ContentHeader{ClassID: classID, BodySize: uint64(len(body))}
+	if props != nil {
+		h.Properties = *props
+	}
+	p, err := AppendContentHeader(w.scratch[:0], &h)
+	if err != nil {
+		return err
+	}
+	w.keepScratch(p)
+	if frameMax != 0 && uint64(len(p))+frameOverhead > uint64(frameMax) {
+		return fmt.Errorf("write content: header frame of %d bytes exceeds frame max %d", len(p)+frameOverhead, frameMax)
+	}
+	if err := w.writeFrame(FrameHeader, channel, p); err != nil {
+		return err
+	}
+	chunk := len(body)
+	if frameMax != 0 {
+		chunk = int(frameMax - frameOverhead)
+	}
+	for len(body) > 0 {
+		n := min(chunk, len(body))
+		if err := w.writeFrame(FrameBody, channel, body[:n]); err != nil {
+			return err
+		}
+		body = body[n:]
+	}
+	return nil
+}
+
+// keepScratch keeps p's array for the next encoding unless it grew large.
+func (w *Writer) keepScratch(p []byte) {
+	if cap(p) <= maxScratch {
+		w.scratch = p
+	}
+}
+
+// maxScratch bounds the encoding buffer a Writer keeps between writes.
+const maxScratch = 64 << 10
+
+// WriteHeartbeat writes a heartbeat frame (channel 0, empty payload).
+func (w *Writer) WriteHeartbeat() error {
+	return w.writeFrame(FrameHeartbeat, 0, nil)
+}
+
+// Flush writes buffered frames to the underlying writer.
+func (w *Writer) Flush() error {
+	return w.bw.Flush()
+}
+
+// Buffered returns how many bytes are buffered and not yet flushed.
+func (w *Writer) Buffered() int {
+	return w.bw.Buffered()
+}
