@@ -1,3 +1,5 @@
 module github.com/sluicemq/sluice
 
 go 1.26
+
+require github.com/rabbitmq/amqp091-go v1.16.0
