@@ -1,0 +1,232 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/sluicemq/sluice/internal/amqpserver"
+	"github.com/sluicemq/sluice/internal/broker"
+	"github.com/sluicemq/sluice/internal/store/memstore"
+)
+
+const serveUsage = `Usage: sluice serve [flags]
+
+Runs the broker until SIGINT or SIGTERM; on either it closes every client
+connection with 320 CONNECTION_FORCED and stops.
+
+Flags:
+%s
+Each setting comes from, highest first: the flag, the environment variable,
+the config file, the default. Environment variables:
+  SLUICE_DATA, SLUICE_AMQP, SLUICE_HTTP, SLUICE_LOG_LEVEL,
+  SLUICE_LOG_FORMAT, SLUICE_CONFIG (the config file)
+
+The config file is JSON with any of these keys:
+  {
+    "data": "./sluice-data",
+    "amqp": "127.0.0.1:5672",
+    "http": "127.0.0.1:15672",
+    "log_level": "info",
+    "log_format": "text"
+  }
+`
+
+// serveConfig is `sluice serve`'s settings; json tags are the config file keys.
+type serveConfig struct {
+	Data      string `json:"data"`
+	AMQP      string `json:"amqp"`
+	HTTP      string `json:"http"`
+	LogLevel  string `json:"log_level"`
+	LogFormat string `json:"log_format"`
+}
+
+func defaultServeConfig() serveConfig {
+	return serveConfig{
+		Data:      "./sluice-data",
+		AMQP:      "127.0.0.1:5672",
+		HTTP:      "127.0.0.1:15672",
+		LogLevel:  "info",
+		LogFormat: "text",
+	}
+}
+
+// settings lists every setting once: its flag, env variable and field.
+func (c *serveConfig) settings() []struct {
+	flag, env, help string
+	field           *string
+} {
+	return []struct {
+		flag, env, help string
+		field           *string
+	}{
+		{"data", "SLUICE_DATA", "data directory (created if missing)", &c.Data},
+		{"amqp", "SLUICE_AMQP", "AMQP listen address", &c.AMQP},
+		{"http", "SLUICE_HTTP", "HTTP API, console and /metrics listen address (not built yet)", &c.HTTP},
+		{"log-level", "SLUICE_LOG_LEVEL", "log level: debug, info, warn, error", &c.LogLevel},
+		{"log-format", "SLUICE_LOG_FORMAT", "log format: text or json", &c.LogFormat},
+	}
+}
+
+// loadServeConfig merges defaults, config file, environment and flags.
+// It returns flag.ErrHelp after printing help.
+func loadServeConfig(args []string, lookupEnv func(string) (string, bool), out io.Writer) (serveConfig, error) {
+	cfg := defaultServeConfig()
+	fs := flag.NewFlagSet("sluice serve", flag.ContinueOnError)
+	fs.SetOutput(out)
+	flagVals := make(map[string]*string)
+	defaults := defaultServeConfig()
+	for _, s := range defaults.settings() {
+		flagVals[s.flag] = fs.String(s.flag, *s.field, s.help+" (env "+s.env+")")
+	}
+	configPath := fs.String("config", "", "config file, JSON (env SLUICE_CONFIG)")
+	fs.Usage = func() {
+		var b bytes.Buffer
+		fs.SetOutput(&b)
+		fs.PrintDefaults()
+		fs.SetOutput(out)
+		fmt.Fprintf(out, serveUsage, b.String())
+	}
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+
+	path := *configPath
+	if path == "" {
+		path, _ = lookupEnv("SLUICE_CONFIG")
+	}
+	if path != "" {
+		if err := cfg.readFile(path); err != nil {
+			return cfg, err
+		}
+	}
+	set := make(map[string]bool)
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for _, s := range cfg.settings() {
+		if set[s.flag] {
+			*s.field = *flagVals[s.flag]
+		} else if v, ok := lookupEnv(s.env); ok {
+			*s.field = v
+		}
+	}
+	return cfg, nil
+}
+
+func (c *serveConfig) readFile(path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read config file: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(c); err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	return nil
+}
+
+func newLogger(cfg serveConfig, w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		return nil, fmt.Errorf("log level %q: want debug, info, warn or error", cfg.LogLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch cfg.LogFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log format %q: want text or json", cfg.LogFormat)
+}
+
+// serve runs the broker until ctx ends. Shutdown order: the AMQP server
+// (every connection closed with 320), then the broker, then the store.
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cfg, err := loadServeConfig(args, os.LookupEnv, stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "sluice serve: %v\n", err)
+		return 2
+	}
+	log, err := newLogger(cfg, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "sluice serve: %v\n", err)
+		return 2
+	}
+	if err := runBroker(ctx, cfg, log); err != nil {
+		log.Error("sluice stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func runBroker(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
+	if err := os.MkdirAll(cfg.Data, 0o750); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	log.Warn("messages are not durable yet: the durable store is not built, so Sluice keeps everything in memory", "data", cfg.Data)
+	if cfg.HTTP != "" {
+		log.Warn("the HTTP API is not built yet; not listening", "http", cfg.HTTP)
+	}
+	st := memstore.New()
+	defer st.Close()
+
+	bcfg := broker.DefaultConfig()
+	bcfg.Logger = log
+	b, err := broker.Open(bcfg, st)
+	if err != nil {
+		return fmt.Errorf("open broker: %w", err)
+	}
+	scfg := amqpserver.DefaultConfig()
+	scfg.Logger = log
+	scfg.Addr = cfg.AMQP
+	scfg.Version = version
+	srv, err := amqpserver.New(scfg, b)
+	if err != nil {
+		b.Close(context.Background())
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.AMQP)
+	if err != nil {
+		b.Close(context.Background())
+		return fmt.Errorf("listen amqp: %w", err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("sluice started", "version", version, "amqp", ln.Addr().String())
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		log.Info("sluice shutting down")
+	case serveErr = <-served:
+		served <- serveErr
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	errs := []error{srv.Close(sctx)}
+	if err := <-served; !errors.Is(err, amqpserver.ErrServerClosed) {
+		errs = append(errs, err)
+	}
+	errs = append(errs, b.Close(sctx))
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	log.Info("sluice stopped")
+	return nil
+}

@@ -1,0 +1,418 @@
+package amqpserver
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+
+	"github.com/sluicemq/sluice/internal/amqp"
+	"github.com/sluicemq/sluice/internal/broker"
+	"github.com/sluicemq/sluice/internal/message"
+)
+
+// classBasic is the basic class, the only one with content.
+const classBasic = 60
+
+// channel is one open AMQP channel. The connection's reader goroutine owns
+// it; out and confirms are shared with broker goroutines and lock
+// themselves.
+type channel struct {
+	c        *conn
+	id       uint16
+	b        *broker.Channel
+	out      *outlet
+	confirms *confirms // nil until confirm.select
+	closing  bool      // the server sent channel.close
+	lastQ    string    // the most recently declared queue, for empty names
+
+	// Content assembly of a basic.publish.
+	publish  *amqp.BasicPublish
+	header   *amqp.ContentHeader
+	body     []byte
+	received uint64
+}
+
+func newChannel(c *conn, id uint16) *channel {
+	return &channel{c: c, id: id, out: newOutlet(c.wr, id, c.cancelNotify)}
+}
+
+// method handles one method frame on the channel.
+func (ch *channel) method(m amqp.Method) error {
+	if ch.closing {
+		switch m.(type) {
+		case *amqp.ChannelCloseOk:
+			delete(ch.c.channels, ch.id)
+		case *amqp.ChannelClose:
+			ch.c.wr.method(ch.id, &amqp.ChannelCloseOk{})
+		}
+		return nil
+	}
+	if ch.publish != nil {
+		return newError(amqp.UnexpectedFrame, ch.publish,
+			"expected content header for class %d, got non content header frame instead", classBasic)
+	}
+	if err := ch.dispatch(m); err != nil {
+		return ch.exception(err)
+	}
+	return nil
+}
+
+// exception turns a handler error into a channel close, or passes a
+// connection exception up.
+func (ch *channel) exception(err error) error {
+	ae, ok := err.(*amqpError)
+	if !ok || ae.connection {
+		return err
+	}
+	ch.c.log.Info("amqp channel exception", logChannel, ch.id, logCode, ae.code, logReason, ae.text)
+	ch.shutdown()
+	ch.closing = true
+	ch.c.wr.method(ch.id, &amqp.ChannelClose{ReplyCode: ae.code, ReplyText: ae.text, ClassId: ae.classID, MethodId: ae.methodID})
+	return nil
+}
+
+// shutdown releases the channel's broker state and stops its output.
+func (ch *channel) shutdown() {
+	ch.out.close()
+	if ch.confirms != nil {
+		ch.confirms.close()
+	}
+	ch.b.Close()
+	ch.publish, ch.header, ch.body = nil, nil, nil
+}
+
+// reply queues m unless the client asked for nowait.
+func (ch *channel) reply(noWait bool, m amqp.Method) {
+	if !noWait {
+		ch.c.wr.method(ch.id, m)
+	}
+}
+
+// queueName resolves RabbitMQ's shorthand: an empty queue name means the
+// channel's most recently declared queue.
+func (ch *channel) queueName(name string, m amqp.Method) (string, error) {
+	if name != "" {
+		return name, nil
+	}
+	if ch.lastQ == "" {
+		return "", newError(amqp.NotFound, m, "no previously declared queue")
+	}
+	return ch.lastQ, nil
+}
+
+func (ch *channel) dispatch(m amqp.Method) error {
+	switch m := m.(type) {
+	case *amqp.ChannelClose:
+		ch.shutdown()
+		delete(ch.c.channels, ch.id)
+		ch.c.wr.method(ch.id, &amqp.ChannelCloseOk{})
+	case *amqp.ChannelCloseOk:
+		// Not closing: nothing to acknowledge.
+	case *amqp.ChannelOpen:
+		return newError(amqp.ChannelError, m, "second 'channel.open' seen")
+	case *amqp.ChannelFlow:
+		ch.b.SetFlow(m.Active)
+		ch.c.wr.method(ch.id, &amqp.ChannelFlowOk{Active: m.Active})
+	case *amqp.ChannelFlowOk:
+		// The server never sends channel.flow; ignore a stray answer.
+	case *amqp.AccessRequest:
+		ch.c.wr.method(ch.id, &amqp.AccessRequestOk{Ticket: 1})
+
+	case *amqp.ExchangeDeclare:
+		err := ch.b.DeclareExchange(broker.ExchangeDecl{
+			Name: m.Exchange, Type: m.Type, Passive: m.Passive, Durable: m.Durable,
+			AutoDelete: m.AutoDelete, Internal: m.Internal, Args: m.Arguments,
+		})
+		if err != nil {
+			return fromBroker(err, m)
+		}
+		ch.reply(m.NoWait, &amqp.ExchangeDeclareOk{})
+	case *amqp.ExchangeDelete:
+		if err := ch.b.DeleteExchange(m.Exchange, m.IfUnused); err != nil {
+			return fromBroker(err, m)
+		}
+		ch.reply(m.NoWait, &amqp.ExchangeDeleteOk{})
+	case *amqp.ExchangeBind:
+		b := broker.Binding{Source: m.Source, Destination: m.Destination, Key: m.RoutingKey, Args: m.Arguments}
+		if err := ch.b.BindExchange(b); err != nil {
+			return fromBroker(err, m)
+		}
+		ch.reply(m.NoWait, &amqp.ExchangeBindOk{})
+	case *amqp.ExchangeUnbind:
+		b := broker.Binding{Source: m.Source, Destination: m.Destination, Key: m.RoutingKey, Args: m.Arguments}
+		if err := ch.b.UnbindExchange(b); err != nil {
+			return fromBroker(err, m)
+		}
+		ch.reply(m.NoWait, &amqp.ExchangeUnbindOk{})
+
+	case *amqp.QueueDeclare:
+		st, err := ch.b.DeclareQueue(broker.QueueDecl{
+			Name: m.Queue, Passive: m.Passive, Durable: m.Durable, Exclusive: m.Exclusive,
+			AutoDelete: m.AutoDelete, Args: m.Arguments,
+		})
+		if err != nil {
+			return fromBroker(err, m)
+		}
+		ch.lastQ = st.Name
+		ch.reply(m.NoWait, &amqp.QueueDeclareOk{Queue: st.Name, MessageCount: st.Messages, ConsumerCount: st.Consumers})
+	case *amqp.QueueBind:
+		q, err := ch.queueName(m.Queue, m)
+		if err != nil {
+			return err
+		}
+		key := m.RoutingKey
+		if m.Queue == "" && key == "" {
+			key = q
+		}
+		if err := ch.b.BindQueue(broker.Binding{Source: m.Exchange, Destination: q, Key: key, Args: m.Arguments}); err != nil {
+			return fromBroker(err, m)
+		}
+		ch.reply(m.NoWait, &amqp.QueueBindOk{})
+	case *amqp.QueueUnbind:
+		q, err := ch.queueName(m.Queue, m)
+		if err != nil {
+			return err
+		}
+		if err := ch.b.UnbindQueue(broker.Binding{Source: m.Exchange, Destination: q, Key: m.RoutingKey, Args: m.Arguments}); err != nil {
+			return fromBroker(err, m)
+		}
+		ch.reply(false, &amqp.QueueUnbindOk{})
+	case *amqp.QueuePurge:
+		q, err := ch.queueName(m.Queue, m)
+		if err != nil {
+			return err
+		}
+		n, err := ch.b.PurgeQueue(q)
+		if err != nil {
+			return fromBroker(err, m)
+		}
+		ch.reply(m.NoWait, &amqp.QueuePurgeOk{MessageCount: n})
+	case *amqp.QueueDelete:
+		q, err := ch.queueName(m.Queue, m)
+		if err != nil {
+			return err
+		}
+		n, err := ch.b.DeleteQueue(q, m.IfUnused, m.IfEmpty)
+		if err != nil {
+			return fromBroker(err, m)
+		}
+		ch.reply(m.NoWait, &amqp.QueueDeleteOk{MessageCount: n})
+
+	default:
+		return ch.basic(m)
+	}
+	return nil
+}
+
+// basic handles the basic, tx and confirm classes.
+func (ch *channel) basic(m amqp.Method) error {
+	switch m := m.(type) {
+	case *amqp.BasicQos:
+		if err := ch.b.Qos(m.PrefetchSize, m.PrefetchCount, m.Global); err != nil {
+			return fromBroker(err, m)
+		}
+		ch.c.wr.method(ch.id, &amqp.BasicQosOk{})
+	case *amqp.BasicConsume:
+		return ch.consume(m)
+	case *amqp.BasicCancel:
+		if err := ch.b.Cancel(m.ConsumerTag); err != nil {
+			return fromBroker(err, m)
+		}
+		ch.out.forget(m.ConsumerTag)
+		ch.reply(m.NoWait, &amqp.BasicCancelOk{ConsumerTag: m.ConsumerTag})
+	case *amqp.BasicPublish:
+		if m.Immediate {
+			return newError(amqp.NotImplemented, m, "immediate=true")
+		}
+		ch.publish = m
+	case *amqp.BasicGet:
+		return ch.get(m)
+	case *amqp.BasicAck:
+		if err := ch.b.Ack(m.DeliveryTag, m.Multiple); err != nil {
+			return fromBroker(err, m)
+		}
+	case *amqp.BasicNack:
+		if err := ch.b.Nack(m.DeliveryTag, m.Multiple, m.Requeue); err != nil {
+			return fromBroker(err, m)
+		}
+	case *amqp.BasicReject:
+		if err := ch.b.Nack(m.DeliveryTag, false, m.Requeue); err != nil {
+			return fromBroker(err, m)
+		}
+	case *amqp.BasicRecover:
+		if err := ch.b.Recover(m.Requeue); err != nil {
+			return fromBroker(err, m)
+		}
+		ch.c.wr.method(ch.id, &amqp.BasicRecoverOk{})
+	case *amqp.BasicRecoverAsync:
+		if err := ch.b.Recover(m.Requeue); err != nil {
+			return fromBroker(err, m)
+		}
+
+	case *amqp.TxSelect:
+		if err := ch.b.SelectTx(); err != nil {
+			return fromBroker(err, m)
+		}
+		ch.c.wr.method(ch.id, &amqp.TxSelectOk{})
+	case *amqp.TxCommit:
+		if err := ch.b.CommitTx(); err != nil {
+			return fromBroker(err, m)
+		}
+		ch.c.wr.method(ch.id, &amqp.TxCommitOk{})
+	case *amqp.TxRollback:
+		if err := ch.b.RollbackTx(); err != nil {
+			return fromBroker(err, m)
+		}
+		ch.c.wr.method(ch.id, &amqp.TxRollbackOk{})
+	case *amqp.ConfirmSelect:
+		if ch.confirms == nil {
+			if err := ch.b.SelectConfirm(); err != nil {
+				return fromBroker(err, m)
+			}
+			ch.confirms = newConfirms(ch.c.wr, ch.id)
+		}
+		ch.reply(m.NoWait, &amqp.ConfirmSelectOk{})
+
+	default:
+		// Methods only a server sends (basic.deliver, queue.declare-ok, …).
+		return newError(amqp.CommandInvalid, m, "unexpected method %s from a client", m.Name())
+	}
+	return nil
+}
+
+func (ch *channel) consume(m *amqp.BasicConsume) error {
+	q, err := ch.queueName(m.Queue, m)
+	if err != nil {
+		return err
+	}
+	tag := m.ConsumerTag
+	if tag == "" {
+		tag = newConsumerTag()
+	}
+	ch.out.hold(tag, m.NoAck)
+	tag, err = ch.b.Consume(broker.ConsumeRequest{
+		Queue: q, Tag: tag, NoLocal: m.NoLocal, NoAck: m.NoAck, Exclusive: m.Exclusive, Args: m.Arguments,
+	})
+	if err != nil {
+		ch.out.release(nil, false)
+		return fromBroker(err, m)
+	}
+	var ok amqp.Method
+	if !m.NoWait {
+		ok = &amqp.BasicConsumeOk{ConsumerTag: tag}
+	}
+	ch.out.release(ok, true)
+	return nil
+}
+
+func (ch *channel) get(m *amqp.BasicGet) error {
+	q, err := ch.queueName(m.Queue, m)
+	if err != nil {
+		return err
+	}
+	d, err := ch.b.Get(q, m.NoAck)
+	if err != nil {
+		return fromBroker(err, m)
+	}
+	if d == nil {
+		ch.c.wr.method(ch.id, &amqp.BasicGetEmpty{})
+		return nil
+	}
+	ch.c.wr.enqueue(outItem{
+		channel: ch.id,
+		method: &amqp.BasicGetOk{
+			DeliveryTag: d.DeliveryTag, Redelivered: d.Redelivered, Exchange: d.Exchange,
+			RoutingKey: d.RoutingKey, MessageCount: d.MessageCount,
+		},
+		content: true,
+		props:   &d.Properties,
+		body:    d.Body,
+	})
+	return nil
+}
+
+// newConsumerTag generates a consumer tag as RabbitMQ does: amq.ctag-….
+func newConsumerTag() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return "amq.ctag-" + base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// content handles a content header or body frame.
+func (ch *channel) content(f amqp.Frame) error {
+	if ch.closing {
+		return nil
+	}
+	if ch.publish == nil {
+		return newError(amqp.UnexpectedFrame, nil, "expected method frame, got non method frame instead")
+	}
+	if f.Type == amqp.FrameHeader {
+		if ch.header != nil {
+			return newError(amqp.UnexpectedFrame, ch.publish, "expected content body, got non content body frame instead")
+		}
+		h, err := amqp.ReadContentHeader(f.Payload)
+		if err != nil {
+			return fromCodec(err)
+		}
+		if h.ClassID != classBasic {
+			return newError(amqp.UnexpectedFrame, ch.publish,
+				"expected content header for class %d, got one for class %d instead", classBasic, h.ClassID)
+		}
+		if max := ch.c.srv.cfg.MaxMessageSize; h.BodySize > max {
+			err := newError(amqp.PreconditionFailed, ch.publish, "message size %d is larger than configured max size %d", h.BodySize, max)
+			ch.publish = nil
+			return ch.exception(err)
+		}
+		ch.header = &h
+		ch.body = make([]byte, 0, h.BodySize)
+		if h.BodySize == 0 {
+			return ch.published()
+		}
+		return nil
+	}
+	if ch.header == nil {
+		return newError(amqp.UnexpectedFrame, ch.publish,
+			"expected content header for class %d, got non content header frame instead", classBasic)
+	}
+	if uint64(len(ch.body))+uint64(len(f.Payload)) > ch.header.BodySize {
+		return newError(amqp.FrameError, ch.publish, "content body of %d bytes exceeds the declared body size %d",
+			uint64(len(ch.body))+uint64(len(f.Payload)), ch.header.BodySize)
+	}
+	ch.body = append(ch.body, f.Payload...)
+	if uint64(len(ch.body)) == ch.header.BodySize {
+		return ch.published()
+	}
+	return nil
+}
+
+// published hands a fully assembled message to the broker, then answers
+// with basic.return and the confirm, in that order.
+func (ch *channel) published() error {
+	p, h, body := ch.publish, ch.header, ch.body
+	ch.publish, ch.header, ch.body = nil, nil, nil
+	msg := &message.Message{Exchange: p.Exchange, RoutingKey: p.RoutingKey, Properties: h.Properties, Body: body}
+
+	var seq uint64
+	done := func(error) {}
+	if cf := ch.confirms; cf != nil {
+		seq = cf.next()
+		done = func(err error) { cf.stored(seq, err) }
+	}
+	routed, err := ch.b.Publish(msg, p.Mandatory, done)
+	if err != nil {
+		return ch.exception(fromBroker(err, p))
+	}
+	if !routed && p.Mandatory {
+		ch.c.wr.enqueue(outItem{
+			channel: ch.id,
+			method:  &amqp.BasicReturn{ReplyCode: amqp.NoRoute, ReplyText: amqp.ReplyText(amqp.NoRoute), Exchange: p.Exchange, RoutingKey: p.RoutingKey},
+			content: true,
+			props:   &msg.Properties,
+			body:    body,
+		})
+	}
+	if ch.confirms != nil {
+		ch.confirms.release(seq)
+	}
+	ch.c.waitUnblocked()
+	return nil
+}

@@ -1,0 +1,85 @@
+package amqpserver
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/sluicemq/sluice/internal/amqp"
+)
+
+// Config configures a Server.
+type Config struct {
+	// Addr is the TCP address ListenAndServe listens on.
+	Addr   string
+	Logger *slog.Logger
+	// ChannelMax is the highest channel id a client may use (tune's
+	// channel-max). A client may negotiate it down, never up.
+	ChannelMax uint16
+	// FrameMax is the largest frame the server accepts and offers in
+	// connection.tune; a client may negotiate it down to 4096.
+	FrameMax uint32
+	// Heartbeat is the interval the server proposes; the client's tune-ok
+	// value wins. Zero disables heartbeats unless the client asks for them.
+	Heartbeat time.Duration
+	// MaxMessageSize bounds a published message's body; a larger one is
+	// refused with 406 PRECONDITION_FAILED (RabbitMQ's max_message_size).
+	MaxMessageSize uint64
+	// HandshakeTimeout bounds the time from accepting a socket to
+	// connection.open.
+	HandshakeTimeout time.Duration
+	// CloseTimeout bounds the wait for connection.close-ok after the server
+	// sent connection.close.
+	CloseTimeout time.Duration
+	// Version is the product version reported in server properties.
+	Version string
+	// ClusterName is reported in server properties.
+	ClusterName string
+}
+
+// DefaultConfig returns the configuration `sluice serve` starts with.
+func DefaultConfig() Config {
+	return Config{
+		Addr:             "127.0.0.1:5672",
+		Logger:           slog.Default(),
+		ChannelMax:       2047,
+		FrameMax:         131072,
+		Heartbeat:        60 * time.Second,
+		MaxMessageSize:   128 << 20,
+		HandshakeTimeout: 10 * time.Second,
+		CloseTimeout:     3 * time.Second,
+		Version:          "0.1.0",
+		ClusterName:      "sluice",
+	}
+}
+
+// Validate reports a configuration that cannot work.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Logger == nil {
+		errs = append(errs, errors.New("logger is nil"))
+	}
+	if c.ChannelMax == 0 {
+		errs = append(errs, errors.New("channel max is 0"))
+	}
+	if c.FrameMax < amqp.FrameMinSize {
+		errs = append(errs, fmt.Errorf("frame max %d is below the minimum %d", c.FrameMax, amqp.FrameMinSize))
+	}
+	if c.Heartbeat < 0 || c.Heartbeat%time.Second != 0 || c.Heartbeat > 65535*time.Second {
+		errs = append(errs, fmt.Errorf("heartbeat %v is not a whole number of seconds in 0..65535", c.Heartbeat))
+	}
+	if c.MaxMessageSize == 0 {
+		errs = append(errs, errors.New("max message size is 0"))
+	}
+	if c.HandshakeTimeout <= 0 {
+		errs = append(errs, errors.New("handshake timeout must be positive"))
+	}
+	if c.CloseTimeout <= 0 {
+		errs = append(errs, errors.New("close timeout must be positive"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("amqpserver config: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,398 @@
+package amqpserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"os"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/sluicemq/sluice/internal/amqp"
+	"github.com/sluicemq/sluice/internal/broker"
+	"github.com/sluicemq/sluice/internal/message"
+)
+
+// connState is where a connection is in its handshake.
+type connState uint8
+
+const (
+	awaitStartOk connState = iota
+	awaitTuneOk
+	awaitOpen
+	opened
+)
+
+// conn is one client connection. Its reader goroutine (serve) owns every
+// field not marked otherwise; the writer goroutine owns wr's internals.
+type conn struct {
+	srv      *Server
+	nc       net.Conn
+	r        *amqp.Reader
+	wr       *writer
+	log      *slog.Logger
+	name     string
+	loopback bool
+
+	state      connState
+	done       bool // the connection is finished: close-ok sent or received
+	channelMax uint16
+	frameMax   uint32
+	heartbeat  time.Duration
+	user       string
+	vhost      string
+	clientProp message.Table
+	bconn      *broker.Connection
+	channels   map[uint16]*channel
+
+	// Capabilities the client advertised; written before opened, read-only after.
+	cancelNotify  bool
+	blockedNotify bool
+
+	// mu guards the fields below, shared with Server.Close and SetBlocked.
+	mu        sync.Mutex
+	closing   bool          // the server sent connection.close
+	closeReq  chan struct{} // closed when closing becomes true
+	isOpen    bool          // connection.open-ok was sent
+	sentBlock bool          // connection.blocked was sent and not yet unblocked
+}
+
+func newConn(s *Server, nc net.Conn, id uint64) *conn {
+	name := fmt.Sprintf("%s -> %s", nc.RemoteAddr(), nc.LocalAddr())
+	c := &conn{
+		srv:      s,
+		nc:       nc,
+		r:        amqp.NewReader(nc),
+		name:     name,
+		log:      s.log.With(logConn, id, logRemote, nc.RemoteAddr().String()),
+		channels: make(map[uint16]*channel),
+		closeReq: make(chan struct{}),
+	}
+	if ta, ok := nc.RemoteAddr().(*net.TCPAddr); ok && ta.IP.IsLoopback() {
+		c.loopback = true
+	}
+	c.wr = newWriter(nc, c.log)
+	return c
+}
+
+// serve runs the connection's reader until the connection ends, then
+// releases its broker session, stops its writer and closes the socket.
+func (c *conn) serve() {
+	defer c.nc.Close()
+	c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.HandshakeTimeout))
+	if err := c.r.ReadProtocolHeader(); err != nil {
+		var pe *amqp.ProtocolError
+		if errors.As(err, &pe) {
+			c.log.Info("amqp bad protocol header", logErr, err)
+			c.nc.Write(amqp.ProtocolHeader)
+		}
+		return
+	}
+	c.log.Debug("amqp connection accepted")
+	go c.wr.run()
+	defer func() {
+		if c.bconn != nil {
+			c.bconn.Close()
+		}
+		for _, ch := range c.channels {
+			ch.out.close()
+		}
+		c.wr.close()
+		c.linger()
+		c.log.Debug("amqp connection closed")
+	}()
+	c.wr.method(0, &amqp.ConnectionStart{
+		VersionMajor:     0,
+		VersionMinor:     9,
+		ServerProperties: c.serverProperties(),
+		Mechanisms:       "PLAIN AMQPLAIN",
+		Locales:          "en_US",
+	})
+	c.loop()
+}
+
+// loop reads and handles frames until the connection is done.
+func (c *conn) loop() {
+	defer func() {
+		if v := recover(); v != nil {
+			c.log.Error("amqp connection panic", "panic", v, "stack", string(debug.Stack()))
+			c.shutdown(newError(amqp.InternalError, nil, "internal error"))
+			c.awaitCloseOk()
+		}
+	}()
+	for !c.done {
+		if c.heartbeat > 0 && c.state == opened && !c.isClosing() {
+			c.nc.SetReadDeadline(time.Now().Add(2 * c.heartbeat))
+		}
+		f, err := c.r.ReadFrame()
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+		if c.log.Enabled(context.Background(), slog.LevelDebug) {
+			c.log.Debug("frame received", logFrame, f.Type, logChannel, f.Channel, logSize, len(f.Payload))
+		}
+		if err := c.handleFrame(f); err != nil {
+			c.fail(err)
+		}
+	}
+}
+
+// readFailed handles a read error: a decoding failure closes the connection
+// with its reply code; anything else ends it silently.
+func (c *conn) readFailed(err error) {
+	var pe *amqp.ProtocolError
+	if errors.As(err, &pe) && !c.isClosing() {
+		c.log.Info("amqp frame error", logErr, err)
+		c.shutdown(fromCodec(err))
+		return // the stream is out of step: do not read on
+	}
+	var ne net.Error
+	switch {
+	case c.isClosing(), c.done:
+	case errors.As(err, &ne) && ne.Timeout() && c.state == opened:
+		c.log.Warn("amqp client missed heartbeats", "timeout", 2*c.heartbeat)
+	case errors.As(err, &ne) && ne.Timeout():
+		c.log.Warn("amqp handshake timed out")
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, os.ErrDeadlineExceeded):
+		c.log.Debug("amqp client went away", logErr, err)
+	default:
+		c.log.Info("amqp read", logErr, err)
+	}
+}
+
+// fail handles an error of handling one frame.
+func (c *conn) fail(err error) {
+	var ae *amqpError
+	if !errors.As(err, &ae) {
+		ae = newError(amqp.InternalError, nil, "%v", err)
+	}
+	if ae.connection {
+		c.shutdown(ae)
+		return
+	}
+	c.log.Error("amqp channel exception outside a channel", logErr, err)
+	c.shutdown(newError(amqp.InternalError, nil, "internal error"))
+}
+
+// shutdown sends connection.close once; the reader then only waits for
+// close-ok, for at most Config.CloseTimeout. Safe from any goroutine.
+func (c *conn) shutdown(e *amqpError) {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return
+	}
+	c.closing = true
+	close(c.closeReq)
+	c.mu.Unlock()
+	level := slog.LevelInfo
+	if e.code == amqp.ReplySuccess || e.code == amqp.ConnectionForced {
+		level = slog.LevelDebug
+	}
+	c.log.Log(context.Background(), level, "amqp closing connection", logCode, e.code, logReason, e.text)
+	c.wr.method(0, &amqp.ConnectionClose{ReplyCode: e.code, ReplyText: e.text, ClassId: e.classID, MethodId: e.methodID})
+	c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.CloseTimeout))
+}
+
+func (c *conn) isClosing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closing
+}
+
+// awaitCloseOk reads until close-ok (or close) arrives or the close timeout
+// passes, discarding everything else.
+func (c *conn) awaitCloseOk() {
+	for !c.done {
+		f, err := c.r.ReadFrame()
+		if err != nil {
+			return
+		}
+		c.handleClosing(f)
+	}
+}
+
+// handleClosing is handleFrame once the server sent connection.close.
+func (c *conn) handleClosing(f amqp.Frame) {
+	if f.Type != amqp.FrameMethod || f.Channel != 0 {
+		return
+	}
+	m, err := amqp.ReadMethod(f.Payload)
+	if err != nil {
+		return
+	}
+	switch m.(type) {
+	case *amqp.ConnectionCloseOk:
+		c.done = true
+	case *amqp.ConnectionClose:
+		c.wr.method(0, &amqp.ConnectionCloseOk{})
+		c.done = true
+	}
+}
+
+func (c *conn) handleFrame(f amqp.Frame) error {
+	if c.isClosing() {
+		c.handleClosing(f)
+		return nil
+	}
+	switch f.Type {
+	case amqp.FrameHeartbeat:
+		if f.Channel != 0 {
+			return newError(amqp.FrameError, nil, "heartbeat frame on channel %d", f.Channel)
+		}
+		return nil
+	case amqp.FrameMethod:
+		m, err := amqp.ReadMethod(f.Payload)
+		if err != nil {
+			return fromCodec(err)
+		}
+		if c.log.Enabled(context.Background(), slog.LevelDebug) {
+			c.log.Debug("method received", logChannel, f.Channel, logMethod, m.Name())
+		}
+		if c.state != opened {
+			if f.Channel != 0 {
+				return newError(amqp.CommandInvalid, m, "%s on channel %d before connection.open", m.Name(), f.Channel)
+			}
+			return c.handshake(m)
+		}
+		if f.Channel == 0 {
+			return c.connectionMethod(m)
+		}
+		return c.channelMethod(f.Channel, m)
+	default: // content header or body
+		if c.state != opened {
+			return newError(amqp.UnexpectedFrame, nil, "content frame before connection.open")
+		}
+		if f.Channel == 0 {
+			return newError(amqp.CommandInvalid, nil, "content frame on channel 0")
+		}
+		ch := c.channels[f.Channel]
+		if ch == nil {
+			return newError(amqp.ChannelError, nil, "expected 'channel.open'")
+		}
+		if err := ch.content(f); err != nil {
+			return ch.exception(err)
+		}
+		return nil
+	}
+}
+
+// connectionMethod handles a method on channel 0 after connection.open.
+func (c *conn) connectionMethod(m amqp.Method) error {
+	switch m := m.(type) {
+	case *amqp.ConnectionClose:
+		c.log.Debug("amqp client closed connection", logCode, m.ReplyCode, logReason, m.ReplyText)
+		c.wr.method(0, &amqp.ConnectionCloseOk{})
+		c.done = true
+		return nil
+	case *amqp.ConnectionCloseOk:
+		return nil
+	case *amqp.ConnectionUpdateSecret:
+		if err := c.srv.broker.Authenticate(c.user, m.NewSecret, c.loopback); err != nil {
+			return newError(amqp.NotAllowed, m, "Secret update was refused for user '%s'", c.user)
+		}
+		c.log.Info("amqp secret updated", logUser, c.user, logReason, m.Reason)
+		c.wr.method(0, &amqp.ConnectionUpdateSecretOk{})
+		return nil
+	default:
+		return newError(amqp.CommandInvalid, m, "unexpected method %s on channel 0", m.Name())
+	}
+}
+
+// channelMethod routes a method to its channel, opening one on
+// channel.open.
+func (c *conn) channelMethod(id uint16, m amqp.Method) error {
+	ch := c.channels[id]
+	if ch == nil {
+		switch m.(type) {
+		case *amqp.ChannelOpen:
+			return c.openChannel(id, m)
+		case *amqp.ChannelCloseOk:
+			return nil // a late answer to a close the server already finished
+		}
+		return newError(amqp.ChannelError, m, "expected 'channel.open'")
+	}
+	return ch.method(m)
+}
+
+func (c *conn) openChannel(id uint16, m amqp.Method) error {
+	if id > c.channelMax {
+		return newError(amqp.NotAllowed, m, "channel id %d exceeds the negotiated channel_max (%d)", id, c.channelMax)
+	}
+	ch := newChannel(c, id)
+	ch.b = c.bconn.Channel(id, ch.out)
+	ch.out.setBroker(ch.b)
+	c.channels[id] = ch
+	c.wr.method(id, &amqp.ChannelOpenOk{})
+	return nil
+}
+
+// notifyBlocked sends connection.blocked to a client that understands it.
+// Called from SetBlocked's goroutine.
+func (c *conn) notifyBlocked(reason string) {
+	c.mu.Lock()
+	send := c.isOpen && c.blockedNotify && !c.sentBlock && !c.closing
+	if send {
+		c.sentBlock = true
+	}
+	c.mu.Unlock()
+	if send {
+		c.wr.method(0, &amqp.ConnectionBlocked{Reason: reason})
+	}
+}
+
+func (c *conn) notifyUnblocked() {
+	c.mu.Lock()
+	send := c.sentBlock && !c.closing
+	c.sentBlock = false
+	c.mu.Unlock()
+	if send {
+		c.wr.method(0, &amqp.ConnectionUnblocked{})
+	}
+}
+
+// waitUnblocked stops reading this connection while publishers are
+// blocked, as RabbitMQ does with a connection that publishes during an
+// alarm. It returns when unblocked or when the connection is closed.
+func (c *conn) waitUnblocked() {
+	reason, unblocked := c.srv.blockState()
+	if reason == "" {
+		return
+	}
+	c.log.Info("amqp connection blocked", logReason, reason)
+	c.nc.SetReadDeadline(time.Time{}) // no heartbeat timeout while we do not read
+	select {
+	case <-unblocked:
+		c.log.Info("amqp connection unblocked")
+	case <-c.closeReq:
+	}
+}
+
+// maxFrameSize turns a negotiated frame-max into the reader's limit.
+func maxFrameSize(n uint32) uint32 {
+	if n == 0 {
+		return math.MaxUint32
+	}
+	return n
+}
+
+// linger half-closes the socket and reads until the client closes its side
+// (at most Config.CloseTimeout), so that unread input does not make the
+// kernel reset the connection before the client read our last frames.
+func (c *conn) linger() {
+	tc, ok := c.nc.(*net.TCPConn)
+	if !ok {
+		return
+	}
+	if err := tc.CloseWrite(); err != nil {
+		return
+	}
+	tc.SetReadDeadline(time.Now().Add(c.srv.cfg.CloseTimeout))
+	io.Copy(io.Discard, io.LimitReader(tc, 1<<20))
+}

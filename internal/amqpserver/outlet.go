@@ -1,0 +1,129 @@
+package amqpserver
+
+import (
+	"sync"
+
+	"github.com/sluicemq/sluice/internal/amqp"
+	"github.com/sluicemq/sluice/internal/broker"
+)
+
+// outlet is a channel's broker.Outlet: it turns deliveries and broker-side
+// cancellations into writer items. Broker goroutines call it; the channel's
+// reader goroutine sets it up around basic.consume so that consume-ok
+// precedes the consumer's first delivery.
+type outlet struct {
+	wr           *writer
+	channel      uint16
+	cancelNotify bool
+
+	// mu guards the fields below and orders enqueues.
+	mu      sync.Mutex
+	b       *broker.Channel
+	closed  bool
+	noAck   map[string]bool // consumer tags of no-ack consumers
+	holding string          // consumer being set up: its deliveries wait
+	held    []*broker.Delivery
+}
+
+func newOutlet(wr *writer, channel uint16, cancelNotify bool) *outlet {
+	return &outlet{wr: wr, channel: channel, cancelNotify: cancelNotify, noAck: make(map[string]bool)}
+}
+
+func (o *outlet) setBroker(b *broker.Channel) {
+	o.mu.Lock()
+	o.b = b
+	o.mu.Unlock()
+}
+
+// Deliver implements broker.Outlet.
+func (o *outlet) Deliver(d *broker.Delivery) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return
+	}
+	if d.ConsumerTag == o.holding {
+		o.held = append(o.held, d)
+		return
+	}
+	o.enqueueLocked(d)
+}
+
+func (o *outlet) enqueueLocked(d *broker.Delivery) {
+	it := outItem{
+		channel: o.channel,
+		method: &amqp.BasicDeliver{
+			ConsumerTag: d.ConsumerTag,
+			DeliveryTag: d.DeliveryTag,
+			Redelivered: d.Redelivered,
+			Exchange:    d.Exchange,
+			RoutingKey:  d.RoutingKey,
+		},
+		content: true,
+		props:   &d.Properties,
+		body:    d.Body,
+	}
+	if o.noAck[d.ConsumerTag] && o.b != nil {
+		b := o.b
+		it.after = func() { b.Written(1) }
+	}
+	o.wr.enqueue(it)
+}
+
+// ConsumerCancelled implements broker.Outlet: basic.cancel from the server,
+// sent only to clients that advertised consumer_cancel_notify.
+func (o *outlet) ConsumerCancelled(tag string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	delete(o.noAck, tag)
+	if o.closed || !o.cancelNotify {
+		return
+	}
+	o.wr.method(o.channel, &amqp.BasicCancel{ConsumerTag: tag, NoWait: true})
+}
+
+// hold makes deliveries to tag wait until release; it notes whether the
+// consumer is no-ack.
+func (o *outlet) hold(tag string, noAck bool) {
+	o.mu.Lock()
+	o.holding = tag
+	if noAck {
+		o.noAck[tag] = true
+	}
+	o.mu.Unlock()
+}
+
+// release enqueues first (consume-ok, when not nil) and then the held
+// deliveries. With ok false the consumer was refused: held deliveries are
+// dropped.
+func (o *outlet) release(first amqp.Method, ok bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !ok {
+		delete(o.noAck, o.holding)
+	}
+	if first != nil && !o.closed {
+		o.wr.method(o.channel, first)
+	}
+	if ok && !o.closed {
+		for _, d := range o.held {
+			o.enqueueLocked(d)
+		}
+	}
+	o.holding, o.held = "", nil
+}
+
+// forget drops a cancelled consumer's no-ack note.
+func (o *outlet) forget(tag string) {
+	o.mu.Lock()
+	delete(o.noAck, tag)
+	o.mu.Unlock()
+}
+
+// close drops all later deliveries.
+func (o *outlet) close() {
+	o.mu.Lock()
+	o.closed = true
+	o.held = nil
+	o.mu.Unlock()
+}

@@ -1,0 +1,230 @@
+package amqpserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluicemq/sluice/internal/amqp"
+	"github.com/sluicemq/sluice/internal/broker"
+)
+
+// ErrServerClosed is returned by Serve and ListenAndServe after Close.
+var ErrServerClosed = errors.New("amqpserver: server closed")
+
+// Server accepts AMQP connections and serves them over a broker.
+type Server struct {
+	cfg    Config
+	broker *broker.Broker
+	log    *slog.Logger
+	nextID atomic.Uint64
+	conns  sync.WaitGroup // one per connection goroutine pair
+
+	// mu guards the fields below.
+	mu        sync.Mutex
+	listeners []net.Listener
+	live      map[*conn]struct{}
+	closed    bool
+	blocked   string        // reason, when publishers are blocked
+	unblocked chan struct{} // closed when not blocked; replaced on SetBlocked
+}
+
+// New returns a server over b. It does not listen until Serve or
+// ListenAndServe.
+func New(cfg Config, b *broker.Broker) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if b == nil {
+		return nil, errors.New("amqpserver: broker is nil")
+	}
+	s := &Server{
+		cfg:       cfg,
+		broker:    b,
+		log:       cfg.Logger,
+		live:      make(map[*conn]struct{}),
+		unblocked: make(chan struct{}),
+	}
+	close(s.unblocked)
+	return s, nil
+}
+
+// ListenAndServe listens on Config.Addr and serves until Close.
+func (s *Server) ListenAndServe() error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen amqp %s: %w", s.cfg.Addr, err)
+	}
+	return s.Serve(ln)
+}
+
+// Serve accepts connections on ln until Close, and closes ln.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	s.listeners = append(s.listeners, ln)
+	s.mu.Unlock()
+	s.log.Info("amqp listening", "addr", ln.Addr().String())
+
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.isClosed() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.log.Warn("amqp accept", logErr, err, "retry_in", delay)
+				time.Sleep(delay)
+				continue
+			}
+			return fmt.Errorf("accept amqp: %w", err)
+		}
+		delay = 0
+		s.start(nc)
+	}
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// start serves one accepted socket, unless the server is closing.
+func (s *Server) start(nc net.Conn) {
+	c := newConn(s, nc, s.nextID.Add(1))
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		nc.Close()
+		return
+	}
+	s.live[c] = struct{}{}
+	s.conns.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.conns.Done()
+		defer s.forget(c)
+		c.serve()
+	}()
+}
+
+func (s *Server) forget(c *conn) {
+	s.mu.Lock()
+	delete(s.live, c)
+	s.mu.Unlock()
+}
+
+// Addr returns the address of the first listener, or nil before Serve.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.listeners) == 0 {
+		return nil
+	}
+	return s.listeners[0].Addr()
+}
+
+// Close stops accepting, closes every connection with 320
+// CONNECTION_FORCED and waits for the connections' goroutines. When ctx
+// ends first, the remaining sockets are closed at once.
+func (s *Server) Close(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	lns := s.listeners
+	s.listeners = nil
+	conns := make([]*conn, 0, len(s.live))
+	for c := range s.live {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+
+	for _, ln := range lns {
+		ln.Close()
+	}
+	for _, c := range conns {
+		c.shutdown(newError(amqp.ConnectionForced, nil, "broker shutdown"))
+	}
+	done := make(chan struct{})
+	go func() {
+		s.conns.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	for c := range s.live {
+		c.nc.Close()
+	}
+	s.mu.Unlock()
+	<-done
+	return fmt.Errorf("close amqp server: %w", ctx.Err())
+}
+
+// SetBlocked blocks publishers, as RabbitMQ does under a resource alarm:
+// every client that advertised the connection.blocked capability gets
+// connection.blocked with reason, and a connection that publishes is not
+// read from until SetUnblocked.
+func (s *Server) SetBlocked(reason string) {
+	s.mu.Lock()
+	if s.blocked == "" {
+		s.unblocked = make(chan struct{})
+	}
+	if reason == "" {
+		reason = "blocked"
+	}
+	s.blocked = reason
+	conns := s.liveLocked()
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.notifyBlocked(reason)
+	}
+}
+
+// SetUnblocked ends a SetBlocked: blocked clients get connection.unblocked
+// and reading resumes.
+func (s *Server) SetUnblocked() {
+	s.mu.Lock()
+	if s.blocked == "" {
+		s.mu.Unlock()
+		return
+	}
+	s.blocked = ""
+	close(s.unblocked)
+	conns := s.liveLocked()
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.notifyUnblocked()
+	}
+}
+
+// blockState returns the current block reason ("" when not blocked) and
+// a channel closed once publishers are unblocked.
+func (s *Server) blockState() (string, <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.blocked, s.unblocked
+}
+
+func (s *Server) liveLocked() []*conn {
+	conns := make([]*conn, 0, len(s.live))
+	for c := range s.live {
+		conns = append(conns, c)
+	}
+	return conns
+}

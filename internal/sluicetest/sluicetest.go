@@ -1,0 +1,116 @@
+// Package sluicetest starts a whole Sluice broker for tests: the broker
+// over an in-memory store and its AMQP server on 127.0.0.1:0, shut down by
+// t.Cleanup. It is imported only by tests.
+//
+// Start owns one goroutine (the AMQP accept loop) and waits for it in the
+// cleanup. A *Broker is safe for concurrent use.
+package sluicetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/sluicemq/sluice/internal/amqpserver"
+	"github.com/sluicemq/sluice/internal/broker"
+	"github.com/sluicemq/sluice/internal/store/memstore"
+)
+
+// Option changes how Start builds the broker.
+type Option func(*options)
+
+type options struct {
+	level  slog.Level
+	server func(*amqpserver.Config)
+	broker func(*broker.Config)
+}
+
+// WithLogLevel sets the level of the log lines the broker writes to the
+// test's output (default: Warn).
+func WithLogLevel(l slog.Level) Option { return func(o *options) { o.level = l } }
+
+// WithServerConfig lets a test change the AMQP server's configuration.
+func WithServerConfig(f func(*amqpserver.Config)) Option { return func(o *options) { o.server = f } }
+
+// WithBrokerConfig lets a test change the broker's configuration.
+func WithBrokerConfig(f func(*broker.Config)) Option { return func(o *options) { o.broker = f } }
+
+// Broker is a running broker.
+type Broker struct {
+	Broker *broker.Broker
+	Server *amqpserver.Server
+	addr   string
+}
+
+// Start starts a broker and registers its shutdown with t.Cleanup.
+func Start(t testing.TB, opts ...Option) *Broker {
+	t.Helper()
+	o := options{level: slog.LevelWarn}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: o.level}))
+
+	bcfg := broker.DefaultConfig()
+	bcfg.Logger = log
+	if o.broker != nil {
+		o.broker(&bcfg)
+	}
+	st := memstore.New()
+	b, err := broker.Open(bcfg, st)
+	if err != nil {
+		t.Fatalf("open broker: %v", err)
+	}
+
+	scfg := amqpserver.DefaultConfig()
+	scfg.Logger = log
+	scfg.Addr = "127.0.0.1:0"
+	if o.server != nil {
+		o.server(&scfg)
+	}
+	srv, err := amqpserver.New(scfg, b)
+	if err != nil {
+		t.Fatalf("new amqp server: %v", err)
+	}
+	ln, err := net.Listen("tcp", scfg.Addr)
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Close(ctx); err != nil {
+			t.Errorf("close amqp server: %v", err)
+		}
+		if err := <-served; !errors.Is(err, amqpserver.ErrServerClosed) {
+			t.Errorf("serve: %v", err)
+		}
+		if err := b.Close(ctx); err != nil {
+			t.Errorf("close broker: %v", err)
+		}
+		if err := st.Close(); err != nil {
+			t.Errorf("close store: %v", err)
+		}
+	})
+	return &Broker{Broker: b, Server: srv, addr: ln.Addr().String()}
+}
+
+// Addr returns the AMQP listener's host:port.
+func (b *Broker) Addr() string { return b.addr }
+
+// URL returns the AMQP URL of the default user guest/guest on the default
+// vhost: "amqp://guest:guest@127.0.0.1:port/".
+func (b *Broker) URL() string { return fmt.Sprintf("amqp://guest:guest@%s/", b.addr) }
+
+// URLFor returns an AMQP URL for a user, password and vhost.
+func (b *Broker) URLFor(user, password, vhost string) string {
+	return fmt.Sprintf("amqp://%s@%s/%s", url.UserPassword(user, password).String(), b.addr, url.PathEscape(vhost))
+}
