@@ -90,6 +90,9 @@ func (h *Histogram) Quantile(q float64) time.Duration {
 	}
 	rank := uint64(math.Ceil(q * float64(h.total)))
 	rank = min(max(rank, 1), h.total)
+	if rank == h.total {
+		return time.Duration(h.max)
+	}
 	var seen uint64
 	for i, c := range h.counts {
 		seen += c
