@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/sluicemq/sluice/internal/message"
 )
@@ -80,13 +81,10 @@ func (r *Reader) ReadFrame() (Frame, error) {
 		return Frame{}, &ProtocolError{Code: FrameError, Reason: fmt.Sprintf(
 			"frame of type %d on channel %d: size %d exceeds the maximum frame size %d", f.Type, f.Channel, uint64(size)+frameOverhead, r.maxFrame)}
 	}
-	// Allocate the payload and the frame-end octet together, then drop the
-	// end from the slice's capacity so appends by the caller cannot see it.
-	buf := make([]byte, int(size)+1)
-	if _, err := io.ReadFull(r.br, buf); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
+	// Read the payload and the frame-end octet together, then drop the end
+	// from the slice's capacity so appends by the caller cannot see it.
+	buf, err := readN(r.br, int(size)+1)
+	if err != nil {
 		return Frame{}, err
 	}
 	if end := buf[size]; end != FrameEnd {
@@ -100,6 +98,28 @@ func (r *Reader) ReadFrame() (Frame, error) {
 	}
 	f.Payload = buf[:size:size]
 	return f, nil
+}
+
+// readN reads exactly n bytes. Past the first MiB it grows its buffer only as
+// data arrives, so a peer announcing a huge frame and sending little cannot
+// make it allocate the announced size up front.
+func readN(r io.Reader, n int) ([]byte, error) {
+	const step = 1 << 20
+	buf := make([]byte, 0, min(n, step))
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, min(n-len(buf), cap(buf)))
+		}
+		m, err := io.ReadFull(r, buf[len(buf):min(cap(buf), n)])
+		buf = buf[:len(buf)+m]
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+	return buf, nil
 }
 
 // Writer writes frames through a bufio.Writer it owns. Nothing reaches the

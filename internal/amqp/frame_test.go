@@ -347,3 +347,26 @@ func BenchmarkReadFrame(b *testing.B) {
 		}
 	}
 }
+
+func TestReadFrameLarge(t *testing.T) {
+	payload := make([]byte, 3<<20+5)
+	for i := range payload {
+		payload[i] = byte(i * 7)
+	}
+	r := NewReader(bytes.NewReader(rawFrame(FrameBody, 2, payload, FrameEnd)))
+	r.SetMaxFrameSize(1<<32 - 1)
+	f, err := r.ReadFrame()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(f.Payload, payload) {
+		t.Error("large payload differs")
+	}
+	// A frame announcing 4 GiB and ending early is an EOF, not an allocation.
+	huge := append([]byte{FrameBody, 0, 2, 0xff, 0xff, 0xff, 0xf0}, payload[:100]...)
+	r = NewReader(bytes.NewReader(huge))
+	r.SetMaxFrameSize(1<<32 - 1)
+	if _, err := r.ReadFrame(); err != io.ErrUnexpectedEOF {
+		t.Errorf("truncated large frame: %v, want io.ErrUnexpectedEOF", err)
+	}
+}

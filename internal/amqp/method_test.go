@@ -276,9 +276,7 @@ func FuzzReadMethod(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-encoding decoded %s: %v", m.Name(), err)
 		}
-		if len(first) != len(data) {
-			t.Fatalf("%s re-encoded to %d bytes, decoded from %d", m.Name(), len(first), len(data))
-		}
+		// Lengths may differ: duplicate table keys collapse, 'L' becomes 'l'.
 		m2, err := ReadMethod(first)
 		if err != nil {
 			t.Fatalf("re-decoding %s: %v", m.Name(), err)

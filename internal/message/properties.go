@@ -125,7 +125,7 @@ func (d *decoder) properties(p *Properties) error {
 			p.Timestamp = time.Unix(int64(binary.BigEndian.Uint64(tb)), 0).UTC()
 		default:
 			dst, name := p.stringProperty(bit)
-			if *dst, err = d.shortstr("property " + name); err != nil {
+			if *dst, err = d.shortstr("property ", name); err != nil {
 				return err
 			}
 		}
@@ -133,12 +133,14 @@ func (d *decoder) properties(p *Properties) error {
 	return nil
 }
 
-func (d *decoder) shortstr(what string) (string, error) {
-	lb, err := d.take(1, what+" length")
-	if err != nil {
-		return "", err
+// shortstr reads a short string; prefix+what names it in errors.
+func (d *decoder) shortstr(prefix, what string) (string, error) {
+	if d.off >= len(d.b) {
+		return "", malformed("truncated %s%s length at offset %d: need 1 bytes, have 0", prefix, what, d.off)
 	}
-	sb, err := d.take(int(lb[0]), what)
+	lb := d.b[d.off : d.off+1]
+	d.off++
+	sb, err := d.takeOf(int(lb[0]), prefix, what)
 	if err != nil {
 		return "", err
 	}

@@ -213,8 +213,14 @@ type decoder struct {
 
 // take returns the next n bytes, or an error naming what was being read.
 func (d *decoder) take(n int, what string) ([]byte, error) {
+	return d.takeOf(n, "", what)
+}
+
+// takeOf is take for an error text in two parts, prefix and what, joined
+// only when there is an error.
+func (d *decoder) takeOf(n int, prefix, what string) ([]byte, error) {
 	if n < 0 || len(d.b)-d.off < n {
-		return nil, malformed("truncated %s at offset %d: need %d bytes, have %d", what, d.off, n, len(d.b)-d.off)
+		return nil, malformed("truncated %s%s at offset %d: need %d bytes, have %d", prefix, what, d.off, n, len(d.b)-d.off)
 	}
 	p := d.b[d.off : d.off+n : d.off+n]
 	d.off += n
@@ -224,7 +230,7 @@ func (d *decoder) take(n int, what string) ([]byte, error) {
 // section reads a 4-byte length and returns a decoder limited to that many
 // following bytes, with offsets still counted in the whole input.
 func (d *decoder) section(what string) (decoder, error) {
-	lb, err := d.take(4, what+" length")
+	lb, err := d.takeOf(4, what, " length")
 	if err != nil {
 		return decoder{}, err
 	}
@@ -308,24 +314,28 @@ func (d *decoder) value(depth int) (any, error) {
 	}
 	typ := tb[0]
 	if n := fixedSize(typ); n > 0 {
-		p, err := d.take(n, fmt.Sprintf("value of type '%c'", typ))
-		if err != nil {
-			return nil, err
+		if len(d.b)-d.off < n {
+			return nil, malformed("truncated value of type '%c' at offset %d: need %d bytes, have %d", typ, d.off, n, len(d.b)-d.off)
 		}
+		p := d.b[d.off : d.off+n]
+		d.off += n
 		return fixedValue(typ, p), nil
 	}
 	switch typ {
 	case 'V':
 		return nil, nil
-	case 'S', 'x':
-		sub, err := d.section(fmt.Sprintf("value of type '%c'", typ))
+	case 'S':
+		sub, err := d.section("value of type 'S'")
 		if err != nil {
 			return nil, err
 		}
-		if typ == 'S' {
-			return string(sub.b[sub.off:]), nil
+		return string(sub.b[sub.off:]), nil
+	case 'x':
+		sub, err := d.section("value of type 'x'")
+		if err != nil {
+			return nil, err
 		}
-		return slices.Clone(sub.b[sub.off:len(sub.b):len(sub.b)]), nil
+		return slices.Clone(sub.b[sub.off:]), nil
 	case 'F':
 		return d.table(depth + 1)
 	case 'A':
