@@ -1,0 +1,186 @@
+package broker
+
+// Queue arguments (x-args): their validation, their typed form, and the
+// equivalence check of a redeclaration, worded as RabbitMQ words them.
+
+import (
+	"fmt"
+
+	"github.com/sluicemq/sluice/internal/message"
+)
+
+// QueueOptions are a queue's known x-arguments, parsed. Integer options
+// are -1 when absent.
+type QueueOptions struct {
+	MessageTTL           int64  // x-message-ttl, ms
+	Expires              int64  // x-expires, ms
+	MaxLength            int64  // x-max-length, messages
+	MaxLengthBytes       int64  // x-max-length-bytes
+	Overflow             string // x-overflow: drop-head (default), reject-publish, reject-publish-dlx
+	DeadLetterExchange   string // x-dead-letter-exchange
+	HasDeadLetter        bool   // x-dead-letter-exchange was given
+	DeadLetterRoutingKey string // x-dead-letter-routing-key
+	MaxPriority          int64  // x-max-priority
+	SingleActiveConsumer bool   // x-single-active-consumer
+	QueueType            string // x-queue-type: classic (default) or quorum
+	DeliveryLimit        int64  // x-delivery-limit
+	ConsumerTimeout      int64  // x-consumer-timeout, ms
+}
+
+// equivalenceArgs are the arguments a redeclaration must repeat unchanged.
+var equivalenceArgs = []string{
+	"x-expires", "x-message-ttl", "x-dead-letter-exchange", "x-dead-letter-routing-key",
+	"x-max-length", "x-max-length-bytes", "x-max-priority", "x-overflow", "x-queue-mode",
+	"x-single-active-consumer", "x-queue-type", "x-delivery-limit",
+}
+
+// parseQueueArgs validates the known arguments; unknown ones are ignored.
+func parseQueueArgs(args message.Table, queue, vhost string) (QueueOptions, error) {
+	o := QueueOptions{MessageTTL: -1, Expires: -1, MaxLength: -1, MaxLengthBytes: -1, Overflow: "drop-head",
+		MaxPriority: -1, QueueType: "classic", DeliveryLimit: -1, ConsumerTimeout: -1}
+	bad := func(arg, why string) error {
+		return errorf(PreconditionFailed, "invalid arg '%s' for queue '%s' in vhost '%s': %s", arg, queue, vhost, why)
+	}
+	ints := []struct {
+		name string
+		dst  *int64
+		zero bool // zero allowed
+		max  int64
+	}{
+		{"x-message-ttl", &o.MessageTTL, true, 1<<32 - 1},
+		{"x-expires", &o.Expires, false, 1<<32 - 1},
+		{"x-max-length", &o.MaxLength, true, 0},
+		{"x-max-length-bytes", &o.MaxLengthBytes, true, 0},
+		{"x-max-priority", &o.MaxPriority, true, 255},
+		{"x-delivery-limit", &o.DeliveryLimit, true, 0},
+		{"x-consumer-timeout", &o.ConsumerTimeout, true, 0},
+	}
+	for _, a := range ints {
+		v, ok := args[a.name]
+		if !ok {
+			continue
+		}
+		n, ok := intValue(v)
+		switch {
+		case !ok:
+			return o, bad(a.name, fmt.Sprintf("{unacceptable_type,%s}", typeName(v)))
+		case n < 0:
+			return o, bad(a.name, fmt.Sprintf("{value_negative,%d}", n))
+		case n == 0 && !a.zero:
+			return o, bad(a.name, "{value_zero,0}")
+		case a.max > 0 && n > a.max:
+			return o, bad(a.name, fmt.Sprintf("{value_too_large,%d,%d}", n, a.max))
+		}
+		*a.dst = n
+	}
+	strs := []struct {
+		name string
+		dst  *string
+		set  *bool
+	}{
+		{"x-dead-letter-exchange", &o.DeadLetterExchange, &o.HasDeadLetter},
+		{"x-dead-letter-routing-key", &o.DeadLetterRoutingKey, nil},
+		{"x-overflow", &o.Overflow, nil},
+		{"x-queue-type", &o.QueueType, nil},
+	}
+	for _, a := range strs {
+		v, ok := args[a.name]
+		if !ok {
+			continue
+		}
+		s, ok := v.(string)
+		if !ok {
+			return o, bad(a.name, fmt.Sprintf("{unacceptable_type,%s}", typeName(v)))
+		}
+		*a.dst = s
+		if a.set != nil {
+			*a.set = true
+		}
+	}
+	if _, ok := args["x-dead-letter-routing-key"]; ok && !o.HasDeadLetter {
+		return o, bad("x-dead-letter-routing-key", "routing_key_but_no_dlx_defined")
+	}
+	switch o.Overflow {
+	case "drop-head", "reject-publish", "reject-publish-dlx":
+	default:
+		return o, bad("x-overflow", fmt.Sprintf("{invalid_overflow,<<\"%s\">>}", o.Overflow))
+	}
+	switch o.QueueType {
+	case "classic", "quorum":
+	default:
+		return o, bad("x-queue-type", fmt.Sprintf("{unsupported_queue_type,<<\"%s\">>}", o.QueueType))
+	}
+	if v, ok := args["x-single-active-consumer"]; ok {
+		b, ok := v.(bool)
+		if !ok {
+			return o, bad("x-single-active-consumer", fmt.Sprintf("{unacceptable_type,%s}", typeName(v)))
+		}
+		o.SingleActiveConsumer = b
+	}
+	return o, nil
+}
+
+// argsEquivalent checks that a redeclaration repeats the named arguments:
+// PreconditionFailed "inequivalent arg 'x-max-length' for queue 'q' in
+// vhost '/': received the value '10' of type 'signedint' but current is
+// none".
+func argsEquivalent(kind, name, vhost string, names []string, got, cur message.Table) error {
+	for _, arg := range names {
+		g, gok := got[arg]
+		c, cok := cur[arg]
+		if arg == "x-queue-type" {
+			g, gok = defaultQueueType(g, gok)
+			c, cok = defaultQueueType(c, cok)
+		}
+		if gok == cok && (!gok || fieldEqual(g, c)) {
+			continue
+		}
+		return errorf(PreconditionFailed, "inequivalent arg '%s' for %s '%s' in vhost '%s': received %s but current is %s",
+			arg, kind, name, vhost, describeArg(g, gok), describeArg(c, cok))
+	}
+	return nil
+}
+
+func defaultQueueType(v any, ok bool) (any, bool) {
+	if !ok {
+		return "classic", true
+	}
+	return v, ok
+}
+
+func describeArg(v any, ok bool) string {
+	if !ok {
+		return "none"
+	}
+	s := fmt.Sprint(v)
+	if b, isBytes := v.([]byte); isBytes {
+		s = string(b)
+	}
+	return fmt.Sprintf("the value '%s' of type '%s'", s, typeName(v))
+}
+
+// enforceLimitsLocked applies x-max-length and x-max-length-bytes with
+// drop-head overflow: the oldest ready messages are discarded. (The
+// reject-publish modes are decided at publish time.)
+func (q *queue) enforceLimitsLocked() {
+	if q.opts.MaxLength < 0 && q.opts.MaxLengthBytes < 0 {
+		return
+	}
+	if q.opts.Overflow != "drop-head" {
+		return
+	}
+	var b batchHolder
+	for q.ready.len() > 0 && q.overLimitLocked() {
+		e, _ := q.ready.pop()
+		q.discardLocked(b.get(), e, "maxlen")
+	}
+	if b.b != nil {
+		q.advanceFloorLocked(b.b)
+		q.applyLocked(b.b)
+	}
+}
+
+func (q *queue) overLimitLocked() bool {
+	return (q.opts.MaxLength >= 0 && int64(q.ready.len()) > q.opts.MaxLength) ||
+		(q.opts.MaxLengthBytes >= 0 && int64(q.ready.bytes) > q.opts.MaxLengthBytes)
+}

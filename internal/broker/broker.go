@@ -1,0 +1,155 @@
+package broker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/sluicemq/sluice/internal/store"
+)
+
+// defaultCacheBytes bounds the records of freshly published messages kept
+// in memory until their first delivery.
+const defaultCacheBytes = 64 << 20
+
+// env is what vhosts, queues and channels need of the broker: the narrow
+// dependencies, not the broker itself.
+type env struct {
+	st     store.Store
+	log    *slog.Logger
+	cache  *bodyCache
+	commit *committer
+	now    func() time.Time
+	window int
+	// newQueueID allocates and records a queue id.
+	newQueueID func(durable bool) (store.QueueID, error)
+	reply      *replyRegistry
+}
+
+// Broker is the domain: vhosts, exchanges, queues, consumers.
+type Broker struct {
+	cfg    Config
+	env    *env
+	vhosts map[string]*vhost // fixed after Open
+	users  *userDB
+
+	idMu        sync.Mutex
+	nextQueueID store.QueueID
+
+	closeOnce sync.Once
+}
+
+// Open recovers durable definitions and messages from st and starts the
+// broker's goroutines. The broker does not own st: the caller closes it
+// after Close.
+func Open(cfg Config, st store.Store) (*Broker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	b := &Broker{cfg: cfg, vhosts: make(map[string]*vhost)}
+	b.env = &env{
+		st:     st,
+		log:    cfg.Logger,
+		cache:  newBodyCache(defaultCacheBytes),
+		now:    cfg.Now,
+		window: cfg.OutletWindow,
+		reply:  newReplyRegistry(),
+	}
+	b.env.newQueueID = b.allocQueueID
+	users, err := openUsers(st, cfg)
+	if err != nil {
+		return nil, err
+	}
+	b.users = users
+	if err := b.loadNextQueueID(); err != nil {
+		return nil, err
+	}
+	vh := newVHost("/", b.env)
+	b.vhosts[vh.name] = vh
+	if err := b.recover(); err != nil {
+		return nil, err
+	}
+	b.env.commit = startCommitter(st, cfg.Logger)
+	return b, nil
+}
+
+// Close stops the broker's goroutines, waiting for pending commits. Later
+// publishes fail with ResourceError.
+func (b *Broker) Close(ctx context.Context) error {
+	var err error
+	b.closeOnce.Do(func() { err = b.env.commit.close(ctx) })
+	return err
+}
+
+// Authenticate checks a user's password. A user restricted to loopback is
+// refused when loopback is false. Failure is AccessRefused.
+func (b *Broker) Authenticate(username, password string, loopback bool) error {
+	return b.users.authenticate(username, password, loopback)
+}
+
+// Connect opens a session of one client connection with one vhost. It
+// fails with NotAllowed when the vhost does not exist or the user may not
+// use it.
+func (b *Broker) Connect(info ConnInfo) (*Connection, error) {
+	vh := b.vhosts[info.VHost]
+	if vh == nil {
+		return nil, errorf(NotAllowed, "vhost '%s' not found", info.VHost)
+	}
+	if info.User != "" && !b.users.exists(info.User) {
+		return nil, errorf(NotAllowed, "access to vhost '%s' refused for user '%s'", info.VHost, info.User)
+	}
+	return newConnection(vh, info), nil
+}
+
+func (b *Broker) loadNextQueueID() error {
+	v, err := b.env.st.GetMeta(metaNextQueueID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		b.nextQueueID = 1
+	case err != nil:
+		return fmt.Errorf("open broker: read next queue id: %w", err)
+	default:
+		n, perr := strconv.ParseUint(string(v), 10, 64)
+		if perr != nil || n == 0 {
+			return fmt.Errorf("open broker: next queue id %q: %w", v, store.ErrCorrupt)
+		}
+		b.nextQueueID = store.QueueID(n)
+	}
+	return nil
+}
+
+// allocQueueID hands out a queue id that was never used, recording it (and
+// whether its queue is durable) so that Open can drop the leftovers of
+// non-durable queues.
+func (b *Broker) allocQueueID(durable bool) (store.QueueID, error) {
+	b.idMu.Lock()
+	defer b.idMu.Unlock()
+	id := b.nextQueueID
+	var batch store.Batch
+	batch.PutMeta(metaNextQueueID, []byte(strconv.FormatUint(uint64(id)+1, 10)))
+	batch.PutMeta(queueIDKey(id), []byte{boolsByte(durable)})
+	if err := b.env.st.Apply(&batch, durable); err != nil {
+		return 0, internalError("allocate queue id", err)
+	}
+	b.nextQueueID++
+	return id, nil
+}
+
+// randomName returns prefix followed by 22 characters of base64url.
+func randomName(prefix string) string {
+	var r [16]byte
+	_, _ = rand.Read(r[:])
+	return prefix + base64.RawURLEncoding.EncodeToString(r[:])
+}

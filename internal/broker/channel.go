@@ -1,0 +1,423 @@
+package broker
+
+import (
+	"slices"
+	"sort"
+	"sync"
+
+	"github.com/sluicemq/sluice/internal/message"
+)
+
+// Channel is one AMQP channel's broker state: its consumers, its delivery
+// tags and unacked messages, its prefetch limits, its tx or confirm mode.
+// A channel's methods are called from one goroutine (the connection's
+// reader); Outlet calls come from elsewhere.
+type Channel struct {
+	conn *Connection
+	id   uint16
+	env  *env
+	vh   *vhost
+	out  Outlet
+
+	mu             sync.Mutex
+	closed         bool
+	nextTag        uint64
+	unacked        map[uint64]pending
+	order          []uint64 // delivery tags in ascending order; may hold settled tags
+	consumers      map[string]*consumer
+	prefetch       int // per consumer, for consumers created later (0: none)
+	globalPrefetch int // shared by the channel's consumers (0: none)
+	unackedCount   int // unacked consumer deliveries, against globalPrefetch
+	noAckInFlight  int // no-ack deliveries not yet reported Written
+	flowActive     bool
+	mode           chanMode
+	tx             txState
+	reply          *replyConsumer // direct reply-to consumer, if any
+}
+
+type chanMode uint8
+
+const (
+	modeNone chanMode = iota
+	modeTx
+	modeConfirm
+)
+
+// pending is one unacked delivery.
+type pending struct {
+	q   *queue
+	seq uint64
+	c   *consumer // nil for basic.get
+	tag uint64
+}
+
+func newChannel(conn *Connection, id uint16, out Outlet) *Channel {
+	return &Channel{
+		conn: conn, id: id, env: conn.vh.env, vh: conn.vh, out: out,
+		unacked: make(map[uint64]pending), consumers: make(map[string]*consumer), flowActive: true,
+	}
+}
+
+// hasCredit reports whether c may take a delivery now.
+func (ch *Channel) hasCredit(c *consumer) bool {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	return ch.creditLocked(c)
+}
+
+func (ch *Channel) creditLocked(c *consumer) bool {
+	if ch.closed || !ch.flowActive || c.cancelled {
+		return false
+	}
+	if c.noAck {
+		return ch.noAckInFlight < ch.env.window
+	}
+	if c.prefetch > 0 && c.unacked >= c.prefetch {
+		return false
+	}
+	return ch.globalPrefetch == 0 || ch.unackedCount < ch.globalPrefetch
+}
+
+// deliver gives d to consumer c if it still has credit: a delivery tag, an
+// unacked record, the outlet. It reports false when the credit is gone.
+func (ch *Channel) deliver(c *consumer, q *queue, seq uint64, d *Delivery) bool {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if !ch.creditLocked(c) {
+		return false
+	}
+	ch.nextTag++
+	d.DeliveryTag = ch.nextTag
+	d.ConsumerTag = c.tag
+	if c.noAck {
+		ch.noAckInFlight++
+	} else {
+		ch.trackLocked(d.DeliveryTag, pending{q: q, seq: seq, c: c})
+		c.unacked++
+		ch.unackedCount++
+	}
+	ch.out.Deliver(d)
+	return true
+}
+
+// deliverGet gives d, taken by basic.get, its delivery tag.
+func (ch *Channel) deliverGet(q *queue, seq uint64, noAck bool, d *Delivery) {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	ch.nextTag++
+	d.DeliveryTag = ch.nextTag
+	if !noAck {
+		ch.trackLocked(d.DeliveryTag, pending{q: q, seq: seq})
+	}
+}
+
+func (ch *Channel) trackLocked(tag uint64, p pending) {
+	p.tag = tag
+	ch.unacked[tag] = p
+	ch.order = append(ch.order, tag)
+}
+
+// takeLocked removes the deliveries an ack or nack names: tag alone, or
+// every tag up to it (multiple), or all (multiple with tag 0). As RabbitMQ,
+// the tag itself must be unacked.
+func (ch *Channel) takeLocked(tag uint64, multiple bool) ([]pending, error) {
+	if multiple && tag == 0 {
+		return ch.takeUpToLocked(^uint64(0)), nil
+	}
+	if _, ok := ch.unacked[tag]; !ok {
+		return nil, errorf(PreconditionFailed, "unknown delivery tag %d", tag)
+	}
+	if multiple {
+		return ch.takeUpToLocked(tag), nil
+	}
+	p := ch.unacked[tag]
+	delete(ch.unacked, tag)
+	ch.releaseCreditLocked(p)
+	if len(ch.order) > 64 && len(ch.order) > 2*len(ch.unacked) {
+		ch.order = slices.DeleteFunc(ch.order, func(t uint64) bool { _, ok := ch.unacked[t]; return !ok })
+	}
+	return []pending{p}, nil
+}
+
+func (ch *Channel) takeUpToLocked(tag uint64) []pending {
+	n := sort.Search(len(ch.order), func(i int) bool { return ch.order[i] > tag })
+	var ps []pending
+	for _, t := range ch.order[:n] {
+		if p, ok := ch.unacked[t]; ok {
+			delete(ch.unacked, t)
+			ch.releaseCreditLocked(p)
+			ps = append(ps, p)
+		}
+	}
+	ch.order = slices.Delete(ch.order, 0, n)
+	return ps
+}
+
+func (ch *Channel) releaseCreditLocked(p pending) {
+	if p.c != nil {
+		p.c.unacked--
+		ch.unackedCount--
+	}
+}
+
+// restoreLocked puts taken deliveries back (a rolled-back transaction).
+func (ch *Channel) restoreLocked(ps []pending) {
+	for _, p := range ps {
+		ch.unacked[p.tag] = p
+		ch.order = append(ch.order, p.tag)
+		if p.c != nil {
+			p.c.unacked++
+			ch.unackedCount++
+		}
+	}
+	slices.Sort(ch.order)
+	ch.order = slices.Compact(ch.order)
+}
+
+// Ack acknowledges deliveries (multiple: every tag up to tag; tag 0 with
+// multiple: all). An unknown tag is PreconditionFailed
+// "unknown delivery tag 7".
+func (ch *Channel) Ack(tag uint64, multiple bool) error {
+	return ch.settleTags(tag, multiple, settleAck)
+}
+
+// Nack returns or discards deliveries (basic.nack; basic.reject is a Nack
+// of one). Requeued messages go back to their original place in the queue
+// and are delivered again with Redelivered set.
+func (ch *Channel) Nack(tag uint64, multiple, requeue bool) error {
+	how := settleDiscard
+	if requeue {
+		how = settleRequeue
+	}
+	return ch.settleTags(tag, multiple, how)
+}
+
+func (ch *Channel) settleTags(tag uint64, multiple bool, how settleKind) error {
+	ch.mu.Lock()
+	ps, err := ch.takeLocked(tag, multiple)
+	if err != nil {
+		ch.mu.Unlock()
+		return err
+	}
+	if ch.mode == modeTx {
+		ch.tx.settles = append(ch.tx.settles, txSettle{how: how, ps: ps})
+		ch.mu.Unlock()
+		return nil
+	}
+	ch.mu.Unlock()
+	ch.settle(ps, how)
+	return nil
+}
+
+// settle hands settled deliveries to their queues, then lets every queue
+// this channel consumes from use the credit the settlement freed.
+func (ch *Channel) settle(ps []pending, how settleKind) {
+	byQ := make(map[*queue][]uint64, 1)
+	var qs []*queue
+	for _, p := range ps {
+		if _, ok := byQ[p.q]; !ok {
+			qs = append(qs, p.q)
+		}
+		byQ[p.q] = append(byQ[p.q], p.seq)
+	}
+	for _, q := range qs {
+		q.settle(byQ[q], how)
+	}
+	ch.kick(qs)
+}
+
+// kick dispatches the queues of the channel's consumers (except those in
+// done, which just dispatched).
+func (ch *Channel) kick(done []*queue) {
+	ch.mu.Lock()
+	var qs []*queue
+	for _, c := range ch.consumers {
+		if c.q != nil && !slices.Contains(done, c.q) && !slices.Contains(qs, c.q) {
+			qs = append(qs, c.q)
+		}
+	}
+	ch.mu.Unlock()
+	for _, q := range qs {
+		q.dispatch()
+	}
+}
+
+// Recover redelivers (requeue false) or requeues (true) every unacked
+// message of the channel. As RabbitMQ, both requeue.
+func (ch *Channel) Recover(requeue bool) error {
+	ch.mu.Lock()
+	ps := ch.takeUpToLocked(^uint64(0))
+	ch.mu.Unlock()
+	ch.settle(ps, settleRequeue)
+	return nil
+}
+
+// Written reports that n no-ack deliveries handed to the Outlet reached the
+// socket, returning their share of Config.OutletWindow.
+func (ch *Channel) Written(n int) {
+	ch.mu.Lock()
+	full := ch.noAckInFlight >= ch.env.window
+	ch.noAckInFlight = max(0, ch.noAckInFlight-n)
+	ch.mu.Unlock()
+	if full {
+		ch.kick(nil)
+	}
+}
+
+// SetFlow pauses (false) or resumes deliveries to the channel's consumers
+// (channel.flow from the client).
+func (ch *Channel) SetFlow(active bool) {
+	ch.mu.Lock()
+	was := ch.flowActive
+	ch.flowActive = active
+	ch.mu.Unlock()
+	if active && !was {
+		ch.kick(nil)
+	}
+}
+
+// Qos sets prefetch limits: per consumer (global false, RabbitMQ's
+// meaning: applies to consumers created after it) or shared by the channel.
+// A non-zero prefetch size is NotImplemented, as RabbitMQ answers.
+func (ch *Channel) Qos(prefetchSize uint32, prefetchCount uint16, global bool) error {
+	if prefetchSize != 0 {
+		return errorf(NotImplemented, "prefetch_size!=0 (%d)", prefetchSize)
+	}
+	ch.mu.Lock()
+	if global {
+		ch.globalPrefetch = int(prefetchCount)
+	} else {
+		ch.prefetch = int(prefetchCount)
+	}
+	ch.mu.Unlock()
+	if global {
+		ch.kick(nil)
+	}
+	return nil
+}
+
+// Get takes one message (basic.get); nil with no error means get-empty.
+func (ch *Channel) Get(queueName string, noAck bool) (*Delivery, error) {
+	ch.conn.waitPublished()
+	q, err := ch.vh.queueFor(ch.conn, queueName)
+	if err != nil {
+		return nil, err
+	}
+	return q.get(ch, noAck)
+}
+
+// Publish routes a message. done is called exactly once, from any
+// goroutine, when the broker has taken the message: after its fsync for a
+// persistent message routed to a durable queue, once it is in its queues
+// otherwise; a non-nil error means it could not be stored (the publisher
+// gets basic.nack). routed is false when no queue took the message (the
+// publisher gets basic.return when it set mandatory); done is then called
+// before Publish returns. A returned error is a channel or connection error
+// (unknown exchange: NotFound) and done is not called. The broker keeps
+// msg: the caller must not change it afterwards.
+func (ch *Channel) Publish(msg *message.Message, mandatory bool, done func(error)) (routed bool, err error) {
+	if done == nil {
+		done = func(error) {}
+	}
+	if err := ch.rewriteReplyTo(msg); err != nil {
+		return false, err
+	}
+	if ok, handled := ch.publishReply(msg); handled {
+		done(nil)
+		return ok, nil
+	}
+	targets, err := ch.vh.route(msg)
+	if err != nil {
+		return false, err
+	}
+	if len(targets) == 0 {
+		done(nil)
+		return false, nil
+	}
+	req, err := newPublishReq(msg, targets, done)
+	if err != nil {
+		return false, err
+	}
+	ch.mu.Lock()
+	if ch.mode == modeTx {
+		ch.tx.publishes = append(ch.tx.publishes, req)
+		ch.mu.Unlock()
+		return true, nil
+	}
+	ch.mu.Unlock()
+	return true, ch.submit(req)
+}
+
+func newPublishReq(msg *message.Message, targets []*queue, done func(error)) (*publishReq, error) {
+	rec, err := encodeRecord(msg)
+	if err != nil {
+		return nil, &Error{Code: InvalidArgument, Reason: err.Error(), Err: err}
+	}
+	req := &publishReq{rec: rec, size: uint32(min(len(msg.Body), 1<<32-1)), targets: targets, done: done}
+	if msg.Persistent() {
+		req.flags |= entryPersistent
+		for _, q := range targets {
+			req.sync = req.sync || q.durable
+		}
+	}
+	return req, nil
+}
+
+// submit hands req to the commit loop, tracking it in the connection's
+// publish progress.
+func (ch *Channel) submit(req *publishReq) error {
+	conn, done := ch.conn, req.done
+	conn.publishStarted()
+	req.done = func(err error) {
+		conn.publishFinished()
+		done(err)
+	}
+	if err := ch.env.commit.submit(req); err != nil {
+		conn.publishFinished()
+		return err
+	}
+	return nil
+}
+
+// SelectConfirm notes confirm mode (a transactional channel cannot switch:
+// PreconditionFailed).
+func (ch *Channel) SelectConfirm() error {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if ch.mode == modeTx {
+		return errorf(PreconditionFailed, "cannot switch from tx to confirm mode")
+	}
+	ch.mode = modeConfirm
+	return nil
+}
+
+// Close cancels the channel's consumers and returns its unacked messages
+// to their queues.
+func (ch *Channel) Close() {
+	ch.mu.Lock()
+	if ch.closed {
+		ch.mu.Unlock()
+		return
+	}
+	ch.closed = true
+	cs := make([]*consumer, 0, len(ch.consumers))
+	for _, c := range ch.consumers {
+		c.cancelled = true
+		cs = append(cs, c)
+	}
+	ch.consumers = make(map[string]*consumer)
+	ps := ch.takeUpToLocked(^uint64(0))
+	tx := ch.tx
+	ch.tx = txState{}
+	ch.mu.Unlock()
+
+	ch.dropReply()
+	tx.discard()
+	for _, c := range cs {
+		if c.q != nil {
+			ch.detach(c)
+		}
+	}
+	ch.settle(ps, settleRequeue)
+	ch.conn.forgetChannel(ch)
+}

@@ -1,0 +1,156 @@
+package broker
+
+// The commit loop: one goroutine that turns the publishes of many channels
+// into few store applies (group commit), then makes the messages visible in
+// their queues and tells each publisher.
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/sluicemq/sluice/internal/store"
+)
+
+const (
+	// commitQueueLen bounds publishes waiting for the commit loop; a
+	// publisher blocks when it is full (backpressure).
+	commitQueueLen = 4096
+	// maxGroup bounds the publishes applied as one batch.
+	maxGroup = 1024
+)
+
+// publishReq is one routed message on its way to its queues.
+type publishReq struct {
+	rec     []byte
+	size    uint32 // body size
+	flags   uint8  // entry flags (entryPersistent)
+	targets []*queue
+	sync    bool // persistent and routed to a durable queue
+	done    func(error)
+	seqs    []uint64 // assigned by the commit loop
+}
+
+type committer struct {
+	st   store.Store
+	log  *slog.Logger
+	reqs chan *publishReq
+	wg   sync.WaitGroup
+
+	// mu guards closed: senders hold it for reading while they send, so
+	// close can tell when no one will send again.
+	mu     sync.RWMutex
+	closed bool
+
+	// syncs and applies count store applies (for tests and metrics).
+	syncs, applies atomic.Uint64
+}
+
+func startCommitter(st store.Store, log *slog.Logger) *committer {
+	c := &committer{st: st, log: log, reqs: make(chan *publishReq, commitQueueLen)}
+	c.wg.Add(1)
+	go c.run()
+	return c
+}
+
+// submit hands r to the loop; it blocks while the loop is behind.
+func (c *committer) submit(r *publishReq) error {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed {
+		return errorf(ResourceError, "broker is shutting down")
+	}
+	c.reqs <- r
+	return nil
+}
+
+// close stops accepting publishes and waits for the loop to commit what it
+// has.
+func (c *committer) close(ctx context.Context) error {
+	c.mu.Lock()
+	if !c.closed {
+		c.closed = true
+		close(c.reqs)
+	}
+	c.mu.Unlock()
+	stopped := make(chan struct{})
+	go func() { c.wg.Wait(); close(stopped) }()
+	select {
+	case <-stopped:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (c *committer) run() {
+	defer c.wg.Done()
+	var (
+		group []*publishReq
+		batch store.Batch
+		byQ   = make(map[*queue][]entry)
+	)
+	for r := range c.reqs {
+		group = append(group[:0], r)
+	drain:
+		for len(group) < maxGroup {
+			select {
+			case r, ok := <-c.reqs:
+				if !ok {
+					break drain
+				}
+				group = append(group, r)
+			default:
+				break drain
+			}
+		}
+		c.commit(group, &batch, byQ)
+	}
+}
+
+// commit applies one group: seqs, one Apply, then the queues, then done.
+func (c *committer) commit(group []*publishReq, batch *store.Batch, byQ map[*queue][]entry) {
+	batch.Reset()
+	sync := false
+	for _, r := range group {
+		r.seqs = r.seqs[:0]
+		for _, q := range r.targets {
+			seq := q.nextSeq
+			q.nextSeq++
+			r.seqs = append(r.seqs, seq)
+			batch.PutMessage(q.id, seq, r.rec)
+		}
+		sync = sync || r.sync
+	}
+	err := c.st.Apply(batch, sync)
+	c.applies.Add(1)
+	if sync {
+		c.syncs.Add(1)
+	}
+	if err != nil {
+		c.log.Error("commit messages", "messages", len(group), "err", err)
+		err = internalError("store messages", err)
+	} else {
+		for _, r := range group {
+			for i, q := range r.targets {
+				e := entry{seq: r.seqs[i], size: r.size, flags: r.flags}
+				if q.env.cache.put(cacheKey{q.id, e.seq}, r.rec) {
+					e.flags |= entryCached
+				}
+				byQ[q] = append(byQ[q], e)
+			}
+		}
+		for q, es := range byQ {
+			q.enqueue(es)
+			delete(byQ, q)
+		}
+	}
+	for _, r := range group {
+		if r.done != nil {
+			r.done(err)
+		}
+	}
+	clear(group)
+	batch.Reset()
+}

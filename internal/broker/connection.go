@@ -1,0 +1,127 @@
+package broker
+
+import "sync"
+
+// Connection is one client connection: the owner of its exclusive queues
+// and its channels.
+type Connection struct {
+	vh   *vhost
+	info ConnInfo
+
+	mu        sync.Mutex
+	channels  map[uint16]*Channel
+	exclusive map[*queue]struct{}
+	closed    bool
+
+	// pubMu guards the publish progress: how many publishes were handed to
+	// the commit loop and how many of them reached their queues (in order).
+	pubMu     sync.Mutex
+	pubCond   sync.Cond
+	pubIssued uint64
+	pubDone   uint64
+}
+
+func newConnection(vh *vhost, info ConnInfo) *Connection {
+	c := &Connection{vh: vh, info: info, channels: make(map[uint16]*Channel), exclusive: make(map[*queue]struct{})}
+	c.pubCond.L = &c.pubMu
+	return c
+}
+
+// Info returns the connection's description.
+func (c *Connection) Info() ConnInfo { return c.info }
+
+// Channel opens channel id of the connection. Deliveries and broker-sent
+// cancellations go to out. Opening an id that is open replaces it (the old
+// one is closed first).
+func (c *Connection) Channel(id uint16, out Outlet) *Channel {
+	ch := newChannel(c, id, out)
+	c.mu.Lock()
+	old := c.channels[id]
+	c.channels[id] = ch
+	c.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+	return ch
+}
+
+// Close closes every channel (returning their unacked messages to their
+// queues) and deletes the connection's exclusive queues.
+func (c *Connection) Close() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	chans := make([]*Channel, 0, len(c.channels))
+	for _, ch := range c.channels {
+		chans = append(chans, ch)
+	}
+	qs := make([]*queue, 0, len(c.exclusive))
+	for q := range c.exclusive {
+		qs = append(qs, q)
+	}
+	c.channels, c.exclusive = nil, nil
+	c.mu.Unlock()
+	for _, ch := range chans {
+		ch.Close()
+	}
+	for _, q := range qs {
+		c.vh.deleteQueueObject(q)
+	}
+}
+
+// forgetChannel removes a closed channel from the map.
+func (c *Connection) forgetChannel(ch *Channel) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.channels[ch.id] == ch {
+		delete(c.channels, ch.id)
+	}
+}
+
+// addExclusiveLocked records an exclusive queue; it reports false when the
+// connection has closed (the queue must then go). Called with vhost.mu held.
+func (c *Connection) addExclusive(q *queue) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.exclusive[q] = struct{}{}
+	return true
+}
+
+func (c *Connection) forgetExclusive(q *queue) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.exclusive, q)
+}
+
+// publishStarted notes a publish handed to the commit loop.
+func (c *Connection) publishStarted() {
+	c.pubMu.Lock()
+	c.pubIssued++
+	c.pubMu.Unlock()
+}
+
+// publishFinished notes that the oldest outstanding publish reached its
+// queues (or failed).
+func (c *Connection) publishFinished() {
+	c.pubMu.Lock()
+	c.pubDone++
+	c.pubCond.Broadcast()
+	c.pubMu.Unlock()
+}
+
+// waitPublished waits until every publish started before the call has
+// reached its queues.
+func (c *Connection) waitPublished() {
+	c.pubMu.Lock()
+	defer c.pubMu.Unlock()
+	target := c.pubIssued
+	for c.pubDone < target {
+		c.pubCond.Wait()
+	}
+}

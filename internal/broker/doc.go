@@ -1,0 +1,85 @@
+// Package broker is Sluice's domain: vhosts, exchanges and routing, queues,
+// bindings, consumers, delivery, acknowledgements, prefetch, transactions,
+// direct reply-to and the users that may log in. It knows nothing of
+// sockets, HTTP or file formats: the front doors (amqpserver, httpapi) call
+// its methods, and it keeps its durable state in a store.Store.
+//
+// # Storage
+//
+// Every message a queue holds is a record in the store, keyed (queue id,
+// seq); a queue's in-memory index keeps only a 16-byte entry per message
+// (seq, size, delivery count, flags). Bodies are read back from the store
+// for delivery, through a bounded cache that holds the records of freshly
+// published messages until their first delivery, so a backlog lives in the
+// store, not in RAM.
+//
+// Publishes go through one commit loop goroutine (commit.go). It assigns
+// each routed message its seq in every target queue, writes the records of
+// many publishers as one Batch, applies it once — synced when any message
+// in the group is persistent and routed to a durable queue (group commit)
+// — then adds the entries to the queues' indexes and calls each publisher's
+// done. Transient messages take the same path unsynced. Non-durable queues
+// keep their messages in the store too (unsynced); their leftovers are
+// dropped by the next Open. Because a message enters a queue's index only
+// after the commit loop has applied its record, deliveries, acks and state
+// changes (applied unsynced under the queue's lock) always follow the
+// record's write. A channel's Get, queue declare, purge and delete first
+// wait for the connection's earlier publishes to reach their queues, so a
+// client that publishes and then gets sees its message, as with RabbitMQ.
+//
+// Each queue keeps an ack floor, the lowest seq it still holds, and
+// persists it with SetFloor as it advances. Open scans every durable queue
+// from its floor: persistent messages come back ready, those that had been
+// delivered come back redelivered (their per-message state records a
+// delivery count), transient ones are deleted.
+//
+// Durable exchanges, queues (with their arguments), bindings between durable
+// ends, users and the queue-id mapping are metadata records (records.go),
+// written with a synced Apply before the declaring call returns.
+//
+// # Goroutines
+//
+// The broker owns one goroutine, the commit loop, started by Open and
+// stopped by Close (which waits for pending commits). Everything else runs
+// on the callers' goroutines: a channel's methods on its connection's
+// reader, deliveries on whichever goroutine made a message available (the
+// commit loop, or a channel that acked, requeued or consumed).
+//
+// # Synchronization
+//
+// Broker, Connection and Channel are safe for concurrent use, except that
+// one Channel's methods are meant to be called from one goroutine at a time
+// (the connection's reader), as AMQP's per-channel ordering requires.
+//
+//   - Broker: the vhost map and configuration are fixed after Open.
+//     Broker.idMu guards queue-id allocation; Broker.replyMu guards the
+//     direct reply-to registry; the user table has its own mutex.
+//   - vhost.mu (RWMutex) guards the topology: the exchange and queue maps,
+//     every exchange's bindings and routing indexes, and each queue's list
+//     of bindings that point at it. Routing holds it for reading.
+//   - queue.mu guards the queue's message index (ready and unacked), its
+//     consumers, round-robin cursor, ack floor and deleted flag. Store
+//     writes of deliveries, acks, purges and floors are applied under it,
+//     unsynced, so they are ordered per queue. queue.nextSeq is owned by
+//     the commit loop alone.
+//   - Channel.mu guards the channel's delivery tags, unacked deliveries,
+//     consumers, prefetch counters, flow, tx buffers and closed flag.
+//     Outlet.Deliver and Outlet.ConsumerCancelled are called with
+//     Channel.mu held, so a channel's deliveries reach the outlet in
+//     delivery-tag order.
+//   - Connection.mu guards its channel map and exclusive queues;
+//     Connection.pubMu its publish progress counters.
+//   - bodyCache.mu, users.mu, Broker.idMu, Broker.replyMu and the
+//     committer's mutex are leaves.
+//
+// # Lock order
+//
+//	vhost.mu → queue.mu → Channel.mu → leaves (bodyCache.mu, Broker.replyMu, …)
+//	vhost.mu → Connection.mu
+//
+// A method that holds Channel.mu and must touch a queue releases it first
+// (acks collect their entries under Channel.mu, then settle them queue by
+// queue). Deleting an auto-delete queue after its last consumer leaves
+// re-enters from the top (vhost.mu, then queue.mu) and re-checks. Nothing
+// holds a lock while waiting for the commit loop.
+package broker

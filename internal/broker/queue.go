@@ -1,0 +1,399 @@
+package broker
+
+import (
+	"slices"
+	"sync"
+
+	"github.com/sluicemq/sluice/internal/message"
+	"github.com/sluicemq/sluice/internal/store"
+)
+
+// queue is one queue: its definition, its message index and its consumers.
+type queue struct {
+	env  *env
+	vh   *vhost
+	id   store.QueueID
+	name string
+
+	durable, exclusive, autoDelete bool
+	declaredDurable                bool        // as declared (exclusive queues are never stored)
+	owner                          *Connection // exclusive queues only
+	args                           message.Table
+	opts                           QueueOptions
+
+	// nextSeq is the seq the next published message gets. Only the commit
+	// loop touches it (recovery sets it before the loop starts).
+	nextSeq uint64
+
+	// bindings are the bindings that point at the queue. Guarded by vh.mu.
+	bindings []*binding
+
+	mu          sync.Mutex
+	ready       readyList
+	unacked     map[uint64]entry
+	unackedSeqs heap[uint64] // may hold seqs no longer unacked (lazy deletion)
+	consumers   []*consumer
+	rr          int  // round-robin cursor into consumers
+	hadConsumer bool // for auto-delete
+	exclusiveC  bool // the (only) consumer is exclusive
+	deleted     bool
+	floor       uint64 // the ack floor last persisted
+	high        uint64 // one past the highest seq added to the index
+}
+
+func newQueue(vh *vhost, id store.QueueID, name string) *queue {
+	return &queue{env: vh.env, vh: vh, id: id, name: name, nextSeq: 1, high: 1, floor: 0,
+		unacked: make(map[uint64]entry)}
+}
+
+// enqueue adds entries the commit loop has stored, then delivers.
+func (q *queue) enqueue(es []entry) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.deleted {
+		var b store.Batch
+		for _, e := range es {
+			b.DeleteMessage(q.id, e.seq)
+			q.env.cache.drop(cacheKey{q.id, e.seq})
+		}
+		q.applyLocked(&b)
+		return
+	}
+	for _, e := range es {
+		q.ready.push(e)
+		q.high = max(q.high, e.seq+1)
+	}
+	q.enforceLimitsLocked()
+	q.dispatchLocked()
+}
+
+// dispatch hands ready messages to consumers with credit.
+func (q *queue) dispatch() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.dispatchLocked()
+}
+
+func (q *queue) dispatchLocked() {
+	var b store.Batch
+	for !q.deleted && len(q.consumers) > 0 && q.ready.len() > 0 {
+		c := q.pickConsumerLocked()
+		if c == nil {
+			break
+		}
+		e, _ := q.ready.pop()
+		m, err := q.readLocked(e)
+		if err != nil {
+			q.env.log.Error("read message for delivery; dropping it", "queue", q.name, "seq", e.seq, "err", err)
+			q.removeLocked(&b, e)
+			continue
+		}
+		d := newDelivery(m, e)
+		if !c.ch.deliver(c, q, e.seq, d) {
+			q.ready.putBack(e) // lost the credit meanwhile
+			break
+		}
+		q.deliveredLocked(&b, e, c.noAck)
+	}
+	q.advanceFloorLocked(&b)
+	q.applyLocked(&b)
+}
+
+// pickConsumerLocked chooses the consumer for the next message: among those
+// with credit, the highest priority, round robin among equals.
+func (q *queue) pickConsumerLocked() *consumer {
+	n := len(q.consumers)
+	var best *consumer
+	bestAt := 0
+	for i := range n {
+		at := (q.rr + i) % n
+		c := q.consumers[at]
+		if (best == nil || c.priority > best.priority) && c.ch.hasCredit(c) {
+			best, bestAt = c, at
+		}
+	}
+	if best != nil {
+		q.rr = bestAt + 1
+	}
+	return best
+}
+
+// readLocked returns the message of e, from the cache or the store.
+func (q *queue) readLocked(e entry) (*message.Message, error) {
+	k := cacheKey{q.id, e.seq}
+	if e.flags&entryCached != 0 {
+		if rec, ok := q.env.cache.take(k); ok {
+			return decodeRecord(rec)
+		}
+	}
+	rec, err := q.env.st.Get(q.id, e.seq)
+	if err != nil {
+		return nil, err
+	}
+	return decodeRecord(rec)
+}
+
+func newDelivery(m *message.Message, e entry) *Delivery {
+	return &Delivery{
+		Redelivered: e.flags&entryRedelivered != 0,
+		Exchange:    m.Exchange,
+		RoutingKey:  m.RoutingKey,
+		Properties:  m.Properties,
+		Body:        m.Body,
+	}
+}
+
+// deliveredLocked records that e went out: removed at once for no-ack,
+// else kept as unacked (and, for a persistent message of a durable queue,
+// marked in the store so it comes back redelivered after a restart).
+func (q *queue) deliveredLocked(b *store.Batch, e entry, noAck bool) {
+	e.flags &^= entryCached
+	if e.deliveries < ^uint16(0) {
+		e.deliveries++
+	}
+	if noAck {
+		q.removeLocked(b, e)
+		return
+	}
+	if q.durable && e.flags&entryPersistent != 0 {
+		b.PutState(q.id, e.seq, encodeState(uint32(e.deliveries)))
+		e.flags |= entryState
+	}
+	q.unacked[e.seq] = e
+	q.unackedSeqs.push(e.seq)
+}
+
+// removeLocked deletes a message that is in neither list any more.
+func (q *queue) removeLocked(b *store.Batch, e entry) {
+	b.DeleteMessage(q.id, e.seq)
+	if e.flags&entryState != 0 {
+		b.DeleteState(q.id, e.seq)
+	}
+	if e.flags&entryCached != 0 {
+		q.env.cache.drop(cacheKey{q.id, e.seq})
+	}
+}
+
+// settle ends unacked deliveries: acked, requeued or discarded.
+func (q *queue) settle(seqs []uint64, how settleKind) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.deleted {
+		return
+	}
+	var b store.Batch
+	for _, seq := range seqs {
+		e, ok := q.unacked[seq]
+		if !ok {
+			continue
+		}
+		delete(q.unacked, seq)
+		switch how {
+		case settleAck:
+			q.removeLocked(&b, e)
+		case settleRequeue:
+			e.flags |= entryRedelivered
+			q.ready.putBack(e)
+		case settleDiscard:
+			q.discardLocked(&b, e, "rejected")
+		}
+	}
+	q.dispatchLocked()
+	q.advanceFloorLocked(&b)
+	q.applyLocked(&b)
+}
+
+type settleKind uint8
+
+const (
+	settleAck settleKind = iota
+	settleRequeue
+	settleDiscard
+)
+
+// discardLocked is the one way a message leaves a queue unacknowledged
+// (rejected without requeue, dropped by a length limit): the place where
+// dead lettering plugs in.
+func (q *queue) discardLocked(b *store.Batch, e entry, reason string) {
+	_ = reason
+	q.removeLocked(b, e)
+}
+
+// advanceFloorLocked persists the ack floor when it moved up.
+func (q *queue) advanceFloorLocked(b *store.Batch) {
+	if !q.durable {
+		return
+	}
+	floor := q.high
+	if s, ok := q.ready.minSeq(); ok {
+		floor = min(floor, s)
+	}
+	for q.unackedSeqs.len() > 0 {
+		s := q.unackedSeqs.peek()
+		if _, ok := q.unacked[s]; ok {
+			floor = min(floor, s)
+			break
+		}
+		q.unackedSeqs.pop()
+	}
+	if floor > q.floor {
+		b.SetFloor(q.id, floor)
+		q.floor = floor
+	}
+}
+
+func (q *queue) applyLocked(b *store.Batch) {
+	if b.Len() == 0 {
+		return
+	}
+	if err := q.env.st.Apply(b, false); err != nil {
+		q.env.log.Error("apply queue changes", "queue", q.name, "err", err)
+	}
+	b.Reset()
+}
+
+// get takes one ready message for basic.get.
+func (q *queue) get(ch *Channel, noAck bool) (*Delivery, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var b store.Batch
+	defer q.applyLocked(&b)
+	for {
+		e, ok := q.ready.pop()
+		if !ok {
+			return nil, nil
+		}
+		m, err := q.readLocked(e)
+		if err != nil {
+			q.env.log.Error("read message for get; dropping it", "queue", q.name, "seq", e.seq, "err", err)
+			q.removeLocked(&b, e)
+			continue
+		}
+		d := newDelivery(m, e)
+		d.MessageCount = uint32(min(q.ready.len(), 1<<32-1))
+		ch.deliverGet(q, e.seq, noAck, d)
+		q.deliveredLocked(&b, e, noAck)
+		q.advanceFloorLocked(&b)
+		return d, nil
+	}
+}
+
+// purge removes the ready messages and returns how many.
+func (q *queue) purge() uint32 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	es := q.ready.takeAll()
+	if len(es) == 0 {
+		return 0
+	}
+	var b store.Batch
+	deleteEntries(&b, q.id, es, q.env.cache)
+	q.advanceFloorLocked(&b)
+	q.applyLocked(&b)
+	return uint32(min(len(es), 1<<32-1))
+}
+
+// deleteEntries adds deletes for es to b: ranges for runs of seqs.
+func deleteEntries(b *store.Batch, id store.QueueID, es []entry, cache *bodyCache) {
+	slices.SortFunc(es, func(x, y entry) int { return compareSeq(x.seq, y.seq) })
+	for i := 0; i < len(es); {
+		j := i + 1
+		for j < len(es) && es[j].seq == es[j-1].seq+1 {
+			j++
+		}
+		if j-i == 1 {
+			b.DeleteMessage(id, es[i].seq)
+			if es[i].flags&entryState != 0 {
+				b.DeleteState(id, es[i].seq)
+			}
+		} else {
+			b.DeleteRange(id, es[i].seq, es[j-1].seq+1)
+		}
+		i = j
+	}
+	for _, e := range es {
+		if e.flags&entryCached != 0 {
+			cache.drop(cacheKey{id, e.seq})
+		}
+	}
+}
+
+func compareSeq(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// counts returns the ready and consumer counts.
+func (q *queue) counts() (ready, consumers uint32) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return uint32(min(q.ready.len(), 1<<32-1)), uint32(len(q.consumers))
+}
+
+// addConsumer attaches c, enforcing consumer exclusivity.
+func (q *queue) addConsumer(c *consumer) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.deleted {
+		return errorf(NotFound, "no queue '%s' in vhost '%s'", q.name, q.vh.name)
+	}
+	if q.exclusiveC || (c.exclusive && len(q.consumers) > 0) {
+		return errorf(ResourceLocked, "queue '%s' in vhost '%s' in exclusive use", q.name, q.vh.name)
+	}
+	q.consumers = append(q.consumers, c)
+	q.exclusiveC = c.exclusive
+	q.hadConsumer = true
+	q.dispatchLocked()
+	return nil
+}
+
+// removeConsumer detaches c and reports whether the queue should now be
+// auto-deleted.
+func (q *queue) removeConsumer(c *consumer) (autoDelete bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	i := slices.Index(q.consumers, c)
+	if i < 0 {
+		return false
+	}
+	q.consumers = slices.Delete(q.consumers, i, i+1)
+	if c.exclusive {
+		q.exclusiveC = false
+	}
+	if q.rr > i {
+		q.rr--
+	}
+	return q.autoDelete && len(q.consumers) == 0 && !q.deleted
+}
+
+// dropLocked marks the queue deleted, removes its messages from the store
+// and returns its consumers (to be told) and its ready count.
+func (q *queue) dropLocked(b *store.Batch) (consumers []*consumer, ready uint32) {
+	q.deleted = true
+	consumers, q.consumers = q.consumers, nil
+	es := q.ready.takeAll()
+	for _, e := range es {
+		if e.flags&entryCached != 0 {
+			q.env.cache.drop(cacheKey{q.id, e.seq})
+		}
+	}
+	q.unacked = make(map[uint64]entry)
+	q.unackedSeqs = heap[uint64]{}
+	b.DropQueue(q.id)
+	return consumers, uint32(min(len(es), 1<<32-1))
+}
+
+// batchHolder allocates a batch on first use.
+type batchHolder struct{ b *store.Batch }
+
+func (h *batchHolder) get() *store.Batch {
+	if h.b == nil {
+		h.b = &store.Batch{}
+	}
+	return h.b
+}

@@ -1,0 +1,151 @@
+package broker
+
+// A queue's in-memory index: one small entry per message.
+
+// entry is what a queue keeps in memory of one message (16 bytes).
+type entry struct {
+	seq        uint64
+	size       uint32 // body bytes
+	deliveries uint16 // times delivered (saturating)
+	flags      uint8
+}
+
+const (
+	entryRedelivered uint8 = 1 << iota // delivered before: Redelivered on the next delivery
+	entryPersistent                    // delivery-mode 2
+	entryState                         // a per-message state record exists in the store
+	entryCached                        // the record may be in the body cache
+)
+
+// readyList holds a queue's ready entries in seq order: fifo has the
+// entries that were never handed out, in the order the commit loop added
+// them (ascending seq); back is a min-heap of entries returned by nack,
+// reject or a closed channel, which go before later fifo entries.
+type readyList struct {
+	fifo  []entry
+	head  int
+	back  heap[entry]
+	bytes uint64
+}
+
+func (r *readyList) len() int { return len(r.fifo) - r.head + r.back.len() }
+
+// push appends a new entry; its seq is above every entry of fifo.
+func (r *readyList) push(e entry) {
+	r.fifo = append(r.fifo, e)
+	r.bytes += uint64(e.size)
+}
+
+// putBack returns an entry to its place by seq.
+func (r *readyList) putBack(e entry) {
+	r.back.push(e)
+	r.bytes += uint64(e.size)
+}
+
+// pop removes the entry with the lowest seq.
+func (r *readyList) pop() (entry, bool) {
+	fifoOK := r.head < len(r.fifo)
+	backOK := r.back.len() > 0
+	var e entry
+	switch {
+	case backOK && (!fifoOK || r.back.peek().seq < r.fifo[r.head].seq):
+		e = r.back.pop()
+	case fifoOK:
+		e = r.fifo[r.head]
+		r.fifo[r.head] = entry{}
+		r.head++
+		r.compact()
+	default:
+		return entry{}, false
+	}
+	r.bytes -= uint64(e.size)
+	return e, true
+}
+
+func (r *readyList) compact() {
+	switch {
+	case r.head == len(r.fifo):
+		r.fifo, r.head = r.fifo[:0], 0
+	case r.head >= 1024 && r.head*2 >= len(r.fifo):
+		n := copy(r.fifo, r.fifo[r.head:])
+		clear(r.fifo[n:])
+		r.fifo, r.head = r.fifo[:n], 0
+	}
+}
+
+// minSeq returns the lowest ready seq.
+func (r *readyList) minSeq() (uint64, bool) {
+	fifoOK := r.head < len(r.fifo)
+	backOK := r.back.len() > 0
+	switch {
+	case backOK && (!fifoOK || r.back.peek().seq < r.fifo[r.head].seq):
+		return r.back.peek().seq, true
+	case fifoOK:
+		return r.fifo[r.head].seq, true
+	}
+	return 0, false
+}
+
+// takeAll empties the list and returns its entries in no particular order.
+func (r *readyList) takeAll() []entry {
+	out := make([]entry, 0, r.len())
+	out = append(out, r.fifo[r.head:]...)
+	out = append(out, r.back.items...)
+	*r = readyList{}
+	return out
+}
+
+// heap is a binary min-heap ordered by seq.
+type heap[T interface{ entry | uint64 }] struct {
+	items []T
+}
+
+func seqOf[T interface{ entry | uint64 }](v T) uint64 {
+	switch x := any(v).(type) {
+	case entry:
+		return x.seq
+	case uint64:
+		return x
+	}
+	return 0
+}
+
+func (h *heap[T]) len() int { return len(h.items) }
+func (h *heap[T]) peek() T  { return h.items[0] }
+
+func (h *heap[T]) push(v T) {
+	h.items = append(h.items, v)
+	i := len(h.items) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if seqOf(h.items[p]) <= seqOf(h.items[i]) {
+			break
+		}
+		h.items[p], h.items[i] = h.items[i], h.items[p]
+		i = p
+	}
+}
+
+func (h *heap[T]) pop() T {
+	top := h.items[0]
+	last := len(h.items) - 1
+	h.items[0] = h.items[last]
+	var zero T
+	h.items[last] = zero
+	h.items = h.items[:last]
+	i := 0
+	for {
+		l, m := 2*i+1, i
+		if l < last && seqOf(h.items[l]) < seqOf(h.items[m]) {
+			m = l
+		}
+		if l+1 < last && seqOf(h.items[l+1]) < seqOf(h.items[m]) {
+			m = l + 1
+		}
+		if m == i {
+			return top
+		}
+		h.items[i], h.items[m] = h.items[m], h.items[i]
+		i = m
+	}
+}

@@ -1,0 +1,389 @@
+package broker
+
+// This file is the broker's own encoding of what it keeps in the store:
+// message records, per-message state and definitions (exchanges, queues,
+// bindings, users). Every encoding starts with a version byte; decoding
+// checks every length and never panics on hostile or torn input.
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/sluicemq/sluice/internal/message"
+	"github.com/sluicemq/sluice/internal/store"
+)
+
+const (
+	recordV1 byte = 1
+
+	// recPersistent marks a record of a persistent message (delivery-mode 2).
+	recPersistent byte = 1 << 0
+)
+
+// errRecord is wrapped by every decoding error of this file; it is a
+// store.ErrCorrupt.
+var errRecord = fmt.Errorf("%w: broker record", store.ErrCorrupt)
+
+func recordErr(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", errRecord, fmt.Sprintf(format, args...))
+}
+
+// encodeRecord encodes a message record:
+//
+//	version(1) flags(1) uvarint(len) exchange uvarint(len) routing-key
+//	uvarint(len) properties(message.AppendProperties) body(rest)
+func encodeRecord(m *message.Message) ([]byte, error) {
+	var flags byte
+	if m.Persistent() {
+		flags |= recPersistent
+	}
+	b := make([]byte, 0, 16+len(m.Exchange)+len(m.RoutingKey)+64+len(m.Body))
+	b = append(b, recordV1, flags)
+	b = appendString(b, m.Exchange)
+	b = appendString(b, m.RoutingKey)
+	lenAt := len(b)
+	b = append(b, 0, 0, 0, 0) // fixed 4-byte properties length, patched below
+	b, err := message.AppendProperties(b, &m.Properties)
+	if err != nil {
+		return nil, fmt.Errorf("encode record: %w", err)
+	}
+	binary.BigEndian.PutUint32(b[lenAt:], uint32(len(b)-lenAt-4))
+	return append(b, m.Body...), nil
+}
+
+// recordFlags returns the flags byte of a record without decoding it.
+func recordFlags(rec []byte) (byte, error) {
+	if len(rec) < 2 {
+		return 0, recordErr("record of %d bytes", len(rec))
+	}
+	if rec[0] != recordV1 {
+		return 0, recordErr("record version %d", rec[0])
+	}
+	return rec[1], nil
+}
+
+// recordBodySize returns the body size of a record without decoding its
+// properties.
+func recordBodySize(rec []byte) (int, error) {
+	if _, err := recordFlags(rec); err != nil {
+		return 0, err
+	}
+	r := reader{b: rec[2:]}
+	r.string()
+	r.string()
+	r.take(int(r.uint32()))
+	if r.err != nil {
+		return 0, r.err
+	}
+	return len(r.b), nil
+}
+
+// decodeRecord decodes a message record. The message's body aliases rec.
+func decodeRecord(rec []byte) (*message.Message, error) {
+	if _, err := recordFlags(rec); err != nil {
+		return nil, err
+	}
+	r := reader{b: rec[2:]}
+	m := &message.Message{}
+	m.Exchange = r.string()
+	m.RoutingKey = r.string()
+	pl := r.uint32()
+	props := r.take(int(pl))
+	if r.err != nil {
+		return nil, r.err
+	}
+	p, n, err := message.ReadProperties(props)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errRecord, err)
+	}
+	if n != len(props) {
+		return nil, recordErr("properties: %d trailing bytes", len(props)-n)
+	}
+	m.Properties = p
+	m.Body = r.b
+	return m, nil
+}
+
+// Per-message state: version(1) uvarint(delivery count). It exists for a
+// message that was delivered at least once, so that after a restart it
+// comes back redelivered.
+func encodeState(deliveries uint32) []byte {
+	return binary.AppendUvarint([]byte{recordV1}, uint64(deliveries))
+}
+
+func decodeState(b []byte) (uint32, error) {
+	if len(b) < 1 || b[0] != recordV1 {
+		return 0, recordErr("state of %d bytes", len(b))
+	}
+	r := reader{b: b[1:]}
+	n := r.uvarint()
+	if r.err != nil {
+		return 0, r.err
+	}
+	return uint32(min(n, 1<<32-1)), nil
+}
+
+// Metadata keys. Names are joined with NUL, which AMQP short strings may
+// contain in theory but no client sends; the value repeats every name, so a
+// key is only an index.
+const (
+	metaExchange    = "x/"   // x/<vhost>\0<name>
+	metaQueue       = "q/"   // q/<vhost>\0<name>
+	metaBinding     = "b/"   // b/<vhost>\0<source>\0<kind><dest>\0<key>\0<args hex>
+	metaQueueID     = "qid/" // qid/<16 hex digits> -> durable flag
+	metaUser        = "u/"   // u/<name>
+	metaNextQueueID = "next-queue-id"
+)
+
+func exchangeKey(vhost, name string) string { return metaExchange + vhost + "\x00" + name }
+func queueKey(vhost, name string) string    { return metaQueue + vhost + "\x00" + name }
+func queueIDKey(id store.QueueID) string    { return fmt.Sprintf("%s%016x", metaQueueID, uint64(id)) }
+func userKey(name string) string            { return metaUser + name }
+
+// exchangeDef is the stored form of a durable exchange.
+type exchangeDef struct {
+	VHost, Name, Type             string
+	Durable, AutoDelete, Internal bool
+	Args                          message.Table
+}
+
+func encodeExchangeDef(d exchangeDef) ([]byte, error) {
+	b := []byte{recordV1}
+	b = appendString(b, d.VHost)
+	b = appendString(b, d.Name)
+	b = appendString(b, d.Type)
+	b = append(b, boolsByte(d.Durable, d.AutoDelete, d.Internal))
+	return message.AppendTable(b, d.Args)
+}
+
+func decodeExchangeDef(v []byte) (exchangeDef, error) {
+	r, err := versioned(v)
+	if err != nil {
+		return exchangeDef{}, err
+	}
+	var d exchangeDef
+	d.VHost, d.Name, d.Type = r.string(), r.string(), r.string()
+	f := r.byte()
+	d.Durable, d.AutoDelete, d.Internal = f&1 != 0, f&2 != 0, f&4 != 0
+	d.Args = r.table()
+	return d, r.done()
+}
+
+// queueDef is the stored form of a durable queue.
+type queueDef struct {
+	VHost, Name string
+	ID          store.QueueID
+	AutoDelete  bool
+	Args        message.Table
+}
+
+func encodeQueueDef(d queueDef) ([]byte, error) {
+	b := []byte{recordV1}
+	b = appendString(b, d.VHost)
+	b = appendString(b, d.Name)
+	b = binary.AppendUvarint(b, uint64(d.ID))
+	b = append(b, boolsByte(d.AutoDelete))
+	return message.AppendTable(b, d.Args)
+}
+
+func decodeQueueDef(v []byte) (queueDef, error) {
+	r, err := versioned(v)
+	if err != nil {
+		return queueDef{}, err
+	}
+	var d queueDef
+	d.VHost, d.Name = r.string(), r.string()
+	d.ID = store.QueueID(r.uvarint())
+	d.AutoDelete = r.byte()&1 != 0
+	d.Args = r.table()
+	return d, r.done()
+}
+
+// bindingDef is the stored form of a binding between durable ends.
+type bindingDef struct {
+	VHost      string
+	Source     string
+	ToExchange bool
+	Dest, Key  string
+	Args       message.Table
+}
+
+func encodeBindingDef(d bindingDef) ([]byte, error) {
+	b := []byte{recordV1}
+	b = appendString(b, d.VHost)
+	b = appendString(b, d.Source)
+	b = append(b, boolsByte(d.ToExchange))
+	b = appendString(b, d.Dest)
+	b = appendString(b, d.Key)
+	return message.AppendTable(b, d.Args)
+}
+
+func decodeBindingDef(v []byte) (bindingDef, error) {
+	r, err := versioned(v)
+	if err != nil {
+		return bindingDef{}, err
+	}
+	var d bindingDef
+	d.VHost, d.Source = r.string(), r.string()
+	d.ToExchange = r.byte()&1 != 0
+	d.Dest, d.Key = r.string(), r.string()
+	d.Args = r.table()
+	return d, r.done()
+}
+
+// bindingKey is the metadata key of a binding: unique per (source,
+// destination, routing key, arguments).
+func bindingKey(vhost string, toExchange bool, src, dst, key string, args message.Table) string {
+	kind := "q"
+	if toExchange {
+		kind = "e"
+	}
+	enc, _ := message.AppendTable(nil, args)
+	return fmt.Sprintf("%s%s\x00%s\x00%s%s\x00%s\x00%x", metaBinding, vhost, src, kind, dst, key, enc)
+}
+
+// userDef is the stored form of a user.
+type userDef struct {
+	Name         string
+	Salt, Hash   []byte
+	Tags         []string
+	LoopbackOnly bool
+}
+
+func encodeUserDef(u userDef) []byte {
+	b := []byte{recordV1}
+	b = appendString(b, u.Name)
+	b = appendString(b, string(u.Salt))
+	b = appendString(b, string(u.Hash))
+	b = binary.AppendUvarint(b, uint64(len(u.Tags)))
+	for _, t := range u.Tags {
+		b = appendString(b, t)
+	}
+	return append(b, boolsByte(u.LoopbackOnly))
+}
+
+func decodeUserDef(v []byte) (userDef, error) {
+	r, err := versioned(v)
+	if err != nil {
+		return userDef{}, err
+	}
+	var u userDef
+	u.Name = r.string()
+	u.Salt = []byte(r.string())
+	u.Hash = []byte(r.string())
+	n := r.uvarint()
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		u.Tags = append(u.Tags, r.string())
+	}
+	u.LoopbackOnly = r.byte()&1 != 0
+	return u, r.done()
+}
+
+func boolsByte(bs ...bool) byte {
+	var f byte
+	for i, b := range bs {
+		if b {
+			f |= 1 << i
+		}
+	}
+	return f
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// reader decodes the pieces above; the first error sticks.
+type reader struct {
+	b   []byte
+	err error
+}
+
+func versioned(v []byte) (*reader, error) {
+	if len(v) < 1 || v[0] != recordV1 {
+		return nil, recordErr("definition of %d bytes, unknown version", len(v))
+	}
+	return &reader{b: v[1:]}, nil
+}
+
+func (r *reader) fail(what string) {
+	if r.err == nil {
+		r.err = recordErr("truncated %s", what)
+	}
+}
+
+func (r *reader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.fail("varint")
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) take(n int) []byte {
+	if r.err != nil {
+		return nil
+	}
+	if n < 0 || n > len(r.b) {
+		r.fail("field")
+		return nil
+	}
+	v := r.b[:n]
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) string() string {
+	n := r.uvarint()
+	if n > uint64(len(r.b)) {
+		r.fail("string")
+		return ""
+	}
+	return string(r.take(int(n)))
+}
+
+func (r *reader) byte() byte {
+	v := r.take(1)
+	if v == nil {
+		return 0
+	}
+	return v[0]
+}
+
+func (r *reader) uint32() uint32 {
+	v := r.take(4)
+	if v == nil {
+		return 0
+	}
+	return binary.BigEndian.Uint32(v)
+}
+
+func (r *reader) table() message.Table {
+	if r.err != nil {
+		return nil
+	}
+	t, n, err := message.ReadTable(r.b)
+	if err != nil {
+		r.err = fmt.Errorf("%w: %w", errRecord, err)
+		return nil
+	}
+	r.b = r.b[n:]
+	return t
+}
+
+func (r *reader) done() error {
+	if r.err != nil {
+		return r.err
+	}
+	if len(r.b) != 0 {
+		return recordErr("%d trailing bytes", len(r.b))
+	}
+	return nil
+}
+

@@ -1,0 +1,284 @@
+package broker
+
+import (
+	"strings"
+	"sync"
+
+	"github.com/sluicemq/sluice/internal/message"
+	"github.com/sluicemq/sluice/internal/store"
+)
+
+// vhost is one virtual host: its exchanges, queues and bindings.
+type vhost struct {
+	name string
+	env  *env
+
+	mu        sync.RWMutex
+	exchanges map[string]*exchange
+	queues    map[string]*queue
+}
+
+func newVHost(name string, e *env) *vhost {
+	vh := &vhost{name: name, env: e, exchanges: make(map[string]*exchange), queues: make(map[string]*queue)}
+	vh.exchanges[""] = newExchange("", kindDirect, true, false, false, nil)
+	for _, p := range []struct{ name, kind string }{
+		{"amq.direct", kindDirect}, {"amq.fanout", kindFanout}, {"amq.topic", kindTopic},
+		{"amq.headers", kindHeaders}, {"amq.match", kindHeaders},
+	} {
+		vh.exchanges[p.name] = newExchange(p.name, p.kind, true, false, false, nil)
+	}
+	return vh
+}
+
+func (vh *vhost) noExchange(name string) *Error {
+	return errorf(NotFound, "no exchange '%s' in vhost '%s'", name, vh.name)
+}
+
+func (vh *vhost) noQueue(name string) *Error {
+	return errorf(NotFound, "no queue '%s' in vhost '%s'", name, vh.name)
+}
+
+func (vh *vhost) locked(name string) *Error {
+	return errorf(ResourceLocked, "cannot obtain exclusive access to locked queue '%s' in vhost '%s'. "+
+		"It could be originally declared on another connection or the exclusive property value does not match "+
+		"that of the original declaration.", name, vh.name)
+}
+
+var errDefaultExchange = errorf(AccessRefused, "operation not permitted on the default exchange")
+
+// route finds the queues a message reaches.
+func (vh *vhost) route(msg *message.Message) ([]*queue, error) {
+	vh.mu.RLock()
+	defer vh.mu.RUnlock()
+	x := vh.exchanges[msg.Exchange]
+	if x == nil {
+		return nil, vh.noExchange(msg.Exchange)
+	}
+	if x.internal {
+		return nil, errorf(AccessRefused, "cannot publish to internal exchange '%s' in vhost '%s'", x.name, vh.name)
+	}
+	return vh.routeLocked(x, msg), nil
+}
+
+// queueFor looks a queue up for conn, enforcing exclusivity.
+func (vh *vhost) queueFor(conn *Connection, name string) (*queue, error) {
+	vh.mu.RLock()
+	defer vh.mu.RUnlock()
+	return vh.queueForLocked(conn, name)
+}
+
+func (vh *vhost) queueForLocked(conn *Connection, name string) (*queue, error) {
+	q := vh.queues[name]
+	if q == nil {
+		return nil, vh.noQueue(name)
+	}
+	if q.owner != nil && q.owner != conn {
+		return nil, vh.locked(name)
+	}
+	return q, nil
+}
+
+// apply writes topology changes (synced: a declare-ok means durable).
+func (vh *vhost) apply(b *store.Batch) error {
+	if b.Len() == 0 {
+		return nil
+	}
+	if err := vh.env.st.Apply(b, true); err != nil {
+		return internalError("store definitions", err)
+	}
+	return nil
+}
+
+// DeclareExchange is exchange.declare.
+func (ch *Channel) DeclareExchange(d ExchangeDecl) error {
+	vh := ch.vh
+	if d.Name == "" {
+		return errDefaultExchange
+	}
+	if d.Passive {
+		vh.mu.RLock()
+		defer vh.mu.RUnlock()
+		if vh.exchanges[d.Name] == nil {
+			return vh.noExchange(d.Name)
+		}
+		return nil
+	}
+	if strings.HasPrefix(d.Name, "amq.") {
+		return errorf(AccessRefused, "exchange name '%s' contains reserved prefix 'amq.*'", d.Name)
+	}
+	if d.Type == "x-delayed-message" {
+		return errorf(NotImplemented, "exchange type 'x-delayed-message' is not implemented yet")
+	}
+	if !validKind(d.Type) {
+		return errorf(CommandInvalid, "invalid exchange type '%s'", d.Type)
+	}
+	vh.mu.Lock()
+	defer vh.mu.Unlock()
+	if x := vh.exchanges[d.Name]; x != nil {
+		return vh.exchangeEquivalent(x, d)
+	}
+	x := newExchange(d.Name, d.Type, d.Durable, d.AutoDelete, d.Internal, d.Args)
+	if d.Durable {
+		v, err := encodeExchangeDef(exchangeDef{VHost: vh.name, Name: x.name, Type: x.kind,
+			Durable: true, AutoDelete: x.autoDelete, Internal: x.internal, Args: x.args})
+		if err != nil {
+			return &Error{Code: PreconditionFailed, Reason: "exchange arguments: " + err.Error(), Err: err}
+		}
+		var b store.Batch
+		b.PutMeta(exchangeKey(vh.name, x.name), v)
+		if err := vh.apply(&b); err != nil {
+			return err
+		}
+	}
+	vh.exchanges[x.name] = x
+	return nil
+}
+
+func (vh *vhost) exchangeEquivalent(x *exchange, d ExchangeDecl) error {
+	diff := func(arg string, got, cur any) error {
+		return errorf(PreconditionFailed, "inequivalent arg '%s' for exchange '%s' in vhost '%s': received '%v' but current is '%v'",
+			arg, x.name, vh.name, got, cur)
+	}
+	switch {
+	case d.Type != x.kind:
+		return diff("type", d.Type, x.kind)
+	case d.Durable != x.durable:
+		return diff("durable", d.Durable, x.durable)
+	case d.AutoDelete != x.autoDelete:
+		return diff("auto_delete", d.AutoDelete, x.autoDelete)
+	case d.Internal != x.internal:
+		return diff("internal", d.Internal, x.internal)
+	}
+	return argsEquivalent("exchange", x.name, vh.name, []string{"alternate-exchange"}, d.Args, x.args)
+}
+
+// DeleteExchange is exchange.delete. Deleting a missing exchange succeeds.
+func (ch *Channel) DeleteExchange(name string, ifUnused bool) error {
+	vh := ch.vh
+	if name == "" {
+		return errDefaultExchange
+	}
+	if strings.HasPrefix(name, "amq.") {
+		return errorf(AccessRefused, "deletion of system exchange '%s' in vhost '%s' not allowed", name, vh.name)
+	}
+	vh.mu.Lock()
+	defer vh.mu.Unlock()
+	x := vh.exchanges[name]
+	if x == nil {
+		return nil
+	}
+	if ifUnused && len(x.bindings) > 0 {
+		return errorf(PreconditionFailed, "exchange '%s' in vhost '%s' in use", name, vh.name)
+	}
+	var b store.Batch
+	vh.deleteExchangeLocked(&b, x)
+	return vh.apply(&b)
+}
+
+// deleteExchangeLocked removes x and its bindings both ways; sources left
+// without bindings that are auto-delete go too.
+func (vh *vhost) deleteExchangeLocked(b *store.Batch, x *exchange) {
+	delete(vh.exchanges, x.name)
+	if x.durable {
+		b.DeleteMeta(exchangeKey(vh.name, x.name))
+	}
+	for len(x.bindings) > 0 {
+		vh.unbindLocked(b, x.bindings[0], false)
+	}
+	for len(x.inbound) > 0 {
+		vh.unbindLocked(b, x.inbound[0], true)
+	}
+}
+
+// unbindLocked removes a binding; with autoDelete, a source exchange left
+// without bindings that is auto-delete is deleted.
+func (vh *vhost) unbindLocked(b *store.Batch, bd *binding, autoDelete bool) {
+	src := bd.src
+	src.removeBinding(bd)
+	if bindingDurable(bd) {
+		b.DeleteMeta(bindingKey(vh.name, bd.x != nil, src.name, bd.destName(), bd.key, bd.args))
+	}
+	if autoDelete && src.autoDelete && len(src.bindings) == 0 && vh.exchanges[src.name] == src {
+		vh.deleteExchangeLocked(b, src)
+	}
+}
+
+func bindingDurable(bd *binding) bool {
+	if !bd.src.durable {
+		return false
+	}
+	if bd.q != nil {
+		return bd.q.durable
+	}
+	return bd.x.durable
+}
+
+// BindExchange is exchange.bind: Source routes to the exchange Destination.
+func (ch *Channel) BindExchange(bnd Binding) error { return ch.bind(bnd, true, false) }
+
+// UnbindExchange is exchange.unbind.
+func (ch *Channel) UnbindExchange(bnd Binding) error { return ch.bind(bnd, true, true) }
+
+// BindQueue is queue.bind.
+func (ch *Channel) BindQueue(bnd Binding) error { return ch.bind(bnd, false, false) }
+
+// UnbindQueue is queue.unbind. Removing a binding that does not exist
+// succeeds.
+func (ch *Channel) UnbindQueue(bnd Binding) error { return ch.bind(bnd, false, true) }
+
+func (ch *Channel) bind(bnd Binding, toExchange, unbind bool) error {
+	vh := ch.vh
+	if bnd.Source == "" || (toExchange && bnd.Destination == "") {
+		return errDefaultExchange
+	}
+	vh.mu.Lock()
+	defer vh.mu.Unlock()
+	var (
+		q  *queue
+		dx *exchange
+	)
+	if toExchange {
+		if dx = vh.exchanges[bnd.Destination]; dx == nil {
+			return vh.noExchange(bnd.Destination)
+		}
+	} else {
+		var err error
+		if q, err = vh.queueForLocked(ch.conn, bnd.Destination); err != nil {
+			return err
+		}
+	}
+	src := vh.exchanges[bnd.Source]
+	if src == nil {
+		return vh.noExchange(bnd.Source)
+	}
+	existing := src.findBinding(q, dx, bnd.Key, bnd.Args)
+	var b store.Batch
+	if unbind {
+		if existing != nil {
+			vh.unbindLocked(&b, existing, true)
+		}
+		return vh.apply(&b)
+	}
+	if existing != nil {
+		return nil
+	}
+	if src.kind == kindHeaders {
+		if v, ok := validXMatch(bnd.Args); !ok {
+			return errorf(PreconditionFailed, "Invalid x-match field value %s; expected all, any, all-with-x, or any-with-x", v)
+		}
+	}
+	bd := &binding{src: src, q: q, x: dx, key: bnd.Key, args: bnd.Args}
+	if bindingDurable(bd) {
+		v, err := encodeBindingDef(bindingDef{VHost: vh.name, Source: src.name, ToExchange: toExchange,
+			Dest: bnd.Destination, Key: bnd.Key, Args: bnd.Args})
+		if err != nil {
+			return &Error{Code: PreconditionFailed, Reason: "binding arguments: " + err.Error(), Err: err}
+		}
+		b.PutMeta(bindingKey(vh.name, toExchange, src.name, bnd.Destination, bnd.Key, bnd.Args), v)
+		if err := vh.apply(&b); err != nil {
+			return err
+		}
+	}
+	src.addBinding(bd)
+	return nil
+}
