@@ -1,0 +1,230 @@
+//go:build integration
+
+package bench_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/sluicemq/sluice/internal/bench"
+	"github.com/sluicemq/sluice/internal/sluicetest"
+)
+
+// tiny returns a configuration for a small run against url: bounded to 2000
+// messages and 30 s, so a slow CI machine still finishes by count.
+func tiny(url, scenario, queue string) bench.Config {
+	c := bench.DefaultConfig()
+	c.URL, c.Scenario, c.Queue = url, scenario, queue
+	c.Messages, c.Backlog = 2000, 2000
+	c.Duration = 30 * time.Second
+	c.MessageSize = 256
+	return c
+}
+
+func TestBenchAgainstSluice(t *testing.T) {
+	b := sluicetest.Start(t)
+	tests := []struct {
+		name  string
+		cfg   func(bench.Config) bench.Config
+		check func(t *testing.T, r bench.Result)
+	}{
+		{
+			name: "publish",
+			cfg:  func(c bench.Config) bench.Config { c.Scenario = bench.ScenarioPublish; return c },
+			check: func(t *testing.T, r bench.Result) {
+				p := onePhase(t, r, "publish")
+				if p.Sent != 2000 || p.Confirmed != 2000 || p.Nacked != 0 || !p.Complete {
+					t.Errorf("publish phase %+v, want 2000 sent and confirmed, complete", p)
+				}
+				if p.ConfirmLatency.Count != 2000 || p.ConfirmLatency.P99 <= 0 {
+					t.Errorf("confirm latency %+v, want 2000 samples", p.ConfirmLatency)
+				}
+			},
+		},
+		{
+			name: "publish and consume with multi-ack",
+			cfg: func(c bench.Config) bench.Config {
+				c.Publishers, c.Consumers, c.Prefetch, c.MultiAck = 2, 2, 100, 10
+				return c
+			},
+			check: func(t *testing.T, r bench.Result) {
+				p := onePhase(t, r, "publish")
+				if p.Sent != 2000 || p.Confirmed != 2000 || p.Acked != 2000 || !p.Complete {
+					t.Errorf("phase %+v, want 2000 sent, confirmed and acked", p)
+				}
+				if p.ConsumeLatency.Count != 2000 {
+					t.Errorf("consume latency %+v, want 2000 samples", p.ConsumeLatency)
+				}
+			},
+		},
+		{
+			name: "backlog",
+			cfg: func(c bench.Config) bench.Config {
+				c.Scenario, c.PID = bench.ScenarioBacklog, os.Getpid() // the test broker runs in this process
+				return c
+			},
+			check: func(t *testing.T, r bench.Result) {
+				if len(r.Phases) != 2 {
+					t.Fatalf("backlog phases %+v, want fill and drain", r.Phases)
+				}
+				fill, drain := r.Phases[0], r.Phases[1]
+				if fill.Confirmed != 2000 || fill.QueueDepth != 2000 || !fill.Complete {
+					t.Errorf("fill %+v, want 2000 confirmed and queued", fill)
+				}
+				if drain.Acked != 2000 || drain.Consumed != 2000 || !drain.Complete {
+					t.Errorf("drain %+v, want 2000 consumed and acked", drain)
+				}
+				if r.Memory == nil || r.Memory.AfterFill <= 0 || r.Memory.PeakSampled <= 0 {
+					t.Errorf("memory %+v, want readings", r.Memory)
+				}
+			},
+		},
+		{
+			name: "churn",
+			cfg: func(c bench.Config) bench.Config {
+				c.Scenario, c.Requeues, c.Messages = bench.ScenarioChurn, 2, 500
+				return c
+			},
+			check: func(t *testing.T, r bench.Result) {
+				p := onePhase(t, r, "churn")
+				if p.Acked != 500 || p.Requeued != 1000 || p.Consumed != 1500 || !p.Complete {
+					t.Errorf("churn %+v, want 500 acked after 1000 requeues", p)
+				}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := tt.cfg(tiny(b.URL(), bench.ScenarioPublish, "bench-"+strings.ReplaceAll(tt.name, " ", "-")))
+			var out bytes.Buffer
+			r, err := bench.Run(t.Context(), cfg, &out)
+			if err != nil {
+				t.Fatalf("Run: %v\n%s", err, out.String())
+			}
+			if r.Interrupted {
+				t.Fatal("run reported interrupted")
+			}
+			tt.check(t, r)
+			if !strings.Contains(out.String(), "msg/s") {
+				t.Errorf("summary lacks rates:\n%s", out.String())
+			}
+			assertQueueGone(t, b.URL(), cfg.Queue)
+		})
+	}
+}
+
+func TestBenchJSONAndKeep(t *testing.T) {
+	b := sluicetest.Start(t)
+	cfg := tiny(b.URL(), bench.ScenarioPublish, "bench-keep")
+	cfg.Messages, cfg.Keep, cfg.JSON = 300, true, true
+	var out bytes.Buffer
+	if _, err := bench.Run(t.Context(), cfg, &out); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	var r bench.Result
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		t.Fatalf("--json output is not a Result: %v\n%s", err, out.String())
+	}
+	if len(r.Phases) != 1 || r.Phases[0].Confirmed != 300 {
+		t.Errorf("JSON result %+v, want one phase with 300 confirmed", r)
+	}
+	// Kept, with its 300 messages: a second run on it must refuse.
+	if _, err := bench.Run(t.Context(), cfg, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "holds 300 messages") {
+		t.Errorf("second run on a full queue: error = %v, want it refused", err)
+	}
+}
+
+func TestBenchStopsOnCancel(t *testing.T) {
+	b := sluicetest.Start(t)
+	cfg := tiny(b.URL(), bench.ScenarioPublish, "bench-cancel")
+	cfg.Messages, cfg.Consumers, cfg.Duration = 0, 1, time.Minute // time-bound only
+	ctx, cancel := context.WithCancel(t.Context())
+	out := &syncBuffer{}
+	done := make(chan struct{})
+	var r bench.Result
+	var err error
+	go func() {
+		defer close(done)
+		r, err = bench.Run(ctx, cfg, out)
+	}()
+	// Cancel once the first progress line shows messages flowing.
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(out.String(), "sent") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no progress within 30s:\n%s", out.String())
+		}
+		time.Sleep(20 * time.Millisecond) // polling for an async event
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return within 30s of cancellation")
+	}
+	if err != nil {
+		t.Fatalf("Run after cancel: %v", err)
+	}
+	if !r.Interrupted || len(r.Phases) != 1 || r.Phases[0].Sent == 0 {
+		t.Errorf("result %+v, want an interrupted run with messages sent", r)
+	}
+	if r.Phases[0].Seconds > 30 {
+		t.Errorf("phase ran %.1fs, want it cut short by the cancellation", r.Phases[0].Seconds)
+	}
+	assertQueueGone(t, b.URL(), cfg.Queue)
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and one reader.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func onePhase(t *testing.T, r bench.Result, name string) bench.Phase {
+	t.Helper()
+	if len(r.Phases) != 1 || r.Phases[0].Name != name {
+		t.Fatalf("phases %+v, want one %q", r.Phases, name)
+	}
+	return r.Phases[0]
+}
+
+// assertQueueGone checks that the bench deleted its queue.
+func assertQueueGone(t *testing.T, url, queue string) {
+	t.Helper()
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatalf("channel: %v", err)
+	}
+	_, err = ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+	var aerr *amqp.Error
+	if err == nil {
+		t.Errorf("queue %q still exists after the run", queue)
+	} else if !errors.As(err, &aerr) || aerr.Code != amqp.NotFound {
+		t.Errorf("passive declare of %q: %v, want 404 NOT_FOUND", queue, err)
+	}
+}
