@@ -206,7 +206,6 @@ func (g *gen) constants(s *spec) {
 func (g *gen) method(c class, m method) error {
 	typ := goName(c.Name) + goName(m.Name)
 	full := c.Name + "." + m.Name
-	type field struct{ name, base, spec string }
 	var fields []field
 	for _, a := range m.Arguments {
 		base, err := g.baseType(a)
@@ -229,8 +228,24 @@ func (g *gen) method(c class, m method) error {
 	g.p("func (*%s) Name() string { return %q }", typ, full)
 	g.p("func (*%s) Synchronous() bool { return %t }", typ, m.Synchronous)
 	g.p("func (*%s) HasContent() bool { return %t }", typ, m.Content)
+	g.encoder(typ, fields)
+	g.decoder(typ, fields)
+	return nil
+}
 
-	// Encoder.
+// field is one method argument as the generated code sees it.
+type field struct{ name, base, spec string }
+
+// receiver names the receiver only when the method has arguments to use it.
+func receiver(fields []field) string {
+	if len(fields) == 0 {
+		return ""
+	}
+	return "m"
+}
+
+// encoder writes typ's appendArgs.
+func (g *gen) encoder(typ string, fields []field) {
 	fallible := false
 	for _, f := range fields {
 		switch f.base {
@@ -238,11 +253,7 @@ func (g *gen) method(c class, m method) error {
 			fallible = true
 		}
 	}
-	recv := "m"
-	if len(fields) == 0 {
-		recv = ""
-	}
-	g.p("\nfunc (%s *%s) appendArgs(b []byte) ([]byte, error) {", recv, typ)
+	g.p("\nfunc (%s *%s) appendArgs(b []byte) ([]byte, error) {", receiver(fields), typ)
 	if fallible {
 		g.p("var err error")
 	}
@@ -285,9 +296,11 @@ func (g *gen) method(c class, m method) error {
 	}
 	g.p("return b, nil")
 	g.p("}")
+}
 
-	// Decoder.
-	g.p("\nfunc (%s *%s) readArgs(d *decoder) {", recv, typ)
+// decoder writes typ's readArgs.
+func (g *gen) decoder(typ string, fields []field) {
+	g.p("\nfunc (%s *%s) readArgs(d *decoder) {", receiver(fields), typ)
 	for i := 0; i < len(fields); i++ {
 		f := fields[i]
 		switch f.base {
@@ -311,7 +324,6 @@ func (g *gen) method(c class, m method) error {
 		}
 	}
 	g.p("}")
-	return nil
 }
 
 // lookup writes newMethod (ids to a fresh method) and allMethods.
