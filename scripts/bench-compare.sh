@@ -1,0 +1,221 @@
+#!/usr/bin/env bash
+# bench-compare.sh: run the same `sluice bench` scenarios against a Sluice broker and
+# against a private RabbitMQ node on this machine, one broker after the other, and
+# print one table. The method and past figures are in docs/benchmarks.md.
+#
+#   scripts/bench-compare.sh             full size: 20 s timed runs, a 1,000,000-message
+#                                        backlog (several minutes per broker)
+#   QUICK=1 scripts/bench-compare.sh     small sizes, to check the script (about a minute)
+#
+# Environment:
+#   TARGETS           brokers to measure, in order (default "sluice rabbitmq")
+#   DURATION          time bound of each timed run (default 20s; QUICK: 3s)
+#   BACKLOG           messages of the backlog scenario (default 1000000; QUICK: 5000)
+#   BACKLOG_DURATION  time bound of the backlog's fill and of its drain each (default 300s)
+#   CHURN_MESSAGES    messages of the churn scenario (default 20000; QUICK: 1000)
+#   RABBITMQ_PORT     port of the private RabbitMQ node (default 5681)
+#   RABBITMQ_BASE     its directory, as scripts/rabbitmq-local.sh uses it
+#   OUT               directory for the JSON results (default: a new temporary directory)
+#
+# Sluice is built from ./cmd/sluice and started as `sluice serve --data <tmpdir> --amqp
+# 127.0.0.1:<free port>` (a built binary rather than `go run`, so that --pid names the
+# broker and not the go tool). RabbitMQ must be installed (scripts/rabbitmq-local.sh
+# install); the script starts the private node when it is not running and stops it again
+# afterwards. Needs jq for the table.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "${QUICK:-0}" = 1 ]; then
+	DURATION="${DURATION:-3s}"
+	BACKLOG="${BACKLOG:-5000}"
+	BACKLOG_DURATION="${BACKLOG_DURATION:-60s}"
+	CHURN_MESSAGES="${CHURN_MESSAGES:-1000}"
+fi
+TARGETS="${TARGETS:-sluice rabbitmq}"
+DURATION="${DURATION:-20s}"
+BACKLOG="${BACKLOG:-1000000}"
+BACKLOG_DURATION="${BACKLOG_DURATION:-300s}"
+CHURN_MESSAGES="${CHURN_MESSAGES:-20000}"
+RABBITMQ_PORT="${RABBITMQ_PORT:-5681}"
+export RABBITMQ_PORT
+RABBITMQ_BASE="${RABBITMQ_BASE:-/tmp/sluice-rabbitmq}"
+export RABBITMQ_BASE
+
+log() { echo "bench-compare: $*" >&2; }
+die() { log "$*"; exit 1; }
+
+command -v jq >/dev/null || die "needs jq (apt-get install jq)"
+
+work="$(mktemp -d)"
+OUT="${OUT:-$work/results}"
+mkdir -p "$OUT"
+sluice_pid=""
+started_rabbitmq=0
+main_dir=""
+
+cleanup() {
+	if [ -n "$sluice_pid" ] && kill -0 "$sluice_pid" 2>/dev/null; then
+		kill -TERM "$sluice_pid" 2>/dev/null || true
+		wait "$sluice_pid" 2>/dev/null || true
+	fi
+	if [ "$started_rabbitmq" = 1 ]; then
+		scripts/rabbitmq-local.sh stop || true
+	fi
+	[ -z "$main_dir" ] || rm -rf "$main_dir"
+	rm -rf "$work/data" "$work/bin"
+}
+trap cleanup EXIT
+
+# free_port prints a TCP port on 127.0.0.1 that nothing listens on.
+free_port() {
+	local p
+	for _ in $(seq 50); do
+		p=$((20000 + RANDOM % 20000))
+		if ! timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$p" 2>/dev/null; then
+			echo "$p"
+			return 0
+		fi
+	done
+	die "no free port found"
+}
+
+await_port() {
+	local port=$1 deadline=$((SECONDS + 60))
+	until timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" 2>/dev/null; do
+		[ "$SECONDS" -lt "$deadline" ] || die "nothing accepts on 127.0.0.1:$port after 60s"
+		sleep 0.2
+	done
+}
+
+mkdir -p "$work/bin"
+log "building ./cmd/sluice"
+go build -o "$work/bin/sluice" ./cmd/sluice
+# The bench: `sluice bench` once cmd/sluice has it; until then a throwaway main over
+# internal/bench with the same flags, built from a directory that ./... skips (leading _).
+if "$work/bin/sluice" help 2>/dev/null | grep -qE '^ +bench '; then
+	BENCH=("$work/bin/sluice" bench)
+else
+	log "cmd/sluice has no bench command yet: building a temporary main over internal/bench"
+	main_dir="$(mktemp -d ./internal/bench/_compare.XXXXXX)"
+	cat >"$main_dir/main.go" <<'EOF'
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+
+	"github.com/sluicemq/sluice/internal/bench"
+)
+
+func main() {
+	cfg := bench.DefaultConfig()
+	fs := flag.NewFlagSet("bench", flag.ExitOnError)
+	bench.Flags(fs, &cfg)
+	_ = fs.Parse(os.Args[1:])
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if _, err := bench.Run(ctx, cfg, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+EOF
+	go build -o "$work/bin/bench" "./$main_dir"
+	rm -rf "$main_dir"
+	main_dir=""
+	BENCH=("$work/bin/bench")
+fi
+
+start_sluice() {
+	local port http
+	port="$(free_port)"
+	http="$(free_port)"
+	mkdir -p "$work/data"
+	"$work/bin/sluice" serve --data "$work/data" --amqp "127.0.0.1:$port" --http "127.0.0.1:$http" \
+		--log-level warn >"$work/sluice.log" 2>&1 &
+	sluice_pid=$!
+	await_port "$port"
+	URL="amqp://guest:guest@127.0.0.1:$port/"
+	PID="$sluice_pid"
+}
+
+stop_sluice() {
+	kill -TERM "$sluice_pid" 2>/dev/null || true
+	wait "$sluice_pid" 2>/dev/null || true
+	sluice_pid=""
+	rm -rf "$work/data"
+}
+
+start_rabbitmq() {
+	if ! scripts/rabbitmq-local.sh status >/dev/null; then
+		scripts/rabbitmq-local.sh start
+		started_rabbitmq=1
+	fi
+	URL="$(scripts/rabbitmq-local.sh url)"
+	PID="$(cat "$RABBITMQ_BASE/node-$RABBITMQ_PORT/rabbitmq.pid")"
+}
+
+stop_rabbitmq() {
+	if [ "$started_rabbitmq" = 1 ]; then
+		scripts/rabbitmq-local.sh stop
+		started_rabbitmq=0
+	fi
+}
+
+# bench NAME ARGS...: one run, its JSON kept as $OUT/<target>-NAME.json.
+bench() {
+	local name=$1
+	shift
+	log "$target: $name: ${BENCH[*]} --url <url> --queue bench-compare-$name $*"
+	"${BENCH[@]}" --url "$URL" --queue "bench-compare-$name" --json "$@" >"$OUT/$target-$name.json"
+}
+
+for target in $TARGETS; do
+	log "$target: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+	case "$target" in
+	sluice) start_sluice ;;
+	rabbitmq) start_rabbitmq ;;
+	*) die "unknown target $target (want sluice or rabbitmq)" ;;
+	esac
+	bench publish --scenario publish --publishers 1 --size 1024 --persistent --confirms 256 \
+		--duration "$DURATION"
+	bench publish-consume --scenario publish --publishers 1 --consumers 1 --size 1024 --persistent \
+		--confirms 256 --prefetch 256 --duration "$DURATION"
+	bench backlog --scenario backlog --backlog "$BACKLOG" --publishers 1 --consumers 1 --size 1024 \
+		--persistent --confirms 256 --prefetch 256 --duration "$BACKLOG_DURATION" --pid "$PID"
+	bench churn --scenario churn --requeues 3 --messages "$CHURN_MESSAGES" --publishers 1 --consumers 1 \
+		--size 1024 --persistent --confirms 256 --prefetch 256 --duration "$DURATION"
+	case "$target" in
+	sluice) stop_sluice ;;
+	rabbitmq) stop_rabbitmq ;;
+	esac
+done
+
+log "JSON results in $OUT"
+{
+	printf 'run\tbroker\tsecs\tsent/s\tconfirmed/s\tconsumed/s\tacked/s\tconfirm p50/p99 ms\tconsume p50/p99 ms\tRSS MiB\tcomplete\n'
+	for name in publish publish-consume backlog churn; do
+		for target in $TARGETS; do
+			f="$OUT/$target-$name.json"
+			[ -s "$f" ] || continue
+			jq -r --arg name "$name" --arg target "$target" '
+				def r: . * 10 | round / 10;
+				def lat: if .count == 0 then "-" else "\(.p50_ms | r)/\(.p99_ms | r)" end;
+				def mib: if . == null or . == 0 then "-" else (. / 1048576 | round | tostring) end;
+				. as $res | .phases[] |
+				[ (if ($res.phases | length) > 1 then $name + " " + .name else $name end),
+				  $target, (.duration_s | r),
+				  (.sent_per_s | round), (.confirmed_per_s | round),
+				  (.consumed_per_s | round), (.acked_per_s | round),
+				  (.confirm_latency | lat), (.consume_latency | lat),
+				  (if .name == "fill" then ($res.memory.rss_after_fill_bytes | mib)
+				   elif .name == "drain" then ($res.memory.rss_peak_sampled_bytes | mib) + " peak"
+				   else "-" end),
+				  (if .target then (if .complete then "yes" else "NO" end) else "timed" end)
+				] | @tsv' "$f"
+		done
+	done
+} | column -t -s "$(printf '\t')"
