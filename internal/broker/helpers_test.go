@@ -67,6 +67,8 @@ func testConfig() Config {
 	return cfg
 }
 
+func nil2store() store.Store { return memstore.New() }
+
 func openBroker(t testing.TB, st store.Store) *Broker {
 	t.Helper()
 	if st == nil {

@@ -386,4 +386,3 @@ func (r *reader) done() error {
 	}
 	return nil
 }
-
