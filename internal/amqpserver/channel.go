@@ -411,7 +411,7 @@ func (ch *channel) published() error {
 		})
 	}
 	if ch.confirms != nil {
-		ch.confirms.release(seq)
+		ch.confirms.release(seq, !routed && p.Mandatory)
 	}
 	ch.c.waitUnblocked()
 	return nil

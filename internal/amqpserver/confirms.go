@@ -7,26 +7,35 @@ import (
 )
 
 // confirms numbers a confirm-mode channel's publishes (from 1) and sends
-// basic.ack / basic.nack for them. A publish is confirmed once the broker
-// took it (stored, from any goroutine) and the reader released it (after it
-// queued any basic.return, which must come first). Confirms of a contiguous
-// run starting at the lowest unconfirmed number coalesce into one
-// multiple=true frame; others go out one by one.
+// basic.ack / basic.nack for them. A publish is ready to confirm once the
+// broker took it (stored, from any goroutine) and the reader released it
+// (after it queued any basic.return, which must reach the client first).
+//
+// Confirms are computed when the writer reaches a flush item, not when a
+// publish becomes ready, so the confirms of a burst (a group commit) go out
+// as one multiple=true frame for the contiguous run from the lowest
+// unconfirmed number; ready publishes beyond a gap go out one by one. A
+// publish that had a basic.return is confirmed only by a flush item queued
+// after its return.
 type confirms struct {
 	wr      *writer
 	channel uint16
 
-	// mu guards the fields below and orders the confirms' enqueues.
+	// mu guards the fields below.
 	mu      sync.Mutex
 	closed  bool
 	last    uint64 // last number handed out
 	low     uint64 // every number below low was confirmed
 	pending map[uint64]*pendingConfirm
+	flushes uint64 // flush items queued so far; the latest has this id
+	queued  bool   // flush item `flushes` is queued and not yet run
+	beyond  int    // ready publishes not yet confirmed, besides the low run
 }
 
 type pendingConfirm struct {
 	stored, released, sent bool
 	nack                   bool
+	minFlush               uint64 // the first flush item that may confirm it
 }
 
 func (p *pendingConfirm) ready() bool { return p.stored && p.released }
@@ -50,17 +59,21 @@ func (c *confirms) stored(seq uint64, err error) {
 	defer c.mu.Unlock()
 	if p := c.pending[seq]; p != nil && !c.closed {
 		p.stored, p.nack = true, err != nil
-		c.sendLocked(seq)
+		c.readyLocked(p)
 	}
 }
 
-// release lets seq's confirm go out.
-func (c *confirms) release(seq uint64) {
+// release lets seq's confirm go out; returned says the reader queued a
+// basic.return for it just before.
+func (c *confirms) release(seq uint64, returned bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if p := c.pending[seq]; p != nil && !c.closed {
 		p.released = true
-		c.sendLocked(seq)
+		if returned {
+			p.minFlush = c.flushes + 1
+		}
+		c.readyLocked(p)
 	}
 }
 
@@ -72,42 +85,70 @@ func (c *confirms) close() {
 	c.mu.Unlock()
 }
 
-func (c *confirms) sendLocked(seq uint64) {
-	p := c.pending[seq]
+// readyLocked makes sure a flush item that may confirm p is queued.
+func (c *confirms) readyLocked(p *pendingConfirm) {
 	if !p.ready() {
 		return
 	}
-	if seq != c.low {
-		p.sent = true
-		c.emitLocked(seq, false, p.nack)
+	c.beyond++
+	if c.queued && c.flushes >= p.minFlush {
 		return
 	}
+	c.flushes++
+	c.queued = true
+	id := c.flushes
+	c.wr.enqueue(outItem{channel: c.channel, lazy: func() []amqp.Method { return c.flush(id) }})
+}
+
+// flush runs in the writer goroutine when it reaches flush item id and
+// returns the confirms to write.
+func (c *confirms) flush(id uint64) []amqp.Method {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if id == c.flushes {
+		c.queued = false
+	}
+	if c.closed {
+		return nil
+	}
+	eligible := func(p *pendingConfirm) bool { return p != nil && p.ready() && !p.sent && p.minFlush <= id }
+	var out []amqp.Method
+	// Runs from the low end, one frame per run of the same verdict.
 	for {
 		p := c.pending[c.low]
-		if p == nil || !p.ready() {
-			return
-		}
-		if p.sent {
+		if p != nil && p.sent {
 			delete(c.pending, c.low)
 			c.low++
 			continue
 		}
+		if !eligible(p) {
+			break
+		}
 		start, end := c.low, c.low
-		for q := c.pending[end+1]; q != nil && q.ready() && !q.sent && q.nack == p.nack; q = c.pending[end+1] {
+		for q := c.pending[end+1]; eligible(q) && q.nack == p.nack; q = c.pending[end+1] {
 			end++
 		}
-		c.emitLocked(end, end > start, p.nack)
+		out = append(out, confirm(end, end > start, p.nack))
 		for s := start; s <= end; s++ {
 			delete(c.pending, s)
 		}
+		c.beyond -= int(end - start + 1)
 		c.low = end + 1
 	}
+	// Ready publishes beyond a gap, one by one.
+	for seq := c.low + 1; seq <= c.last && c.beyond > 0; seq++ {
+		if p := c.pending[seq]; eligible(p) {
+			p.sent = true
+			c.beyond--
+			out = append(out, confirm(seq, false, p.nack))
+		}
+	}
+	return out
 }
 
-func (c *confirms) emitLocked(tag uint64, multiple, nack bool) {
+func confirm(tag uint64, multiple, nack bool) amqp.Method {
 	if nack {
-		c.wr.method(c.channel, &amqp.BasicNack{DeliveryTag: tag, Multiple: multiple})
-		return
+		return &amqp.BasicNack{DeliveryTag: tag, Multiple: multiple}
 	}
-	c.wr.method(c.channel, &amqp.BasicAck{DeliveryTag: tag, Multiple: multiple})
+	return &amqp.BasicAck{DeliveryTag: tag, Multiple: multiple}
 }

@@ -20,6 +20,9 @@ type outItem struct {
 	props   *message.Properties
 	body    []byte
 	after   func()
+	// lazy, when set instead of method, yields the methods to write at the
+	// moment the writer reaches the item (publisher confirms coalesce so).
+	lazy func() []amqp.Method
 }
 
 // writer owns a connection's amqp.Writer. Other goroutines hand it items
@@ -186,6 +189,14 @@ func (wr *writer) drain() bool {
 }
 
 func (wr *writer) write(it *outItem) error {
+	if it.lazy != nil {
+		for _, m := range it.lazy() {
+			if err := wr.w.WriteMethod(it.channel, m); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	if err := wr.w.WriteMethod(it.channel, it.method); err != nil {
 		return err
 	}
