@@ -1,0 +1,167 @@
+package pebblestore
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/sluicemq/sluice/internal/store"
+)
+
+// Apply commits b atomically: pebble.Sync when sync is set, else NoSync.
+// SetFloor ops may add a range delete of the acked prefix (see the package
+// doc). Apply calls are serialized.
+func (s *Store) Apply(b *store.Batch, sync bool) error {
+	if err := b.Validate(); err != nil {
+		return err
+	}
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.exit()
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+
+	pb := s.db.NewBatch()
+	defer pb.Close()
+	// Floor states changed by this batch, installed in s.floors only once the
+	// batch is committed.
+	changed := make(map[store.QueueID]floorState)
+	var touched []store.QueueID // queues whose floor moved or that were dropped
+	rangeDeletes := 0
+	for i, op := range b.Ops {
+		var err error
+		switch op.Kind {
+		case store.OpSetFloor:
+			var cleared bool
+			cleared, err = s.setFloorLocked(pb, op.Queue, op.Seq, changed)
+			if cleared {
+				rangeDeletes++
+			}
+			touched = append(touched, op.Queue)
+		case store.OpDropQueue:
+			err = s.dropQueue(pb, op.Queue)
+			changed[op.Queue] = floorState{}
+			touched = append(touched, op.Queue)
+		default:
+			err = addOp(pb, op)
+		}
+		if err != nil {
+			return s.wrap(fmt.Sprintf("apply: op %d", i), err)
+		}
+	}
+	wo := pebble.NoSync
+	if sync {
+		wo = pebble.Sync
+	}
+	err := s.db.Apply(pb, wo)
+	if f := s.fatal.Load(); f != nil {
+		// Pebble reports a failed WAL write or sync through Logger.Fatalf and
+		// returns nil: the batch may be visible but is not durable.
+		return fmt.Errorf("apply: %w", f)
+	}
+	if err != nil {
+		return s.wrap("apply", err)
+	}
+	for q, f := range changed {
+		s.floors[q] = f
+	}
+	s.rangeDeletes.Add(uint64(rangeDeletes))
+	for _, q := range touched {
+		s.compactor.notify(q)
+	}
+	return nil
+}
+
+// addOp adds one plain op to pb.
+func addOp(pb *pebble.Batch, op store.Op) error {
+	switch op.Kind {
+	case store.OpPutMessage:
+		return pb.Set(queueKey(prefixMessage, op.Queue, op.Seq), op.Value, nil)
+	case store.OpDeleteMessage:
+		// The message key was written once, so a SingleDelete removes it
+		// and its tombstone vanishes with the put at the next compaction.
+		return pb.SingleDelete(queueKey(prefixMessage, op.Queue, op.Seq), nil)
+	case store.OpDeleteRange:
+		return deleteQueueRange(pb, op.Queue, op.Seq, op.End)
+	case store.OpPutState:
+		return pb.Set(queueKey(prefixState, op.Queue, op.Seq), op.Value, nil)
+	case store.OpDeleteState:
+		return pb.Delete(queueKey(prefixState, op.Queue, op.Seq), nil)
+	case store.OpPutDelay:
+		return pb.Set(delayKey(op.Due, op.Queue, op.Seq), nil, nil)
+	case store.OpDeleteDelay:
+		return pb.Delete(delayKey(op.Due, op.Queue, op.Seq), nil)
+	case store.OpPutMeta:
+		return pb.Set(metaKey(op.Key), op.Value, nil)
+	case store.OpDeleteMeta:
+		return pb.Delete(metaKey(op.Key), nil)
+	}
+	return fmt.Errorf("%w: unexpected op kind %d", store.ErrInvalidBatch, op.Kind)
+}
+
+// deleteQueueRange range-deletes the queue's messages and states with
+// from <= seq < end.
+func deleteQueueRange(pb *pebble.Batch, q store.QueueID, from, end uint64) error {
+	if from >= end {
+		return nil
+	}
+	for _, p := range []byte{prefixMessage, prefixState} {
+		if err := pb.DeleteRange(queueKey(p, q, from), queueKey(p, q, end), nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setFloorLocked writes q's new floor and, when the floor has moved at least
+// RangeDeleteEvery past the last range delete, range-deletes the acked prefix
+// in the same batch.
+// It reports whether it added a range delete.
+func (s *Store) setFloorLocked(pb *pebble.Batch, q store.QueueID, floor uint64, changed map[store.QueueID]floorState) (bool, error) {
+	f, ok := changed[q]
+	if !ok {
+		var err error
+		if f, err = s.floorStateLocked(q); err != nil {
+			return false, err
+		}
+	}
+	f.floor = floor
+	cleared := false
+	if floor >= f.cleared && floor-f.cleared >= s.opts.RangeDeleteEvery {
+		if err := deleteQueueRange(pb, q, f.cleared, floor); err != nil {
+			return false, err
+		}
+		f.cleared = floor
+		cleared = true
+	}
+	changed[q] = f
+	return cleared, pb.Set(floorKey(q), f.encode(), nil)
+}
+
+// floorStateLocked returns q's floor state from the cache or the database.
+func (s *Store) floorStateLocked(q store.QueueID) (floorState, error) {
+	if f, ok := s.floors[q]; ok {
+		return f, nil
+	}
+	v, closer, err := s.db.Get(floorKey(q))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return floorState{}, nil
+	}
+	if err != nil {
+		return floorState{}, err
+	}
+	defer closer.Close()
+	return decodeFloor(q, v)
+}
+
+// dropQueue removes all of q's messages, states and its floor.
+func (s *Store) dropQueue(pb *pebble.Batch, q store.QueueID) error {
+	for _, p := range []byte{prefixMessage, prefixState} {
+		if err := pb.DeleteRange(queueKey(p, q, 0), queueEnd(p, q), nil); err != nil {
+			return err
+		}
+	}
+	return pb.Delete(floorKey(q), nil)
+}

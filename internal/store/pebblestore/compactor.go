@@ -1,0 +1,123 @@
+package pebblestore
+
+import (
+	"context"
+	"sync"
+
+	"github.com/sluicemq/sluice/internal/store"
+)
+
+// compactor compacts the fully acked range of queues that have drained, so
+// their tombstones and disk space go away. Apply notifies it of queues whose
+// floor moved or that were dropped; its one goroutine is started by Open and
+// stopped (and waited for) by Close.
+type compactor struct {
+	s      *Store
+	ctx    context.Context
+	cancel context.CancelFunc
+	wake   chan struct{} // capacity 1: a pending wake-up
+	done   sync.WaitGroup
+
+	// mu guards pending, the queues to look at.
+	mu      sync.Mutex
+	pending map[store.QueueID]struct{}
+
+	// compacted is the floor at each queue's last compaction; owned by the
+	// goroutine.
+	compacted map[store.QueueID]uint64
+}
+
+func startCompactor(s *Store) *compactor {
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &compactor{
+		s: s, ctx: ctx, cancel: cancel,
+		wake:      make(chan struct{}, 1),
+		pending:   make(map[store.QueueID]struct{}),
+		compacted: make(map[store.QueueID]uint64),
+	}
+	c.done.Go(c.run)
+	return c
+}
+
+// notify queues q for a look; it never blocks.
+func (c *compactor) notify(q store.QueueID) {
+	c.mu.Lock()
+	c.pending[q] = struct{}{}
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// stop cancels a running compaction and waits for the goroutine.
+func (c *compactor) stop() {
+	c.cancel()
+	c.done.Wait()
+}
+
+func (c *compactor) run() {
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-c.wake:
+		}
+		c.mu.Lock()
+		pending := c.pending
+		c.pending = make(map[store.QueueID]struct{})
+		c.mu.Unlock()
+		for q := range pending {
+			if c.ctx.Err() != nil {
+				return
+			}
+			c.maybeCompact(q)
+		}
+	}
+}
+
+// maybeCompact compacts q's acked range [0, floor) of messages and states if
+// q holds no message at or above its floor and the floor moved at least
+// CompactEvery since q's last compaction. A dropped queue (floor 0, no
+// messages) is compacted whole.
+func (c *compactor) maybeCompact(q store.QueueID) {
+	s := c.s
+	if s.enter() != nil {
+		return
+	}
+	defer s.exit()
+	floor, err := s.Floor(q)
+	if err != nil {
+		s.log.Warn("compactor: read floor", "queue", q, "err", err)
+		return
+	}
+	empty := true
+	err = s.scanQueue("compactor: look for messages", prefixMessage, q, floor, func(uint64, []byte) bool {
+		empty = false
+		return false
+	})
+	if err != nil {
+		s.log.Warn("compactor: scan", "queue", q, "err", err)
+		return
+	}
+	if !empty {
+		return
+	}
+	end := floor
+	if floor == 0 {
+		end = ^uint64(0) // dropped: the whole queue
+	} else if prev := c.compacted[q]; floor <= prev || floor-prev < s.opts.CompactEvery {
+		return
+	}
+	for _, p := range []byte{prefixMessage, prefixState} {
+		if err := s.db.Compact(c.ctx, queueKey(p, q, 0), queueKey(p, q, end), false); err != nil {
+			if c.ctx.Err() == nil {
+				s.log.Warn("compactor: compact", "queue", q, "err", err)
+			}
+			return
+		}
+	}
+	c.compacted[q] = floor
+	s.compactions.Add(1)
+	s.log.Debug("compacted drained queue", "queue", q, "floor", floor)
+}

@@ -1,0 +1,132 @@
+package pebblestore
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/sluicemq/sluice/internal/store"
+)
+
+// FormatVersion is the data directory format this build writes and reads.
+const FormatVersion = 1
+
+const (
+	lockFile   = "LOCK"
+	formatFile = "FORMAT"
+	pebbleDir  = "pebble"
+	formatTag  = "sluice-store-format"
+)
+
+// ErrLocked is returned by Open when another process (or another Store in
+// this process) has the data directory open.
+var ErrLocked = errors.New("pebblestore: data directory in use")
+
+// ErrFormat is returned by Open for a data directory of a format this build
+// does not read.
+var ErrFormat = errors.New("pebblestore: unsupported data directory format")
+
+// lockDir takes the data directory's lock file. On the operating system's
+// file system it is an flock(2) on <dir>/LOCK, released by the kernel if the
+// process dies; on any other vfs.FS it is that FS's Lock.
+func lockDir(fs vfs.FS, dir string) (io.Closer, error) {
+	path := fs.PathJoin(dir, lockFile)
+	if fs != vfs.Default {
+		c, err := fs.Lock(path)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: lock %s: %w", ErrLocked, dir, path, err)
+		}
+		return c, nil
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open lock file: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w: %s is open in another broker (lock %s is held); stop it or use another data directory", ErrLocked, dir, path)
+		}
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return f, nil // closing the file releases the flock
+}
+
+// checkFormat reads <dir>/FORMAT, or writes it for a new directory.
+func checkFormat(fs vfs.FS, dir string) error {
+	path := fs.PathJoin(dir, formatFile)
+	f, err := fs.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		if _, err := fs.Stat(fs.PathJoin(dir, pebbleDir)); err == nil {
+			return fmt.Errorf("%w: %s is missing but %s holds data; restore %s from a backup or move the directory aside",
+				store.ErrCorrupt, path, fs.PathJoin(dir, pebbleDir), formatFile)
+		}
+		return writeFileAtomic(fs, dir, formatFile, fmt.Appendf(nil, "%s %d\n", formatTag, FormatVersion))
+	}
+	if err != nil {
+		return fmt.Errorf("open %s: %w", path, err)
+	}
+	data, err := io.ReadAll(f)
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	tag, num, ok := strings.Cut(strings.TrimSuffix(string(data), "\n"), " ")
+	version, convErr := strconv.Atoi(num)
+	if !ok || tag != formatTag || convErr != nil || version < 1 {
+		return fmt.Errorf("%w: %s: not a Sluice format file (%q); restore it from a backup or move the directory aside",
+			store.ErrCorrupt, path, truncate(data, 64))
+	}
+	if version != FormatVersion {
+		return fmt.Errorf("%w: %s is format %d, this build reads format %d; run a Sluice release that reads format %d",
+			ErrFormat, dir, version, FormatVersion, version)
+	}
+	return nil
+}
+
+func truncate(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[:n]
+	}
+	return b
+}
+
+// writeFileAtomic replaces dir/name with data: write a temp file, fsync it,
+// rename it over name, fsync the directory.
+func writeFileAtomic(fs vfs.FS, dir, name string, data []byte) error {
+	tmp := fs.PathJoin(dir, name+".tmp")
+	path := fs.PathJoin(dir, name)
+	f, err := fs.Create(tmp, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", tmp, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", tmp, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("sync %s: %w", tmp, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", tmp, err)
+	}
+	if err := fs.Rename(tmp, path); err != nil {
+		return fmt.Errorf("rename %s: %w", tmp, err)
+	}
+	d, err := fs.OpenDir(dir)
+	if err != nil {
+		return fmt.Errorf("open directory %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	return nil
+}

@@ -1,0 +1,68 @@
+// Package pebblestore is Sluice's durable store.Store on Pebble
+// (github.com/cockroachdb/pebble/v2).
+//
+// # Data directory
+//
+//	<dir>/
+//	  LOCK      flock'd while open: a second Open of <dir> fails (ErrLocked)
+//	  FORMAT    "sluice-store-format 1\n", written atomically (temp, fsync,
+//	            rename, fsync dir); a newer or unknown format is refused
+//	  pebble/   the Pebble database (its WAL, MANIFEST and sstables)
+//
+// # Key layout
+//
+// Every key starts with one byte naming its keyspace; numbers are big-endian
+// so byte order is numeric order (the due time has its sign bit flipped so
+// negative times sort first). A queue's messages are one contiguous key range
+// and within it seq order is key order:
+//
+//	keyspace  key (bytes)                                  value
+//	--------  -------------------------------------------  -----------------------
+//	message   'm' | queue u64 | seq u64           (17)     record (written once)
+//	state     's' | queue u64 | seq u64           (17)     state bytes (mutable)
+//	delay     'd' | due i64^1<<63 | queue | seq   (25)     empty
+//	floor     'f' | queue u64                      (9)     floor u64 | cleared u64
+//	meta      'x' | key bytes                   (1+n)      value
+//
+//	 'm' queue 7                                   'm' queue 8
+//	 ├───────────────────────────────────────────┤ ├──────────
+//	 │ seq 1 … floor-1 : acked                 │ floor … last : live   │
+//	 │ [0, cleared) range-deleted │ single-deleted │
+//	                                 ▲ Scan seeks here (never from seq 0)
+//
+// # Tombstones
+//
+// Draining a queue leaves a tombstone per acked message, and a reader that
+// starts at the queue's first key walks through all of them (seconds after
+// millions of acks). So:
+//
+//   - acks are SingleDelete (each message key is written once), carried in the
+//     caller's next, usually unsynced, batch;
+//   - the ack floor is persisted and Scan always seeks from the floor given;
+//   - when a SetFloor moves the floor rangeDeleteEvery (4096) or more past the
+//     last range delete of the queue, the same batch also range-deletes the
+//     acked prefix [cleared, floor) of messages and states, so a reader skips
+//     it in one step; cleared is persisted next to the floor;
+//   - when a queue has drained (no message at or above its floor) a background
+//     goroutine compacts its fully acked range, so the tombstones and the disk
+//     space go away;
+//   - the memtable is at most 64 MiB.
+//
+// # Durability and errors
+//
+// Apply(sync=true) commits with pebble.Sync, otherwise pebble.NoSync. Apply
+// calls are serialized; grouping many publishers into one synced Apply is the
+// caller's job. Corrupt data is reported as an error wrapping store.ErrCorrupt
+// that names the directory and what to do. A write error Pebble cannot recover
+// from (the WAL could not be written or synced: ENOSPC, EIO) is returned by
+// Apply and fences the store: every later call returns an error wrapping both
+// store.ErrClosed and the cause, because Pebble may already show the failed
+// batch to readers. Restart the process; Pebble replays what was synced.
+//
+// # Goroutines and concurrency
+//
+// A Store owns one goroutine, the compactor, started by Open and stopped and
+// waited for by Close (Pebble runs its own flush and compaction goroutines,
+// also stopped by Close). All methods are safe for concurrent use; a Scan's fn
+// may call the store.
+package pebblestore

@@ -1,0 +1,115 @@
+package pebblestore
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/sluicemq/sluice/internal/store"
+)
+
+// Keyspace prefixes; see the package doc for the layout.
+const (
+	prefixMessage = 'm'
+	prefixState   = 's'
+	prefixDelay   = 'd'
+	prefixFloor   = 'f'
+	prefixMeta    = 'x'
+)
+
+const (
+	queueKeyLen = 1 + 8 + 8
+	delayKeyLen = 1 + 8 + 8 + 8
+	floorKeyLen = 1 + 8
+	floorValLen = 8 + 8
+)
+
+// queueKey returns the message or state key of (q, seq).
+func queueKey(prefix byte, q store.QueueID, seq uint64) []byte {
+	k := make([]byte, queueKeyLen, queueKeyLen+1)
+	k[0] = prefix
+	binary.BigEndian.PutUint64(k[1:], uint64(q))
+	binary.BigEndian.PutUint64(k[9:], seq)
+	return k
+}
+
+// queueEnd returns a key above every key of q in the keyspace: the key of
+// the largest seq with one more byte.
+func queueEnd(prefix byte, q store.QueueID) []byte {
+	return append(queueKey(prefix, q, ^uint64(0)), 0)
+}
+
+// decodeSeq returns the seq of a message or state key.
+func decodeSeq(k []byte) (uint64, error) {
+	if len(k) != queueKeyLen {
+		return 0, fmt.Errorf("%w: key %x: length %d, want %d", store.ErrCorrupt, k, len(k), queueKeyLen)
+	}
+	return binary.BigEndian.Uint64(k[9:]), nil
+}
+
+func delayKey(due int64, q store.QueueID, seq uint64) []byte {
+	k := make([]byte, delayKeyLen)
+	k[0] = prefixDelay
+	binary.BigEndian.PutUint64(k[1:], uint64(due)^(1<<63))
+	binary.BigEndian.PutUint64(k[9:], uint64(q))
+	binary.BigEndian.PutUint64(k[17:], seq)
+	return k
+}
+
+func decodeDelayKey(k []byte) (due int64, q store.QueueID, seq uint64, err error) {
+	if len(k) != delayKeyLen {
+		return 0, 0, 0, fmt.Errorf("%w: delay key %x: length %d, want %d", store.ErrCorrupt, k, len(k), delayKeyLen)
+	}
+	due = int64(binary.BigEndian.Uint64(k[1:]) ^ (1 << 63))
+	return due, store.QueueID(binary.BigEndian.Uint64(k[9:])), binary.BigEndian.Uint64(k[17:]), nil
+}
+
+func floorKey(q store.QueueID) []byte {
+	k := make([]byte, floorKeyLen)
+	k[0] = prefixFloor
+	binary.BigEndian.PutUint64(k[1:], uint64(q))
+	return k
+}
+
+// floorState is what the floor key holds: the ack floor, and how far the
+// acked prefix has been range-deleted (exclusive).
+type floorState struct {
+	floor   uint64
+	cleared uint64
+}
+
+func (f floorState) encode() []byte {
+	v := make([]byte, floorValLen)
+	binary.BigEndian.PutUint64(v, f.floor)
+	binary.BigEndian.PutUint64(v[8:], f.cleared)
+	return v
+}
+
+func decodeFloor(q store.QueueID, v []byte) (floorState, error) {
+	if len(v) != floorValLen {
+		return floorState{}, fmt.Errorf("%w: floor of queue %d: value length %d, want %d", store.ErrCorrupt, q, len(v), floorValLen)
+	}
+	return floorState{binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:])}, nil
+}
+
+func metaKey(key string) []byte {
+	k := make([]byte, 1+len(key))
+	k[0] = prefixMeta
+	copy(k[1:], key)
+	return k
+}
+
+// keyspaceEnd returns the first key after the keyspace.
+func keyspaceEnd(prefix byte) []byte { return []byte{prefix + 1} }
+
+// prefixUpperBound returns the smallest key greater than every key starting
+// with p, or nil when there is none (p is all 0xff).
+func prefixUpperBound(p []byte) []byte {
+	end := append([]byte(nil), p...)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] != 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}

@@ -1,0 +1,413 @@
+package pebblestore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/sluicemq/sluice/internal/store"
+)
+
+// Options configures a Store.
+type Options struct {
+	// FS is the file system seam; every file the store touches goes through
+	// it. Tests pass a vfs.NewMem, vfs.NewCrashableMem or an errorfs wrapper.
+	// nil means the operating system's file system.
+	FS vfs.FS
+	// Logger receives the store's and Pebble's log lines. nil discards them.
+	Logger *slog.Logger
+	// MemTableSize is Pebble's memtable size in bytes; 64 MiB at most, so a
+	// flush (and a reopen's WAL replay) stays short.
+	MemTableSize uint64
+	// CacheSize is Pebble's block cache in bytes.
+	CacheSize int64
+	// RangeDeleteEvery is how far a queue's floor must move past its last
+	// range delete before SetFloor range-deletes the acked prefix.
+	RangeDeleteEvery uint64
+	// CompactEvery is how far a drained queue's floor must move past the
+	// point of its last compaction before it is compacted again.
+	CompactEvery uint64
+}
+
+// MaxMemTableSize is the largest memtable Options allows.
+const MaxMemTableSize = 64 << 20
+
+// DefaultOptions returns the options used in production.
+func DefaultOptions() Options {
+	return Options{
+		MemTableSize:     MaxMemTableSize,
+		CacheSize:        64 << 20,
+		RangeDeleteEvery: 4096,
+		CompactEvery:     4096,
+	}
+}
+
+// Validate reports the first invalid option.
+func (o Options) Validate() error {
+	switch {
+	case o.MemTableSize < 1<<20 || o.MemTableSize > MaxMemTableSize:
+		return fmt.Errorf("memtable size %d: want 1 MiB to %d", o.MemTableSize, MaxMemTableSize)
+	case o.CacheSize < 0:
+		return fmt.Errorf("cache size %d: must not be negative", o.CacheSize)
+	case o.RangeDeleteEvery == 0:
+		return errors.New("range delete interval must be positive")
+	case o.CompactEvery == 0:
+		return errors.New("compaction interval must be positive")
+	}
+	return nil
+}
+
+// Store is the Pebble-backed store.Store.
+type Store struct {
+	dir  string
+	fs   vfs.FS
+	opts Options
+	log  *slog.Logger
+	db   *pebble.DB
+	lock io.Closer
+
+	// fatal is set once Pebble reports an error it cannot continue from; the
+	// store is fenced from then on.
+	fatal atomic.Pointer[fatalError]
+
+	// applyMu serializes Apply; it guards floors, the cached floor state of
+	// queues touched since Open.
+	applyMu sync.Mutex
+	floors  map[store.QueueID]floorState
+
+	// mu guards closed and active (calls in flight); Close waits on idle
+	// for active to drop to zero before closing Pebble.
+	mu     sync.Mutex
+	closed bool
+	active int
+	idle   *sync.Cond
+
+	compactor *compactor
+
+	rangeDeletes atomic.Uint64
+	compactions  atomic.Uint64
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens the store in dir, creating it if needed. It fails with ErrLocked
+// when dir is already open, with ErrFormat for a format this build does not
+// read, and with an error wrapping store.ErrCorrupt for damaged data.
+func Open(dir string, opts Options) (*Store, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	fs := opts.FS
+	if fs == nil {
+		fs = vfs.Default
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("open store: create %s: %w", dir, err)
+	}
+	lock, err := lockDir(fs, dir)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	s := &Store{dir: dir, fs: fs, opts: opts, log: log, lock: lock, floors: make(map[store.QueueID]floorState)}
+	s.idle = sync.NewCond(&s.mu)
+	if err := s.open(); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	s.compactor = startCompactor(s)
+	return s, nil
+}
+
+func (s *Store) open() error {
+	if err := checkFormat(s.fs, s.dir); err != nil {
+		return err
+	}
+	cache := pebble.NewCache(s.opts.CacheSize)
+	defer cache.Unref()
+	po := &pebble.Options{
+		FS:                 s.fs,
+		Cache:              cache,
+		MemTableSize:       s.opts.MemTableSize,
+		FormatMajorVersion: pebble.FormatNewest,
+		Logger:             pebbleLogger{log: s.log, fail: s.fail},
+		EventListener: &pebble.EventListener{
+			BackgroundError: func(err error) { s.log.Error("pebble background error", "err", err) },
+		},
+	}
+	path := s.fs.PathJoin(s.dir, pebbleDir)
+	db, err := pebble.Open(path, po)
+	if err != nil {
+		return s.wrap("open pebble "+path, err)
+	}
+	s.db = db
+	return nil
+}
+
+// fatalError is an error Pebble could not continue from.
+type fatalError struct {
+	msg   string
+	cause error
+}
+
+func (e *fatalError) Error() string { return e.msg }
+func (e *fatalError) Unwrap() error { return e.cause }
+
+// fail fences the store after an error Pebble cannot continue from.
+func (s *Store) fail(e *fatalError) {
+	if s.fatal.CompareAndSwap(nil, e) {
+		s.log.Error("store fenced after a fatal engine error; restart to recover", "dir", s.dir, "err", e)
+	}
+}
+
+// pebbleLogger hands Pebble's log lines to slog. Pebble calls Fatalf when it
+// cannot continue (a WAL or MANIFEST write failed) and expects it not to
+// return; instead of exiting the process it fences the store.
+type pebbleLogger struct {
+	log  *slog.Logger
+	fail func(*fatalError)
+}
+
+func (l pebbleLogger) Infof(format string, args ...any) {
+	l.log.Info(fmt.Sprintf(format, args...), "component", "pebble")
+}
+
+func (l pebbleLogger) Errorf(format string, args ...any) {
+	l.log.Error(fmt.Sprintf(format, args...), "component", "pebble")
+}
+
+func (l pebbleLogger) Fatalf(format string, args ...any) {
+	e := &fatalError{msg: fmt.Sprintf(format, args...)}
+	for _, a := range args {
+		if err, ok := a.(error); ok {
+			e.cause = err
+			break
+		}
+	}
+	l.fail(e)
+}
+
+// enter registers a call in flight; the caller must call exit if it
+// returns nil.
+func (s *Store) enter() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return store.ErrClosed
+	}
+	if f := s.fatal.Load(); f != nil {
+		return fmt.Errorf("%w: fenced after a fatal write error: %w", store.ErrClosed, f)
+	}
+	s.active++
+	return nil
+}
+
+func (s *Store) exit() {
+	s.mu.Lock()
+	s.active--
+	if s.active == 0 {
+		s.idle.Broadcast()
+	}
+	s.mu.Unlock()
+}
+
+// wrap names the operation and marks Pebble's corruption errors.
+func (s *Store) wrap(op string, err error) error {
+	if errors.Is(err, store.ErrCorrupt) {
+		return fmt.Errorf("%s: %w (data directory %s: restore it from a backup, or move it aside to start empty)", op, err, s.dir)
+	}
+	if pebble.IsCorruptionError(err) {
+		return fmt.Errorf("%s: %w: %w (data directory %s: restore it from a backup, or move it aside to start empty)", op, store.ErrCorrupt, err, s.dir)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// Close stops the compactor, waits for calls in flight, closes Pebble and
+// releases the data directory. Further calls return store.ErrClosed.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return store.ErrClosed
+	}
+	s.closed = true
+	s.compactor.cancel() // a running compaction gives up
+	for s.active > 0 {
+		s.idle.Wait()
+	}
+	s.mu.Unlock()
+	s.compactor.stop()
+	err := s.db.Close()
+	if lerr := s.lock.Close(); err == nil && lerr != nil {
+		err = fmt.Errorf("release lock: %w", lerr)
+	}
+	if err != nil {
+		return s.wrap("close store "+s.dir, err)
+	}
+	return nil
+}
+
+// Stats are counters of the store's tombstone housekeeping.
+type Stats struct {
+	RangeDeletes uint64 // acked prefixes range-deleted by SetFloor
+	Compactions  uint64 // drained-queue compactions finished
+}
+
+// Stats returns the housekeeping counters.
+func (s *Store) Stats() Stats {
+	return Stats{RangeDeletes: s.rangeDeletes.Load(), Compactions: s.compactions.Load()}
+}
+
+// Get returns a copy of one message record, or store.ErrNotFound.
+func (s *Store) Get(q store.QueueID, seq uint64) ([]byte, error) {
+	return s.get("get message", queueKey(prefixMessage, q, seq))
+}
+
+// GetMeta returns a copy of a metadata value, or store.ErrNotFound.
+func (s *Store) GetMeta(key string) ([]byte, error) {
+	return s.get("get meta", metaKey(key))
+}
+
+func (s *Store) get(op string, key []byte) ([]byte, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.exit()
+	v, closer, err := s.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, s.wrap(op, err)
+	}
+	out := append(make([]byte, 0, len(v)), v...)
+	if err := closer.Close(); err != nil {
+		return nil, s.wrap(op, err)
+	}
+	return out, nil
+}
+
+// Floor returns the queue's ack floor, or 0.
+func (s *Store) Floor(q store.QueueID) (uint64, error) {
+	v, err := s.get("get floor", floorKey(q))
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	f, err := decodeFloor(q, v)
+	if err != nil {
+		return 0, s.wrap("get floor", err)
+	}
+	return f.floor, nil
+}
+
+// LastSeq returns the highest seq present in the queue, or 0.
+func (s *Store) LastSeq(q store.QueueID) (uint64, error) {
+	var last uint64
+	err := s.iterate("last seq", queueKey(prefixMessage, q, 0), queueEnd(prefixMessage, q), true,
+		func(k, _ []byte) (bool, error) {
+			seq, err := decodeSeq(k)
+			last = seq
+			return false, err
+		})
+	return last, err
+}
+
+// Scan calls fn for the queue's messages with seq >= from in seq order. It
+// seeks straight to from: pass the queue's floor.
+func (s *Store) Scan(q store.QueueID, from uint64, fn func(seq uint64, rec []byte) bool) error {
+	return s.scanQueue("scan", prefixMessage, q, from, fn)
+}
+
+// ScanState calls fn for the queue's state entries in seq order, starting at
+// the queue's floor (states below it were acked).
+func (s *Store) ScanState(q store.QueueID, fn func(seq uint64, state []byte) bool) error {
+	floor, err := s.Floor(q)
+	if err != nil {
+		return err
+	}
+	return s.scanQueue("scan state", prefixState, q, floor, fn)
+}
+
+func (s *Store) scanQueue(op string, prefix byte, q store.QueueID, from uint64, fn func(uint64, []byte) bool) error {
+	return s.iterate(op, queueKey(prefix, q, from), queueEnd(prefix, q), false,
+		func(k, v []byte) (bool, error) {
+			seq, err := decodeSeq(k)
+			if err != nil {
+				return false, err
+			}
+			return fn(seq, v), nil
+		})
+}
+
+// ScanDelays calls fn for delay entries with due >= from in due order.
+func (s *Store) ScanDelays(from int64, fn func(due int64, q store.QueueID, seq uint64) bool) error {
+	return s.iterate("scan delays", delayKey(from, 0, 0), keyspaceEnd(prefixDelay), false,
+		func(k, _ []byte) (bool, error) {
+			due, q, seq, err := decodeDelayKey(k)
+			if err != nil {
+				return false, err
+			}
+			return fn(due, q, seq), nil
+		})
+}
+
+// ScanMeta calls fn for every metadata key with the prefix, in key order.
+func (s *Store) ScanMeta(prefix string, fn func(key string, value []byte) bool) error {
+	lo := metaKey(prefix)
+	return s.iterate("scan meta", lo, prefixUpperBound(lo), false,
+		func(k, v []byte) (bool, error) {
+			return fn(string(k[1:]), v), nil
+		})
+}
+
+// iterate calls fn for the keys in [lo, hi) in order (or only the last one
+// when last is set) until fn returns false or an error.
+func (s *Store) iterate(op string, lo, hi []byte, last bool, fn func(k, v []byte) (bool, error)) (err error) {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.exit()
+	it, err := s.db.NewIterWithContext(context.Background(), &pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return s.wrap(op, err)
+	}
+	defer func() {
+		if cerr := it.Close(); err == nil && cerr != nil {
+			err = s.wrap(op, cerr)
+		}
+	}()
+	valid := it.First()
+	if last {
+		valid = it.Last()
+	}
+	for ; valid; valid = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return s.wrap(op, err)
+		}
+		more, err := fn(it.Key(), v)
+		if err != nil {
+			return s.wrap(op, err)
+		}
+		if !more {
+			return nil
+		}
+	}
+	if err := it.Error(); err != nil {
+		return s.wrap(op, err)
+	}
+	return nil
+}
