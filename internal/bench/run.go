@@ -57,9 +57,6 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 		Publishers: cfg.Publishers, Consumers: cfg.consumers(), MessageSize: cfg.MessageSize,
 		Persistent: cfg.Persistent, Confirms: cfg.Confirms,
 	}
-	if cfg.Scenario == ScenarioBacklog {
-		res.Consumers = cfg.consumers() // the drain's
-	}
 	err := s.run(ctx, &res)
 	if ctx.Err() != nil {
 		res.Interrupted, err = true, nil
