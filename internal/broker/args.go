@@ -180,6 +180,21 @@ func (q *queue) enforceLimitsLocked() {
 	}
 }
 
+// rejectsPublish reports whether the queue refuses publishes when full.
+func (q *queue) rejectsPublish() bool {
+	return q.opts.Overflow != "drop-head" && (q.opts.MaxLength >= 0 || q.opts.MaxLengthBytes >= 0)
+}
+
+// full reports whether one more message of size bytes would exceed the
+// limits, with pending messages already on their way.
+func (q *queue) full(pending int, size uint32) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := int64(q.ready.len() + pending)
+	return (q.opts.MaxLength >= 0 && n >= q.opts.MaxLength) ||
+		(q.opts.MaxLengthBytes >= 0 && int64(q.ready.bytes)+int64(size) > q.opts.MaxLengthBytes)
+}
+
 func (q *queue) overLimitLocked() bool {
 	return (q.opts.MaxLength >= 0 && int64(q.ready.len()) > q.opts.MaxLength) ||
 		(q.opts.MaxLengthBytes >= 0 && int64(q.ready.bytes) > q.opts.MaxLengthBytes)

@@ -3,7 +3,9 @@ package broker
 import (
 	"slices"
 	"sort"
+	"strconv"
 	"sync"
+	"time"
 
 	"github.com/sluicemq/sluice/internal/message"
 )
@@ -334,7 +336,7 @@ func (ch *Channel) Publish(msg *message.Message, mandatory bool, done func(error
 		done(nil)
 		return false, nil
 	}
-	req, err := newPublishReq(msg, targets, done)
+	req, err := newPublishReq(msg, targets, done, ch.env.now())
 	if err != nil {
 		return false, err
 	}
@@ -348,12 +350,18 @@ func (ch *Channel) Publish(msg *message.Message, mandatory bool, done func(error
 	return true, ch.submit(req)
 }
 
-func newPublishReq(msg *message.Message, targets []*queue, done func(error)) (*publishReq, error) {
-	rec, err := encodeRecord(msg)
+func newPublishReq(msg *message.Message, targets []*queue, done func(error), now time.Time) (*publishReq, error) {
+	ttl, err := messageTTL(msg)
+	if err != nil {
+		return nil, err
+	}
+	pubMs := now.UnixMilli()
+	rec, err := encodeRecord(msg, pubMs)
 	if err != nil {
 		return nil, &Error{Code: InvalidArgument, Reason: err.Error(), Err: err}
 	}
-	req := &publishReq{rec: rec, size: uint32(min(len(msg.Body), 1<<32-1)), targets: targets, done: done}
+	req := &publishReq{rec: rec, size: uint32(min(len(msg.Body), 1<<32-1)), targets: targets, done: done,
+		pubMs: pubMs, ttl: ttl}
 	if msg.Persistent() {
 		req.flags |= entryPersistent
 		for _, q := range targets {
@@ -361,6 +369,23 @@ func newPublishReq(msg *message.Message, targets []*queue, done func(error)) (*p
 		}
 	}
 	return req, nil
+}
+
+// messageTTL parses the expiration property (ms as a decimal string), -1
+// when absent.
+func messageTTL(msg *message.Message) (int64, error) {
+	p := &msg.Properties
+	if p.Flags&message.FlagExpiration == 0 {
+		return -1, nil
+	}
+	n, err := strconv.ParseInt(p.Expiration, 10, 64)
+	switch {
+	case err != nil:
+		return 0, errorf(PreconditionFailed, "invalid expiration <<\"%s\">>: no_integer", p.Expiration)
+	case n < 0:
+		return 0, errorf(PreconditionFailed, "invalid expiration <<\"%s\">>: {value_negative,%d}", p.Expiration, n)
+	}
+	return n, nil
 }
 
 // submit hands req to the commit loop, tracking it in the connection's

@@ -27,7 +27,10 @@ type publishReq struct {
 	size    uint32 // body size
 	flags   uint8  // entry flags (entryPersistent)
 	targets []*queue
-	sync    bool // persistent and routed to a durable queue
+	sync    bool  // persistent and routed to a durable queue
+	pubMs   int64 // publish time, unix ms
+	ttl     int64 // the message's own expiration in ms, -1 for none
+	full    error // set when a reject-publish queue refused the message
 	done    func(error)
 	seqs    []uint64 // assigned by the commit loop
 }
@@ -113,8 +116,12 @@ func (c *committer) run() {
 func (c *committer) commit(group []*publishReq, batch *store.Batch, byQ map[*queue][]entry) {
 	batch.Reset()
 	sync := false
+	var fill map[*queue]int
 	for _, r := range group {
 		r.seqs = r.seqs[:0]
+		if rejectsAny(r.targets) {
+			fill = c.refuseFull(r, fill)
+		}
 		for _, q := range r.targets {
 			seq := q.nextSeq
 			q.nextSeq++
@@ -134,7 +141,7 @@ func (c *committer) commit(group []*publishReq, batch *store.Batch, byQ map[*que
 	} else {
 		for _, r := range group {
 			for i, q := range r.targets {
-				e := entry{seq: r.seqs[i], size: r.size, flags: r.flags}
+				e := entry{seq: r.seqs[i], size: r.size, flags: r.flags, expires: expiry(r.pubMs, r.ttl, q.opts.MessageTTL)}
 				if q.env.cache.put(cacheKey{q.id, e.seq}, r.rec) {
 					e.flags |= entryCached
 				}
@@ -148,9 +155,56 @@ func (c *committer) commit(group []*publishReq, batch *store.Batch, byQ map[*que
 	}
 	for _, r := range group {
 		if r.done != nil {
-			r.done(err)
+			switch {
+			case err != nil:
+				r.done(err)
+			default:
+				r.done(r.full)
+			}
 		}
 	}
 	clear(group)
 	batch.Reset()
+}
+
+// expiry returns when a message published at pubMs dies in a queue with
+// queueTTL (both TTLs in ms, -1 for none; the shorter wins), 0 for never.
+func expiry(pubMs, msgTTL, queueTTL int64) int64 {
+	ttl := msgTTL
+	if queueTTL >= 0 && (ttl < 0 || queueTTL < ttl) {
+		ttl = queueTTL
+	}
+	if ttl < 0 {
+		return 0
+	}
+	return pubMs + ttl
+}
+
+func rejectsAny(qs []*queue) bool {
+	for _, q := range qs {
+		if q.rejectsPublish() {
+			return true
+		}
+	}
+	return false
+}
+
+// refuseFull drops from r's targets the reject-publish queues that are
+// full, counting what this group already added (fill); the publisher then
+// hears of it (basic.nack) even if other queues took the message.
+func (c *committer) refuseFull(r *publishReq, fill map[*queue]int) map[*queue]int {
+	if fill == nil {
+		fill = make(map[*queue]int)
+	}
+	kept := r.targets[:0]
+	for _, q := range r.targets {
+		if q.rejectsPublish() && q.full(fill[q], r.size) {
+			r.full = errorf(ResourceError, "queue '%s' in vhost '%s' is full", q.name, q.vh.name)
+			continue
+		}
+		fill[q]++
+		kept = append(kept, q)
+	}
+	r.targets = kept
+	return fill
 }

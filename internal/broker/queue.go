@@ -63,8 +63,9 @@ func (q *queue) enqueue(es []entry) {
 		q.ready.push(e)
 		q.high = max(q.high, e.seq+1)
 	}
-	q.enforceLimitsLocked()
 	q.dispatchLocked()
+	q.enforceLimitsLocked()
+	q.dropExpiredLocked()
 }
 
 // dispatch hands ready messages to consumers with credit.
@@ -82,6 +83,10 @@ func (q *queue) dispatchLocked() {
 			break
 		}
 		e, _ := q.ready.pop()
+		if q.expiredLocked(e) {
+			q.discardLocked(&b, e, "expired")
+			continue
+		}
 		m, err := q.readLocked(e)
 		if err != nil {
 			q.env.log.Error("read message for delivery; dropping it", "queue", q.name, "seq", e.seq, "err", err)
@@ -103,6 +108,13 @@ func (q *queue) dispatchLocked() {
 // with credit, the highest priority, round robin among equals.
 func (q *queue) pickConsumerLocked() *consumer {
 	n := len(q.consumers)
+	if q.opts.SingleActiveConsumer {
+		// The oldest consumer is the active one; the others wait.
+		if n > 0 && q.consumers[0].ch.hasCredit(q.consumers[0]) {
+			return q.consumers[0]
+		}
+		return nil
+	}
 	var best *consumer
 	bestAt := 0
 	for i := range n {
@@ -219,6 +231,30 @@ func (q *queue) discardLocked(b *store.Batch, e entry, reason string) {
 	q.removeLocked(b, e)
 }
 
+// expiredLocked reports whether e's TTL has passed.
+func (q *queue) expiredLocked(e entry) bool {
+	return e.expires != 0 && q.env.now().UnixMilli() > e.expires
+}
+
+// dropExpiredLocked discards expired messages at the head of the queue
+// (as RabbitMQ, expiry is checked at the head: a message behind one with a
+// longer TTL waits for it).
+func (q *queue) dropExpiredLocked() {
+	var b store.Batch
+	for {
+		e, ok := q.ready.peek()
+		if !ok || !q.expiredLocked(e) {
+			break
+		}
+		q.ready.pop()
+		q.discardLocked(&b, e, "expired")
+	}
+	if b.Len() > 0 {
+		q.advanceFloorLocked(&b)
+		q.applyLocked(&b)
+	}
+}
+
 // advanceFloorLocked persists the ack floor when it moved up.
 func (q *queue) advanceFloorLocked(b *store.Batch) {
 	if !q.durable {
@@ -262,6 +298,10 @@ func (q *queue) get(ch *Channel, noAck bool) (*Delivery, error) {
 		e, ok := q.ready.pop()
 		if !ok {
 			return nil, nil
+		}
+		if q.expiredLocked(e) {
+			q.discardLocked(&b, e, "expired")
+			continue
 		}
 		m, err := q.readLocked(e)
 		if err != nil {
@@ -332,6 +372,7 @@ func compareSeq(a, b uint64) int {
 func (q *queue) counts() (ready, consumers uint32) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.dropExpiredLocked()
 	return uint32(min(q.ready.len(), 1<<32-1)), uint32(len(q.consumers))
 }
 

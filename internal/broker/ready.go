@@ -2,9 +2,10 @@ package broker
 
 // A queue's in-memory index: one small entry per message.
 
-// entry is what a queue keeps in memory of one message (16 bytes).
+// entry is what a queue keeps in memory of one message (24 bytes).
 type entry struct {
 	seq        uint64
+	expires    int64  // unix ms after which the message is dead; 0: never
 	size       uint32 // body bytes
 	deliveries uint16 // times delivered (saturating)
 	flags      uint8
@@ -71,6 +72,19 @@ func (r *readyList) compact() {
 		clear(r.fifo[n:])
 		r.fifo, r.head = r.fifo[:n], 0
 	}
+}
+
+// peek returns the entry with the lowest seq without removing it.
+func (r *readyList) peek() (entry, bool) {
+	fifoOK := r.head < len(r.fifo)
+	backOK := r.back.len() > 0
+	switch {
+	case backOK && (!fifoOK || r.back.peek().seq < r.fifo[r.head].seq):
+		return r.back.peek(), true
+	case fifoOK:
+		return r.fifo[r.head], true
+	}
+	return entry{}, false
 }
 
 // minSeq returns the lowest ready seq.

@@ -30,15 +30,19 @@ func recordErr(format string, args ...any) error {
 
 // encodeRecord encodes a message record:
 //
-//	version(1) flags(1) uvarint(len) exchange uvarint(len) routing-key
-//	uvarint(len) properties(message.AppendProperties) body(rest)
-func encodeRecord(m *message.Message) ([]byte, error) {
+//	version(1) flags(1) published(8, unix ms, big endian)
+//	uvarint(len) exchange uvarint(len) routing-key
+//	len(4, big endian) properties(message.AppendProperties) body(rest)
+//
+// The publish time lets recovery restore message TTLs.
+func encodeRecord(m *message.Message, publishedMs int64) ([]byte, error) {
 	var flags byte
 	if m.Persistent() {
 		flags |= recPersistent
 	}
 	b := make([]byte, 0, 16+len(m.Exchange)+len(m.RoutingKey)+64+len(m.Body))
 	b = append(b, recordV1, flags)
+	b = binary.BigEndian.AppendUint64(b, uint64(publishedMs))
 	b = appendString(b, m.Exchange)
 	b = appendString(b, m.RoutingKey)
 	lenAt := len(b)
@@ -51,9 +55,11 @@ func encodeRecord(m *message.Message) ([]byte, error) {
 	return append(b, m.Body...), nil
 }
 
+const recordHeader = 10 // version, flags, published
+
 // recordFlags returns the flags byte of a record without decoding it.
 func recordFlags(rec []byte) (byte, error) {
-	if len(rec) < 2 {
+	if len(rec) < recordHeader {
 		return 0, recordErr("record of %d bytes", len(rec))
 	}
 	if rec[0] != recordV1 {
@@ -62,13 +68,19 @@ func recordFlags(rec []byte) (byte, error) {
 	return rec[1], nil
 }
 
+// recordPublished returns the publish time (unix ms) of a record whose
+// header recordFlags accepted.
+func recordPublished(rec []byte) int64 {
+	return int64(binary.BigEndian.Uint64(rec[2:recordHeader]))
+}
+
 // recordBodySize returns the body size of a record without decoding its
 // properties.
 func recordBodySize(rec []byte) (int, error) {
 	if _, err := recordFlags(rec); err != nil {
 		return 0, err
 	}
-	r := reader{b: rec[2:]}
+	r := reader{b: rec[recordHeader:]}
 	r.string()
 	r.string()
 	r.take(int(r.uint32()))
@@ -83,7 +95,7 @@ func decodeRecord(rec []byte) (*message.Message, error) {
 	if _, err := recordFlags(rec); err != nil {
 		return nil, err
 	}
-	r := reader{b: rec[2:]}
+	r := reader{b: rec[recordHeader:]}
 	m := &message.Message{}
 	m.Exchange = r.string()
 	m.RoutingKey = r.string()

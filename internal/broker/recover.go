@@ -166,6 +166,13 @@ func (q *queue) recoverMessages() error {
 			return true
 		}
 		e := entry{seq: seq, size: uint32(min(size, 1<<32-1)), flags: entryPersistent}
+		if m, err := decodeRecord(rec); err == nil {
+			ttl, err := messageTTL(m)
+			if err != nil {
+				ttl = -1
+			}
+			e.expires = expiry(recordPublished(rec), ttl, q.opts.MessageTTL)
+		}
 		if n, ok := states[seq]; ok {
 			e.flags |= entryRedelivered | entryState
 			e.deliveries = uint16(min(n, 1<<16-1))
