@@ -112,8 +112,8 @@ func Open(dir string, opts Options) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if err := fs.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("open store: create %s: %w", dir, err)
+	if err := makeDir(fs, dir); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
 	}
 	lock, err := lockDir(fs, dir)
 	if err != nil {
@@ -146,6 +146,9 @@ func (s *Store) open() error {
 		},
 	}
 	path := s.fs.PathJoin(s.dir, pebbleDir)
+	if err := makeDir(s.fs, path); err != nil {
+		return err
+	}
 	db, err := pebble.Open(path, po)
 	if err != nil {
 		return s.wrap("open pebble "+path, err)
