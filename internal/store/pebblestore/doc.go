@@ -24,11 +24,14 @@
 //	floor     'f' | queue u64                      (9)     floor u64 | cleared u64
 //	meta      'x' | key bytes                   (1+n)      value
 //
-//	 'm' queue 7                                   'm' queue 8
-//	 ├───────────────────────────────────────────┤ ├──────────
-//	 │ seq 1 … floor-1 : acked                 │ floor … last : live   │
-//	 │ [0, cleared) range-deleted │ single-deleted │
-//	                                 ▲ Scan seeks here (never from seq 0)
+//	one queue's message keys, in key (= seq) order:
+//
+//	'm'|q|1                 'm'|q|cleared        'm'|q|floor          'm'|q|last
+//	   ├──────────────────────────┼──────────────────────┼────────────────────┤
+//	   │ acked: one range delete  │ acked: SingleDeletes │ live messages      │
+//	   └──────────────────────────┴──────────────────────┴────────────────────┘
+//	                                                     ▲ Scan seeks here,
+//	                                                       never from seq 0
 //
 // # Tombstones
 //
