@@ -62,7 +62,8 @@ type Store interface {
 	Floor(q QueueID) (uint64, error)
 
 	// ScanState calls fn for every per-message state entry of the queue in
-	// ascending seq order.
+	// ascending seq order. Entries below the queue's floor (acked) may be
+	// skipped: an engine seeks from the floor.
 	ScanState(q QueueID, fn func(seq uint64, state []byte) bool) error
 
 	// ScanDelays calls fn for delay-index entries in ascending due order
