@@ -10,7 +10,7 @@ type ackOutlet struct {
 	tags chan uint64
 }
 
-func (o *ackOutlet) Deliver(d *Delivery)     { o.tags <- d.DeliveryTag }
+func (o *ackOutlet) Deliver(d *Delivery)      { o.tags <- d.DeliveryTag }
 func (o *ackOutlet) ConsumerCancelled(string) {}
 
 // BenchmarkPublishDeliverAck measures one message's way through the

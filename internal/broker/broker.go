@@ -43,6 +43,8 @@ type Broker struct {
 	nextQueueID store.QueueID
 
 	closeOnce sync.Once
+	stop      chan struct{}  // closed by Close: stops housekeeping
+	wg        sync.WaitGroup // the housekeeping goroutine
 }
 
 // Open recovers durable definitions and messages from st and starts the
@@ -82,6 +84,9 @@ func Open(cfg Config, st store.Store) (*Broker, error) {
 		return nil, err
 	}
 	b.env.commit = startCommitter(st, cfg.Logger)
+	b.stop = make(chan struct{})
+	b.wg.Add(1)
+	go b.runHousekeeping()
 	return b, nil
 }
 
@@ -89,7 +94,11 @@ func Open(cfg Config, st store.Store) (*Broker, error) {
 // publishes fail with ResourceError.
 func (b *Broker) Close(ctx context.Context) error {
 	var err error
-	b.closeOnce.Do(func() { err = b.env.commit.close(ctx) })
+	b.closeOnce.Do(func() {
+		close(b.stop)
+		b.wg.Wait()
+		err = b.env.commit.close(ctx)
+	})
 	return err
 }
 

@@ -44,6 +44,7 @@ func (ch *Channel) DeclareQueue(d QueueDecl) (QueueStatus, error) {
 		if err := vh.queueEquivalent(q, d); err != nil {
 			return QueueStatus{}, err
 		}
+		q.touch()
 		return q.status(), nil
 	}
 	q, err := vh.createQueueLocked(ch.conn, d, opts)

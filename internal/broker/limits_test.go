@@ -172,3 +172,50 @@ func TestSingleActiveConsumer(t *testing.T) {
 	c1.publish("", "q", "next", false)
 	c2.out.exactly(t, 1)
 }
+
+func TestQueueExpiresWhenUnused(t *testing.T) {
+	b, clock := openClocked(t)
+	c := newClient(t, b)
+	c.declareQueue("q", false, message.Table{"x-expires": int32(1000)})
+	c.declareQueue("kept", false, message.Table{"x-expires": int32(1000)})
+	tag := c.consume("kept", false)
+	clock.advance(700 * time.Millisecond)
+	c.declareQueue("q", false, message.Table{"x-expires": int32(1000)}) // a redeclare is a use
+	clock.advance(700 * time.Millisecond)
+	b.housekeep()
+	if _, err := c.ch.DeclareQueue(QueueDecl{Name: "q", Passive: true}); err != nil {
+		t.Fatalf("queue expired 700ms after its redeclare: %v", err)
+	}
+	clock.advance(400 * time.Millisecond)
+	b.housekeep()
+	if _, err := c.ch.DeclareQueue(QueueDecl{Name: "q", Passive: true}); CodeOf(err) != NotFound {
+		t.Fatalf("unused queue still there after x-expires: %v", err)
+	}
+	if _, err := c.ch.DeclareQueue(QueueDecl{Name: "kept", Passive: true}); err != nil {
+		t.Fatalf("queue with a consumer expired: %v", err)
+	}
+	if err := c.ch.Cancel(tag); err != nil {
+		t.Fatal(err)
+	}
+	clock.advance(1100 * time.Millisecond)
+	b.housekeep()
+	if _, err := c.ch.DeclareQueue(QueueDecl{Name: "kept", Passive: true}); CodeOf(err) != NotFound {
+		t.Fatalf("queue unused since its consumer left still there: %v", err)
+	}
+}
+
+func TestHousekeepingDropsExpiredMessages(t *testing.T) {
+	b, clock := openClocked(t)
+	c := newClient(t, b)
+	c.declareQueue("q", true, message.Table{"x-message-ttl": int32(100)})
+	c.publish("", "q", "a", true)
+	clock.advance(time.Second)
+	b.housekeep()
+	q := b.vhosts["/"].queues["q"]
+	q.mu.Lock()
+	n := q.ready.len()
+	q.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d messages left after TTL and housekeeping", n)
+	}
+}

@@ -39,11 +39,12 @@ type queue struct {
 	deleted     bool
 	floor       uint64 // the ack floor last persisted
 	high        uint64 // one past the highest seq added to the index
+	lastUsed    int64  // unix ms of the last declare, get or consumer change (x-expires)
 }
 
 func newQueue(vh *vhost, id store.QueueID, name string) *queue {
 	return &queue{env: vh.env, vh: vh, id: id, name: name, nextSeq: 1, high: 1, floor: 0,
-		unacked: make(map[uint64]entry)}
+		unacked: make(map[uint64]entry), lastUsed: vh.env.now().UnixMilli()}
 }
 
 // enqueue adds entries the commit loop has stored, then delivers.
@@ -294,6 +295,7 @@ func (q *queue) get(ch *Channel, noAck bool) (*Delivery, error) {
 	defer q.mu.Unlock()
 	var b store.Batch
 	defer q.applyLocked(&b)
+	q.touchLocked()
 	for {
 		e, ok := q.ready.pop()
 		if !ok {
@@ -386,6 +388,7 @@ func (q *queue) addConsumer(c *consumer) error {
 	if q.exclusiveC || (c.exclusive && len(q.consumers) > 0) {
 		return errorf(ResourceLocked, "queue '%s' in vhost '%s' in exclusive use", q.name, q.vh.name)
 	}
+	q.touchLocked()
 	q.consumers = append(q.consumers, c)
 	q.exclusiveC = c.exclusive
 	q.hadConsumer = true
@@ -403,6 +406,7 @@ func (q *queue) removeConsumer(c *consumer) (autoDelete bool) {
 		return false
 	}
 	q.consumers = slices.Delete(q.consumers, i, i+1)
+	q.touchLocked()
 	if c.exclusive {
 		q.exclusiveC = false
 	}
