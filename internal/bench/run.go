@@ -318,12 +318,24 @@ func (s *session) reportProgress(name string, start time.Time, p *phaseRun, done
 		case <-done:
 			return
 		case <-t.C:
-			el := time.Since(start)
-			s.progress("%s %5.1fs: sent %d (%.0f/s), confirmed %d, consumed %d (%.0f/s)",
-				name, el.Seconds(), p.sent.Load(), rate(p.sent.Load(), el), p.confirmed.Load(),
-				p.consumed.Load(), rate(p.consumed.Load(), el))
+			s.progress("%s", progressLine(name, time.Since(start), p))
 		}
 	}
+}
+
+// progressLine reports the counts of a running phase that are not zero.
+func progressLine(name string, el time.Duration, p *phaseRun) string {
+	line := fmt.Sprintf("%s %5.1fs:", name, el.Seconds())
+	if n := p.sent.Load(); n > 0 {
+		line += fmt.Sprintf(" sent %d (%.0f/s), confirmed %d,", n, rate(n, el), p.confirmed.Load())
+	}
+	if n := p.consumed.Load(); n > 0 {
+		line += fmt.Sprintf(" consumed %d (%.0f/s)", n, rate(n, el))
+	}
+	if n := p.requeued.Load(); n > 0 {
+		line += fmt.Sprintf(" requeued %d", n)
+	}
+	return line
 }
 
 func merged(hs []*Histogram) *Histogram {

@@ -98,3 +98,21 @@ func TestCheckDone(t *testing.T) {
 		})
 	}
 }
+
+func TestProgressLine(t *testing.T) {
+	p := newPhaseRun(0, 0, 0)
+	if got, want := progressLine("drain", 5*time.Second, p), "drain   5.0s:"; got != want {
+		t.Errorf("idle progress = %q, want %q", got, want)
+	}
+	p.consumed.Store(500)
+	if got, want := progressLine("drain", 5*time.Second, p), "drain   5.0s: consumed 500 (100/s)"; got != want {
+		t.Errorf("drain progress = %q, want %q", got, want)
+	}
+	p.sent.Store(1000)
+	p.confirmed.Store(900)
+	p.requeued.Store(7)
+	want := "churn  10.0s: sent 1000 (100/s), confirmed 900, consumed 500 (50/s) requeued 7"
+	if got := progressLine("churn", 10*time.Second, p); got != want {
+		t.Errorf("churn progress = %q, want %q", got, want)
+	}
+}
