@@ -170,8 +170,10 @@ func fmtMS(v float64) string {
 		return "-"
 	case v < 10:
 		return fmt.Sprintf("%.2fms", v)
-	default:
+	case v < 10_000:
 		return fmt.Sprintf("%.0fms", v)
+	default:
+		return fmt.Sprintf("%.1fs", v/1000)
 	}
 }
 
