@@ -17,10 +17,14 @@
 // run began, on this process's monotonic clock), so the latency from publish
 // to confirm and from publish to delivery is measured in one process.
 //
-// Goroutines: Run owns all of them. Each publisher has one goroutine that
-// publishes and one that reads its confirms; each consumer has one goroutine;
-// an optional sampler reads the broker's RSS. Run waits for all of them and
-// closes every connection it opened before it returns. Config, Result and
+// Goroutines: Run owns all of them. In each phase, each publisher has one
+// goroutine that publishes and one that reads its confirms, each consumer has
+// one, one more waits for the publishers to tell the consumers how much to
+// expect, and in human mode one prints progress every 5 s; an optional
+// sampler reads the broker's RSS for the whole run. Run waits for all of them
+// and closes every connection it opened before it returns. When a phase
+// overruns its duration by more than stopGrace (a broker that stopped
+// answering), Run closes its connections to unblock the workers. Config, Result and
 // Histogram are plain values and not safe for concurrent mutation; Run itself
 // may be called concurrently with different configurations.
 package bench
