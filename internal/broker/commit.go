@@ -31,8 +31,11 @@ type publishReq struct {
 	pubMs   int64 // publish time, unix ms
 	ttl     int64 // the message's own expiration in ms, -1 for none
 	full    error // set when a reject-publish queue refused the message
-	done    func(error)
-	seqs    []uint64 // assigned by the commit loop
+	// also holds operations applied atomically with the message (a
+	// redrive's delete from the source queue); nil for a publish.
+	also *store.Batch
+	done func(error)
+	seqs []uint64 // assigned by the commit loop
 }
 
 type committer struct {
@@ -127,6 +130,9 @@ func (c *committer) commit(group []*publishReq, batch *store.Batch, byQ map[*que
 			q.nextSeq++
 			r.seqs = append(r.seqs, seq)
 			batch.PutMessage(q.id, seq, r.rec)
+		}
+		if r.also != nil {
+			batch.Append(r.also)
 		}
 		sync = sync || r.sync
 	}
