@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -325,17 +326,18 @@ func (s *session) reportProgress(name string, start time.Time, p *phaseRun, done
 
 // progressLine reports the counts of a running phase that are not zero.
 func progressLine(name string, el time.Duration, p *phaseRun) string {
-	line := fmt.Sprintf("%s %5.1fs:", name, el.Seconds())
+	var parts []string
 	if n := p.sent.Load(); n > 0 {
-		line += fmt.Sprintf(" sent %d (%.0f/s), confirmed %d,", n, rate(n, el), p.confirmed.Load())
+		parts = append(parts, fmt.Sprintf("sent %d (%.0f/s)", n, rate(n, el)),
+			fmt.Sprintf("confirmed %d", p.confirmed.Load()))
 	}
 	if n := p.consumed.Load(); n > 0 {
-		line += fmt.Sprintf(" consumed %d (%.0f/s)", n, rate(n, el))
+		parts = append(parts, fmt.Sprintf("consumed %d (%.0f/s)", n, rate(n, el)))
 	}
 	if n := p.requeued.Load(); n > 0 {
-		line += fmt.Sprintf(" requeued %d", n)
+		parts = append(parts, fmt.Sprintf("requeued %d", n))
 	}
-	return line
+	return strings.TrimSpace(fmt.Sprintf("%s %5.1fs: %s", name, el.Seconds(), strings.Join(parts, ", ")))
 }
 
 func merged(hs []*Histogram) *Histogram {

@@ -108,10 +108,16 @@ func TestProgressLine(t *testing.T) {
 	if got, want := progressLine("drain", 5*time.Second, p), "drain   5.0s: consumed 500 (100/s)"; got != want {
 		t.Errorf("drain progress = %q, want %q", got, want)
 	}
+	p2 := newPhaseRun(0, 0, 0)
+	p2.sent.Store(10)
+	p2.confirmed.Store(9)
+	if got, want := progressLine("publish", time.Second, p2), "publish   1.0s: sent 10 (10/s), confirmed 9"; got != want {
+		t.Errorf("publish progress = %q, want %q", got, want)
+	}
 	p.sent.Store(1000)
 	p.confirmed.Store(900)
 	p.requeued.Store(7)
-	want := "churn  10.0s: sent 1000 (100/s), confirmed 900, consumed 500 (50/s) requeued 7"
+	want := "churn  10.0s: sent 1000 (100/s), confirmed 900, consumed 500 (50/s), requeued 7"
 	if got := progressLine("churn", 10*time.Second, p); got != want {
 		t.Errorf("churn progress = %q, want %q", got, want)
 	}
