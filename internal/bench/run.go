@@ -48,6 +48,8 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 	s := &session{cfg: cfg, epoch: time.Now()}
 	if !cfg.JSON {
 		s.out = out
+		fmt.Fprintf(out, "bench %s on %s, queue %q, up to %v per phase\n",
+			cfg.Scenario, redactURL(cfg.URL), cfg.Queue, cfg.Duration)
 	}
 	defer s.closeAll()
 	stop := context.AfterFunc(ctx, s.closeAll)
