@@ -267,3 +267,49 @@ func TestNoAckPacedByOutletWindow(t *testing.T) {
 		t.Fatalf("%d messages left", st.Messages)
 	}
 }
+
+func TestDeliveryCountHeader(t *testing.T) {
+	c := newClient(t, openBroker(t, nil))
+	c.fill("q", 1)
+	d := c.get("q", false)
+	if _, ok := d.Properties.Headers["x-delivery-count"]; ok {
+		t.Fatalf("first delivery carries x-delivery-count")
+	}
+	for want := int64(1); want <= 2; want++ {
+		if err := c.ch.Nack(d.DeliveryTag, false, true); err != nil {
+			t.Fatal(err)
+		}
+		d = c.get("q", false)
+		if got := d.Properties.Headers["x-delivery-count"]; got != want || d.Properties.Flags&message.FlagHeaders == 0 {
+			t.Fatalf("x-delivery-count = %v (%T), want %d", got, got, want)
+		}
+	}
+}
+
+func TestChannelCloseAutoDeletesQueue(t *testing.T) {
+	b := openBroker(t, nil)
+	c := newClient(t, b)
+	if _, err := c.ch.DeclareQueue(QueueDecl{Name: "ad", AutoDelete: true}); err != nil {
+		t.Fatal(err)
+	}
+	c.consume("ad", false)
+	c.ch.Close()
+	other := newClient(t, b)
+	_, err := other.ch.DeclareQueue(QueueDecl{Name: "ad", Passive: true})
+	wantCode(t, err, NotFound, "no queue 'ad' in vhost '/'")
+}
+
+func TestRejectIsNackOfOne(t *testing.T) {
+	c := newClient(t, openBroker(t, nil))
+	c.fill("q", 2)
+	c.consume("q", false)
+	ds := c.out.exactly(t, 2)
+	wantCode(t, c.ch.Nack(7, false, false), PreconditionFailed, "unknown delivery tag 7")
+	if err := c.ch.Nack(ds[1].DeliveryTag, false, false); err != nil {
+		t.Fatal(err)
+	}
+	// Only the second is gone; the first is still unacked.
+	if err := c.ch.Ack(ds[0].DeliveryTag, false); err != nil {
+		t.Fatalf("first delivery no longer unacked: %v", err)
+	}
+}

@@ -146,7 +146,17 @@ func (q *queue) readLocked(e entry) (*message.Message, error) {
 	return decodeRecord(rec)
 }
 
+// newDelivery builds the delivery of m. A message delivered before carries
+// x-delivery-count (long): how many times it was delivered and returned.
 func newDelivery(m *message.Message, e entry) *Delivery {
+	if e.deliveries > 0 {
+		p := &m.Properties
+		if p.Headers == nil {
+			p.Headers = make(message.Table, 1)
+		}
+		p.Headers["x-delivery-count"] = int64(e.deliveries)
+		p.Flags |= message.FlagHeaders
+	}
 	return &Delivery{
 		Redelivered: e.flags&entryRedelivered != 0,
 		Exchange:    m.Exchange,
