@@ -1,0 +1,443 @@
+package broker
+
+// Browsing a queue without consuming, and the operator's edits of single
+// messages: read, replace in place, delete, purge. Browsing reads records
+// straight from the store (never through the body cache, which a delivery
+// empties) and classifies them under queue.mu, so it changes nothing: no
+// delivery count, no redelivered flag, no reordering.
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/sluicemq/sluice/internal/message"
+	"github.com/sluicemq/sluice/internal/store"
+)
+
+// Message states as the API reports them.
+const (
+	StateReady   = "ready"
+	StateUnacked = "unacked"
+	StateDelayed = "delayed"
+)
+
+// StoredMessage is one message a queue holds, as an operator sees it.
+type StoredMessage struct {
+	ID          uint64 // the message's seq in its queue: stable while it stays there
+	State       string // StateReady, StateUnacked or StateDelayed
+	Deliveries  int    // times delivered from this queue
+	Redelivered bool
+	ReadyAt     time.Time // when a delayed message becomes ready (zero otherwise)
+	Message     *message.Message
+}
+
+// Filter selects messages by their dead-letter history and content. The
+// zero Filter matches everything.
+type Filter struct {
+	Reason string // x-death's newest entry's reason
+	Source string // x-death's newest entry's queue
+	// Header and HeaderValue: the header must exist and, when HeaderValue
+	// is non-empty, its value printed must equal HeaderValue.
+	Header      string
+	HeaderValue string
+	Body        string    // substring of the body
+	Since       time.Time // death time (or timestamp property) at or after
+	Until       time.Time // death time (or timestamp property) before
+}
+
+// IsZero reports whether f matches everything.
+func (f Filter) IsZero() bool { return f == Filter{} }
+
+// Death is the newest x-death entry of a dead letter.
+type Death struct {
+	Queue    string
+	Reason   string
+	Exchange string
+	Keys     []string
+	Count    int64
+	Time     time.Time
+}
+
+// LastDeath returns the newest x-death entry of m.
+func LastDeath(m *message.Message) (Death, bool) {
+	arr, ok := m.Properties.Headers["x-death"].([]any)
+	if !ok || len(arr) == 0 {
+		return Death{}, false
+	}
+	t, ok := arr[0].(message.Table)
+	if !ok {
+		return Death{}, false
+	}
+	var d Death
+	d.Queue, _ = t["queue"].(string)
+	d.Reason, _ = t["reason"].(string)
+	d.Exchange, _ = t["exchange"].(string)
+	d.Count, _ = intValue(t["count"])
+	d.Time, _ = t["time"].(time.Time)
+	if keys, ok := t["routing-keys"].([]any); ok {
+		for _, k := range keys {
+			if s, ok := k.(string); ok {
+				d.Keys = append(d.Keys, s)
+			}
+		}
+	}
+	return d, d.Queue != ""
+}
+
+// Match reports whether m passes the filter.
+func (f Filter) Match(m *message.Message) bool {
+	d, dead := LastDeath(m)
+	if f.Reason != "" && (!dead || d.Reason != f.Reason) {
+		return false
+	}
+	if f.Source != "" && (!dead || d.Queue != f.Source) {
+		return false
+	}
+	if f.Header != "" {
+		v, ok := m.Properties.Headers[f.Header]
+		if !ok || (f.HeaderValue != "" && headerString(v) != f.HeaderValue) {
+			return false
+		}
+	}
+	if f.Body != "" && !bytes.Contains(m.Body, []byte(f.Body)) {
+		return false
+	}
+	if !f.Since.IsZero() || !f.Until.IsZero() {
+		t := d.Time
+		if t.IsZero() {
+			t = m.Properties.Timestamp
+		}
+		if t.IsZero() || (!f.Since.IsZero() && t.Before(f.Since)) || (!f.Until.IsZero() && !t.Before(f.Until)) {
+			return false
+		}
+	}
+	return true
+}
+
+func headerString(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case []byte:
+		return string(x)
+	case time.Time:
+		return fmt.Sprint(x.Unix())
+	}
+	return fmt.Sprint(v)
+}
+
+// BrowsePage is one page of a browse.
+type BrowsePage struct {
+	Messages []StoredMessage
+	// Next is the id to pass as after for the next page; More says whether
+	// the scan stopped before the end of the queue.
+	Next uint64
+	More bool
+}
+
+// browseScanCap bounds the records one page scans, so a filter that
+// matches little answers in bounded time with More set.
+const browseScanCap = 20000
+
+// Browse returns up to limit messages of the queue with ids above after
+// that pass f, in id order, without consuming or changing them.
+func (b *Broker) Browse(vhostName, queueName string, after uint64, limit int, f Filter) (BrowsePage, error) {
+	q, err := b.lookupQueue(vhostName, queueName)
+	if err != nil {
+		return BrowsePage{}, err
+	}
+	if limit <= 0 {
+		limit = 100
+	}
+	q.mu.Lock()
+	from, high := q.lowestLocked(), q.high
+	q.mu.Unlock()
+	from = max(from, after+1)
+	type cand struct {
+		seq uint64
+		m   *message.Message
+	}
+	var (
+		cands   []cand
+		page    BrowsePage
+		scanned int
+		derr    error
+	)
+	if from < high {
+		err = b.env.st.Scan(q.id, from, func(seq uint64, rec []byte) bool {
+			if seq >= high {
+				return false
+			}
+			page.Next = seq
+			scanned++
+			m, err := decodeRecord(slices.Clone(rec))
+			if err != nil {
+				derr = fmt.Errorf("queue %q message %d: %w", q.name, seq, err)
+				return false
+			}
+			if f.Match(m) {
+				cands = append(cands, cand{seq, m})
+			}
+			if len(cands) >= limit || scanned >= browseScanCap {
+				page.More = true
+				return false
+			}
+			return true
+		})
+	}
+	if err == nil {
+		err = derr
+	}
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return BrowsePage{}, internalError("browse queue", err)
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, c := range cands {
+		if sm, ok := q.classifyLocked(c.seq); ok {
+			sm.Message = c.m
+			page.Messages = append(page.Messages, sm)
+		}
+	}
+	if page.More && page.Next+1 >= q.high {
+		page.More = false
+	}
+	return page, nil
+}
+
+// lowestLocked returns the lowest seq the queue holds (q.high when empty).
+func (q *queue) lowestLocked() uint64 {
+	low := q.high
+	if s, ok := q.ready.minSeq(); ok {
+		low = min(low, s)
+	}
+	for s := range q.unacked {
+		low = min(low, s)
+	}
+	return low
+}
+
+// classifyLocked finds seq in the queue's index.
+func (q *queue) classifyLocked(seq uint64) (StoredMessage, bool) {
+	if e, ok := q.unacked[seq]; ok {
+		return StoredMessage{ID: seq, State: StateUnacked, Deliveries: int(e.deliveries),
+			Redelivered: e.flags&entryRedelivered != 0}, true
+	}
+	if e, ok := q.ready.find(seq); ok {
+		return StoredMessage{ID: seq, State: StateReady, Deliveries: int(e.deliveries),
+			Redelivered: e.flags&entryRedelivered != 0}, true
+	}
+	return StoredMessage{}, false
+}
+
+// find returns the ready entry with seq.
+func (r *readyList) find(seq uint64) (*entry, bool) {
+	live := r.fifo[r.head:]
+	if i, ok := slices.BinarySearchFunc(live, seq, func(e entry, s uint64) int { return compareSeq(e.seq, s) }); ok {
+		return &live[i], true
+	}
+	for i := range r.back.items {
+		if r.back.items[i].seq == seq {
+			return &r.back.items[i], true
+		}
+	}
+	return nil, false
+}
+
+// removeSeqs takes the ready entries whose seqs are in want out of the
+// list and returns them.
+func (r *readyList) removeSeqs(want map[uint64]bool) []entry {
+	var out []entry
+	keep := r.fifo[:r.head]
+	for _, e := range r.fifo[r.head:] {
+		if want[e.seq] {
+			out = append(out, e)
+			r.bytes -= uint64(e.size)
+			continue
+		}
+		keep = append(keep, e)
+	}
+	clear(r.fifo[len(keep):])
+	r.fifo = keep
+	r.compact()
+	if r.back.len() > 0 {
+		var back heap[entry]
+		for _, e := range r.back.items {
+			if want[e.seq] {
+				out = append(out, e)
+				r.bytes -= uint64(e.size)
+				continue
+			}
+			back.push(e)
+		}
+		r.back = back
+	}
+	return out
+}
+
+func (b *Broker) noMessage(q *queue, id uint64) *Error {
+	return errorf(NotFound, "no message %d in queue '%s' in vhost '%s'", id, q.name, q.vh.name)
+}
+
+// Message reads one message by id without consuming it.
+func (b *Broker) Message(vhostName, queueName string, id uint64) (StoredMessage, error) {
+	q, err := b.lookupQueue(vhostName, queueName)
+	if err != nil {
+		return StoredMessage{}, err
+	}
+	rec, err := b.env.st.Get(q.id, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return StoredMessage{}, b.noMessage(q, id)
+	}
+	if err != nil {
+		return StoredMessage{}, internalError("read message", err)
+	}
+	m, err := decodeRecord(rec)
+	if err != nil {
+		return StoredMessage{}, internalError("decode message", err)
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	sm, ok := q.classifyLocked(id)
+	if !ok {
+		return StoredMessage{}, b.noMessage(q, id)
+	}
+	sm.Message = m
+	return sm, nil
+}
+
+// readyEntryLocked returns the ready entry of id, or NotFound (gone) or
+// PreconditionFailed (delivered and not yet acked: the API's 409).
+func (q *queue) readyEntryLocked(id uint64) (*entry, error) {
+	if _, ok := q.unacked[id]; ok {
+		return nil, errorf(PreconditionFailed, "message %d of queue '%s' in vhost '%s' is unacked (being delivered); try again later",
+			id, q.name, q.vh.name)
+	}
+	e, ok := q.ready.find(id)
+	if !ok {
+		return nil, errorf(NotFound, "no message %d in queue '%s' in vhost '%s'", id, q.name, q.vh.name)
+	}
+	return e, nil
+}
+
+// ReplaceMessage replaces a ready message's exchange, routing key,
+// properties and body in place: it keeps its id, place and delivery count.
+// A message that is unacked is PreconditionFailed; one that is gone is
+// NotFound.
+func (b *Broker) ReplaceMessage(vhostName, queueName string, id uint64, m *message.Message) error {
+	q, err := b.lookupQueue(vhostName, queueName)
+	if err != nil {
+		return err
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	e, err := q.readyEntryLocked(id)
+	if err != nil {
+		return err
+	}
+	old, err := b.env.st.Get(q.id, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return b.noMessage(q, id)
+	}
+	if err != nil {
+		return internalError("read message", err)
+	}
+	rec, err := encodeRecord(m, recordPublished(old))
+	if err != nil {
+		return &Error{Code: InvalidArgument, Reason: err.Error(), Err: err}
+	}
+	var batch store.Batch
+	batch.DeleteMessage(q.id, id)
+	batch.PutMessage(q.id, id, rec)
+	if err := b.env.st.Apply(&batch, q.durable); err != nil {
+		return internalError("replace message", err)
+	}
+	if e.flags&entryCached != 0 {
+		b.env.cache.drop(cacheKey{q.id, id})
+		e.flags &^= entryCached
+	}
+	size := uint32(min(len(m.Body), 1<<32-1))
+	q.ready.bytes = q.ready.bytes - uint64(e.size) + uint64(size)
+	e.size = size
+	if m.Persistent() {
+		e.flags |= entryPersistent
+	} else {
+		e.flags &^= entryPersistent
+	}
+	return nil
+}
+
+// DeleteMessage removes one ready message.
+func (b *Broker) DeleteMessage(vhostName, queueName string, id uint64) error {
+	q, err := b.lookupQueue(vhostName, queueName)
+	if err != nil {
+		return err
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if _, err := q.readyEntryLocked(id); err != nil {
+		return err
+	}
+	es := q.ready.removeSeqs(map[uint64]bool{id: true})
+	var batch store.Batch
+	for _, e := range es {
+		q.removeLocked(&batch, e)
+	}
+	q.advanceFloorLocked(&batch)
+	if err := b.env.st.Apply(&batch, q.durable); err != nil {
+		for _, e := range es {
+			q.ready.putBack(e)
+		}
+		return internalError("delete message", err)
+	}
+	return nil
+}
+
+// PurgeQueue removes a queue's ready messages, as queue.purge, and
+// returns how many.
+func (b *Broker) PurgeQueue(vhostName, queueName string) (int, error) {
+	q, err := b.lookupQueue(vhostName, queueName)
+	if err != nil {
+		return 0, err
+	}
+	return int(q.purge()), nil
+}
+
+// MatchingIDs returns the ids of the queue's ready messages that pass f,
+// in order, at most max (0: no bound). It scans the whole queue.
+func (b *Broker) MatchingIDs(vhostName, queueName string, f Filter, max int) ([]uint64, error) {
+	var ids []uint64
+	after := uint64(0)
+	for {
+		page, err := b.Browse(vhostName, queueName, after, 1000, f)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range page.Messages {
+			if m.State == StateReady {
+				ids = append(ids, m.ID)
+				if max > 0 && len(ids) >= max {
+					return ids, nil
+				}
+			}
+		}
+		if !page.More {
+			return ids, nil
+		}
+		after = page.Next
+	}
+}
+
+// splitHeaderFilter parses "name=value" or "name".
+func splitHeaderFilter(s string) (string, string) {
+	k, v, _ := strings.Cut(s, "=")
+	return k, v
+}
+
+// ParseHeaderFilter sets f's header condition from "name=value" (or just
+// "name": the header exists).
+func (f *Filter) ParseHeaderFilter(s string) { f.Header, f.HeaderValue = splitHeaderFilter(s) }

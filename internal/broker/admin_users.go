@@ -1,0 +1,330 @@
+package broker
+
+// Users and permissions as the operator manages them, and the audit log of
+// operator actions on messages. Users are the userDB's (users.go);
+// permissions and audit entries are metadata records of their own, read
+// from the store when asked (the store is the only copy, so there is no
+// cache to keep coherent). Writes are synced before the call returns.
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/sluicemq/sluice/internal/store"
+)
+
+const (
+	metaPermission  = "perm/"  // perm/<vhost>\0<user>
+	metaPermsSeeded = "perm-seeded"
+	metaAudit       = "audit/" // audit/<unix nanos, 20 digits>-<random>
+)
+
+// User tags with a meaning, as RabbitMQ's.
+const (
+	TagAdministrator = "administrator"
+	TagManagement    = "management"
+	TagMonitoring    = "monitoring"
+	TagPolicymaker   = "policymaker"
+)
+
+// UserInfo describes a user. PasswordHash is RabbitMQ's format:
+// base64(salt ‖ SHA-256(salt ‖ password)).
+type UserInfo struct {
+	Name         string
+	Tags         []string
+	PasswordHash string
+	LoopbackOnly bool
+}
+
+// HasTag reports whether u has tag.
+func (u UserInfo) HasTag(tag string) bool { return slices.Contains(u.Tags, tag) }
+
+// Permission is a user's access to one vhost: regular expressions over
+// the resource names it may configure, write and read, as RabbitMQ's.
+type Permission struct {
+	User      string
+	VHost     string
+	Configure string
+	Write     string
+	Read      string
+}
+
+func userInfo(u userDef) UserInfo {
+	return UserInfo{Name: u.Name, Tags: slices.Clone(u.Tags), LoopbackOnly: u.LoopbackOnly,
+		PasswordHash: base64.StdEncoding.EncodeToString(append(slices.Clone(u.Salt), u.Hash...))}
+}
+
+// Users lists the users, sorted by name.
+func (b *Broker) Users() []UserInfo {
+	b.users.mu.RLock()
+	defer b.users.mu.RUnlock()
+	out := make([]UserInfo, 0, len(b.users.users))
+	for _, u := range b.users.users {
+		out = append(out, userInfo(u))
+	}
+	slices.SortFunc(out, func(a, b UserInfo) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// User describes one user.
+func (b *Broker) User(name string) (UserInfo, error) {
+	b.users.mu.RLock()
+	defer b.users.mu.RUnlock()
+	u, ok := b.users.users[name]
+	if !ok {
+		return UserInfo{}, errorf(NotFound, "no user '%s'", name)
+	}
+	return userInfo(u), nil
+}
+
+// PutUser creates or updates a user. Exactly one of password and
+// passwordHash (RabbitMQ's base64 salted SHA-256) may be set; with
+// neither, an existing user keeps its password and a new one cannot log
+// in with any password. An update keeps the user's loopback restriction.
+func (b *Broker) PutUser(name, password, hash string, tags []string) (created bool, err error) {
+	if name == "" {
+		return false, errorf(InvalidArgument, "user name is empty")
+	}
+	if password != "" && hash != "" {
+		return false, errorf(InvalidArgument, "give password or password_hash, not both")
+	}
+	db := b.users
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	old, exists := db.users[name]
+	u := userDef{Name: name, Tags: slices.Clone(tags), LoopbackOnly: old.LoopbackOnly}
+	switch {
+	case password != "":
+		u.Salt = make([]byte, 4)
+		_, _ = rand.Read(u.Salt)
+		u.Hash = passwordHash(u.Salt, password)
+	case hash != "":
+		raw, err := base64.StdEncoding.DecodeString(hash)
+		if err != nil || len(raw) != 4+sha256.Size {
+			return false, errorf(InvalidArgument, "password_hash: want base64 of a 4-byte salt and a SHA-256 digest")
+		}
+		u.Salt, u.Hash = raw[:4], raw[4:]
+	case exists:
+		u.Salt, u.Hash = old.Salt, old.Hash
+	default:
+		u.Salt, u.Hash = []byte{0, 0, 0, 0}, make([]byte, sha256.Size) // matches no password
+	}
+	var batch store.Batch
+	batch.PutMeta(userKey(name), encodeUserDef(u))
+	if err := b.env.st.Apply(&batch, true); err != nil {
+		return false, internalError("store user", err)
+	}
+	db.users[name] = u
+	return !exists, nil
+}
+
+// DeleteUser removes a user and its permissions.
+func (b *Broker) DeleteUser(name string) error {
+	perms, err := b.Permissions("", name)
+	if err != nil {
+		return err
+	}
+	db := b.users
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if _, ok := db.users[name]; !ok {
+		return errorf(NotFound, "no user '%s'", name)
+	}
+	var batch store.Batch
+	batch.DeleteMeta(userKey(name))
+	for _, p := range perms {
+		batch.DeleteMeta(permissionKey(p.VHost, p.User))
+	}
+	if err := b.env.st.Apply(&batch, true); err != nil {
+		return internalError("delete user", err)
+	}
+	delete(db.users, name)
+	return nil
+}
+
+func permissionKey(vhost, user string) string { return metaPermission + vhost + "\x00" + user }
+
+func encodePermission(p Permission) []byte {
+	v := []byte{recordV1}
+	for _, s := range []string{p.User, p.VHost, p.Configure, p.Write, p.Read} {
+		v = appendString(v, s)
+	}
+	return v
+}
+
+func decodePermission(v []byte) (Permission, error) {
+	r, err := versioned(v)
+	if err != nil {
+		return Permission{}, err
+	}
+	p := Permission{User: r.string(), VHost: r.string(), Configure: r.string(), Write: r.string(), Read: r.string()}
+	return p, r.done()
+}
+
+// Permissions lists permissions, optionally of one vhost and/or one user.
+func (b *Broker) Permissions(vhostName, user string) ([]Permission, error) {
+	var (
+		out  []Permission
+		derr error
+	)
+	err := b.env.st.ScanMeta(metaPermission, func(key string, v []byte) bool {
+		p, err := decodePermission(v)
+		if err != nil {
+			derr = fmt.Errorf("permission %q: %w", key, err)
+			return false
+		}
+		if (vhostName == "" || p.VHost == vhostName) && (user == "" || p.User == user) {
+			out = append(out, p)
+		}
+		return true
+	})
+	if err == nil {
+		err = derr
+	}
+	if err != nil {
+		return nil, internalError("read permissions", err)
+	}
+	return out, nil
+}
+
+// Permission returns a user's permission on a vhost.
+func (b *Broker) Permission(vhostName, user string) (Permission, error) {
+	v, err := b.env.st.GetMeta(permissionKey(vhostName, user))
+	if errors.Is(err, store.ErrNotFound) {
+		return Permission{}, errorf(NotFound, "no permissions for user '%s' on vhost '%s'", user, vhostName)
+	}
+	if err != nil {
+		return Permission{}, internalError("read permission", err)
+	}
+	p, err := decodePermission(v)
+	if err != nil {
+		return Permission{}, internalError("decode permission", err)
+	}
+	return p, nil
+}
+
+// SetPermission grants a user access to a vhost. The regular expressions
+// must compile (an empty one matches nothing, as RabbitMQ's "^$").
+func (b *Broker) SetPermission(p Permission) error {
+	if b.vhosts[p.VHost] == nil {
+		return errorf(NotFound, "no vhost '%s'", p.VHost)
+	}
+	if _, err := b.User(p.User); err != nil {
+		return err
+	}
+	for _, re := range []struct{ name, expr string }{{"configure", p.Configure}, {"write", p.Write}, {"read", p.Read}} {
+		if _, err := regexp.Compile(re.expr); err != nil {
+			return errorf(InvalidArgument, "%s: %v", re.name, err)
+		}
+	}
+	var batch store.Batch
+	batch.PutMeta(permissionKey(p.VHost, p.User), encodePermission(p))
+	if err := b.env.st.Apply(&batch, true); err != nil {
+		return internalError("store permission", err)
+	}
+	return nil
+}
+
+// DeletePermission revokes a user's access to a vhost.
+func (b *Broker) DeletePermission(vhostName, user string) error {
+	if _, err := b.Permission(vhostName, user); err != nil {
+		return err
+	}
+	var batch store.Batch
+	batch.DeleteMeta(permissionKey(vhostName, user))
+	if err := b.env.st.Apply(&batch, true); err != nil {
+		return internalError("delete permission", err)
+	}
+	return nil
+}
+
+// SeedPermissions gives the default user full access to vhost "/" the
+// first time it runs on a store, as RabbitMQ does for guest.
+func (b *Broker) SeedPermissions() error {
+	if _, err := b.env.st.GetMeta(metaPermsSeeded); err == nil {
+		return nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return internalError("read permissions marker", err)
+	}
+	var batch store.Batch
+	if u := b.cfg.DefaultUser; u != "" && b.users.exists(u) {
+		batch.PutMeta(permissionKey("/", u), encodePermission(Permission{User: u, VHost: "/", Configure: ".*", Write: ".*", Read: ".*"}))
+	}
+	batch.PutMeta(metaPermsSeeded, []byte{1})
+	if err := b.env.st.Apply(&batch, true); err != nil {
+		return internalError("seed permissions", err)
+	}
+	return nil
+}
+
+// AuditEntry is one operator action on messages.
+type AuditEntry struct {
+	ID     string    `json:"id"`
+	Time   time.Time `json:"time"`
+	User   string    `json:"user"`
+	Action string    `json:"action"` // edit, delete, purge, redrive, publish, get
+	VHost  string    `json:"vhost"`
+	Queue  string    `json:"queue"`
+	Detail string    `json:"detail,omitempty"`
+	IDs    []uint64  `json:"ids,omitempty"`
+	Count  int       `json:"count"`
+}
+
+// RecordAudit stores an audit entry durably; it fills ID and Time.
+func (b *Broker) RecordAudit(e AuditEntry) (AuditEntry, error) {
+	e.Time = b.env.now().UTC()
+	var r [4]byte
+	_, _ = rand.Read(r[:])
+	e.ID = fmt.Sprintf("%020d-%08x", e.Time.UnixNano(), binary.BigEndian.Uint32(r[:]))
+	v, err := json.Marshal(e)
+	if err != nil {
+		return e, internalError("encode audit entry", err)
+	}
+	var batch store.Batch
+	batch.PutMeta(metaAudit+e.ID, append([]byte{recordV1}, v...))
+	if err := b.env.st.Apply(&batch, true); err != nil {
+		return e, internalError("store audit entry", err)
+	}
+	return e, nil
+}
+
+// Audit returns audit entries with ids after after (oldest first), at most
+// limit.
+func (b *Broker) Audit(after string, limit int) ([]AuditEntry, error) {
+	var (
+		out  []AuditEntry
+		derr error
+	)
+	err := b.env.st.ScanMeta(metaAudit, func(key string, v []byte) bool {
+		if key[len(metaAudit):] <= after {
+			return true
+		}
+		if len(v) < 1 || v[0] != recordV1 {
+			derr = recordErr("audit entry %q", key)
+			return false
+		}
+		var e AuditEntry
+		if err := json.Unmarshal(v[1:], &e); err != nil {
+			derr = fmt.Errorf("audit entry %q: %w", key, err)
+			return false
+		}
+		out = append(out, e)
+		return limit <= 0 || len(out) < limit
+	})
+	if err == nil {
+		err = derr
+	}
+	if err != nil {
+		return nil, internalError("read audit log", err)
+	}
+	return out, nil
+}
