@@ -244,9 +244,13 @@ func (ch *Channel) kick(done []*queue) {
 	}
 }
 
-// Recover redelivers (requeue false) or requeues (true) every unacked
-// message of the channel. As RabbitMQ, both requeue.
+// Recover requeues every unacked message of the channel (basic.recover
+// with requeue true); they are delivered again with Redelivered set. As
+// RabbitMQ, requeue false is NotImplemented "requeue=false".
 func (ch *Channel) Recover(requeue bool) error {
+	if !requeue {
+		return errorf(NotImplemented, "requeue=false")
+	}
 	ch.mu.Lock()
 	ps := ch.takeUpToLocked(^uint64(0))
 	ch.mu.Unlock()

@@ -172,7 +172,8 @@ func TestRecoverRequeues(t *testing.T) {
 	c.fill("q", 2)
 	c.consume("q", false)
 	c.out.exactly(t, 2)
-	if err := c.ch.Recover(false); err != nil {
+	wantCode(t, c.ch.Recover(false), NotImplemented, "requeue=false")
+	if err := c.ch.Recover(true); err != nil {
 		t.Fatal(err)
 	}
 	ds := c.out.exactly(t, 4)

@@ -11,8 +11,13 @@ import (
 // DeclareQueue is queue.declare.
 func (ch *Channel) DeclareQueue(d QueueDecl) (QueueStatus, error) {
 	vh := ch.vh
-	if d.Name == replyToQueue && d.Passive {
-		return QueueStatus{Name: d.Name}, nil
+	if strings.HasPrefix(d.Name, replyToQueue) {
+		// As RabbitMQ, every declare of a reply-to name is passive; the
+		// pseudo-queue exists (with one consumer) while its channel does.
+		if d.Name == replyToQueue || ch.env.reply.lookup(strings.TrimPrefix(d.Name, replyToPrefix)) != nil {
+			return QueueStatus{Name: d.Name, Consumers: 1}, nil
+		}
+		return QueueStatus{}, vh.noQueue(d.Name)
 	}
 	serverNamed := d.Name == ""
 	if serverNamed {
@@ -64,9 +69,11 @@ func (vh *vhost) queueEquivalent(q *queue, d QueueDecl) error {
 		return errorf(PreconditionFailed, "inequivalent arg '%s' for queue '%s' in vhost '%s': received '%v' but current is '%v'",
 			arg, q.name, vh.name, got, cur)
 	}
+	// As RabbitMQ, durability is compared as stored: an exclusive queue is
+	// never durable.
 	switch {
-	case d.Durable != q.declaredDurable:
-		return diff("durable", d.Durable, q.declaredDurable)
+	case (d.Durable && !d.Exclusive) != q.durable:
+		return diff("durable", d.Durable && !d.Exclusive, q.durable)
 	case d.AutoDelete != q.autoDelete:
 		return diff("auto_delete", d.AutoDelete, q.autoDelete)
 	}

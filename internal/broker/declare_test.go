@@ -17,6 +17,9 @@ func TestExchangeDeclareRules(t *testing.T) {
 	}{
 		{"default exchange", ExchangeDecl{Name: "", Type: "direct"}, AccessRefused, "operation not permitted on the default exchange"},
 		{"reserved prefix", ExchangeDecl{Name: "amq.x", Type: "direct"}, AccessRefused, "exchange name 'amq.x' contains reserved prefix 'amq.*'"},
+		{"predeclared differs", ExchangeDecl{Name: "amq.direct", Type: "direct"}, PreconditionFailed,
+			"inequivalent arg 'durable' for exchange 'amq.direct' in vhost '/': received 'false' but current is 'true'"},
+		{"type checked before name", ExchangeDecl{Name: "", Type: "nope"}, CommandInvalid, "invalid exchange type 'nope'"},
 		{"invalid type", ExchangeDecl{Name: "e", Type: "nope"}, CommandInvalid, "invalid exchange type 'nope'"},
 		{"passive missing", ExchangeDecl{Name: "missing", Passive: true}, NotFound, "no exchange 'missing' in vhost '/'"},
 		{"type differs", ExchangeDecl{Name: "ex", Type: "fanout"}, PreconditionFailed,
@@ -39,6 +42,10 @@ func TestExchangeDeclareRules(t *testing.T) {
 		c := newClient(t, openBroker(t, nil))
 		c.declareExchange("ex", "direct", message.Table{"other": "ignored"})
 		c.declareExchange("ex", "direct", nil)
+		// An existing amq.* exchange may be redeclared equivalently.
+		if err := c.ch.DeclareExchange(ExchangeDecl{Name: "amq.fanout", Type: "fanout", Durable: true}); err != nil {
+			t.Errorf("equivalent redeclare of amq.fanout: %v", err)
+		}
 		for _, name := range []string{"ex", "amq.topic", "amq.match"} {
 			if err := c.ch.DeclareExchange(ExchangeDecl{Name: name, Passive: true}); err != nil {
 				t.Errorf("passive %q: %v", name, err)

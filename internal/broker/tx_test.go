@@ -105,6 +105,8 @@ func TestDirectReplyTo(t *testing.T) {
 	if _, err := client.ch.DeclareQueue(QueueDecl{Name: replyToQueue, Passive: true}); err != nil {
 		t.Fatalf("passive declare of %s: %v", replyToQueue, err)
 	}
+	_, err = client.ch.DeclareQueue(QueueDecl{Name: replyToPrefix + "nobody", Passive: true})
+	wantCode(t, err, NotFound, "")
 	tag, err := client.ch.Consume(ConsumeRequest{Queue: replyToQueue, NoAck: true})
 	if err != nil {
 		t.Fatal(err)
@@ -117,6 +119,9 @@ func TestDirectReplyTo(t *testing.T) {
 	addr := got.Properties.ReplyTo
 	if !strings.HasPrefix(addr, replyToPrefix) || len(addr) <= len(replyToPrefix) {
 		t.Fatalf("reply-to rewritten to %q", addr)
+	}
+	if st, err := server.ch.DeclareQueue(QueueDecl{Name: addr}); err != nil || st.Consumers != 1 {
+		t.Fatalf("declare of the reply address: %+v %v", st, err)
 	}
 	if !server.publish("", addr, "pong", false) {
 		t.Fatal("reply not routed")

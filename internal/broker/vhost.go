@@ -89,13 +89,15 @@ func (vh *vhost) apply(b *store.Batch) error {
 	return nil
 }
 
-// DeclareExchange is exchange.declare.
+// DeclareExchange is exchange.declare. As RabbitMQ, the type is checked
+// first, then the name; an existing exchange (amq.* included) is only
+// checked for equivalence, and the reserved prefix refuses new ones.
 func (ch *Channel) DeclareExchange(d ExchangeDecl) error {
 	vh := ch.vh
-	if d.Name == "" {
-		return errDefaultExchange
-	}
 	if d.Passive {
+		if d.Name == "" {
+			return errDefaultExchange
+		}
 		vh.mu.RLock()
 		defer vh.mu.RUnlock()
 		if vh.exchanges[d.Name] == nil {
@@ -103,19 +105,22 @@ func (ch *Channel) DeclareExchange(d ExchangeDecl) error {
 		}
 		return nil
 	}
-	if strings.HasPrefix(d.Name, "amq.") {
-		return errorf(AccessRefused, "exchange name '%s' contains reserved prefix 'amq.*'", d.Name)
-	}
 	if d.Type == "x-delayed-message" {
 		return errorf(NotImplemented, "exchange type 'x-delayed-message' is not implemented yet")
 	}
 	if !validKind(d.Type) {
 		return errorf(CommandInvalid, "invalid exchange type '%s'", d.Type)
 	}
+	if d.Name == "" {
+		return errDefaultExchange
+	}
 	vh.mu.Lock()
 	defer vh.mu.Unlock()
 	if x := vh.exchanges[d.Name]; x != nil {
 		return vh.exchangeEquivalent(x, d)
+	}
+	if strings.HasPrefix(d.Name, "amq.") {
+		return errorf(AccessRefused, "exchange name '%s' contains reserved prefix 'amq.*'", d.Name)
 	}
 	x := newExchange(d.Name, d.Type, d.Durable, d.AutoDelete, d.Internal, d.Args)
 	if d.Durable {
@@ -233,6 +238,12 @@ func (ch *Channel) bind(bnd Binding, toExchange, unbind bool) error {
 	}
 	vh.mu.Lock()
 	defer vh.mu.Unlock()
+	// As RabbitMQ: a missing source is reported first, then a missing
+	// destination, then exclusivity.
+	src := vh.exchanges[bnd.Source]
+	if src == nil {
+		return vh.noExchange(bnd.Source)
+	}
 	var (
 		q  *queue
 		dx *exchange
@@ -246,10 +257,6 @@ func (ch *Channel) bind(bnd Binding, toExchange, unbind bool) error {
 		if q, err = vh.queueForLocked(ch.conn, bnd.Destination); err != nil {
 			return err
 		}
-	}
-	src := vh.exchanges[bnd.Source]
-	if src == nil {
-		return vh.noExchange(bnd.Source)
 	}
 	existing := src.findBinding(q, dx, bnd.Key, bnd.Args)
 	var b store.Batch
