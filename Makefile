@@ -3,6 +3,7 @@
 GO ?= go
 
 .PHONY: test deps generate check-generate vet unit integration build
+.PHONY: integration-core crosslang compat rabbitmq-install rabbitmq-start rabbitmq-stop compare-rabbitmq
 
 test: deps check-generate vet unit integration
 
@@ -25,5 +26,34 @@ vet:
 unit:
 	$(GO) test -race -count=1 ./...
 
-integration:
-	$(GO) test -race -count=1 -tags integration ./...
+# Every integration tier: the packages' own, then the two that judge Sluice with real
+# clients from outside and print their own report (hence -v).
+integration: integration-core crosslang compat
+
+integration-core:
+	$(GO) test -race -count=1 -tags integration $$($(GO) list ./... | grep -v -e '/test/crosslang$$' -e '/test/compat$$')
+
+# pika (python3-pika) and amqplib (npm) smoke scripts against Sluice.
+crosslang:
+	$(GO) test -race -count=1 -tags integration -v ./test/crosslang/
+
+# The integration suite shipped in github.com/rabbitmq/amqp091-go against Sluice;
+# prints pass/skip/fail counts (skip list in test/compat/compat_test.go).
+compat:
+	$(GO) test -race -count=1 -tags integration -timeout 15m -v ./test/compat/
+
+# A private RabbitMQ node (127.0.0.1:5681, data under /tmp/sluice-rabbitmq) for
+# comparisons and benchmarks; not part of `make test`.
+rabbitmq-install:
+	bash scripts/rabbitmq-local.sh install
+
+rabbitmq-start: rabbitmq-install
+	bash scripts/rabbitmq-local.sh start
+
+rabbitmq-stop:
+	bash scripts/rabbitmq-local.sh stop
+
+# The crosslang and compat tiers against that RabbitMQ instead of Sluice: what
+# "behaves as RabbitMQ does" is measured against. Leaves the node running.
+compare-rabbitmq: deps rabbitmq-start
+	SLUICE_TEST_AMQP_URL=$$(bash scripts/rabbitmq-local.sh url) $(GO) test -count=1 -tags integration -timeout 15m -v ./test/crosslang/ ./test/compat/

@@ -31,9 +31,13 @@ const suiteModule = "github.com/rabbitmq/amqp091-go@v1.16.0"
 // the skip list takes about two minutes on two cores.
 const suiteTimeout = 6 * time.Minute
 
-// minPassed guards against a run that silently ran (almost) nothing: the
-// suite has over 200 tests, most of which need no broker at all.
-const minPassed = 150
+// maxRuns bounds how often the suite's binary is started again after a
+// crash (see runUntilDone).
+const maxRuns = 20
+
+// minTests guards against a listing that found (almost) nothing: the suite
+// has over 240 tests, fuzz seeds and examples.
+const minTests = 200
 
 // skipList names the suite's tests that need something besides an AMQP
 // broker, with the reason. Measured against a private RabbitMQ 3.10 node
@@ -90,19 +94,20 @@ func TestAMQP091GoSuite(t *testing.T) {
 	if err := copyTree(src, work); err != nil {
 		t.Fatalf("copy %s: %v", src, err)
 	}
-	url := brokerURL(t)
-
-	args := []string{"test", "-tags", "integration", "-count=1", "-json",
-		"-timeout", suiteTimeout.String()}
-	if os.Getenv("SLUICE_COMPAT_RUN_ALL") == "" {
-		args = append(args, "-skip", skipPattern())
+	s := &suite{goBin: goBin, dir: work, url: brokerURL(t), deadline: time.Now().Add(suiteTimeout)}
+	all := s.list(t)
+	if len(all) < minTests {
+		t.Fatalf("the suite lists %d tests, want at least %d", len(all), minTests)
 	}
-	args = append(args, ".")
-	res, err := runSuite(t, goBin, work, url, args)
-	if err != nil {
-		t.Fatal(err)
+	runAll := os.Getenv("SLUICE_COMPAT_RUN_ALL") != ""
+	var want []string
+	for _, name := range all {
+		if runAll || skipList[name] == "" {
+			want = append(want, name)
+		}
 	}
-	res.report(t, url)
+	s.runUntilDone(t, want)
+	s.report(t, want, len(all)-len(want))
 }
 
 // moduleDir finds the suite's source in the module cache without touching
@@ -140,15 +145,6 @@ func checkSkipListExists(t *testing.T, dir string) {
 			t.Errorf("skip list names %s, which the suite no longer has", name)
 		}
 	}
-}
-
-func skipPattern() string {
-	names := make([]string, 0, len(skipList))
-	for name := range skipList {
-		names = append(names, regexp.QuoteMeta(name))
-	}
-	sort.Strings(names)
-	return "^(" + strings.Join(names, "|") + ")$"
 }
 
 // copyTree copies the read-only module cache directory into a writable one.
@@ -189,35 +185,144 @@ func copyFile(src, dst string) error {
 	return out.Close()
 }
 
-// runSuite runs the inner `go test -json` in dir against url and collects
-// its results.
-func runSuite(t *testing.T, goBin, dir, url string, args []string) (*results, error) {
-	ctx, cancel := context.WithTimeout(t.Context(), suiteTimeout+2*time.Minute)
+// suite runs the copied module's tests against one broker and gathers their
+// final results across runs.
+type suite struct {
+	goBin, dir, url string
+	deadline        time.Time // the whole suite's budget, over all runs
+
+	status  map[string]string   // top-level test -> pass, fail or skip
+	output  map[string][]string // test -> its output lines, from the run that finished it
+	unsound []string            // problems outside any test (leak check, build, crash)
+	runs    int
+}
+
+// testName matches the names `go test -list` prints for what `go test` runs.
+var testName = regexp.MustCompile(`^(Test|Fuzz|Example)\w*$`)
+
+// list returns the names of the suite's top-level tests, fuzz seeds and
+// examples.
+func (s *suite) list(t *testing.T) []string {
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, goBin, args...)
-	cmd.Dir = dir
+	cmd := s.command(ctx, "test", "-tags", "integration", "-list", ".", ".")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("go test -list in %s: %v\n%s", s.dir, err, out)
+	}
+	var names []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if line = strings.TrimSpace(line); testName.MatchString(line) {
+			names = append(names, line)
+		}
+	}
+	return names
+}
+
+func (s *suite) command(ctx context.Context, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, s.goBin, args...)
+	cmd.Dir = s.dir
 	cmd.Env = append(os.Environ(),
-		"AMQP_URL="+url,
+		"AMQP_URL="+s.url,
 		"GOWORK=off",
 		"GOFLAGS=-mod=mod",
 		"GOPROXY=off", // everything comes from the cache that `make deps` filled
 		"GOTOOLCHAIN=local",
 	)
+	cmd.WaitDelay = 10 * time.Second
+	return cmd
+}
+
+// runUntilDone runs the tests in want until each has a result. A panic in
+// one test kills the suite's binary and with it the tests running beside it
+// or not yet started; those run again in a fresh binary, without the tests
+// that already have a result. It stops when a run makes no progress or the
+// budget is spent.
+func (s *suite) runUntilDone(t *testing.T, want []string) {
+	s.status = map[string]string{}
+	s.output = map[string][]string{}
+	for len(s.pending(want)) > 0 && time.Until(s.deadline) > 10*time.Second && s.runs < maxRuns {
+		pending := s.pending(want)
+		if s.runs > 0 {
+			t.Logf("the suite's binary died with %d tests unfinished; running them again", len(pending))
+		}
+		res, err := s.runOnce(t)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.runs++
+		progress := 0
+		for name, st := range res.status {
+			if st == "pass" || st == "fail" || st == "skip" {
+				s.status[name] = st
+				s.output[name] = res.output[name]
+				progress++
+			}
+		}
+		failed := false
+		for _, st := range res.status {
+			failed = failed || st != "pass" && st != "skip"
+		}
+		if res.exitErr != nil && !failed && len(s.pending(want)) == 0 {
+			s.unsound = append(s.unsound, fmt.Sprintf(
+				"run %d: go test exited with %v and no failed test (leak check, build error?):\n%s\nstderr:\n%s",
+				s.runs, res.exitErr, tail(res.pkgOut, 60), res.stderr))
+		}
+		if progress == 0 {
+			s.unsound = append(s.unsound, fmt.Sprintf("run %d finished no test:\n%s\nstderr:\n%s",
+				s.runs, tail(res.pkgOut, 60), res.stderr))
+			return
+		}
+	}
+}
+
+// pending returns the tests in want without a result yet.
+func (s *suite) pending(want []string) []string {
+	var p []string
+	for _, name := range want {
+		if _, ok := s.status[name]; !ok {
+			p = append(p, name)
+		}
+	}
+	return p
+}
+
+// runOnce runs the inner `go test -json`, skipping the skip list (unless
+// SLUICE_COMPAT_RUN_ALL is set) and every test that already has a result.
+func (s *suite) runOnce(t *testing.T) (*results, error) {
+	budget := time.Until(s.deadline).Round(time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), budget+time.Minute)
+	defer cancel()
+	skip := make([]string, 0, len(skipList)+len(s.status))
+	if os.Getenv("SLUICE_COMPAT_RUN_ALL") == "" {
+		for name := range skipList {
+			skip = append(skip, name)
+		}
+	}
+	for name := range s.status {
+		skip = append(skip, name)
+	}
+	args := []string{"test", "-tags", "integration", "-count=1", "-json", "-timeout", budget.String()}
+	if len(skip) > 0 {
+		args = append(args, "-skip", namesPattern(skip))
+	}
+	args = append(args, ".")
+	cmd := s.command(ctx, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	cmd.WaitDelay = 10 * time.Second
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, fmt.Errorf("stdout pipe: %w", err)
 	}
-	start := time.Now()
-	t.Logf("running %s in %s with AMQP_URL=%s", strings.Join(append([]string{"go"}, args...), " "), dir, url)
+	if s.runs == 0 {
+		t.Logf("running go test -tags integration -count=1 -json -timeout %s -skip <%d names> . in %s with AMQP_URL=%s",
+			budget, len(skip), s.dir, s.url)
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start go test: %w", err)
 	}
 	res, perr := parseEvents(stdout)
 	werr := cmd.Wait()
-	res.elapsed = time.Since(start)
 	res.stderr = stderr.String()
 	if perr != nil {
 		return nil, fmt.Errorf("read go test -json output: %w (stderr: %s)", perr, res.stderr)
@@ -230,23 +335,29 @@ func runSuite(t *testing.T, goBin, dir, url string, args []string) (*results, er
 	return res, nil
 }
 
-// event is one line of `go test -json` (cmd/test2json).
-type event struct {
-	Action  string
-	Package string
-	Test    string
-	Elapsed float64
-	Output  string
+func namesPattern(names []string) string {
+	quoted := make([]string, len(names))
+	for i, name := range names {
+		quoted[i] = regexp.QuoteMeta(name)
+	}
+	sort.Strings(quoted)
+	return "^(" + strings.Join(quoted, "|") + ")$"
 }
 
+// event is one line of `go test -json` (cmd/test2json).
+type event struct {
+	Action string
+	Test   string
+	Output string
+}
+
+// results is what one run of the inner `go test -json` reported.
 type results struct {
-	status  map[string]string   // top-level test -> run, pass, fail or skip
+	status  map[string]string   // top-level test -> its last action
 	output  map[string][]string // test -> its output lines
 	pkgOut  []string            // output outside any test (build errors, panics, leaks)
-	pkgFail bool
 	exitErr error
 	stderr  string
-	elapsed time.Duration
 }
 
 func parseEvents(r io.Reader) (*results, error) {
@@ -265,68 +376,47 @@ func parseEvents(r io.Reader) (*results, error) {
 			res.output[top] = append(res.output[top], e.Output)
 		case e.Action == "output" || e.Action == "build-output":
 			res.pkgOut = append(res.pkgOut, e.Output)
-		case e.Test == "" && e.Action == "fail":
-			res.pkgFail = true
 		case e.Test != "" && e.Test == top:
-			switch e.Action {
-			case "run", "pass", "fail", "skip":
-				res.status[top] = e.Action
-			}
+			res.status[top] = e.Action
 		}
 	}
 	return res, sc.Err()
 }
 
 // report prints the counts and fails t for every failure not on the skip
-// list, for a package-level failure and for a run that ran too little.
-func (r *results) report(t *testing.T, url string) {
-	var passed, skipped, listed, failed []string
-	for name, st := range r.status {
-		switch {
-		case st == "pass":
+// list, every test left without a result and every problem outside a test.
+func (s *suite) report(t *testing.T, want []string, listed int) {
+	var passed, skipped, failed []string
+	for _, name := range want {
+		switch s.status[name] {
+		case "pass":
 			passed = append(passed, name)
-		case st == "skip" && skipList[name] != "":
-			listed = append(listed, name)
-		case st == "skip":
+		case "skip":
 			skipped = append(skipped, name)
-		default: // fail, or started and never finished (timeout, crash)
+		case "fail":
 			failed = append(failed, name)
+			t.Errorf("%s failed:\n%s", name, strings.Join(s.output[name], ""))
+		default:
+			failed = append(failed, name)
+			t.Errorf("%s did not finish (the suite's binary died or ran out of time)", name)
 		}
 	}
-	sort.Strings(failed)
-	sort.Strings(skipped)
-	for _, name := range failed {
-		t.Errorf("%s failed:\n%s", name, strings.Join(r.output[name], ""))
-	}
 	for _, name := range skipped {
-		t.Logf("%s skipped itself: %s", name, lastLine(r.output[name]))
+		t.Logf("%s skipped itself: %s", name, lastLine(s.output[name]))
 	}
-	notRun := len(skipList) - len(listed)
-	if os.Getenv("SLUICE_COMPAT_RUN_ALL") != "" {
-		notRun = 0
+	for _, u := range s.unsound {
+		t.Error(u)
 	}
-	summary := fmt.Sprintf("amqp091-go suite (%s) against %s in %s: %d passed, %d failed, %d skipped (%d on the skip list, %d by the suite itself)",
-		suiteModule, url, r.elapsed.Round(time.Second), len(passed), len(failed),
-		len(skipped)+notRun+len(listed), notRun+len(listed), len(skipped))
+	summary := fmt.Sprintf("amqp091-go suite (%s) against %s in %d run(s): %d passed, %d failed, %d skipped (%d on the skip list, %d by the suite itself)",
+		suiteModule, s.url, s.runs, len(passed), len(failed), len(skipped)+listed, listed, len(skipped))
 	t.Log(summary)
 	fmt.Println("compat: " + summary)
-	if r.pkgFail && len(failed) == 0 {
-		t.Errorf("the suite's package failed outside any test (build error, leak check, panic):\n%s\nstderr:\n%s",
-			tail(r.pkgOut, 60), r.stderr)
-	}
-	if r.exitErr != nil && len(failed) == 0 && !r.pkgFail {
-		t.Errorf("go test exited with %v and no failed test:\n%s\nstderr:\n%s", r.exitErr, tail(r.pkgOut, 60), r.stderr)
-	}
-	if len(passed) < minPassed {
-		t.Errorf("only %d tests passed, want at least %d: did the suite run?\n%s\nstderr:\n%s",
-			len(passed), minPassed, tail(r.pkgOut, 60), r.stderr)
-	}
 }
 
 func lastLine(lines []string) string {
 	for i := len(lines) - 1; i >= 0; i-- {
-		if s := strings.TrimSpace(lines[i]); s != "" && !strings.HasPrefix(s, "--- SKIP") {
-			return s
+		if l := strings.TrimSpace(lines[i]); l != "" && !strings.HasPrefix(l, "--- SKIP") {
+			return l
 		}
 	}
 	return ""
