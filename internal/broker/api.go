@@ -25,6 +25,10 @@ type Config struct {
 	// OutletWindow bounds no-ack deliveries handed to a channel's Outlet and
 	// not yet reported written with Channel.Written.
 	OutletWindow int
+	// BodyCacheBytes bounds the records of freshly published messages kept
+	// in memory until their first delivery (0: 64 MiB). A backlog beyond
+	// it is read back from the store.
+	BodyCacheBytes int
 }
 
 // DefaultConfig returns the configuration `sluice serve` starts with.
@@ -35,6 +39,7 @@ func DefaultConfig() Config {
 		DefaultUser:     "guest",
 		DefaultPassword: "guest",
 		OutletWindow:    2000,
+		BodyCacheBytes:  defaultCacheBytes,
 	}
 }
 
@@ -42,6 +47,9 @@ func DefaultConfig() Config {
 func (c Config) Validate() error {
 	if c.OutletWindow < 1 {
 		return fmt.Errorf("broker config: OutletWindow %d, want at least 1", c.OutletWindow)
+	}
+	if c.BodyCacheBytes < 0 {
+		return fmt.Errorf("broker config: BodyCacheBytes %d is negative", c.BodyCacheBytes)
 	}
 	if c.DefaultUser != "" && c.DefaultPassword == "" {
 		return fmt.Errorf("broker config: default user %q has an empty password", c.DefaultUser)

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -64,7 +65,7 @@ func Open(cfg Config, st store.Store) (*Broker, error) {
 	b.env = &env{
 		st:     st,
 		log:    cfg.Logger,
-		cache:  newBodyCache(defaultCacheBytes),
+		cache:  newBodyCache(cmp.Or(cfg.BodyCacheBytes, defaultCacheBytes)),
 		now:    cfg.Now,
 		window: cfg.OutletWindow,
 		reply:  newReplyRegistry(),

@@ -7,8 +7,8 @@
 // # Storage
 //
 // Every message a queue holds is a record in the store, keyed (queue id,
-// seq); a queue's in-memory index keeps only a 16-byte entry per message
-// (seq, size, delivery count, flags). Bodies are read back from the store
+// seq); a queue's in-memory index keeps only a 24-byte entry per message
+// (seq, expiry, size, delivery count, flags). Bodies are read back from the store
 // for delivery, through a bounded cache that holds the records of freshly
 // published messages until their first delivery, so a backlog lives in the
 // store, not in RAM.
@@ -37,10 +37,19 @@
 // ends, users and the queue-id mapping are metadata records (records.go),
 // written with a synced Apply before the declaring call returns.
 //
+// Message TTL (x-message-ttl, the expiration property) is checked when a
+// message reaches the head of its queue, and by the housekeeping loop for
+// queues nobody consumes; the publish time is in the record, so TTLs
+// survive a restart. x-max-length and x-max-length-bytes drop the head
+// (drop-head) or refuse the publish (reject-publish: done gets an error,
+// the publisher a basic.nack). Rejected and expired messages leave through
+// queue.discardLocked, where dead lettering plugs in.
+//
 // # Goroutines
 //
-// The broker owns one goroutine, the commit loop, started by Open and
-// stopped by Close (which waits for pending commits). Everything else runs
+// The broker owns two goroutines, started by Open and stopped by Close:
+// the commit loop (Close waits for pending commits) and the housekeeping
+// loop (housekeeping.go: expired messages, x-expires). Everything else runs
 // on the callers' goroutines: a channel's methods on its connection's
 // reader, deliveries on whichever goroutine made a message available (the
 // commit loop, or a channel that acked, requeued or consumed).
@@ -52,8 +61,8 @@
 // (the connection's reader), as AMQP's per-channel ordering requires.
 //
 //   - Broker: the vhost map and configuration are fixed after Open.
-//     Broker.idMu guards queue-id allocation; Broker.replyMu guards the
-//     direct reply-to registry; the user table has its own mutex.
+//     Broker.idMu guards queue-id allocation; replyRegistry.mu the direct
+//     reply-to registry; userDB.mu the user table.
 //   - vhost.mu (RWMutex) guards the topology: the exchange and queue maps,
 //     every exchange's bindings and routing indexes, and each queue's list
 //     of bindings that point at it. Routing holds it for reading.
@@ -69,12 +78,14 @@
 //     delivery-tag order.
 //   - Connection.mu guards its channel map and exclusive queues;
 //     Connection.pubMu its publish progress counters.
-//   - bodyCache.mu, users.mu, Broker.idMu, Broker.replyMu and the
+//   - bodyCache.mu, userDB.mu, Broker.idMu, replyRegistry.mu and the
 //     committer's mutex are leaves.
+//   - The operator views (admin*.go, for the HTTP API) take the same locks
+//     in the same order and copy what they report.
 //
 // # Lock order
 //
-//	vhost.mu → queue.mu → Channel.mu → leaves (bodyCache.mu, Broker.replyMu, …)
+//	vhost.mu → queue.mu → Channel.mu → leaves (bodyCache.mu, replyRegistry.mu, …)
 //	vhost.mu → Connection.mu
 //
 // A method that holds Channel.mu and must touch a queue releases it first

@@ -233,9 +233,13 @@ func TestStoreFailureReportsToPublisher(t *testing.T) {
 }
 
 func TestBacklogReadFromStore(t *testing.T) {
-	st := memstore.New()
-	b := openBroker(t, st)
-	b.env.cache = newBodyCache(100) // room for a couple of records only
+	cfg := testConfig()
+	cfg.BodyCacheBytes = 100 // room for a couple of records only
+	b, err := Open(cfg, memstore.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close(context.Background()) })
 	c := newClient(t, b)
 	c.declareQueue("q", false, nil)
 	for i := range 50 {
