@@ -180,6 +180,15 @@ func (q *queue) enforceLimitsLocked() {
 	}
 }
 
+// priorityLevel is the ready level of a message with priority p: p
+// clamped to x-max-priority, or 0 when the queue has no priorities.
+func (q *queue) priorityLevel(p uint8) uint8 {
+	if q.opts.MaxPriority <= 0 {
+		return 0
+	}
+	return uint8(min(int64(p), q.opts.MaxPriority))
+}
+
 // rejectsPublish reports whether the queue refuses publishes when full.
 func (q *queue) rejectsPublish() bool {
 	return q.opts.Overflow != "drop-head" && (q.opts.MaxLength >= 0 || q.opts.MaxLengthBytes >= 0)

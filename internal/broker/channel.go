@@ -366,6 +366,9 @@ func newPublishReq(msg *message.Message, targets []*queue, done func(error), now
 	}
 	req := &publishReq{rec: rec, size: uint32(min(len(msg.Body), 1<<32-1)), targets: targets, done: done,
 		pubMs: pubMs, ttl: ttl}
+	if msg.Properties.Flags&message.FlagPriority != 0 {
+		req.prio = msg.Properties.Priority
+	}
 	if msg.Persistent() {
 		req.flags |= entryPersistent
 		for _, q := range targets {

@@ -30,6 +30,7 @@ type publishReq struct {
 	sync    bool  // persistent and routed to a durable queue
 	pubMs   int64 // publish time, unix ms
 	ttl     int64 // the message's own expiration in ms, -1 for none
+	prio    uint8 // the message's priority property
 	full    error // set when a reject-publish queue refused the message
 	// also holds operations applied atomically with the message (a
 	// redrive's delete from the source queue); nil for a publish.
@@ -147,7 +148,8 @@ func (c *committer) commit(group []*publishReq, batch *store.Batch, byQ map[*que
 	} else {
 		for _, r := range group {
 			for i, q := range r.targets {
-				e := entry{seq: r.seqs[i], size: r.size, flags: r.flags, expires: expiry(r.pubMs, r.ttl, q.opts.MessageTTL)}
+				e := entry{seq: r.seqs[i], size: r.size, flags: r.flags, expires: expiry(r.pubMs, r.ttl, q.opts.MessageTTL),
+					priority: q.priorityLevel(r.prio)}
 				if q.env.cache.put(cacheKey{q.id, e.seq}, r.rec) {
 					e.flags |= entryCached
 				}

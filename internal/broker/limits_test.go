@@ -219,3 +219,48 @@ func TestHousekeepingDropsExpiredMessages(t *testing.T) {
 		t.Fatalf("%d messages left after TTL and housekeeping", n)
 	}
 }
+
+func TestPriorityQueue(t *testing.T) {
+	st := memstore.New()
+	b := openBroker(t, st)
+	c := newClient(t, b)
+	c.declareQueue("pq", true, message.Table{"x-max-priority": int32(5)})
+	c.declareQueue("plain", false, nil)
+	for _, p := range []struct {
+		body string
+		prio uint8
+	}{{"low", 1}, {"high", 5}, {"clamped", 9}, {"none", 0}} {
+		for _, q := range []string{"pq", "plain"} {
+			m := newMsg("", q, p.body, true)
+			m.Properties.Flags |= message.FlagPriority
+			m.Properties.Priority = p.prio
+			c.publishMsg(m)
+		}
+	}
+	// A requeued message goes back to its level and place.
+	d := c.get("pq", false)
+	if string(d.Body) != "high" {
+		t.Fatalf("first from priority queue %q, want high", d.Body)
+	}
+	if err := c.ch.Nack(d.DeliveryTag, false, true); err != nil {
+		t.Fatal(err)
+	}
+	drain := func(c *testClient, q string) []string {
+		var got []string
+		for d := c.get(q, true); d != nil; d = c.get(q, true) {
+			got = append(got, string(d.Body))
+		}
+		return got
+	}
+	if got, want := drain(c, "plain"), []string{"low", "high", "clamped", "none"}; !slices.Equal(got, want) {
+		t.Errorf("queue without x-max-priority: %v, want %v", got, want)
+	}
+	// After a restart the levels come back too.
+	if err := b.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c2 := newClient(t, openBroker(t, st))
+	if got, want := drain(c2, "pq"), []string{"high", "clamped", "low", "none"}; !slices.Equal(got, want) {
+		t.Errorf("priority queue: %v, want %v", got, want)
+	}
+}

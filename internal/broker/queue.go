@@ -29,7 +29,7 @@ type queue struct {
 	bindings []*binding
 
 	mu          sync.Mutex
-	ready       readyList
+	ready       readyIndex
 	unacked     map[uint64]entry
 	unackedSeqs heap[uint64] // may hold seqs no longer unacked (lazy deletion)
 	consumers   []*consumer

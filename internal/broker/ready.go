@@ -9,6 +9,7 @@ type entry struct {
 	size       uint32 // body bytes
 	deliveries uint16 // times delivered (saturating)
 	flags      uint8
+	priority   uint8 // level in a priority queue (clamped to x-max-priority)
 }
 
 const (
@@ -18,7 +19,116 @@ const (
 	entryCached                        // the record may be in the body cache
 )
 
-// readyList holds a queue's ready entries in seq order: fifo has the
+// readyIndex holds a queue's ready entries: one readyList per priority
+// level (a single level unless the queue has x-max-priority); the highest
+// non-empty level delivers first, each level in seq order.
+type readyIndex struct {
+	levels []readyList // grown on demand
+	n      int
+	bytes  uint64
+}
+
+func (r *readyIndex) len() int { return r.n }
+
+func (r *readyIndex) level(p uint8) *readyList {
+	if int(p) >= len(r.levels) {
+		r.levels = append(r.levels, make([]readyList, int(p)+1-len(r.levels))...)
+	}
+	return &r.levels[p]
+}
+
+// top returns the highest non-empty level, nil when all are empty.
+func (r *readyIndex) top() *readyList {
+	for i := len(r.levels) - 1; i >= 0; i-- {
+		if r.levels[i].len() > 0 {
+			return &r.levels[i]
+		}
+	}
+	return nil
+}
+
+// push appends a new entry; its seq is above every entry of its level.
+func (r *readyIndex) push(e entry) {
+	r.level(e.priority).push(e)
+	r.n++
+	r.bytes += uint64(e.size)
+}
+
+// putBack returns an entry to its place by seq.
+func (r *readyIndex) putBack(e entry) {
+	r.level(e.priority).putBack(e)
+	r.n++
+	r.bytes += uint64(e.size)
+}
+
+// pop removes the next entry to deliver: the lowest seq of the highest
+// priority.
+func (r *readyIndex) pop() (entry, bool) {
+	l := r.top()
+	if l == nil {
+		return entry{}, false
+	}
+	e, _ := l.pop()
+	r.n--
+	r.bytes -= uint64(e.size)
+	return e, true
+}
+
+// peek returns the entry pop would return.
+func (r *readyIndex) peek() (entry, bool) {
+	if l := r.top(); l != nil {
+		return l.peek()
+	}
+	return entry{}, false
+}
+
+// minSeq returns the lowest ready seq over all levels.
+func (r *readyIndex) minSeq() (uint64, bool) {
+	var m uint64
+	found := false
+	for i := range r.levels {
+		if s, ok := r.levels[i].minSeq(); ok && (!found || s < m) {
+			m, found = s, true
+		}
+	}
+	return m, found
+}
+
+// takeAll empties the index and returns its entries in no particular order.
+func (r *readyIndex) takeAll() []entry {
+	out := make([]entry, 0, r.n)
+	for i := range r.levels {
+		out = append(out, r.levels[i].takeAll()...)
+	}
+	*r = readyIndex{}
+	return out
+}
+
+// find returns the ready entry with seq.
+func (r *readyIndex) find(seq uint64) (*entry, bool) {
+	for i := range r.levels {
+		if e, ok := r.levels[i].find(seq); ok {
+			return e, true
+		}
+	}
+	return nil, false
+}
+
+// removeSeqs takes the ready entries whose seqs are in want out of the
+// index and returns them.
+func (r *readyIndex) removeSeqs(want map[uint64]bool) []entry {
+	var out []entry
+	for i := range r.levels {
+		out = append(out, r.levels[i].removeSeqs(want)...)
+	}
+	for _, e := range out {
+		r.n--
+		r.bytes -= uint64(e.size)
+	}
+	return out
+}
+
+// readyList holds one priority level's ready entries in seq order: fifo has the
 // entries that were never handed out, in the order the commit loop added
 // them (ascending seq); back is a min-heap of entries returned by nack,
 // reject or a closed channel, which go before later fifo entries.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/sluicemq/sluice/internal/message"
 	"github.com/sluicemq/sluice/internal/store"
 )
 
@@ -172,6 +173,9 @@ func (q *queue) recoverMessages() error {
 				ttl = -1
 			}
 			e.expires = expiry(recordPublished(rec), ttl, q.opts.MessageTTL)
+			if m.Properties.Flags&message.FlagPriority != 0 {
+				e.priority = q.priorityLevel(m.Properties.Priority)
+			}
 		}
 		if n, ok := states[seq]; ok {
 			e.flags |= entryRedelivered | entryState
