@@ -285,7 +285,7 @@ func (b *Broker) Consumers(vhostName string) ([]ConsumerInfo, error) {
 // discardOutlet is the outlet of admin sessions, which never consume.
 type discardOutlet struct{}
 
-func (discardOutlet) Deliver(*Delivery)         {}
+func (discardOutlet) Deliver(*Delivery)        {}
 func (discardOutlet) ConsumerCancelled(string) {}
 
 // AdminSession opens a connection and one channel for the operator's
@@ -299,4 +299,37 @@ func (b *Broker) AdminSession(vhostName, user string) (*Connection, *Channel, er
 	}
 	conn := newConnection(vh, ConnInfo{Name: "http-api", User: user, VHost: vhostName})
 	return conn, conn.Channel(1, discardOutlet{}), nil
+}
+
+// ChannelInfo describes one channel of a connection.
+type ChannelInfo struct {
+	Number         uint16
+	Consumers      int
+	Unacked        int
+	Prefetch       int
+	GlobalPrefetch int
+	Confirm        bool
+	Transactional  bool
+}
+
+// ChannelInfos describes the connection's open channels, by number.
+func (c *Connection) ChannelInfos() []ChannelInfo {
+	c.mu.Lock()
+	chans := make([]*Channel, 0, len(c.channels))
+	for _, ch := range c.channels {
+		chans = append(chans, ch)
+	}
+	c.mu.Unlock()
+	out := make([]ChannelInfo, 0, len(chans))
+	for _, ch := range chans {
+		ch.mu.Lock()
+		if !ch.closed {
+			out = append(out, ChannelInfo{Number: ch.id, Consumers: len(ch.consumers), Unacked: len(ch.unacked),
+				Prefetch: ch.prefetch, GlobalPrefetch: ch.globalPrefetch,
+				Confirm: ch.mode == modeConfirm, Transactional: ch.mode == modeTx})
+		}
+		ch.mu.Unlock()
+	}
+	slices.SortFunc(out, func(a, b ChannelInfo) int { return int(a.Number) - int(b.Number) })
+	return out
 }

@@ -1,0 +1,377 @@
+package httpapi
+
+// Messages: publish and get (RabbitMQ's), purge, and Sluice's browse,
+// read, edit and delete of single messages, each recorded in the audit log
+// when it changes a queue.
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/sluicemq/sluice/internal/api"
+	"github.com/sluicemq/sluice/internal/broker"
+	"github.com/sluicemq/sluice/internal/message"
+)
+
+func (s *Server) publish(w http.ResponseWriter, r *http.Request, u *user) {
+	vh, ok := s.vhostParam(w, r, u)
+	if !ok {
+		return
+	}
+	x := exchangeName(r, "name")
+	var p api.Publish
+	if !decodeBody(w, r, &p) {
+		return
+	}
+	body, err := decodePayload(p.Payload, p.PayloadEncoding)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	props, err := amqpProperties(p.Properties, nil)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	if p.Delay < 0 {
+		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("delay: %d, want a non-negative number of ms", p.Delay))
+		return
+	}
+	if p.Delay > 0 {
+		if props.Headers == nil {
+			props.Headers = message.Table{}
+		}
+		props.Headers["x-delay"] = p.Delay
+		props.Flags |= message.FlagHeaders
+	}
+	if _, err := s.b.Exchange(vh, x); err != nil {
+		writeBrokerError(w, err)
+		return
+	}
+	if err := u.check(vh, permWrite, "exchange", x); err != nil {
+		writeBrokerError(w, err)
+		return
+	}
+	msg := &message.Message{Exchange: x, RoutingKey: p.RoutingKey, Properties: props, Body: body}
+	var routed bool
+	err = s.session(vh, u, func(ch *broker.Channel) error {
+		done := make(chan error, 1)
+		var err error
+		routed, err = ch.Publish(msg, false, func(err error) { done <- err })
+		if err != nil {
+			return err
+		}
+		return <-done
+	})
+	if err != nil {
+		writeBrokerError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, api.Published{Routed: routed})
+}
+
+func (s *Server) getMessages(w http.ResponseWriter, r *http.Request, u *user) {
+	vh, ok := s.vhostParam(w, r, u)
+	if !ok {
+		return
+	}
+	name := r.PathValue("name")
+	var g api.Get
+	if !decodeBody(w, r, &g) {
+		return
+	}
+	if g.Count < 1 {
+		g.Count = 1
+	}
+	var settle func(ch *broker.Channel, tag uint64) error
+	switch g.AckMode {
+	case "ack_requeue_false":
+		settle = func(ch *broker.Channel, tag uint64) error { return ch.Ack(tag, false) }
+	case "ack_requeue_true", "reject_requeue_true", "":
+		settle = func(ch *broker.Channel, tag uint64) error { return ch.Nack(tag, false, true) }
+	case "reject_requeue_false":
+		settle = func(ch *broker.Channel, tag uint64) error { return ch.Nack(tag, false, false) }
+	default:
+		writeError(w, http.StatusBadRequest, "bad_request",
+			fmt.Sprintf("ackmode: %q, want ack_requeue_true, ack_requeue_false, reject_requeue_true or reject_requeue_false", g.AckMode))
+		return
+	}
+	if g.Encoding != "" && g.Encoding != "auto" && g.Encoding != "base64" {
+		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("encoding: %q, want auto or base64", g.Encoding))
+		return
+	}
+	if _, err := s.b.Queue(vh, name); err != nil {
+		writeBrokerError(w, err)
+		return
+	}
+	if err := u.check(vh, permRead, "queue", name); err != nil {
+		writeBrokerError(w, err)
+		return
+	}
+	out := []api.GotMessage{}
+	err := s.session(vh, u, func(ch *broker.Channel) error {
+		var tags []uint64
+		for range g.Count {
+			d, err := ch.Get(name, false)
+			if err != nil {
+				return err
+			}
+			if d == nil {
+				break
+			}
+			tags = append(tags, d.DeliveryTag)
+			body := d.Body
+			if g.Truncate > 0 && len(body) > g.Truncate {
+				body = body[:g.Truncate]
+			}
+			m := api.GotMessage{PayloadBytes: len(d.Body), Redelivered: d.Redelivered, Exchange: d.Exchange,
+				RoutingKey: d.RoutingKey, MessageCount: int(d.MessageCount), Properties: apiProperties(d.Properties)}
+			m.Payload, m.PayloadEncoding = payload(body, g.Encoding == "base64")
+			out = append(out, m)
+		}
+		for _, t := range tags {
+			if err := settle(ch, t); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		writeBrokerError(w, err)
+		return
+	}
+	if g.AckMode == "ack_requeue_false" || g.AckMode == "reject_requeue_false" {
+		s.audit1(u, "get", vh, name, fmt.Sprintf("ackmode %s", g.AckMode), nil, len(out))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) purgeQueue(w http.ResponseWriter, r *http.Request, u *user) {
+	vh, ok := s.vhostParam(w, r, u)
+	if !ok {
+		return
+	}
+	name := r.PathValue("name")
+	if _, err := s.b.Queue(vh, name); err != nil {
+		writeBrokerError(w, err)
+		return
+	}
+	if err := u.check(vh, permRead, "queue", name); err != nil {
+		writeBrokerError(w, err)
+		return
+	}
+	n, err := s.b.PurgeQueue(vh, name)
+	if err != nil {
+		writeBrokerError(w, err)
+		return
+	}
+	s.audit1(u, "purge", vh, name, "", nil, n)
+	writeJSON(w, http.StatusOK, api.Purged{MessageCount: n})
+}
+
+// queueForMessages resolves {vhost}/{name} and checks read permission.
+func (s *Server) queueForMessages(w http.ResponseWriter, r *http.Request, u *user, kind permKind) (string, string, bool) {
+	vh, ok := s.vhostParam(w, r, u)
+	if !ok {
+		return "", "", false
+	}
+	name := r.PathValue("name")
+	if _, err := s.b.Queue(vh, name); err != nil {
+		writeBrokerError(w, err)
+		return "", "", false
+	}
+	if err := u.check(vh, kind, "queue", name); err != nil {
+		writeBrokerError(w, err)
+		return "", "", false
+	}
+	return vh, name, true
+}
+
+func (s *Server) browse(w http.ResponseWriter, r *http.Request, u *user) {
+	vh, name, ok := s.queueForMessages(w, r, u, permRead)
+	if !ok {
+		return
+	}
+	q := r.URL.Query()
+	var after uint64
+	if v := q.Get("after"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("after: %q is not a message id", v))
+			return
+		}
+		after = n
+	}
+	limit := 100
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 10000 {
+			writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("limit: %q, want 1..10000", v))
+			return
+		}
+		limit = n
+	}
+	f, err := parseFilter(api.Filter{Reason: q.Get("reason"), Source: q.Get("source"), Header: q.Get("header"),
+		Body: q.Get("body"), Since: q.Get("since"), Until: q.Get("until")})
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	page, err := s.b.Browse(vh, name, after, limit, f)
+	if err != nil {
+		writeBrokerError(w, err)
+		return
+	}
+	out := api.MessagePage{Messages: []api.Message{}, Next: page.Next, More: page.More}
+	b64 := q.Get("encoding") == "base64"
+	for _, m := range page.Messages {
+		out.Messages = append(out.Messages, apiMessage(m, b64))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func messageID(w http.ResponseWriter, r *http.Request) (uint64, bool) {
+	v := r.PathValue("id")
+	id, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("message id %q is not a number", v))
+		return 0, false
+	}
+	return id, true
+}
+
+func (s *Server) getMessage(w http.ResponseWriter, r *http.Request, u *user) {
+	vh, name, ok := s.queueForMessages(w, r, u, permRead)
+	if !ok {
+		return
+	}
+	id, ok := messageID(w, r)
+	if !ok {
+		return
+	}
+	m, err := s.b.Message(vh, name, id)
+	if err != nil {
+		writeBrokerError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, apiMessage(m, r.URL.Query().Get("encoding") == "base64"))
+}
+
+func (s *Server) putMessage(w http.ResponseWriter, r *http.Request, u *user) {
+	vh, name, ok := s.queueForMessages(w, r, u, permWrite)
+	if !ok {
+		return
+	}
+	id, ok := messageID(w, r)
+	if !ok {
+		return
+	}
+	var e api.MessageEdit
+	if !decodeBody(w, r, &e) {
+		return
+	}
+	cur, err := s.b.Message(vh, name, id)
+	if err != nil {
+		writeBrokerError(w, err)
+		return
+	}
+	m := *cur.Message
+	var changed []string
+	if e.Payload != nil {
+		body, err := decodePayload(*e.Payload, e.PayloadEncoding)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+			return
+		}
+		m.Body = body
+		changed = append(changed, "payload")
+	}
+	if e.Properties != nil {
+		props, err := amqpProperties(*e.Properties, cur.Message.Properties.Headers)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+			return
+		}
+		m.Properties = props
+		changed = append(changed, "properties")
+	}
+	if e.RoutingKey != nil {
+		m.RoutingKey = *e.RoutingKey
+		changed = append(changed, "routing_key")
+	}
+	if len(changed) == 0 {
+		writeError(w, http.StatusBadRequest, "bad_request", "nothing to change: give payload, properties or routing_key")
+		return
+	}
+	if err := s.b.ReplaceMessage(vh, name, id, &m); err != nil {
+		writeBrokerError(w, err)
+		return
+	}
+	s.audit1(u, "edit", vh, name, fmt.Sprintf("replaced %v", changed), []uint64{id}, 1)
+	got, err := s.b.Message(vh, name, id)
+	if err != nil {
+		writeBrokerError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, apiMessage(got, false))
+}
+
+func (s *Server) deleteMessage(w http.ResponseWriter, r *http.Request, u *user) {
+	vh, name, ok := s.queueForMessages(w, r, u, permWrite)
+	if !ok {
+		return
+	}
+	id, ok := messageID(w, r)
+	if !ok {
+		return
+	}
+	if err := s.b.DeleteMessage(vh, name, id); err != nil {
+		writeBrokerError(w, err)
+		return
+	}
+	s.audit1(u, "delete", vh, name, "", []uint64{id}, 1)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// audit1 records an operator action; a failure to record is logged (the
+// action already happened).
+func (s *Server) audit1(u *user, action, vh, queue, detail string, ids []uint64, n int) {
+	if len(ids) > 1000 {
+		detail = fmt.Sprintf("%s (first 1000 of %d ids listed)", detail, len(ids))
+		ids = ids[:1000]
+	}
+	_, err := s.b.RecordAudit(broker.AuditEntry{User: u.name, Action: action, VHost: vh, Queue: queue,
+		Detail: detail, IDs: ids, Count: n})
+	if err != nil {
+		s.log.Error("record audit entry", "action", action, "queue", queue, "err", err)
+	}
+}
+
+func (s *Server) audit(w http.ResponseWriter, r *http.Request, u *user) {
+	q := r.URL.Query()
+	limit := 1000
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("limit: %q, want a positive number", v))
+			return
+		}
+		limit = n
+	}
+	es, err := s.b.Audit(q.Get("after"), limit)
+	if err != nil {
+		writeBrokerError(w, err)
+		return
+	}
+	out := []api.AuditEntry{}
+	for _, e := range es {
+		if !u.seesVHost(e.VHost) {
+			continue
+		}
+		out = append(out, api.AuditEntry{ID: e.ID, Time: e.Time.In(time.UTC), User: e.User, Action: e.Action,
+			VHost: e.VHost, Queue: e.Queue, Detail: e.Detail, IDs: e.IDs, Count: e.Count})
+	}
+	writeJSON(w, http.StatusOK, out)
+}

@@ -1,0 +1,286 @@
+// Package httpapi is Sluice's HTTP API under /api and its Prometheus
+// /metrics, a second front door onto the broker beside AMQP. Where
+// RabbitMQ's management API has a resource it uses the same paths,
+// methods and JSON (package api); Sluice's own endpoints (browse, edit,
+// redrive, tasks, audit) sit beside them. Requests authenticate with basic
+// auth against the broker's users; tags administrator, management and
+// monitoring and per-vhost permissions decide what a user may do.
+//
+// Goroutines: Serve runs net/http's server on the caller's goroutine;
+// net/http runs each request on its own goroutine. Each redrive task runs
+// on one goroutine owned by the Server's task manager; Close cancels the
+// tasks and waits for them. A Server is safe for concurrent use.
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/sluicemq/sluice/internal/api"
+	"github.com/sluicemq/sluice/internal/broker"
+)
+
+// Config configures the HTTP API.
+type Config struct {
+	// Addr is where cmd/sluice listens (--http).
+	Addr   string
+	Logger *slog.Logger
+	// Now is the clock; tests replace it.
+	Now func() time.Time
+	// MaxBodyBytes bounds a request body.
+	MaxBodyBytes int64
+	// DataDir is the broker's data directory, for the free-disk metric
+	// ("" leaves the metric out).
+	DataDir string
+	// ClusterName and Version are reported by /api/overview.
+	ClusterName string
+	Version     string
+	// RedriveChunk is how many messages a redrive task moves per step.
+	RedriveChunk int
+	// KeepTasks bounds the finished tasks kept for GET /api/tasks/{id}.
+	KeepTasks int
+}
+
+// DefaultConfig returns the configuration `sluice serve` starts with.
+func DefaultConfig() Config {
+	return Config{
+		Addr:         "127.0.0.1:15672",
+		Logger:       slog.Default(),
+		Now:          time.Now,
+		MaxBodyBytes: 64 << 20,
+		ClusterName:  "sluice",
+		Version:      "dev",
+		RedriveChunk: 100,
+		KeepTasks:    100,
+	}
+}
+
+// Validate reports a configuration that cannot work.
+func (c Config) Validate() error {
+	switch {
+	case c.MaxBodyBytes < 1:
+		return fmt.Errorf("http config: MaxBodyBytes %d, want at least 1", c.MaxBodyBytes)
+	case c.RedriveChunk < 1:
+		return fmt.Errorf("http config: RedriveChunk %d, want at least 1", c.RedriveChunk)
+	case c.KeepTasks < 1:
+		return fmt.Errorf("http config: KeepTasks %d, want at least 1", c.KeepTasks)
+	}
+	return nil
+}
+
+// Connections is what the API needs of the AMQP front door
+// (amqpserver.Server): its live connections, and closing one with
+// 320 CONNECTION_FORCED.
+type Connections interface {
+	// Connections returns the broker sessions of the open connections.
+	Connections() []*broker.Connection
+	// CloseConnection closes the named connection with 320
+	// CONNECTION_FORCED and reason; it reports false when no connection
+	// has that name.
+	CloseConnection(name, reason string) bool
+}
+
+// Server serves the API.
+type Server struct {
+	cfg   Config
+	b     *broker.Broker
+	conns Connections // may be nil: no connections listed
+	log   *slog.Logger
+	mux   *http.ServeMux
+	tasks *taskManager
+	http  *http.Server
+
+	closeOnce sync.Once
+}
+
+// New returns the API over b. conns may be nil (no AMQP front door).
+func New(cfg Config, b *broker.Broker, conns Connections) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if b == nil {
+		return nil, errors.New("httpapi: broker is nil")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if err := b.SeedPermissions(); err != nil {
+		return nil, fmt.Errorf("httpapi: %w", err)
+	}
+	s := &Server{cfg: cfg, b: b, conns: conns, log: cfg.Logger, mux: http.NewServeMux()}
+	s.tasks = newTaskManager(s)
+	s.routes()
+	s.http = &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)}
+	return s, nil
+}
+
+// Handler returns the API's handler (for tests and for mounting).
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Serve serves on ln until Close; it returns http.ErrServerClosed then.
+func (s *Server) Serve(ln net.Listener) error { return s.http.Serve(ln) }
+
+// Close stops the listener, cancels running tasks and waits for them and
+// for requests in flight (until ctx ends).
+func (s *Server) Close(ctx context.Context) error {
+	var err error
+	s.closeOnce.Do(func() {
+		err = s.http.Shutdown(ctx)
+		if terr := s.tasks.close(ctx); err == nil {
+			err = terr
+		}
+	})
+	return err
+}
+
+// route registers an authenticated handler.
+func (s *Server) route(pattern string, need access, h func(w http.ResponseWriter, r *http.Request, u *user)) {
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		u, err := s.authenticate(r)
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Basic realm="Sluice"`)
+			writeError(w, http.StatusUnauthorized, "not_authorised", err.Error())
+			return
+		}
+		if !u.may(need) {
+			writeError(w, http.StatusForbidden, "not_authorised", fmt.Sprintf("user '%s' lacks the tag for this request", u.name))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+		h(w, r, u)
+	})
+}
+
+func (s *Server) routes() {
+	s.mux.Handle("GET /metrics", s.metricsHandler())
+	s.route("GET /api/overview", needMonitoringOrManagement, s.overview)
+	s.route("GET /api/whoami", needAny, s.whoami)
+	s.route("GET /api/vhosts", needMonitoringOrManagement, s.vhosts)
+	s.route("GET /api/vhosts/{vhost}", needMonitoringOrManagement, s.vhost)
+
+	s.route("GET /api/queues", needMonitoringOrManagement, s.listQueues)
+	s.route("GET /api/queues/{vhost}", needMonitoringOrManagement, s.listQueues)
+	s.route("GET /api/queues/{vhost}/{name}", needMonitoringOrManagement, s.getQueue)
+	s.route("PUT /api/queues/{vhost}/{name}", needManagement, s.putQueue)
+	s.route("DELETE /api/queues/{vhost}/{name}", needManagement, s.deleteQueue)
+	s.route("DELETE /api/queues/{vhost}/{name}/contents", needManagement, s.purgeQueue)
+	s.route("POST /api/queues/{vhost}/{name}/get", needManagement, s.getMessages)
+	s.route("GET /api/queues/{vhost}/{name}/bindings", needMonitoringOrManagement, s.queueBindings)
+	s.route("GET /api/queues/{vhost}/{name}/messages", needManagement, s.browse)
+	s.route("GET /api/queues/{vhost}/{name}/messages/{id}", needManagement, s.getMessage)
+	s.route("PUT /api/queues/{vhost}/{name}/messages/{id}", needManagement, s.putMessage)
+	s.route("DELETE /api/queues/{vhost}/{name}/messages/{id}", needManagement, s.deleteMessage)
+	s.route("POST /api/queues/{vhost}/{name}/redrive", needManagement, s.redrive)
+	s.route("GET /api/tasks", needManagement, s.listTasks)
+	s.route("GET /api/tasks/{id}", needManagement, s.getTask)
+	s.route("DELETE /api/tasks/{id}", needManagement, s.cancelTask)
+	s.route("GET /api/audit", needManagement, s.audit)
+
+	s.route("GET /api/exchanges", needMonitoringOrManagement, s.listExchanges)
+	s.route("GET /api/exchanges/{vhost}", needMonitoringOrManagement, s.listExchanges)
+	s.route("GET /api/exchanges/{vhost}/{name}", needMonitoringOrManagement, s.getExchange)
+	s.route("PUT /api/exchanges/{vhost}/{name}", needManagement, s.putExchange)
+	s.route("DELETE /api/exchanges/{vhost}/{name}", needManagement, s.deleteExchange)
+	s.route("POST /api/exchanges/{vhost}/{name}/publish", needManagement, s.publish)
+
+	s.route("GET /api/bindings", needMonitoringOrManagement, s.listBindings)
+	s.route("GET /api/bindings/{vhost}", needMonitoringOrManagement, s.listBindings)
+	s.route("GET /api/bindings/{vhost}/e/{exchange}/q/{queue}", needMonitoringOrManagement, s.listQueueBindings)
+	s.route("POST /api/bindings/{vhost}/e/{exchange}/q/{queue}", needManagement, s.bindQueue)
+	s.route("DELETE /api/bindings/{vhost}/e/{exchange}/q/{queue}/{props}", needManagement, s.unbindQueue)
+
+	s.route("GET /api/connections", needMonitoringOrManagement, s.listConnections)
+	s.route("GET /api/connections/{name}", needMonitoringOrManagement, s.getConnection)
+	s.route("DELETE /api/connections/{name}", needManagement, s.closeConnection)
+	s.route("GET /api/channels", needMonitoringOrManagement, s.listChannels)
+	s.route("GET /api/consumers", needMonitoringOrManagement, s.listConsumers)
+	s.route("GET /api/consumers/{vhost}", needMonitoringOrManagement, s.listConsumers)
+
+	s.route("GET /api/users", needAdministrator, s.listUsers)
+	s.route("GET /api/users/{name}", needAdministrator, s.getUser)
+	s.route("PUT /api/users/{name}", needAdministrator, s.putUser)
+	s.route("DELETE /api/users/{name}", needAdministrator, s.deleteUser)
+	s.route("GET /api/users/{name}/permissions", needAdministrator, s.userPermissions)
+	s.route("GET /api/permissions", needAdministrator, s.listPermissions)
+	s.route("GET /api/permissions/{vhost}/{user}", needAdministrator, s.getPermission)
+	s.route("PUT /api/permissions/{vhost}/{user}", needAdministrator, s.putPermission)
+	s.route("DELETE /api/permissions/{vhost}/{user}", needAdministrator, s.deletePermission)
+
+	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
+	})
+}
+
+// writeJSON answers with v as JSON.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, kind, reason string) {
+	writeJSON(w, status, api.Error{Kind: kind, Reason: reason})
+}
+
+// writeBrokerError maps a broker error to its HTTP status, once.
+func writeBrokerError(w http.ResponseWriter, err error) {
+	status, kind := http.StatusInternalServerError, "internal_error"
+	switch broker.CodeOf(err) {
+	case broker.NotFound:
+		status, kind = http.StatusNotFound, "not_found"
+	case broker.AccessRefused, broker.NotAllowed:
+		status, kind = http.StatusForbidden, "access_refused"
+	case broker.ResourceLocked:
+		status, kind = http.StatusConflict, "resource_locked"
+	case broker.PreconditionFailed:
+		status, kind = http.StatusConflict, "precondition_failed"
+	case broker.InvalidArgument, broker.CommandInvalid:
+		status, kind = http.StatusBadRequest, "bad_request"
+	case broker.NotImplemented:
+		status, kind = http.StatusNotImplemented, "not_implemented"
+	case broker.ResourceError:
+		status, kind = http.StatusServiceUnavailable, "resource_error"
+	}
+	writeError(w, status, kind, err.Error())
+}
+
+// decodeBody reads a JSON body into v; a malformed body is answered 400
+// with where it went wrong, and decodeBody returns false.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(r.Body)
+	dec.UseNumber()
+	err := dec.Decode(v)
+	if err == nil {
+		return true
+	}
+	var (
+		syn  *json.SyntaxError
+		typ  *json.UnmarshalTypeError
+		tooB *http.MaxBytesError
+	)
+	reason := err.Error()
+	switch {
+	case errors.As(err, &syn):
+		reason = fmt.Sprintf("malformed JSON at byte %d: %v", syn.Offset, err)
+	case errors.As(err, &typ):
+		reason = fmt.Sprintf("field %q: got a JSON %s, want %s (at byte %d)", typ.Field, typ.Value, typ.Type, typ.Offset)
+	case errors.As(err, &tooB):
+		writeError(w, http.StatusRequestEntityTooLarge, "bad_request", fmt.Sprintf("body over %d bytes", tooB.Limit))
+		return false
+	case err.Error() == "EOF":
+		reason = "empty body; want a JSON object"
+	}
+	writeError(w, http.StatusBadRequest, "bad_request", reason)
+	return false
+}

@@ -1,0 +1,585 @@
+package httpapi
+
+// RabbitMQ-compatible resources: overview, vhosts, queues, exchanges,
+// bindings, connections, channels, consumers.
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+
+	"github.com/sluicemq/sluice/internal/api"
+	"github.com/sluicemq/sluice/internal/broker"
+)
+
+func (s *Server) overview(w http.ResponseWriter, r *http.Request, u *user) {
+	o := api.Overview{ManagementVersion: "3.13.0", RabbitMQVersion: "3.13.0", ProductName: "Sluice",
+		ProductVersion: s.cfg.Version, ClusterName: s.cfg.ClusterName, Node: "sluice@localhost"}
+	qs, _ := s.b.Queues("")
+	for _, q := range qs {
+		if !u.seesVHost(q.VHost) {
+			continue
+		}
+		o.QueueTotals.Messages += q.Messages()
+		o.QueueTotals.MessagesReady += q.Ready
+		o.QueueTotals.MessagesUnacknowledged += q.Unacked
+		o.QueueTotals.MessagesDelayed += q.Delayed
+		o.ObjectTotals.Queues++
+		o.ObjectTotals.Consumers += q.Consumers
+	}
+	xs, _ := s.b.Exchanges("")
+	for _, x := range xs {
+		if u.seesVHost(x.VHost) {
+			o.ObjectTotals.Exchanges++
+		}
+	}
+	for _, c := range s.connections(u) {
+		o.ObjectTotals.Connections++
+		o.ObjectTotals.Channels += len(c.ChannelInfos())
+	}
+	if host, port, err := net.SplitHostPort(s.cfg.Addr); err == nil {
+		p, _ := strconv.Atoi(port)
+		o.Listeners = append(o.Listeners, api.Listener{Protocol: "http", IPAddress: host, Port: p})
+	}
+	writeJSON(w, http.StatusOK, o)
+}
+
+func (s *Server) whoami(w http.ResponseWriter, r *http.Request, u *user) {
+	writeJSON(w, http.StatusOK, api.Whoami{Name: u.name, Tags: u.tags})
+}
+
+func (s *Server) vhostInfo(name string) api.VHost {
+	v := api.VHost{Name: name}
+	qs, _ := s.b.Queues(name)
+	for _, q := range qs {
+		v.Messages += q.Messages()
+		v.MessagesReady += q.Ready
+		v.MessagesUnacknowledged += q.Unacked
+		v.MessagesDelayed += q.Delayed
+	}
+	return v
+}
+
+func (s *Server) vhosts(w http.ResponseWriter, r *http.Request, u *user) {
+	out := []api.VHost{}
+	for _, n := range s.b.VHosts() {
+		if u.seesVHost(n) {
+			out = append(out, s.vhostInfo(n))
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) vhost(w http.ResponseWriter, r *http.Request, u *user) {
+	name := r.PathValue("vhost")
+	if !s.b.HasVHost(name) || !u.seesVHost(name) {
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no vhost '%s'", name))
+		return
+	}
+	writeJSON(w, http.StatusOK, s.vhostInfo(name))
+}
+
+// vhostParam returns the {vhost} of the path ("" when absent), answering
+// 404 for a vhost that does not exist or that u may not see.
+func (s *Server) vhostParam(w http.ResponseWriter, r *http.Request, u *user) (string, bool) {
+	vh := r.PathValue("vhost")
+	if vh == "" && r.Pattern != "" && !containsVHost(r.Pattern) {
+		return "", true
+	}
+	if !s.b.HasVHost(vh) || !u.seesVHost(vh) {
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no vhost '%s'", vh))
+		return "", false
+	}
+	return vh, true
+}
+
+func containsVHost(pattern string) bool {
+	for i := 0; i+7 <= len(pattern); i++ {
+		if pattern[i:i+7] == "{vhost}" {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) listQueues(w http.ResponseWriter, r *http.Request, u *user) {
+	vh, ok := s.vhostParam(w, r, u)
+	if !ok {
+		return
+	}
+	qs, err := s.b.Queues(vh)
+	if err != nil {
+		writeBrokerError(w, err)
+		return
+	}
+	out := []api.Queue{}
+	for _, q := range qs {
+		if u.seesVHost(q.VHost) {
+			out = append(out, apiQueue(q))
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) getQueue(w http.ResponseWriter, r *http.Request, u *user) {
+	vh, ok := s.vhostParam(w, r, u)
+	if !ok {
+		return
+	}
+	q, err := s.b.Queue(vh, r.PathValue("name"))
+	if err != nil {
+		writeBrokerError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, apiQueue(q))
+}
+
+// session opens an admin session for u on vh and calls fn with its
+// channel, closing it afterwards.
+func (s *Server) session(vh string, u *user, fn func(ch *broker.Channel) error) error {
+	conn, ch, err := s.b.AdminSession(vh, u.name)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return fn(ch)
+}
+
+func (s *Server) putQueue(w http.ResponseWriter, r *http.Request, u *user) {
+	vh, ok := s.vhostParam(w, r, u)
+	if !ok {
+		return
+	}
+	name := r.PathValue("name")
+	var d api.QueueDeclare
+	if !decodeBody(w, r, &d) {
+		return
+	}
+	args, err := amqpTable(d.Arguments)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", "arguments: "+err.Error())
+		return
+	}
+	if err := u.check(vh, permConfigure, "queue", name); err != nil {
+		writeBrokerError(w, err)
+		return
+	}
+	durable := d.Durable == nil || *d.Durable
+	_, exists := s.b.Queue(vh, name)
+	err = s.session(vh, u, func(ch *broker.Channel) error {
+		_, err := ch.DeclareQueue(broker.QueueDecl{Name: name, Durable: durable, AutoDelete: d.AutoDelete, Args: args})
+		return err
+	})
+	if err != nil {
+		writeBrokerError(w, err)
+		return
+	}
+	if exists == nil {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	w.WriteHeader(http.StatusCreated)
+}
+
+func (s *Server) deleteQueue(w http.ResponseWriter, r *http.Request, u *user) {
+	vh, ok := s.vhostParam(w, r, u)
+	if !ok {
+		return
+	}
+	name := r.PathValue("name")
+	if _, err := s.b.Queue(vh, name); err != nil {
+		writeBrokerError(w, err)
+		return
+	}
+	if err := u.check(vh, permConfigure, "queue", name); err != nil {
+		writeBrokerError(w, err)
+		return
+	}
+	q := r.URL.Query()
+	ifEmpty, ifUnused := q.Get("if-empty") == "true", q.Get("if-unused") == "true"
+	err := s.session(vh, u, func(ch *broker.Channel) error {
+		_, err := ch.DeleteQueue(name, ifUnused, ifEmpty)
+		return err
+	})
+	if err != nil {
+		writeBrokerError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) listExchanges(w http.ResponseWriter, r *http.Request, u *user) {
+	vh, ok := s.vhostParam(w, r, u)
+	if !ok {
+		return
+	}
+	xs, err := s.b.Exchanges(vh)
+	if err != nil {
+		writeBrokerError(w, err)
+		return
+	}
+	out := []api.Exchange{}
+	for _, x := range xs {
+		if u.seesVHost(x.VHost) {
+			out = append(out, apiExchange(x))
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// exchangeName maps RabbitMQ's name of the default exchange in URLs.
+func exchangeName(r *http.Request, key string) string {
+	n := r.PathValue(key)
+	if n == "amq.default" {
+		return ""
+	}
+	return n
+}
+
+func (s *Server) getExchange(w http.ResponseWriter, r *http.Request, u *user) {
+	vh, ok := s.vhostParam(w, r, u)
+	if !ok {
+		return
+	}
+	x, err := s.b.Exchange(vh, exchangeName(r, "name"))
+	if err != nil {
+		writeBrokerError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, apiExchange(x))
+}
+
+func (s *Server) putExchange(w http.ResponseWriter, r *http.Request, u *user) {
+	vh, ok := s.vhostParam(w, r, u)
+	if !ok {
+		return
+	}
+	name := exchangeName(r, "name")
+	var d api.ExchangeDeclare
+	if !decodeBody(w, r, &d) {
+		return
+	}
+	if d.Type == "" {
+		writeError(w, http.StatusBadRequest, "bad_request", "type: missing; want direct, fanout, topic or headers")
+		return
+	}
+	args, err := amqpTable(d.Arguments)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", "arguments: "+err.Error())
+		return
+	}
+	if err := u.check(vh, permConfigure, "exchange", name); err != nil {
+		writeBrokerError(w, err)
+		return
+	}
+	_, exists := s.b.Exchange(vh, name)
+	durable := d.Durable == nil || *d.Durable
+	err = s.session(vh, u, func(ch *broker.Channel) error {
+		return ch.DeclareExchange(broker.ExchangeDecl{Name: name, Type: d.Type, Durable: durable,
+			AutoDelete: d.AutoDelete, Internal: d.Internal, Args: args})
+	})
+	if err != nil {
+		writeBrokerError(w, err)
+		return
+	}
+	if exists == nil {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	w.WriteHeader(http.StatusCreated)
+}
+
+func (s *Server) deleteExchange(w http.ResponseWriter, r *http.Request, u *user) {
+	vh, ok := s.vhostParam(w, r, u)
+	if !ok {
+		return
+	}
+	name := exchangeName(r, "name")
+	if _, err := s.b.Exchange(vh, name); err != nil {
+		writeBrokerError(w, err)
+		return
+	}
+	if err := u.check(vh, permConfigure, "exchange", name); err != nil {
+		writeBrokerError(w, err)
+		return
+	}
+	ifUnused := r.URL.Query().Get("if-unused") == "true"
+	if err := s.session(vh, u, func(ch *broker.Channel) error { return ch.DeleteExchange(name, ifUnused) }); err != nil {
+		writeBrokerError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) bindings(vh string, u *user, keep func(broker.BindingInfo) bool) ([]api.Binding, error) {
+	bs, err := s.b.Bindings(vh)
+	if err != nil {
+		return nil, err
+	}
+	out := []api.Binding{}
+	for _, b := range bs {
+		if u.seesVHost(b.VHost) && (keep == nil || keep(b)) {
+			out = append(out, apiBinding(b))
+		}
+	}
+	return out, nil
+}
+
+func (s *Server) listBindings(w http.ResponseWriter, r *http.Request, u *user) {
+	vh, ok := s.vhostParam(w, r, u)
+	if !ok {
+		return
+	}
+	out, err := s.bindings(vh, u, nil)
+	if err != nil {
+		writeBrokerError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) queueBindings(w http.ResponseWriter, r *http.Request, u *user) {
+	vh, ok := s.vhostParam(w, r, u)
+	if !ok {
+		return
+	}
+	name := r.PathValue("name")
+	if _, err := s.b.Queue(vh, name); err != nil {
+		writeBrokerError(w, err)
+		return
+	}
+	out, err := s.bindings(vh, u, func(b broker.BindingInfo) bool {
+		return b.DestinationType == "queue" && b.Destination == name
+	})
+	if err != nil {
+		writeBrokerError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) listQueueBindings(w http.ResponseWriter, r *http.Request, u *user) {
+	vh, ok := s.vhostParam(w, r, u)
+	if !ok {
+		return
+	}
+	x, q := exchangeName(r, "exchange"), r.PathValue("queue")
+	if _, err := s.b.Exchange(vh, x); err != nil {
+		writeBrokerError(w, err)
+		return
+	}
+	if _, err := s.b.Queue(vh, q); err != nil {
+		writeBrokerError(w, err)
+		return
+	}
+	out, err := s.bindings(vh, u, func(b broker.BindingInfo) bool {
+		return b.Source == x && b.DestinationType == "queue" && b.Destination == q
+	})
+	if err != nil {
+		writeBrokerError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) bindQueue(w http.ResponseWriter, r *http.Request, u *user) {
+	vh, ok := s.vhostParam(w, r, u)
+	if !ok {
+		return
+	}
+	x, q := exchangeName(r, "exchange"), r.PathValue("queue")
+	var d api.BindingCreate
+	if !decodeBody(w, r, &d) {
+		return
+	}
+	args, err := amqpTable(d.Arguments)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", "arguments: "+err.Error())
+		return
+	}
+	if _, err := s.b.Exchange(vh, x); err != nil {
+		writeBrokerError(w, err)
+		return
+	}
+	if _, err := s.b.Queue(vh, q); err != nil {
+		writeBrokerError(w, err)
+		return
+	}
+	for _, c := range []error{u.check(vh, permWrite, "queue", q), u.check(vh, permRead, "exchange", x)} {
+		if c != nil {
+			writeBrokerError(w, c)
+			return
+		}
+	}
+	err = s.session(vh, u, func(ch *broker.Channel) error {
+		return ch.BindQueue(broker.Binding{Source: x, Destination: q, Key: d.RoutingKey, Args: args})
+	})
+	if err != nil {
+		writeBrokerError(w, err)
+		return
+	}
+	w.Header().Set("Location", r.URL.Path+"/"+propertiesKey(d.RoutingKey, args))
+	w.WriteHeader(http.StatusCreated)
+}
+
+func (s *Server) unbindQueue(w http.ResponseWriter, r *http.Request, u *user) {
+	vh, ok := s.vhostParam(w, r, u)
+	if !ok {
+		return
+	}
+	x, q, props := exchangeName(r, "exchange"), r.PathValue("queue"), r.PathValue("props")
+	bs, err := s.b.Bindings(vh)
+	if err != nil {
+		writeBrokerError(w, err)
+		return
+	}
+	var found *broker.BindingInfo
+	for i, b := range bs {
+		if b.Source == x && b.Source != "" && b.DestinationType == "queue" && b.Destination == q &&
+			propertiesKey(b.RoutingKey, b.Args) == props {
+			found = &bs[i]
+			break
+		}
+	}
+	if found == nil {
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no binding '%s' from exchange '%s' to queue '%s' in vhost '%s'", props, x, q, vh))
+		return
+	}
+	if err := u.check(vh, permWrite, "queue", q); err != nil {
+		writeBrokerError(w, err)
+		return
+	}
+	err = s.session(vh, u, func(ch *broker.Channel) error {
+		return ch.UnbindQueue(broker.Binding{Source: x, Destination: q, Key: found.RoutingKey, Args: found.Args})
+	})
+	if err != nil {
+		writeBrokerError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// connections returns the live connections u may see: all for monitoring
+// users, their own for the others.
+func (s *Server) connections(u *user) []*broker.Connection {
+	if s.conns == nil {
+		return nil
+	}
+	var out []*broker.Connection
+	for _, c := range s.conns.Connections() {
+		if u.monitoring() || c.Info().User == u.name {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func peer(addr string) (string, int) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr, 0
+	}
+	p, _ := strconv.Atoi(port)
+	return host, p
+}
+
+func apiConnection(c *broker.Connection) api.Connection {
+	info := c.Info()
+	host, port := peer(info.RemoteAddr)
+	props := jsonTable(info.ClientProperties)
+	if props == nil {
+		props = map[string]any{}
+	}
+	return api.Connection{Name: info.Name, VHost: info.VHost, User: info.User, Protocol: "AMQP 0-9-1",
+		PeerHost: host, PeerPort: port, Channels: len(c.ChannelInfos()), State: "running", ClientProperties: props}
+}
+
+func (s *Server) listConnections(w http.ResponseWriter, r *http.Request, u *user) {
+	out := []api.Connection{}
+	for _, c := range s.connections(u) {
+		out = append(out, apiConnection(c))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) findConnection(u *user, name string) *broker.Connection {
+	for _, c := range s.connections(u) {
+		if c.Info().Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+func (s *Server) getConnection(w http.ResponseWriter, r *http.Request, u *user) {
+	name := r.PathValue("name")
+	c := s.findConnection(u, name)
+	if c == nil {
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no connection '%s'", name))
+		return
+	}
+	writeJSON(w, http.StatusOK, apiConnection(c))
+}
+
+func (s *Server) closeConnection(w http.ResponseWriter, r *http.Request, u *user) {
+	name := r.PathValue("name")
+	c := s.findConnection(u, name)
+	if c == nil {
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no connection '%s'", name))
+		return
+	}
+	if !u.admin() && c.Info().User != u.name {
+		writeError(w, http.StatusForbidden, "not_authorised", "only an administrator may close another user's connection")
+		return
+	}
+	reason := r.Header.Get("X-Reason")
+	if reason == "" {
+		reason = "Closed via management plugin"
+	}
+	if !s.conns.CloseConnection(name, reason) {
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no connection '%s'", name))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) listChannels(w http.ResponseWriter, r *http.Request, u *user) {
+	out := []api.Channel{}
+	for _, c := range s.connections(u) {
+		info := c.Info()
+		host, port := peer(info.RemoteAddr)
+		for _, ch := range c.ChannelInfos() {
+			out = append(out, api.Channel{Name: fmt.Sprintf("%s (%d)", info.Name, ch.Number), Number: int(ch.Number),
+				VHost: info.VHost, User: info.User,
+				ConnectionDetails: api.ConnectionDetails{Name: info.Name, PeerHost: host, PeerPort: port},
+				Consumers:         ch.Consumers, MessagesUnacknowledged: ch.Unacked, PrefetchCount: ch.Prefetch,
+				GlobalPrefetchCount: ch.GlobalPrefetch, Confirm: ch.Confirm, Transactional: ch.Transactional, State: "running"})
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) listConsumers(w http.ResponseWriter, r *http.Request, u *user) {
+	vh, ok := s.vhostParam(w, r, u)
+	if !ok {
+		return
+	}
+	cs, err := s.b.Consumers(vh)
+	if err != nil {
+		writeBrokerError(w, err)
+		return
+	}
+	out := []api.Consumer{}
+	for _, c := range cs {
+		if !u.seesVHost(c.VHost) {
+			continue
+		}
+		out = append(out, api.Consumer{ConsumerTag: c.Tag, Queue: api.QueueRef{Name: c.Queue, VHost: c.VHost},
+			ChannelDetails: api.ChannelDetails{Name: fmt.Sprintf("%s (%d)", c.Connection, c.Channel), Number: int(c.Channel),
+				ConnectionName: c.Connection, User: c.User},
+			AckRequired: !c.NoAck, Exclusive: c.Exclusive, PrefetchCount: c.Prefetch, Arguments: map[string]any{},
+			Priority: c.Priority})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
