@@ -155,10 +155,29 @@ func (vh *vhost) routeLocked(x *exchange, msg *message.Message) []*queue {
 	}
 	var (
 		qs      []*queue
+		seen    map[*queue]struct{} // once qs is long
 		visited = []*exchange{x}
 		work    = []*exchange{x}
 		matched []*binding
 	)
+	addQueue := func(q *queue) {
+		if seen == nil {
+			if !slices.Contains(qs, q) {
+				qs = append(qs, q)
+			}
+			if len(qs) > 16 {
+				seen = make(map[*queue]struct{}, 2*len(qs))
+				for _, q := range qs {
+					seen[q] = struct{}{}
+				}
+			}
+			return
+		}
+		if _, ok := seen[q]; !ok {
+			seen[q] = struct{}{}
+			qs = append(qs, q)
+		}
+	}
 	for len(work) > 0 {
 		e := work[len(work)-1]
 		work = work[:len(work)-1]
@@ -173,9 +192,7 @@ func (vh *vhost) routeLocked(x *exchange, msg *message.Message) []*queue {
 		for _, bd := range matched {
 			switch {
 			case bd.q != nil:
-				if !slices.Contains(qs, bd.q) {
-					qs = append(qs, bd.q)
-				}
+				addQueue(bd.q)
 			case !slices.Contains(visited, bd.x):
 				visited = append(visited, bd.x)
 				work = append(work, bd.x)

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 
@@ -226,5 +227,26 @@ func TestPublishErrors(t *testing.T) {
 	wantCode(t, err, AccessRefused, "")
 	if c.publish("amq.direct", "nobody", "x", false) {
 		t.Fatal("unroutable message reported routed")
+	}
+}
+
+func TestFanoutToManyQueuesOnce(t *testing.T) {
+	b := openBroker(t, nil)
+	c := newClient(t, b)
+	c.declareExchange("f1", kindFanout, nil)
+	c.declareExchange("f2", kindFanout, nil)
+	if err := c.ch.BindExchange(Binding{Source: "f1", Destination: "f2"}); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for i := range 40 {
+		name := fmt.Sprintf("q%02d", i)
+		want = append(want, name)
+		c.declareQueue(name, false, nil)
+		c.bind("f1", name, "", nil)
+		c.bind("f2", name, "", nil)
+	}
+	if got := routeNames(t, b, &message.Message{Exchange: "f1"}); !slices.Equal(got, want) {
+		t.Fatalf("routed to %d queues, want %d once each: %v", len(got), len(want), got)
 	}
 }
