@@ -41,37 +41,8 @@ func parseQueueArgs(args message.Table, queue, vhost string) (QueueOptions, erro
 	bad := func(arg, why string) error {
 		return errorf(PreconditionFailed, "invalid arg '%s' for queue '%s' in vhost '%s': %s", arg, queue, vhost, why)
 	}
-	ints := []struct {
-		name string
-		dst  *int64
-		zero bool // zero allowed
-		max  int64
-	}{
-		{"x-message-ttl", &o.MessageTTL, true, 1<<32 - 1},
-		{"x-expires", &o.Expires, false, 1<<32 - 1},
-		{"x-max-length", &o.MaxLength, true, 0},
-		{"x-max-length-bytes", &o.MaxLengthBytes, true, 0},
-		{"x-max-priority", &o.MaxPriority, true, 255},
-		{"x-delivery-limit", &o.DeliveryLimit, true, 0},
-		{"x-consumer-timeout", &o.ConsumerTimeout, true, 0},
-	}
-	for _, a := range ints {
-		v, ok := args[a.name]
-		if !ok {
-			continue
-		}
-		n, ok := intValue(v)
-		switch {
-		case !ok:
-			return o, bad(a.name, fmt.Sprintf("{unacceptable_type,%s}", typeName(v)))
-		case n < 0:
-			return o, bad(a.name, fmt.Sprintf("{value_negative,%d}", n))
-		case n == 0 && !a.zero:
-			return o, bad(a.name, "{value_zero,0}")
-		case a.max > 0 && n > a.max:
-			return o, bad(a.name, fmt.Sprintf("{value_too_large,%d,%d}", n, a.max))
-		}
-		*a.dst = n
+	if err := parseIntArgs(args, &o, bad); err != nil {
+		return o, err
 	}
 	strs := []struct {
 		name string
@@ -118,6 +89,44 @@ func parseQueueArgs(args message.Table, queue, vhost string) (QueueOptions, erro
 		o.SingleActiveConsumer = b
 	}
 	return o, nil
+}
+
+// parseIntArgs parses the integer arguments, which must be non-negative
+// (and some positive, some bounded).
+func parseIntArgs(args message.Table, o *QueueOptions, bad func(arg, why string) error) error {
+	ints := []struct {
+		name string
+		dst  *int64
+		zero bool // zero allowed
+		max  int64
+	}{
+		{"x-message-ttl", &o.MessageTTL, true, 1<<32 - 1},
+		{"x-expires", &o.Expires, false, 1<<32 - 1},
+		{"x-max-length", &o.MaxLength, true, 0},
+		{"x-max-length-bytes", &o.MaxLengthBytes, true, 0},
+		{"x-max-priority", &o.MaxPriority, true, 255},
+		{"x-delivery-limit", &o.DeliveryLimit, true, 0},
+		{"x-consumer-timeout", &o.ConsumerTimeout, true, 0},
+	}
+	for _, a := range ints {
+		v, ok := args[a.name]
+		if !ok {
+			continue
+		}
+		n, ok := intValue(v)
+		switch {
+		case !ok:
+			return bad(a.name, fmt.Sprintf("{unacceptable_type,%s}", typeName(v)))
+		case n < 0:
+			return bad(a.name, fmt.Sprintf("{value_negative,%d}", n))
+		case n == 0 && !a.zero:
+			return bad(a.name, "{value_zero,0}")
+		case a.max > 0 && n > a.max:
+			return bad(a.name, fmt.Sprintf("{value_too_large,%d,%d}", n, a.max))
+		}
+		*a.dst = n
+	}
+	return nil
 }
 
 // argsEquivalent checks that a redeclaration repeats the named arguments:
