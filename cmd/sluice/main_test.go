@@ -66,8 +66,8 @@ func TestServeRunsTheBroker(t *testing.T) {
 	if _, err := os.Stat(data); err != nil {
 		t.Errorf("data directory not created: %v", err)
 	}
-	if !strings.Contains(stderr.String(), "not durable") {
-		t.Error("no warning that messages are not durable yet")
+	if _, err := os.Stat(filepath.Join(data, "FORMAT")); err != nil {
+		t.Errorf("the durable store was not opened in the data directory: %v", err)
 	}
 
 	conn, err := amqp091.Dial("amqp://guest:guest@" + addr + "/")
@@ -168,11 +168,11 @@ func TestServeConfigPrecedence(t *testing.T) {
 	}{
 		{"defaults", nil, nil, defaultServeConfig(), false},
 		{"file", []string{"--config", file}, nil,
-			serveConfig{Data: "/from/file", AMQP: "file:1", HTTP: "file:2", LogLevel: "warn", LogFormat: "text"}, false},
+			serveConfig{Data: "/from/file", AMQP: "file:1", HTTP: "file:2", LogLevel: "warn", LogFormat: "text", DiskFreeLimit: "1GiB", MemoryLimit: "40%"}, false},
 		{"env over file", []string{"--config", file}, map[string]string{"SLUICE_AMQP": "env:1"},
-			serveConfig{Data: "/from/file", AMQP: "env:1", HTTP: "file:2", LogLevel: "warn", LogFormat: "text"}, false},
+			serveConfig{Data: "/from/file", AMQP: "env:1", HTTP: "file:2", LogLevel: "warn", LogFormat: "text", DiskFreeLimit: "1GiB", MemoryLimit: "40%"}, false},
 		{"flag over env", []string{"--amqp", "flag:1"}, map[string]string{"SLUICE_AMQP": "env:1", "SLUICE_CONFIG": file},
-			serveConfig{Data: "/from/file", AMQP: "flag:1", HTTP: "file:2", LogLevel: "warn", LogFormat: "text"}, false},
+			serveConfig{Data: "/from/file", AMQP: "flag:1", HTTP: "file:2", LogLevel: "warn", LogFormat: "text", DiskFreeLimit: "1GiB", MemoryLimit: "40%"}, false},
 		{"unknown key", []string{"--config", bad}, nil, serveConfig{}, true},
 		{"missing file", []string{"--config", filepath.Join(dir, "none.json")}, nil, serveConfig{}, true},
 	}

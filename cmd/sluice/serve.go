@@ -11,12 +11,14 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/sluicemq/sluice/internal/amqpserver"
 	"github.com/sluicemq/sluice/internal/broker"
-	"github.com/sluicemq/sluice/internal/store/memstore"
+	"github.com/sluicemq/sluice/internal/resource"
+	"github.com/sluicemq/sluice/internal/store/pebblestore"
 )
 
 const serveUsage = `Usage: sluice serve [flags]
@@ -29,7 +31,8 @@ Flags:
 Each setting comes from, highest first: the flag, the environment variable,
 the config file, the default. Environment variables:
   SLUICE_DATA, SLUICE_AMQP, SLUICE_HTTP, SLUICE_LOG_LEVEL,
-  SLUICE_LOG_FORMAT, SLUICE_CONFIG (the config file)
+  SLUICE_LOG_FORMAT, SLUICE_DISK_FREE_LIMIT, SLUICE_MEMORY_LIMIT,
+  SLUICE_CONFIG (the config file)
 
 The config file is JSON with any of these keys:
   {
@@ -37,7 +40,9 @@ The config file is JSON with any of these keys:
     "amqp": "127.0.0.1:5672",
     "http": "127.0.0.1:15672",
     "log_level": "info",
-    "log_format": "text"
+    "log_format": "text",
+    "disk_free_limit": "1GiB",
+    "memory_limit": "40%%"
   }
 `
 
@@ -48,15 +53,21 @@ type serveConfig struct {
 	HTTP      string `json:"http"`
 	LogLevel  string `json:"log_level"`
 	LogFormat string `json:"log_format"`
+	// DiskFreeLimit and MemoryLimit are the alarm watermarks: a size such
+	// as "1GiB" or "512MiB", a memory share such as "40%", or "0" (off).
+	DiskFreeLimit string `json:"disk_free_limit"`
+	MemoryLimit   string `json:"memory_limit"`
 }
 
 func defaultServeConfig() serveConfig {
 	return serveConfig{
-		Data:      "./sluice-data",
-		AMQP:      "127.0.0.1:5672",
-		HTTP:      "127.0.0.1:15672",
-		LogLevel:  "info",
-		LogFormat: "text",
+		Data:          "./sluice-data",
+		AMQP:          "127.0.0.1:5672",
+		HTTP:          "127.0.0.1:15672",
+		LogLevel:      "info",
+		LogFormat:     "text",
+		DiskFreeLimit: "1GiB",
+		MemoryLimit:   "40%",
 	}
 }
 
@@ -74,6 +85,8 @@ func (c *serveConfig) settings() []struct {
 		{"http", "SLUICE_HTTP", "HTTP API, console and /metrics listen address (not built yet)", &c.HTTP},
 		{"log-level", "SLUICE_LOG_LEVEL", "log level: debug, info, warn, error", &c.LogLevel},
 		{"log-format", "SLUICE_LOG_FORMAT", "log format: text or json", &c.LogFormat},
+		{"disk-free-limit", "SLUICE_DISK_FREE_LIMIT", "block publishers while the data directory's disk has less free space (e.g. 1GiB; 0 turns it off)", &c.DiskFreeLimit},
+		{"memory-limit", "SLUICE_MEMORY_LIMIT", "block publishers while the broker uses more memory (e.g. 2GiB, or 40% of the machine; 0 turns it off)", &c.MemoryLimit},
 	}
 }
 
@@ -179,11 +192,19 @@ func runBroker(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	if err := os.MkdirAll(cfg.Data, 0o750); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
-	log.Warn("messages are not durable yet: the durable store is not built, so Sluice keeps everything in memory", "data", cfg.Data)
+	monCfg, err := monitorConfig(cfg, log)
+	if err != nil {
+		return err
+	}
 	if cfg.HTTP != "" {
 		log.Warn("the HTTP API is not built yet; not listening", "http", cfg.HTTP)
 	}
-	st := memstore.New()
+	sopts := pebblestore.DefaultOptions()
+	sopts.Logger = log
+	st, err := pebblestore.Open(cfg.Data, sopts)
+	if err != nil {
+		return fmt.Errorf("open data directory %s: %w", cfg.Data, err)
+	}
 	defer st.Close()
 
 	bcfg := broker.DefaultConfig()
@@ -206,9 +227,22 @@ func runBroker(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		b.Close(context.Background())
 		return fmt.Errorf("listen amqp: %w", err)
 	}
+	monitor, err := resource.New(monCfg, func(a resource.Alarm) {
+		if a.Any() {
+			srv.SetBlocked(a.Reason())
+		} else {
+			srv.SetUnblocked()
+		}
+	})
+	if err != nil {
+		ln.Close()
+		b.Close(context.Background())
+		return err
+	}
+	monitor.Start()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	log.Info("sluice started", "version", version, "amqp", ln.Addr().String())
+	log.Info("sluice started", "version", version, "amqp", ln.Addr().String(), "data", cfg.Data)
 
 	var serveErr error
 	select {
@@ -219,6 +253,7 @@ func runBroker(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
+	monitor.Close()
 	errs := []error{srv.Close(sctx)}
 	if err := <-served; !errors.Is(err, amqpserver.ErrServerClosed) {
 		errs = append(errs, err)
@@ -229,4 +264,60 @@ func runBroker(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	}
 	log.Info("sluice stopped")
 	return nil
+}
+
+// monitorConfig turns the watermark settings into the resource monitor's
+// configuration.
+func monitorConfig(cfg serveConfig, log *slog.Logger) (resource.Config, error) {
+	mc := resource.DefaultConfig(cfg.Data)
+	mc.Logger = log
+	disk, err := parseSize(cfg.DiskFreeLimit, 0)
+	if err != nil {
+		return mc, fmt.Errorf("disk free limit: %w", err)
+	}
+	total, err := resource.TotalMemory()
+	if err != nil {
+		total = 0
+	}
+	mem, err := parseSize(cfg.MemoryLimit, total)
+	if err != nil {
+		return mc, fmt.Errorf("memory limit: %w", err)
+	}
+	mc.DiskFreeLimit, mc.MemoryLimit = disk, mem
+	return mc, nil
+}
+
+// parseSize reads "0", "123", "64KiB", "512MiB", "2GiB" (also KB/MB/GB as
+// powers of ten), or "N%" of whole when whole is not 0.
+func parseSize(s string, whole uint64) (uint64, error) {
+	s = strings.TrimSpace(s)
+	if pct, ok := strings.CutSuffix(s, "%"); ok {
+		if whole == 0 {
+			return 0, fmt.Errorf("%q: a percentage is not allowed here", s)
+		}
+		p, err := strconv.ParseFloat(pct, 64)
+		if err != nil || p < 0 || p > 100 {
+			return 0, fmt.Errorf("%q: want a percentage from 0 to 100", s)
+		}
+		return uint64(float64(whole) * p / 100), nil
+	}
+	units := []struct {
+		suffix string
+		mult   uint64
+	}{
+		{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+		{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1},
+	}
+	mult := uint64(1)
+	for _, u := range units {
+		if n, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = strings.TrimSpace(n), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q: want a size such as 1GiB or 512MiB", s)
+	}
+	return n * mult, nil
 }

@@ -1,5 +1,5 @@
 // Package sluicetest starts a whole Sluice broker for tests: the broker
-// over an in-memory store and its AMQP server on 127.0.0.1:0, shut down by
+// over an in-memory (or, WithDataDir, the durable) store and its AMQP server on 127.0.0.1:0, shut down by
 // t.Cleanup. It is imported only by tests.
 //
 // Start owns one goroutine (the AMQP accept loop) and waits for it in the
@@ -18,17 +18,25 @@ import (
 
 	"github.com/sluicemq/sluice/internal/amqpserver"
 	"github.com/sluicemq/sluice/internal/broker"
+	"github.com/sluicemq/sluice/internal/store"
 	"github.com/sluicemq/sluice/internal/store/memstore"
+	"github.com/sluicemq/sluice/internal/store/pebblestore"
 )
 
 // Option changes how Start builds the broker.
 type Option func(*options)
 
 type options struct {
-	level  slog.Level
-	server func(*amqpserver.Config)
-	broker func(*broker.Config)
+	dataDir string
+	level   slog.Level
+	server  func(*amqpserver.Config)
+	broker  func(*broker.Config)
 }
+
+// WithDataDir keeps the broker's state in the durable store in dir, so a
+// test can stop a broker and start another on the same data. Without it
+// the broker uses an in-memory store.
+func WithDataDir(dir string) Option { return func(o *options) { o.dataDir = dir } }
 
 // WithLogLevel sets the level of the log lines the broker writes to the
 // test's output (default: Warn).
@@ -61,7 +69,16 @@ func Start(t testing.TB, opts ...Option) *Broker {
 	if o.broker != nil {
 		o.broker(&bcfg)
 	}
-	st := memstore.New()
+	var st store.Store = memstore.New()
+	if o.dataDir != "" {
+		sopts := pebblestore.DefaultOptions()
+		sopts.Logger = log
+		ps, err := pebblestore.Open(o.dataDir, sopts)
+		if err != nil {
+			t.Fatalf("open store: %v", err)
+		}
+		st = ps
+	}
 	b, err := broker.Open(bcfg, st)
 	if err != nil {
 		t.Fatalf("open broker: %v", err)
