@@ -314,3 +314,30 @@ func TestRejectIsNackOfOne(t *testing.T) {
 		t.Fatalf("first delivery no longer unacked: %v", err)
 	}
 }
+
+func TestUnackedIndexStaysSmall(t *testing.T) {
+	c := newClient(t, openBroker(t, nil))
+	c.declareQueue("q", true, nil)
+	c.publish("", "q", "held", true)
+	held := c.get("q", false) // unacked for the whole test
+	for i := range 500 {
+		c.publish("", "q", fmt.Sprint(i), true)
+		d := c.get("q", false)
+		if err := c.ch.Ack(d.DeliveryTag, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q := c.ch.vh.queues["q"]
+	q.mu.Lock()
+	n := q.unackedSeqs.len()
+	q.mu.Unlock()
+	if n > 100 {
+		t.Fatalf("unacked seq heap holds %d entries for 1 unacked message", n)
+	}
+	if err := c.ch.Ack(held.DeliveryTag, false); err != nil {
+		t.Fatal(err)
+	}
+	if f, _ := c.b.env.st.Floor(q.id); f != 502 {
+		t.Fatalf("floor %d after all acked, want 502", f)
+	}
+}

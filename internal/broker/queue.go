@@ -184,6 +184,14 @@ func (q *queue) deliveredLocked(b *store.Batch, e entry, noAck bool) {
 	}
 	q.unacked[e.seq] = e
 	q.unackedSeqs.push(e.seq)
+	if n := q.unackedSeqs.len(); n > 64 && n > 2*len(q.unacked) {
+		// Settled seqs above a long-unacked one never reach the top:
+		// rebuild the heap from the live set now and then.
+		q.unackedSeqs = heap[uint64]{items: make([]uint64, 0, 2*len(q.unacked))}
+		for s := range q.unacked {
+			q.unackedSeqs.push(s)
+		}
+	}
 }
 
 // removeLocked deletes a message that is in neither list any more.
