@@ -208,13 +208,25 @@ func amqpProperties(p api.Properties, orig message.Table) (message.Properties, e
 	return out, nil
 }
 
-// payload renders a body as text when it is valid UTF-8 (and encoding is
-// not forced to base64), else base64.
+// payload renders a body as text when it is printable UTF-8 (and
+// encoding is not forced to base64), else base64.
 func payload(body []byte, forceBase64 bool) (string, string) {
-	if !forceBase64 && utf8.Valid(body) {
+	if !forceBase64 && printable(body) {
 		return string(body), "string"
 	}
 	return base64.StdEncoding.EncodeToString(body), "base64"
+}
+
+func printable(b []byte) bool {
+	if !utf8.Valid(b) {
+		return false
+	}
+	for _, c := range string(b) {
+		if c < 0x20 && c != '\t' && c != '\n' && c != '\r' || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // decodePayload reads a payload in the given encoding.

@@ -77,7 +77,7 @@ func (s *Server) getMessages(w http.ResponseWriter, r *http.Request, u *user) {
 	if !ok {
 		return
 	}
-	name := r.PathValue("name")
+	name := pathValue(r, "name")
 	var g api.Get
 	if !decodeBody(w, r, &g) {
 		return
@@ -153,7 +153,7 @@ func (s *Server) purgeQueue(w http.ResponseWriter, r *http.Request, u *user) {
 	if !ok {
 		return
 	}
-	name := r.PathValue("name")
+	name := pathValue(r, "name")
 	if _, err := s.b.Queue(vh, name); err != nil {
 		writeBrokerError(w, err)
 		return
@@ -177,7 +177,7 @@ func (s *Server) queueForMessages(w http.ResponseWriter, r *http.Request, u *use
 	if !ok {
 		return "", "", false
 	}
-	name := r.PathValue("name")
+	name := pathValue(r, "name")
 	if _, err := s.b.Queue(vh, name); err != nil {
 		writeBrokerError(w, err)
 		return "", "", false
@@ -233,7 +233,7 @@ func (s *Server) browse(w http.ResponseWriter, r *http.Request, u *user) {
 }
 
 func messageID(w http.ResponseWriter, r *http.Request) (uint64, bool) {
-	v := r.PathValue("id")
+	v := pathValue(r, "id")
 	id, err := strconv.ParseUint(v, 10, 64)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("message id %q is not a number", v))

@@ -20,6 +20,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -120,13 +122,13 @@ func New(cfg Config, b *broker.Broker, conns Connections) (*Server, error) {
 	s := &Server{cfg: cfg, b: b, conns: conns, log: cfg.Logger, mux: http.NewServeMux()}
 	s.tasks = newTaskManager(s)
 	s.routes()
-	s.http = &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second,
+	s.http = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)}
 	return s, nil
 }
 
 // Handler returns the API's handler (for tests and for mounting).
-func (s *Server) Handler() http.Handler { return s.mux }
+func (s *Server) Handler() http.Handler { return s }
 
 // Serve serves on ln until Close; it returns http.ErrServerClosed then.
 func (s *Server) Serve(ln net.Listener) error { return s.http.Serve(ln) }
@@ -217,10 +219,66 @@ func (s *Server) routes() {
 	s.route("PUT /api/permissions/{vhost}/{user}", needAdministrator, s.putPermission)
 	s.route("DELETE /api/permissions/{vhost}/{user}", needAdministrator, s.deletePermission)
 
-	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
-	})
 }
+
+// ServeHTTP dispatches to the routes, answering an unknown path (404) or
+// method (405) with a JSON error as well.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r = markSlashes(r)
+	h, pattern := s.mux.Handler(r)
+	if pattern != "" {
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	probe := &statusProbe{header: http.Header{}}
+	h.ServeHTTP(probe, r)
+	if probe.status == http.StatusMethodNotAllowed {
+		w.Header().Set("Allow", probe.header.Get("Allow"))
+		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed",
+			fmt.Sprintf("method %s not allowed on %s; allowed: %s", r.Method, r.URL.Path, probe.header.Get("Allow")))
+		return
+	}
+	if probe.status >= 300 && probe.status < 400 {
+		h.ServeHTTP(w, r) // ServeMux's redirect to a cleaned path
+		return
+	}
+	writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
+}
+
+// slashMark stands for an escaped slash (%2F) inside a path segment while
+// the mux matches: vhost "/" is "%2F", and ServeMux would otherwise clean
+// "/api/queues/%2F/q" into another path. pathValue turns it back.
+const slashMark = "\uE000"
+
+func markSlashes(r *http.Request) *http.Request {
+	esc := r.URL.EscapedPath()
+	if !strings.Contains(esc, "%2F") && !strings.Contains(esc, "%2f") {
+		return r
+	}
+	esc = strings.NewReplacer("%2F", "%EE%80%80", "%2f", "%EE%80%80").Replace(esc)
+	p, err := url.PathUnescape(esc)
+	if err != nil {
+		return r
+	}
+	r2 := r.Clone(r.Context())
+	r2.URL.Path, r2.URL.RawPath = p, ""
+	return r2
+}
+
+// pathValue is r.PathValue with escaped slashes restored.
+func pathValue(r *http.Request, key string) string {
+	return strings.ReplaceAll(r.PathValue(key), slashMark, "/")
+}
+
+// statusProbe records the status a fallback handler would answer.
+type statusProbe struct {
+	header http.Header
+	status int
+}
+
+func (p *statusProbe) Header() http.Header         { return p.header }
+func (p *statusProbe) Write(b []byte) (int, error) { return len(b), nil }
+func (p *statusProbe) WriteHeader(status int)      { p.status = status }
 
 // writeJSON answers with v as JSON.
 func writeJSON(w http.ResponseWriter, status int, v any) {

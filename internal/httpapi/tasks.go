@@ -292,7 +292,7 @@ func (s *Server) listTasks(w http.ResponseWriter, r *http.Request, u *user) {
 }
 
 func (s *Server) taskFor(w http.ResponseWriter, r *http.Request, u *user) *task {
-	id := r.PathValue("id")
+	id := pathValue(r, "id")
 	t := s.tasks.get(id)
 	if t == nil || (!u.admin() && t.snapshot().User != u.name) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no task '%s'", id))

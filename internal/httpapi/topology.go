@@ -72,7 +72,7 @@ func (s *Server) vhosts(w http.ResponseWriter, r *http.Request, u *user) {
 }
 
 func (s *Server) vhost(w http.ResponseWriter, r *http.Request, u *user) {
-	name := r.PathValue("vhost")
+	name := pathValue(r, "vhost")
 	if !s.b.HasVHost(name) || !u.seesVHost(name) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no vhost '%s'", name))
 		return
@@ -83,7 +83,7 @@ func (s *Server) vhost(w http.ResponseWriter, r *http.Request, u *user) {
 // vhostParam returns the {vhost} of the path ("" when absent), answering
 // 404 for a vhost that does not exist or that u may not see.
 func (s *Server) vhostParam(w http.ResponseWriter, r *http.Request, u *user) (string, bool) {
-	vh := r.PathValue("vhost")
+	vh := pathValue(r, "vhost")
 	if vh == "" && r.Pattern != "" && !containsVHost(r.Pattern) {
 		return "", true
 	}
@@ -127,7 +127,7 @@ func (s *Server) getQueue(w http.ResponseWriter, r *http.Request, u *user) {
 	if !ok {
 		return
 	}
-	q, err := s.b.Queue(vh, r.PathValue("name"))
+	q, err := s.b.Queue(vh, pathValue(r, "name"))
 	if err != nil {
 		writeBrokerError(w, err)
 		return
@@ -151,7 +151,7 @@ func (s *Server) putQueue(w http.ResponseWriter, r *http.Request, u *user) {
 	if !ok {
 		return
 	}
-	name := r.PathValue("name")
+	name := pathValue(r, "name")
 	var d api.QueueDeclare
 	if !decodeBody(w, r, &d) {
 		return
@@ -187,7 +187,7 @@ func (s *Server) deleteQueue(w http.ResponseWriter, r *http.Request, u *user) {
 	if !ok {
 		return
 	}
-	name := r.PathValue("name")
+	name := pathValue(r, "name")
 	if _, err := s.b.Queue(vh, name); err != nil {
 		writeBrokerError(w, err)
 		return
@@ -230,7 +230,7 @@ func (s *Server) listExchanges(w http.ResponseWriter, r *http.Request, u *user) 
 
 // exchangeName maps RabbitMQ's name of the default exchange in URLs.
 func exchangeName(r *http.Request, key string) string {
-	n := r.PathValue(key)
+	n := pathValue(r, key)
 	if n == "amq.default" {
 		return ""
 	}
@@ -344,7 +344,7 @@ func (s *Server) queueBindings(w http.ResponseWriter, r *http.Request, u *user) 
 	if !ok {
 		return
 	}
-	name := r.PathValue("name")
+	name := pathValue(r, "name")
 	if _, err := s.b.Queue(vh, name); err != nil {
 		writeBrokerError(w, err)
 		return
@@ -364,7 +364,7 @@ func (s *Server) listQueueBindings(w http.ResponseWriter, r *http.Request, u *us
 	if !ok {
 		return
 	}
-	x, q := exchangeName(r, "exchange"), r.PathValue("queue")
+	x, q := exchangeName(r, "exchange"), pathValue(r, "queue")
 	if _, err := s.b.Exchange(vh, x); err != nil {
 		writeBrokerError(w, err)
 		return
@@ -388,7 +388,7 @@ func (s *Server) bindQueue(w http.ResponseWriter, r *http.Request, u *user) {
 	if !ok {
 		return
 	}
-	x, q := exchangeName(r, "exchange"), r.PathValue("queue")
+	x, q := exchangeName(r, "exchange"), pathValue(r, "queue")
 	var d api.BindingCreate
 	if !decodeBody(w, r, &d) {
 		return
@@ -428,7 +428,7 @@ func (s *Server) unbindQueue(w http.ResponseWriter, r *http.Request, u *user) {
 	if !ok {
 		return
 	}
-	x, q, props := exchangeName(r, "exchange"), r.PathValue("queue"), r.PathValue("props")
+	x, q, props := exchangeName(r, "exchange"), pathValue(r, "queue"), pathValue(r, "props")
 	bs, err := s.b.Bindings(vh)
 	if err != nil {
 		writeBrokerError(w, err)
@@ -513,7 +513,7 @@ func (s *Server) findConnection(u *user, name string) *broker.Connection {
 }
 
 func (s *Server) getConnection(w http.ResponseWriter, r *http.Request, u *user) {
-	name := r.PathValue("name")
+	name := pathValue(r, "name")
 	c := s.findConnection(u, name)
 	if c == nil {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no connection '%s'", name))
@@ -523,7 +523,7 @@ func (s *Server) getConnection(w http.ResponseWriter, r *http.Request, u *user) 
 }
 
 func (s *Server) closeConnection(w http.ResponseWriter, r *http.Request, u *user) {
-	name := r.PathValue("name")
+	name := pathValue(r, "name")
 	c := s.findConnection(u, name)
 	if c == nil {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no connection '%s'", name))

@@ -28,7 +28,7 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, u *user) {
 }
 
 func (s *Server) getUser(w http.ResponseWriter, r *http.Request, u *user) {
-	x, err := s.b.User(r.PathValue("name"))
+	x, err := s.b.User(pathValue(r, "name"))
 	if err != nil {
 		writeBrokerError(w, err)
 		return
@@ -62,7 +62,7 @@ func parseTags(v any) ([]string, error) {
 }
 
 func (s *Server) putUser(w http.ResponseWriter, r *http.Request, u *user) {
-	name := r.PathValue("name")
+	name := pathValue(r, "name")
 	var p api.UserPut
 	if !decodeBody(w, r, &p) {
 		return
@@ -85,7 +85,7 @@ func (s *Server) putUser(w http.ResponseWriter, r *http.Request, u *user) {
 }
 
 func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request, u *user) {
-	name := r.PathValue("name")
+	name := pathValue(r, "name")
 	if name == u.name {
 		writeError(w, http.StatusConflict, "precondition_failed", "a user cannot delete itself")
 		return
@@ -119,7 +119,7 @@ func (s *Server) listPermissions(w http.ResponseWriter, r *http.Request, u *user
 }
 
 func (s *Server) userPermissions(w http.ResponseWriter, r *http.Request, u *user) {
-	name := r.PathValue("name")
+	name := pathValue(r, "name")
 	if _, err := s.b.User(name); err != nil {
 		writeBrokerError(w, err)
 		return
@@ -128,7 +128,7 @@ func (s *Server) userPermissions(w http.ResponseWriter, r *http.Request, u *user
 }
 
 func (s *Server) getPermission(w http.ResponseWriter, r *http.Request, u *user) {
-	p, err := s.b.Permission(r.PathValue("vhost"), r.PathValue("user"))
+	p, err := s.b.Permission(pathValue(r, "vhost"), pathValue(r, "user"))
 	if err != nil {
 		writeBrokerError(w, err)
 		return
@@ -137,7 +137,7 @@ func (s *Server) getPermission(w http.ResponseWriter, r *http.Request, u *user) 
 }
 
 func (s *Server) putPermission(w http.ResponseWriter, r *http.Request, u *user) {
-	vh, name := r.PathValue("vhost"), r.PathValue("user")
+	vh, name := pathValue(r, "vhost"), pathValue(r, "user")
 	var p api.Permission
 	if !decodeBody(w, r, &p) {
 		return
@@ -156,7 +156,7 @@ func (s *Server) putPermission(w http.ResponseWriter, r *http.Request, u *user) 
 }
 
 func (s *Server) deletePermission(w http.ResponseWriter, r *http.Request, u *user) {
-	if err := s.b.DeletePermission(r.PathValue("vhost"), r.PathValue("user")); err != nil {
+	if err := s.b.DeletePermission(pathValue(r, "vhost"), pathValue(r, "user")); err != nil {
 		writeBrokerError(w, err)
 		return
 	}
