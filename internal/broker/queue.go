@@ -338,7 +338,8 @@ func (q *queue) get(ch *Channel, noAck bool) (*Delivery, error) {
 	}
 }
 
-// purge removes the ready messages and returns how many.
+// purge removes the ready messages and returns how many. For a durable
+// queue the removal is synced before purge returns.
 func (q *queue) purge() uint32 {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -349,7 +350,11 @@ func (q *queue) purge() uint32 {
 	var b store.Batch
 	deleteEntries(&b, q.id, es, q.env.cache)
 	q.advanceFloorLocked(&b)
-	q.applyLocked(&b)
+	// A purge is rare and its client is told it happened: make it stick
+	// before purge-ok, so purged messages never come back after a crash.
+	if err := q.env.st.Apply(&b, q.durable); err != nil {
+		q.env.log.Error("apply purge", "queue", q.name, "err", err)
+	}
 	return uint32(min(len(es), 1<<32-1))
 }
 
