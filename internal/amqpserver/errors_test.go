@@ -2,8 +2,10 @@ package amqpserver_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 	"github.com/sluicemq/sluice/internal/amqp"
@@ -46,12 +48,18 @@ func TestChannelExceptions(t *testing.T) {
 			return err
 		}, 406, "PRECONDITION_FAILED - "},
 		{"406 unknown delivery tag", func(ch *amqp091.Channel) error {
+			// basic.ack has no reply: the channel.close from the broker is
+			// the answer.
+			closed := ch.NotifyClose(make(chan *amqp091.Error, 1))
 			if err := ch.Ack(42, false); err != nil {
 				return err
 			}
-			// basic.ack has no reply: a synchronous call sees the close.
-			_, err := ch.QueueDeclare("", false, true, true, false, nil)
-			return err
+			select {
+			case e := <-closed:
+				return e
+			case <-time.After(10 * time.Second):
+				return errors.New("the channel was not closed")
+			}
 		}, 406, "PRECONDITION_FAILED - unknown delivery tag 42"},
 	}
 	for _, tt := range tests {
