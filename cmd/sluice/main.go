@@ -31,11 +31,12 @@ Usage:
 
 Commands:
   serve      run the broker (see: sluice serve --help)
+  bench      generate AMQP load and measure it (see: sluice bench --help)
   version    print the version
   help       print this help
 
-Other commands (queues, exchanges, dead letters, bench) talk to a running
-broker over its HTTP API; they are not built yet.
+Other commands (queues, exchanges, dead letters) talk to a running broker
+over its HTTP API; they are not built yet.
 `
 
 // run runs the command line args and returns the process exit code:
@@ -49,6 +50,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], stdout, stderr)
+	case "bench":
+		return benchCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "sluice %s\n", version)
 		return 0
