@@ -220,7 +220,15 @@ func TestMessageReadEditDelete(t *testing.T) {
 	if err := d.Ack(false); err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.c.EditMessage(ctx, "/", "dlq", ids[0], api.MessageEdit{Payload: &body})
+	// The ack travels asynchronously: until it lands the edit is 409.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err = e.c.EditMessage(ctx, "/", "dlq", ids[0], api.MessageEdit{Payload: &body})
+		if api.StatusOf(err) != 409 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
 	wantStatus(t, "edit consumed", err, 404)
 
 	// The edited message is delivered edited, in its place.
