@@ -170,8 +170,13 @@ bench() {
 	local name=$1
 	shift
 	log "$target: $name: ${BENCH[*]} --url <url> --queue bench-compare-$name $*"
-	"${BENCH[@]}" --url "$URL" --queue "bench-compare-$name" --json "$@" >"$OUT/$target-$name.json"
+	if ! "${BENCH[@]}" --url "$URL" --queue "bench-compare-$name" --json "$@" >"$OUT/$target-$name.json"; then
+		log "$target: $name FAILED; it is left out of the table"
+		rm -f "$OUT/$target-$name.json"
+		failures=$((failures + 1))
+	fi
 }
+failures=0
 
 for target in $TARGETS; do
 	log "$target: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -219,3 +224,4 @@ log "JSON results in $OUT"
 		done
 	done
 } | column -t -s "$(printf '\t')"
+[ "$failures" = 0 ] || die "$failures run(s) failed"
