@@ -137,10 +137,33 @@ func TestBenchJSONAndKeep(t *testing.T) {
 	if len(r.Phases) != 1 || r.Phases[0].Confirmed != 300 {
 		t.Errorf("JSON result %+v, want one phase with 300 confirmed", r)
 	}
-	// Kept, with its 300 messages: a second run on it must refuse.
+	// Kept, with its 300 messages: a second run on it must refuse, and
+	// must not delete it even without --keep.
+	cfg.Keep = false
 	if _, err := bench.Run(t.Context(), cfg, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "holds 300 messages") {
 		t.Errorf("second run on a full queue: error = %v, want it refused", err)
 	}
+	if got := queueDepth(t, b.URL(), cfg.Queue); got != 300 {
+		t.Errorf("refused run left the queue with %d messages, want the 300 kept", got)
+	}
+}
+
+func queueDepth(t *testing.T, url, queue string) int {
+	t.Helper()
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatalf("channel: %v", err)
+	}
+	q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+	if err != nil {
+		t.Fatalf("passive declare of %q: %v", queue, err)
+	}
+	return q.Messages
 }
 
 func TestBenchStopsOnCancel(t *testing.T) {

@@ -31,6 +31,10 @@ type session struct {
 	epoch time.Time
 	out   io.Writer // progress lines; nil for JSON output
 
+	// declared is set once the run declared its queue empty, so that
+	// cleanup never deletes a queue that held someone's messages.
+	declared bool
+
 	mu     sync.Mutex
 	conns  []*amqp.Connection
 	closed bool
@@ -64,16 +68,16 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 	if ctx.Err() != nil {
 		res.Interrupted, err = true, nil
 	}
-	if cerr := s.cleanup(); cerr != nil && err == nil {
-		err = cerr
+	if err == nil {
+		if cfg.JSON {
+			err = res.WriteJSON(out)
+		} else {
+			err = res.WriteSummary(out)
+		}
 	}
-	if err != nil {
-		return res, err
-	}
-	if cfg.JSON {
-		return res, res.WriteJSON(out)
-	}
-	return res, res.WriteSummary(out)
+	// Clean up after writing, so that a broker gone at the end does not
+	// hide what was measured.
+	return res, errors.Join(err, s.cleanup())
 }
 
 // run declares the queue and runs the scenario's phases into res.
@@ -164,13 +168,14 @@ func (s *session) declare(ch *amqp.Channel) error {
 	if q.Messages > 0 {
 		return fmt.Errorf("queue %q holds %d messages already: delete it or pick another --queue", s.cfg.Queue, q.Messages)
 	}
+	s.declared = true
 	return nil
 }
 
-// cleanup deletes the queue unless the configuration keeps it, on a
-// connection of its own, since the run's may have been closed.
+// cleanup deletes the queue the run declared unless the configuration keeps
+// it, on a connection of its own, since the run's may have been closed.
 func (s *session) cleanup() error {
-	if s.cfg.Keep {
+	if s.cfg.Keep || !s.declared {
 		return nil
 	}
 	conn, err := amqp.DialConfig(s.cfg.URL, s.amqpConfig("cleanup"))
