@@ -1,0 +1,41 @@
+package httpapi_test
+
+import (
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestOpenAPICoversRoutes: every route the server registers is described
+// in docs/openapi.yaml with its method.
+func TestOpenAPICoversRoutes(t *testing.T) {
+	src, err := os.ReadFile("server.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile("../../docs/openapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := string(doc)
+	routes := regexp.MustCompile(`s\.route\("(\w+) (/api[^"]*)"`).FindAllStringSubmatch(string(src), -1)
+	if len(routes) < 40 {
+		t.Fatalf("found %d routes in server.go", len(routes))
+	}
+	for _, r := range routes {
+		method, path := strings.ToLower(r[1]), r[2]
+		at := strings.Index(spec, "\n  "+path+":\n")
+		if at < 0 {
+			t.Errorf("openapi.yaml lacks path %s", path)
+			continue
+		}
+		rest := spec[at+1:]
+		if next := regexp.MustCompile(`\n  /`).FindStringIndex(rest); next != nil {
+			rest = rest[:next[0]]
+		}
+		if !strings.Contains(rest, "\n    "+method+":\n") {
+			t.Errorf("openapi.yaml lacks %s %s", r[1], path)
+		}
+	}
+}
