@@ -10,6 +10,7 @@ package broker
 import (
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/sluicemq/sluice/internal/message"
 )
@@ -332,4 +333,28 @@ func (c *Connection) ChannelInfos() []ChannelInfo {
 	}
 	slices.SortFunc(out, func(a, b ChannelInfo) int { return int(a.Number) - int(b.Number) })
 	return out
+}
+
+// OldestPublished returns when the queue's oldest message was published
+// (false when the queue is empty or the message just left).
+func (b *Broker) OldestPublished(qi QueueInfo) (time.Time, bool) {
+	if qi.Oldest == 0 {
+		return time.Time{}, false
+	}
+	q, err := b.lookupQueue(qi.VHost, qi.Name)
+	if err != nil {
+		return time.Time{}, false
+	}
+	rec, err := b.env.st.Get(q.id, qi.Oldest)
+	if err != nil {
+		return time.Time{}, false
+	}
+	if _, err := recordFlags(rec); err != nil {
+		return time.Time{}, false
+	}
+	ms := recordPublished(rec)
+	if ms <= 0 {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(ms), true
 }

@@ -376,6 +376,7 @@ func TestMetrics(t *testing.T) {
 		`sluice_queue_messages{queue="m",state="ready",vhost="/"} 3`,
 		`sluice_queue_messages{queue="m",state="unacked",vhost="/"} 0`,
 		`sluice_queue_messages{queue="m",state="delayed",vhost="/"} 0`,
+		`sluice_queue_oldest_message_age_seconds{queue="m",vhost="/"}`,
 		"sluice_connections ", "sluice_channels ", "go_memstats_alloc_bytes ", "sluice_disk_free_bytes ",
 	} {
 		if !strings.Contains(string(body), want) {

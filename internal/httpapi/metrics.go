@@ -20,6 +20,7 @@ type brokerCollector struct {
 	queueMessages  *prometheus.Desc
 	queueBytes     *prometheus.Desc
 	queueConsumers *prometheus.Desc
+	queueOldest    *prometheus.Desc
 	connections    *prometheus.Desc
 	channels       *prometheus.Desc
 	consumers      *prometheus.Desc
@@ -36,6 +37,8 @@ func newBrokerCollector(s *Server) *brokerCollector {
 			[]string{"vhost", "queue"}, nil),
 		queueConsumers: prometheus.NewDesc("sluice_queue_consumers", "Consumers of a queue.",
 			[]string{"vhost", "queue"}, nil),
+		queueOldest: prometheus.NewDesc("sluice_queue_oldest_message_age_seconds",
+			"Age of the oldest message a queue holds (absent when empty).", []string{"vhost", "queue"}, nil),
 		connections: prometheus.NewDesc("sluice_connections", "Open AMQP connections.", nil, nil),
 		channels:    prometheus.NewDesc("sluice_channels", "Open AMQP channels.", nil, nil),
 		consumers:   prometheus.NewDesc("sluice_consumers", "Consumers of all queues.", nil, nil),
@@ -46,7 +49,7 @@ func newBrokerCollector(s *Server) *brokerCollector {
 }
 
 func (c *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.queueMessages, c.queueBytes, c.queueConsumers, c.connections,
+	for _, d := range []*prometheus.Desc{c.queueMessages, c.queueBytes, c.queueConsumers, c.queueOldest, c.connections,
 		c.channels, c.consumers, c.queues, c.diskFree} {
 		ch <- d
 	}
@@ -65,6 +68,10 @@ func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.queueBytes, prometheus.GaugeValue, float64(q.ReadyBytes), q.VHost, q.Name)
 		ch <- prometheus.MustNewConstMetric(c.queueConsumers, prometheus.GaugeValue, float64(q.Consumers), q.VHost, q.Name)
 		consumers += q.Consumers
+		if t, ok := c.s.b.OldestPublished(q); ok {
+			age := c.s.cfg.Now().Sub(t).Seconds()
+			ch <- prometheus.MustNewConstMetric(c.queueOldest, prometheus.GaugeValue, max(age, 0), q.VHost, q.Name)
+		}
 	}
 	ch <- prometheus.MustNewConstMetric(c.queues, prometheus.GaugeValue, float64(len(qs)))
 	ch <- prometheus.MustNewConstMetric(c.consumers, prometheus.GaugeValue, float64(consumers))
