@@ -198,14 +198,10 @@ func (q *queue) info() QueueInfo {
 	qi.Ready = q.ready.len()
 	qi.ReadyBytes = q.ready.bytes
 	qi.Unacked = len(q.unacked)
+	qi.Delayed = len(q.delayed)
 	qi.Consumers = len(q.consumers)
-	if s, ok := q.ready.minSeq(); ok {
-		qi.Oldest = s
-	}
-	for s := range q.unacked {
-		if qi.Oldest == 0 || s < qi.Oldest {
-			qi.Oldest = s
-		}
+	if low := q.lowestLocked(); low < q.high {
+		qi.Oldest = low
 	}
 	return qi
 }

@@ -218,6 +218,12 @@ func (q *queue) lowestLocked() uint64 {
 	for s := range q.unacked {
 		low = min(low, s)
 	}
+	for s := range q.delayed {
+		low = min(low, s)
+	}
+	for s := range q.dying {
+		low = min(low, s)
+	}
 	return low
 }
 
@@ -226,6 +232,10 @@ func (q *queue) classifyLocked(seq uint64) (StoredMessage, bool) {
 	if e, ok := q.unacked[seq]; ok {
 		return StoredMessage{ID: seq, State: StateUnacked, Deliveries: int(e.deliveries),
 			Redelivered: e.flags&entryRedelivered != 0}, true
+	}
+	if w, ok := q.delayed[seq]; ok {
+		return StoredMessage{ID: seq, State: StateDelayed, Deliveries: int(w.e.deliveries),
+			Redelivered: w.e.flags&entryRedelivered != 0, ReadyAt: time.UnixMilli(w.due).UTC()}, true
 	}
 	if e, ok := q.ready.find(seq); ok {
 		return StoredMessage{ID: seq, State: StateReady, Deliveries: int(e.deliveries),
@@ -315,6 +325,10 @@ func (b *Broker) Message(vhostName, queueName string, id uint64) (StoredMessage,
 func (q *queue) readyEntryLocked(id uint64) (*entry, error) {
 	if _, ok := q.unacked[id]; ok {
 		return nil, errorf(PreconditionFailed, "message %d of queue '%s' in vhost '%s' is unacked (being delivered); try again later",
+			id, q.name, q.vh.name)
+	}
+	if _, ok := q.delayed[id]; ok {
+		return nil, errorf(PreconditionFailed, "message %d of queue '%s' in vhost '%s' is delayed (waiting out a retry backoff); try again once it is ready",
 			id, q.name, q.vh.name)
 	}
 	e, ok := q.ready.find(id)

@@ -193,7 +193,7 @@ func (q *queue) holdMoves(moves []*move) {
 	}
 	for _, e := range q.ready.removeSeqs(want) {
 		q.unacked[e.seq] = e
-		q.unackedSeqs.push(e.seq)
+		q.holdSeqLocked(e.seq)
 		for _, mv := range moves {
 			if mv.id == e.seq {
 				mv.entry = e

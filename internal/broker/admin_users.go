@@ -23,7 +23,7 @@ import (
 )
 
 const (
-	metaPermission  = "perm/"  // perm/<vhost>\0<user>
+	metaPermission  = "perm/" // perm/<vhost>\0<user>
 	metaPermsSeeded = "perm-seeded"
 	metaAudit       = "audit/" // audit/<unix nanos, 20 digits>-<random>
 )
