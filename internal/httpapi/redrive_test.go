@@ -250,3 +250,61 @@ func TestRedrive(t *testing.T) {
 		}
 	})
 }
+
+// TestRejectBrowseRedriveConsume: messages rejected through AMQP land in
+// the dead letter queue by the broker's own dead lettering; they are
+// browsed, one is edited, the rejected ones go back and are consumed.
+func TestRejectBrowseRedriveConsume(t *testing.T) {
+	e := start(t)
+	ctx := context.Background()
+	declare(t, e.c, "dlq", nil)
+	declare(t, e.c, "work", map[string]any{"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "dlq"})
+	_, ch := e.amqpChannel(t)
+	publishConfirmed(t, ch, "", "work", amqp.Publishing{Body: []byte("bad 1"), DeliveryMode: amqp.Persistent},
+		amqp.Publishing{Body: []byte("bad 2"), DeliveryMode: amqp.Persistent})
+	for range 2 {
+		d, ok, err := ch.Get("work", false)
+		if err != nil || !ok {
+			t.Fatalf("get: %v %v", ok, err)
+		}
+		if err := d.Reject(false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var page api.MessagePage
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var err error
+		page, err = e.c.Browse(ctx, "/", "dlq", 0, 10, api.Filter{Reason: "rejected", Source: "work"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page.Messages) == 2 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if len(page.Messages) != 2 || page.Messages[0].Death == nil || page.Messages[0].Death.Queue != "work" {
+		t.Fatalf("dead letters: %+v", page)
+	}
+	good := "good 2"
+	if _, err := e.c.EditMessage(ctx, "/", "dlq", page.Messages[1].ID, api.MessageEdit{Payload: &good}); err != nil {
+		t.Fatal(err)
+	}
+	task, err := e.c.Redrive(ctx, "/", "dlq", api.Redrive{Filter: &api.Filter{Reason: "rejected"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if task = waitTask(t, e.c, task.ID); task.Moved != 2 {
+		t.Fatalf("task %+v", task)
+	}
+	for _, want := range []string{"bad 1", good} {
+		d, ok, err := ch.Get("work", true)
+		if err != nil || !ok || string(d.Body) != want || d.Headers["x-redrive-count"] != int64(1) {
+			t.Fatalf("get from work: %v %v %q %v, want %q", ok, err, d.Body, d.Headers, want)
+		}
+		if xd, _ := d.Headers["x-death"].([]any); len(xd) != 1 {
+			t.Fatalf("x-death history lost: %v", d.Headers)
+		}
+	}
+}
