@@ -12,19 +12,20 @@ import (
 // QueueOptions are a queue's known x-arguments, parsed. Integer options
 // are -1 when absent.
 type QueueOptions struct {
-	MessageTTL           int64  // x-message-ttl, ms
-	Expires              int64  // x-expires, ms
-	MaxLength            int64  // x-max-length, messages
-	MaxLengthBytes       int64  // x-max-length-bytes
-	Overflow             string // x-overflow: drop-head (default), reject-publish, reject-publish-dlx
-	DeadLetterExchange   string // x-dead-letter-exchange
-	HasDeadLetter        bool   // x-dead-letter-exchange was given
-	DeadLetterRoutingKey string // x-dead-letter-routing-key
-	MaxPriority          int64  // x-max-priority
-	SingleActiveConsumer bool   // x-single-active-consumer
-	QueueType            string // x-queue-type: classic (default) or quorum
-	DeliveryLimit        int64  // x-delivery-limit
-	ConsumerTimeout      int64  // x-consumer-timeout, ms
+	MessageTTL           int64             // x-message-ttl, ms
+	Expires              int64             // x-expires, ms
+	MaxLength            int64             // x-max-length, messages
+	MaxLengthBytes       int64             // x-max-length-bytes
+	Overflow             string            // x-overflow: drop-head (default), reject-publish, reject-publish-dlx
+	DeadLetterExchange   string            // x-dead-letter-exchange
+	HasDeadLetter        bool              // x-dead-letter-exchange was given
+	DeadLetterRoutingKey string            // x-dead-letter-routing-key
+	MaxPriority          int64             // x-max-priority
+	SingleActiveConsumer bool              // x-single-active-consumer
+	QueueType            string            // x-queue-type: classic (default) or quorum
+	DeliveryLimit        int64             // x-delivery-limit
+	ConsumerTimeout      int64             // x-consumer-timeout, ms
+	Validation           ValidationOptions // x-schema, x-validation-failure, x-max-message-size (validate.go)
 }
 
 // equivalenceArgs are the arguments a redeclaration must repeat unchanged.
@@ -32,6 +33,7 @@ var equivalenceArgs = []string{
 	"x-expires", "x-message-ttl", "x-dead-letter-exchange", "x-dead-letter-routing-key",
 	"x-max-length", "x-max-length-bytes", "x-max-priority", "x-overflow", "x-queue-mode",
 	"x-single-active-consumer", "x-queue-type", "x-delivery-limit",
+	"x-schema", "x-validation-failure", "x-max-message-size",
 }
 
 // parseQueueArgs validates the known arguments; unknown ones are ignored.
@@ -87,6 +89,9 @@ func parseQueueArgs(args message.Table, queue, vhost string) (QueueOptions, erro
 			return o, bad("x-single-active-consumer", fmt.Sprintf("{unacceptable_type,%s}", typeName(v)))
 		}
 		o.SingleActiveConsumer = b
+	}
+	if err := parseValidationArgs(args, &o, bad); err != nil {
+		return o, err
 	}
 	return o, nil
 }

@@ -31,6 +31,7 @@ type env struct {
 	// newQueueID allocates and records a queue id.
 	newQueueID func(durable bool) (store.QueueID, error)
 	reply      *replyRegistry
+	schemas    *schemaRegistry // schema.go
 }
 
 // Broker is the domain: vhosts, exchanges, queues, consumers.
@@ -71,6 +72,9 @@ func Open(cfg Config, st store.Store) (*Broker, error) {
 		reply:  newReplyRegistry(),
 	}
 	b.env.newQueueID = b.allocQueueID
+	if err := b.openSchemas(); err != nil {
+		return nil, err
+	}
 	users, err := openUsers(st, cfg)
 	if err != nil {
 		return nil, err

@@ -336,6 +336,9 @@ func (ch *Channel) Publish(msg *message.Message, mandatory bool, done func(error
 	if err != nil {
 		return false, err
 	}
+	if handled, routed, err := ch.admit(msg, &targets, &done); handled { // validate.go
+		return routed, err
+	}
 	if len(targets) == 0 {
 		done(nil)
 		return false, nil

@@ -122,6 +122,9 @@ func (ch *Channel) DeclareExchange(d ExchangeDecl) error {
 	if strings.HasPrefix(d.Name, "amq.") {
 		return errorf(AccessRefused, "exchange name '%s' contains reserved prefix 'amq.*'", d.Name)
 	}
+	if err := vh.checkExchangeArgsLocked(d); err != nil {
+		return err
+	}
 	x := newExchange(d.Name, d.Type, d.Durable, d.AutoDelete, d.Internal, d.Args)
 	if d.Durable {
 		v, err := encodeExchangeDef(exchangeDef{VHost: vh.name, Name: x.name, Type: x.kind,
@@ -154,7 +157,7 @@ func (vh *vhost) exchangeEquivalent(x *exchange, d ExchangeDecl) error {
 	case d.Internal != x.internal:
 		return diff("internal", d.Internal, x.internal)
 	}
-	return argsEquivalent("exchange", x.name, vh.name, []string{"alternate-exchange"}, d.Args, x.args)
+	return argsEquivalent("exchange", x.name, vh.name, []string{"alternate-exchange", "x-schema", "x-validation-failure"}, d.Args, x.args)
 }
 
 // DeleteExchange is exchange.delete. Deleting a missing exchange succeeds.
