@@ -3,6 +3,7 @@ package amqpserver
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 
 	"github.com/sluicemq/sluice/internal/amqp"
 	"github.com/sluicemq/sluice/internal/broker"
@@ -29,6 +30,9 @@ type channel struct {
 	header   *amqp.ContentHeader
 	body     []byte
 	received uint64
+	// oversize: the body is over MaxMessageSize on a confirm channel; its
+	// frames are counted (received) and dropped, then the publish is nacked.
+	oversize bool
 }
 
 func newChannel(c *conn, id uint16) *channel {
@@ -359,6 +363,12 @@ func (ch *channel) content(f amqp.Frame) error {
 		}
 		if max := ch.c.srv.cfg.MaxMessageSize; h.BodySize > max {
 			err := newError(amqp.PreconditionFailed, ch.publish, "message size %d is larger than configured max size %d", h.BodySize, max)
+			if ch.confirms != nil {
+				// As with any refused publish on a confirm channel: a
+				// nack, once the body has gone by; the channel stays.
+				ch.header, ch.oversize, ch.received = &h, true, 0
+				return nil
+			}
 			ch.publish = nil
 			return ch.exception(err)
 		}
@@ -373,6 +383,9 @@ func (ch *channel) content(f amqp.Frame) error {
 		return newError(amqp.UnexpectedFrame, ch.publish,
 			"expected content header for class %d, got non content header frame instead", classBasic)
 	}
+	if ch.oversize {
+		return ch.skipOversize(len(f.Payload))
+	}
 	if uint64(len(ch.body))+uint64(len(f.Payload)) > ch.header.BodySize {
 		return newError(amqp.FrameError, ch.publish, "content body of %d bytes exceeds the declared body size %d",
 			uint64(len(ch.body))+uint64(len(f.Payload)), ch.header.BodySize)
@@ -381,6 +394,24 @@ func (ch *channel) content(f amqp.Frame) error {
 	if uint64(len(ch.body)) == ch.header.BodySize {
 		return ch.published()
 	}
+	return nil
+}
+
+// skipOversize drops n bytes of an oversize body; after the last one the
+// publish is nacked.
+func (ch *channel) skipOversize(n int) error {
+	ch.received += uint64(n)
+	if ch.received > ch.header.BodySize {
+		return newError(amqp.FrameError, ch.publish, "content body of %d bytes exceeds the declared body size %d",
+			ch.received, ch.header.BodySize)
+	}
+	if ch.received < ch.header.BodySize {
+		return nil
+	}
+	ch.publish, ch.header, ch.oversize, ch.received = nil, nil, false, 0
+	seq := ch.confirms.next()
+	ch.confirms.stored(seq, errors.New("message over the maximum message size"))
+	ch.confirms.release(seq, false)
 	return nil
 }
 
