@@ -29,6 +29,10 @@ type Config struct {
 	// in memory until their first delivery (0: 64 MiB). A backlog beyond
 	// it is read back from the store.
 	BodyCacheBytes int
+	// NoPoisonQueue turns off the poison queue: a message past its
+	// x-delivery-limit on a queue without a dead-letter exchange is then
+	// dropped (as RabbitMQ does) instead of moved to sluice.dead-letters.
+	NoPoisonQueue bool
 }
 
 // DefaultConfig returns the configuration `sluice serve` starts with.

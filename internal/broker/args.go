@@ -12,27 +12,36 @@ import (
 // QueueOptions are a queue's known x-arguments, parsed. Integer options
 // are -1 when absent.
 type QueueOptions struct {
-	MessageTTL           int64             // x-message-ttl, ms
-	Expires              int64             // x-expires, ms
-	MaxLength            int64             // x-max-length, messages
-	MaxLengthBytes       int64             // x-max-length-bytes
-	Overflow             string            // x-overflow: drop-head (default), reject-publish, reject-publish-dlx
-	DeadLetterExchange   string            // x-dead-letter-exchange
-	HasDeadLetter        bool              // x-dead-letter-exchange was given
-	DeadLetterRoutingKey string            // x-dead-letter-routing-key
-	MaxPriority          int64             // x-max-priority
-	SingleActiveConsumer bool              // x-single-active-consumer
-	QueueType            string            // x-queue-type: classic (default) or quorum
-	DeliveryLimit        int64             // x-delivery-limit
-	ConsumerTimeout      int64             // x-consumer-timeout, ms
-	Validation           ValidationOptions // x-schema, x-validation-failure, x-max-message-size (validate.go)
+	MessageTTL              int64             // x-message-ttl, ms
+	Expires                 int64             // x-expires, ms
+	MaxLength               int64             // x-max-length, messages
+	MaxLengthBytes          int64             // x-max-length-bytes
+	Overflow                string            // x-overflow: drop-head (default), reject-publish, reject-publish-dlx
+	DeadLetterExchange      string            // x-dead-letter-exchange
+	HasDeadLetter           bool              // x-dead-letter-exchange was given
+	DeadLetterRoutingKey    string            // x-dead-letter-routing-key
+	HasDeadLetterRoutingKey bool              // x-dead-letter-routing-key was given
+	MaxPriority             int64             // x-max-priority
+	SingleActiveConsumer    bool              // x-single-active-consumer
+	QueueType               string            // x-queue-type: classic (default) or quorum
+	DeliveryLimit           int64             // x-delivery-limit
+	ConsumerTimeout         int64             // x-consumer-timeout, ms
+	RetryBackoff            []int64           // x-retry-backoff, ms per return (the last repeats)
+	RetryJitter             float64           // x-retry-jitter, 0..1
+	Validation              ValidationOptions // x-schema, x-validation-failure, x-max-message-size (validate.go)
+}
+
+// defaultQueueOptions are the options of a queue declared without arguments.
+func defaultQueueOptions() QueueOptions {
+	o, _ := parseQueueArgs(nil, "", "")
+	return o
 }
 
 // equivalenceArgs are the arguments a redeclaration must repeat unchanged.
 var equivalenceArgs = []string{
 	"x-expires", "x-message-ttl", "x-dead-letter-exchange", "x-dead-letter-routing-key",
 	"x-max-length", "x-max-length-bytes", "x-max-priority", "x-overflow", "x-queue-mode",
-	"x-single-active-consumer", "x-queue-type", "x-delivery-limit",
+	"x-single-active-consumer", "x-queue-type", "x-delivery-limit", "x-retry-backoff", "x-retry-jitter",
 	"x-schema", "x-validation-failure", "x-max-message-size",
 }
 
@@ -46,13 +55,16 @@ func parseQueueArgs(args message.Table, queue, vhost string) (QueueOptions, erro
 	if err := parseIntArgs(args, &o, bad); err != nil {
 		return o, err
 	}
+	if err := parseRetryArgs(args, &o, bad); err != nil {
+		return o, err
+	}
 	strs := []struct {
 		name string
 		dst  *string
 		set  *bool
 	}{
 		{"x-dead-letter-exchange", &o.DeadLetterExchange, &o.HasDeadLetter},
-		{"x-dead-letter-routing-key", &o.DeadLetterRoutingKey, nil},
+		{"x-dead-letter-routing-key", &o.DeadLetterRoutingKey, &o.HasDeadLetterRoutingKey},
 		{"x-overflow", &o.Overflow, nil},
 		{"x-queue-type", &o.QueueType, nil},
 	}
@@ -186,7 +198,7 @@ func (q *queue) enforceLimitsLocked() {
 	var b batchHolder
 	for q.ready.len() > 0 && q.overLimitLocked() {
 		e, _ := q.ready.pop()
-		q.discardLocked(b.get(), e, "maxlen")
+		q.discardLocked(b.get(), e, reasonMaxLen)
 	}
 	if b.b != nil {
 		q.advanceFloorLocked(b.b)

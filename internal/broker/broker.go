@@ -32,6 +32,10 @@ type env struct {
 	newQueueID func(durable bool) (store.QueueID, error)
 	reply      *replyRegistry
 	schemas    *schemaRegistry // schema.go
+	// dead and delays are set by Open before the goroutines start.
+	dead          *deadLetterer
+	delays        *scheduler
+	noPoisonQueue bool
 }
 
 // Broker is the domain: vhosts, exchanges, queues, consumers.
@@ -43,6 +47,8 @@ type Broker struct {
 
 	idMu        sync.Mutex
 	nextQueueID store.QueueID
+
+	delayQID store.QueueID // the hidden queue of delayed publishes
 
 	closeOnce sync.Once
 	stop      chan struct{}  // closed by Close: stops housekeeping
@@ -70,6 +76,8 @@ func Open(cfg Config, st store.Store) (*Broker, error) {
 		now:    cfg.Now,
 		window: cfg.OutletWindow,
 		reply:  newReplyRegistry(),
+
+		noPoisonQueue: cfg.NoPoisonQueue,
 	}
 	b.env.newQueueID = b.allocQueueID
 	if err := b.openSchemas(); err != nil {
@@ -88,11 +96,53 @@ func Open(cfg Config, st store.Store) (*Broker, error) {
 	if err := b.recover(); err != nil {
 		return nil, err
 	}
-	b.env.commit = startCommitter(st, cfg.Logger)
+	c := newCommitter(st, cfg.Logger)
+	if err := b.openDelayQueue(c); err != nil {
+		return nil, err
+	}
+	b.env.commit = c
+	b.env.dead = startDeadLetterer(b.env)
+	b.env.delays = newScheduler(b, delayWindow)
+	c.delays, c.dead = b.env.delays, b.env.dead
+	c.start()
+	b.env.delays.start()
 	b.stop = make(chan struct{})
 	b.wg.Add(1)
 	go b.runHousekeeping()
 	return b, nil
+}
+
+// openDelayQueue finds (or allocates) the hidden delay queue and where its
+// seqs continue.
+func (b *Broker) openDelayQueue(c *committer) error {
+	v, err := b.env.st.GetMeta(metaDelayQueueID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		id, err := b.allocQueueID(true)
+		if err != nil {
+			return fmt.Errorf("open broker: allocate the delay queue: %w", err)
+		}
+		var batch store.Batch
+		batch.PutMeta(metaDelayQueueID, []byte(strconv.FormatUint(uint64(id), 10)))
+		if err := b.env.st.Apply(&batch, true); err != nil {
+			return fmt.Errorf("open broker: record the delay queue: %w", err)
+		}
+		b.delayQID = id
+	case err != nil:
+		return fmt.Errorf("open broker: read the delay queue id: %w", err)
+	default:
+		n, perr := strconv.ParseUint(string(v), 10, 64)
+		if perr != nil || n == 0 {
+			return fmt.Errorf("open broker: delay queue id %q: %w", v, store.ErrCorrupt)
+		}
+		b.delayQID = store.QueueID(n)
+	}
+	last, err := b.env.st.LastSeq(b.delayQID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("open broker: delay queue: %w", err)
+	}
+	c.delayQID, c.delaySeq = b.delayQID, last+1
+	return nil
 }
 
 // Close stops the broker's goroutines, waiting for pending commits. Later
@@ -100,6 +150,8 @@ func Open(cfg Config, st store.Store) (*Broker, error) {
 func (b *Broker) Close(ctx context.Context) error {
 	var err error
 	b.closeOnce.Do(func() {
+		b.env.delays.close()
+		b.env.dead.close()
 		close(b.stop)
 		b.wg.Wait()
 		err = b.env.commit.close(ctx)

@@ -51,6 +51,10 @@ type pending struct {
 	seq uint64
 	c   *consumer // nil for basic.get
 	tag uint64
+	gen uint16 // the message's delivery count when it went out
+	// stale: the queue took the delivery back (consumer timeout); settling
+	// it later is accepted and ignored.
+	stale bool
 }
 
 func newChannel(conn *Connection, id uint16, out Outlet) *Channel {
@@ -82,7 +86,7 @@ func (ch *Channel) creditLocked(c *consumer) bool {
 
 // deliver gives d to consumer c if it still has credit: a delivery tag, an
 // unacked record, the outlet. It reports false when the credit is gone.
-func (ch *Channel) deliver(c *consumer, q *queue, seq uint64, d *Delivery) bool {
+func (ch *Channel) deliver(c *consumer, q *queue, seq uint64, gen uint16, d *Delivery) bool {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	if !ch.creditLocked(c) {
@@ -94,7 +98,7 @@ func (ch *Channel) deliver(c *consumer, q *queue, seq uint64, d *Delivery) bool 
 	if c.noAck {
 		ch.noAckInFlight++
 	} else {
-		ch.trackLocked(d.DeliveryTag, pending{q: q, seq: seq, c: c})
+		ch.trackLocked(d.DeliveryTag, pending{q: q, seq: seq, c: c, gen: gen})
 		c.unacked++
 		ch.unackedCount++
 	}
@@ -103,14 +107,29 @@ func (ch *Channel) deliver(c *consumer, q *queue, seq uint64, d *Delivery) bool 
 }
 
 // deliverGet gives d, taken by basic.get, its delivery tag.
-func (ch *Channel) deliverGet(q *queue, seq uint64, noAck bool, d *Delivery) {
+func (ch *Channel) deliverGet(q *queue, seq uint64, gen uint16, noAck bool, d *Delivery) {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	ch.nextTag++
 	d.DeliveryTag = ch.nextTag
 	if !noAck {
-		ch.trackLocked(d.DeliveryTag, pending{q: q, seq: seq})
+		ch.trackLocked(d.DeliveryTag, pending{q: q, seq: seq, gen: gen})
 	}
+}
+
+// expireDelivery marks a delivery its queue took back (consumer timeout):
+// its credit is released and a later ack or nack of it is ignored. Called
+// with the queue's lock held.
+func (ch *Channel) expireDelivery(tag uint64) {
+	ch.mu.Lock()
+	p, ok := ch.unacked[tag]
+	if ok && !p.stale {
+		ch.releaseCreditLocked(p)
+		p.c = nil
+		p.stale = true
+		ch.unacked[tag] = p
+	}
+	ch.mu.Unlock()
 }
 
 func (ch *Channel) trackLocked(tag uint64, p pending) {
@@ -214,13 +233,16 @@ func (ch *Channel) settleTags(tag uint64, multiple bool, how settleKind) error {
 // settle hands settled deliveries to their queues, then lets every queue
 // this channel consumes from use the credit the settlement freed.
 func (ch *Channel) settle(ps []pending, how settleKind) {
-	byQ := make(map[*queue][]uint64, 1)
+	byQ := make(map[*queue][]settled, 1)
 	var qs []*queue
 	for _, p := range ps {
+		if p.stale {
+			continue
+		}
 		if _, ok := byQ[p.q]; !ok {
 			qs = append(qs, p.q)
 		}
-		byQ[p.q] = append(byQ[p.q], p.seq)
+		byQ[p.q] = append(byQ[p.q], settled{seq: p.seq, gen: p.gen})
 	}
 	for _, q := range qs {
 		q.settle(byQ[q], how)
@@ -331,6 +353,11 @@ func (ch *Channel) Publish(msg *message.Message, mandatory bool, done func(error
 	if ok, handled := ch.publishReply(msg); handled {
 		done(nil)
 		return ok, nil
+	}
+	if delay := publishDelay(msg); delay > 0 {
+		// Routed when due; as RabbitMQ's delayed-message plugin, a
+		// delayed message counts as routed.
+		return true, ch.publishDelayed(msg, delay, done)
 	}
 	targets, err := ch.vh.route(msg)
 	if err != nil {

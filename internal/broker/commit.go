@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/sluicemq/sluice/internal/store"
 )
@@ -35,6 +36,12 @@ type publishReq struct {
 	// also holds operations applied atomically with the message (a
 	// redrive's delete from the source queue); nil for a publish.
 	also *store.Batch
+	// delayDue, when set, holds the message (rec is then a delayed-publish
+	// record) in the delay queue until that unix ms.
+	delayDue int64
+	// dlx lists the reject-publish-dlx queues that refused the message:
+	// it is dead-lettered from each (reason maxlen).
+	dlx  []*queue
 	done func(error)
 	seqs []uint64 // assigned by the commit loop
 }
@@ -52,13 +59,22 @@ type committer struct {
 
 	// syncs and applies count store applies (for tests and metrics).
 	syncs, applies atomic.Uint64
+
+	// The delay queue: its id and next seq (owned by the loop), and the
+	// scheduler told of each delayed publish.
+	delayQID store.QueueID
+	delaySeq uint64
+	delays   *scheduler
+	dead     *deadLetterer
 }
 
-func startCommitter(st store.Store, log *slog.Logger) *committer {
-	c := &committer{st: st, log: log, reqs: make(chan *publishReq, commitQueueLen)}
+func newCommitter(st store.Store, log *slog.Logger) *committer {
+	return &committer{st: st, log: log, reqs: make(chan *publishReq, commitQueueLen)}
+}
+
+func (c *committer) start() {
 	c.wg.Add(1)
 	go c.run()
-	return c
 }
 
 // submit hands r to the loop; it blocks while the loop is behind.
@@ -126,6 +142,12 @@ func (c *committer) commit(group []*publishReq, batch *store.Batch, byQ map[*que
 		if rejectsAny(r.targets) {
 			fill = c.refuseFull(r, fill)
 		}
+		if r.delayDue != 0 {
+			r.seqs = append(r.seqs, c.delaySeq)
+			batch.PutMessage(c.delayQID, c.delaySeq, r.rec)
+			batch.PutDelay(r.delayDue, c.delayQID, c.delaySeq)
+			c.delaySeq++
+		}
 		for _, q := range r.targets {
 			seq := q.nextSeq
 			q.nextSeq++
@@ -147,6 +169,15 @@ func (c *committer) commit(group []*publishReq, batch *store.Batch, byQ map[*que
 		err = internalError("store messages", err)
 	} else {
 		for _, r := range group {
+			if r.delayDue != 0 && c.delays != nil {
+				c.delays.add(delayItem{due: r.delayDue, q: c.delayQID, seq: r.seqs[0]})
+				continue
+			}
+			for _, q := range r.dlx {
+				if c.dead != nil {
+					c.dead.add(deadJob{src: q, rec: r.rec, reason: reasonMaxLen, at: time.UnixMilli(r.pubMs)})
+				}
+			}
 			for i, q := range r.targets {
 				e := entry{seq: r.seqs[i], size: r.size, flags: r.flags, expires: expiry(r.pubMs, r.ttl, q.opts.MessageTTL),
 					priority: q.priorityLevel(r.prio)}
@@ -208,6 +239,9 @@ func (c *committer) refuseFull(r *publishReq, fill map[*queue]int) map[*queue]in
 	for _, q := range r.targets {
 		if q.rejectsPublish() && q.full(fill[q], r.size) {
 			r.full = errorf(ResourceError, "queue '%s' in vhost '%s' is full", q.name, q.vh.name)
+			if q.opts.Overflow == "reject-publish-dlx" && q.opts.HasDeadLetter {
+				r.dlx = append(r.dlx, q)
+			}
 			continue
 		}
 		fill[q]++

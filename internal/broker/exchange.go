@@ -12,13 +12,17 @@ const (
 	kindFanout  = "fanout"
 	kindTopic   = "topic"
 	kindHeaders = "headers"
+	// kindDelayed is the delayed-message plugin's type: it routes as its
+	// x-delayed-type argument says, holding messages with x-delay.
+	kindDelayed = "x-delayed-message"
 )
 
 // exchange is one exchange and its outgoing bindings, indexed for routing
 // by its type. Guarded by its vhost's mu.
 type exchange struct {
 	name       string
-	kind       string
+	kind       string // as declared
+	route      string // how it routes: kind, or x-delayed-type for kindDelayed
 	durable    bool
 	autoDelete bool
 	internal   bool
@@ -54,11 +58,14 @@ func (bd *binding) same(q *queue, x *exchange, key string, args message.Table) b
 }
 
 func newExchange(name, kind string, durable, autoDelete, internal bool, args message.Table) *exchange {
-	x := &exchange{name: name, kind: kind, durable: durable, autoDelete: autoDelete, internal: internal, args: args}
+	x := &exchange{name: name, kind: kind, route: kind, durable: durable, autoDelete: autoDelete, internal: internal, args: args}
+	if kind == kindDelayed {
+		x.route, _ = args["x-delayed-type"].(string)
+	}
 	if ae, ok := args["alternate-exchange"].(string); ok {
 		x.alternate = ae
 	}
-	switch kind {
+	switch x.route {
 	case kindDirect:
 		x.direct = make(map[string][]*binding)
 	case kindTopic:
@@ -78,7 +85,7 @@ func validKind(kind string) bool {
 // addBinding indexes bd; the caller checked it is new.
 func (x *exchange) addBinding(bd *binding) {
 	x.bindings = append(x.bindings, bd)
-	switch x.kind {
+	switch x.route {
 	case kindDirect:
 		x.direct[bd.key] = append(x.direct[bd.key], bd)
 	case kindTopic:
@@ -96,7 +103,7 @@ func (x *exchange) addBinding(bd *binding) {
 // removeBinding unindexes bd from both of its ends.
 func (x *exchange) removeBinding(bd *binding) {
 	x.bindings = slices.DeleteFunc(x.bindings, func(b *binding) bool { return b == bd })
-	switch x.kind {
+	switch x.route {
 	case kindDirect:
 		l := slices.DeleteFunc(x.direct[bd.key], func(b *binding) bool { return b == bd })
 		if len(l) == 0 {
@@ -125,7 +132,7 @@ func (x *exchange) findBinding(q *queue, dx *exchange, key string, args message.
 
 // match appends the bindings of x that the message matches.
 func (x *exchange) match(msg *message.Message, out []*binding) []*binding {
-	switch x.kind {
+	switch x.route {
 	case kindDirect:
 		return append(out, x.direct[msg.RoutingKey]...)
 	case kindFanout:

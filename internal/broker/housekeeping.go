@@ -2,8 +2,8 @@ package broker
 
 // Housekeeping: the broker's timer loop. It drops expired messages that no
 // consumer reaches (message TTL is otherwise checked when a message reaches
-// the head of its queue) and deletes queues unused for longer than their
-// x-expires.
+// the head of its queue), takes back deliveries past x-consumer-timeout and
+// deletes queues unused for longer than their x-expires.
 
 import (
 	"time"
@@ -52,6 +52,7 @@ func (q *queue) housekeep() (expired bool) {
 		return false
 	}
 	q.dropExpiredLocked()
+	q.timeOutLocked()
 	return q.idleExpiredLocked()
 }
 

@@ -31,7 +31,10 @@ type queue struct {
 	mu          sync.Mutex
 	ready       readyIndex
 	unacked     map[uint64]entry
-	unackedSeqs heap[uint64] // may hold seqs no longer unacked (lazy deletion)
+	unackedSeqs heap[uint64]         // seqs held out of ready (unacked, delayed, dying); may hold stale ones (lazy deletion)
+	delayed     map[uint64]retryWait // returned messages waiting out their x-retry-backoff
+	dying       map[uint64]entry     // messages on their way to the dead-letter exchange
+	timeouts    map[uint64]tracked   // unacked deliveries, for x-consumer-timeout
 	consumers   []*consumer
 	rr          int  // round-robin cursor into consumers
 	hadConsumer bool // for auto-delete
@@ -44,7 +47,8 @@ type queue struct {
 
 func newQueue(vh *vhost, id store.QueueID, name string) *queue {
 	return &queue{env: vh.env, vh: vh, id: id, name: name, nextSeq: 1, high: 1, floor: 0,
-		unacked: make(map[uint64]entry), lastUsed: vh.env.now().UnixMilli()}
+		unacked: make(map[uint64]entry), delayed: make(map[uint64]retryWait), dying: make(map[uint64]entry),
+		timeouts: make(map[uint64]tracked), lastUsed: vh.env.now().UnixMilli()}
 }
 
 // enqueue adds entries the commit loop has stored, then delivers.
@@ -85,7 +89,7 @@ func (q *queue) dispatchLocked() {
 		}
 		e, _ := q.ready.pop()
 		if q.expiredLocked(e) {
-			q.discardLocked(&b, e, "expired")
+			q.discardLocked(&b, e, reasonExpired)
 			continue
 		}
 		m, err := q.readLocked(e)
@@ -95,11 +99,12 @@ func (q *queue) dispatchLocked() {
 			continue
 		}
 		d := newDelivery(m, e)
-		if !c.ch.deliver(c, q, e.seq, d) {
+		if !c.ch.deliver(c, q, e.seq, nextGen(e), d) {
 			q.ready.putBack(e) // lost the credit meanwhile
 			break
 		}
 		q.deliveredLocked(&b, e, c.noAck)
+		q.trackLocked(c.ch, d.DeliveryTag, e.seq, c.noAck)
 	}
 	q.advanceFloorLocked(&b)
 	q.applyLocked(&b)
@@ -166,6 +171,14 @@ func newDelivery(m *message.Message, e entry) *Delivery {
 	}
 }
 
+// nextGen is e's delivery count once delivered (as deliveredLocked counts).
+func nextGen(e entry) uint16 {
+	if e.deliveries < ^uint16(0) {
+		return e.deliveries + 1
+	}
+	return e.deliveries
+}
+
 // deliveredLocked records that e went out: removed at once for no-ack,
 // else kept as unacked (and, for a persistent message of a durable queue,
 // marked in the store so it comes back redelivered after a restart).
@@ -183,15 +196,40 @@ func (q *queue) deliveredLocked(b *store.Batch, e entry, noAck bool) {
 		e.flags |= entryState
 	}
 	q.unacked[e.seq] = e
-	q.unackedSeqs.push(e.seq)
-	if n := q.unackedSeqs.len(); n > 64 && n > 2*len(q.unacked) {
-		// Settled seqs above a long-unacked one never reach the top:
-		// rebuild the heap from the live set now and then.
-		q.unackedSeqs = heap[uint64]{items: make([]uint64, 0, 2*len(q.unacked))}
+	q.holdSeqLocked(e.seq)
+}
+
+// holdSeqLocked notes that seq is held out of the ready list (unacked,
+// delayed or dying), so the ack floor stays at or below it.
+func (q *queue) holdSeqLocked(seq uint64) {
+	q.unackedSeqs.push(seq)
+	live := len(q.unacked) + len(q.delayed) + len(q.dying)
+	if n := q.unackedSeqs.len(); n > 64 && n > 2*live {
+		// Settled seqs above a long-held one never reach the top:
+		// rebuild the heap from the live sets now and then.
+		q.unackedSeqs = heap[uint64]{items: make([]uint64, 0, 2*live)}
 		for s := range q.unacked {
 			q.unackedSeqs.push(s)
 		}
+		for s := range q.delayed {
+			q.unackedSeqs.push(s)
+		}
+		for s := range q.dying {
+			q.unackedSeqs.push(s)
+		}
 	}
+}
+
+// heldLocked reports whether seq is held out of the ready list.
+func (q *queue) heldLocked(seq uint64) bool {
+	if _, ok := q.unacked[seq]; ok {
+		return true
+	}
+	if _, ok := q.delayed[seq]; ok {
+		return true
+	}
+	_, ok := q.dying[seq]
+	return ok
 }
 
 // removeLocked deletes a message that is in neither list any more.
@@ -205,33 +243,58 @@ func (q *queue) removeLocked(b *store.Batch, e entry) {
 	}
 }
 
-// settle ends unacked deliveries: acked, requeued or discarded.
-func (q *queue) settle(seqs []uint64, how settleKind) {
+// settle ends unacked deliveries: acked, requeued or discarded. A delivery
+// whose generation (its delivery count when it went out) no longer matches
+// was taken back meanwhile (consumer timeout) and is ignored.
+func (q *queue) settle(ds []settled, how settleKind) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.deleted {
 		return
 	}
 	var b store.Batch
-	for _, seq := range seqs {
-		e, ok := q.unacked[seq]
-		if !ok {
+	for _, d := range ds {
+		e, ok := q.unacked[d.seq]
+		if !ok || (d.gen != 0 && e.deliveries != d.gen) {
 			continue
 		}
-		delete(q.unacked, seq)
+		delete(q.unacked, d.seq)
+		delete(q.timeouts, d.seq)
 		switch how {
 		case settleAck:
 			q.removeLocked(&b, e)
 		case settleRequeue:
-			e.flags |= entryRedelivered
-			q.ready.putBack(e)
+			q.returnLocked(&b, e)
 		case settleDiscard:
-			q.discardLocked(&b, e, "rejected")
+			q.discardLocked(&b, e, reasonRejected)
 		}
 	}
 	q.dispatchLocked()
 	q.advanceFloorLocked(&b)
 	q.applyLocked(&b)
+}
+
+// settled names one delivery to settle: its seq and generation.
+type settled struct {
+	seq uint64
+	gen uint16 // 0: any
+}
+
+// returnLocked takes back a delivery that failed (nack or reject with
+// requeue, channel closed, consumer timeout): past x-delivery-limit it is
+// dead-lettered; with x-retry-backoff it waits; else it is ready again in
+// its place.
+func (q *queue) returnLocked(b *store.Batch, e entry) {
+	e.flags |= entryRedelivered
+	if q.opts.DeliveryLimit >= 0 && int64(e.deliveries) > q.opts.DeliveryLimit {
+		q.discardLocked(b, e, reasonDeliveryLimit)
+		return
+	}
+	if len(q.opts.RetryBackoff) > 0 {
+		q.delayLocked(b, e)
+		return
+	}
+	q.ready.putBack(e)
 }
 
 type settleKind uint8
@@ -246,8 +309,13 @@ const (
 // (rejected without requeue, dropped by a length limit): the place where
 // dead lettering plugs in.
 func (q *queue) discardLocked(b *store.Batch, e entry, reason string) {
-	_ = reason
-	q.removeLocked(b, e)
+	if q.env.dead == nil || !q.deadLettersLocked(reason) {
+		q.removeLocked(b, e)
+		return
+	}
+	q.dying[e.seq] = e
+	q.holdSeqLocked(e.seq)
+	q.env.dead.add(deadJob{src: q, e: e, reason: reason, at: q.env.now()})
 }
 
 // expiredLocked reports whether e's TTL has passed.
@@ -266,7 +334,7 @@ func (q *queue) dropExpiredLocked() {
 			break
 		}
 		q.ready.pop()
-		q.discardLocked(&b, e, "expired")
+		q.discardLocked(&b, e, reasonExpired)
 	}
 	if b.Len() > 0 {
 		q.advanceFloorLocked(&b)
@@ -285,7 +353,7 @@ func (q *queue) advanceFloorLocked(b *store.Batch) {
 	}
 	for q.unackedSeqs.len() > 0 {
 		s := q.unackedSeqs.peek()
-		if _, ok := q.unacked[s]; ok {
+		if q.heldLocked(s) {
 			floor = min(floor, s)
 			break
 		}
@@ -320,7 +388,7 @@ func (q *queue) get(ch *Channel, noAck bool) (*Delivery, error) {
 			return nil, nil
 		}
 		if q.expiredLocked(e) {
-			q.discardLocked(&b, e, "expired")
+			q.discardLocked(&b, e, reasonExpired)
 			continue
 		}
 		m, err := q.readLocked(e)
@@ -331,8 +399,9 @@ func (q *queue) get(ch *Channel, noAck bool) (*Delivery, error) {
 		}
 		d := newDelivery(m, e)
 		d.MessageCount = uint32(min(q.ready.len(), 1<<32-1))
-		ch.deliverGet(q, e.seq, noAck, d)
+		ch.deliverGet(q, e.seq, nextGen(e), noAck, d)
 		q.deliveredLocked(&b, e, noAck)
+		q.trackLocked(ch, d.DeliveryTag, e.seq, noAck)
 		q.advanceFloorLocked(&b)
 		return d, nil
 	}
@@ -451,6 +520,9 @@ func (q *queue) dropLocked(b *store.Batch) (consumers []*consumer, ready uint32)
 		}
 	}
 	q.unacked = make(map[uint64]entry)
+	q.delayed = make(map[uint64]retryWait)
+	q.dying = make(map[uint64]entry)
+	q.timeouts = make(map[uint64]tracked)
 	q.unackedSeqs = heap[uint64]{}
 	b.DropQueue(q.id)
 	return consumers, uint32(min(len(es), 1<<32-1))

@@ -116,23 +116,39 @@ func decodeRecord(rec []byte) (*message.Message, error) {
 	return m, nil
 }
 
-// Per-message state: version(1) uvarint(delivery count). It exists for a
-// message that was delivered at least once, so that after a restart it
-// comes back redelivered.
+// Per-message state: version(1) uvarint(delivery count), and in version 2
+// also varint(due, unix ms) for a message waiting out a retry backoff. It
+// exists for a message that was delivered at least once, so that after a
+// restart it comes back redelivered, with its count (and its wait).
+const stateV2 byte = 2
+
 func encodeState(deliveries uint32) []byte {
 	return binary.AppendUvarint([]byte{recordV1}, uint64(deliveries))
 }
 
-func decodeState(b []byte) (uint32, error) {
-	if len(b) < 1 || b[0] != recordV1 {
-		return 0, recordErr("state of %d bytes", len(b))
+func encodeStateDue(deliveries uint32, due int64) []byte {
+	b := binary.AppendUvarint([]byte{stateV2}, uint64(deliveries))
+	return binary.AppendVarint(b, due)
+}
+
+func decodeState(b []byte) (deliveries uint32, due int64, err error) {
+	if len(b) < 1 || (b[0] != recordV1 && b[0] != stateV2) {
+		return 0, 0, recordErr("state of %d bytes", len(b))
 	}
 	r := reader{b: b[1:]}
 	n := r.uvarint()
-	if r.err != nil {
-		return 0, r.err
+	if b[0] == stateV2 && r.err == nil {
+		v, k := binary.Varint(r.b)
+		if k <= 0 {
+			r.fail("varint")
+		} else {
+			due = v
+		}
 	}
-	return uint32(min(n, 1<<32-1)), nil
+	if r.err != nil {
+		return 0, 0, r.err
+	}
+	return uint32(min(n, 1<<32-1)), due, nil
 }
 
 // Metadata keys. Names are joined with NUL, which AMQP short strings may

@@ -87,7 +87,7 @@ func TestDefinitionRoundTrip(t *testing.T) {
 	if err != nil || u2.Name != "u" || !bytes.Equal(u2.Hash, u.Hash) || !u2.LoopbackOnly || len(u2.Tags) != 1 {
 		t.Fatalf("user def %+v %v", u2, err)
 	}
-	if n, err := decodeState(encodeState(3)); err != nil || n != 3 {
+	if n, _, err := decodeState(encodeState(3)); err != nil || n != 3 {
 		t.Fatalf("state %d %v", n, err)
 	}
 }
@@ -103,7 +103,7 @@ func FuzzDecodeRecord(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := decodeRecord(b)
 		_, _ = recordBodySize(b)
-		_, _ = decodeState(b)
+		_, _, _ = decodeState(b)
 		_, _ = decodeExchangeDef(b)
 		_, _ = decodeQueueDef(b)
 		_, _ = decodeBindingDef(b)

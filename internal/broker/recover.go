@@ -48,6 +48,11 @@ func (b *Broker) recover() error {
 	}); err != nil {
 		return err
 	}
+	if v, err := st.GetMeta(metaDelayQueueID); err == nil {
+		if n, perr := strconv.ParseUint(string(v), 10, 64); perr == nil {
+			known[store.QueueID(n)] = true
+		}
+	}
 	if err := b.dropUnknownQueues(known); err != nil {
 		return err
 	}
@@ -125,6 +130,12 @@ func (b *Broker) dropUnknownQueues(known map[store.QueueID]bool) error {
 	return nil
 }
 
+// msgState is a decoded per-message state record.
+type msgState struct {
+	deliveries uint32
+	due        int64 // unix ms a retry wait ends; 0 when not waiting
+}
+
 // recoverMessages rebuilds a durable queue's index from its floor:
 // persistent messages come back ready (redelivered when they had been
 // delivered), transient ones are deleted.
@@ -134,15 +145,15 @@ func (q *queue) recoverMessages() error {
 	if err != nil {
 		return fmt.Errorf("open broker: queue %q floor: %w", q.name, err)
 	}
-	states := make(map[uint64]uint32)
+	states := make(map[uint64]msgState)
 	var batch store.Batch
 	err = st.ScanState(q.id, func(seq uint64, v []byte) bool {
-		n, derr := decodeState(v)
+		n, due, derr := decodeState(v)
 		if derr != nil || seq < floor {
 			batch.DeleteState(q.id, seq)
 			return true
 		}
-		states[seq] = n
+		states[seq] = msgState{n, due}
 		return true
 	})
 	if err != nil {
@@ -177,10 +188,17 @@ func (q *queue) recoverMessages() error {
 				e.priority = q.priorityLevel(m.Properties.Priority)
 			}
 		}
-		if n, ok := states[seq]; ok {
+		if st, ok := states[seq]; ok {
 			e.flags |= entryRedelivered | entryState
-			e.deliveries = uint16(min(n, 1<<16-1))
+			e.deliveries = uint16(min(st.deliveries, 1<<16-1))
 			delete(states, seq)
+			if st.due != 0 {
+				// Waiting out a retry backoff: the scheduler reads its
+				// delay-index entry and releases it.
+				q.delayed[seq] = retryWait{e: e, due: st.due}
+				q.holdSeqLocked(seq)
+				return true
+			}
 		}
 		q.ready.push(e)
 		return true

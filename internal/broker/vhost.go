@@ -105,10 +105,11 @@ func (ch *Channel) DeclareExchange(d ExchangeDecl) error {
 		}
 		return nil
 	}
-	if d.Type == "x-delayed-message" {
-		return errorf(NotImplemented, "exchange type 'x-delayed-message' is not implemented yet")
-	}
-	if !validKind(d.Type) {
+	if d.Type == kindDelayed {
+		if t, _ := d.Args["x-delayed-type"].(string); !validKind(t) {
+			return errorf(PreconditionFailed, "Invalid argument, 'x-delayed-type' must be an existing exchange type")
+		}
+	} else if !validKind(d.Type) {
 		return errorf(CommandInvalid, "invalid exchange type '%s'", d.Type)
 	}
 	if d.Name == "" {
@@ -272,7 +273,7 @@ func (ch *Channel) bind(bnd Binding, toExchange, unbind bool) error {
 	if existing != nil {
 		return nil
 	}
-	if src.kind == kindHeaders {
+	if src.route == kindHeaders {
 		if v, ok := validXMatch(bnd.Args); !ok {
 			return errorf(PreconditionFailed, "Invalid x-match field value %s; expected all, any, all-with-x, or any-with-x", v)
 		}

@@ -1,0 +1,366 @@
+package broker
+
+// Delays: messages published with x-delay (or through an x-delayed-message
+// exchange) and returned messages waiting out x-retry-backoff.
+//
+// Every wait is an entry (due, queue, seq) of the store's delay index. A
+// delayed publish is stored, before routing, in the broker's hidden delay
+// queue (its own queue id): when it is due the scheduler routes it through
+// its exchange as it is then and moves it into the queues it reaches in one
+// commit-loop batch (put in the targets, delete from the delay queue and
+// the index), so after a crash it is in exactly one place. A retry wait
+// keeps the message in its queue; when due it is ready again.
+//
+// The scheduler keeps only a window of the earliest entries in memory
+// (delayWindow); entries beyond the window's horizon live only in the
+// store and are read back with ScanDelays when the window runs dry. So a
+// million pending delays cost disk, not memory. One timer, set for the
+// earliest entry, wakes the scheduler's goroutine.
+
+import (
+	"cmp"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/sluicemq/sluice/internal/message"
+	"github.com/sluicemq/sluice/internal/store"
+)
+
+// delayWindow bounds the delay-index entries held in memory.
+const delayWindow = 16384
+
+// metaDelayQueueID names the metadata key holding the hidden delay queue's id.
+const metaDelayQueueID = "delay-queue-id"
+
+// delayItem is one delay-index entry.
+type delayItem struct {
+	due int64
+	q   store.QueueID
+	seq uint64
+}
+
+func compareDelay(a, b delayItem) int {
+	if c := cmp.Compare(a.due, b.due); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.q, b.q); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.seq, b.seq)
+}
+
+// scheduler releases delay-index entries when they are due.
+type scheduler struct {
+	b      *Broker
+	window int
+	wake   chan struct{}
+	stop   chan struct{}
+	wg     sync.WaitGroup
+
+	mu sync.Mutex
+	// items is the window, sorted; items[head:] are pending.
+	items []delayItem
+	head  int
+	// overflow: the store may hold entries above horizon that are not in
+	// items (every entry at or below horizon is in items or released).
+	overflow bool
+	horizon  delayItem
+	released uint64 // entries released (for tests and metrics)
+}
+
+func newScheduler(b *Broker, window int) *scheduler {
+	return &scheduler{b: b, window: window, wake: make(chan struct{}, 1), stop: make(chan struct{}),
+		overflow: true, horizon: delayItem{due: -1 << 63}}
+}
+
+func (s *scheduler) start() {
+	s.wg.Add(1)
+	go s.run()
+}
+
+func (s *scheduler) close() {
+	close(s.stop)
+	s.wg.Wait()
+}
+
+// add registers an entry whose index record is already applied.
+func (s *scheduler) add(it delayItem) {
+	s.mu.Lock()
+	if s.overflow && compareDelay(it, s.horizon) > 0 {
+		s.mu.Unlock() // beyond the window: read back from the store later
+		return
+	}
+	pending := s.items[s.head:]
+	i, found := slices.BinarySearchFunc(pending, it, compareDelay)
+	if found {
+		s.mu.Unlock()
+		return
+	}
+	s.items = slices.Insert(s.items, s.head+i, it)
+	if n := len(s.items) - s.head; n > s.window {
+		s.items = s.items[:len(s.items)-1]
+		s.overflow = true
+		s.horizon = s.items[len(s.items)-1]
+	}
+	first := i == 0
+	s.mu.Unlock()
+	if first {
+		s.poke()
+	}
+}
+
+func (s *scheduler) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// pendingLen returns the entries in the window (for tests).
+func (s *scheduler) pendingLen() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.items) - s.head
+}
+
+// refillLocked reads the next entries above the horizon from the store.
+func (s *scheduler) refillLocked() {
+	s.items, s.head = s.items[:0], 0
+	var got []delayItem
+	err := s.b.env.st.ScanDelays(s.horizon.due, func(due int64, q store.QueueID, seq uint64) bool {
+		it := delayItem{due: due, q: q, seq: seq}
+		if compareDelay(it, s.horizon) <= 0 {
+			return true
+		}
+		got = append(got, it)
+		return len(got) < s.window
+	})
+	if err != nil {
+		s.b.env.log.Error("read the delay index", "err", err)
+		return
+	}
+	s.items = append(s.items, got...)
+	if len(got) < s.window {
+		s.overflow = false
+	} else {
+		s.horizon = got[len(got)-1]
+	}
+}
+
+// next returns the entries due now, and the time of the next one.
+func (s *scheduler) next(now int64) (due []delayItem, wait time.Duration, any bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.head == len(s.items) && s.overflow {
+		s.refillLocked()
+	}
+	for s.head < len(s.items) && s.items[s.head].due <= now && len(due) < 1024 {
+		due = append(due, s.items[s.head])
+		s.head++
+	}
+	if s.head == len(s.items) {
+		s.items, s.head = s.items[:0], 0
+	} else if s.head > 4096 && s.head*2 > len(s.items) {
+		n := copy(s.items, s.items[s.head:])
+		s.items, s.head = s.items[:n], 0
+	}
+	if len(due) > 0 {
+		return due, 0, true
+	}
+	if s.head < len(s.items) {
+		return nil, time.Duration(s.items[s.head].due-now) * time.Millisecond, true
+	}
+	if s.overflow {
+		return nil, time.Second, true // the store failed to answer: retry later
+	}
+	return nil, 0, false
+}
+
+func (s *scheduler) run() {
+	defer s.wg.Done()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		due, wait, any := s.next(s.b.env.now().UnixMilli())
+		if len(due) > 0 {
+			for _, it := range due {
+				s.release(it)
+			}
+			continue
+		}
+		var tc <-chan time.Time
+		if any {
+			timer.Reset(max(wait, 0))
+			tc = timer.C
+		}
+		select {
+		case <-s.stop:
+			return
+		case <-s.wake:
+		case <-tc:
+		}
+	}
+}
+
+// releaseDue releases every entry due at now (tests with a fake clock).
+func (s *scheduler) releaseDue() {
+	for {
+		due, _, _ := s.next(s.b.env.now().UnixMilli())
+		if len(due) == 0 {
+			return
+		}
+		for _, it := range due {
+			s.release(it)
+		}
+	}
+}
+
+func (s *scheduler) release(it delayItem) {
+	s.mu.Lock()
+	s.released++
+	s.mu.Unlock()
+	if it.q == s.b.delayQID {
+		s.b.releaseDelayedPublish(it)
+		return
+	}
+	if q := s.b.queueByID(it.q); q != nil {
+		q.releaseRetry(it.seq, it.due)
+		return
+	}
+	var b store.Batch
+	b.DeleteDelay(it.due, it.q, it.seq)
+	if err := s.b.env.st.Apply(&b, false); err != nil {
+		s.b.env.log.Error("drop a stale delay entry", "err", err)
+	}
+}
+
+// queueByID finds a live queue by its store id.
+func (b *Broker) queueByID(id store.QueueID) *queue {
+	for _, vh := range b.vhosts {
+		vh.mu.RLock()
+		for _, q := range vh.queues {
+			if q.id == id {
+				vh.mu.RUnlock()
+				return q
+			}
+		}
+		vh.mu.RUnlock()
+	}
+	return nil
+}
+
+// publishDelay returns the x-delay of msg in ms (0 for none): an integer
+// header; zero or negative means no delay, as the delayed-message plugin.
+func publishDelay(msg *message.Message) int64 {
+	v, ok := msg.Properties.Headers["x-delay"]
+	if !ok {
+		return 0
+	}
+	n, ok := intValue(v)
+	if !ok || n <= 0 {
+		return 0
+	}
+	return n
+}
+
+// Delayed-publish record: version(1) uvarint(len) vhost, then the message
+// record.
+func encodeDelayed(vhost string, rec []byte) []byte {
+	b := appendString([]byte{recordV1}, vhost)
+	return append(b, rec...)
+}
+
+func decodeDelayed(v []byte) (vhost string, rec []byte, err error) {
+	r, err := versioned(v)
+	if err != nil {
+		return "", nil, err
+	}
+	vhost = r.string()
+	if r.err != nil {
+		return "", nil, r.err
+	}
+	return vhost, r.b, nil
+}
+
+// publishDelayed stores msg in the delay queue until due.
+func (ch *Channel) publishDelayed(msg *message.Message, delay int64, done func(error)) error {
+	vh := ch.vh
+	vh.mu.RLock()
+	x := vh.exchanges[msg.Exchange]
+	vh.mu.RUnlock()
+	if x == nil {
+		return vh.noExchange(msg.Exchange)
+	}
+	if x.internal {
+		return errorf(AccessRefused, "cannot publish to internal exchange '%s' in vhost '%s'", x.name, vh.name)
+	}
+	now := ch.env.now()
+	req, err := newPublishReq(msg, nil, done, now)
+	if err != nil {
+		return err
+	}
+	req.rec = encodeDelayed(vh.name, req.rec)
+	req.delayDue = now.UnixMilli() + delay
+	req.sync = msg.Persistent()
+	ch.mu.Lock()
+	if ch.mode == modeTx {
+		ch.tx.publishes = append(ch.tx.publishes, req)
+		ch.mu.Unlock()
+		return nil
+	}
+	ch.mu.Unlock()
+	return ch.submit(req)
+}
+
+// releaseDelayedPublish routes a due delayed message and moves it into its
+// queues; one that reaches none (or whose exchange is gone) is dropped.
+func (b *Broker) releaseDelayedPublish(it delayItem) {
+	var gone store.Batch
+	gone.DeleteMessage(b.delayQID, it.seq)
+	gone.DeleteDelay(it.due, b.delayQID, it.seq)
+	v, err := b.env.st.Get(b.delayQID, it.seq)
+	if err != nil {
+		b.env.log.Warn("delayed message missing; dropping its entry", "seq", it.seq, "err", err)
+		b.applyOrLog(&gone, "drop a delayed message")
+		return
+	}
+	vhName, rec, err := decodeDelayed(v)
+	var m *message.Message
+	if err == nil {
+		m, err = decodeRecord(rec)
+	}
+	vh := b.vhosts[vhName]
+	if err != nil || vh == nil {
+		b.env.log.Warn("unreadable delayed message; dropping it", "seq", it.seq, "err", err)
+		b.applyOrLog(&gone, "drop a delayed message")
+		return
+	}
+	vh.mu.RLock()
+	var targets []*queue
+	if x := vh.exchanges[m.Exchange]; x != nil {
+		targets = vh.routeLocked(x, m)
+	}
+	vh.mu.RUnlock()
+	if len(targets) == 0 {
+		b.applyOrLog(&gone, "drop an unroutable delayed message")
+		return
+	}
+	req, err := newPublishReq(m, targets, nil, b.env.now())
+	if err != nil {
+		b.env.log.Warn("re-encode delayed message; dropping it", "seq", it.seq, "err", err)
+		b.applyOrLog(&gone, "drop a delayed message")
+		return
+	}
+	req.also = &gone
+	req.sync = req.sync || m.Persistent()
+	if err := b.env.commit.submit(req); err != nil {
+		b.env.log.Warn("release delayed message", "seq", it.seq, "err", err)
+	}
+}
+
+func (b *Broker) applyOrLog(batch *store.Batch, op string) {
+	if err := b.env.st.Apply(batch, false); err != nil {
+		b.env.log.Error(op, "err", err)
+	}
+}
