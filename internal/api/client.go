@@ -283,3 +283,27 @@ func (c *Client) SetPermission(ctx context.Context, vhost, user string, p Permis
 func (c *Client) DeletePermission(ctx context.Context, vhost, user string) error {
 	return c.Do(ctx, "DELETE", Path("permissions", vhost, user), nil, nil, nil)
 }
+
+func (c *Client) Schemas(ctx context.Context, vhost string) ([]Schema, error) {
+	var ss []Schema
+	p := Path("schemas")
+	if vhost != "" {
+		p = Path("schemas", vhost)
+	}
+	return ss, c.Do(ctx, "GET", p, nil, nil, &ss)
+}
+
+func (c *Client) Schema(ctx context.Context, vhost, name string) (Schema, error) {
+	var s Schema
+	return s, c.Do(ctx, "GET", Path("schemas", vhost, name), nil, nil, &s)
+}
+
+// PutSchema registers a JSON Schema document under name (sent as
+// {"schema": doc}).
+func (c *Client) PutSchema(ctx context.Context, vhost, name string, doc json.RawMessage) error {
+	return c.Do(ctx, "PUT", Path("schemas", vhost, name), nil, map[string]json.RawMessage{"schema": doc}, nil)
+}
+
+func (c *Client) DeleteSchema(ctx context.Context, vhost, name string) error {
+	return c.Do(ctx, "DELETE", Path("schemas", vhost, name), nil, nil, nil)
+}

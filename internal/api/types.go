@@ -8,7 +8,10 @@
 // them. The package has no goroutines; a Client is safe for concurrent use.
 package api
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Error is the body of every failed request: {"error": "not_found",
 // "reason": "no queue 'orders' in vhost '/'"}.
@@ -16,6 +19,15 @@ type Error struct {
 	Status int    `json:"-"`
 	Kind   string `json:"error"`
 	Reason string `json:"reason"`
+	// Errors lists what failed validation (a 422 of a publish).
+	Errors []ValidationError `json:"errors,omitempty"`
+}
+
+// ValidationError is one way a message failed its JSON Schema: where in
+// the message (a JSON pointer) and why.
+type ValidationError struct {
+	Pointer string `json:"pointer"`
+	Message string `json:"message"`
 }
 
 func (e *Error) Error() string {
@@ -414,6 +426,14 @@ type AuditEntry struct {
 	Detail string    `json:"detail,omitempty"`
 	IDs    []uint64  `json:"ids,omitempty"`
 	Count  int       `json:"count"`
+}
+
+// Schema is GET /api/schemas/{vhost}/{name}. PUT takes {"schema": doc}.
+type Schema struct {
+	Name   string          `json:"name"`
+	VHost  string          `json:"vhost"`
+	Schema json.RawMessage `json:"schema"`
+	UsedBy []string        `json:"used_by"`
 }
 
 // Purged answers a purge.
