@@ -114,8 +114,13 @@ func (ch *channel) dispatch(m amqp.Method) error {
 	case *amqp.ChannelOpen:
 		return newError(amqp.ChannelError, m, "second 'channel.open' seen")
 	case *amqp.ChannelFlow:
-		ch.b.SetFlow(m.Active)
-		ch.c.wr.method(ch.id, &amqp.ChannelFlowOk{Active: m.Active})
+		// As RabbitMQ: a client may not pause its own deliveries with
+		// channel.flow (prefetch is the way); it gets 540.
+		if !m.Active {
+			return newError(amqp.NotImplemented, m, "active=false")
+		}
+		ch.b.SetFlow(true)
+		ch.c.wr.method(ch.id, &amqp.ChannelFlowOk{Active: true})
 	case *amqp.ChannelFlowOk:
 		// The server never sends channel.flow; ignore a stray answer.
 	case *amqp.AccessRequest:

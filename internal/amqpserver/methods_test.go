@@ -410,13 +410,19 @@ func TestThousandChannels(t *testing.T) {
 	}
 }
 
+// TestChannelFlow: as RabbitMQ, channel.flow active=true is answered and
+// active=false (a client pausing its own deliveries) is 540 NOT_IMPLEMENTED.
 func TestChannelFlow(t *testing.T) {
-	_, _, ch := start(t)
-	if err := ch.Flow(false); err != nil {
-		t.Fatalf("channel.flow false: %v", err)
-	}
+	_, conn, ch := start(t)
 	if err := ch.Flow(true); err != nil {
 		t.Fatalf("channel.flow true: %v", err)
+	}
+	closed := conn.NotifyClose(make(chan *amqp091.Error, 1))
+	if err := ch.Flow(false); err == nil {
+		t.Fatal("channel.flow false succeeded")
+	}
+	if e := closedWith(t, closed, 540); e.Reason != "NOT_IMPLEMENTED - active=false" {
+		t.Errorf("reason %q", e.Reason)
 	}
 }
 
