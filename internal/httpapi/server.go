@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -218,6 +219,7 @@ func (s *Server) routes() {
 	s.route("GET /api/permissions/{vhost}/{user}", needAdministrator, s.getPermission)
 	s.route("PUT /api/permissions/{vhost}/{user}", needAdministrator, s.putPermission)
 	s.route("DELETE /api/permissions/{vhost}/{user}", needAdministrator, s.deletePermission)
+	s.routeSchemas() // schemas.go
 
 }
 
@@ -293,6 +295,9 @@ func writeError(w http.ResponseWriter, status int, kind, reason string) {
 
 // writeBrokerError maps a broker error to its HTTP status, once.
 func writeBrokerError(w http.ResponseWriter, err error) {
+	if writeValidationError(w, err) { // schemas.go: 422 with the errors
+		return
+	}
 	status, kind := http.StatusInternalServerError, "internal_error"
 	switch broker.CodeOf(err) {
 	case broker.NotFound:
@@ -336,8 +341,10 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	case errors.As(err, &tooB):
 		writeError(w, http.StatusRequestEntityTooLarge, "bad_request", fmt.Sprintf("body over %d bytes", tooB.Limit))
 		return false
-	case err.Error() == "EOF":
+	case errors.Is(err, io.EOF):
 		reason = "empty body; want a JSON object"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		reason = "malformed JSON: the body ends in the middle of a value"
 	}
 	writeError(w, http.StatusBadRequest, "bad_request", reason)
 	return false
