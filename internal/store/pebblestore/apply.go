@@ -64,6 +64,7 @@ func (s *Store) Apply(b *store.Batch, sync bool) error {
 	if err != nil {
 		return s.wrap("apply", err)
 	}
+	s.ahead.forget(b)
 	for q, f := range changed {
 		s.floors[q] = f
 	}

@@ -90,6 +90,7 @@ type Store struct {
 	idle   *sync.Cond
 
 	compactor *compactor
+	ahead     *readahead
 
 	rangeDeletes atomic.Uint64
 	compactions  atomic.Uint64
@@ -119,7 +120,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	s := &Store{dir: dir, fs: fs, opts: opts, log: log, lock: lock, floors: make(map[store.QueueID]floorState)}
+	s := &Store{dir: dir, fs: fs, opts: opts, log: log, lock: lock, floors: make(map[store.QueueID]floorState), ahead: newReadahead()}
 	s.idle = sync.NewCond(&s.mu)
 	if err := s.open(); err != nil {
 		lock.Close()
@@ -273,7 +274,56 @@ func (s *Store) Stats() Stats {
 
 // Get returns a copy of one message record, or store.ErrNotFound.
 func (s *Store) Get(q store.QueueID, seq uint64) ([]byte, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.exit()
+	rec, sequential, gen := s.ahead.take(q, seq)
+	switch {
+	case rec != nil:
+		return rec, nil
+	case sequential:
+		return s.getAhead(q, seq, gen)
+	}
 	return s.get("get message", queueKey(prefixMessage, q, seq))
+}
+
+// getAhead returns the record of (q, seq) and reads the records after it
+// into the queue's read-ahead window (readahead.go).
+func (s *Store) getAhead(q store.QueueID, seq uint64, gen uint64) ([]byte, error) {
+	var (
+		first []byte
+		next  [][]byte
+		size  int
+	)
+	want := seq
+	err := s.iterate("get message", queueKey(prefixMessage, q, seq), queueEnd(prefixMessage, q), false,
+		func(k, v []byte) (bool, error) {
+			got, err := decodeSeq(k)
+			if err != nil {
+				return false, err
+			}
+			if got != want {
+				return false, nil // a gap: read ahead only a contiguous run
+			}
+			rec := append(make([]byte, 0, len(v)), v...)
+			if first == nil {
+				first = rec
+			} else {
+				next = append(next, rec)
+				size += len(rec)
+			}
+			want++
+			return len(next) < readaheadRecords && size < readaheadBytes, nil
+		})
+	if err != nil {
+		return nil, err
+	}
+	if first == nil {
+		return nil, store.ErrNotFound
+	}
+	s.ahead.install(q, seq+1, next, size, gen)
+	return first, nil
 }
 
 // GetMeta returns a copy of a metadata value, or store.ErrNotFound.
