@@ -103,8 +103,7 @@ func validSchemaName(name string) error {
 	return nil
 }
 
-// PutSchema registers (or replaces) a schema document, given as is or
-// wrapped as {"schema": document}: InvalidArgument with the
+// PutSchema registers (or replaces) a schema document: InvalidArgument with the
 // compiler's message when it does not compile, NotFound for an unknown
 // vhost. It reports whether the schema is new. A replaced schema applies
 // to the next publishes of its users.
@@ -115,7 +114,6 @@ func (b *Broker) PutSchema(vhostName, name string, doc []byte) (created bool, er
 	if err := validSchemaName(name); err != nil {
 		return false, err
 	}
-	doc = unwrapSchema(doc)
 	var compact bytes.Buffer
 	if err := json.Compact(&compact, doc); err != nil {
 		return false, &Error{Code: InvalidArgument, Reason: "schema '" + name + "' is not JSON: " + err.Error(), Err: err}
@@ -140,20 +138,6 @@ func (b *Broker) PutSchema(vhostName, name string, doc []byte) (created bool, er
 		r.cache.Release(old.compiled)
 	}
 	return old == nil, nil
-}
-
-// unwrapSchema accepts the API's PUT body {"schema": document} as well as
-// the document itself: an object whose only member is "schema" is the
-// wrapper ("schema" is no JSON Schema keyword).
-func unwrapSchema(doc []byte) []byte {
-	var wrapper map[string]json.RawMessage
-	if json.Unmarshal(doc, &wrapper) != nil || len(wrapper) != 1 {
-		return doc
-	}
-	if inner, ok := wrapper["schema"]; ok {
-		return inner
-	}
-	return doc
 }
 
 // Schema returns one schema and its users.

@@ -56,8 +56,8 @@ func TestSchemaRegistryDurable(t *testing.T) {
 	if created, err := b1.PutSchema("/", "order", []byte(amountSchema)); err != nil || !created {
 		t.Fatalf("put: created %v, err %v", created, err)
 	}
-	if created, err := b1.PutSchema("/", "order", []byte(`{"schema": `+amountSchema+`}`)); err != nil || created {
-		t.Fatalf("replace (wrapped): created %v, err %v", created, err)
+	if created, err := b1.PutSchema("/", "order", []byte(amountSchema)); err != nil || created {
+		t.Fatalf("replace: created %v, err %v", created, err)
 	}
 	c := newClient(t, b1)
 	c.declareQueue("orders", true, message.Table{"x-schema": "order"})

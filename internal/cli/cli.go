@@ -42,6 +42,7 @@ Commands that talk to a running broker over its HTTP API:
   dlq ls|show|edit|delete|redrive      dead letters: browse, fix, send back
   user ls|add|delete                   users
   permissions ls|set|delete            per-vhost permissions
+  schema ls|get|put|delete             JSON Schemas for x-schema
 
 Every command takes --server (env SLUICE_SERVER, default http://127.0.0.1:15672),
 --user (SLUICE_USER, default guest), --password (SLUICE_PASSWORD, default guest),
@@ -234,7 +235,7 @@ func firstWord(s string) string {
 
 func commands() map[string]*command {
 	m := map[string]*command{}
-	for _, group := range [][]*command{queueCommands(), exchangeCommands(), messageCommands(), dlqCommands(), userCommands()} {
+	for _, group := range [][]*command{queueCommands(), exchangeCommands(), messageCommands(), dlqCommands(), userCommands(), schemaCommands()} {
 		for _, c := range group {
 			name := c.usage
 			if i := strings.Index(name, " ["); i >= 0 {
