@@ -398,6 +398,7 @@ func TestUsersAndPermissions(t *testing.T) {
 	if err := e.c.SetPermission(ctx, "/", "ops", api.Permission{Configure: "ops\\..*", Write: ".*", Read: "ops\\..*"}); err != nil {
 		t.Fatal(err)
 	}
+	declare(t, e.c, "other.q", nil)
 	tests := []struct {
 		name string
 		do   func() error
@@ -407,6 +408,13 @@ func TestUsersAndPermissions(t *testing.T) {
 		{"declare other", func() error { return ops.DeclareQueue(ctx, "/", "other", api.QueueDeclare{}) }, 403},
 		{"browse own", func() error { _, err := ops.Browse(ctx, "/", "ops.q", 0, 10, api.Filter{}); return err }, 0},
 		{"list users", func() error { _, err := ops.Users(ctx); return err }, 403},
+		{"browse other", func() error { _, err := ops.Browse(ctx, "/", "other.q", 0, 10, api.Filter{}); return err }, 403},
+		{"purge other", func() error { _, err := ops.Purge(ctx, "/", "other.q"); return err }, 403},
+		{"redrive other", func() error { _, err := ops.Redrive(ctx, "/", "other.q", api.Redrive{}); return err }, 403},
+		{"get other", func() error {
+			_, err := ops.Get(ctx, "/", "other.q", api.Get{AckMode: "ack_requeue_false"})
+			return err
+		}, 403},
 		{"bad regex", func() error {
 			return e.c.SetPermission(ctx, "/", "ops", api.Permission{Configure: "(", Write: "", Read: ""})
 		}, 400},
