@@ -357,6 +357,9 @@ func (ch *Channel) Publish(msg *message.Message, mandatory bool, done func(error
 	if delay := publishDelay(msg); delay > 0 {
 		// Routed when due; as RabbitMQ's delayed-message plugin, a
 		// delayed message counts as routed.
+		if handled, routed, err := ch.admitDelayed(msg, done); handled { // validate.go
+			return routed, err
+		}
 		return true, ch.publishDelayed(msg, delay, done)
 	}
 	targets, err := ch.vh.route(msg)

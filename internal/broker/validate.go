@@ -233,6 +233,12 @@ type invalidCopy struct {
 // with routed and err: refused (a channel error, or a nack already given
 // to done in confirm mode), or all its copies dead-lettered.
 func (ch *Channel) admit(msg *message.Message, targets *[]*queue, done *func(error)) (handled, routed bool, err error) {
+	return ch.admitWith(msg, targets, done, true)
+}
+
+// admitWith is admit; deadLetter false refuses what dead-letter mode
+// would dead-letter.
+func (ch *Channel) admitWith(msg *message.Message, targets *[]*queue, done *func(error), deadLetter bool) (handled, routed bool, err error) {
 	xs := ch.vh.exchangeSchema(msg.Exchange)
 	active := xs != ""
 	for _, q := range *targets {
@@ -262,7 +268,7 @@ func (ch *Channel) admit(msg *message.Message, targets *[]*queue, done *func(err
 		verr := c.check(o.Schema, target)
 		switch {
 		case verr == nil:
-		case o.DeadLetter:
+		case o.DeadLetter && deadLetter:
 			invalid = append(invalid, invalidCopy{q: q, err: verr})
 		default:
 			return ch.refuse(verr, *done)
@@ -272,6 +278,20 @@ func (ch *Channel) admit(msg *message.Message, targets *[]*queue, done *func(err
 		return false, false, nil
 	}
 	return ch.deadLetterInvalid(msg, targets, done, invalid)
+}
+
+// admitDelayed checks a delayed publish (x-delay) at once, against the
+// exchange's schema and the queues it routes to now, so its publisher
+// hears of an invalid message when it publishes, not when it is due. A
+// delayed message is never dead-lettered at the door: any failure refuses
+// it, whatever x-validation-failure says. Routing happens again when it is
+// due, without a second check.
+func (ch *Channel) admitDelayed(msg *message.Message, done func(error)) (handled, routed bool, err error) {
+	targets, err := ch.vh.route(msg)
+	if err != nil {
+		return false, false, nil // publishDelayed reports it
+	}
+	return ch.admitWith(msg, &targets, &done, false)
 }
 
 // refuse ends a publish that failed validation: in confirm mode the

@@ -333,3 +333,23 @@ func TestBrokerMaxMessageSize(t *testing.T) {
 		t.Errorf("close = %d %q, want 406 with size and limit", e.Code, e.Reason)
 	}
 }
+
+func TestValidationDelayedPublish(t *testing.T) {
+	_, conn := startWithSchema(t)
+	ch := openChannel(t, conn, true)
+	if err := ch.ExchangeDeclare("dlx", "fanout", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	// Even in dead-letter mode a delayed message is refused at once: it
+	// is checked when published, not when due.
+	declare(t, ch, "later", amqp.Table{"x-schema": "order", "x-validation-failure": "dead-letter", "x-dead-letter-exchange": "dlx"})
+	delayed := func(body string) amqp.Publishing {
+		return amqp.Publishing{ContentType: "application/json", Body: []byte(body), Headers: amqp.Table{"x-delay": int32(60000)}}
+	}
+	if publishConfirm(t, ch, "", "later", delayed(invalidOrder)) {
+		t.Error("invalid delayed publish acked")
+	}
+	if !publishConfirm(t, ch, "", "later", delayed(validOrder)) {
+		t.Error("valid delayed publish nacked")
+	}
+}
