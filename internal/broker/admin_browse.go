@@ -258,10 +258,37 @@ func (r *readyList) find(seq uint64) (*entry, bool) {
 	return nil, false
 }
 
+// resize records a new body size for the ready entry seq, keeping the
+// byte counts of the index and of the entry's level.
+func (r *readyIndex) resize(seq uint64, size uint32) {
+	for i := range r.levels {
+		l := &r.levels[i]
+		if e, ok := l.find(seq); ok {
+			l.bytes = l.bytes - uint64(e.size) + uint64(size)
+			r.bytes = r.bytes - uint64(e.size) + uint64(size)
+			e.size = size
+			return
+		}
+	}
+}
+
 // removeSeqs takes the ready entries whose seqs are in want out of the
 // list and returns them.
 func (r *readyList) removeSeqs(want map[uint64]bool) []entry {
 	var out []entry
+	// Fast path: a redrive of a whole dead letter queue takes it from the
+	// head, chunk by chunk.
+	for len(out) < len(want) && r.head < len(r.fifo) && want[r.fifo[r.head].seq] {
+		e := r.fifo[r.head]
+		r.fifo[r.head] = entry{}
+		r.head++
+		r.bytes -= uint64(e.size)
+		out = append(out, e)
+	}
+	r.compact()
+	if len(out) == len(want) {
+		return out
+	}
 	keep := r.fifo[:r.head]
 	for _, e := range r.fifo[r.head:] {
 		if want[e.seq] {
@@ -374,9 +401,7 @@ func (b *Broker) ReplaceMessage(vhostName, queueName string, id uint64, m *messa
 		b.env.cache.drop(cacheKey{q.id, id})
 		e.flags &^= entryCached
 	}
-	size := uint32(min(len(m.Body), 1<<32-1))
-	q.ready.bytes = q.ready.bytes - uint64(e.size) + uint64(size)
-	e.size = size
+	q.ready.resize(id, uint32(min(len(m.Body), 1<<32-1)))
 	if m.Persistent() {
 		e.flags |= entryPersistent
 	} else {
