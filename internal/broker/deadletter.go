@@ -301,7 +301,8 @@ func (vh *vhost) poisonQueue() *queue {
 
 // deadLetterMessage builds the dead letter of m dying in src for reason:
 // the x-death entry for (src, reason) first (its count grown when it
-// existed), x-first-death-* kept, x-last-death-* set, CC and BCC stripped,
+// existed), x-first-death-* kept, x-last-death-* set, BCC stripped (and CC
+// when the dead-letter routing key replaces the routing keys),
 // the expiration removed (recorded as original-expiration), published to
 // the dead-letter exchange with the dead-letter routing key or the
 // original one.
@@ -320,8 +321,12 @@ func deadLetterMessage(m *message.Message, src *queue, reason string, at time.Ti
 			}
 		}
 	}
-	delete(h, "CC")
+	// As RabbitMQ: BCC never travels; CC goes when a dead-letter routing
+	// key replaces the routing keys.
 	delete(h, "BCC")
+	if src.opts.HasDeadLetterRoutingKey || !src.opts.HasDeadLetter {
+		delete(h, "CC")
+	}
 	old, _ := h["x-death"].([]any)
 	deaths := make([]any, 0, len(old)+1)
 	var found message.Table

@@ -168,8 +168,8 @@ func TestDeadLetterMessageXDeath(t *testing.T) {
 	if got := d1.Properties.Headers["x-death"]; !reflect.DeepEqual(got, []any{want1}) {
 		t.Fatalf("x-death %#v", got)
 	}
-	if d1.Properties.Flags&message.FlagExpiration != 0 || d1.Properties.Headers["CC"] != nil || d1.Properties.Headers["BCC"] != nil {
-		t.Fatalf("expiration or CC/BCC kept: %+v", d1.Properties)
+	if d1.Properties.Flags&message.FlagExpiration != 0 || d1.Properties.Headers["CC"] == nil || d1.Properties.Headers["BCC"] != nil {
+		t.Fatalf("expiration or BCC kept, or CC dropped without a routing key: %+v", d1.Properties)
 	}
 	if d1.Exchange != "dlx" || d1.RoutingKey != "rk" {
 		t.Fatalf("dead letter goes to %q/%q", d1.Exchange, d1.RoutingKey)
@@ -177,6 +177,9 @@ func TestDeadLetterMessageXDeath(t *testing.T) {
 	other := &queue{name: "other", opts: QueueOptions{HasDeadLetter: true, DeadLetterExchange: "dlx",
 		HasDeadLetterRoutingKey: true, DeadLetterRoutingKey: "dead"}}
 	d2 := deadLetterMessage(d1, other, reasonRejected, t0.Add(time.Minute))
+	if d2.Properties.Headers["CC"] != nil {
+		t.Fatalf("CC kept under a dead-letter routing key")
+	}
 	d3 := deadLetterMessage(d2, q, reasonExpired, t0.Add(time.Hour))
 	deaths := d3.Properties.Headers["x-death"].([]any)
 	if len(deaths) != 2 {
