@@ -1,8 +1,16 @@
 package broker
 
-// The commit loop: one goroutine that turns the publishes of many channels
-// into few store applies (group commit), then makes the messages visible in
-// their queues and tells each publisher.
+// The commit loop: two goroutines that turn the publishes of many channels
+// into few store applies (group commit), then make the messages visible in
+// their queues and tell each publisher.
+//
+// The applier gathers a group, assigns seqs and applies the group's batch;
+// a synced batch is applied without waiting for its fsync (ApplyAsync), so
+// the applier goes on gathering the next group while the store syncs this
+// one, and the store folds the syncs of batches that queue up into one.
+// The completer takes the applied groups in order, waits for each one's
+// sync, enqueues its messages and calls the publishers' done. A queue thus
+// sees its messages in seq order, and only once they are durable.
 
 import (
 	"context"
@@ -20,7 +28,16 @@ const (
 	commitQueueLen = 4096
 	// maxGroup bounds the publishes applied as one batch.
 	maxGroup = 1024
+	// pipelineDepth bounds the applied groups waiting for their sync.
+	pipelineDepth = 8
 )
+
+// appliedGroup is a group the applier has handed to the store.
+type appliedGroup struct {
+	reqs []*publishReq
+	wait func() error // waits for the group's sync; nil when unsynced
+	err  error        // the apply failed
+}
 
 // publishReq is one routed message on its way to its queues.
 type publishReq struct {
@@ -109,13 +126,13 @@ func (c *committer) close(ctx context.Context) error {
 
 func (c *committer) run() {
 	defer c.wg.Done()
-	var (
-		group []*publishReq
-		batch store.Batch
-		byQ   = make(map[*queue][]entry)
-	)
+	applied := make(chan appliedGroup, pipelineDepth)
+	c.wg.Add(1)
+	go c.complete(applied)
+	defer close(applied)
+	var batch store.Batch
 	for r := range c.reqs {
-		group = append(group[:0], r)
+		group := append(make([]*publishReq, 0, 16), r)
 	drain:
 		for len(group) < maxGroup {
 			select {
@@ -128,12 +145,12 @@ func (c *committer) run() {
 				break drain
 			}
 		}
-		c.commit(group, &batch, byQ)
+		applied <- c.apply(group, &batch)
 	}
 }
 
-// commit applies one group: seqs, one Apply, then the queues, then done.
-func (c *committer) commit(group []*publishReq, batch *store.Batch, byQ map[*queue][]entry) {
+// apply assigns the group's seqs and applies its batch, synced or not.
+func (c *committer) apply(group []*publishReq, batch *store.Batch) appliedGroup {
 	batch.Reset()
 	sync := false
 	var fill map[*queue]int
@@ -159,51 +176,82 @@ func (c *committer) commit(group []*publishReq, batch *store.Batch, byQ map[*que
 		}
 		sync = sync || r.sync
 	}
-	err := c.st.Apply(batch, sync)
-	c.applies.Add(1)
-	if sync {
-		c.syncs.Add(1)
-	}
-	if err != nil {
-		c.log.Error("commit messages", "messages", len(group), "err", err)
-		err = internalError("store messages", err)
-	} else {
-		for _, r := range group {
-			if r.delayDue != 0 && c.delays != nil {
-				c.delays.add(delayItem{due: r.delayDue, q: c.delayQID, seq: r.seqs[0]})
-				continue
-			}
-			for _, q := range r.dlx {
-				if c.dead != nil {
-					c.dead.add(deadJob{src: q, rec: r.rec, reason: reasonMaxLen, at: time.UnixMilli(r.pubMs)})
-				}
-			}
-			for i, q := range r.targets {
-				e := entry{seq: r.seqs[i], size: r.size, flags: r.flags, expires: expiry(r.pubMs, r.ttl, q.opts.MessageTTL),
-					priority: q.priorityLevel(r.prio)}
-				if q.env.cache.put(cacheKey{q.id, e.seq}, r.rec) {
-					e.flags |= entryCached
-				}
-				byQ[q] = append(byQ[q], e)
-			}
-		}
-		for q, es := range byQ {
-			q.enqueue(es)
-			delete(byQ, q)
-		}
-	}
 	for _, r := range group {
-		if r.done != nil {
-			switch {
-			case err != nil:
-				r.done(err)
-			default:
-				r.done(r.full)
+		for _, q := range r.targets {
+			q.inflight.Add(1)
+		}
+	}
+	g := appliedGroup{reqs: group}
+	if sync {
+		g.wait, g.err = c.st.ApplyAsync(batch)
+		c.syncs.Add(1)
+	} else {
+		g.err = c.st.Apply(batch, false)
+	}
+	c.applies.Add(1)
+	batch.Reset()
+	return g
+}
+
+// complete finishes the applied groups in order: waits for each one's
+// sync, enqueues its messages and tells its publishers.
+func (c *committer) complete(applied <-chan appliedGroup) {
+	defer c.wg.Done()
+	byQ := make(map[*queue][]entry)
+	for g := range applied {
+		err := g.err
+		if err == nil && g.wait != nil {
+			err = g.wait()
+		}
+		if err != nil {
+			c.log.Error("commit messages", "messages", len(g.reqs), "err", err)
+			err = internalError("store messages", err)
+		} else {
+			c.enqueue(g.reqs, byQ)
+		}
+		for _, r := range g.reqs {
+			for _, q := range r.targets {
+				q.inflight.Add(-1)
+			}
+			if r.done != nil {
+				switch {
+				case err != nil:
+					r.done(err)
+				default:
+					r.done(r.full)
+				}
 			}
 		}
 	}
-	clear(group)
-	batch.Reset()
+}
+
+// enqueue makes a durable group's messages visible: delayed ones to the
+// delay scheduler, refused reject-publish-dlx ones to the dead-letterer,
+// the rest to their queues.
+func (c *committer) enqueue(group []*publishReq, byQ map[*queue][]entry) {
+	for _, r := range group {
+		if r.delayDue != 0 && c.delays != nil {
+			c.delays.add(delayItem{due: r.delayDue, q: c.delayQID, seq: r.seqs[0]})
+			continue
+		}
+		for _, q := range r.dlx {
+			if c.dead != nil {
+				c.dead.add(deadJob{src: q, rec: r.rec, reason: reasonMaxLen, at: time.UnixMilli(r.pubMs)})
+			}
+		}
+		for i, q := range r.targets {
+			e := entry{seq: r.seqs[i], size: r.size, flags: r.flags, expires: expiry(r.pubMs, r.ttl, q.opts.MessageTTL),
+				priority: q.priorityLevel(r.prio)}
+			if q.env.cache.put(cacheKey{q.id, e.seq}, r.rec) {
+				e.flags |= entryCached
+			}
+			byQ[q] = append(byQ[q], e)
+		}
+	}
+	for q, es := range byQ {
+		q.enqueue(es)
+		delete(byQ, q)
+	}
 }
 
 // expiry returns when a message published at pubMs dies in a queue with
@@ -237,7 +285,8 @@ func (c *committer) refuseFull(r *publishReq, fill map[*queue]int) map[*queue]in
 	}
 	kept := r.targets[:0]
 	for _, q := range r.targets {
-		if q.rejectsPublish() && q.full(fill[q], r.size) {
+		// Messages of earlier groups still on their way count too.
+		if q.rejectsPublish() && q.full(fill[q]+int(q.inflight.Load()), r.size) {
 			r.full = errorf(ResourceError, "queue '%s' in vhost '%s' is full", q.name, q.vh.name)
 			if q.opts.Overflow == "reject-publish-dlx" && q.opts.HasDeadLetter {
 				r.dlx = append(r.dlx, q)

@@ -21,6 +21,10 @@ type countingStore struct {
 	syncs, applies atomic.Int64
 	fail           atomic.Bool
 	syncDelay      time.Duration // stands in for an fsync
+
+	appliedAsync atomic.Int64 // batches applied with ApplyAsync
+	syncMu       sync.Mutex
+	syncedAsync  int64 // of those, the ones a sync has covered
 }
 
 func (s *countingStore) Apply(b *store.Batch, sync bool) error {
@@ -33,6 +37,32 @@ func (s *countingStore) Apply(b *store.Batch, sync bool) error {
 		time.Sleep(s.syncDelay)
 	}
 	return s.Store.Apply(b, sync)
+}
+
+// ApplyAsync models a log device as Pebble drives it: a wait that finds no
+// sync covering its batch syncs everything applied so far, once, so syncs
+// counts device syncs however many batches they cover.
+func (s *countingStore) ApplyAsync(b *store.Batch) (func() error, error) {
+	if s.fail.Load() {
+		return nil, errors.New("disk on fire")
+	}
+	s.applies.Add(1)
+	wait, err := s.Store.ApplyAsync(b)
+	if err != nil {
+		return nil, err
+	}
+	mine := s.appliedAsync.Add(1)
+	return func() error {
+		s.syncMu.Lock()
+		defer s.syncMu.Unlock()
+		if s.syncedAsync < mine {
+			upTo := s.appliedAsync.Load()
+			time.Sleep(s.syncDelay)
+			s.syncs.Add(1)
+			s.syncedAsync = upTo
+		}
+		return wait()
+	}, nil
 }
 
 func TestDurableRecovery(t *testing.T) {

@@ -3,6 +3,7 @@ package broker
 import (
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/sluicemq/sluice/internal/message"
 	"github.com/sluicemq/sluice/internal/store"
@@ -24,6 +25,9 @@ type queue struct {
 	// nextSeq is the seq the next published message gets. Only the commit
 	// loop touches it (recovery sets it before the loop starts).
 	nextSeq uint64
+	// inflight counts messages the commit loop has stored for the queue
+	// but not yet enqueued (their group is waiting for its sync).
+	inflight atomic.Int64
 
 	// bindings are the bindings that point at the queue. Guarded by vh.mu.
 	bindings []*binding

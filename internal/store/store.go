@@ -48,6 +48,12 @@ type Store interface {
 	// Apply commits b atomically. With sync it returns once the batch is on
 	// stable storage. A failed Apply changed nothing.
 	Apply(b *Batch, sync bool) error
+	// ApplyAsync commits b atomically and returns once it is visible to
+	// reads, before it is durable; wait blocks until it is (or returns the
+	// error that kept it from being). Batches become durable in the order
+	// they were applied, so a caller can apply its next batch while the
+	// previous one is being synced. The caller must call wait exactly once.
+	ApplyAsync(b *Batch) (wait func() error, err error)
 
 	// Scan calls fn for the queue's messages with seq >= from, in ascending
 	// seq order, until fn returns false. The record slice is valid only

@@ -62,6 +62,14 @@ func New() *MemStore {
 }
 
 // Apply applies b atomically. sync is ignored: nothing is durable.
+// ApplyAsync applies b at once; there is nothing to wait for in memory.
+func (s *MemStore) ApplyAsync(b *store.Batch) (func() error, error) {
+	if err := s.Apply(b, true); err != nil {
+		return nil, err
+	}
+	return func() error { return nil }, nil
+}
+
 func (s *MemStore) Apply(b *store.Batch, sync bool) error {
 	if err := b.Validate(); err != nil {
 		return err

@@ -20,11 +20,62 @@ func (s *Store) Apply(b *store.Batch, sync bool) error {
 		return err
 	}
 	defer s.exit()
+	wo := pebble.NoSync
+	if sync {
+		wo = pebble.Sync
+	}
+	pb, err := s.commit(b, func(pb *pebble.Batch) error { return s.db.Apply(pb, wo) })
+	if pb != nil {
+		pb.Close()
+	}
+	return err
+}
+
+// ApplyAsync commits b atomically and returns once it is visible, before
+// its WAL sync; wait blocks until the batch is durable. Pebble syncs the
+// WAL in commit order and groups the syncs of batches that queue up, so a
+// caller can apply its next batch while this one syncs.
+//
+// It uses Pebble's ApplyNoSyncWait, which Pebble marks experimental; it is
+// the API CockroachDB pipelines its own log writes with.
+func (s *Store) ApplyAsync(b *store.Batch) (wait func() error, err error) {
+	if err := b.Validate(); err != nil {
+		return nil, err
+	}
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	pb, err := s.commit(b, func(pb *pebble.Batch) error { return s.db.ApplyNoSyncWait(pb, pebble.Sync) })
+	if err != nil {
+		if pb != nil {
+			pb.Close()
+		}
+		s.exit()
+		return nil, err
+	}
+	return func() error {
+		defer s.exit()
+		err := pb.SyncWait()
+		pb.Close()
+		if f := s.fatal.Load(); f != nil {
+			return fmt.Errorf("apply: %w", f)
+		}
+		if err != nil {
+			return s.wrap("apply", err)
+		}
+		return nil
+	}, nil
+}
+
+// commit builds b's Pebble batch and hands it to apply, serialized with
+// every other commit, then updates the floor cache and the read-ahead
+// windows. It returns the Pebble batch (nil if none was made) for the
+// caller to close (after any sync wait).
+func (s *Store) commit(b *store.Batch, apply func(*pebble.Batch) error) (*pebble.Batch, error) {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
 
 	pb := s.db.NewBatch()
-	defer pb.Close()
 	// Floor states changed by this batch, installed in s.floors only once the
 	// batch is committed.
 	changed := make(map[store.QueueID]floorState)
@@ -48,21 +99,17 @@ func (s *Store) Apply(b *store.Batch, sync bool) error {
 			err = addOp(pb, op)
 		}
 		if err != nil {
-			return s.wrap(fmt.Sprintf("apply: op %d", i), err)
+			return pb, s.wrap(fmt.Sprintf("apply: op %d", i), err)
 		}
 	}
-	wo := pebble.NoSync
-	if sync {
-		wo = pebble.Sync
-	}
-	err := s.db.Apply(pb, wo)
+	err := apply(pb)
 	if f := s.fatal.Load(); f != nil {
 		// Pebble reports a failed WAL write or sync through Logger.Fatalf and
 		// returns nil: the batch may be visible but is not durable.
-		return fmt.Errorf("apply: %w", f)
+		return pb, fmt.Errorf("apply: %w", f)
 	}
 	if err != nil {
-		return s.wrap("apply", err)
+		return pb, s.wrap("apply", err)
 	}
 	s.ahead.forget(b)
 	for q, f := range changed {
@@ -72,7 +119,7 @@ func (s *Store) Apply(b *store.Batch, sync bool) error {
 	for _, q := range touched {
 		s.compactor.notify(q)
 	}
-	return nil
+	return pb, nil
 }
 
 // addOp adds one plain op to pb.

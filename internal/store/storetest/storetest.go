@@ -49,6 +49,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"InvalidBatchChangesNothing", testInvalidBatch},
 		{"Closed", testClosed},
 		{"ConcurrentApply", testConcurrentApply},
+		{"ApplyAsyncPipelines", testApplyAsync},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -752,5 +753,50 @@ func testConcurrentApply(t *testing.T, s store.Store) {
 		if v, _ := s.GetMeta(fmt.Sprintf("w/%d", w)); string(v) != fmt.Sprint(batches-1) {
 			t.Fatalf("meta w/%d = %q, want %d", w, v, batches-1)
 		}
+	}
+}
+
+// testApplyAsync: batches applied with ApplyAsync are visible at once, in
+// order, and their waits all succeed, also when several are in flight.
+func testApplyAsync(t *testing.T, s store.Store) {
+	const batches, per = 20, 50
+	var waits []func() error
+	for i := 0; i < batches; i++ {
+		var b store.Batch
+		for j := 1; j <= per; j++ {
+			seq := uint64(i*per + j)
+			b.PutMessage(1, seq, rec(1, seq))
+		}
+		wait, err := s.ApplyAsync(&b)
+		if err != nil {
+			t.Fatalf("ApplyAsync %d: %v", i, err)
+		}
+		if got, err := s.Get(1, uint64((i+1)*per)); err != nil || !bytes.Equal(got, rec(1, uint64((i+1)*per))) {
+			t.Fatalf("batch %d not visible after ApplyAsync: %q, %v", i, got, err)
+		}
+		waits = append(waits, wait)
+	}
+	for i, wait := range waits {
+		if err := wait(); err != nil {
+			t.Fatalf("wait %d: %v", i, err)
+		}
+	}
+	var invalid store.Batch
+	invalid.Ops = append(invalid.Ops, store.Op{Kind: 0})
+	if _, err := s.ApplyAsync(&invalid); err == nil {
+		t.Error("ApplyAsync of an invalid batch succeeded")
+	}
+	n := 0
+	if err := s.Scan(1, 0, func(seq uint64, r []byte) bool {
+		n++
+		if !bytes.Equal(r, rec(1, seq)) {
+			t.Errorf("seq %d = %q", seq, r)
+		}
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n != batches*per {
+		t.Errorf("scan found %d messages, want %d", n, batches*per)
 	}
 }
