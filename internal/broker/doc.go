@@ -47,9 +47,11 @@
 //
 // # Goroutines
 //
-// The broker owns two goroutines, started by Open and stopped by Close:
-// the commit loop (Close waits for pending commits) and the housekeeping
-// loop (housekeeping.go: expired messages, x-expires). Everything else runs
+// The broker owns four goroutines, started by Open and stopped by Close:
+// the commit loop (Close waits for pending commits), the housekeeping
+// loop (housekeeping.go: expired messages, consumer timeouts, x-expires),
+// the dead-letterer and the delay scheduler (stopped first; work they had
+// not done stays in the store and resumes after a restart). Everything else runs
 // on the callers' goroutines: a channel's methods on its connection's
 // reader, deliveries on whichever goroutine made a message available (the
 // commit loop, or a channel that acked, requeued or consumed).
@@ -78,8 +80,10 @@
 //     delivery-tag order.
 //   - Connection.mu guards its channel map and exclusive queues;
 //     Connection.pubMu its publish progress counters.
-//   - bodyCache.mu, userDB.mu, Broker.idMu, replyRegistry.mu and the
-//     committer's mutex are leaves.
+//   - bodyCache.mu, userDB.mu, Broker.idMu, replyRegistry.mu, the
+//     committer's mutex, deadLetterer.mu and scheduler.mu are leaves (the
+//     scheduler reads the store's delay index under its mutex, and calls
+//     queues only after releasing it).
 //   - The operator views (admin*.go, for the HTTP API) take the same locks
 //     in the same order and copy what they report.
 //
