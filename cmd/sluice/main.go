@@ -1,7 +1,7 @@
-// Command sluice is the Sluice message broker and, later, its CLI.
+// Command sluice is the Sluice message broker and its CLI.
 //
-// `sluice serve` runs the broker; every other subcommand will be a thin
-// client of the broker's HTTP API (internal/cli). main only wires signals
+// `sluice serve` runs the broker and `sluice bench` generates load; every
+// other subcommand is a thin client of the broker's HTTP API (internal/cli). main only wires signals
 // to a context and hands over to run, which tests call directly.
 package main
 
@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/sluicemq/sluice/internal/cli"
 )
 
 // version is the product version reported to clients and by `sluice version`.
@@ -30,13 +32,24 @@ Usage:
   sluice <command> [flags]
 
 Commands:
-  serve      run the broker (see: sluice serve --help)
-  bench      generate AMQP load and measure it (see: sluice bench --help)
-  version    print the version
-  help       print this help
+  serve        run the broker (see: sluice serve --help)
+  bench        generate AMQP load and measure it (see: sluice bench --help)
+  version      print the version
+  help         print this help
 
-Other commands (queues, exchanges, dead letters) talk to a running broker
-over its HTTP API; they are not built yet.
+Commands that talk to a running broker over its HTTP API
+(--server, --user, --password or SLUICE_SERVER, SLUICE_USER, SLUICE_PASSWORD):
+  queue        ls | declare | delete | purge | peek
+  exchange     ls | declare | delete
+  bind         bind a queue to an exchange
+  publish      publish a message (--delay for a delayed one)
+  consume      take messages from a queue
+  dlq          ls | show | edit | delete | redrive: the dead-letter workflow
+  schema       ls | get | put | delete: JSON Schemas for x-schema
+  user         ls | add | delete
+  permissions  ls | set | delete
+
+Run "sluice <command> --help" for a command's flags.
 `
 
 // run runs the command line args and returns the process exit code:
@@ -59,7 +72,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, usage)
 		return 0
 	default:
-		fmt.Fprintf(stderr, "sluice: unknown command %q\n\n%s", args[0], usage)
-		return 2
+		return cli.Main(ctx, args, stdout, stderr)
 	}
 }

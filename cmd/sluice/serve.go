@@ -18,6 +18,7 @@ import (
 
 	"github.com/sluicemq/sluice/internal/amqpserver"
 	"github.com/sluicemq/sluice/internal/broker"
+	"github.com/sluicemq/sluice/internal/httpapi"
 	"github.com/sluicemq/sluice/internal/resource"
 	"github.com/sluicemq/sluice/internal/store/pebblestore"
 )
@@ -83,7 +84,7 @@ func (c *serveConfig) settings() []struct {
 	}{
 		{"data", "SLUICE_DATA", "data directory (created if missing)", &c.Data},
 		{"amqp", "SLUICE_AMQP", "AMQP listen address", &c.AMQP},
-		{"http", "SLUICE_HTTP", "HTTP API, console and /metrics listen address (not built yet)", &c.HTTP},
+		{"http", "SLUICE_HTTP", "HTTP API and /metrics listen address (empty: no HTTP)", &c.HTTP},
 		{"log-level", "SLUICE_LOG_LEVEL", "log level: debug, info, warn, error", &c.LogLevel},
 		{"log-format", "SLUICE_LOG_FORMAT", "log format: text or json", &c.LogFormat},
 		{"disk-free-limit", "SLUICE_DISK_FREE_LIMIT", "block publishers while the data directory's disk has less free space (e.g. 1GiB; 0 turns it off)", &c.DiskFreeLimit},
@@ -197,9 +198,6 @@ func runBroker(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	if cfg.HTTP != "" {
-		log.Warn("the HTTP API is not built yet; not listening", "http", cfg.HTTP)
-	}
 	sopts := pebblestore.DefaultOptions()
 	sopts.Logger = log
 	// A backlog lives on disk: the engine's memtable and block cache and
@@ -226,19 +224,29 @@ func runBroker(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("open broker: %w", err)
 	}
+	// Shutdown runs in the reverse order of these steps: HTTP first (so
+	// running redrive tasks stop), then AMQP (every connection closed with
+	// 320), the monitor, the broker, the store.
+	var closers []func(context.Context) error
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		for i := len(closers) - 1; i >= 0; i-- {
+			if err := closers[i](sctx); err != nil {
+				log.Error("shut down", "err", err)
+			}
+		}
+		log.Info("sluice stopped")
+	}()
+	closers = append(closers, b.Close)
+
 	scfg := amqpserver.DefaultConfig()
 	scfg.Logger = log
 	scfg.Addr = cfg.AMQP
 	scfg.Version = version
 	srv, err := amqpserver.New(scfg, b)
 	if err != nil {
-		b.Close(context.Background())
 		return err
-	}
-	ln, err := net.Listen("tcp", cfg.AMQP)
-	if err != nil {
-		b.Close(context.Background())
-		return fmt.Errorf("listen amqp: %w", err)
 	}
 	monitor, err := resource.New(monCfg, func(a resource.Alarm) {
 		if a.Any() {
@@ -248,35 +256,44 @@ func runBroker(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		}
 	})
 	if err != nil {
-		ln.Close()
-		b.Close(context.Background())
 		return err
 	}
 	monitor.Start()
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	log.Info("sluice started", "version", version, "amqp", ln.Addr().String(), "data", cfg.Data)
+	closers = append(closers, func(context.Context) error { monitor.Close(); return nil })
 
-	var serveErr error
+	served := make(chan error, 2)
+	amqpLn, err := net.Listen("tcp", cfg.AMQP)
+	if err != nil {
+		return fmt.Errorf("listen amqp: %w", err)
+	}
+	go func() { served <- srv.Serve(amqpLn) }()
+	closers = append(closers, srv.Close)
+
+	httpAddr := ""
+	if cfg.HTTP != "" {
+		hcfg := httpapi.DefaultConfig()
+		hcfg.Addr, hcfg.Logger, hcfg.DataDir, hcfg.Version = cfg.HTTP, log, cfg.Data, version
+		hs, err := httpapi.New(hcfg, b, srv)
+		if err != nil {
+			return err
+		}
+		httpLn, err := net.Listen("tcp", cfg.HTTP)
+		if err != nil {
+			return fmt.Errorf("listen http: %w", err)
+		}
+		httpAddr = httpLn.Addr().String()
+		go func() { served <- hs.Serve(httpLn) }()
+		closers = append(closers, hs.Close)
+	}
+	log.Info("sluice started", "version", version, "amqp", amqpLn.Addr().String(), "http", httpAddr, "data", cfg.Data)
+
 	select {
 	case <-ctx.Done():
 		log.Info("sluice shutting down")
-	case serveErr = <-served:
-		served <- serveErr
+		return nil
+	case err := <-served:
+		return fmt.Errorf("listener stopped: %w", err)
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	monitor.Close()
-	errs := []error{srv.Close(sctx)}
-	if err := <-served; !errors.Is(err, amqpserver.ErrServerClosed) {
-		errs = append(errs, err)
-	}
-	errs = append(errs, b.Close(sctx))
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	log.Info("sluice stopped")
-	return nil
 }
 
 // monitorConfig turns the watermark settings into the resource monitor's

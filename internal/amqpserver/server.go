@@ -228,3 +228,47 @@ func (s *Server) liveLocked() []*conn {
 	}
 	return conns
 }
+
+// Connections returns the broker sessions of the connections that
+// completed their handshake, for the HTTP API's listings.
+func (s *Server) Connections() []*broker.Connection {
+	s.mu.Lock()
+	conns := s.liveLocked()
+	s.mu.Unlock()
+	out := make([]*broker.Connection, 0, len(conns))
+	for _, c := range conns {
+		c.mu.Lock()
+		// bconn is written before isOpen is set under c.mu.
+		if c.isOpen && !c.closing {
+			out = append(out, c.bconn)
+		}
+		c.mu.Unlock()
+	}
+	return out
+}
+
+// CloseConnection closes the connection named name (as broker.ConnInfo
+// names it) with 320 CONNECTION_FORCED and reason. It reports false when
+// no open connection has that name.
+func (s *Server) CloseConnection(name, reason string) bool {
+	s.mu.Lock()
+	conns := s.liveLocked()
+	s.mu.Unlock()
+	for _, c := range conns {
+		if c.name != name {
+			continue
+		}
+		c.mu.Lock()
+		open := c.isOpen && !c.closing
+		c.mu.Unlock()
+		if !open {
+			return false
+		}
+		if reason == "" {
+			reason = "closed via management API"
+		}
+		c.shutdown(newError(amqp.ConnectionForced, nil, "%s", reason))
+		return true
+	}
+	return false
+}
