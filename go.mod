@@ -4,7 +4,7 @@ go 1.26
 
 require github.com/rabbitmq/amqp091-go v1.16.0
 
-require github.com/santhosh-tekuri/jsonschema/v6 v6.0.2 // indirect
+require github.com/santhosh-tekuri/jsonschema/v6 v6.0.2
 
 require (
 	github.com/DataDog/zstd v1.5.7 // indirect
