@@ -340,11 +340,6 @@ func TestConnections(t *testing.T) {
 	}
 	err = e.c.CloseConnection(ctx, "no such connection")
 	wantStatus(t, "close unknown", err, 404)
-	if _, ok := any(e.sb.Server).(interface{ Connections() any }); !ok && len(cs) == 0 {
-		// amqpserver.Server does not implement httpapi.Connections yet:
-		// the API lists nothing and can close nothing.
-		t.Skip("amqpserver.Server lacks Connections/CloseConnection; see internal/httpapi.Connections")
-	}
 	if len(cs) != 1 || cs[0].User != "guest" || cs[0].VHost != "/" || cs[0].ClientProperties["product"] == nil {
 		t.Fatalf("connections %+v", cs)
 	}

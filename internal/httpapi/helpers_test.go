@@ -34,11 +34,7 @@ func start(t *testing.T) *testEnv {
 	cfg := httpapi.DefaultConfig()
 	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	cfg.DataDir = t.TempDir()
-	var conns httpapi.Connections
-	if c, ok := any(sb.Server).(httpapi.Connections); ok {
-		conns = c
-	}
-	srv, err := httpapi.New(cfg, sb.Broker, conns)
+	srv, err := httpapi.New(cfg, sb.Broker, sb.Server)
 	if err != nil {
 		t.Fatalf("httpapi.New: %v", err)
 	}
