@@ -353,3 +353,40 @@ func TestValidationDelayedPublish(t *testing.T) {
 		t.Error("valid delayed publish nacked")
 	}
 }
+
+func TestValidationDeadLetterBesideOtherQueues(t *testing.T) {
+	_, conn := startWithSchema(t)
+	ch := openChannel(t, conn, true)
+	for _, x := range []string{"dlx", "mix"} {
+		if err := ch.ExchangeDeclare(x, "fanout", true, false, false, false, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	declare(t, ch, "dead", nil)
+	declare(t, ch, "checked", amqp.Table{"x-schema": "order", "x-validation-failure": "dead-letter",
+		"x-dead-letter-exchange": "dlx"})
+	declare(t, ch, "plain", nil)
+	for _, b := range [][2]string{{"dead", "dlx"}, {"checked", "mix"}, {"plain", "mix"}} {
+		if err := ch.QueueBind(b[0], "", b[1], false, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !publishConfirm(t, ch, "mix", "", jsonMsg(invalidOrder)) {
+		t.Fatal("publish with one copy dead-lettered was not acked")
+	}
+	for q, want := range map[string]int{"dead": 1, "checked": 0, "plain": 1} {
+		if got := depth(t, conn, q); got != want {
+			t.Errorf("queue %s holds %d, want %d", q, got, want)
+		}
+	}
+	// A bad expiration refuses the whole publish before any dead letter
+	// is stored.
+	plain := openChannel(t, conn, false)
+	e := publishExpectClose(t, plain, "mix", "", amqp.Publishing{Body: []byte(invalidOrder), Expiration: "soon"})
+	if e.Code != amqp.PreconditionFailed || !strings.Contains(e.Reason, "expiration") {
+		t.Errorf("close = %d %q, want 406 about the expiration", e.Code, e.Reason)
+	}
+	if got := depth(t, conn, "dead"); got != 1 {
+		t.Errorf("dead holds %d after a refused publish, want 1", got)
+	}
+}

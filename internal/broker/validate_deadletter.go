@@ -15,6 +15,11 @@ import (
 // exchange and joins their stores with the publish of the valid copies,
 // so the publisher's done (its confirm) comes once, after all of them.
 func (ch *Channel) deadLetterInvalid(msg *message.Message, targets *[]*queue, done *func(error), invalid []invalidCopy) (handled, routed bool, err error) {
+	if _, err := messageTTL(msg); err != nil {
+		// Publish would refuse the valid copies after the dead letters
+		// went out; refuse the whole publish first.
+		return true, false, err
+	}
 	now := ch.env.now()
 	type dl struct {
 		qs  []*queue
