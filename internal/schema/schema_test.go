@@ -168,3 +168,27 @@ func TestCacheSharesAndReleases(t *testing.T) {
 		t.Errorf("after both releases Len = %d, want 0", c.Len())
 	}
 }
+
+// FuzzCheck feeds arbitrary bodies to a compiled schema: never a panic,
+// and an invalid verdict always comes with at least one error.
+func FuzzCheck(f *testing.F) {
+	s, err := Compile([]byte(orderSchema))
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, seed := range []string{`{"id":"a","amount":1,"currency":"EUR"}`, `[`, `{"items":[{"a/b":1e400}]}`,
+		`"\ud800"`, strings.Repeat("[", 20000), `{"id":"a","amount":-0.0,"currency":"USD","email":"a@b"}`, ``} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		errs := s.Validate(body)
+		for _, e := range errs {
+			if e.Message == "" {
+				t.Fatalf("error without a message: %+v", e)
+			}
+		}
+		if len(errs) > MaxErrors {
+			t.Fatalf("%d errors, more than %d", len(errs), MaxErrors)
+		}
+	})
+}
