@@ -7,6 +7,8 @@
 // Keyspaces (each implementation keeps them apart):
 //
 //	message  (queue, seq) -> record      written once, deleted once (ack)
+//	index    (queue, seq) -> bytes       optional small summary of a message, written and
+//	                                     deleted with it (what a restart needs, without the body)
 //	state    (queue, seq) -> bytes       mutable per-message state (delivery count, …)
 //	delay    (due, queue, seq) -> empty  the delay index, scanned in due order
 //	floor    queue -> seq                every message below it is acked
@@ -67,6 +69,13 @@ type Store interface {
 	// Floor returns the queue's ack floor (0 when never set).
 	Floor(q QueueID) (uint64, error)
 
+	// ScanIndex calls fn for the index entries of the queue's messages with
+	// seq >= from (those put with PutIndexed), in ascending seq order, until
+	// fn returns false. It reads no message record, so a restart can rebuild
+	// a large backlog's in-memory index quickly. The slice is valid only
+	// during the call. Callers start from the queue's floor.
+	ScanIndex(q QueueID, from uint64, fn func(seq uint64, idx []byte) bool) error
+
 	// ScanState calls fn for every per-message state entry of the queue in
 	// ascending seq order. Entries below the queue's floor (acked) may be
 	// skipped: an engine seeks from the floor.
@@ -89,15 +98,15 @@ type Store interface {
 type OpKind uint8
 
 const (
-	OpPutMessage    OpKind = iota + 1 // Queue, Seq, Value
-	OpDeleteMessage                   // Queue, Seq (the key was written once)
-	OpDeleteRange                     // Queue, Seq up to (not including) End: messages and their states
+	OpPutMessage    OpKind = iota + 1 // Queue, Seq, Value, and Index when not nil
+	OpDeleteMessage                   // Queue, Seq (the key was written once): the message and its index entry
+	OpDeleteRange                     // Queue, Seq up to (not including) End: messages, index entries and states
 	OpPutState                        // Queue, Seq, Value
 	OpDeleteState                     // Queue, Seq
 	OpPutDelay                        // Due, Queue, Seq
 	OpDeleteDelay                     // Due, Queue, Seq
 	OpSetFloor                        // Queue, Seq: all messages below Seq are gone
-	OpDropQueue                       // Queue: messages, states, floor; the caller deletes its delay entries
+	OpDropQueue                       // Queue: messages, index entries, states, floor; the caller deletes its delay entries
 	OpPutMeta                         // Key, Value
 	OpDeleteMeta                      // Key
 )
@@ -111,6 +120,8 @@ type Op struct {
 	Due   int64 // unix milliseconds
 	Key   string
 	Value []byte
+	// Index is the index entry of an OpPutMessage (nil: none).
+	Index []byte
 }
 
 // Batch is an ordered list of operations applied atomically. The zero value
@@ -132,11 +143,20 @@ func (b *Batch) PutMessage(q QueueID, seq uint64, rec []byte) {
 	b.Ops = append(b.Ops, Op{Kind: OpPutMessage, Queue: q, Seq: seq, Value: rec})
 }
 
+// PutIndexed puts a message record and its index entry (see ScanIndex);
+// both are written once and deleted together by DeleteMessage, DeleteRange,
+// the range delete of a SetFloor and DropQueue.
+func (b *Batch) PutIndexed(q QueueID, seq uint64, rec, idx []byte) {
+	b.Ops = append(b.Ops, Op{Kind: OpPutMessage, Queue: q, Seq: seq, Value: rec, Index: idx})
+}
+
+// DeleteMessage removes a message and its index entry.
 func (b *Batch) DeleteMessage(q QueueID, seq uint64) {
 	b.Ops = append(b.Ops, Op{Kind: OpDeleteMessage, Queue: q, Seq: seq})
 }
 
-// DeleteRange removes the queue's messages and states with from <= seq < end.
+// DeleteRange removes the queue's messages, index entries and states with
+// from <= seq < end.
 func (b *Batch) DeleteRange(q QueueID, from, end uint64) {
 	b.Ops = append(b.Ops, Op{Kind: OpDeleteRange, Queue: q, Seq: from, End: end})
 }

@@ -42,6 +42,7 @@ type MemStore struct {
 	mu     sync.RWMutex
 	closed bool
 	msgs   map[store.QueueID]*table[uint64, []byte]
+	index  map[store.QueueID]*table[uint64, []byte]
 	states map[store.QueueID]*table[uint64, []byte]
 	floors map[store.QueueID]uint64
 	delays *table[delayKey, struct{}]
@@ -54,6 +55,7 @@ var _ store.Store = (*MemStore)(nil)
 func New() *MemStore {
 	return &MemStore{
 		msgs:   make(map[store.QueueID]*table[uint64, []byte]),
+		index:  make(map[store.QueueID]*table[uint64, []byte]),
 		states: make(map[store.QueueID]*table[uint64, []byte]),
 		floors: make(map[store.QueueID]uint64),
 		delays: newTable[delayKey, struct{}](compareDelay),
@@ -89,16 +91,20 @@ func (s *MemStore) applyLocked(op store.Op) {
 	switch op.Kind {
 	case store.OpPutMessage:
 		queueTable(s.msgs, op.Queue).put(op.Seq, clone(op.Value))
+		if op.Index != nil {
+			queueTable(s.index, op.Queue).put(op.Seq, clone(op.Index))
+		}
 	case store.OpDeleteMessage:
-		if t := s.msgs[op.Queue]; t != nil {
-			t.delete(op.Seq)
+		for _, m := range []map[store.QueueID]*table[uint64, []byte]{s.msgs, s.index} {
+			if t := m[op.Queue]; t != nil {
+				t.delete(op.Seq)
+			}
 		}
 	case store.OpDeleteRange:
-		if t := s.msgs[op.Queue]; t != nil {
-			t.deleteRange(op.Seq, op.End)
-		}
-		if t := s.states[op.Queue]; t != nil {
-			t.deleteRange(op.Seq, op.End)
+		for _, m := range []map[store.QueueID]*table[uint64, []byte]{s.msgs, s.index, s.states} {
+			if t := m[op.Queue]; t != nil {
+				t.deleteRange(op.Seq, op.End)
+			}
 		}
 	case store.OpPutState:
 		queueTable(s.states, op.Queue).put(op.Seq, clone(op.Value))
@@ -114,6 +120,7 @@ func (s *MemStore) applyLocked(op store.Op) {
 		s.floors[op.Queue] = op.Seq
 	case store.OpDropQueue:
 		delete(s.msgs, op.Queue)
+		delete(s.index, op.Queue)
 		delete(s.states, op.Queue)
 		delete(s.floors, op.Queue)
 	case store.OpPutMeta:
@@ -140,6 +147,12 @@ func clone(b []byte) []byte {
 // Scan calls fn for the queue's messages with seq >= from in seq order.
 func (s *MemStore) Scan(q store.QueueID, from uint64, fn func(seq uint64, rec []byte) bool) error {
 	return s.scanQueue(s.msgs, q, from, fn)
+}
+
+// ScanIndex calls fn for the queue's index entries with seq >= from in seq
+// order.
+func (s *MemStore) ScanIndex(q store.QueueID, from uint64, fn func(seq uint64, idx []byte) bool) error {
+	return s.scanQueue(s.index, q, from, fn)
 }
 
 // ScanState calls fn for the queue's state entries in seq order.
@@ -282,7 +295,7 @@ func (s *MemStore) Close() error {
 		return store.ErrClosed
 	}
 	s.closed = true
-	s.msgs, s.states, s.floors = nil, nil, nil
+	s.msgs, s.index, s.states, s.floors = nil, nil, nil, nil
 	s.delays = newTable[delayKey, struct{}](compareDelay)
 	s.meta = newTable[string, []byte](strings.Compare)
 	return nil

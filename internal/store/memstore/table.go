@@ -55,21 +55,35 @@ func (t *table[K, V]) put(k K, v V) {
 }
 
 func (t *table[K, V]) delete(k K) {
+	if t.remove(k) {
+		t.maybeCompact()
+	}
+}
+
+// remove deletes k's value, leaving its key behind, and reports whether k
+// was live.
+func (t *table[K, V]) remove(k K) bool {
 	if _, ok := t.vals[k]; !ok {
-		return
+		return false
 	}
 	delete(t.vals, k)
 	t.dead++
+	return true
+}
+
+func (t *table[K, V]) maybeCompact() {
 	if t.dead > 64 && t.dead > len(t.vals) {
 		t.compact()
 	}
 }
 
-// deleteRange removes every key with lo <= key < hi.
+// deleteRange removes every key with lo <= key < hi. It compacts only
+// after the loop: compacting inside it would shift the keys it walks.
 func (t *table[K, V]) deleteRange(lo, hi K) {
 	for i := t.search(lo); i < len(t.keys) && t.cmp(t.keys[i], hi) < 0; i++ {
-		t.delete(t.keys[i])
+		t.remove(t.keys[i])
 	}
+	t.maybeCompact()
 }
 
 func (t *table[K, V]) compact() {

@@ -126,10 +126,19 @@ func (s *Store) commit(b *store.Batch, apply func(*pebble.Batch) error) (*pebble
 func addOp(pb *pebble.Batch, op store.Op) error {
 	switch op.Kind {
 	case store.OpPutMessage:
+		if op.Index != nil {
+			if err := pb.Set(queueKey(prefixIndex, op.Queue, op.Seq), op.Index, nil); err != nil {
+				return err
+			}
+		}
 		return pb.Set(queueKey(prefixMessage, op.Queue, op.Seq), op.Value, nil)
 	case store.OpDeleteMessage:
-		// The message key was written once, so a SingleDelete removes it
-		// and its tombstone vanishes with the put at the next compaction.
+		// The message and index keys were written once (or never, for an
+		// index entry), so a SingleDelete removes each and its tombstone
+		// vanishes with the put at the next compaction.
+		if err := pb.SingleDelete(queueKey(prefixIndex, op.Queue, op.Seq), nil); err != nil {
+			return err
+		}
 		return pb.SingleDelete(queueKey(prefixMessage, op.Queue, op.Seq), nil)
 	case store.OpDeleteRange:
 		return deleteQueueRange(pb, op.Queue, op.Seq, op.End)
@@ -149,13 +158,13 @@ func addOp(pb *pebble.Batch, op store.Op) error {
 	return fmt.Errorf("%w: unexpected op kind %d", store.ErrInvalidBatch, op.Kind)
 }
 
-// deleteQueueRange range-deletes the queue's messages and states with
-// from <= seq < end.
+// deleteQueueRange range-deletes the queue's messages, index entries and
+// states with from <= seq < end.
 func deleteQueueRange(pb *pebble.Batch, q store.QueueID, from, end uint64) error {
 	if from >= end {
 		return nil
 	}
-	for _, p := range []byte{prefixMessage, prefixState} {
+	for _, p := range queuePrefixes {
 		if err := pb.DeleteRange(queueKey(p, q, from), queueKey(p, q, end), nil); err != nil {
 			return err
 		}
@@ -204,9 +213,10 @@ func (s *Store) floorStateLocked(q store.QueueID) (floorState, error) {
 	return decodeFloor(q, v)
 }
 
-// dropQueue removes all of q's messages, states and its floor.
+// dropQueue removes all of q's messages, index entries, states and its
+// floor.
 func (s *Store) dropQueue(pb *pebble.Batch, q store.QueueID) error {
-	for _, p := range []byte{prefixMessage, prefixState} {
+	for _, p := range queuePrefixes {
 		if err := pb.DeleteRange(queueKey(p, q, 0), queueEnd(p, q), nil); err != nil {
 			return err
 		}

@@ -76,7 +76,8 @@ func (c *compactor) run() {
 	}
 }
 
-// maybeCompact compacts q's acked range [0, floor) of messages and states if
+// maybeCompact compacts q's acked range [0, floor) of messages, index
+// entries and states if
 // q holds no message at or above its floor and the floor moved at least
 // CompactEvery since q's last compaction. A dropped queue (floor 0, no
 // messages) is compacted whole.
@@ -109,7 +110,7 @@ func (c *compactor) maybeCompact(q store.QueueID) {
 	} else if prev := c.compacted[q]; floor <= prev || floor-prev < s.opts.CompactEvery {
 		return
 	}
-	for _, p := range []byte{prefixMessage, prefixState} {
+	for _, p := range queuePrefixes {
 		if err := s.db.Compact(c.ctx, queueKey(p, q, 0), queueKey(p, q, end), false); err != nil {
 			if c.ctx.Err() == nil {
 				s.log.Warn("compactor: compact", "queue", q, "err", err)

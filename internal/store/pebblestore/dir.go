@@ -15,7 +15,9 @@ import (
 )
 
 // FormatVersion is the data directory format this build writes and reads.
-const FormatVersion = 1
+// Format 2 added the index keyspace; format 1 directories (which lack it)
+// are refused with ErrFormat.
+const FormatVersion = 2
 
 const (
 	lockFile   = "LOCK"
@@ -82,6 +84,11 @@ func checkFormat(fs vfs.FS, dir string) error {
 	if !ok || tag != formatTag || convErr != nil || version < 1 {
 		return fmt.Errorf("%w: %s: not a Sluice format file (%q); restore it from a backup or move the directory aside",
 			store.ErrCorrupt, path, truncate(data, 64))
+	}
+	if version < FormatVersion {
+		return fmt.Errorf("%w: %s is format %d of an older Sluice, this build reads format %d and does not upgrade it; "+
+			"drain its queues with the older release, or move the directory aside to start empty",
+			ErrFormat, dir, version, FormatVersion)
 	}
 	if version != FormatVersion {
 		return fmt.Errorf("%w: %s is format %d, this build reads format %d; run a Sluice release that reads format %d",

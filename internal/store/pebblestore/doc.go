@@ -5,8 +5,9 @@
 //
 //	<dir>/
 //	  LOCK      flock'd while open: a second Open of <dir> fails (ErrLocked)
-//	  FORMAT    "sluice-store-format 1\n", written atomically (temp, fsync,
-//	            rename, fsync dir); a newer or unknown format is refused
+//	  FORMAT    "sluice-store-format 2\n", written atomically (temp, fsync,
+//	            rename, fsync dir); another or unknown format is refused
+//	            (format 1, before the index keyspace, is not upgraded)
 //	  pebble/   the Pebble database (its WAL, MANIFEST and sstables)
 //
 // # Key layout
@@ -19,6 +20,7 @@
 //	keyspace  key (bytes)                                  value
 //	--------  -------------------------------------------  -----------------------
 //	message   'm' | queue u64 | seq u64           (17)     record (written once)
+//	index     'i' | queue u64 | seq u64           (17)     index entry (written once, with its message)
 //	state     's' | queue u64 | seq u64           (17)     state bytes (mutable)
 //	delay     'd' | due i64^1<<63 | queue | seq   (25)     empty
 //	floor     'f' | queue u64                      (9)     floor u64 | cleared u64
@@ -39,12 +41,12 @@
 // starts at the queue's first key walks through all of them (seconds after
 // millions of acks). So:
 //
-//   - acks are SingleDelete (each message key is written once), carried in the
+//   - acks are SingleDelete (each message and index key is written once), carried in the
 //     caller's next, usually unsynced, batch;
 //   - the ack floor is persisted and Scan always seeks from the floor given;
 //   - when a SetFloor moves the floor rangeDeleteEvery (4096) or more past the
 //     last range delete of the queue, the same batch also range-deletes the
-//     acked prefix [cleared, floor) of messages and states, so a reader skips
+//     acked prefix [cleared, floor) of messages, index entries and states, so a reader skips
 //     it in one step; cleared is persisted next to the floor;
 //   - when a queue has drained (no message at or above its floor) a background
 //     goroutine compacts its fully acked range, so the tombstones and the disk

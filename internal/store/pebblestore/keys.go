@@ -10,6 +10,7 @@ import (
 // Keyspace prefixes; see the package doc for the layout.
 const (
 	prefixMessage = 'm'
+	prefixIndex   = 'i'
 	prefixState   = 's'
 	prefixDelay   = 'd'
 	prefixFloor   = 'f'
@@ -23,7 +24,10 @@ const (
 	floorValLen = 8 + 8
 )
 
-// queueKey returns the message or state key of (q, seq).
+// queuePrefixes are the keyspaces keyed (queue, seq), all deleted together.
+var queuePrefixes = [...]byte{prefixMessage, prefixIndex, prefixState}
+
+// queueKey returns the message, index or state key of (q, seq).
 func queueKey(prefix byte, q store.QueueID, seq uint64) []byte {
 	k := make([]byte, queueKeyLen, queueKeyLen+1)
 	k[0] = prefix

@@ -384,6 +384,12 @@ func (s *Store) Scan(q store.QueueID, from uint64, fn func(seq uint64, rec []byt
 	return s.scanQueue("scan", prefixMessage, q, from, fn)
 }
 
+// ScanIndex calls fn for the queue's index entries with seq >= from in seq
+// order. It seeks straight to from: pass the queue's floor.
+func (s *Store) ScanIndex(q store.QueueID, from uint64, fn func(seq uint64, idx []byte) bool) error {
+	return s.scanQueue("scan index", prefixIndex, q, from, fn)
+}
+
 // ScanState calls fn for the queue's state entries in seq order, starting at
 // the queue's floor (states below it were acked).
 func (s *Store) ScanState(q store.QueueID, fn func(seq uint64, state []byte) bool) error {

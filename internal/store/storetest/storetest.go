@@ -43,6 +43,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SetFloor", testSetFloor},
 		{"DropQueue", testDropQueue},
 		{"State", testState},
+		{"Index", testIndex},
+		{"IndexDeletedWithMessages", testIndexDeleted},
 		{"DelayOrder", testDelayOrder},
 		{"MetaPrefix", testMetaPrefix},
 		{"BatchOrder", testBatchOrder},
@@ -468,6 +470,85 @@ func testDropQueue(t *testing.T, s store.Store) {
 	check(t, "reused queue", scanAll(t, s, 2, 0), wantMsgs(2, 1))
 }
 
+func scanIndex(t *testing.T, s store.Store, q store.QueueID, from uint64) []msg {
+	t.Helper()
+	var got []msg
+	if err := s.ScanIndex(q, from, func(seq uint64, v []byte) bool {
+		got = append(got, msg{seq, string(v)})
+		return true
+	}); err != nil {
+		t.Fatalf("ScanIndex(%d, %d): %v", q, from, err)
+	}
+	return got
+}
+
+func idx(q store.QueueID, seq uint64) []byte { return fmt.Appendf(nil, "i%d/%d", q, seq) }
+
+func wantIndex(q store.QueueID, seqs ...uint64) []msg {
+	out := make([]msg, len(seqs))
+	for i, seq := range seqs {
+		out[i] = msg{seq, string(idx(q, seq))}
+	}
+	return out
+}
+
+// testIndex: PutIndexed writes an index entry next to the message, read
+// back by ScanIndex in seq order from a seq; PutMessage writes none.
+func testIndex(t *testing.T, s store.Store) {
+	var b store.Batch
+	for _, q := range []store.QueueID{1, 2} {
+		for _, seq := range []uint64{7, 3, 1 << 40, 5} {
+			b.PutIndexed(q, seq, rec(q, seq), idx(q, seq))
+		}
+		b.PutMessage(q, 4, rec(q, 4)) // no index entry
+	}
+	v := idx(1, 9)
+	b.PutIndexed(1, 9, rec(1, 9), v)
+	apply(t, s, &b, true)
+	v[0] = 'X' // the store keeps its own copy
+	check(t, "ScanIndex from 0", scanIndex(t, s, 1, 0), wantIndex(1, 3, 5, 7, 9, 1<<40))
+	check(t, "ScanIndex from 6", scanIndex(t, s, 1, 6), wantIndex(1, 7, 9, 1<<40))
+	check(t, "other queue", scanIndex(t, s, 2, 0), wantIndex(2, 3, 5, 7, 1<<40))
+	check(t, "messages", scanAll(t, s, 1, 0), wantMsgs(1, 3, 4, 5, 7, 9, 1<<40))
+	check(t, "unknown queue", scanIndex(t, s, 3, 0), nil)
+	n := 0
+	if err := s.ScanIndex(1, 0, func(uint64, []byte) bool { n++; return n < 2 }); err != nil || n != 2 {
+		t.Fatalf("ScanIndex stopping early: %d calls, %v; want 2", n, err)
+	}
+}
+
+// testIndexDeleted: every way a message leaves takes its index entry along.
+func testIndexDeleted(t *testing.T, s store.Store) {
+	var b store.Batch
+	for _, q := range []store.QueueID{1, 2} {
+		for seq := uint64(1); seq <= 10000; seq++ {
+			b.PutIndexed(q, seq, rec(q, seq), idx(q, seq))
+		}
+	}
+	apply(t, s, &b, false)
+	b.Reset()
+	b.DeleteMessage(1, 2)
+	b.DeleteMessage(1, 4)
+	b.DeleteRange(1, 10, 20)
+	apply(t, s, &b, false)
+	want := append([]uint64{1, 3}, seqRange(5, 10)...)
+	want = append(want, seqRange(20, 10001)...)
+	check(t, "index after deletes", scanIndex(t, s, 1, 0), wantIndex(1, want...))
+	// The broker acks below the floor, then moves it far enough that an
+	// engine may range-delete the acked prefix.
+	b.Reset()
+	b.DeleteRange(1, 0, 9000)
+	b.SetFloor(1, 9000)
+	apply(t, s, &b, false)
+	check(t, "index from the floor", scanIndex(t, s, 1, 9000), wantIndex(1, seqRange(9000, 10001)...))
+	check(t, "index below the floor", scanIndex(t, s, 1, 0), wantIndex(1, seqRange(9000, 10001)...))
+	b.Reset()
+	b.DropQueue(2)
+	apply(t, s, &b, true)
+	check(t, "dropped queue's index", scanIndex(t, s, 2, 0), nil)
+	check(t, "other queue's index", scanIndex(t, s, 1, 9000), wantIndex(1, seqRange(9000, 10001)...))
+}
+
 func testState(t *testing.T, s store.Store) {
 	var b store.Batch
 	for _, seq := range []uint64{30, 10, 20, 1 << 33} {
@@ -659,6 +740,7 @@ func testClosed(t *testing.T, s store.Store) {
 		"Apply":     s.Apply(&b, true),
 		"Scan":      s.Scan(1, 0, noScan),
 		"ScanState": s.ScanState(1, noScan),
+		"ScanIndex": s.ScanIndex(1, 0, noScan),
 		"ScanDelays": s.ScanDelays(0, func(int64, store.QueueID, uint64) bool {
 			t.Error("fn called after Close")
 			return true
