@@ -24,6 +24,9 @@ type ExchangeInfo struct {
 	AutoDelete bool
 	Internal   bool
 	Args       message.Table
+	// PublishIn counts messages published into the exchange, PublishOut
+	// the copies it routed to queues.
+	PublishIn, PublishOut uint64
 }
 
 // QueueInfo describes a queue and its counts.
@@ -42,6 +45,8 @@ type QueueInfo struct {
 	Consumers  int
 	// Oldest is the seq of the oldest message (0 when empty).
 	Oldest uint64
+	// Stats are the queue's message counters (stats.go).
+	Stats MessageStats
 }
 
 // Messages is ready + unacked + delayed.
@@ -123,7 +128,8 @@ func (b *Broker) Exchanges(vhostName string) ([]ExchangeInfo, error) {
 
 func exchangeInfo(vh *vhost, x *exchange) ExchangeInfo {
 	return ExchangeInfo{VHost: vh.name, Name: x.name, Type: x.kind, Durable: x.durable,
-		AutoDelete: x.autoDelete, Internal: x.internal, Args: x.args}
+		AutoDelete: x.autoDelete, Internal: x.internal, Args: x.args,
+		PublishIn: x.stats.in.Load(), PublishOut: x.stats.out.Load()}
 }
 
 // Exchange describes one exchange.
@@ -189,7 +195,7 @@ func (b *Broker) lookupQueue(vhostName, name string) (*queue, error) {
 // are fixed at creation; the counts are read under q.mu.
 func (q *queue) info() QueueInfo {
 	qi := QueueInfo{VHost: q.vh.name, Name: q.name, Durable: q.declaredDurable, AutoDelete: q.autoDelete,
-		Exclusive: q.exclusive, Args: q.args}
+		Exclusive: q.exclusive, Args: q.args, Stats: q.stats.snapshot()}
 	if q.owner != nil {
 		qi.Owner = q.owner.info.Name
 	}

@@ -36,6 +36,7 @@ type env struct {
 	dead          *deadLetterer
 	delays        *scheduler
 	noPoisonQueue bool
+	stats         msgCounters // stats.go: broker-wide
 }
 
 // Broker is the domain: vhosts, exchanges, queues, consumers.

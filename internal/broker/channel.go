@@ -226,6 +226,7 @@ func (ch *Channel) settleTags(tag uint64, multiple bool, how settleKind) error {
 		return nil
 	}
 	ch.mu.Unlock()
+	countSettled(ch.env, ps, how)
 	ch.settle(ps, how)
 	return nil
 }
@@ -351,10 +352,12 @@ func (ch *Channel) Publish(msg *message.Message, mandatory bool, done func(error
 		return false, err
 	}
 	if ok, handled := ch.publishReply(msg); handled {
+		ch.env.countPublished(ok, mandatory)
 		done(nil)
 		return ok, nil
 	}
 	if delay := publishDelay(msg); delay > 0 {
+		ch.env.countPublished(true, mandatory)
 		// Routed when due; as RabbitMQ's delayed-message plugin, a
 		// delayed message counts as routed.
 		if handled, routed, err := ch.admitDelayed(msg, done); handled { // validate.go
@@ -366,6 +369,7 @@ func (ch *Channel) Publish(msg *message.Message, mandatory bool, done func(error
 	if err != nil {
 		return false, err
 	}
+	ch.env.countPublished(len(targets) > 0, mandatory)
 	if handled, routed, err := ch.admit(msg, &targets, &done); handled { // validate.go
 		return routed, err
 	}

@@ -152,6 +152,7 @@ func (d *deadLetterer) process(j deadJob) {
 		d.finished()
 		return
 	}
+	src.countDeadLettered(j.reason)
 	req, err := newPublishReq(dl, targets, nil, d.env.now())
 	if err != nil {
 		d.env.log.Error("encode dead letter; dropping it", "queue", src.name, "err", err)

@@ -33,6 +33,8 @@ type exchange struct {
 	direct   map[string][]*binding // direct: by routing key
 	topic    *topicNode            // topic: trie of binding keys
 	inbound  []*binding            // bindings that point at this exchange
+
+	stats exchangeCounters // stats.go
 }
 
 // binding links a source exchange to a queue or an exchange.

@@ -32,6 +32,8 @@ type queue struct {
 	// bindings are the bindings that point at the queue. Guarded by vh.mu.
 	bindings []*binding
 
+	stats msgCounters // stats.go
+
 	mu          sync.Mutex
 	ready       readyIndex
 	unacked     map[uint64]entry
@@ -72,6 +74,7 @@ func (q *queue) enqueue(es []entry) {
 		q.ready.push(e)
 		q.high = max(q.high, e.seq+1)
 	}
+	q.countEnqueued(len(es))
 	q.dispatchLocked()
 	q.enforceLimitsLocked()
 	q.dropExpiredLocked()
@@ -108,6 +111,7 @@ func (q *queue) dispatchLocked() {
 			break
 		}
 		q.deliveredLocked(&b, e, c.noAck)
+		q.countDelivered(e, c.noAck, false)
 		q.trackLocked(c.ch, d.DeliveryTag, e.seq, c.noAck)
 	}
 	q.advanceFloorLocked(&b)
@@ -313,6 +317,7 @@ const (
 // (rejected without requeue, dropped by a length limit): the place where
 // dead lettering plugs in.
 func (q *queue) discardLocked(b *store.Batch, e entry, reason string) {
+	q.countDiscarded(reason)
 	if q.env.dead == nil || !q.deadLettersLocked(reason) {
 		q.removeLocked(b, e)
 		return
@@ -405,6 +410,7 @@ func (q *queue) get(ch *Channel, noAck bool) (*Delivery, error) {
 		d.MessageCount = uint32(min(q.ready.len(), 1<<32-1))
 		ch.deliverGet(q, e.seq, nextGen(e), noAck, d)
 		q.deliveredLocked(&b, e, noAck)
+		q.countDelivered(e, noAck, true)
 		q.trackLocked(ch, d.DeliveryTag, e.seq, noAck)
 		q.advanceFloorLocked(&b)
 		return d, nil

@@ -34,6 +34,7 @@ func (ch *Channel) deadLetterInvalid(msg *message.Message, targets *[]*queue, do
 				"queue", inv.q.name, "vhost", ch.vh.name, "dead_letter_exchange", dm.Exchange, "routing_key", dm.RoutingKey)
 			continue
 		}
+		inv.q.countDeadLettered(reasonInvalid)
 		letters = append(letters, dl{qs: qs, msg: dm})
 	}
 	kept := make([]*queue, 0, len(*targets))

@@ -57,7 +57,9 @@ func (vh *vhost) route(msg *message.Message) ([]*queue, error) {
 	if x.internal {
 		return nil, errorf(AccessRefused, "cannot publish to internal exchange '%s' in vhost '%s'", x.name, vh.name)
 	}
-	return vh.routeLocked(x, msg), nil
+	qs := vh.routeLocked(x, msg)
+	x.countRouted(len(qs))
+	return qs, nil
 }
 
 // queueFor looks a queue up for conn, enforcing exclusivity.
