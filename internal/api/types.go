@@ -76,17 +76,56 @@ type Listener struct {
 	Port      int    `json:"port"`
 }
 
-// MessageStats are counters, as RabbitMQ's message_stats.
+// MessageStats are counters since the broker started, as RabbitMQ's
+// message_stats, each with its rate (per second, over the last sampling
+// interval) in the matching *_details. On a queue, publish counts the
+// messages that entered it; in the overview, the messages clients
+// published. Nack, the dead-letter counts and expire are Sluice's.
 type MessageStats struct {
-	Publish    uint64 `json:"publish"`
-	DeliverGet uint64 `json:"deliver_get"`
-	Deliver    uint64 `json:"deliver"`
-	Get        uint64 `json:"get"`
-	Ack        uint64 `json:"ack"`
-	Redeliver  uint64 `json:"redeliver"`
-	Nack       uint64 `json:"nack,omitempty"`
-	DeadLetter uint64 `json:"dead_letter,omitempty"`
-	Expire     uint64 `json:"expire,omitempty"`
+	Publish             uint64 `json:"publish"`
+	PublishDetails      Rate   `json:"publish_details"`
+	DeliverGet          uint64 `json:"deliver_get"`
+	DeliverGetDetails   Rate   `json:"deliver_get_details"`
+	Deliver             uint64 `json:"deliver"`
+	DeliverDetails      Rate   `json:"deliver_details"`
+	DeliverNoAck        uint64 `json:"deliver_no_ack"`
+	DeliverNoAckDetails Rate   `json:"deliver_no_ack_details"`
+	Get                 uint64 `json:"get"`
+	GetDetails          Rate   `json:"get_details"`
+	GetNoAck            uint64 `json:"get_no_ack"`
+	GetNoAckDetails     Rate   `json:"get_no_ack_details"`
+	Ack                 uint64 `json:"ack"`
+	AckDetails          Rate   `json:"ack_details"`
+	Redeliver           uint64 `json:"redeliver"`
+	RedeliverDetails    Rate   `json:"redeliver_details"`
+	Nack                uint64 `json:"nack"`
+	NackDetails         Rate   `json:"nack_details"`
+	DeadLetter          uint64 `json:"dead_letter"`
+	DeadLetterDetails   Rate   `json:"dead_letter_details"`
+	Expire              uint64 `json:"expire"`
+	ExpireDetails       Rate   `json:"expire_details"`
+	// DeadLetterByReason splits DeadLetter by x-death reason (rejected,
+	// expired, maxlen, delivery_limit, invalid).
+	DeadLetterByReason map[string]uint64 `json:"dead_letter_by_reason,omitempty"`
+	// Overview only.
+	ReturnUnroutable        uint64 `json:"return_unroutable,omitempty"`
+	ReturnUnroutableDetails *Rate  `json:"return_unroutable_details,omitempty"`
+	DropUnroutable          uint64 `json:"drop_unroutable,omitempty"`
+	DropUnroutableDetails   *Rate  `json:"drop_unroutable_details,omitempty"`
+}
+
+// Rate is a counter's rate, as RabbitMQ's *_details: {"rate": 12.5}.
+type Rate struct {
+	Rate float64 `json:"rate"`
+}
+
+// ExchangeStats are an exchange's message_stats: messages published into
+// it and copies it routed out to queues.
+type ExchangeStats struct {
+	PublishIn         uint64 `json:"publish_in"`
+	PublishInDetails  Rate   `json:"publish_in_details"`
+	PublishOut        uint64 `json:"publish_out"`
+	PublishOutDetails Rate   `json:"publish_out_details"`
 }
 
 // VHost is GET /api/vhosts/{name}.
@@ -96,6 +135,8 @@ type VHost struct {
 	MessagesReady          int    `json:"messages_ready"`
 	MessagesUnacknowledged int    `json:"messages_unacknowledged"`
 	MessagesDelayed        int    `json:"messages_delayed"`
+	// MessageStats sum the counters of the vhost's queues.
+	MessageStats MessageStats `json:"message_stats"`
 }
 
 // Queue is GET /api/queues/{vhost}/{name}.
@@ -133,13 +174,14 @@ type QueueDeclare struct {
 
 // Exchange is GET /api/exchanges/{vhost}/{name}.
 type Exchange struct {
-	Name       string         `json:"name"`
-	VHost      string         `json:"vhost"`
-	Type       string         `json:"type"`
-	Durable    bool           `json:"durable"`
-	AutoDelete bool           `json:"auto_delete"`
-	Internal   bool           `json:"internal"`
-	Arguments  map[string]any `json:"arguments"`
+	Name         string         `json:"name"`
+	VHost        string         `json:"vhost"`
+	Type         string         `json:"type"`
+	Durable      bool           `json:"durable"`
+	AutoDelete   bool           `json:"auto_delete"`
+	Internal     bool           `json:"internal"`
+	Arguments    map[string]any `json:"arguments"`
+	MessageStats ExchangeStats  `json:"message_stats"`
 }
 
 // ExchangeDeclare is the body of PUT /api/exchanges/{vhost}/{name}.

@@ -293,8 +293,8 @@ func parseFilter(f api.Filter) (broker.Filter, error) {
 	return out, nil
 }
 
-func apiQueue(q broker.QueueInfo) api.Queue {
-	out := api.Queue{Name: q.Name, VHost: q.VHost, Durable: q.Durable, AutoDelete: q.AutoDelete, Exclusive: q.Exclusive,
+func (s *Server) apiQueue(q broker.QueueInfo) api.Queue {
+	out := api.Queue{MessageStats: s.rates.queueStats(q), Name: q.Name, VHost: q.VHost, Durable: q.Durable, AutoDelete: q.AutoDelete, Exclusive: q.Exclusive,
 		Arguments: jsonTable(q.Args), Type: "classic", State: "running",
 		Messages: q.Messages(), MessagesReady: q.Ready, MessagesUnacknowledged: q.Unacked, MessagesDelayed: q.Delayed,
 		MessageBytesReady: q.ReadyBytes, Consumers: q.Consumers}
@@ -310,8 +310,8 @@ func apiQueue(q broker.QueueInfo) api.Queue {
 	return out
 }
 
-func apiExchange(x broker.ExchangeInfo) api.Exchange {
-	out := api.Exchange{Name: x.Name, VHost: x.VHost, Type: x.Type, Durable: x.Durable, AutoDelete: x.AutoDelete,
+func (s *Server) apiExchange(x broker.ExchangeInfo) api.Exchange {
+	out := api.Exchange{MessageStats: s.rates.exchangeStats(x), Name: x.Name, VHost: x.VHost, Type: x.Type, Durable: x.Durable, AutoDelete: x.AutoDelete,
 		Internal: x.Internal, Arguments: jsonTable(x.Args)}
 	if out.Arguments == nil {
 		out.Arguments = map[string]any{}

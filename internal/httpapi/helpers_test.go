@@ -30,10 +30,19 @@ type testEnv struct {
 
 func start(t *testing.T) *testEnv {
 	t.Helper()
+	return startWith(t, nil)
+}
+
+// startWith is start with the API's configuration changed by mod.
+func startWith(t *testing.T, mod func(*httpapi.Config)) *testEnv {
+	t.Helper()
 	sb := sluicetest.Start(t)
 	cfg := httpapi.DefaultConfig()
 	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	cfg.DataDir = t.TempDir()
+	if mod != nil {
+		mod(&cfg)
+	}
 	srv, err := httpapi.New(cfg, sb.Broker, sb.Server)
 	if err != nil {
 		t.Fatalf("httpapi.New: %v", err)

@@ -1,9 +1,13 @@
 package httpapi
 
 // /metrics: Prometheus text, gathered at scrape time from the broker's
-// listings (a collector, not counters copied from elsewhere), plus the Go
-// runtime's and the process's collectors. Each Server has its own
-// registry: no global state.
+// listings and message counters (a collector, not counters copied from
+// elsewhere), plus the Go runtime's and the process's collectors (memory:
+// process_resident_memory_bytes). Each Server has its own registry: no
+// global state. Message counters come broker-wide
+// (sluice_messages_*_total) and per queue (sluice_queue_messages_*_total
+// with vhost and queue labels; they restart from 0 when a queue is
+// declared again or the broker restarts).
 
 import (
 	"net/http"
@@ -12,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sluicemq/sluice/internal/broker"
 )
 
 type brokerCollector struct {
@@ -26,6 +32,25 @@ type brokerCollector struct {
 	consumers      *prometheus.Desc
 	diskFree       *prometheus.Desc
 	queues         *prometheus.Desc
+
+	counters      []counterDesc
+	deadLettered  *prometheus.Desc
+	qDeadLettered *prometheus.Desc
+	unroutable    *prometheus.Desc
+}
+
+// counterDesc is one message counter, broker-wide and per queue.
+type counterDesc struct {
+	all, perQueue *prometheus.Desc
+	value         func(broker.MessageStats) uint64
+}
+
+func newCounterDesc(name, help string, value func(broker.MessageStats) uint64) counterDesc {
+	return counterDesc{
+		all:      prometheus.NewDesc("sluice_messages_"+name+"_total", help, nil, nil),
+		perQueue: prometheus.NewDesc("sluice_queue_messages_"+name+"_total", help+" (per queue)", []string{"vhost", "queue"}, nil),
+		value:    value,
+	}
 }
 
 func newBrokerCollector(s *Server) *brokerCollector {
@@ -45,13 +70,57 @@ func newBrokerCollector(s *Server) *brokerCollector {
 		queues:      prometheus.NewDesc("sluice_queues", "Queues.", nil, nil),
 		diskFree: prometheus.NewDesc("sluice_disk_free_bytes", "Free bytes on the data directory's file system.",
 			nil, nil),
+		counters: []counterDesc{
+			newCounterDesc("published", "Messages published (broker-wide: by clients; per queue: entering the queue).",
+				func(s broker.MessageStats) uint64 { return s.Publish }),
+			newCounterDesc("delivered", "Messages delivered to consumers or taken by basic.get.",
+				func(s broker.MessageStats) uint64 { return s.DeliverGet() }),
+			newCounterDesc("redelivered", "Deliveries and gets of messages delivered before.",
+				func(s broker.MessageStats) uint64 { return s.Redeliver }),
+			newCounterDesc("acked", "Deliveries acknowledged.",
+				func(s broker.MessageStats) uint64 { return s.Ack }),
+			newCounterDesc("nacked", "Deliveries nacked or rejected, requeued or not.",
+				func(s broker.MessageStats) uint64 { return s.Nack }),
+			newCounterDesc("expired", "Messages whose TTL ran out in a queue.",
+				func(s broker.MessageStats) uint64 { return s.Expired }),
+		},
+		deadLettered: prometheus.NewDesc("sluice_messages_dead_lettered_total", "Messages dead-lettered, by reason.",
+			[]string{"reason"}, nil),
+		qDeadLettered: prometheus.NewDesc("sluice_queue_messages_dead_lettered_total",
+			"Messages dead-lettered from a queue, by reason.", []string{"vhost", "queue", "reason"}, nil),
+		unroutable: prometheus.NewDesc("sluice_messages_unroutable_total",
+			"Publishes no queue took, returned to the publisher (mandatory) or dropped.", []string{"outcome"}, nil),
 	}
 }
 
 func (c *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.queueMessages, c.queueBytes, c.queueConsumers, c.queueOldest, c.connections,
-		c.channels, c.consumers, c.queues, c.diskFree} {
+		c.channels, c.consumers, c.queues, c.diskFree, c.deadLettered, c.qDeadLettered, c.unroutable} {
 		ch <- d
+	}
+	for _, cd := range c.counters {
+		ch <- cd.all
+		ch <- cd.perQueue
+	}
+}
+
+// collectCounters sends the message counters of s (per queue with the
+// queue's labels, broker-wide without).
+func (c *brokerCollector) collectCounters(ch chan<- prometheus.Metric, s broker.MessageStats, q *broker.QueueInfo) {
+	for _, cd := range c.counters {
+		if q == nil {
+			ch <- prometheus.MustNewConstMetric(cd.all, prometheus.CounterValue, float64(cd.value(s)))
+		} else {
+			ch <- prometheus.MustNewConstMetric(cd.perQueue, prometheus.CounterValue, float64(cd.value(s)), q.VHost, q.Name)
+		}
+	}
+	for i, reason := range broker.DeadLetterReasons() {
+		n := float64(s.DeadLettered[i])
+		if q == nil {
+			ch <- prometheus.MustNewConstMetric(c.deadLettered, prometheus.CounterValue, n, reason)
+		} else {
+			ch <- prometheus.MustNewConstMetric(c.qDeadLettered, prometheus.CounterValue, n, q.VHost, q.Name, reason)
+		}
 	}
 }
 
@@ -68,12 +137,17 @@ func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.queueBytes, prometheus.GaugeValue, float64(q.ReadyBytes), q.VHost, q.Name)
 		ch <- prometheus.MustNewConstMetric(c.queueConsumers, prometheus.GaugeValue, float64(q.Consumers), q.VHost, q.Name)
 		consumers += q.Consumers
+		c.collectCounters(ch, q.Stats, &q)
 		if t, ok := c.s.b.OldestPublished(q); ok {
 			age := c.s.cfg.Now().Sub(t).Seconds()
 			ch <- prometheus.MustNewConstMetric(c.queueOldest, prometheus.GaugeValue, max(age, 0), q.VHost, q.Name)
 		}
 	}
 	ch <- prometheus.MustNewConstMetric(c.queues, prometheus.GaugeValue, float64(len(qs)))
+	all := c.s.b.MessageStats()
+	c.collectCounters(ch, all, nil)
+	ch <- prometheus.MustNewConstMetric(c.unroutable, prometheus.CounterValue, float64(all.ReturnUnroutable), "returned")
+	ch <- prometheus.MustNewConstMetric(c.unroutable, prometheus.CounterValue, float64(all.DropUnroutable), "dropped")
 	ch <- prometheus.MustNewConstMetric(c.consumers, prometheus.GaugeValue, float64(consumers))
 	conns, chans := 0, 0
 	if c.s.conns != nil {

@@ -9,7 +9,9 @@
 // Goroutines: Serve runs net/http's server on the caller's goroutine;
 // net/http runs each request on its own goroutine. Each redrive task runs
 // on one goroutine owned by the Server's task manager; Close cancels the
-// tasks and waits for them. A Server is safe for concurrent use.
+// tasks and waits for them. The rate sampler (stats.go) runs on one
+// goroutine started by New and stopped by Close. A Server is safe for
+// concurrent use.
 package httpapi
 
 import (
@@ -49,6 +51,9 @@ type Config struct {
 	RedriveChunk int
 	// KeepTasks bounds the finished tasks kept for GET /api/tasks/{id}.
 	KeepTasks int
+	// SampleInterval is how often the message counters are sampled for
+	// the rates in message_stats (0: only once, at New; no rates).
+	SampleInterval time.Duration
 }
 
 // DefaultConfig returns the configuration `sluice serve` starts with.
@@ -62,6 +67,8 @@ func DefaultConfig() Config {
 		Version:      "dev",
 		RedriveChunk: 100,
 		KeepTasks:    100,
+
+		SampleInterval: 5 * time.Second,
 	}
 }
 
@@ -74,6 +81,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("http config: RedriveChunk %d, want at least 1", c.RedriveChunk)
 	case c.KeepTasks < 1:
 		return fmt.Errorf("http config: KeepTasks %d, want at least 1", c.KeepTasks)
+	case c.SampleInterval < 0:
+		return fmt.Errorf("http config: SampleInterval %v is negative", c.SampleInterval)
 	}
 	return nil
 }
@@ -98,6 +107,7 @@ type Server struct {
 	log   *slog.Logger
 	mux   *http.ServeMux
 	tasks *taskManager
+	rates *sampler // stats.go
 	http  *http.Server
 
 	closeOnce sync.Once
@@ -122,6 +132,8 @@ func New(cfg Config, b *broker.Broker, conns Connections) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, b: b, conns: conns, log: cfg.Logger, mux: http.NewServeMux()}
 	s.tasks = newTaskManager(s)
+	s.rates = newSampler(b, cfg.Now, cfg.SampleInterval)
+	s.rates.start()
 	s.routes()
 	s.http = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)}
@@ -143,6 +155,7 @@ func (s *Server) Close(ctx context.Context) error {
 		if terr := s.tasks.close(ctx); err == nil {
 			err = terr
 		}
+		s.rates.close()
 	})
 	return err
 }

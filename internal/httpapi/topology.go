@@ -38,6 +38,7 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request, u *user) {
 		o.ObjectTotals.Connections++
 		o.ObjectTotals.Channels += len(c.ChannelInfos())
 	}
+	o.MessageStats = s.rates.overviewStats()
 	if host, port, err := net.SplitHostPort(s.cfg.Addr); err == nil {
 		p, _ := strconv.Atoi(port)
 		o.Listeners = append(o.Listeners, api.Listener{Protocol: "http", IPAddress: host, Port: p})
@@ -58,6 +59,7 @@ func (s *Server) vhostInfo(name string) api.VHost {
 		v.MessagesUnacknowledged += q.Unacked
 		v.MessagesDelayed += q.Delayed
 	}
+	v.MessageStats = s.rates.vhostStats(qs)
 	return v
 }
 
@@ -116,7 +118,7 @@ func (s *Server) listQueues(w http.ResponseWriter, r *http.Request, u *user) {
 	out := []api.Queue{}
 	for _, q := range qs {
 		if u.seesVHost(q.VHost) {
-			out = append(out, apiQueue(q))
+			out = append(out, s.apiQueue(q))
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -132,7 +134,7 @@ func (s *Server) getQueue(w http.ResponseWriter, r *http.Request, u *user) {
 		writeBrokerError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, apiQueue(q))
+	writeJSON(w, http.StatusOK, s.apiQueue(q))
 }
 
 // session opens an admin session for u on vh and calls fn with its
@@ -222,7 +224,7 @@ func (s *Server) listExchanges(w http.ResponseWriter, r *http.Request, u *user) 
 	out := []api.Exchange{}
 	for _, x := range xs {
 		if u.seesVHost(x.VHost) {
-			out = append(out, apiExchange(x))
+			out = append(out, s.apiExchange(x))
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -247,7 +249,7 @@ func (s *Server) getExchange(w http.ResponseWriter, r *http.Request, u *user) {
 		writeBrokerError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, apiExchange(x))
+	writeJSON(w, http.StatusOK, s.apiExchange(x))
 }
 
 func (s *Server) putExchange(w http.ResponseWriter, r *http.Request, u *user) {
