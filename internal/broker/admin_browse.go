@@ -393,7 +393,15 @@ func (b *Broker) ReplaceMessage(vhostName, queueName string, id uint64, m *messa
 	}
 	var batch store.Batch
 	batch.DeleteMessage(q.id, id)
-	batch.PutMessage(q.id, id, rec)
+	if q.durable {
+		x, err := indexOfRecord(rec)
+		if err != nil {
+			return internalError("index message", err)
+		}
+		batch.PutIndexed(q.id, id, rec, encodeIndex(x))
+	} else {
+		batch.PutMessage(q.id, id, rec)
+	}
 	if err := b.env.st.Apply(&batch, q.durable); err != nil {
 		return internalError("replace message", err)
 	}

@@ -63,6 +63,12 @@ type publishReq struct {
 	seqs []uint64 // assigned by the commit loop
 }
 
+// index returns the index entry the message's record gets in a durable
+// queue (recovery rebuilds the queue from these).
+func (r *publishReq) index() []byte {
+	return encodeIndex(msgIndex{persistent: r.flags&entryPersistent != 0, size: r.size, pubMs: r.pubMs, ttl: r.ttl, prio: r.prio})
+}
+
 type committer struct {
 	st   store.Store
 	log  *slog.Logger
@@ -165,11 +171,19 @@ func (c *committer) apply(group []*publishReq, batch *store.Batch) appliedGroup 
 			batch.PutDelay(r.delayDue, c.delayQID, c.delaySeq)
 			c.delaySeq++
 		}
+		var idx []byte
 		for _, q := range r.targets {
 			seq := q.nextSeq
 			q.nextSeq++
 			r.seqs = append(r.seqs, seq)
-			batch.PutMessage(q.id, seq, r.rec)
+			if !q.durable {
+				batch.PutMessage(q.id, seq, r.rec) // dropped by the next Open
+				continue
+			}
+			if idx == nil {
+				idx = r.index()
+			}
+			batch.PutIndexed(q.id, seq, r.rec, idx)
 		}
 		if r.also != nil {
 			batch.Append(r.also)

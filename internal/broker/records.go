@@ -116,6 +116,66 @@ func decodeRecord(rec []byte) (*message.Message, error) {
 	return m, nil
 }
 
+// msgIndex is a message's index entry: what a restart needs to rebuild a
+// queue's in-memory entry without reading the record (see
+// store.Store.ScanIndex). It is the same for every queue the message was
+// routed to; the queue-specific parts (queue TTL, priority level) are
+// derived from it.
+type msgIndex struct {
+	persistent bool
+	size       uint32 // body bytes
+	pubMs      int64  // publish time, unix ms
+	ttl        int64  // the message's own expiration in ms, -1 for none
+	prio       uint8  // the priority property, 0 when absent
+}
+
+// encodeIndex encodes an index entry:
+//
+//	version(1) flags(1: recPersistent) uvarint(size) varint(published) varint(ttl) priority(1)
+func encodeIndex(x msgIndex) []byte {
+	b := make([]byte, 0, 2+binary.MaxVarintLen32+2*binary.MaxVarintLen64+1)
+	var flags byte
+	if x.persistent {
+		flags |= recPersistent
+	}
+	b = append(b, recordV1, flags)
+	b = binary.AppendUvarint(b, uint64(x.size))
+	b = binary.AppendVarint(b, x.pubMs)
+	b = binary.AppendVarint(b, x.ttl)
+	return append(b, x.prio)
+}
+
+func decodeIndex(v []byte) (msgIndex, error) {
+	r, err := versioned(v)
+	if err != nil {
+		return msgIndex{}, err
+	}
+	var x msgIndex
+	x.persistent = r.byte()&recPersistent != 0
+	x.size = uint32(min(r.uvarint(), 1<<32-1))
+	x.pubMs = r.varint()
+	x.ttl = r.varint()
+	x.prio = r.byte()
+	return x, r.done()
+}
+
+// indexOfRecord derives a message's index entry from its record.
+func indexOfRecord(rec []byte) (msgIndex, error) {
+	m, err := decodeRecord(rec)
+	if err != nil {
+		return msgIndex{}, err
+	}
+	x := msgIndex{persistent: rec[1]&recPersistent != 0, size: uint32(min(len(m.Body), 1<<32-1)),
+		pubMs: recordPublished(rec), ttl: -1}
+	if ttl, err := messageTTL(m); err == nil {
+		x.ttl = ttl
+	}
+	if m.Properties.Flags&message.FlagPriority != 0 {
+		x.prio = m.Properties.Priority
+	}
+	return x, nil
+}
+
 // Per-message state: version(1) uvarint(delivery count), and in version 2
 // also varint(due, unix ms) for a message waiting out a retry backoff. It
 // exists for a message that was delivered at least once, so that after a
@@ -346,6 +406,19 @@ func (r *reader) uvarint() uint64 {
 		return 0
 	}
 	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.fail("varint")
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) varint() int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(r.b)
 	if n <= 0 {
 		r.fail("varint")
 		return 0

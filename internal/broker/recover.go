@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/sluicemq/sluice/internal/message"
 	"github.com/sluicemq/sluice/internal/store"
 )
 
@@ -136,9 +135,12 @@ type msgState struct {
 	due        int64 // unix ms a retry wait ends; 0 when not waiting
 }
 
-// recoverMessages rebuilds a durable queue's index from its floor:
-// persistent messages come back ready (redelivered when they had been
-// delivered), transient ones are deleted.
+// recoverMessages rebuilds a durable queue's index from its floor, reading
+// only the small index entries the commit loop wrote next to each record
+// (store.Store.ScanIndex), never the records: persistent messages come back
+// ready (redelivered, with their delivery count, when they had been
+// delivered; waiting when they were waiting out a retry backoff), transient
+// ones are deleted.
 func (q *queue) recoverMessages() error {
 	st := q.env.st
 	floor, err := st.Floor(q.id)
@@ -159,48 +161,12 @@ func (q *queue) recoverMessages() error {
 	if err != nil {
 		return fmt.Errorf("open broker: queue %q states: %w", q.name, err)
 	}
-	last := floor
-	err = st.Scan(q.id, floor, func(seq uint64, rec []byte) bool {
-		last = max(last, seq)
-		flags, ferr := recordFlags(rec)
-		size, serr := recordBodySize(rec)
-		if ferr == nil {
-			ferr = serr
-		}
-		if ferr != nil || flags&recPersistent == 0 {
-			if ferr != nil {
-				q.env.log.Warn("recover queue: dropping unreadable message", "queue", q.name, "seq", seq, "err", ferr)
-			}
-			batch.DeleteMessage(q.id, seq)
-			if _, ok := states[seq]; ok {
-				batch.DeleteState(q.id, seq)
-			}
-			return true
-		}
-		e := entry{seq: seq, size: uint32(min(size, 1<<32-1)), flags: entryPersistent}
-		if m, err := decodeRecord(rec); err == nil {
-			ttl, err := messageTTL(m)
-			if err != nil {
-				ttl = -1
-			}
-			e.expires = expiry(recordPublished(rec), ttl, q.opts.MessageTTL)
-			if m.Properties.Flags&message.FlagPriority != 0 {
-				e.priority = q.priorityLevel(m.Properties.Priority)
-			}
-		}
-		if st, ok := states[seq]; ok {
-			e.flags |= entryRedelivered | entryState
-			e.deliveries = uint16(min(st.deliveries, 1<<16-1))
-			delete(states, seq)
-			if st.due != 0 {
-				// Waiting out a retry backoff: the scheduler reads its
-				// delay-index entry and releases it.
-				q.delayed[seq] = retryWait{e: e, due: st.due}
-				q.holdSeqLocked(seq)
-				return true
-			}
-		}
-		q.ready.push(e)
+	last, err := st.LastSeq(q.id)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("open broker: queue %q last seq: %w", q.name, err)
+	}
+	err = st.ScanIndex(q.id, floor, func(seq uint64, v []byte) bool {
+		q.recoverEntry(&batch, seq, v, states)
 		return true
 	})
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -209,7 +175,7 @@ func (q *queue) recoverMessages() error {
 	for seq := range states {
 		batch.DeleteState(q.id, seq) // state of a message that is gone
 	}
-	q.nextSeq = max(last+1, 1)
+	q.nextSeq = max(last, floor) + 1
 	q.high = q.nextSeq
 	q.mu.Lock()
 	q.advanceFloorLocked(&batch)
@@ -218,4 +184,46 @@ func (q *queue) recoverMessages() error {
 		return fmt.Errorf("open broker: queue %q cleanup: %w", q.name, err)
 	}
 	return nil
+}
+
+// recoverEntry puts the message of one index entry back in the
+// queue (ready, or waiting out its retry backoff), or deletes it when it
+// is transient. An unreadable entry is rebuilt from the message's record;
+// a message whose record is unreadable too is dropped. Called before the
+// queue is shared, so q.mu is not needed.
+func (q *queue) recoverEntry(batch *store.Batch, seq uint64, v []byte, states map[uint64]msgState) {
+	x, err := decodeIndex(v)
+	if err != nil {
+		rec, gerr := q.env.st.Get(q.id, seq)
+		if gerr == nil {
+			x, gerr = indexOfRecord(rec)
+		}
+		if gerr != nil {
+			q.env.log.Warn("recover queue: dropping unreadable message", "queue", q.name, "seq", seq, "err", gerr)
+			x.persistent = false
+		}
+	}
+	st, hasState := states[seq]
+	delete(states, seq)
+	if !x.persistent {
+		batch.DeleteMessage(q.id, seq)
+		if hasState {
+			batch.DeleteState(q.id, seq)
+		}
+		return
+	}
+	e := entry{seq: seq, size: x.size, flags: entryPersistent,
+		expires: expiry(x.pubMs, x.ttl, q.opts.MessageTTL), priority: q.priorityLevel(x.prio)}
+	if hasState {
+		e.flags |= entryRedelivered | entryState
+		e.deliveries = uint16(min(st.deliveries, 1<<16-1))
+		if st.due != 0 {
+			// Waiting out a retry backoff: the scheduler reads its
+			// delay-index entry and releases it.
+			q.delayed[seq] = retryWait{e: e, due: st.due}
+			q.holdSeqLocked(seq)
+			return
+		}
+	}
+	q.ready.push(e)
 }

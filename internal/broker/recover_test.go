@@ -1,0 +1,229 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sluicemq/sluice/internal/message"
+	"github.com/sluicemq/sluice/internal/store"
+	"github.com/sluicemq/sluice/internal/store/memstore"
+)
+
+// recordReads counts the reads of message records (Scan and Get).
+type recordReads struct {
+	store.Store
+	scans, gets atomic.Int64
+}
+
+func (s *recordReads) Scan(q store.QueueID, from uint64, fn func(uint64, []byte) bool) error {
+	s.scans.Add(1)
+	return s.Store.Scan(q, from, fn)
+}
+
+func (s *recordReads) Get(q store.QueueID, seq uint64) ([]byte, error) {
+	s.gets.Add(1)
+	return s.Store.Get(q, seq)
+}
+
+func prioMsg(key, body string, prio uint8) *message.Message {
+	m := newMsg("", key, body, true)
+	m.Properties.Priority = prio
+	m.Properties.Flags |= message.FlagPriority
+	return m
+}
+
+func ttlMsg(key, body string, ttlMs int) *message.Message {
+	m := newMsg("", key, body, true)
+	m.Properties.Expiration = fmt.Sprint(ttlMs)
+	m.Properties.Flags |= message.FlagExpiration
+	return m
+}
+
+// drainBodies takes every ready message of queue (no-ack) and describes
+// each as body:redelivered:count.
+func (c *testClient) drainBodies(queue string) []string {
+	c.t.Helper()
+	var got []string
+	for {
+		d := c.get(queue, true)
+		if d == nil {
+			return got
+		}
+		n, _ := d.Properties.Headers["x-delivery-count"].(int64)
+		got = append(got, fmt.Sprintf("%s:%v:%d", d.Body, d.Redelivered, n))
+	}
+}
+
+// Open rebuilds the queues from the index entries alone, with the same
+// result as from the records: order, redelivered flags and counts,
+// priorities, TTLs; transient messages and the leftovers of non-durable
+// and deleted queues are gone.
+func TestRecoverFromIndex(t *testing.T) {
+	clock := newFakeClock()
+	st := &recordReads{Store: memstore.New()}
+	b1 := openOn(t, st, clock)
+	c := newClient(t, b1)
+	c.declareQueue("dq", true, nil)
+	c.declareQueue("pq", true, message.Table{"x-max-priority": int32(5)})
+	c.declareQueue("ttl", true, message.Table{"x-message-ttl": int32(60_000)})
+	c.declareQueue("tq", false, nil)
+	c.declareQueue("gone", true, nil)
+	for _, m := range []struct {
+		body       string
+		persistent bool
+	}{{"p1", true}, {"t1", false}, {"p2", true}, {"p3", true}, {"t2", false}} {
+		c.publish("", "dq", m.body, m.persistent)
+		c.publish("", "tq", m.body, m.persistent)
+		c.publish("", "gone", m.body, m.persistent)
+	}
+	for _, p := range []uint8{1, 5, 3, 9} {
+		c.publishMsg(prioMsg("pq", fmt.Sprint("prio", p), p))
+	}
+	c.publishMsg(ttlMsg("ttl", "short", 1_000))  // dies after 1 s
+	c.publishMsg(ttlMsg("ttl", "long", 120_000)) // the queue's 60 s wins
+	c.publish("", "ttl", "plain", true)
+	// p1 stays unacked (count 1); p2 is delivered, returned and delivered
+	// again (count 2), unacked; t1 was delivered and acked.
+	c.get("dq", false)
+	for i := range 2 {
+		d := c.get("dq", false)
+		if i == 0 && string(d.Body) == "t1" {
+			if err := c.ch.Ack(d.DeliveryTag, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	c.ch.Close() // returns p1 and p2 (count 1 each)
+	c = c.channel(2)
+	c.get("dq", false) // p1, count 2
+	c.get("dq", false) // p2, count 2
+	c.get("dq", false) // p3, count 1
+	ids := map[string]store.QueueID{}
+	for _, name := range []string{"dq", "tq", "gone"} {
+		ids[name] = b1.vhosts["/"].queues[name].id
+	}
+	if _, err := c.ch.DeleteQueue("gone", false, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := b1.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	st.scans.Store(0)
+	st.gets.Store(0)
+	clock.advance(30 * time.Second)
+	b2 := openOn(t, st, clock)
+	if n, g := st.scans.Load(), st.gets.Load(); n != 0 || g != 0 {
+		t.Errorf("Open read message records: %d scans, %d gets", n, g)
+	}
+	c2 := newClient(t, b2)
+	tests := []struct {
+		queue string
+		want  []string
+	}{
+		{"dq", []string{"p1:true:2", "p2:true:2", "p3:true:1"}},
+		{"pq", []string{"prio5:false:0", "prio9:false:0", "prio3:false:0", "prio1:false:0"}}, // 9 is clamped to 5
+		{"ttl", []string{"long:false:0", "plain:false:0"}},
+	}
+	for _, tt := range tests {
+		if got := c2.drainBodies(tt.queue); !slices.Equal(got, tt.want) {
+			t.Errorf("%s after restart: %v, want %v", tt.queue, got, tt.want)
+		}
+	}
+	for _, name := range []string{"tq", "gone"} {
+		if n := countMessages(t, st, ids[name]); n != 0 {
+			t.Errorf("%d messages of %s left in the store", n, name)
+		}
+		var idx int
+		if err := st.ScanIndex(ids[name], 0, func(uint64, []byte) bool { idx++; return true }); err != nil || idx != 0 {
+			t.Errorf("%d index entries of %s left in the store (%v)", idx, name, err)
+		}
+	}
+	// The transient messages' records and index entries went too.
+	var left []uint64
+	if err := st.ScanIndex(ids["dq"], 0, func(seq uint64, _ []byte) bool { left = append(left, seq); return true }); err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 0 {
+		t.Errorf("index entries of dq left after draining: %v", left)
+	}
+	// Seqs continue above every seq used before, even the deleted transient
+	// t2 at the tail.
+	c2.publish("", "dq", "after", true)
+	if q := b2.vhosts["/"].queues["dq"]; q.nextSeq != 7 {
+		t.Errorf("dq's next seq after restart and one publish: %d, want 7", q.nextSeq)
+	}
+}
+
+// An index entry that does not decode is rebuilt from the message record;
+// when the record does not decode either, the message is dropped.
+func TestRecoverUnreadableIndex(t *testing.T) {
+	st := memstore.New()
+	b1, err := Open(testConfig(), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, b1)
+	c.declareQueue("q", true, nil)
+	for _, body := range []string{"a", "b", "c"} {
+		c.publishMsg(ttlMsg("q", body, 3_600_000))
+	}
+	id := b1.vhosts["/"].queues["q"].id
+	if err := b1.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	recB, err := st.Get(id, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var batch store.Batch
+	batch.DeleteMessage(id, 2)
+	batch.PutIndexed(id, 2, recB, []byte{99, 1, 2}) // unknown version
+	batch.DeleteMessage(id, 3)
+	batch.PutIndexed(id, 3, []byte{1}, []byte{}) // both unreadable
+	if err := st.Apply(&batch, true); err != nil {
+		t.Fatal(err)
+	}
+
+	b2 := openBroker(t, st)
+	q := b2.vhosts["/"].queues["q"]
+	q.mu.Lock()
+	es := q.ready.takeAll()
+	q.mu.Unlock()
+	slices.SortFunc(es, func(x, y entry) int { return compareSeq(x.seq, y.seq) })
+	if len(es) != 2 || es[0].seq != 1 || es[1].seq != 2 {
+		t.Fatalf("recovered entries %+v, want seqs 1 and 2", es)
+	}
+	if es[1].size != 1 || es[1].expires == 0 || es[1].flags&entryPersistent == 0 {
+		t.Errorf("entry rebuilt from the record: %+v", es[1])
+	}
+	if _, err := st.Get(id, 3); err == nil {
+		t.Errorf("unreadable message 3 left in the store")
+	}
+}
+
+func TestIndexEncoding(t *testing.T) {
+	for _, x := range []msgIndex{
+		{},
+		{persistent: true, size: 1 << 20, pubMs: 1_700_000_000_000, ttl: -1, prio: 9},
+		{size: 1<<32 - 1, pubMs: -5, ttl: 1 << 40, prio: 255},
+	} {
+		got, err := decodeIndex(encodeIndex(x))
+		if err != nil || got != x {
+			t.Errorf("round trip of %+v: %+v, %v", x, got, err)
+		}
+	}
+	enc := encodeIndex(msgIndex{persistent: true, size: 300, pubMs: 1, ttl: 2, prio: 3})
+	for n := range len(enc) {
+		if _, err := decodeIndex(enc[:n]); err == nil {
+			t.Errorf("truncated to %d bytes: no error", n)
+		}
+	}
+	if _, err := decodeIndex(append(enc, 0)); err == nil {
+		t.Errorf("trailing byte: no error")
+	}
+}
