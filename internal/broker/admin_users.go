@@ -14,7 +14,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -148,6 +147,7 @@ func (b *Broker) DeleteUser(name string) error {
 		return internalError("delete user", err)
 	}
 	delete(db.users, name)
+	db.permGen.Add(1)
 	return nil
 }
 
@@ -221,16 +221,15 @@ func (b *Broker) SetPermission(p Permission) error {
 	if _, err := b.User(p.User); err != nil {
 		return err
 	}
-	for _, re := range []struct{ name, expr string }{{"configure", p.Configure}, {"write", p.Write}, {"read", p.Read}} {
-		if _, err := regexp.Compile(re.expr); err != nil {
-			return errorf(InvalidArgument, "%s: %v", re.name, err)
-		}
+	if _, err := compilePermission(p); err != nil {
+		return errorf(InvalidArgument, "%v", err)
 	}
 	var batch store.Batch
 	batch.PutMeta(permissionKey(p.VHost, p.User), encodePermission(p))
 	if err := b.env.st.Apply(&batch, true); err != nil {
 		return internalError("store permission", err)
 	}
+	b.users.permGen.Add(1)
 	return nil
 }
 
@@ -244,6 +243,7 @@ func (b *Broker) DeletePermission(vhostName, user string) error {
 	if err := b.env.st.Apply(&batch, true); err != nil {
 		return internalError("delete permission", err)
 	}
+	b.users.permGen.Add(1)
 	return nil
 }
 

@@ -89,6 +89,9 @@ func Open(cfg Config, st store.Store) (*Broker, error) {
 		return nil, err
 	}
 	b.users = users
+	if err := b.SeedPermissions(); err != nil {
+		return nil, fmt.Errorf("open broker: %w", err)
+	}
 	if err := b.loadNextQueueID(); err != nil {
 		return nil, err
 	}
@@ -177,7 +180,15 @@ func (b *Broker) Connect(info ConnInfo) (*Connection, error) {
 	if info.User != "" && !b.users.exists(info.User) {
 		return nil, errorf(NotAllowed, "access to vhost '%s' refused for user '%s'", info.VHost, info.User)
 	}
-	return newConnection(vh, info), nil
+	c := newConnection(vh, info)
+	if info.User != "" {
+		access, err := b.newConnAccess(info.VHost, info.User) // permissions.go
+		if err != nil {
+			return nil, err
+		}
+		c.access = access
+	}
+	return c, nil
 }
 
 func (b *Broker) loadNextQueueID() error {

@@ -327,6 +327,9 @@ func (ch *Channel) Qos(prefetchSize uint32, prefetchCount uint16, global bool) e
 
 // Get takes one message (basic.get); nil with no error means get-empty.
 func (ch *Channel) Get(queueName string, noAck bool) (*Delivery, error) {
+	if err := ch.allow(PermRead, "queue", queueName); err != nil {
+		return nil, err
+	}
 	ch.conn.waitPublished()
 	q, err := ch.vh.queueFor(ch.conn, queueName)
 	if err != nil {
@@ -347,6 +350,9 @@ func (ch *Channel) Get(queueName string, noAck bool) (*Delivery, error) {
 func (ch *Channel) Publish(msg *message.Message, mandatory bool, done func(error)) (routed bool, err error) {
 	if done == nil {
 		done = func(error) {}
+	}
+	if err := ch.allow(PermWrite, "exchange", msg.Exchange); err != nil { // permissions.go
+		return false, err
 	}
 	if err := ch.rewriteReplyTo(msg); err != nil {
 		return false, err

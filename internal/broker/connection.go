@@ -5,8 +5,9 @@ import "sync"
 // Connection is one client connection: the owner of its exclusive queues
 // and its channels.
 type Connection struct {
-	vh   *vhost
-	info ConnInfo
+	vh     *vhost
+	info   ConnInfo
+	access *connAccess // permissions.go; nil: unchecked (admin sessions)
 
 	mu        sync.Mutex
 	channels  map[uint16]*Channel

@@ -24,6 +24,9 @@ func (ch *Channel) Consume(req ConsumeRequest) (string, error) {
 	if req.Queue == replyToQueue {
 		return ch.consumeReply(req)
 	}
+	if err := ch.allow(PermRead, "queue", req.Queue); err != nil {
+		return "", err
+	}
 	q, err := ch.vh.queueFor(ch.conn, req.Queue)
 	if err != nil {
 		return "", err

@@ -28,6 +28,11 @@ func (ch *Channel) DeclareQueue(d QueueDecl) (QueueStatus, error) {
 	} else if !d.Passive && strings.HasPrefix(d.Name, "amq.") {
 		return QueueStatus{}, errorf(AccessRefused, "queue name '%s' contains reserved prefix 'amq.*'", d.Name)
 	}
+	if !d.Passive {
+		if err := ch.allowQueueDeclare(d); err != nil { // permissions.go
+			return QueueStatus{}, err
+		}
+	}
 	ch.conn.waitPublished()
 	if d.Passive {
 		q, err := vh.queueFor(ch.conn, d.Name)
@@ -121,6 +126,9 @@ func (vh *vhost) createQueueLocked(conn *Connection, d QueueDecl, opts QueueOpti
 // PurgeQueue is queue.purge: it removes the ready messages (not the unacked
 // ones) and returns how many.
 func (ch *Channel) PurgeQueue(name string) (uint32, error) {
+	if err := ch.allow(PermRead, "queue", name); err != nil {
+		return 0, err
+	}
 	ch.conn.waitPublished()
 	q, err := ch.vh.queueFor(ch.conn, name)
 	if err != nil {
@@ -132,6 +140,9 @@ func (ch *Channel) PurgeQueue(name string) (uint32, error) {
 // DeleteQueue is queue.delete; it returns the number of ready messages
 // deleted. Deleting a missing queue succeeds with 0, as RabbitMQ 3.x.
 func (ch *Channel) DeleteQueue(name string, ifUnused, ifEmpty bool) (uint32, error) {
+	if err := ch.allow(PermConfigure, "queue", name); err != nil {
+		return 0, err
+	}
 	ch.conn.waitPublished()
 	vh := ch.vh
 	vh.mu.Lock()

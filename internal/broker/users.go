@@ -9,6 +9,7 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/sluicemq/sluice/internal/store"
 )
@@ -16,6 +17,10 @@ import (
 type userDB struct {
 	mu    sync.RWMutex
 	users map[string]userDef
+
+	// permGen moves whenever a permission or a user changes, so that
+	// connections reload their permissions (permissions.go).
+	permGen atomic.Uint64
 }
 
 // openUsers loads the users, creating Config's default user on first start.

@@ -117,6 +117,9 @@ func (ch *Channel) DeclareExchange(d ExchangeDecl) error {
 	if d.Name == "" {
 		return errDefaultExchange
 	}
+	if err := ch.allowExchangeDeclare(d); err != nil { // permissions.go
+		return err
+	}
 	vh.mu.Lock()
 	defer vh.mu.Unlock()
 	if x := vh.exchanges[d.Name]; x != nil {
@@ -171,6 +174,9 @@ func (ch *Channel) DeleteExchange(name string, ifUnused bool) error {
 	}
 	if strings.HasPrefix(name, "amq.") {
 		return errorf(AccessRefused, "deletion of system exchange '%s' in vhost '%s' not allowed", name, vh.name)
+	}
+	if err := ch.allow(PermConfigure, "exchange", name); err != nil {
+		return err
 	}
 	vh.mu.Lock()
 	defer vh.mu.Unlock()
@@ -241,6 +247,9 @@ func (ch *Channel) bind(bnd Binding, toExchange, unbind bool) error {
 	vh := ch.vh
 	if bnd.Source == "" || (toExchange && bnd.Destination == "") {
 		return errDefaultExchange
+	}
+	if err := ch.allowBind(bnd, toExchange); err != nil { // permissions.go
+		return err
 	}
 	vh.mu.Lock()
 	defer vh.mu.Unlock()

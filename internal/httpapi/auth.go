@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"regexp"
 	"slices"
 
 	"github.com/sluicemq/sluice/internal/broker"
@@ -111,11 +110,9 @@ func (u *user) check(vhost string, kind permKind, resourceType, name string) err
 		return &broker.Error{Code: broker.AccessRefused,
 			Reason: fmt.Sprintf("access to vhost '%s' refused for user '%s'", vhost, u.name)}
 	}
-	expr := [...]string{p.Configure, p.Write, p.Read}[kind]
-	if expr != "" {
-		if re, err := regexp.Compile("^(?:" + expr + ")$"); err == nil && re.MatchString(name) {
-			return nil
-		}
+	// RabbitMQ's matching, as AMQP checks it: unanchored, "" matches "".
+	if broker.PermissionMatches([...]string{p.Configure, p.Write, p.Read}[kind], name) {
+		return nil
 	}
 	return &broker.Error{Code: broker.AccessRefused,
 		Reason: fmt.Sprintf("access to %s '%s' in vhost '%s' refused for user '%s' (%s permission)", resourceType, name, vhost, u.name, kind)}
