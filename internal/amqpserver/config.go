@@ -32,6 +32,8 @@ type Config struct {
 	// CloseTimeout bounds the wait for connection.close-ok after the server
 	// sent connection.close.
 	CloseTimeout time.Duration
+	// Product is the product name reported in server properties.
+	Product string
 	// Version is the product version reported in server properties.
 	Version string
 	// ClusterName is reported in server properties.
@@ -49,6 +51,7 @@ func DefaultConfig() Config {
 		MaxMessageSize:   128 << 20,
 		HandshakeTimeout: 10 * time.Second,
 		CloseTimeout:     3 * time.Second,
+		Product:          "Sluice",
 		Version:          "0.1.0",
 		ClusterName:      "sluice",
 	}

@@ -18,7 +18,7 @@ import (
 func (c *conn) serverProperties() message.Table {
 	cfg := c.srv.cfg
 	return message.Table{
-		"product":      "Sluice",
+		"product":      cfg.Product,
 		"version":      cfg.Version,
 		"platform":     "Go " + runtime.Version(),
 		"copyright":    "Copyright the Sluice authors",

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicemq/sluice/internal/amqpserver"
 	"github.com/sluicemq/sluice/internal/sluicetest"
 )
 
@@ -81,7 +82,12 @@ func brokerURL(t *testing.T) string {
 		t.Logf("running against SLUICE_TEST_AMQP_URL=%s", u)
 		return u
 	}
-	return sluicetest.Start(t).URL()
+	// The suite runs some of its tests only when the server calls itself
+	// RabbitMQ (and leaves their connections open otherwise), so this
+	// broker reports that product name: those tests then check Sluice too.
+	return sluicetest.Start(t, sluicetest.WithServerConfig(func(c *amqpserver.Config) {
+		c.Product = "RabbitMQ"
+	})).URL()
 }
 
 func TestAMQP091GoSuite(t *testing.T) {
