@@ -22,7 +22,8 @@ const defaultCacheBytes = 64 << 20
 // env is what vhosts, queues and channels need of the broker: the narrow
 // dependencies, not the broker itself.
 type env struct {
-	st     store.Store
+	st     store.Store // wb
+	wb     *writeBehind
 	log    *slog.Logger
 	cache  *bodyCache
 	commit *committer
@@ -70,8 +71,10 @@ func Open(cfg Config, st store.Store) (*Broker, error) {
 		cfg.Now = time.Now
 	}
 	b := &Broker{cfg: cfg, vhosts: make(map[string]*vhost)}
+	wb := newWriteBehind(st, cfg.Logger)
 	b.env = &env{
-		st:     st,
+		st:     wb,
+		wb:     wb,
 		log:    cfg.Logger,
 		cache:  newBodyCache(cmp.Or(cfg.BodyCacheBytes, defaultCacheBytes)),
 		now:    cfg.Now,
@@ -100,7 +103,7 @@ func Open(cfg Config, st store.Store) (*Broker, error) {
 	if err := b.recover(); err != nil {
 		return nil, err
 	}
-	c := newCommitter(st, cfg.Logger)
+	c := newCommitter(b.env.st, cfg.Logger)
 	if err := b.openDelayQueue(c); err != nil {
 		return nil, err
 	}
@@ -108,6 +111,7 @@ func Open(cfg Config, st store.Store) (*Broker, error) {
 	b.env.dead = startDeadLetterer(b.env)
 	b.env.delays = newScheduler(b, delayWindow)
 	c.delays, c.dead = b.env.delays, b.env.dead
+	wb.start()
 	c.start()
 	b.env.delays.start()
 	b.stop = make(chan struct{})
@@ -159,6 +163,7 @@ func (b *Broker) Close(ctx context.Context) error {
 		close(b.stop)
 		b.wg.Wait()
 		err = b.env.commit.close(ctx)
+		b.env.wb.close()
 	})
 	return err
 }

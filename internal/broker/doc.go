@@ -22,16 +22,23 @@
 // keep their messages in the store too (unsynced); their leftovers are
 // dropped by the next Open. Because a message enters a queue's index only
 // after the commit loop has applied its record, deliveries, acks and state
-// changes (applied unsynced under the queue's lock) always follow the
-// record's write. A channel's Get, queue declare, purge and delete first
+// changes always follow the record's write. A queue does not apply those
+// changes itself: it queues them, under its lock, to the write-behind
+// (writeback.go), whose flusher applies them unsynced, in order, many
+// settles per batch; a synced write carries everything queued before it.
+// A channel's Get, queue declare, purge and delete first
 // wait for the connection's earlier publishes to reach their queues, so a
 // client that publishes and then gets sees its message, as with RabbitMQ.
 //
 // Each queue keeps an ack floor, the lowest seq it still holds, and
-// persists it with SetFloor as it advances. Open scans every durable queue
-// from its floor: persistent messages come back ready, those that had been
-// delivered come back redelivered (their per-message state records a
-// delivery count), transient ones are deleted.
+// persists it with SetFloor as it advances. Next to each record of a
+// durable queue the commit loop writes a small index entry (records.go:
+// persistence, body size, publish time, TTL, priority). Open reads every
+// durable queue's index entries from its floor, never the records, so a
+// large backlog is serving again in about a second: persistent messages
+// come back ready, those that had been delivered come back redelivered
+// (their per-message state records a delivery count), transient ones are
+// deleted.
 //
 // Durable exchanges, queues (with their arguments), bindings between durable
 // ends, users and the queue-id mapping are metadata records (records.go),
@@ -47,8 +54,9 @@
 //
 // # Goroutines
 //
-// The broker owns four goroutines, started by Open and stopped by Close:
-// the commit loop (Close waits for pending commits), the housekeeping
+// The broker owns five goroutines, started by Open and stopped by Close:
+// the commit loop (Close waits for pending commits), the write-behind's
+// flusher (stopped after the commit loop, with a last flush), the housekeeping
 // loop (housekeeping.go: expired messages, consumer timeouts, x-expires),
 // the dead-letterer and the delay scheduler (stopped first; work they had
 // not done stays in the store and resumes after a restart). Everything else runs
@@ -70,9 +78,9 @@
 //     of bindings that point at it. Routing holds it for reading.
 //   - queue.mu guards the queue's message index (ready and unacked), its
 //     consumers, round-robin cursor, ack floor and deleted flag. Store
-//     writes of deliveries, acks, purges and floors are applied under it,
-//     unsynced, so they are ordered per queue. queue.nextSeq is owned by
-//     the commit loop alone.
+//     writes of deliveries, acks and floors are queued to the write-behind
+//     under it, so they are ordered per queue; purges are applied under it,
+//     synced. queue.nextSeq is owned by the commit loop alone.
 //   - Channel.mu guards the channel's delivery tags, unacked deliveries,
 //     consumers, prefetch counters, flow, tx buffers and closed flag.
 //     Outlet.Deliver and Outlet.ConsumerCancelled are called with
@@ -80,6 +88,8 @@
 //     delivery-tag order.
 //   - Connection.mu guards its channel map and exclusive queues;
 //     Connection.pubMu its publish progress counters.
+//   - writeBehind.applyMu is held across a store apply and takes only
+//     writeBehind.mu, a leaf; nothing else is locked under either.
 //   - bodyCache.mu, userDB.mu, Broker.idMu, replyRegistry.mu, the
 //     committer's mutex, deadLetterer.mu and scheduler.mu are leaves (the
 //     scheduler reads the store's delay index under its mutex, and calls

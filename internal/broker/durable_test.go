@@ -162,8 +162,9 @@ func countMessages(t *testing.T, st store.Store, id store.QueueID) int {
 }
 
 func TestAckFloorAdvances(t *testing.T) {
-	st := memstore.New()
-	c := newClient(t, openBroker(t, st))
+	b := openBroker(t, memstore.New())
+	c := newClient(t, b)
+	st := b.env.st // reads through the write-behind see queued acks
 	c.declareQueue("dq", true, nil)
 	for i := range 4 {
 		c.publish("", "dq", fmt.Sprint(i), true)

@@ -374,14 +374,10 @@ func (q *queue) advanceFloorLocked(b *store.Batch) {
 	}
 }
 
+// applyLocked queues b's changes for the write-behind flusher (writeback.go),
+// unsynced, in order, and empties b.
 func (q *queue) applyLocked(b *store.Batch) {
-	if b.Len() == 0 {
-		return
-	}
-	if err := q.env.st.Apply(b, false); err != nil {
-		q.env.log.Error("apply queue changes", "queue", q.name, "err", err)
-	}
-	b.Reset()
+	q.env.wb.queue(b)
 }
 
 // get takes one ready message for basic.get.

@@ -1,0 +1,230 @@
+package broker
+
+// Write-behind of queue changes. A consumer draining a queue settles its
+// deliveries one ack at a time; applying each ack's deletes and floor move
+// as its own store batch, under the queue's lock, made the store the drain's
+// bottleneck. Instead a queue hands its unsynced changes (deliveries' states,
+// acks, floors, retry waits: never a message put) to the writeBehind, which
+// a flusher goroutine applies in the order they were queued, many settles
+// per batch.
+//
+// Guarantees, for every store write the broker makes (all go through the
+// writeBehind, which wraps the store as env.st):
+//
+//   - Order: queued changes reach the store in the order they were queued,
+//     and before any write applied after they were queued (Apply and
+//     ApplyAsync first add the queued changes to their own batch). So an
+//     ack is never applied before the put of its message (a message is
+//     delivered only after its put was applied), floors never go back, and
+//     a purge or a dead-letter move never overtakes an earlier change.
+//   - Durability: a synced write (a persistent publish's group commit, a
+//     purge, a declare) carries every change queued before it in the same
+//     batch, so it is durable with it: a crash never brings back a message
+//     whose ack was queued before a synced write returned (for example a
+//     client's ack followed by a confirmed publish on the same connection).
+//     Changes not yet followed by a synced write may be lost in a crash,
+//     as unsynced applies always could: an acked message then comes back,
+//     redelivered (at-least-once).
+//   - Visibility: every read except Get applies the queued changes first.
+//     Get reads message records, which queued changes never put, so it
+//     goes straight to the store.
+//
+// The flusher is owned by the Broker: started by Open, stopped by Close
+// after the commit loop, with a last flush. Changes queued after that are
+// applied at once.
+
+import (
+	"log/slog"
+	"sync"
+
+	"github.com/sluicemq/sluice/internal/store"
+)
+
+// writeBehind wraps the broker's store; see the file comment.
+type writeBehind struct {
+	store.Store
+	log  *slog.Logger
+	wake chan struct{} // capacity 1: a pending flush request
+	stop chan struct{}
+	wg   sync.WaitGroup
+
+	// applyMu serializes applies through the writeBehind, so queued changes
+	// reach the store in order. It guards merged and flushing. Nothing is
+	// locked while it is held, except mu and the store's own locks.
+	applyMu  sync.Mutex
+	merged   store.Batch // scratch: queued changes followed by a caller's batch
+	flushing store.Batch // scratch: queued changes being applied
+
+	// mu guards pending, running and flushes; a leaf.
+	mu      sync.Mutex
+	pending store.Batch
+	running bool   // the flusher runs: queue changes for it
+	flushes uint64 // applies of queued changes alone (for tests)
+}
+
+func newWriteBehind(st store.Store, log *slog.Logger) *writeBehind {
+	return &writeBehind{Store: st, log: log, wake: make(chan struct{}, 1), stop: make(chan struct{})}
+}
+
+// start runs the flusher; until then (and after close) queued changes are
+// applied at once.
+func (w *writeBehind) start() {
+	w.mu.Lock()
+	w.running = true
+	w.mu.Unlock()
+	w.wg.Add(1)
+	go w.run()
+}
+
+// close stops the flusher after a last flush.
+func (w *writeBehind) close() {
+	w.mu.Lock()
+	was := w.running
+	w.running = false
+	w.mu.Unlock()
+	if was {
+		close(w.stop)
+		w.wg.Wait()
+	}
+	w.flush()
+}
+
+func (w *writeBehind) run() {
+	defer w.wg.Done()
+	for {
+		select {
+		case <-w.stop:
+			return
+		case <-w.wake:
+			w.flush()
+		}
+	}
+}
+
+// queue hands b's changes to the flusher and empties b. They are applied
+// unsynced, after every change queued before them.
+func (w *writeBehind) queue(b *store.Batch) {
+	if b.Len() == 0 {
+		return
+	}
+	w.mu.Lock()
+	w.pending.Append(b)
+	running := w.running
+	w.mu.Unlock()
+	b.Reset()
+	if !running {
+		w.flush()
+		return
+	}
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// flush applies the queued changes.
+func (w *writeBehind) flush() {
+	w.applyMu.Lock()
+	defer w.applyMu.Unlock()
+	w.takePendingLocked(&w.flushing)
+	if w.flushing.Len() == 0 {
+		return
+	}
+	if err := w.Store.Apply(&w.flushing, false); err != nil {
+		w.log.Error("apply queue changes", "changes", w.flushing.Len(), "err", err)
+	}
+	w.flushing.Reset()
+	w.mu.Lock()
+	w.flushes++
+	w.mu.Unlock()
+}
+
+// takePendingLocked appends the queued changes to dst and forgets them.
+// applyMu must be held, so that they are applied before any later apply.
+func (w *writeBehind) takePendingLocked(dst *store.Batch) {
+	w.mu.Lock()
+	dst.Append(&w.pending)
+	w.pending.Reset()
+	w.mu.Unlock()
+}
+
+// withPendingLocked returns the batch to apply for b: b itself when
+// nothing is queued, else the queued changes followed by b's.
+func (w *writeBehind) withPendingLocked(b *store.Batch) *store.Batch {
+	w.merged.Reset()
+	w.takePendingLocked(&w.merged)
+	if w.merged.Len() == 0 {
+		return b
+	}
+	w.merged.Append(b)
+	return &w.merged
+}
+
+// Apply applies the queued changes and b as one batch. A malformed b
+// fails alone and leaves the queued changes queued.
+func (w *writeBehind) Apply(b *store.Batch, sync bool) error {
+	if err := b.Validate(); err != nil {
+		return err
+	}
+	w.applyMu.Lock()
+	defer w.applyMu.Unlock()
+	all := w.withPendingLocked(b)
+	err := w.Store.Apply(all, sync)
+	w.merged.Reset()
+	return err
+}
+
+// ApplyAsync applies the queued changes and b as one batch, synced.
+func (w *writeBehind) ApplyAsync(b *store.Batch) (func() error, error) {
+	if err := b.Validate(); err != nil {
+		return nil, err
+	}
+	w.applyMu.Lock()
+	defer w.applyMu.Unlock()
+	all := w.withPendingLocked(b)
+	wait, err := w.Store.ApplyAsync(all)
+	w.merged.Reset()
+	return wait, err
+}
+
+// The reads below see every change queued before them.
+
+func (w *writeBehind) Scan(q store.QueueID, from uint64, fn func(uint64, []byte) bool) error {
+	w.flush()
+	return w.Store.Scan(q, from, fn)
+}
+
+func (w *writeBehind) ScanIndex(q store.QueueID, from uint64, fn func(uint64, []byte) bool) error {
+	w.flush()
+	return w.Store.ScanIndex(q, from, fn)
+}
+
+func (w *writeBehind) ScanState(q store.QueueID, fn func(uint64, []byte) bool) error {
+	w.flush()
+	return w.Store.ScanState(q, fn)
+}
+
+func (w *writeBehind) ScanDelays(from int64, fn func(int64, store.QueueID, uint64) bool) error {
+	w.flush()
+	return w.Store.ScanDelays(from, fn)
+}
+
+func (w *writeBehind) LastSeq(q store.QueueID) (uint64, error) {
+	w.flush()
+	return w.Store.LastSeq(q)
+}
+
+func (w *writeBehind) Floor(q store.QueueID) (uint64, error) {
+	w.flush()
+	return w.Store.Floor(q)
+}
+
+func (w *writeBehind) GetMeta(key string) ([]byte, error) {
+	w.flush()
+	return w.Store.GetMeta(key)
+}
+
+func (w *writeBehind) ScanMeta(prefix string, fn func(string, []byte) bool) error {
+	w.flush()
+	return w.Store.ScanMeta(prefix, fn)
+}
