@@ -111,6 +111,22 @@ func (c *Client) Whoami(ctx context.Context) (Whoami, error) {
 	return w, c.Do(ctx, "GET", Path("whoami"), nil, nil, &w)
 }
 
+// VHosts lists the vhosts.
+func (c *Client) VHosts(ctx context.Context) ([]VHost, error) {
+	var vs []VHost
+	return vs, c.Do(ctx, "GET", Path("vhosts"), nil, nil, &vs)
+}
+
+// PutVHost creates a vhost (an existing one is left as it is).
+func (c *Client) PutVHost(ctx context.Context, name string) error {
+	return c.Do(ctx, "PUT", Path("vhosts", name), nil, VHostPut{}, nil)
+}
+
+// DeleteVHost deletes a vhost and everything in it.
+func (c *Client) DeleteVHost(ctx context.Context, name string) error {
+	return c.Do(ctx, "DELETE", Path("vhosts", name), nil, nil, nil)
+}
+
 // Queues lists the queues of a vhost ("" for all).
 func (c *Client) Queues(ctx context.Context, vhost string) ([]Queue, error) {
 	var qs []Queue

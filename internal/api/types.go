@@ -139,6 +139,13 @@ type VHost struct {
 	MessageStats MessageStats `json:"message_stats"`
 }
 
+// VHostPut is the optional body of PUT /api/vhosts/{name}; RabbitMQ's
+// description and tags are accepted and not kept.
+type VHostPut struct {
+	Description string `json:"description,omitempty"`
+	Tags        any    `json:"tags,omitempty"`
+}
+
 // Queue is GET /api/queues/{vhost}/{name}.
 type Queue struct {
 	Name                   string         `json:"name"`

@@ -79,27 +79,23 @@ type ConsumerInfo struct {
 
 // VHosts returns the vhost names, sorted.
 func (b *Broker) VHosts() []string {
-	names := make([]string, 0, len(b.vhosts))
-	for n := range b.vhosts {
-		names = append(names, n)
+	vhs := b.vhostList()
+	names := make([]string, len(vhs))
+	for i, vh := range vhs {
+		names[i] = vh.name
 	}
-	slices.Sort(names)
 	return names
 }
 
 // HasVHost reports whether the vhost exists.
-func (b *Broker) HasVHost(name string) bool { return b.vhosts[name] != nil }
+func (b *Broker) HasVHost(name string) bool { return b.vhost(name) != nil }
 
 // vhostsFor returns the named vhost, or all when name is empty.
 func (b *Broker) vhostsFor(name string) ([]*vhost, error) {
 	if name == "" {
-		out := make([]*vhost, 0, len(b.vhosts))
-		for _, n := range b.VHosts() {
-			out = append(out, b.vhosts[n])
-		}
-		return out, nil
+		return b.vhostList(), nil
 	}
-	vh := b.vhosts[name]
+	vh := b.vhost(name)
 	if vh == nil {
 		return nil, errorf(NotFound, "no vhost '%s'", name)
 	}
@@ -134,7 +130,7 @@ func exchangeInfo(vh *vhost, x *exchange) ExchangeInfo {
 
 // Exchange describes one exchange.
 func (b *Broker) Exchange(vhostName, name string) (ExchangeInfo, error) {
-	vh := b.vhosts[vhostName]
+	vh := b.vhost(vhostName)
 	if vh == nil {
 		return ExchangeInfo{}, errorf(NotFound, "no vhost '%s'", vhostName)
 	}
@@ -178,7 +174,7 @@ func (b *Broker) Queue(vhostName, name string) (QueueInfo, error) {
 
 // lookupQueue finds a queue for the operator (exclusivity does not apply).
 func (b *Broker) lookupQueue(vhostName, name string) (*queue, error) {
-	vh := b.vhosts[vhostName]
+	vh := b.vhost(vhostName)
 	if vh == nil {
 		return nil, errorf(NotFound, "no vhost '%s'", vhostName)
 	}
@@ -296,7 +292,7 @@ func (discardOutlet) ConsumerCancelled(string) {}
 // caller closes the connection when done; unacked gets return to their
 // queue then.
 func (b *Broker) AdminSession(vhostName, user string) (*Connection, *Channel, error) {
-	vh := b.vhosts[vhostName]
+	vh := b.vhost(vhostName)
 	if vh == nil {
 		return nil, nil, errorf(NotFound, "no vhost '%s'", vhostName)
 	}

@@ -215,7 +215,7 @@ func (b *Broker) Permission(vhostName, user string) (Permission, error) {
 // SetPermission grants a user access to a vhost. The regular expressions
 // must compile (an empty one matches nothing, as RabbitMQ's "^$").
 func (b *Broker) SetPermission(p Permission) error {
-	if b.vhosts[p.VHost] == nil {
+	if b.vhost(p.VHost) == nil {
 		return errorf(NotFound, "no vhost '%s'", p.VHost)
 	}
 	if _, err := b.User(p.User); err != nil {

@@ -44,7 +44,8 @@ type env struct {
 type Broker struct {
 	cfg    Config
 	env    *env
-	vhosts map[string]*vhost // fixed after Open
+	vhMu   sync.RWMutex // vhosts.go: guards vhosts after Open
+	vhosts map[string]*vhost
 	users  *userDB
 
 	idMu        sync.Mutex
@@ -100,6 +101,9 @@ func Open(cfg Config, st store.Store) (*Broker, error) {
 	}
 	vh := newVHost("/", b.env)
 	b.vhosts[vh.name] = vh
+	if err := b.loadVHosts(); err != nil { // vhosts.go
+		return nil, err
+	}
 	if err := b.recover(); err != nil {
 		return nil, err
 	}
@@ -178,7 +182,7 @@ func (b *Broker) Authenticate(username, password string, loopback bool) error {
 // fails with NotAllowed when the vhost does not exist or the user may not
 // use it.
 func (b *Broker) Connect(info ConnInfo) (*Connection, error) {
-	vh := b.vhosts[info.VHost]
+	vh := b.vhost(info.VHost)
 	if vh == nil {
 		return nil, errorf(NotAllowed, "vhost '%s' not found", info.VHost)
 	}

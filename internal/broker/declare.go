@@ -88,6 +88,9 @@ func (vh *vhost) queueEquivalent(q *queue, d QueueDecl) error {
 // createQueueLocked makes a new queue; a durable (and not exclusive) one is
 // recorded in the store first.
 func (vh *vhost) createQueueLocked(conn *Connection, d QueueDecl, opts QueueOptions) (*queue, error) {
+	if err := vh.goneLocked(); err != nil { // vhosts.go
+		return nil, err
+	}
 	if err := vh.checkQueueSchemaLocked(d.Name, opts); err != nil {
 		return nil, err
 	}

@@ -237,7 +237,7 @@ func (s *scheduler) release(it delayItem) {
 
 // queueByID finds a live queue by its store id.
 func (b *Broker) queueByID(id store.QueueID) *queue {
-	for _, vh := range b.vhosts {
+	for _, vh := range b.vhostList() {
 		vh.mu.RLock()
 		for _, q := range vh.queues {
 			if q.id == id {
@@ -330,7 +330,7 @@ func (b *Broker) releaseDelayedPublish(it delayItem) {
 	if err == nil {
 		m, err = decodeRecord(rec)
 	}
-	vh := b.vhosts[vhName]
+	vh := b.vhost(vhName)
 	if err != nil || vh == nil {
 		b.env.log.Warn("unreadable delayed message; dropping it", "seq", it.seq, "err", err)
 		b.applyOrLog(&gone, "drop a delayed message")

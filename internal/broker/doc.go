@@ -70,9 +70,11 @@
 // one Channel's methods are meant to be called from one goroutine at a time
 // (the connection's reader), as AMQP's per-channel ordering requires.
 //
-//   - Broker: the vhost map and configuration are fixed after Open.
-//     Broker.idMu guards queue-id allocation; replyRegistry.mu the direct
-//     reply-to registry; userDB.mu the user table.
+//   - Broker: the configuration is fixed after Open. Broker.vhMu guards
+//     the vhost map (vhosts.go; a leaf, released before a vhost is
+//     used); Broker.idMu guards queue-id allocation; replyRegistry.mu the
+//     direct reply-to registry; userDB.mu the user table. Message
+//     counters (stats.go) and userDB.permGen are atomics.
 //   - vhost.mu (RWMutex) guards the topology: the exchange and queue maps,
 //     every exchange's bindings and routing indexes, and each queue's list
 //     of bindings that point at it. Routing holds it for reading.

@@ -28,7 +28,7 @@ func (b *Broker) runHousekeeping() {
 
 // housekeep does one round; tests call it directly.
 func (b *Broker) housekeep() {
-	for _, vh := range b.vhosts {
+	for _, vh := range b.vhostList() {
 		vh.mu.RLock()
 		qs := make([]*queue, 0, len(vh.queues))
 		for _, q := range vh.queues {

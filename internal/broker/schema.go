@@ -108,7 +108,7 @@ func validSchemaName(name string) error {
 // vhost. It reports whether the schema is new. A replaced schema applies
 // to the next publishes of its users.
 func (b *Broker) PutSchema(vhostName, name string, doc []byte) (created bool, err error) {
-	if b.vhosts[vhostName] == nil {
+	if b.vhost(vhostName) == nil {
 		return false, errorf(NotFound, "no vhost '%s'", vhostName)
 	}
 	if err := validSchemaName(name); err != nil {
@@ -142,7 +142,7 @@ func (b *Broker) PutSchema(vhostName, name string, doc []byte) (created bool, er
 
 // Schema returns one schema and its users.
 func (b *Broker) Schema(vhostName, name string) (SchemaInfo, error) {
-	vh := b.vhosts[vhostName]
+	vh := b.vhost(vhostName)
 	if vh == nil {
 		return SchemaInfo{}, errorf(NotFound, "no vhost '%s'", vhostName)
 	}
@@ -159,7 +159,7 @@ func (b *Broker) Schema(vhostName, name string) (SchemaInfo, error) {
 // Schemas lists the schemas of a vhost ("" for all), sorted by vhost and
 // name.
 func (b *Broker) Schemas(vhostName string) ([]SchemaInfo, error) {
-	if vhostName != "" && b.vhosts[vhostName] == nil {
+	if vhostName != "" && b.vhost(vhostName) == nil {
 		return nil, errorf(NotFound, "no vhost '%s'", vhostName)
 	}
 	r := b.env.schemas
@@ -181,7 +181,7 @@ func (b *Broker) Schemas(vhostName string) ([]SchemaInfo, error) {
 		return strings.Compare(a.Name, b.Name)
 	})
 	for i := range out {
-		if vh := b.vhosts[out[i].VHost]; vh != nil {
+		if vh := b.vhost(out[i].VHost); vh != nil {
 			vh.mu.RLock()
 			out[i].UsedBy = vh.schemaUsersLocked(out[i].Name)
 			vh.mu.RUnlock()
@@ -193,7 +193,7 @@ func (b *Broker) Schemas(vhostName string) ([]SchemaInfo, error) {
 // DeleteSchema removes a schema: NotFound when there is none,
 // PreconditionFailed naming the queues and exchanges that use it.
 func (b *Broker) DeleteSchema(vhostName, name string) error {
-	vh := b.vhosts[vhostName]
+	vh := b.vhost(vhostName)
 	if vh == nil {
 		return errorf(NotFound, "no vhost '%s'", vhostName)
 	}

@@ -16,6 +16,7 @@ type vhost struct {
 	mu        sync.RWMutex
 	exchanges map[string]*exchange
 	queues    map[string]*queue
+	deleted   bool // vhosts.go: nothing may be created any more
 }
 
 func newVHost(name string, e *env) *vhost {
@@ -127,6 +128,9 @@ func (ch *Channel) DeclareExchange(d ExchangeDecl) error {
 	}
 	if strings.HasPrefix(d.Name, "amq.") {
 		return errorf(AccessRefused, "exchange name '%s' contains reserved prefix 'amq.*'", d.Name)
+	}
+	if err := vh.goneLocked(); err != nil {
+		return err
 	}
 	if err := vh.checkExchangeArgsLocked(d); err != nil {
 		return err

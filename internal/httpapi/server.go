@@ -184,6 +184,8 @@ func (s *Server) routes() {
 	s.route("GET /api/whoami", needAny, s.whoami)
 	s.route("GET /api/vhosts", needMonitoringOrManagement, s.vhosts)
 	s.route("GET /api/vhosts/{vhost}", needMonitoringOrManagement, s.vhost)
+	s.route("PUT /api/vhosts/{vhost}", needAdministrator, s.putVHost)       // vhosts.go
+	s.route("DELETE /api/vhosts/{vhost}", needAdministrator, s.deleteVHost) // vhosts.go
 
 	s.route("GET /api/queues", needMonitoringOrManagement, s.listQueues)
 	s.route("GET /api/queues/{vhost}", needMonitoringOrManagement, s.listQueues)
