@@ -244,6 +244,7 @@ type Channel struct {
 	Confirm                bool              `json:"confirm"`
 	Transactional          bool              `json:"transactional"`
 	State                  string            `json:"state"`
+	MessageStats           MessageStats      `json:"message_stats"`
 }
 
 // ConnectionDetails names a channel's or consumer's connection.

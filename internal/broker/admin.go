@@ -309,6 +309,7 @@ type ChannelInfo struct {
 	GlobalPrefetch int
 	Confirm        bool
 	Transactional  bool
+	Stats          MessageStats // stats.go
 }
 
 // ChannelInfos describes the connection's open channels, by number.
@@ -325,7 +326,7 @@ func (c *Connection) ChannelInfos() []ChannelInfo {
 		if !ch.closed {
 			out = append(out, ChannelInfo{Number: ch.id, Consumers: len(ch.consumers), Unacked: len(ch.unacked),
 				Prefetch: ch.prefetch, GlobalPrefetch: ch.globalPrefetch,
-				Confirm: ch.mode == modeConfirm, Transactional: ch.mode == modeTx})
+				Confirm: ch.mode == modeConfirm, Transactional: ch.mode == modeTx, Stats: ch.stats.snapshot()})
 		}
 		ch.mu.Unlock()
 	}

@@ -35,6 +35,8 @@ type Channel struct {
 	mode           chanMode
 	tx             txState
 	reply          *replyConsumer // direct reply-to consumer, if any
+
+	stats msgCounters // stats.go
 }
 
 type chanMode uint8
@@ -102,6 +104,7 @@ func (ch *Channel) deliver(c *consumer, q *queue, seq uint64, gen uint16, d *Del
 		c.unacked++
 		ch.unackedCount++
 	}
+	ch.countDelivery(d, c.noAck, false)
 	ch.out.Deliver(d)
 	return true
 }
@@ -115,6 +118,7 @@ func (ch *Channel) deliverGet(q *queue, seq uint64, gen uint16, noAck bool, d *D
 	if !noAck {
 		ch.trackLocked(d.DeliveryTag, pending{q: q, seq: seq, gen: gen})
 	}
+	ch.countDelivery(d, noAck, true)
 }
 
 // expireDelivery marks a delivery its queue took back (consumer timeout):
@@ -226,7 +230,7 @@ func (ch *Channel) settleTags(tag uint64, multiple bool, how settleKind) error {
 		return nil
 	}
 	ch.mu.Unlock()
-	countSettled(ch.env, ps, how)
+	ch.countSettled(ps, how)
 	ch.settle(ps, how)
 	return nil
 }
@@ -358,12 +362,12 @@ func (ch *Channel) Publish(msg *message.Message, mandatory bool, done func(error
 		return false, err
 	}
 	if ok, handled := ch.publishReply(msg); handled {
-		ch.env.countPublished(ok, mandatory)
+		ch.countPublished(ok, mandatory)
 		done(nil)
 		return ok, nil
 	}
 	if delay := publishDelay(msg); delay > 0 {
-		ch.env.countPublished(true, mandatory)
+		ch.countPublished(true, mandatory)
 		// Routed when due; as RabbitMQ's delayed-message plugin, a
 		// delayed message counts as routed.
 		if handled, routed, err := ch.admitDelayed(msg, done); handled { // validate.go
@@ -375,7 +379,7 @@ func (ch *Channel) Publish(msg *message.Message, mandatory bool, done func(error
 	if err != nil {
 		return false, err
 	}
-	ch.env.countPublished(len(targets) > 0, mandatory)
+	ch.countPublished(len(targets) > 0, mandatory)
 	if handled, routed, err := ch.admit(msg, &targets, &done); handled { // validate.go
 		return routed, err
 	}

@@ -22,7 +22,9 @@ var deadLetterReasons = [...]string{reasonRejected, reasonExpired, reasonMaxLen,
 func DeadLetterReasons() []string { return deadLetterReasons[:] }
 
 // MessageStats is a snapshot of message counters since the broker started
-// (broker-wide) or since the queue was declared or recovered (per queue).
+// (broker-wide), since the queue was declared or recovered (per queue) or
+// since the channel was opened (per channel: Publish counts its publishes;
+// Expired and DeadLettered stay 0).
 type MessageStats struct {
 	// Publish counts messages published by clients (broker-wide) or
 	// messages that entered the queue (per queue, dead letters and
@@ -126,31 +128,52 @@ func (q *queue) countDeadLettered(reason string) {
 
 // countSettled counts acks (how settleAck) or nacks and rejects of ps,
 // skipping deliveries the queue took back meanwhile.
-func countSettled(e *env, ps []pending, how settleKind) {
+func (ch *Channel) countSettled(ps []pending, how settleKind) {
 	for _, p := range ps {
 		if p.stale {
 			continue
 		}
-		if how == settleAck {
-			p.q.stats.ack.Add(1)
-			e.stats.ack.Add(1)
-		} else {
-			p.q.stats.nack.Add(1)
-			e.stats.nack.Add(1)
+		for _, c := range [...]*msgCounters{&p.q.stats, &ch.env.stats, &ch.stats} {
+			if how == settleAck {
+				c.ack.Add(1)
+			} else {
+				c.nack.Add(1)
+			}
 		}
 	}
 }
 
 // countPublished counts a client's publish; routed false means no queue
 // took it (returned when mandatory, else dropped).
-func (e *env) countPublished(routed, mandatory bool) {
-	e.stats.publish.Add(1)
+func (ch *Channel) countPublished(routed, mandatory bool) {
+	for _, c := range [...]*msgCounters{&ch.env.stats, &ch.stats} {
+		c.publish.Add(1)
+		switch {
+		case routed:
+		case mandatory:
+			c.returned.Add(1)
+		default:
+			c.dropped.Add(1)
+		}
+	}
+}
+
+// countDelivery counts d handed to the channel by a consumer delivery or
+// basic.get.
+func (ch *Channel) countDelivery(d *Delivery, noAck, get bool) {
+	c := &ch.stats
 	switch {
-	case routed:
-	case mandatory:
-		e.stats.returned.Add(1)
+	case get && noAck:
+		c.getNoAck.Add(1)
+	case get:
+		c.get.Add(1)
+	case noAck:
+		c.deliverNoAck.Add(1)
 	default:
-		e.stats.dropped.Add(1)
+		c.deliver.Add(1)
+	}
+	if d.Redelivered {
+		c.redeliver.Add(1)
 	}
 }
 

@@ -81,6 +81,11 @@ func TestMessageStats(t *testing.T) {
 	if got.DeliverGet() != 4 || got.DeadLetteredTotal() != 1 {
 		t.Errorf("DeliverGet %d, DeadLetteredTotal %d; want 4, 1", got.DeliverGet(), got.DeadLetteredTotal())
 	}
+	chs := c.conn.ChannelInfos()
+	wantCh := MessageStats{Publish: 4, Get: 2, GetNoAck: 1, Deliver: 1, Redeliver: 1, Ack: 1, Nack: 2, DropUnroutable: 1}
+	if len(chs) != 1 || chs[0].Stats != wantCh {
+		t.Errorf("channel stats\n got %+v\nwant %+v", chs, wantCh)
+	}
 	x, err := b.Exchange("/", "")
 	if err != nil {
 		t.Fatal(err)

@@ -78,7 +78,7 @@ func (ch *Channel) CommitTx() error {
 	}
 	wg.Wait()
 	for _, s := range t.settles {
-		countSettled(ch.env, s.ps, s.how)
+		ch.countSettled(s.ps, s.how)
 		ch.settle(s.ps, s.how)
 	}
 	return errLast

@@ -132,7 +132,7 @@ func New(cfg Config, b *broker.Broker, conns Connections) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, b: b, conns: conns, log: cfg.Logger, mux: http.NewServeMux()}
 	s.tasks = newTaskManager(s)
-	s.rates = newSampler(b, cfg.Now, cfg.SampleInterval)
+	s.rates = newSampler(b, conns, cfg.Now, cfg.SampleInterval)
 	s.rates.start()
 	s.routes()
 	s.http = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second,

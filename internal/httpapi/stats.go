@@ -8,6 +8,7 @@ package httpapi
 // over the time between them. Counts in answers are read live.
 
 import (
+	"strconv"
 	"sync"
 	"time"
 
@@ -15,8 +16,11 @@ import (
 	"github.com/sluicemq/sluice/internal/broker"
 )
 
-// objKey names a queue or an exchange.
+// objKey names a queue or an exchange (vhost, name), or a channel
+// (connection name, channel number).
 type objKey struct{ vhost, name string }
+
+func channelKey(conn string, number uint16) objKey { return objKey{conn, strconv.Itoa(int(number))} }
 
 // sample is the counters at one instant.
 type sample struct {
@@ -24,11 +28,13 @@ type sample struct {
 	broker    broker.MessageStats
 	queues    map[objKey]broker.MessageStats
 	exchanges map[objKey][2]uint64 // publish in, out
+	channels  map[objKey]broker.MessageStats
 }
 
 // sampler owns the sampling goroutine (when started) and the samples.
 type sampler struct {
 	b        *broker.Broker
+	conns    Connections // may be nil
 	now      func() time.Time
 	interval time.Duration
 	stop     chan struct{}
@@ -38,8 +44,8 @@ type sampler struct {
 	prev, cur *sample // nil until taken
 }
 
-func newSampler(b *broker.Broker, now func() time.Time, interval time.Duration) *sampler {
-	return &sampler{b: b, now: now, interval: interval, stop: make(chan struct{})}
+func newSampler(b *broker.Broker, conns Connections, now func() time.Time, interval time.Duration) *sampler {
+	return &sampler{b: b, conns: conns, now: now, interval: interval, stop: make(chan struct{})}
 }
 
 // start takes a first sample and, with a positive interval, starts the
@@ -73,7 +79,8 @@ func (s *sampler) close() {
 // take records a sample of every counter.
 func (s *sampler) take() {
 	smp := &sample{at: s.now(), broker: s.b.MessageStats(),
-		queues: make(map[objKey]broker.MessageStats), exchanges: make(map[objKey][2]uint64)}
+		queues: make(map[objKey]broker.MessageStats), exchanges: make(map[objKey][2]uint64),
+		channels: make(map[objKey]broker.MessageStats)}
 	qs, _ := s.b.Queues("")
 	for _, q := range qs {
 		smp.queues[objKey{q.VHost, q.Name}] = q.Stats
@@ -81,6 +88,14 @@ func (s *sampler) take() {
 	xs, _ := s.b.Exchanges("")
 	for _, x := range xs {
 		smp.exchanges[objKey{x.VHost, x.Name}] = [2]uint64{x.PublishIn, x.PublishOut}
+	}
+	if s.conns != nil {
+		for _, c := range s.conns.Connections() {
+			name := c.Info().Name
+			for _, ch := range c.ChannelInfos() {
+				smp.channels[channelKey(name, ch.Number)] = ch.Stats
+			}
+		}
 	}
 	s.mu.Lock()
 	s.prev, s.cur = s.cur, smp
@@ -177,6 +192,21 @@ func (smp *sample) queueSample(k objKey) (broker.MessageStats, bool) {
 	}
 	st, ok := smp.queues[k]
 	return st, ok
+}
+
+// channelStats are a channel's message_stats.
+func (s *sampler) channelStats(conn string, ch broker.ChannelInfo) api.MessageStats {
+	prev, cur, secs, ok := s.pair()
+	if !ok {
+		return messageStats(ch.Stats, nil, nil, 0)
+	}
+	k := channelKey(conn, ch.Number)
+	a, okA := prev.channels[k]
+	b, okB := cur.channels[k]
+	if !okA || !okB {
+		return messageStats(ch.Stats, nil, nil, 0)
+	}
+	return messageStats(ch.Stats, &a, &b, secs)
 }
 
 // exchangeStats are an exchange's message_stats.

@@ -189,6 +189,17 @@ func TestMessageStatsOverHTTP(t *testing.T) {
 			t.Errorf("default exchange message_stats = %+v, want publish_in 6, publish_out 5", x.MessageStats)
 		}
 	}
+	var chans []api.Channel
+	if err := e.c.Do(ctx, http.MethodGet, "/api/channels", nil, nil, &chans); err != nil {
+		t.Fatal(err)
+	}
+	if len(chans) != 1 {
+		t.Fatalf("channels = %+v, want the traffic's one", chans)
+	}
+	if cs := chans[0].MessageStats; cs.Publish != 6 || cs.Deliver != 5+1 || cs.Redeliver != 1 || cs.Ack != 4 || cs.Nack != 2 ||
+		cs.DropUnroutable != 1 {
+		t.Errorf("channel message_stats = %+v", cs)
+	}
 	// RabbitMQ's JSON names, as tools read them.
 	_, body := e.raw(t, http.MethodGet, "/api/queues/%2F/work", "")
 	for _, field := range []string{`"publish":5`, `"publish_details":{"rate":`, `"deliver_get":6`, `"redeliver":1`,

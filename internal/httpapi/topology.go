@@ -556,7 +556,8 @@ func (s *Server) listChannels(w http.ResponseWriter, r *http.Request, u *user) {
 				VHost: info.VHost, User: info.User,
 				ConnectionDetails: api.ConnectionDetails{Name: info.Name, PeerHost: host, PeerPort: port},
 				Consumers:         ch.Consumers, MessagesUnacknowledged: ch.Unacked, PrefetchCount: ch.Prefetch,
-				GlobalPrefetchCount: ch.GlobalPrefetch, Confirm: ch.Confirm, Transactional: ch.Transactional, State: "running"})
+				GlobalPrefetchCount: ch.GlobalPrefetch, Confirm: ch.Confirm, Transactional: ch.Transactional, State: "running",
+				MessageStats: s.rates.channelStats(info.Name, ch)})
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
