@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -340,6 +341,18 @@ func TestConnections(t *testing.T) {
 	}
 	err = e.c.CloseConnection(ctx, "no such connection")
 	wantStatus(t, "close unknown", err, 404)
+	// Scripts written for RabbitMQ ask with a trailing slash.
+	req, _ := http.NewRequest("GET", e.url+"/api/connections/", nil)
+	req.SetBasicAuth("guest", "guest")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var listed []map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&listed); err != nil || resp.StatusCode != 200 || len(listed) != 1 {
+		t.Fatalf("GET /api/connections/: %d, %v, %v", resp.StatusCode, listed, err)
+	}
+	resp.Body.Close()
 	if len(cs) != 1 || cs[0].User != "guest" || cs[0].VHost != "/" || cs[0].ClientProperties["product"] == nil {
 		t.Fatalf("connections %+v", cs)
 	}

@@ -242,6 +242,7 @@ func (s *Server) routes() {
 // method (405) with a JSON error as well.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = markSlashes(r)
+	r = trimTrailingSlash(r)
 	h, pattern := s.mux.Handler(r)
 	if pattern != "" {
 		s.mux.ServeHTTP(w, r)
@@ -279,6 +280,21 @@ func markSlashes(r *http.Request) *http.Request {
 	}
 	r2 := r.Clone(r.Context())
 	r2.URL.Path, r2.URL.RawPath = p, ""
+	return r2
+}
+
+// trimTrailingSlash makes /api/connections/ the same as /api/connections,
+// as RabbitMQ's management API (and the scripts written for it) have it.
+func trimTrailingSlash(r *http.Request) *http.Request {
+	p := r.URL.Path
+	if !strings.HasPrefix(p, "/api/") || len(p) <= len("/api/") || !strings.HasSuffix(p, "/") {
+		return r
+	}
+	r2 := r.Clone(r.Context())
+	r2.URL.Path = strings.TrimSuffix(p, "/")
+	if r2.URL.RawPath != "" {
+		r2.URL.RawPath = strings.TrimSuffix(r2.URL.RawPath, "/")
+	}
 	return r2
 }
 

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +23,7 @@ import (
 	"time"
 
 	"github.com/sluicemq/sluice/internal/amqpserver"
+	"github.com/sluicemq/sluice/internal/httpapi"
 	"github.com/sluicemq/sluice/internal/sluicetest"
 )
 
@@ -49,8 +52,9 @@ var skipList = map[string]string{
 	// The connection-recovery tests force-close their connection through
 	// RabbitMQ's management HTTP API at the hard-coded address
 	// http://localhost:15672 (GET /api/connections, DELETE
-	// /api/connections/{name}, user guest/guest); a broker on another port
-	// or without that API cannot be reached by them.
+	// /api/connections/{name}, user guest/guest). Against Sluice the runner
+	// serves Sluice's own HTTP API there, so they run; they are left out
+	// only when that port is taken, or against another broker without it.
 	"TestConnectionRecoveryAutoDeleteExchangeCascade":                  mgmt,
 	"TestConnectionRecoveryAutoDeleteTopologyForgotten":                mgmt,
 	"TestConnectionRecoveryCancelInterrupt":                            mgmt,
@@ -76,18 +80,49 @@ var skipList = map[string]string{
 const mgmt = "needs RabbitMQ's management API on localhost:15672 to force-close connections"
 
 // brokerURL starts Sluice for the test, or returns SLUICE_TEST_AMQP_URL when
-// that names another broker to check (such as a private RabbitMQ).
-func brokerURL(t *testing.T) string {
+// that names another broker to check (such as a private RabbitMQ). mgmt
+// reports whether the broker's management API answers where the suite's
+// connection-recovery tests look for it (http://localhost:15672).
+func brokerURL(t *testing.T) (url string, mgmt bool) {
 	if u := os.Getenv("SLUICE_TEST_AMQP_URL"); u != "" {
 		t.Logf("running against SLUICE_TEST_AMQP_URL=%s", u)
-		return u
+		return u, false
 	}
 	// The suite runs some of its tests only when the server calls itself
 	// RabbitMQ (and leaves their connections open otherwise), so this
 	// broker reports that product name: those tests then check Sluice too.
-	return sluicetest.Start(t, sluicetest.WithServerConfig(func(c *amqpserver.Config) {
+	b := sluicetest.Start(t, sluicetest.WithServerConfig(func(c *amqpserver.Config) {
 		c.Product = "RabbitMQ"
-	})).URL()
+	}))
+	return b.URL(), startManagementAPI(t, b)
+}
+
+// startManagementAPI serves Sluice's HTTP API on 127.0.0.1:15672, the
+// address the suite's recovery tests use to list and force-close
+// connections. It reports false (those tests are then skipped) when the
+// port is taken.
+func startManagementAPI(t *testing.T, b *sluicetest.Broker) bool {
+	ln, err := net.Listen("tcp", "127.0.0.1:15672")
+	if err != nil {
+		t.Logf("127.0.0.1:15672 is taken (%v): skipping the connection-recovery tests", err)
+		return false
+	}
+	cfg := httpapi.DefaultConfig()
+	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	srv, err := httpapi.New(cfg, b.Broker, b.Server)
+	if err != nil {
+		ln.Close()
+		t.Fatalf("httpapi.New: %v", err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Close(ctx)
+		<-served
+	})
+	return true
 }
 
 func TestAMQP091GoSuite(t *testing.T) {
@@ -102,21 +137,24 @@ func TestAMQP091GoSuite(t *testing.T) {
 	if err := copyTree(src, work); err != nil {
 		t.Fatalf("copy %s: %v", src, err)
 	}
-	s := &suite{goBin: goBin, dir: work, url: brokerURL(t), clientOnly: clientOnly}
+	url, mgmtAPI := brokerURL(t)
+	s := &suite{goBin: goBin, dir: work, url: url, clientOnly: clientOnly}
 	all := s.list(t)
 	if len(all) < minTests {
 		t.Fatalf("the suite lists %d tests, want at least %d", len(all), minTests)
 	}
 	runAll := os.Getenv("SLUICE_COMPAT_RUN_ALL") != ""
 	s.deadline = time.Now().Add(suiteTimeout)
-	if runAll {
-		// The connection-recovery tests alone take about three minutes.
+	if runAll || mgmtAPI {
+		// The connection-recovery tests alone take about two minutes.
 		s.deadline = s.deadline.Add(suiteTimeout)
 	}
 	var want []string
 	for _, name := range all {
-		if runAll || skipList[name] == "" {
+		if runAll || skipList[name] == "" || (mgmtAPI && skipList[name] == mgmt) {
 			want = append(want, name)
+		} else {
+			s.excluded = append(s.excluded, name)
 		}
 	}
 	s.runUntilDone(t, want)
@@ -237,6 +275,7 @@ type suite struct {
 	runs    int
 
 	clientOnly map[string]bool // tests that use no broker (see clientOnlyTests)
+	excluded   []string        // skip-list tests this run leaves out
 	retried    map[string]bool // client-only tests run a second time after failing
 }
 
@@ -338,18 +377,13 @@ func (s *suite) pending(want []string) []string {
 	return p
 }
 
-// runOnce runs the inner `go test -json`, skipping the skip list (unless
-// SLUICE_COMPAT_RUN_ALL is set) and every test that already has a result.
+// runOnce runs the inner `go test -json`, skipping the excluded tests and
+// every test that already has a result.
 func (s *suite) runOnce(t *testing.T) (*results, error) {
 	budget := time.Until(s.deadline).Round(time.Second)
 	ctx, cancel := context.WithTimeout(t.Context(), budget+time.Minute)
 	defer cancel()
-	skip := make([]string, 0, len(skipList)+len(s.status))
-	if os.Getenv("SLUICE_COMPAT_RUN_ALL") == "" {
-		for name := range skipList {
-			skip = append(skip, name)
-		}
-	}
+	skip := append(make([]string, 0, len(s.excluded)+len(s.status)), s.excluded...)
 	for name := range s.status {
 		skip = append(skip, name)
 	}
