@@ -5,7 +5,9 @@ GO ?= go
 .PHONY: test deps generate check-generate vet unit integration build
 .PHONY: integration-core crosslang compat rabbitmq-install rabbitmq-start rabbitmq-stop compare-rabbitmq
 
-test: deps check-generate vet unit integration
+# Unit tests and the integration tiers run once each: -tags integration
+# builds both, so `test` does not run the unit tests a second time.
+test: deps check-generate vet integration
 
 build:
 	$(GO) build -o bin/sluice ./cmd/sluice
@@ -23,11 +25,13 @@ check-generate:
 vet:
 	$(GO) vet ./...
 
+# The fast tier alone, for development.
 unit:
 	$(GO) test -race -count=1 ./...
 
-# Every integration tier: the packages' own, then the two that judge Sluice with real
-# clients from outside and print their own report (hence -v).
+# Every test: each package's unit and integration tests (crash tests of the real
+# binary among them), then the two tiers that judge Sluice with real clients from
+# outside and print their own report (hence -v).
 integration: integration-core crosslang compat
 
 integration-core:
