@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluicemq/sluice/internal/amqp"
@@ -38,6 +39,8 @@ type conn struct {
 	log      *slog.Logger
 	name     string
 	loopback bool
+	// recvOct and sendOct count the socket's bytes (traffic.go).
+	recvOct, sendOct atomic.Uint64
 
 	state      connState
 	done       bool // the connection is finished: close-ok sent or received
@@ -67,7 +70,6 @@ func newConn(s *Server, nc net.Conn, id uint64) *conn {
 	c := &conn{
 		srv:      s,
 		nc:       nc,
-		r:        amqp.NewReader(nc),
 		name:     name,
 		log:      s.log.With(logConn, id, logRemote, nc.RemoteAddr().String()),
 		channels: make(map[uint16]*channel),
@@ -76,7 +78,8 @@ func newConn(s *Server, nc net.Conn, id uint64) *conn {
 	if ta, ok := nc.RemoteAddr().(*net.TCPAddr); ok && ta.IP.IsLoopback() {
 		c.loopback = true
 	}
-	c.wr = newWriter(nc, c.log)
+	c.r = amqp.NewReader(countingReader{nc, &c.recvOct})
+	c.wr = newWriter(nc, countingWriter{nc, &c.sendOct}, c.log)
 	return c
 }
 

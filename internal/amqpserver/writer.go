@@ -1,6 +1,7 @@
 package amqpserver
 
 import (
+	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -46,9 +47,11 @@ type writer struct {
 	stopped bool // no more items are accepted
 }
 
-func newWriter(nc net.Conn, log *slog.Logger) *writer {
+// newWriter returns the writer of nc; frames go out through out (nc,
+// counted).
+func newWriter(nc net.Conn, out io.Writer, log *slog.Logger) *writer {
 	wr := &writer{
-		w:         amqp.NewWriter(nc),
+		w:         amqp.NewWriter(out),
 		nc:        nc,
 		log:       log,
 		signal:    make(chan struct{}, 1),

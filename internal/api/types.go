@@ -228,6 +228,10 @@ type Connection struct {
 	Channels         int            `json:"channels"`
 	State            string         `json:"state"`
 	ClientProperties map[string]any `json:"client_properties"`
+	// RecvOct and SendOct count the socket's bytes since the connection
+	// was accepted, as RabbitMQ's recv_oct and send_oct.
+	RecvOct uint64 `json:"recv_oct"`
+	SendOct uint64 `json:"send_oct"`
 }
 
 // Channel is an element of GET /api/channels.

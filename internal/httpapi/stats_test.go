@@ -200,6 +200,29 @@ func TestMessageStatsOverHTTP(t *testing.T) {
 		cs.DropUnroutable != 1 {
 		t.Errorf("channel message_stats = %+v", cs)
 	}
+	cs, err := e.c.Connections(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// At least the protocol header and the five bodies came in; the
+	// handshake and six deliveries went out.
+	if len(cs) != 1 || cs[0].RecvOct < 8+5 || cs[0].SendOct < 6*8 {
+		t.Errorf("connections = %+v, want one with recv_oct and send_oct counted", cs)
+	}
+	before := cs[0].RecvOct
+	_, ch2 := e.amqpChannel(t)
+	publishConfirmed(t, ch2, "", "dlq", amqp.Publishing{Body: make([]byte, 1000)})
+	cs, err = e.c.Connections(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var grew bool
+	for _, c := range cs {
+		grew = grew || c.RecvOct >= 1000
+	}
+	if !grew || before == 0 {
+		t.Errorf("no connection counted a 1000-byte publish: %+v", cs)
+	}
 	// RabbitMQ's JSON names, as tools read them.
 	_, body := e.raw(t, http.MethodGet, "/api/queues/%2F/work", "")
 	for _, field := range []string{`"publish":5`, `"publish_details":{"rate":`, `"deliver_get":6`, `"redeliver":1`,

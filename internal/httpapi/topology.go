@@ -486,6 +486,21 @@ func peer(addr string) (string, int) {
 	return host, p
 }
 
+// trafficSource is what the API reads of a connection's byte counts when
+// the AMQP front door offers it (amqpserver.Server does).
+type trafficSource interface {
+	Traffic(name string) (recvOct, sendOct uint64, ok bool)
+}
+
+// apiConnection describes c, with its traffic when the front door counts it.
+func (s *Server) apiConnection(c *broker.Connection) api.Connection {
+	out := apiConnection(c)
+	if ts, ok := s.conns.(trafficSource); ok {
+		out.RecvOct, out.SendOct, _ = ts.Traffic(out.Name)
+	}
+	return out
+}
+
 func apiConnection(c *broker.Connection) api.Connection {
 	info := c.Info()
 	host, port := peer(info.RemoteAddr)
@@ -500,7 +515,7 @@ func apiConnection(c *broker.Connection) api.Connection {
 func (s *Server) listConnections(w http.ResponseWriter, r *http.Request, u *user) {
 	out := []api.Connection{}
 	for _, c := range s.connections(u) {
-		out = append(out, apiConnection(c))
+		out = append(out, s.apiConnection(c))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -521,7 +536,7 @@ func (s *Server) getConnection(w http.ResponseWriter, r *http.Request, u *user) 
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no connection '%s'", name))
 		return
 	}
-	writeJSON(w, http.StatusOK, apiConnection(c))
+	writeJSON(w, http.StatusOK, s.apiConnection(c))
 }
 
 func (s *Server) closeConnection(w http.ResponseWriter, r *http.Request, u *user) {
