@@ -168,11 +168,11 @@ func TestServeConfigPrecedence(t *testing.T) {
 	}{
 		{"defaults", nil, nil, defaultServeConfig(), false},
 		{"file", []string{"--config", file}, nil,
-			serveConfig{Data: "/from/file", AMQP: "file:1", HTTP: "file:2", LogLevel: "warn", LogFormat: "text", DiskFreeLimit: "1GiB", MemoryLimit: "40%"}, false},
+			serveConfig{Data: "/from/file", AMQP: "file:1", HTTP: "file:2", LogLevel: "warn", LogFormat: "text", DiskFreeLimit: "1GiB", MemoryLimit: "40%", MaxMessageSize: "128MiB"}, false},
 		{"env over file", []string{"--config", file}, map[string]string{"SLUICE_AMQP": "env:1"},
-			serveConfig{Data: "/from/file", AMQP: "env:1", HTTP: "file:2", LogLevel: "warn", LogFormat: "text", DiskFreeLimit: "1GiB", MemoryLimit: "40%"}, false},
+			serveConfig{Data: "/from/file", AMQP: "env:1", HTTP: "file:2", LogLevel: "warn", LogFormat: "text", DiskFreeLimit: "1GiB", MemoryLimit: "40%", MaxMessageSize: "128MiB"}, false},
 		{"flag over env", []string{"--amqp", "flag:1"}, map[string]string{"SLUICE_AMQP": "env:1", "SLUICE_CONFIG": file},
-			serveConfig{Data: "/from/file", AMQP: "flag:1", HTTP: "file:2", LogLevel: "warn", LogFormat: "text", DiskFreeLimit: "1GiB", MemoryLimit: "40%"}, false},
+			serveConfig{Data: "/from/file", AMQP: "flag:1", HTTP: "file:2", LogLevel: "warn", LogFormat: "text", DiskFreeLimit: "1GiB", MemoryLimit: "40%", MaxMessageSize: "128MiB"}, false},
 		{"unknown key", []string{"--config", bad}, nil, serveConfig{}, true},
 		{"missing file", []string{"--config", filepath.Join(dir, "none.json")}, nil, serveConfig{}, true},
 	}

@@ -34,7 +34,7 @@ Each setting comes from, highest first: the flag, the environment variable,
 the config file, the default. Environment variables:
   SLUICE_DATA, SLUICE_AMQP, SLUICE_HTTP, SLUICE_LOG_LEVEL,
   SLUICE_LOG_FORMAT, SLUICE_DISK_FREE_LIMIT, SLUICE_MEMORY_LIMIT,
-  SLUICE_CONFIG (the config file)
+  SLUICE_MAX_MESSAGE_SIZE, SLUICE_CONFIG (the config file)
 
 The config file is JSON with any of these keys:
   {
@@ -44,7 +44,8 @@ The config file is JSON with any of these keys:
     "log_level": "info",
     "log_format": "text",
     "disk_free_limit": "1GiB",
-    "memory_limit": "40%%"
+    "memory_limit": "40%%",
+    "max_message_size": "128MiB"
   }
 `
 
@@ -59,17 +60,20 @@ type serveConfig struct {
 	// as "1GiB" or "512MiB", a memory share such as "40%", or "0" (off).
 	DiskFreeLimit string `json:"disk_free_limit"`
 	MemoryLimit   string `json:"memory_limit"`
+	// MaxMessageSize bounds a published message's body ("128MiB").
+	MaxMessageSize string `json:"max_message_size"`
 }
 
 func defaultServeConfig() serveConfig {
 	return serveConfig{
-		Data:          "./sluice-data",
-		AMQP:          "127.0.0.1:5672",
-		HTTP:          "127.0.0.1:15672",
-		LogLevel:      "info",
-		LogFormat:     "text",
-		DiskFreeLimit: "1GiB",
-		MemoryLimit:   "40%",
+		Data:           "./sluice-data",
+		AMQP:           "127.0.0.1:5672",
+		HTTP:           "127.0.0.1:15672",
+		LogLevel:       "info",
+		LogFormat:      "text",
+		DiskFreeLimit:  "1GiB",
+		MemoryLimit:    "40%",
+		MaxMessageSize: "128MiB",
 	}
 }
 
@@ -88,6 +92,7 @@ func (c *serveConfig) settings() []struct {
 		{"log-level", "SLUICE_LOG_LEVEL", "log level: debug, info, warn, error", &c.LogLevel},
 		{"log-format", "SLUICE_LOG_FORMAT", "log format: text or json", &c.LogFormat},
 		{"disk-free-limit", "SLUICE_DISK_FREE_LIMIT", "block publishers while the data directory's disk has less free space (e.g. 1GiB; 0 turns it off)", &c.DiskFreeLimit},
+		{"max-message-size", "SLUICE_MAX_MESSAGE_SIZE", "largest message body a publisher may send (e.g. 128MiB, RabbitMQ's default)", &c.MaxMessageSize},
 		{"memory-limit", "SLUICE_MEMORY_LIMIT", "block publishers while the broker uses more memory (e.g. 2GiB, or 40% of the machine; 0 turns it off)", &c.MemoryLimit},
 	}
 }
@@ -244,6 +249,9 @@ func runBroker(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	scfg.Logger = log
 	scfg.Addr = cfg.AMQP
 	scfg.Version = version
+	if scfg.MaxMessageSize, err = parseSize(cfg.MaxMessageSize, 0); err != nil || scfg.MaxMessageSize == 0 {
+		return fmt.Errorf("max message size %q: want a size such as 128MiB", cfg.MaxMessageSize)
+	}
 	srv, err := amqpserver.New(scfg, b)
 	if err != nil {
 		return err
