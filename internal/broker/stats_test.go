@@ -94,3 +94,67 @@ func TestMessageStats(t *testing.T) {
 		t.Errorf("default exchange publish in/out = %d/%d, want 4/3", x.PublishIn, x.PublishOut)
 	}
 }
+
+// Each way to die is counted under its reason, on the source queue.
+func TestDeadLetterStatsByReason(t *testing.T) {
+	clock := newFakeClock()
+	b := openOn(t, memstore.New(), clock)
+	c := newClient(t, b)
+	dlq := c.declareQueue("dlq", false, nil)
+	dl := func(more message.Table) message.Table {
+		args := message.Table{"x-dead-letter-exchange": "", "x-dead-letter-routing-key": dlq}
+		for k, v := range more {
+			args[k] = v
+		}
+		return args
+	}
+	maxlen := c.declareQueue("maxlen", false, dl(message.Table{"x-max-length": int64(1)}))
+	rejectDLX := c.declareQueue("rejectdlx", false, dl(message.Table{"x-max-length": int64(1), "x-overflow": "reject-publish-dlx"}))
+	ttl := c.declareQueue("ttl", false, dl(message.Table{"x-message-ttl": int64(10)}))
+	limit := c.declareQueue("limit", false, dl(message.Table{"x-delivery-limit": int64(0)}))
+
+	c.publish("", maxlen, "m1", false)
+	c.publish("", maxlen, "m2", false) // drops m1 from the head
+	c.publish("", rejectDLX, "r1", false)
+	done := make(chan error, 1)
+	if _, err := c.ch.Publish(newMsg("", rejectDLX, "r2", false), false, func(err error) { done <- err }); err != nil {
+		t.Fatal(err)
+	}
+	<-done // refused: r2 is dead-lettered without entering the queue
+	c.publish("", ttl, "t1", false)
+	c.publish("", limit, "l1", false)
+	d := c.get(limit, false)
+	if err := c.ch.Nack(d.DeliveryTag, false, true); err != nil { // past the limit at once
+		t.Fatal(err)
+	}
+	clock.advance(time.Second)
+	c.get(ttl, true) // finds t1 expired
+	waitFor(t, func() bool { qi, _ := b.Queue("/", dlq); return qi.Ready == 4 })
+
+	idx := func(reason string) int {
+		for i, r := range DeadLetterReasons() {
+			if r == reason {
+				return i
+			}
+		}
+		t.Fatalf("no reason %q", reason)
+		return -1
+	}
+	tests := []struct {
+		queue, reason string
+	}{{maxlen, "maxlen"}, {rejectDLX, "maxlen"}, {ttl, "expired"}, {limit, "delivery_limit"}}
+	for _, tt := range tests {
+		qi, err := b.Queue("/", tt.queue)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := qi.Stats.DeadLettered[idx(tt.reason)]; n != 1 || qi.Stats.DeadLetteredTotal() != 1 {
+			t.Errorf("queue %s: dead-lettered %v, want 1 %s", tt.queue, qi.Stats.DeadLettered, tt.reason)
+		}
+	}
+	all := b.MessageStats()
+	if all.DeadLettered[idx("maxlen")] != 2 || all.DeadLettered[idx("expired")] != 1 ||
+		all.DeadLettered[idx("delivery_limit")] != 1 || all.Expired != 1 {
+		t.Errorf("broker stats %+v", all)
+	}
+}
