@@ -18,6 +18,7 @@ package broker
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/sluicemq/sluice/internal/store"
 )
@@ -84,8 +85,8 @@ func (b *Broker) loadVHosts() error {
 // PutVHost creates a vhost (durably) with the standard exchanges; it
 // reports false when the vhost exists already.
 func (b *Broker) PutVHost(name string) (created bool, err error) {
-	if name == "" {
-		return false, errorf(InvalidArgument, "vhost name is empty")
+	if name == "" || strings.ContainsRune(name, 0) {
+		return false, errorf(InvalidArgument, "vhost name %q: want a non-empty name without NUL", name)
 	}
 	b.vhMu.Lock()
 	defer b.vhMu.Unlock()

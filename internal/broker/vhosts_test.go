@@ -19,6 +19,8 @@ func TestVHostLifecycle(t *testing.T) {
 	if created, err := b.PutVHost("v1"); err != nil || created {
 		t.Fatalf("PutVHost again = %v, %v; want not created", created, err)
 	}
+	_, err := b.PutVHost("a\x00b")
+	wantCode(t, err, InvalidArgument, `vhost name "a\x00b": want a non-empty name without NUL`)
 	if err := b.SetPermission(Permission{User: "guest", VHost: "v1", Configure: ".*", Write: ".*", Read: ".*"}); err != nil {
 		t.Fatal(err)
 	}
