@@ -1,8 +1,10 @@
 package pebblestore
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -76,6 +78,9 @@ func (s *Store) commit(b *store.Batch, apply func(*pebble.Batch) error) (*pebble
 	defer s.applyMu.Unlock()
 
 	pb := s.db.NewBatch()
+	// Point writes go through w, which adds each run of them between range
+	// deletes to pb in key order (see pointRun).
+	w := &pointRun{pb: pb}
 	// Floor states changed by this batch, installed in s.floors only once the
 	// batch is committed.
 	changed := make(map[store.QueueID]floorState)
@@ -86,21 +91,30 @@ func (s *Store) commit(b *store.Batch, apply func(*pebble.Batch) error) (*pebble
 		switch op.Kind {
 		case store.OpSetFloor:
 			var cleared bool
-			cleared, err = s.setFloorLocked(pb, op.Queue, op.Seq, changed)
+			cleared, err = s.setFloorLocked(w, op.Queue, op.Seq, changed)
 			if cleared {
 				rangeDeletes++
 			}
 			touched = append(touched, op.Queue)
 		case store.OpDropQueue:
-			err = s.dropQueue(pb, op.Queue)
+			if err = w.flush(); err == nil {
+				err = s.dropQueue(pb, op.Queue)
+			}
 			changed[op.Queue] = floorState{}
 			touched = append(touched, op.Queue)
+		case store.OpDeleteRange:
+			if err = w.flush(); err == nil {
+				err = deleteQueueRange(pb, op.Queue, op.Seq, op.End)
+			}
 		default:
-			err = addOp(pb, op)
+			err = addOp(w, op)
 		}
 		if err != nil {
 			return pb, s.wrap(fmt.Sprintf("apply: op %d", i), err)
 		}
+	}
+	if err := w.flush(); err != nil {
+		return pb, s.wrap("apply", err)
 	}
 	err := apply(pb)
 	if f := s.fatal.Load(); f != nil {
@@ -122,40 +136,88 @@ func (s *Store) commit(b *store.Batch, apply func(*pebble.Batch) error) (*pebble
 	return pb, nil
 }
 
-// addOp adds one plain op to pb.
-func addOp(pb *pebble.Batch, op store.Op) error {
+// addOp adds one point op to w.
+func addOp(w *pointRun, op store.Op) error {
 	switch op.Kind {
 	case store.OpPutMessage:
 		if op.Index != nil {
-			if err := pb.Set(queueKey(prefixIndex, op.Queue, op.Seq), op.Index, nil); err != nil {
-				return err
-			}
+			w.add(pointSet, msgKey(kindIndex, op.Queue, op.Seq), op.Index)
 		}
-		return pb.Set(queueKey(prefixMessage, op.Queue, op.Seq), op.Value, nil)
+		w.add(pointSet, msgKey(kindRecord, op.Queue, op.Seq), op.Value)
 	case store.OpDeleteMessage:
 		// The message and index keys were written once (or never, for an
 		// index entry), so a SingleDelete removes each and its tombstone
 		// vanishes with the put at the next compaction.
-		if err := pb.SingleDelete(queueKey(prefixIndex, op.Queue, op.Seq), nil); err != nil {
+		w.add(pointSingleDelete, msgKey(kindIndex, op.Queue, op.Seq), nil)
+		w.add(pointSingleDelete, msgKey(kindRecord, op.Queue, op.Seq), nil)
+	case store.OpPutState:
+		w.add(pointSet, queueKey(prefixState, op.Queue, op.Seq), op.Value)
+	case store.OpDeleteState:
+		w.add(pointDelete, queueKey(prefixState, op.Queue, op.Seq), nil)
+	case store.OpPutDelay:
+		w.add(pointSet, delayKey(op.Due, op.Queue, op.Seq), nil)
+	case store.OpDeleteDelay:
+		w.add(pointDelete, delayKey(op.Due, op.Queue, op.Seq), nil)
+	case store.OpPutMeta:
+		w.add(pointSet, metaKey(op.Key), op.Value)
+	case store.OpDeleteMeta:
+		w.add(pointDelete, metaKey(op.Key), nil)
+	default:
+		return fmt.Errorf("%w: unexpected op kind %d", store.ErrInvalidBatch, op.Kind)
+	}
+	return nil
+}
+
+type pointKind uint8
+
+const (
+	pointSet pointKind = iota
+	pointDelete
+	pointSingleDelete
+)
+
+type pointOp struct {
+	kind       pointKind
+	key, value []byte
+}
+
+// pointRun gathers point writes and adds them to a Pebble batch sorted by
+// key (stably: writes of one key keep their order), before the next range
+// delete and at the end. Pebble inserts a batch's keys into its memtable
+// one by one, and an insert right after its neighbour reuses the previous
+// search; in the order the broker writes them (message, index and state
+// keys of one seq after another, then the next seq) every insert searched
+// the whole memtable. Range deletes are barriers: a point write never
+// crosses one, so what a range delete covers is unchanged.
+type pointRun struct {
+	pb  *pebble.Batch
+	ops []pointOp
+}
+
+func (w *pointRun) add(kind pointKind, key, value []byte) {
+	w.ops = append(w.ops, pointOp{kind, key, value})
+}
+
+// flush adds the gathered writes to the batch in key order.
+func (w *pointRun) flush() error {
+	slices.SortStableFunc(w.ops, func(a, b pointOp) int { return bytes.Compare(a.key, b.key) })
+	for _, op := range w.ops {
+		var err error
+		switch op.kind {
+		case pointSet:
+			err = w.pb.Set(op.key, op.value, nil)
+		case pointDelete:
+			err = w.pb.Delete(op.key, nil)
+		case pointSingleDelete:
+			err = w.pb.SingleDelete(op.key, nil)
+		}
+		if err != nil {
 			return err
 		}
-		return pb.SingleDelete(queueKey(prefixMessage, op.Queue, op.Seq), nil)
-	case store.OpDeleteRange:
-		return deleteQueueRange(pb, op.Queue, op.Seq, op.End)
-	case store.OpPutState:
-		return pb.Set(queueKey(prefixState, op.Queue, op.Seq), op.Value, nil)
-	case store.OpDeleteState:
-		return pb.Delete(queueKey(prefixState, op.Queue, op.Seq), nil)
-	case store.OpPutDelay:
-		return pb.Set(delayKey(op.Due, op.Queue, op.Seq), nil, nil)
-	case store.OpDeleteDelay:
-		return pb.Delete(delayKey(op.Due, op.Queue, op.Seq), nil)
-	case store.OpPutMeta:
-		return pb.Set(metaKey(op.Key), op.Value, nil)
-	case store.OpDeleteMeta:
-		return pb.Delete(metaKey(op.Key), nil)
 	}
-	return fmt.Errorf("%w: unexpected op kind %d", store.ErrInvalidBatch, op.Kind)
+	clear(w.ops)
+	w.ops = w.ops[:0]
+	return nil
 }
 
 // deleteQueueRange range-deletes the queue's messages, index entries and
@@ -164,9 +226,28 @@ func deleteQueueRange(pb *pebble.Batch, q store.QueueID, from, end uint64) error
 	if from >= end {
 		return nil
 	}
-	for _, p := range queuePrefixes {
-		if err := pb.DeleteRange(queueKey(p, q, from), queueKey(p, q, end), nil); err != nil {
-			return err
+	if err := pb.DeleteRange(queueKey(prefixState, q, from), queueKey(prefixState, q, end), nil); err != nil {
+		return err
+	}
+	first, last := from>>msgBlockBits, (end-1)>>msgBlockBits
+	// The blocks at the ends may hold seqs outside [from, end): delete
+	// each kind's part of them; the blocks between go whole.
+	ends := []uint64{first}
+	if last != first {
+		ends = append(ends, last)
+		if last > first+1 {
+			if err := pb.DeleteRange(msgBlockKey(q, first+1), msgBlockKey(q, last), nil); err != nil {
+				return err
+			}
+		}
+	}
+	for _, blk := range ends {
+		lo, hi := max(from, blk<<msgBlockBits), min(end, (blk+1)<<msgBlockBits)
+		for _, kind := range []byte{kindIndex, kindRecord} {
+			start, stop := msgKindRange(q, blk, kind, lo, hi)
+			if err := pb.DeleteRange(start, stop, nil); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -174,9 +255,9 @@ func deleteQueueRange(pb *pebble.Batch, q store.QueueID, from, end uint64) error
 
 // setFloorLocked writes q's new floor and, when the floor has moved at least
 // RangeDeleteEvery past the last range delete, range-deletes the acked prefix
-// in the same batch.
+// in the same batch (after the point writes gathered so far).
 // It reports whether it added a range delete.
-func (s *Store) setFloorLocked(pb *pebble.Batch, q store.QueueID, floor uint64, changed map[store.QueueID]floorState) (bool, error) {
+func (s *Store) setFloorLocked(w *pointRun, q store.QueueID, floor uint64, changed map[store.QueueID]floorState) (bool, error) {
 	f, ok := changed[q]
 	if !ok {
 		var err error
@@ -187,14 +268,18 @@ func (s *Store) setFloorLocked(pb *pebble.Batch, q store.QueueID, floor uint64, 
 	f.floor = floor
 	cleared := false
 	if floor >= f.cleared && floor-f.cleared >= s.opts.RangeDeleteEvery {
-		if err := deleteQueueRange(pb, q, f.cleared, floor); err != nil {
+		if err := w.flush(); err != nil {
+			return false, err
+		}
+		if err := deleteQueueRange(w.pb, q, f.cleared, floor); err != nil {
 			return false, err
 		}
 		f.cleared = floor
 		cleared = true
 	}
 	changed[q] = f
-	return cleared, pb.Set(floorKey(q), f.encode(), nil)
+	w.add(pointSet, floorKey(q), f.encode())
+	return cleared, nil
 }
 
 // floorStateLocked returns q's floor state from the cache or the database.
@@ -216,10 +301,11 @@ func (s *Store) floorStateLocked(q store.QueueID) (floorState, error) {
 // dropQueue removes all of q's messages, index entries, states and its
 // floor.
 func (s *Store) dropQueue(pb *pebble.Batch, q store.QueueID) error {
-	for _, p := range queuePrefixes {
-		if err := pb.DeleteRange(queueKey(p, q, 0), queueEnd(p, q), nil); err != nil {
-			return err
-		}
+	if err := pb.DeleteRange(msgQueueStart(q), msgQueueEnd(q), nil); err != nil {
+		return err
+	}
+	if err := pb.DeleteRange(queueKey(prefixState, q, 0), queueEnd(prefixState, q), nil); err != nil {
+		return err
 	}
 	return pb.Delete(floorKey(q), nil)
 }

@@ -1,6 +1,7 @@
 package pebblestore
 
 import (
+	"bytes"
 	"context"
 	"sync"
 
@@ -93,7 +94,7 @@ func (c *compactor) maybeCompact(q store.QueueID) {
 		return
 	}
 	empty := true
-	err = s.scanQueue("compactor: look for messages", prefixMessage, q, floor, func(uint64, []byte) bool {
+	err = s.scanRecords("compactor: look for messages", q, floor, func(uint64, []byte) bool {
 		empty = false
 		return false
 	})
@@ -110,8 +111,19 @@ func (c *compactor) maybeCompact(q store.QueueID) {
 	} else if prev := c.compacted[q]; floor <= prev || floor-prev < s.opts.CompactEvery {
 		return
 	}
-	for _, p := range queuePrefixes {
-		if err := s.db.Compact(c.ctx, queueKey(p, q, 0), queueKey(p, q, end), false); err != nil {
+	endBlk := msgQueueEnd(q)
+	if end != ^uint64(0) {
+		endBlk = msgBlockKey(q, end>>msgBlockBits) // the floor's block may still be live
+	}
+	ranges := [][2][]byte{
+		{msgQueueStart(q), endBlk},
+		{queueKey(prefixState, q, 0), queueKey(prefixState, q, end)},
+	}
+	for _, r := range ranges {
+		if bytes.Compare(r[0], r[1]) >= 0 {
+			continue
+		}
+		if err := s.db.Compact(c.ctx, r[0], r[1], false); err != nil {
 			if c.ctx.Err() == nil {
 				s.log.Warn("compactor: compact", "queue", q, "err", err)
 			}

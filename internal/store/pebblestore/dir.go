@@ -15,9 +15,10 @@ import (
 )
 
 // FormatVersion is the data directory format this build writes and reads.
-// Format 2 added the index keyspace; format 1 directories (which lack it)
-// are refused with ErrFormat.
-const FormatVersion = 2
+// Format 3 keeps index entries next to the records (block-major message
+// keys); format 1 (no index) and 2 (index in a keyspace of its own)
+// directories are refused with ErrFormat.
+const FormatVersion = 3
 
 const (
 	lockFile   = "LOCK"

@@ -5,9 +5,9 @@
 //
 //	<dir>/
 //	  LOCK      flock'd while open: a second Open of <dir> fails (ErrLocked)
-//	  FORMAT    "sluice-store-format 2\n", written atomically (temp, fsync,
+//	  FORMAT    "sluice-store-format 3\n", written atomically (temp, fsync,
 //	            rename, fsync dir); another or unknown format is refused
-//	            (format 1, before the index keyspace, is not upgraded)
+//	            (formats 1 and 2, of earlier key layouts, are not upgraded)
 //	  pebble/   the Pebble database (its WAL, MANIFEST and sstables)
 //
 // # Key layout
@@ -15,18 +15,25 @@
 // Every key starts with one byte naming its keyspace; numbers are big-endian
 // so byte order is numeric order (the due time has its sign bit flipped so
 // negative times sort first). A queue's messages are one contiguous key range
-// and within it seq order is key order:
+// and within it seq order is key order, grouped in blocks of 1024 seqs whose
+// index entries come before their records:
 //
-//	keyspace  key (bytes)                                  value
-//	--------  -------------------------------------------  -----------------------
-//	message   'm' | queue u64 | seq u64           (17)     record (written once)
-//	index     'i' | queue u64 | seq u64           (17)     index entry (written once, with its message)
-//	state     's' | queue u64 | seq u64           (17)     state bytes (mutable)
-//	delay     'd' | due i64^1<<63 | queue | seq   (25)     empty
-//	floor     'f' | queue u64                      (9)     floor u64 | cleared u64
-//	meta      'x' | key bytes                   (1+n)      value
+//	keyspace  key (bytes)                                           value
+//	--------  ----------------------------------------------------  -----------------------
+//	message   'm' | queue u64 | seq>>10 u64 | 1 | seq u64     (26)   record (written once)
+//	index     'm' | queue u64 | seq>>10 u64 | 0 | seq u64     (26)   index entry (written once, with its record)
+//	state     's' | queue u64 | seq u64                       (17)   state bytes (mutable)
+//	delay     'd' | due i64^1<<63 | queue | seq               (25)   empty
+//	floor     'f' | queue u64                                  (9)   floor u64 | cleared u64
+//	meta      'x' | key bytes                               (1+n)   value
 //
-//	one queue's message keys, in key (= seq) order:
+// ScanIndex reads a block's index entries and seeks over its records to the
+// next block, so a restart reads little more than the index entries; Scan
+// and Get read records and pass over index entries. Index entries and
+// records of the same seqs sort together, so a memtable flush of a growing
+// queue does not span a range that every earlier record falls in.
+//
+//	one queue's message keys, in key (= block, then seq) order:
 //
 //	'm'|q|1                 'm'|q|cleared        'm'|q|floor          'm'|q|last
 //	   ├──────────────────────────┼──────────────────────┼────────────────────┤
@@ -46,7 +53,8 @@
 //   - the ack floor is persisted and Scan always seeks from the floor given;
 //   - when a SetFloor moves the floor rangeDeleteEvery (4096) or more past the
 //     last range delete of the queue, the same batch also range-deletes the
-//     acked prefix [cleared, floor) of messages, index entries and states, so a reader skips
+//     acked prefix [cleared, floor) of messages, index entries and states (per
+//     block at its ends), so a reader skips
 //     it in one step; cleared is persisted next to the floor;
 //   - when a queue has drained (no message at or above its floor) a background
 //     goroutine compacts its fully acked range, so the tombstones and the disk

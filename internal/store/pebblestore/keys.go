@@ -9,8 +9,7 @@ import (
 
 // Keyspace prefixes; see the package doc for the layout.
 const (
-	prefixMessage = 'm'
-	prefixIndex   = 'i'
+	prefixMessage = 'm' // records and index entries, block-major (msgKey)
 	prefixState   = 's'
 	prefixDelay   = 'd'
 	prefixFloor   = 'f'
@@ -24,10 +23,7 @@ const (
 	floorValLen = 8 + 8
 )
 
-// queuePrefixes are the keyspaces keyed (queue, seq), all deleted together.
-var queuePrefixes = [...]byte{prefixMessage, prefixIndex, prefixState}
-
-// queueKey returns the message, index or state key of (q, seq).
+// queueKey returns the state key of (q, seq).
 func queueKey(prefix byte, q store.QueueID, seq uint64) []byte {
 	k := make([]byte, queueKeyLen, queueKeyLen+1)
 	k[0] = prefix
@@ -42,12 +38,75 @@ func queueEnd(prefix byte, q store.QueueID) []byte {
 	return append(queueKey(prefix, q, ^uint64(0)), 0)
 }
 
-// decodeSeq returns the seq of a message or state key.
+// decodeSeq returns the seq of a state key.
 func decodeSeq(k []byte) (uint64, error) {
 	if len(k) != queueKeyLen {
 		return 0, fmt.Errorf("%w: key %x: length %d, want %d", store.ErrCorrupt, k, len(k), queueKeyLen)
 	}
 	return binary.BigEndian.Uint64(k[9:]), nil
+}
+
+// Message records and index entries share the 'm' keyspace, ordered by
+// block (1024 seqs), then kind (index entries first), then seq:
+//
+//	'm' | queue u64 | seq>>msgBlockBits u64 | kind u8 | seq u64   (26 bytes)
+//
+// A memtable flush thus writes one queue's index entries and records of
+// the same seqs into one contiguous key range, so successive flushes of a
+// growing queue overlap in at most one block and Pebble compacts them
+// without rewriting the backlog; with the index in a keyspace of its own,
+// every flush's files spanned from the index to the records and overlapped
+// all the records written before. ScanIndex reads a block's index entries
+// and seeks over its records to the next block.
+const (
+	msgBlockBits = 10
+	msgKeyLen    = 1 + 8 + 8 + 1 + 8
+	kindIndex    = 0
+	kindRecord   = 1
+)
+
+// msgKey returns the key of the record (kindRecord) or index entry
+// (kindIndex) of (q, seq).
+func msgKey(kind byte, q store.QueueID, seq uint64) []byte {
+	k := make([]byte, msgKeyLen)
+	k[0] = prefixMessage
+	binary.BigEndian.PutUint64(k[1:], uint64(q))
+	binary.BigEndian.PutUint64(k[9:], seq>>msgBlockBits)
+	k[17] = kind
+	binary.BigEndian.PutUint64(k[18:], seq)
+	return k
+}
+
+// msgBlockKey returns a key below every key of block blk of q (and above
+// those of the blocks before it).
+func msgBlockKey(q store.QueueID, blk uint64) []byte {
+	k := make([]byte, 17)
+	k[0] = prefixMessage
+	binary.BigEndian.PutUint64(k[1:], uint64(q))
+	binary.BigEndian.PutUint64(k[9:], blk)
+	return k
+}
+
+// msgQueueStart and msgQueueEnd bound all of q's message keys.
+func msgQueueStart(q store.QueueID) []byte { return msgBlockKey(q, 0)[:9] }
+func msgQueueEnd(q store.QueueID) []byte   { return prefixUpperBound(msgQueueStart(q)) }
+
+// decodeMsgKey returns the seq and kind of a message key.
+func decodeMsgKey(k []byte) (seq uint64, kind byte, err error) {
+	if len(k) != msgKeyLen || k[17] > kindRecord {
+		return 0, 0, fmt.Errorf("%w: message key %x: length %d, want %d", store.ErrCorrupt, k, len(k), msgKeyLen)
+	}
+	return binary.BigEndian.Uint64(k[18:]), k[17], nil
+}
+
+// msgKindRange returns the key range of q's keys of one kind with
+// lo <= seq < hi, all in block blk.
+func msgKindRange(q store.QueueID, blk uint64, kind byte, lo, hi uint64) (start, end []byte) {
+	start = msgKey(kind, q, lo)
+	if hi == (blk+1)<<msgBlockBits {
+		return start, append(msgBlockKey(q, blk), kind+1)
+	}
+	return start, msgKey(kind, q, hi)
 }
 
 func delayKey(due int64, q store.QueueID, seq uint64) []byte {

@@ -285,7 +285,7 @@ func (s *Store) Get(q store.QueueID, seq uint64) ([]byte, error) {
 	case sequential:
 		return s.getAhead(q, seq, gen)
 	}
-	return s.get("get message", queueKey(prefixMessage, q, seq))
+	return s.get("get message", msgKey(kindRecord, q, seq))
 }
 
 // getAhead returns the record of (q, seq) and reads the records after it
@@ -297,11 +297,14 @@ func (s *Store) getAhead(q store.QueueID, seq uint64, gen uint64) ([]byte, error
 		size  int
 	)
 	want := seq
-	err := s.iterate("get message", queueKey(prefixMessage, q, seq), queueEnd(prefixMessage, q), false,
+	err := s.iterate("get message", msgKey(kindRecord, q, seq), msgQueueEnd(q), false,
 		func(k, v []byte) (bool, error) {
-			got, err := decodeSeq(k)
+			got, kind, err := decodeMsgKey(k)
 			if err != nil {
 				return false, err
+			}
+			if kind != kindRecord {
+				return true, nil // the next block's index entries
 			}
 			if got != want {
 				return false, nil // a gap: read ahead only a contiguous run
@@ -368,26 +371,102 @@ func (s *Store) Floor(q store.QueueID) (uint64, error) {
 
 // LastSeq returns the highest seq present in the queue, or 0.
 func (s *Store) LastSeq(q store.QueueID) (uint64, error) {
+	if err := s.enter(); err != nil {
+		return 0, err
+	}
+	defer s.exit()
+	const op = "last seq"
+	it, err := s.db.NewIterWithContext(context.Background(), &pebble.IterOptions{LowerBound: msgQueueStart(q), UpperBound: msgQueueEnd(q)})
+	if err != nil {
+		return 0, s.wrap(op, err)
+	}
 	var last uint64
-	err := s.iterate("last seq", queueKey(prefixMessage, q, 0), queueEnd(prefixMessage, q), true,
-		func(k, _ []byte) (bool, error) {
-			seq, err := decodeSeq(k)
+	for valid := it.Last(); valid; valid = it.Prev() {
+		seq, kind, derr := decodeMsgKey(it.Key())
+		if derr != nil {
+			err = derr
+			break
+		}
+		if kind == kindRecord {
 			last = seq
-			return false, err
-		})
-	return last, err
+			break
+		}
+	}
+	if err == nil {
+		err = it.Error()
+	}
+	if cerr := it.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		return 0, s.wrap(op, err)
+	}
+	return last, nil
 }
 
 // Scan calls fn for the queue's messages with seq >= from in seq order. It
 // seeks straight to from: pass the queue's floor.
 func (s *Store) Scan(q store.QueueID, from uint64, fn func(seq uint64, rec []byte) bool) error {
-	return s.scanQueue("scan", prefixMessage, q, from, fn)
+	return s.scanRecords("scan", q, from, fn)
+}
+
+// scanRecords calls fn for the queue's records with seq >= from in seq
+// order, passing over the index entries between them.
+func (s *Store) scanRecords(op string, q store.QueueID, from uint64, fn func(uint64, []byte) bool) error {
+	return s.iterate(op, msgKey(kindRecord, q, from), msgQueueEnd(q), false,
+		func(k, v []byte) (bool, error) {
+			seq, kind, err := decodeMsgKey(k)
+			if err != nil || kind != kindRecord {
+				return err == nil, err
+			}
+			return fn(seq, v), nil
+		})
 }
 
 // ScanIndex calls fn for the queue's index entries with seq >= from in seq
 // order. It seeks straight to from: pass the queue's floor.
 func (s *Store) ScanIndex(q store.QueueID, from uint64, fn func(seq uint64, idx []byte) bool) error {
-	return s.scanQueue("scan index", prefixIndex, q, from, fn)
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.exit()
+	const op = "scan index"
+	it, err := s.db.NewIterWithContext(context.Background(), &pebble.IterOptions{LowerBound: msgQueueStart(q), UpperBound: msgQueueEnd(q)})
+	if err != nil {
+		return s.wrap(op, err)
+	}
+	err = scanIndexIter(it, q, from, fn)
+	if cerr := it.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		return s.wrap(op, err)
+	}
+	return nil
+}
+
+// scanIndexIter reads each block's index entries and seeks over its
+// records to the next block.
+func scanIndexIter(it *pebble.Iterator, q store.QueueID, from uint64, fn func(uint64, []byte) bool) error {
+	for valid := it.SeekGE(msgKey(kindIndex, q, from)); valid; {
+		seq, kind, err := decodeMsgKey(it.Key())
+		if err != nil {
+			return err
+		}
+		if kind != kindIndex {
+			valid = it.SeekGE(msgBlockKey(q, seq>>msgBlockBits+1))
+			continue
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return err
+		}
+		if !fn(seq, v) {
+			return nil
+		}
+		valid = it.Next()
+	}
+	return it.Error()
 }
 
 // ScanState calls fn for the queue's state entries in seq order, starting at

@@ -542,6 +542,22 @@ func testIndexDeleted(t *testing.T, s store.Store) {
 	apply(t, s, &b, false)
 	check(t, "index from the floor", scanIndex(t, s, 1, 9000), wantIndex(1, seqRange(9000, 10001)...))
 	check(t, "index below the floor", scanIndex(t, s, 1, 0), wantIndex(1, seqRange(9000, 10001)...))
+	// Ranges whose ends fall anywhere (an engine may group seqs in blocks).
+	for _, r := range [][2]uint64{{1020, 3075}, {4096, 5120}, {6000, 6001}, {7000, 7000}} {
+		b.Reset()
+		b.DeleteRange(2, r[0], r[1])
+		apply(t, s, &b, false)
+	}
+	var left []uint64
+	for _, r := range [][2]uint64{{1, 1020}, {3075, 4096}, {5120, 6000}, {6001, 10001}} {
+		left = append(left, seqRange(r[0], r[1])...)
+	}
+	check(t, "index after range deletes", scanIndex(t, s, 2, 0), wantIndex(2, left...))
+	check(t, "messages after range deletes", scanAll(t, s, 2, 0), wantMsgs(2, left...))
+	check(t, "index from inside a deleted range", scanIndex(t, s, 2, 5000), wantIndex(2, append(seqRange(5120, 6000), seqRange(6001, 10001)...)...))
+	if n, err := s.LastSeq(2); err != nil || n != 10000 {
+		t.Fatalf("LastSeq = %d, %v; want 10000", n, err)
+	}
 	b.Reset()
 	b.DropQueue(2)
 	apply(t, s, &b, true)
@@ -690,6 +706,20 @@ func testBatchOrder(t *testing.T, s store.Store) {
 	apply(t, s, &b, true)
 	check(t, "source after move", scanAll(t, s, 1, 0), nil)
 	check(t, "target after move", scanAll(t, s, 5, 0), []msg{{1, string(rec(1, 2))}})
+	// A range delete covers the writes before it in the batch, not those
+	// after it, whatever their keys.
+	b.Reset()
+	b.PutIndexed(7, 5, rec(7, 5), idx(7, 5))
+	b.PutState(7, 6, []byte("s6"))
+	b.DeleteRange(7, 0, 10)
+	b.PutIndexed(7, 3, rec(7, 3), idx(7, 3))
+	b.PutState(7, 4, []byte("s4"))
+	b.DeleteRange(7, 4, 5)
+	b.PutIndexed(7, 4, rec(7, 4), idx(7, 4))
+	apply(t, s, &b, true)
+	check(t, "messages around range deletes", scanAll(t, s, 7, 0), wantMsgs(7, 3, 4))
+	check(t, "index around range deletes", scanIndex(t, s, 7, 0), wantIndex(7, 3, 4))
+	check(t, "states around range deletes", scanStates(t, s, 7), nil)
 	// An empty batch is fine.
 	b.Reset()
 	apply(t, s, &b, true)
