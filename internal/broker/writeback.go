@@ -55,15 +55,19 @@ type writeBehind struct {
 	merged   store.Batch // scratch: queued changes followed by a caller's batch
 	flushing store.Batch // scratch: queued changes being applied
 
-	// mu guards pending, running and flushes; a leaf.
+	// mu guards pending, floorAt, running and flushes; a leaf.
 	mu      sync.Mutex
 	pending store.Batch
+	// floorAt is where pending holds each queue's SetFloor: a later one
+	// updates it in place, so a batch moves a queue's floor once.
+	floorAt map[store.QueueID]int
 	running bool   // the flusher runs: queue changes for it
 	flushes uint64 // applies of queued changes alone (for tests)
 }
 
 func newWriteBehind(st store.Store, log *slog.Logger) *writeBehind {
-	return &writeBehind{Store: st, log: log, wake: make(chan struct{}, 1), stop: make(chan struct{})}
+	return &writeBehind{Store: st, log: log, wake: make(chan struct{}, 1), stop: make(chan struct{}),
+		floorAt: make(map[store.QueueID]int)}
 }
 
 // start runs the flusher; until then (and after close) queued changes are
@@ -108,7 +112,7 @@ func (w *writeBehind) queue(b *store.Batch) {
 		return
 	}
 	w.mu.Lock()
-	w.pending.Append(b)
+	w.appendLocked(b)
 	running := w.running
 	w.mu.Unlock()
 	b.Reset()
@@ -119,6 +123,25 @@ func (w *writeBehind) queue(b *store.Batch) {
 	select {
 	case w.wake <- struct{}{}:
 	default:
+	}
+}
+
+// appendLocked adds b's ops to pending, folding a queue's SetFloor into
+// the one pending already holds. That moves the higher floor to the
+// earlier op's place in the batch, which is applied atomically; the point
+// writes after that place below the new floor all belong to messages that
+// had left when it was set, whose deletes follow them, so the batch ends
+// in the same state (a store's range delete of the acked prefix included).
+func (w *writeBehind) appendLocked(b *store.Batch) {
+	for _, op := range b.Ops {
+		if op.Kind == store.OpSetFloor {
+			if i, ok := w.floorAt[op.Queue]; ok {
+				w.pending.Ops[i].Seq = max(w.pending.Ops[i].Seq, op.Seq)
+				continue
+			}
+			w.floorAt[op.Queue] = len(w.pending.Ops)
+		}
+		w.pending.Ops = append(w.pending.Ops, op)
 	}
 }
 
@@ -145,6 +168,7 @@ func (w *writeBehind) takePendingLocked(dst *store.Batch) {
 	w.mu.Lock()
 	dst.Append(&w.pending)
 	w.pending.Reset()
+	clear(w.floorAt)
 	w.mu.Unlock()
 }
 

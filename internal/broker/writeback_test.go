@@ -139,6 +139,15 @@ func TestWriteBehindBatchesInOrder(t *testing.T) {
 	if n := st.applies(); n > 3 {
 		t.Fatalf("%d applies for 50 queued changes and one direct apply", n)
 	}
+	floors := 0
+	for _, o := range ops {
+		if o.op.Kind == store.OpSetFloor {
+			floors++
+		}
+	}
+	if floors > 2 { // folded: one per apply that carried queued changes
+		t.Fatalf("%d SetFloor ops reached the store for 49 queued", floors)
+	}
 	if f, err := w.Floor(1); err != nil || f != 51 {
 		t.Fatalf("floor %d, %v; want 51", f, err)
 	}
