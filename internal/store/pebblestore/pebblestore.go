@@ -297,7 +297,10 @@ func (s *Store) getAhead(q store.QueueID, seq uint64, gen uint64) ([]byte, error
 		size  int
 	)
 	want := seq
-	err := s.iterate("get message", msgKey(kindRecord, q, seq), msgQueueEnd(q), false,
+	// Only up to the end of seq's block: the next block starts with its
+	// index entries, which the read-ahead of its first record seeks past.
+	blockEnd := append(msgBlockKey(q, seq>>msgBlockBits), kindRecord+1)
+	err := s.iterate("get message", msgKey(kindRecord, q, seq), blockEnd, false,
 		func(k, v []byte) (bool, error) {
 			got, kind, err := decodeMsgKey(k)
 			if err != nil {
