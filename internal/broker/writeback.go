@@ -55,14 +55,13 @@ type writeBehind struct {
 	merged   store.Batch // scratch: queued changes followed by a caller's batch
 	flushing store.Batch // scratch: queued changes being applied
 
-	// mu guards pending, floorAt, running and flushes; a leaf.
+	// mu guards pending, floorAt and running; a leaf.
 	mu      sync.Mutex
 	pending store.Batch
 	// floorAt is where pending holds each queue's SetFloor: a later one
 	// updates it in place, so a batch moves a queue's floor once.
 	floorAt map[store.QueueID]int
-	running bool   // the flusher runs: queue changes for it
-	flushes uint64 // applies of queued changes alone (for tests)
+	running bool // the flusher runs: queue changes for it
 }
 
 func newWriteBehind(st store.Store, log *slog.Logger) *writeBehind {
@@ -157,9 +156,6 @@ func (w *writeBehind) flush() {
 		w.log.Error("apply queue changes", "changes", w.flushing.Len(), "err", err)
 	}
 	w.flushing.Reset()
-	w.mu.Lock()
-	w.flushes++
-	w.mu.Unlock()
 }
 
 // takePendingLocked appends the queued changes to dst and forgets them.
