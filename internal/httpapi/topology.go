@@ -173,15 +173,7 @@ func (s *Server) putQueue(w http.ResponseWriter, r *http.Request, u *user) {
 		_, err := ch.DeclareQueue(broker.QueueDecl{Name: name, Durable: durable, AutoDelete: d.AutoDelete, Args: args})
 		return err
 	})
-	if err != nil {
-		writeBrokerError(w, err)
-		return
-	}
-	if exists == nil {
-		w.WriteHeader(http.StatusNoContent)
-		return
-	}
-	w.WriteHeader(http.StatusCreated)
+	answerDeclare(w, err, exists == nil)
 }
 
 func (s *Server) deleteQueue(w http.ResponseWriter, r *http.Request, u *user) {
@@ -281,15 +273,7 @@ func (s *Server) putExchange(w http.ResponseWriter, r *http.Request, u *user) {
 		return ch.DeclareExchange(broker.ExchangeDecl{Name: name, Type: d.Type, Durable: durable,
 			AutoDelete: d.AutoDelete, Internal: d.Internal, Args: args})
 	})
-	if err != nil {
-		writeBrokerError(w, err)
-		return
-	}
-	if exists == nil {
-		w.WriteHeader(http.StatusNoContent)
-		return
-	}
-	w.WriteHeader(http.StatusCreated)
+	answerDeclare(w, err, exists == nil)
 }
 
 func (s *Server) deleteExchange(w http.ResponseWriter, r *http.Request, u *user) {
@@ -600,4 +584,17 @@ func (s *Server) listConsumers(w http.ResponseWriter, r *http.Request, u *user) 
 			Priority: c.Priority})
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// answerDeclare writes the outcome of a PUT that declares a resource: the
+// broker's error, 204 when it existed already, else 201 Created.
+func answerDeclare(w http.ResponseWriter, err error, existed bool) {
+	switch {
+	case err != nil:
+		writeBrokerError(w, err)
+	case existed:
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		w.WriteHeader(http.StatusCreated)
+	}
 }
