@@ -216,11 +216,12 @@ func runBroker(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	}
 	defer st.Close()
 
-	// The heap is mostly the queues' small index entries; collecting at
-	// 50% growth instead of 100% keeps a large backlog's footprint down for
-	// little CPU. GOGC in the environment still wins.
+	// The heap is mostly the queues' small index entries (no pointers, so
+	// cheap to mark); collecting at 30% growth instead of 100% keeps a large
+	// backlog's footprint down at no throughput cost we could measure.
+	// GOGC in the environment still wins.
 	if _, set := os.LookupEnv("GOGC"); !set {
-		debug.SetGCPercent(50)
+		debug.SetGCPercent(30)
 	}
 	bcfg := broker.DefaultConfig()
 	bcfg.Logger = log
