@@ -159,7 +159,7 @@ func submitHandler(ch *amqp.Channel) http.Handler {
 }
 
 // slowService is the fake slow backend: POST /work?task= starts work and
-// returns an id; GET /work/{id} answers "pending" until the task's polls
+// returns an id; GET /work?task= answers "pending" until the task's polls
 // are used up, then "done: …".
 type slowService struct {
 	mu      sync.Mutex
