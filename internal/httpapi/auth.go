@@ -117,3 +117,17 @@ func (u *user) check(vhost string, kind permKind, resourceType, name string) err
 	return &broker.Error{Code: broker.AccessRefused,
 		Reason: fmt.Sprintf("access to %s '%s' in vhost '%s' refused for user '%s' (%s permission)", resourceType, name, vhost, u.name, kind)}
 }
+
+// queueAllowed answers 404 for a queue that does not exist and 403 when u
+// lacks kind permission on it; it reports whether the request may go on.
+func (s *Server) queueAllowed(w http.ResponseWriter, u *user, vh, name string, kind permKind) bool {
+	if _, err := s.b.Queue(vh, name); err != nil {
+		writeBrokerError(w, err)
+		return false
+	}
+	if err := u.check(vh, kind, "queue", name); err != nil {
+		writeBrokerError(w, err)
+		return false
+	}
+	return true
+}

@@ -102,12 +102,7 @@ func (s *Server) getMessages(w http.ResponseWriter, r *http.Request, u *user) {
 		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("encoding: %q, want auto or base64", g.Encoding))
 		return
 	}
-	if _, err := s.b.Queue(vh, name); err != nil {
-		writeBrokerError(w, err)
-		return
-	}
-	if err := u.check(vh, permRead, "queue", name); err != nil {
-		writeBrokerError(w, err)
+	if !s.queueAllowed(w, u, vh, name, permRead) {
 		return
 	}
 	out := []api.GotMessage{}
@@ -154,12 +149,7 @@ func (s *Server) purgeQueue(w http.ResponseWriter, r *http.Request, u *user) {
 		return
 	}
 	name := pathValue(r, "name")
-	if _, err := s.b.Queue(vh, name); err != nil {
-		writeBrokerError(w, err)
-		return
-	}
-	if err := u.check(vh, permRead, "queue", name); err != nil {
-		writeBrokerError(w, err)
+	if !s.queueAllowed(w, u, vh, name, permRead) {
 		return
 	}
 	n, err := s.b.PurgeQueue(vh, name)
@@ -178,12 +168,7 @@ func (s *Server) queueForMessages(w http.ResponseWriter, r *http.Request, u *use
 		return "", "", false
 	}
 	name := pathValue(r, "name")
-	if _, err := s.b.Queue(vh, name); err != nil {
-		writeBrokerError(w, err)
-		return "", "", false
-	}
-	if err := u.check(vh, kind, "queue", name); err != nil {
-		writeBrokerError(w, err)
+	if !s.queueAllowed(w, u, vh, name, kind) {
 		return "", "", false
 	}
 	return vh, name, true

@@ -182,12 +182,7 @@ func (s *Server) deleteQueue(w http.ResponseWriter, r *http.Request, u *user) {
 		return
 	}
 	name := pathValue(r, "name")
-	if _, err := s.b.Queue(vh, name); err != nil {
-		writeBrokerError(w, err)
-		return
-	}
-	if err := u.check(vh, permConfigure, "queue", name); err != nil {
-		writeBrokerError(w, err)
+	if !s.queueAllowed(w, u, vh, name, permConfigure) {
 		return
 	}
 	q := r.URL.Query()
