@@ -16,7 +16,7 @@ import (
 // with RabbitMQ's reply code and text prefix, and the connection lives on.
 func TestChannelExceptions(t *testing.T) {
 	b := sluicetest.Start(t)
-	owner := openChannel(t, dial(t, b))
+	owner := sluicetest.Channel(t, b.Dial(t))
 	if _, err := owner.QueueDeclare("locked", false, false, true, false, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -64,8 +64,8 @@ func TestChannelExceptions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			conn := dial(t, b)
-			ch := openChannel(t, conn)
+			conn := b.Dial(t)
+			ch := sluicetest.Channel(t, conn)
 			ae := wantAMQPError(t, tt.do(ch), tt.code)
 			if !strings.HasPrefix(ae.Reason, tt.prefix) {
 				t.Errorf("reason %q, want prefix %q", ae.Reason, tt.prefix)
@@ -73,7 +73,7 @@ func TestChannelExceptions(t *testing.T) {
 			if conn.IsClosed() {
 				t.Fatal("a channel exception closed the connection")
 			}
-			if _, err := openChannel(t, conn).QueueDeclare("", false, true, true, false, nil); err != nil {
+			if _, err := sluicetest.Channel(t, conn).QueueDeclare("", false, true, true, false, nil); err != nil {
 				t.Fatalf("connection unusable after a channel exception: %v", err)
 			}
 		})

@@ -68,7 +68,7 @@ func TestHandshakeRefused(t *testing.T) {
 
 func TestServerPropertiesAndTune(t *testing.T) {
 	b := sluicetest.Start(t)
-	conn := dial(t, b)
+	conn := b.Dial(t)
 	props := conn.Properties
 	for key, want := range map[string]string{"product": "Sluice", "cluster_name": "sluice"} {
 		if got := props[key]; got != want {
@@ -196,7 +196,7 @@ func TestHeartbeats(t *testing.T) {
 
 func TestServerCloseSendsConnectionForced(t *testing.T) {
 	b := sluicetest.Start(t)
-	conn := dial(t, b)
+	conn := b.Dial(t)
 	closed := conn.NotifyClose(make(chan *amqp091.Error, 1))
 	ctx, cancel := contextWithTimeout(10 * time.Second)
 	defer cancel()

@@ -10,31 +10,12 @@ import (
 	"github.com/sluicemq/sluice/internal/sluicetest"
 )
 
-func dial(t *testing.T, b *sluicetest.Broker) *amqp091.Connection {
-	t.Helper()
-	conn, err := amqp091.Dial(b.URL())
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
-}
-
-func openChannel(t *testing.T, conn *amqp091.Connection) *amqp091.Channel {
-	t.Helper()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatalf("channel: %v", err)
-	}
-	return ch
-}
-
 // start starts a broker and returns a channel of a connection to it.
 func start(t *testing.T) (*sluicetest.Broker, *amqp091.Connection, *amqp091.Channel) {
 	t.Helper()
 	b := sluicetest.Start(t)
-	conn := dial(t, b)
-	return b, conn, openChannel(t, conn)
+	conn := b.Dial(t)
+	return b, conn, sluicetest.Channel(t, conn)
 }
 
 // wantAMQPError checks that err is an *amqp091.Error with code.

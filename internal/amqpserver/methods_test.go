@@ -173,7 +173,7 @@ func TestConsumeRedeliverAndCancel(t *testing.T) {
 		t.Fatal(err)
 	}
 	// basic.recover on another channel requeues nothing there; get takes m2.
-	ch2 := openChannel(t, conn)
+	ch2 := sluicetest.Channel(t, conn)
 	if err := ch2.Recover(true); err != nil {
 		t.Fatalf("basic.recover: %v", err)
 	}
@@ -293,7 +293,7 @@ func TestConsumerCancelNotify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	other := openChannel(t, conn)
+	other := sluicetest.Channel(t, conn)
 	if _, err := other.QueueDelete(q.Name, false, false, false); err != nil {
 		t.Fatalf("queue.delete: %v", err)
 	}
@@ -316,7 +316,7 @@ func TestDirectReplyTo(t *testing.T) {
 	if err != nil {
 		t.Fatalf("consume reply-to: %v", err)
 	}
-	server := openChannel(t, conn)
+	server := sluicetest.Channel(t, conn)
 	if _, err := server.QueueDeclare("rpc", false, true, false, false, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -337,7 +337,7 @@ func TestDirectReplyTo(t *testing.T) {
 
 func TestUpdateSecret(t *testing.T) {
 	b := sluicetest.Start(t)
-	conn := dial(t, b)
+	conn := b.Dial(t)
 	if err := conn.UpdateSecret("guest", "rotated"); err != nil {
 		t.Fatalf("update-secret: %v", err)
 	}
@@ -350,11 +350,11 @@ func TestUpdateSecret(t *testing.T) {
 
 func TestLargeMessagesSmallFrames(t *testing.T) {
 	b := sluicetest.Start(t, sluicetest.WithServerConfig(func(c *amqpserver.Config) { c.FrameMax = 4096 }))
-	conn := dial(t, b)
+	conn := b.Dial(t)
 	if conn.Config.FrameSize != 4096 {
 		t.Fatalf("frame size %d, want 4096", conn.Config.FrameSize)
 	}
-	ch := openChannel(t, conn)
+	ch := sluicetest.Channel(t, conn)
 	q, err := ch.QueueDeclare("", false, true, true, false, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -390,10 +390,10 @@ func TestLargeMessagesSmallFrames(t *testing.T) {
 
 func TestThousandChannels(t *testing.T) {
 	b := sluicetest.Start(t)
-	conn := dial(t, b)
+	conn := b.Dial(t)
 	chans := make([]*amqp091.Channel, 1000)
 	for i := range chans {
-		chans[i] = openChannel(t, conn)
+		chans[i] = sluicetest.Channel(t, conn)
 	}
 	q, err := chans[0].QueueDeclare("", false, true, true, false, nil)
 	if err != nil {
@@ -428,9 +428,9 @@ func TestChannelFlow(t *testing.T) {
 
 func TestBlockedPlumbing(t *testing.T) {
 	b := sluicetest.Start(t)
-	conn := dial(t, b)
+	conn := b.Dial(t)
 	blocked := conn.NotifyBlocked(make(chan amqp091.Blocking, 2))
-	ch := openChannel(t, conn)
+	ch := sluicetest.Channel(t, conn)
 	q, err := ch.QueueDeclare("", false, true, false, false, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -443,7 +443,7 @@ func TestBlockedPlumbing(t *testing.T) {
 	// the second publish stays unrouted until unblocked.
 	ch.PublishWithContext(context.Background(), "", q.Name, false, false, amqp091.Publishing{Body: []byte("1")})
 	ch.PublishWithContext(context.Background(), "", q.Name, false, false, amqp091.Publishing{Body: []byte("2")})
-	other := openChannel(t, dial(t, b))
+	other := sluicetest.Channel(t, b.Dial(t))
 	waitMessages(t, other, q.Name, 1)
 	time.Sleep(100 * time.Millisecond) // give a wrongly unblocked reader time to route the second
 	waitMessages(t, other, q.Name, 1)

@@ -14,29 +14,10 @@ import (
 	"github.com/sluicemq/sluice/internal/sluicetest"
 )
 
-func dlDial(t *testing.T, b *sluicetest.Broker) *amqp091.Connection {
-	t.Helper()
-	conn, err := amqp091.Dial(b.URL())
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
-}
-
-func dlOpenCh(t *testing.T, conn *amqp091.Connection) *amqp091.Channel {
-	t.Helper()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatalf("channel: %v", err)
-	}
-	return ch
-}
-
 func dlStartAMQP(t *testing.T, opts ...sluicetest.Option) (*sluicetest.Broker, *amqp091.Channel) {
 	t.Helper()
 	b := sluicetest.Start(t, opts...)
-	return b, dlOpenCh(t, dlDial(t, b))
+	return b, sluicetest.Channel(t, b.Dial(t))
 }
 
 func dlDeclare(t *testing.T, ch *amqp091.Channel, name string, args amqp091.Table) {
@@ -74,10 +55,10 @@ func dlWaitGet(t *testing.T, ch *amqp091.Channel, queue string) amqp091.Delivery
 // dlWaitQueue polls until a queue exists (one declared by the broker).
 func dlWaitQueue(t *testing.T, b *sluicetest.Broker, queue string) {
 	t.Helper()
-	conn := dlDial(t, b)
+	conn := b.Dial(t)
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
-		ch := dlOpenCh(t, conn)
+		ch := sluicetest.Channel(t, conn)
 		_, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
 		if err == nil {
 			ch.Close()

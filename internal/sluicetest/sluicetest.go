@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	amqp091 "github.com/rabbitmq/amqp091-go"
 	"log/slog"
 	"net"
 	"net/url"
@@ -130,4 +131,26 @@ func (b *Broker) URL() string { return fmt.Sprintf("amqp://guest:guest@%s/", b.a
 // URLFor returns an AMQP URL for a user, password and vhost.
 func (b *Broker) URLFor(user, password, vhost string) string {
 	return fmt.Sprintf("amqp://%s@%s/%s", url.UserPassword(user, password).String(), b.addr, url.PathEscape(vhost))
+}
+
+// Dial opens an AMQP connection to the broker as guest, closed by
+// t.Cleanup.
+func (b *Broker) Dial(t testing.TB) *amqp091.Connection {
+	t.Helper()
+	conn, err := amqp091.Dial(b.URL())
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// Channel opens a channel on conn.
+func Channel(t testing.TB, conn *amqp091.Connection) *amqp091.Channel {
+	t.Helper()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatalf("channel: %v", err)
+	}
+	return ch
 }
