@@ -34,7 +34,7 @@ Each setting comes from, highest first: the flag, the environment variable,
 the config file, the default. Environment variables:
   SLUICE_DATA, SLUICE_AMQP, SLUICE_HTTP, SLUICE_LOG_LEVEL,
   SLUICE_LOG_FORMAT, SLUICE_DISK_FREE_LIMIT, SLUICE_MEMORY_LIMIT,
-  SLUICE_MAX_MESSAGE_SIZE, SLUICE_CONFIG (the config file)
+  SLUICE_MAX_MESSAGE_SIZE, SLUICE_PPROF, SLUICE_CONFIG (the config file)
 
 The config file is JSON with any of these keys:
   {
@@ -45,7 +45,8 @@ The config file is JSON with any of these keys:
     "log_format": "text",
     "disk_free_limit": "1GiB",
     "memory_limit": "40%%",
-    "max_message_size": "128MiB"
+    "max_message_size": "128MiB",
+    "pprof": ""
   }
 `
 
@@ -62,6 +63,9 @@ type serveConfig struct {
 	MemoryLimit   string `json:"memory_limit"`
 	// MaxMessageSize bounds a published message's body ("128MiB").
 	MaxMessageSize string `json:"max_message_size"`
+	// Pprof is where Go's profiling endpoints (/debug/pprof/) are served;
+	// empty (the default) serves none.
+	Pprof string `json:"pprof"`
 }
 
 func defaultServeConfig() serveConfig {
@@ -94,6 +98,7 @@ func (c *serveConfig) settings() []struct {
 		{"disk-free-limit", "SLUICE_DISK_FREE_LIMIT", "block publishers while the data directory's disk has less free space (e.g. 1GiB; 0 turns it off)", &c.DiskFreeLimit},
 		{"max-message-size", "SLUICE_MAX_MESSAGE_SIZE", "largest message body a publisher may send (e.g. 128MiB, RabbitMQ's default)", &c.MaxMessageSize},
 		{"memory-limit", "SLUICE_MEMORY_LIMIT", "block publishers while the broker uses more memory (e.g. 2GiB, or 40% of the machine; 0 turns it off)", &c.MemoryLimit},
+		{"pprof", "SLUICE_PPROF", "serve Go's profiling endpoints /debug/pprof/ on this address (empty: off; keep it on localhost)", &c.Pprof},
 	}
 }
 
@@ -293,6 +298,13 @@ func runBroker(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		httpAddr = httpLn.Addr().String()
 		go func() { served <- hs.Serve(httpLn) }()
 		closers = append(closers, hs.Close)
+	}
+	if cfg.Pprof != "" {
+		stop, err := servePprof(cfg.Pprof, log)
+		if err != nil {
+			return err
+		}
+		closers = append(closers, stop)
 	}
 	log.Info("sluice started", "version", version, "amqp", amqpLn.Addr().String(), "http", httpAddr, "data", cfg.Data)
 
