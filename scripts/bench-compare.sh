@@ -15,6 +15,9 @@
 #   CHURN_MESSAGES    messages of the churn scenario (default 20000; QUICK: 1000)
 #   RABBITMQ_PORT     port of the private RabbitMQ node (default 5681)
 #   RABBITMQ_BASE     its directory, as scripts/rabbitmq-local.sh uses it
+#   SCENARIOS         runs to make, in order (default "publish publish-consume backlog churn")
+#   ROUNDS            how many times to measure every target, alternating them, so a noisy
+#                     machine shows as spread between rounds (default 1)
 #   OUT               directory for the JSON results (default: a new temporary directory)
 #
 # Sluice is built from ./cmd/sluice and started as `sluice serve --data <tmpdir> --amqp
@@ -32,6 +35,8 @@ if [ "${QUICK:-0}" = 1 ]; then
 	CHURN_MESSAGES="${CHURN_MESSAGES:-1000}"
 fi
 TARGETS="${TARGETS:-sluice rabbitmq}"
+SCENARIOS="${SCENARIOS:-publish publish-consume backlog churn}"
+ROUNDS="${ROUNDS:-1}"
 DURATION="${DURATION:-20s}"
 BACKLOG="${BACKLOG:-1000000}"
 BACKLOG_DURATION="${BACKLOG_DURATION:-300s}"
@@ -51,7 +56,6 @@ OUT="${OUT:-$work/results}"
 mkdir -p "$OUT"
 sluice_pid=""
 started_rabbitmq=0
-main_dir=""
 
 cleanup() {
 	if [ -n "$sluice_pid" ] && kill -0 "$sluice_pid" 2>/dev/null; then
@@ -61,7 +65,6 @@ cleanup() {
 	if [ "$started_rabbitmq" = 1 ]; then
 		scripts/rabbitmq-local.sh stop || true
 	fi
-	[ -z "$main_dir" ] || rm -rf "$main_dir"
 	rm -rf "$work/data" "$work/bin"
 }
 trap cleanup EXIT
@@ -90,44 +93,7 @@ await_port() {
 mkdir -p "$work/bin"
 log "building ./cmd/sluice"
 go build -o "$work/bin/sluice" ./cmd/sluice
-# The bench: `sluice bench` once cmd/sluice has it; until then a throwaway main over
-# internal/bench with the same flags, built from a directory that ./... skips (leading _).
-if "$work/bin/sluice" help 2>/dev/null | grep -qE '^ +bench '; then
-	BENCH=("$work/bin/sluice" bench)
-else
-	log "cmd/sluice has no bench command yet: building a temporary main over internal/bench"
-	main_dir="$(mktemp -d ./internal/bench/_compare.XXXXXX)"
-	cat >"$main_dir/main.go" <<'EOF'
-package main
-
-import (
-	"context"
-	"flag"
-	"fmt"
-	"os"
-	"os/signal"
-
-	"github.com/sluicemq/sluice/internal/bench"
-)
-
-func main() {
-	cfg := bench.DefaultConfig()
-	fs := flag.NewFlagSet("bench", flag.ExitOnError)
-	bench.Flags(fs, &cfg)
-	_ = fs.Parse(os.Args[1:])
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	if _, err := bench.Run(ctx, cfg, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
-	}
-}
-EOF
-	go build -o "$work/bin/bench" "./$main_dir"
-	rm -rf "$main_dir"
-	main_dir=""
-	BENCH=("$work/bin/bench")
-fi
+BENCH=("$work/bin/sluice" bench)
 
 start_sluice() {
 	local port http
@@ -165,62 +131,82 @@ stop_rabbitmq() {
 	fi
 }
 
-# bench NAME ARGS...: one run, its JSON kept as $OUT/<target>-NAME.json.
+# bench NAME ARGS...: one run, its JSON kept as $OUT/<target>-NAME-<round>.json.
 bench() {
 	local name=$1
 	shift
-	log "$target: $name: ${BENCH[*]} --url <url> --queue bench-compare-$name $*"
-	if ! "${BENCH[@]}" --url "$URL" --queue "bench-compare-$name" --json "$@" >"$OUT/$target-$name.json"; then
+	log "$target: round $round: $name: ${BENCH[*]} --url <url> --queue bench-compare-$name $*"
+	if ! "${BENCH[@]}" --url "$URL" --queue "bench-compare-$name" --json "$@" >"$OUT/$target-$name-$round.json"; then
 		log "$target: $name FAILED; it is left out of the table"
-		rm -f "$OUT/$target-$name.json"
+		rm -f "$OUT/$target-$name-$round.json"
 		failures=$((failures + 1))
 	fi
 }
 failures=0
 
-for target in $TARGETS; do
-	log "$target: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-	case "$target" in
-	sluice) start_sluice ;;
-	rabbitmq) start_rabbitmq ;;
-	*) die "unknown target $target (want sluice or rabbitmq)" ;;
+# scenario NAME: the run NAME of the method in docs/benchmarks.md.
+scenario() {
+	case "$1" in
+	publish)
+		bench publish --scenario publish --publishers 1 --size 1024 --persistent --confirms 256 \
+			--duration "$DURATION" ;;
+	publish-consume)
+		bench publish-consume --scenario publish --publishers 1 --consumers 1 --size 1024 --persistent \
+			--confirms 256 --prefetch 256 --duration "$DURATION" ;;
+	backlog)
+		bench backlog --scenario backlog --backlog "$BACKLOG" --publishers 1 --consumers 1 --size 1024 \
+			--persistent --confirms 256 --prefetch 256 --duration "$BACKLOG_DURATION" --pid "$PID" ;;
+	churn)
+		bench churn --scenario churn --requeues 3 --messages "$CHURN_MESSAGES" --publishers 1 --consumers 1 \
+			--size 1024 --persistent --confirms 256 --prefetch 256 --duration "$DURATION" ;;
+	*) die "unknown scenario $1 (want publish, publish-consume, backlog or churn)" ;;
 	esac
-	bench publish --scenario publish --publishers 1 --size 1024 --persistent --confirms 256 \
-		--duration "$DURATION"
-	bench publish-consume --scenario publish --publishers 1 --consumers 1 --size 1024 --persistent \
-		--confirms 256 --prefetch 256 --duration "$DURATION"
-	bench backlog --scenario backlog --backlog "$BACKLOG" --publishers 1 --consumers 1 --size 1024 \
-		--persistent --confirms 256 --prefetch 256 --duration "$BACKLOG_DURATION" --pid "$PID"
-	bench churn --scenario churn --requeues 3 --messages "$CHURN_MESSAGES" --publishers 1 --consumers 1 \
-		--size 1024 --persistent --confirms 256 --prefetch 256 --duration "$DURATION"
-	case "$target" in
-	sluice) stop_sluice ;;
-	rabbitmq) stop_rabbitmq ;;
-	esac
+}
+
+for round in $(seq "$ROUNDS"); do
+	for target in $TARGETS; do
+		log "$target: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+		case "$target" in
+		sluice) start_sluice ;;
+		rabbitmq) start_rabbitmq ;;
+		*) die "unknown target $target (want sluice or rabbitmq)" ;;
+		esac
+		for name in $SCENARIOS; do
+			scenario "$name"
+		done
+		case "$target" in
+		sluice) stop_sluice ;;
+		rabbitmq) stop_rabbitmq ;;
+		esac
+	done
 done
 
 log "JSON results in $OUT"
 {
 	printf 'run\tbroker\tsecs\tsent/s\tconfirmed/s\tconsumed/s\tacked/s\tconfirm p50/p99 ms\tconsume p50/p99 ms\tRSS MiB\tcomplete\n'
-	for name in publish publish-consume backlog churn; do
-		for target in $TARGETS; do
-			f="$OUT/$target-$name.json"
-			[ -s "$f" ] || continue
-			jq -r --arg name "$name" --arg target "$target" '
-				def r: . * 10 | round / 10;
-				def lat: if .count == 0 then "-" else "\(.p50_ms | r)/\(.p99_ms | r)" end;
-				def mib: if . == null or . == 0 then "-" else (. / 1048576 | round | tostring) end;
-				. as $res | .phases[] |
-				[ (if ($res.phases | length) > 1 then $name + " " + .name else $name end),
-				  $target, (.duration_s | r),
-				  (.sent_per_s | round), (.confirmed_per_s | round),
-				  (.consumed_per_s | round), (.acked_per_s | round),
-				  (.confirm_latency | lat), (.consume_latency | lat),
-				  (if .name == "fill" then ($res.memory.rss_after_fill_bytes | mib)
-				   elif .name == "drain" then ($res.memory.rss_peak_sampled_bytes | mib) + " peak"
-				   else "-" end),
-				  (if .target then (if .complete then "yes" else "NO" end) else "timed" end)
-				] | @tsv' "$f"
+	for name in $SCENARIOS; do
+		for round in $(seq "$ROUNDS"); do
+			for target in $TARGETS; do
+				f="$OUT/$target-$name-$round.json"
+				[ -s "$f" ] || continue
+				label="$name"
+				[ "$ROUNDS" = 1 ] || label="$name (round $round)"
+				jq -r --arg name "$label" --arg target "$target" '
+					def r: . * 10 | round / 10;
+					def lat: if .count == 0 then "-" else "\(.p50_ms | r)/\(.p99_ms | r)" end;
+					def mib: if . == null or . == 0 then "-" else (. / 1048576 | round | tostring) end;
+					. as $res | .phases[] |
+					[ (if ($res.phases | length) > 1 then $name + " " + .name else $name end),
+					  $target, (.duration_s | r),
+					  (.sent_per_s | round), (.confirmed_per_s | round),
+					  (.consumed_per_s | round), (.acked_per_s | round),
+					  (.confirm_latency | lat), (.consume_latency | lat),
+					  (if .name == "fill" then ($res.memory.rss_after_fill_bytes | mib)
+					   elif .name == "drain" then ($res.memory.rss_peak_sampled_bytes | mib) + " peak"
+					   else "-" end),
+					  (if .target then (if .complete then "yes" else "NO" end) else "timed" end)
+					] | @tsv' "$f"
+			done
 		done
 	done
 } | column -t -s "$(printf '\t')"
