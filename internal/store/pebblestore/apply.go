@@ -221,7 +221,7 @@ func (w *pointRun) flush() error {
 }
 
 // deleteQueueRange range-deletes the queue's messages, index entries and
-// states with from <= seq < end.
+// states with from <= seq < end: one range in each keyspace.
 func deleteQueueRange(pb *pebble.Batch, q store.QueueID, from, end uint64) error {
 	if from >= end {
 		return nil
@@ -229,28 +229,7 @@ func deleteQueueRange(pb *pebble.Batch, q store.QueueID, from, end uint64) error
 	if err := pb.DeleteRange(queueKey(prefixState, q, from), queueKey(prefixState, q, end), nil); err != nil {
 		return err
 	}
-	first, last := from>>msgBlockBits, (end-1)>>msgBlockBits
-	// The blocks at the ends may hold seqs outside [from, end): delete
-	// each kind's part of them; the blocks between go whole.
-	ends := []uint64{first}
-	if last != first {
-		ends = append(ends, last)
-		if last > first+1 {
-			if err := pb.DeleteRange(msgBlockKey(q, first+1), msgBlockKey(q, last), nil); err != nil {
-				return err
-			}
-		}
-	}
-	for _, blk := range ends {
-		lo, hi := max(from, blk<<msgBlockBits), min(end, (blk+1)<<msgBlockBits)
-		for _, kind := range []byte{kindIndex, kindRecord} {
-			start, stop := msgKindRange(q, blk, kind, lo, hi)
-			if err := pb.DeleteRange(start, stop, nil); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return pb.DeleteRange(msgSeqStart(q, from), msgSeqStart(q, end), nil)
 }
 
 // setFloorLocked writes q's new floor and, when the floor has moved at least

@@ -111,12 +111,12 @@ func (c *compactor) maybeCompact(q store.QueueID) {
 	} else if prev := c.compacted[q]; floor <= prev || floor-prev < s.opts.CompactEvery {
 		return
 	}
-	endBlk := msgQueueEnd(q)
+	msgEnd := msgQueueEnd(q)
 	if end != ^uint64(0) {
-		endBlk = msgBlockKey(q, end>>msgBlockBits) // the floor's block may still be live
+		msgEnd = msgSeqStart(q, end)
 	}
 	ranges := [][2][]byte{
-		{msgQueueStart(q), endBlk},
+		{msgQueueStart(q), msgEnd},
 		{queueKey(prefixState, q, 0), queueKey(prefixState, q, end)},
 	}
 	for _, r := range ranges {

@@ -15,10 +15,15 @@ import (
 )
 
 // FormatVersion is the data directory format this build writes and reads.
-// Format 3 keeps index entries next to the records (block-major message
-// keys); format 1 (no index) and 2 (index in a keyspace of its own)
-// directories are refused with ErrFormat.
-const FormatVersion = 3
+// Format 4 keeps each seq's index entry right before its record (seq-major
+// message keys, values separated into blob files). A format 3 directory
+// (block-major message keys) is upgraded in place by Open (upgrade.go);
+// format 1 (no index) and 2 (index in a keyspace of its own) directories
+// are refused with ErrFormat.
+const FormatVersion = 4
+
+// upgradableVersion is the older format Open upgrades in place.
+const upgradableVersion = 3
 
 const (
 	lockFile   = "LOCK"
@@ -61,41 +66,54 @@ func lockDir(fs vfs.FS, dir string) (io.Closer, error) {
 	return f, nil // closing the file releases the flock
 }
 
-// checkFormat reads <dir>/FORMAT, or writes it for a new directory.
-func checkFormat(fs vfs.FS, dir string) error {
+// checkFormat reads <dir>/FORMAT, or writes it for a new directory, and
+// returns the directory's format: FormatVersion or upgradableVersion.
+func checkFormat(fs vfs.FS, dir string) (int, error) {
+	version, err := readFormat(fs, dir)
+	if err != nil || version == FormatVersion || version == upgradableVersion {
+		return version, err
+	}
+	if version < FormatVersion {
+		return 0, fmt.Errorf("%w: %s is format %d of an older Sluice, this build reads format %d and upgrades only format %d; "+
+			"drain its queues with the older release, or move the directory aside to start empty",
+			ErrFormat, dir, version, FormatVersion, upgradableVersion)
+	}
+	return 0, fmt.Errorf("%w: %s is format %d, this build reads format %d; run a Sluice release that reads format %d",
+		ErrFormat, dir, version, FormatVersion, version)
+}
+
+// writeFormat records that dir is of format version.
+func writeFormat(fs vfs.FS, dir string, version int) error {
+	return writeFileAtomic(fs, dir, formatFile, fmt.Appendf(nil, "%s %d\n", formatTag, version))
+}
+
+// readFormat returns the format in <dir>/FORMAT, writing FormatVersion there
+// for a new directory.
+func readFormat(fs vfs.FS, dir string) (int, error) {
 	path := fs.PathJoin(dir, formatFile)
 	f, err := fs.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		if _, err := fs.Stat(fs.PathJoin(dir, pebbleDir)); err == nil {
-			return fmt.Errorf("%w: %s is missing but %s holds data; restore %s from a backup or move the directory aside",
+			return 0, fmt.Errorf("%w: %s is missing but %s holds data; restore %s from a backup or move the directory aside",
 				store.ErrCorrupt, path, fs.PathJoin(dir, pebbleDir), formatFile)
 		}
-		return writeFileAtomic(fs, dir, formatFile, fmt.Appendf(nil, "%s %d\n", formatTag, FormatVersion))
+		return FormatVersion, writeFormat(fs, dir, FormatVersion)
 	}
 	if err != nil {
-		return fmt.Errorf("open %s: %w", path, err)
+		return 0, fmt.Errorf("open %s: %w", path, err)
 	}
 	data, err := io.ReadAll(f)
 	f.Close()
 	if err != nil {
-		return fmt.Errorf("read %s: %w", path, err)
+		return 0, fmt.Errorf("read %s: %w", path, err)
 	}
 	tag, num, ok := strings.Cut(strings.TrimSuffix(string(data), "\n"), " ")
 	version, convErr := strconv.Atoi(num)
 	if !ok || tag != formatTag || convErr != nil || version < 1 {
-		return fmt.Errorf("%w: %s: not a Sluice format file (%q); restore it from a backup or move the directory aside",
+		return 0, fmt.Errorf("%w: %s: not a Sluice format file (%q); restore it from a backup or move the directory aside",
 			store.ErrCorrupt, path, truncate(data, 64))
 	}
-	if version < FormatVersion {
-		return fmt.Errorf("%w: %s is format %d of an older Sluice, this build reads format %d and does not upgrade it; "+
-			"drain its queues with the older release, or move the directory aside to start empty",
-			ErrFormat, dir, version, FormatVersion)
-	}
-	if version != FormatVersion {
-		return fmt.Errorf("%w: %s is format %d, this build reads format %d; run a Sluice release that reads format %d",
-			ErrFormat, dir, version, FormatVersion, version)
-	}
-	return nil
+	return version, nil
 }
 
 func truncate(b []byte, n int) []byte {

@@ -9,11 +9,12 @@ import (
 
 // Keyspace prefixes; see the package doc for the layout.
 const (
-	prefixMessage = 'm' // records and index entries, block-major (msgKey)
-	prefixState   = 's'
-	prefixDelay   = 'd'
-	prefixFloor   = 'f'
-	prefixMeta    = 'x'
+	prefixMessage   = 'q' // records and index entries, seq-major (msgKey)
+	prefixMessageV3 = 'm' // format 3's block-major message keys (upgrade.go)
+	prefixState     = 's'
+	prefixDelay     = 'd'
+	prefixFloor     = 'f'
+	prefixMeta      = 'x'
 )
 
 const (
@@ -46,23 +47,23 @@ func decodeSeq(k []byte) (uint64, error) {
 	return binary.BigEndian.Uint64(k[9:]), nil
 }
 
-// Message records and index entries share the 'm' keyspace, ordered by
-// block (1024 seqs), then kind (index entries first), then seq:
+// Message records and index entries share one keyspace, ordered by queue,
+// then seq, then kind (a seq's index entry right before its record):
 //
-//	'm' | queue u64 | seq>>msgBlockBits u64 | kind u8 | seq u64   (26 bytes)
+//	'q' | queue u64 | seq u64 | kind u8   (18 bytes)
 //
-// A memtable flush thus writes one queue's index entries and records of
-// the same seqs into one contiguous key range, so successive flushes of a
-// growing queue overlap in at most one block and Pebble compacts them
-// without rewriting the backlog; with the index in a keyspace of its own,
-// every flush's files spanned from the index to the records and overlapped
-// all the records written before. ScanIndex reads a block's index entries
-// and seeks over its records to the next block.
+// A growing queue only ever writes keys above all of its earlier keys, so
+// successive memtable flushes of it cover disjoint key ranges and Pebble
+// moves their sstables down the LSM instead of rewriting them. Records
+// (large) are kept out of the sstables by value separation (see
+// valueSeparation), so ScanIndex steps over them without reading them.
+//
+// Format 3 used the 'm' keyspace with a block-major layout; upgrade.go moves
+// such keys into this one.
 const (
-	msgBlockBits = 10
-	msgKeyLen    = 1 + 8 + 8 + 1 + 8
-	kindIndex    = 0
-	kindRecord   = 1
+	msgKeyLen  = 1 + 8 + 8 + 1
+	kindIndex  = 0
+	kindRecord = 1
 )
 
 // msgKey returns the key of the record (kindRecord) or index entry
@@ -71,43 +72,32 @@ func msgKey(kind byte, q store.QueueID, seq uint64) []byte {
 	k := make([]byte, msgKeyLen)
 	k[0] = prefixMessage
 	binary.BigEndian.PutUint64(k[1:], uint64(q))
-	binary.BigEndian.PutUint64(k[9:], seq>>msgBlockBits)
+	binary.BigEndian.PutUint64(k[9:], seq)
 	k[17] = kind
-	binary.BigEndian.PutUint64(k[18:], seq)
-	return k
-}
-
-// msgBlockKey returns a key below every key of block blk of q (and above
-// those of the blocks before it).
-func msgBlockKey(q store.QueueID, blk uint64) []byte {
-	k := make([]byte, 17)
-	k[0] = prefixMessage
-	binary.BigEndian.PutUint64(k[1:], uint64(q))
-	binary.BigEndian.PutUint64(k[9:], blk)
 	return k
 }
 
 // msgQueueStart and msgQueueEnd bound all of q's message keys.
-func msgQueueStart(q store.QueueID) []byte { return msgBlockKey(q, 0)[:9] }
+func msgQueueStart(q store.QueueID) []byte { return msgKey(kindIndex, q, 0)[:9] }
 func msgQueueEnd(q store.QueueID) []byte   { return prefixUpperBound(msgQueueStart(q)) }
+
+// msgSeqStart returns a key below every key of q with seq >= seq and above
+// every key of q with a smaller seq.
+func msgSeqStart(q store.QueueID, seq uint64) []byte { return msgKey(kindIndex, q, seq) }
 
 // decodeMsgKey returns the seq and kind of a message key.
 func decodeMsgKey(k []byte) (seq uint64, kind byte, err error) {
 	if len(k) != msgKeyLen || k[17] > kindRecord {
 		return 0, 0, fmt.Errorf("%w: message key %x: length %d, want %d", store.ErrCorrupt, k, len(k), msgKeyLen)
 	}
-	return binary.BigEndian.Uint64(k[18:]), k[17], nil
+	return binary.BigEndian.Uint64(k[9:]), k[17], nil
 }
 
-// msgKindRange returns the key range of q's keys of one kind with
-// lo <= seq < hi, all in block blk.
-func msgKindRange(q store.QueueID, blk uint64, kind byte, lo, hi uint64) (start, end []byte) {
-	start = msgKey(kind, q, lo)
-	if hi == (blk+1)<<msgBlockBits {
-		return start, append(msgBlockKey(q, blk), kind+1)
-	}
-	return start, msgKey(kind, q, hi)
-}
+// isRecordKey and isIndexKey tell a message key's kind for an iterator's
+// SkipPoint; a key of the wrong length is not skipped, so decodeMsgKey
+// reports it.
+func isRecordKey(k []byte) bool { return len(k) == msgKeyLen && k[17] == kindRecord }
+func isIndexKey(k []byte) bool  { return len(k) == msgKeyLen && k[17] == kindIndex }
 
 func delayKey(due int64, q store.QueueID, seq uint64) []byte {
 	k := make([]byte, delayKeyLen)

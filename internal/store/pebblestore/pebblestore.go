@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -34,6 +35,10 @@ type Options struct {
 	// CompactEvery is how far a drained queue's floor must move past the
 	// point of its last compaction before it is compacted again.
 	CompactEvery uint64
+
+	// upgradeBatchHook, if set (by tests), is called after each committed
+	// batch of a format upgrade with the number of batches so far.
+	upgradeBatchHook func(batches int)
 }
 
 // MaxMemTableSize is the largest memtable Options allows.
@@ -131,7 +136,8 @@ func Open(dir string, opts Options) (*Store, error) {
 }
 
 func (s *Store) open() error {
-	if err := checkFormat(s.fs, s.dir); err != nil {
+	version, err := checkFormat(s.fs, s.dir)
+	if err != nil {
 		return err
 	}
 	cache := pebble.NewCache(s.opts.CacheSize)
@@ -140,12 +146,13 @@ func (s *Store) open() error {
 		FS:                 s.fs,
 		Cache:              cache,
 		MemTableSize:       s.opts.MemTableSize,
-		FormatMajorVersion: pebble.FormatNewest,
+		FormatMajorVersion: pebble.FormatNewest, // FormatValueSeparation or later
 		Logger:             pebbleLogger{log: s.log, fail: s.fail},
 		EventListener: &pebble.EventListener{
 			BackgroundError: func(err error) { s.log.Error("pebble background error", "err", err) },
 		},
 	}
+	po.Experimental.ValueSeparationPolicy = valueSeparation
 	path := s.fs.PathJoin(s.dir, pebbleDir)
 	if err := makeDir(s.fs, path); err != nil {
 		return err
@@ -155,7 +162,44 @@ func (s *Store) open() error {
 		return s.wrap("open pebble "+path, err)
 	}
 	s.db = db
+	if version == upgradableVersion {
+		if err := s.upgradeFrom3(); err != nil {
+			db.Close()
+			return fmt.Errorf("upgrade from format %d: %w", upgradableVersion, err)
+		}
+	}
 	return nil
+}
+
+// valueSeparation is the store's Pebble value separation policy: values of
+// at least MinimumSize bytes (message records) go to blob files when a
+// memtable is flushed, and the sstables keep their keys with a handle. A
+// compaction then moves keys and handles, not bodies, and an iterator reads
+// a separated value only when asked for it, so ScanIndex steps over
+// records without reading them.
+//
+//   - MinimumSize 256: index entries (20-40 bytes), states, floors and
+//     metadata stay inline, and so do records of small messages, which
+//     cost about as much to step over as their blob handle would, and whose
+//     Get would pay a second read for little.
+//   - MaxBlobReferenceDepth 10: an sstable may reference up to 10
+//     overlapping blob files before a compaction rewrites the values it
+//     references; a growing queue's flushes reference disjoint key ranges, so
+//     the limit is rarely reached.
+//   - RewriteMinimumAge 5 min and TargetGarbageRatio 0.3: a blob file shared
+//     by a drained queue and a queue still holding a backlog keeps the
+//     drained queue's bodies as garbage; once 30% of all blob bytes are
+//     garbage, blob files older than 5 minutes are rewritten to give the
+//     space back. A queue consumed in order empties whole blob files, which
+//     are deleted without any rewrite once no sstable references them.
+func valueSeparation() pebble.ValueSeparationPolicy {
+	return pebble.ValueSeparationPolicy{
+		Enabled:               true,
+		MinimumSize:           256,
+		MaxBlobReferenceDepth: 10,
+		RewriteMinimumAge:     5 * time.Minute,
+		TargetGarbageRatio:    0.3,
+	}
 }
 
 // fatalError is an error Pebble could not continue from.
@@ -297,17 +341,11 @@ func (s *Store) getAhead(q store.QueueID, seq uint64, gen uint64) ([]byte, error
 		size  int
 	)
 	want := seq
-	// Only up to the end of seq's block: the next block starts with its
-	// index entries, which the read-ahead of its first record seeks past.
-	blockEnd := append(msgBlockKey(q, seq>>msgBlockBits), kindRecord+1)
-	err := s.iterate("get message", msgKey(kindRecord, q, seq), blockEnd, false,
+	err := s.iterate("get message", msgKey(kindRecord, q, seq), msgQueueEnd(q), isIndexKey,
 		func(k, v []byte) (bool, error) {
-			got, kind, err := decodeMsgKey(k)
+			got, _, err := decodeMsgKey(k)
 			if err != nil {
 				return false, err
-			}
-			if kind != kindRecord {
-				return true, nil // the next block's index entries
 			}
 			if got != want {
 				return false, nil // a gap: read ahead only a contiguous run
@@ -416,60 +454,29 @@ func (s *Store) Scan(q store.QueueID, from uint64, fn func(seq uint64, rec []byt
 // scanRecords calls fn for the queue's records with seq >= from in seq
 // order, passing over the index entries between them.
 func (s *Store) scanRecords(op string, q store.QueueID, from uint64, fn func(uint64, []byte) bool) error {
-	return s.iterate(op, msgKey(kindRecord, q, from), msgQueueEnd(q), false,
+	return s.iterate(op, msgKey(kindRecord, q, from), msgQueueEnd(q), isIndexKey,
 		func(k, v []byte) (bool, error) {
-			seq, kind, err := decodeMsgKey(k)
-			if err != nil || kind != kindRecord {
-				return err == nil, err
+			seq, _, err := decodeMsgKey(k)
+			if err != nil {
+				return false, err
 			}
 			return fn(seq, v), nil
 		})
 }
 
 // ScanIndex calls fn for the queue's index entries with seq >= from in seq
-// order. It seeks straight to from: pass the queue's floor.
+// order. It seeks straight to from: pass the queue's floor. The iterator
+// skips record keys without reading their values, which value separation
+// keeps out of the sstables (see the package doc).
 func (s *Store) ScanIndex(q store.QueueID, from uint64, fn func(seq uint64, idx []byte) bool) error {
-	if err := s.enter(); err != nil {
-		return err
-	}
-	defer s.exit()
-	const op = "scan index"
-	it, err := s.db.NewIterWithContext(context.Background(), &pebble.IterOptions{LowerBound: msgQueueStart(q), UpperBound: msgQueueEnd(q)})
-	if err != nil {
-		return s.wrap(op, err)
-	}
-	err = scanIndexIter(it, q, from, fn)
-	if cerr := it.Close(); err == nil && cerr != nil {
-		err = cerr
-	}
-	if err != nil {
-		return s.wrap(op, err)
-	}
-	return nil
-}
-
-// scanIndexIter reads each block's index entries and seeks over its
-// records to the next block.
-func scanIndexIter(it *pebble.Iterator, q store.QueueID, from uint64, fn func(uint64, []byte) bool) error {
-	for valid := it.SeekGE(msgKey(kindIndex, q, from)); valid; {
-		seq, kind, err := decodeMsgKey(it.Key())
-		if err != nil {
-			return err
-		}
-		if kind != kindIndex {
-			valid = it.SeekGE(msgBlockKey(q, seq>>msgBlockBits+1))
-			continue
-		}
-		v, err := it.ValueAndErr()
-		if err != nil {
-			return err
-		}
-		if !fn(seq, v) {
-			return nil
-		}
-		valid = it.Next()
-	}
-	return it.Error()
+	return s.iterate("scan index", msgSeqStart(q, from), msgQueueEnd(q), isRecordKey,
+		func(k, v []byte) (bool, error) {
+			seq, _, err := decodeMsgKey(k)
+			if err != nil {
+				return false, err
+			}
+			return fn(seq, v), nil
+		})
 }
 
 // ScanState calls fn for the queue's state entries in seq order, starting at
@@ -483,7 +490,7 @@ func (s *Store) ScanState(q store.QueueID, fn func(seq uint64, state []byte) boo
 }
 
 func (s *Store) scanQueue(op string, prefix byte, q store.QueueID, from uint64, fn func(uint64, []byte) bool) error {
-	return s.iterate(op, queueKey(prefix, q, from), queueEnd(prefix, q), false,
+	return s.iterate(op, queueKey(prefix, q, from), queueEnd(prefix, q), nil,
 		func(k, v []byte) (bool, error) {
 			seq, err := decodeSeq(k)
 			if err != nil {
@@ -495,7 +502,7 @@ func (s *Store) scanQueue(op string, prefix byte, q store.QueueID, from uint64, 
 
 // ScanDelays calls fn for delay entries with due >= from in due order.
 func (s *Store) ScanDelays(from int64, fn func(due int64, q store.QueueID, seq uint64) bool) error {
-	return s.iterate("scan delays", delayKey(from, 0, 0), keyspaceEnd(prefixDelay), false,
+	return s.iterate("scan delays", delayKey(from, 0, 0), keyspaceEnd(prefixDelay), nil,
 		func(k, _ []byte) (bool, error) {
 			due, q, seq, err := decodeDelayKey(k)
 			if err != nil {
@@ -508,20 +515,21 @@ func (s *Store) ScanDelays(from int64, fn func(due int64, q store.QueueID, seq u
 // ScanMeta calls fn for every metadata key with the prefix, in key order.
 func (s *Store) ScanMeta(prefix string, fn func(key string, value []byte) bool) error {
 	lo := metaKey(prefix)
-	return s.iterate("scan meta", lo, prefixUpperBound(lo), false,
+	return s.iterate("scan meta", lo, prefixUpperBound(lo), nil,
 		func(k, v []byte) (bool, error) {
 			return fn(string(k[1:]), v), nil
 		})
 }
 
-// iterate calls fn for the keys in [lo, hi) in order (or only the last one
-// when last is set) until fn returns false or an error.
-func (s *Store) iterate(op string, lo, hi []byte, last bool, fn func(k, v []byte) (bool, error)) (err error) {
+// iterate calls fn for the keys in [lo, hi) in order, except those skip
+// (if not nil) returns true for, until fn returns false or an error. A
+// skipped key's value is not read.
+func (s *Store) iterate(op string, lo, hi []byte, skip func(k []byte) bool, fn func(k, v []byte) (bool, error)) (err error) {
 	if err := s.enter(); err != nil {
 		return err
 	}
 	defer s.exit()
-	it, err := s.db.NewIterWithContext(context.Background(), &pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	it, err := s.db.NewIterWithContext(context.Background(), &pebble.IterOptions{LowerBound: lo, UpperBound: hi, SkipPoint: skip})
 	if err != nil {
 		return s.wrap(op, err)
 	}
@@ -530,11 +538,7 @@ func (s *Store) iterate(op string, lo, hi []byte, last bool, fn func(k, v []byte
 			err = s.wrap(op, cerr)
 		}
 	}()
-	valid := it.First()
-	if last {
-		valid = it.Last()
-	}
-	for ; valid; valid = it.Next() {
+	for valid := it.First(); valid; valid = it.Next() {
 		v, err := it.ValueAndErr()
 		if err != nil {
 			return s.wrap(op, err)

@@ -132,8 +132,9 @@ func TestFormatFile(t *testing.T) {
 		want    error
 		mention string
 	}{
-		{"newer", "sluice-store-format 4\n", ErrFormat, "format 4"},
-		{"older", "sluice-store-format 1\n", ErrFormat, "older Sluice"},
+		{"newer", "sluice-store-format 5\n", ErrFormat, "format 5"},
+		{"older", "sluice-store-format 2\n", ErrFormat, "older Sluice"},
+		{"oldest", "sluice-store-format 1\n", ErrFormat, "older Sluice"},
 		{"garbage", "hello", store.ErrCorrupt, "FORMAT"},
 		{"missing", "", store.ErrCorrupt, "FORMAT"},
 	}
@@ -145,7 +146,7 @@ func TestFormatFile(t *testing.T) {
 				t.Fatal(err)
 			}
 			path := filepath.Join(dir, formatFile)
-			if got, _ := os.ReadFile(path); string(got) != "sluice-store-format 3\n" {
+			if got, _ := os.ReadFile(path); string(got) != "sluice-store-format 4\n" {
 				t.Fatalf("FORMAT = %q", got)
 			}
 			var err error
