@@ -33,6 +33,7 @@ type Reader struct {
 	br       *bufio.Reader
 	maxFrame uint32
 	hdr      [7]byte
+	large    []byte // payload buffer of frames larger than br's buffer
 }
 
 // NewReader returns a Reader of r whose frame limit is FrameMinSize until
@@ -72,6 +73,21 @@ func (r *Reader) ReadProtocolHeader() error {
 // an unknown type is a *ProtocolError with FrameError. The payload is freshly
 // allocated and safe to keep.
 func (r *Reader) ReadFrame() (Frame, error) {
+	f, err := r.ReadFrameShared()
+	if err != nil {
+		return Frame{}, err
+	}
+	f.Payload = bytes.Clone(f.Payload)
+	if f.Payload == nil {
+		f.Payload = []byte{}
+	}
+	return f, nil
+}
+
+// ReadFrameShared is ReadFrame without the copy: the payload aliases the
+// Reader's buffers and is valid only until the next call of a Reader
+// method. A caller that keeps any of it must copy it.
+func (r *Reader) ReadFrameShared() (Frame, error) {
 	if _, err := io.ReadFull(r.br, r.hdr[:]); err != nil {
 		return Frame{}, err
 	}
@@ -83,7 +99,7 @@ func (r *Reader) ReadFrame() (Frame, error) {
 	}
 	// Read the payload and the frame-end octet together, then drop the end
 	// from the slice's capacity so appends by the caller cannot see it.
-	buf, err := readN(r.br, int(size)+1)
+	buf, err := r.payload(int(size) + 1)
 	if err != nil {
 		return Frame{}, err
 	}
@@ -98,6 +114,41 @@ func (r *Reader) ReadFrame() (Frame, error) {
 	}
 	f.Payload = buf[:size:size]
 	return f, nil
+}
+
+// maxKeptPayload bounds the payload buffer a Reader keeps between frames
+// too large for its bufio.Reader.
+const maxKeptPayload = 1 << 20
+
+// payload reads the next n bytes into a buffer valid until the next read:
+// the bufio.Reader's own when they fit in it (no copy), else a kept one.
+func (r *Reader) payload(n int) ([]byte, error) {
+	if n <= r.br.Size() {
+		buf, err := r.br.Peek(n)
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+		r.br.Discard(n) // cannot fail: Peek returned n bytes
+		return buf, nil
+	}
+	if n <= cap(r.large) {
+		buf := r.large[:n]
+		if _, err := io.ReadFull(r.br, buf); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+		return buf, nil
+	}
+	buf, err := readN(r.br, n)
+	if err == nil && cap(buf) <= maxKeptPayload {
+		r.large = buf
+	}
+	return buf, err
 }
 
 // readN reads exactly n bytes. Past the first MiB it grows its buffer only as

@@ -294,8 +294,13 @@ func FuzzReadFrame(f *testing.F) {
 		var rewritten bytes.Buffer
 		w := NewWriter(&rewritten)
 		consumed := 0
-		for {
-			fr, err := r.ReadFrame()
+		for i := 0; ; i++ {
+			// The server reads with ReadFrameShared; both must agree.
+			read := r.ReadFrame
+			if i%2 == 1 {
+				read = r.ReadFrameShared
+			}
+			fr, err := read()
 			if err != nil {
 				var pe *ProtocolError
 				if err != io.EOF && err != io.ErrUnexpectedEOF && (!errors.As(err, &pe) || pe.Code != FrameError) {
@@ -344,6 +349,88 @@ func BenchmarkReadFrame(b *testing.B) {
 			r = NewReader(rd)
 		} else if err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkReadFrameShared(b *testing.B) {
+	frame := rawFrame(FrameBody, 1, make([]byte, 1024), FrameEnd)
+	data := bytes.Repeat(frame, 1000)
+	rd := bytes.NewReader(data)
+	r := NewReader(rd)
+	b.SetBytes(int64(len(frame)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := r.ReadFrameShared(); err == io.EOF {
+			rd.Reset(data)
+			r = NewReader(rd)
+		} else if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestReadFrameShared reads frames of sizes on both sides of the bufio
+// buffer (64 KiB), whose payloads come from the buffer itself or from the
+// reader's kept large buffer, and checks each before the next read.
+func TestReadFrameShared(t *testing.T) {
+	sizes := []int{0, 1, 1024, 64<<10 - 1, 64 << 10, 64<<10 + 1, 200 << 10, 10, 150 << 10, 2 << 20, 3, 200 << 10}
+	var data []byte
+	var want [][]byte
+	for i, n := range sizes {
+		p := make([]byte, n)
+		for j := range p {
+			p[j] = byte(i*31 + j*7)
+		}
+		want = append(want, p)
+		data = append(data, rawFrame(FrameBody, uint16(i), p, FrameEnd)...)
+	}
+	r := NewReader(bytes.NewReader(data))
+	r.SetMaxFrameSize(1<<32 - 1)
+	var kept []Frame
+	for i := range sizes {
+		f, err := r.ReadFrameShared()
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if f.Channel != uint16(i) || !bytes.Equal(f.Payload, want[i]) {
+			t.Fatalf("frame %d: channel %d, %d bytes; want channel %d, %d bytes as written", i, f.Channel, len(f.Payload), i, len(want[i]))
+		}
+		if cap(f.Payload) != len(f.Payload) {
+			t.Errorf("frame %d: payload capacity %d beyond its length %d", i, cap(f.Payload), len(f.Payload))
+		}
+		kept = append(kept, f)
+	}
+	if _, err := r.ReadFrameShared(); err != io.EOF {
+		t.Errorf("after the last frame: %v, want io.EOF", err)
+	}
+	// Shared payloads may be overwritten by later reads; ReadFrame's not.
+	r = NewReader(bytes.NewReader(data))
+	r.SetMaxFrameSize(1<<32 - 1)
+	kept = kept[:0]
+	for range sizes {
+		f, err := r.ReadFrame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		kept = append(kept, f)
+	}
+	for i, f := range kept {
+		if !bytes.Equal(f.Payload, want[i]) {
+			t.Errorf("ReadFrame payload %d changed after later reads", i)
+		}
+	}
+}
+
+func TestReadFrameSharedTruncated(t *testing.T) {
+	for _, n := range []int{100, 100 << 10} {
+		frame := rawFrame(FrameBody, 1, make([]byte, n), FrameEnd)
+		for _, cut := range []int{7, 8, len(frame) - 1} {
+			r := NewReader(bytes.NewReader(frame[:cut]))
+			r.SetMaxFrameSize(1<<32 - 1)
+			if _, err := r.ReadFrameShared(); err != io.ErrUnexpectedEOF {
+				t.Errorf("%d-byte frame cut at %d: %v, want io.ErrUnexpectedEOF", n, cut, err)
+			}
 		}
 	}
 }

@@ -7,7 +7,6 @@ import (
 
 	"github.com/sluicemq/sluice/internal/amqp"
 	"github.com/sluicemq/sluice/internal/broker"
-	"github.com/sluicemq/sluice/internal/message"
 )
 
 // classBasic is the basic class, the only one with content.
@@ -28,7 +27,7 @@ type channel struct {
 	// Content assembly of a basic.publish.
 	publish  *amqp.BasicPublish
 	header   *amqp.ContentHeader
-	body     []byte
+	draft    *broker.Draft // the message, its body read into its record
 	received uint64
 	// oversize: the body is over MaxMessageSize on a confirm channel; its
 	// frames are counted (received) and dropped, then the publish is nacked.
@@ -81,7 +80,7 @@ func (ch *channel) shutdown() {
 		ch.confirms.close()
 	}
 	ch.b.Close()
-	ch.publish, ch.header, ch.body = nil, nil, nil
+	ch.publish, ch.header, ch.draft = nil, nil, nil
 }
 
 // reply queues m unless the client asked for nowait.
@@ -378,7 +377,7 @@ func (ch *channel) content(f amqp.Frame) error {
 			return ch.exception(err)
 		}
 		ch.header = &h
-		ch.body = make([]byte, 0, h.BodySize)
+		ch.draft = broker.NewDraft(ch.publish.Exchange, ch.publish.RoutingKey, &h.Properties, int(h.BodySize))
 		if h.BodySize == 0 {
 			return ch.published()
 		}
@@ -391,12 +390,13 @@ func (ch *channel) content(f amqp.Frame) error {
 	if ch.oversize {
 		return ch.skipOversize(len(f.Payload))
 	}
-	if uint64(len(ch.body))+uint64(len(f.Payload)) > ch.header.BodySize {
+	have := uint64(ch.draft.Len())
+	if have+uint64(len(f.Payload)) > ch.header.BodySize {
 		return newError(amqp.FrameError, ch.publish, "content body of %d bytes exceeds the declared body size %d",
-			uint64(len(ch.body))+uint64(len(f.Payload)), ch.header.BodySize)
+			have+uint64(len(f.Payload)), ch.header.BodySize)
 	}
-	ch.body = append(ch.body, f.Payload...)
-	if uint64(len(ch.body)) == ch.header.BodySize {
+	ch.draft.Append(f.Payload) // copies: the frame's payload is the reader's
+	if have+uint64(len(f.Payload)) == ch.header.BodySize {
 		return ch.published()
 	}
 	return nil
@@ -423,9 +423,8 @@ func (ch *channel) skipOversize(n int) error {
 // published hands a fully assembled message to the broker, then answers
 // with basic.return and the confirm, in that order.
 func (ch *channel) published() error {
-	p, h, body := ch.publish, ch.header, ch.body
-	ch.publish, ch.header, ch.body = nil, nil, nil
-	msg := &message.Message{Exchange: p.Exchange, RoutingKey: p.RoutingKey, Properties: h.Properties, Body: body}
+	p, d := ch.publish, ch.draft
+	ch.publish, ch.header, ch.draft = nil, nil, nil
 
 	var seq uint64
 	done := func(error) {}
@@ -433,7 +432,7 @@ func (ch *channel) published() error {
 		seq = cf.next()
 		done = func(err error) { cf.stored(seq, err) }
 	}
-	routed, err := ch.b.Publish(msg, p.Mandatory, done)
+	routed, err := ch.b.PublishDraft(d, p.Mandatory, done)
 	if err != nil {
 		return ch.exception(fromBroker(err, p))
 	}
@@ -442,8 +441,8 @@ func (ch *channel) published() error {
 			channel: ch.id,
 			method:  &amqp.BasicReturn{ReplyCode: amqp.NoRoute, ReplyText: amqp.ReplyText(amqp.NoRoute), Exchange: p.Exchange, RoutingKey: p.RoutingKey},
 			content: true,
-			props:   &msg.Properties,
-			body:    body,
+			props:   &d.Msg.Properties,
+			body:    d.Msg.Body,
 		})
 	}
 	if ch.confirms != nil {

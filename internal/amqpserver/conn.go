@@ -47,6 +47,7 @@ type conn struct {
 	channelMax uint16
 	frameMax   uint32
 	heartbeat  time.Duration
+	deadlineAt time.Time // when pushDeadline last moved the read deadline
 	user       string
 	vhost      string
 	clientProp message.Table
@@ -130,9 +131,9 @@ func (c *conn) loop() {
 	}()
 	for !c.done {
 		if c.heartbeat > 0 && c.state == opened && !c.isClosing() {
-			c.nc.SetReadDeadline(time.Now().Add(2 * c.heartbeat))
+			c.pushDeadline(time.Now())
 		}
-		f, err := c.r.ReadFrame()
+		f, err := c.r.ReadFrameShared() // handlers copy what they keep
 		if err != nil {
 			c.readFailed(err)
 			return
@@ -144,6 +145,20 @@ func (c *conn) loop() {
 			c.fail(err)
 		}
 	}
+}
+
+// pushDeadline keeps the heartbeat timeout ahead of now. A client silent
+// for two heartbeat intervals is gone (the spec's rule); moving the socket's
+// deadline costs more than reading a small frame, so it moves only once a
+// quarter of the timeout has passed since it last moved, and lies that much
+// further out: the timeout is between 2 and 2.5 intervals of silence.
+func (c *conn) pushDeadline(now time.Time) {
+	timeout := 2 * c.heartbeat
+	if !c.deadlineAt.IsZero() && now.Sub(c.deadlineAt) < timeout/4 {
+		return
+	}
+	c.deadlineAt = now
+	c.nc.SetReadDeadline(now.Add(timeout + timeout/4))
 }
 
 // readFailed handles a read error: a decoding failure closes the connection
@@ -213,7 +228,7 @@ func (c *conn) isClosing() bool {
 // passes, discarding everything else.
 func (c *conn) awaitCloseOk() {
 	for !c.done {
-		f, err := c.r.ReadFrame()
+		f, err := c.r.ReadFrameShared()
 		if err != nil {
 			return
 		}
@@ -370,6 +385,7 @@ func (c *conn) waitUnblocked() {
 	}
 	c.log.Info("amqp connection blocked", logReason, reason)
 	c.nc.SetReadDeadline(time.Time{}) // no heartbeat timeout while we do not read
+	c.deadlineAt = time.Time{}
 	select {
 	case <-unblocked:
 		c.log.Info("amqp connection unblocked")

@@ -352,6 +352,18 @@ func (ch *Channel) Get(queueName string, noAck bool) (*Delivery, error) {
 // (unknown exchange: NotFound) and done is not called. The broker keeps
 // msg: the caller must not change it afterwards.
 func (ch *Channel) Publish(msg *message.Message, mandatory bool, done func(error)) (routed bool, err error) {
+	return ch.publish(msg, nil, mandatory, done)
+}
+
+// PublishDraft is Publish of d's message, whose record d already holds;
+// the caller must not change d afterwards.
+func (ch *Channel) PublishDraft(d *Draft, mandatory bool, done func(error)) (routed bool, err error) {
+	d.seal()
+	return ch.publish(&d.Msg, d, mandatory, done)
+}
+
+// publish is Publish; d, when not nil, is the draft msg belongs to.
+func (ch *Channel) publish(msg *message.Message, d *Draft, mandatory bool, done func(error)) (routed bool, err error) {
 	if done == nil {
 		done = func(error) {}
 	}
@@ -387,7 +399,7 @@ func (ch *Channel) Publish(msg *message.Message, mandatory bool, done func(error
 		done(nil)
 		return false, nil
 	}
-	req, err := newPublishReq(msg, targets, done, ch.env.now())
+	req, err := newDraftReq(msg, d, targets, done, ch.env.now())
 	if err != nil {
 		return false, err
 	}
@@ -402,14 +414,22 @@ func (ch *Channel) Publish(msg *message.Message, mandatory bool, done func(error
 }
 
 func newPublishReq(msg *message.Message, targets []*queue, done func(error), now time.Time) (*publishReq, error) {
+	return newDraftReq(msg, nil, targets, done, now)
+}
+
+// newDraftReq is newPublishReq of msg, which belongs to d when d is not
+// nil: the request then takes d's record.
+func newDraftReq(msg *message.Message, d *Draft, targets []*queue, done func(error), now time.Time) (*publishReq, error) {
 	ttl, err := messageTTL(msg)
 	if err != nil {
 		return nil, err
 	}
 	pubMs := now.UnixMilli()
-	rec, err := encodeRecord(msg, pubMs)
-	if err != nil {
-		return nil, &Error{Code: InvalidArgument, Reason: err.Error(), Err: err}
+	rec := d.record(pubMs)
+	if rec == nil {
+		if rec, err = encodeRecord(msg, pubMs); err != nil {
+			return nil, &Error{Code: InvalidArgument, Reason: err.Error(), Err: err}
+		}
 	}
 	req := &publishReq{rec: rec, size: uint32(min(len(msg.Body), 1<<32-1)), targets: targets, done: done,
 		pubMs: pubMs, ttl: ttl}

@@ -36,11 +36,25 @@ func recordErr(format string, args ...any) error {
 //
 // The publish time lets recovery restore message TTLs.
 func encodeRecord(m *message.Message, publishedMs int64) ([]byte, error) {
+	b, err := appendRecordHead(make([]byte, 0, recordHeadEstimate(m)+len(m.Body)), m, publishedMs)
+	if err != nil {
+		return nil, err
+	}
+	return append(b, m.Body...), nil
+}
+
+// recordHeadEstimate is a capacity for a record's head that holds it
+// unless the properties are large.
+func recordHeadEstimate(m *message.Message) int {
+	return 16 + len(m.Exchange) + len(m.RoutingKey) + 64
+}
+
+// appendRecordHead appends a record's fields before the body.
+func appendRecordHead(b []byte, m *message.Message, publishedMs int64) ([]byte, error) {
 	var flags byte
 	if m.Persistent() {
 		flags |= recPersistent
 	}
-	b := make([]byte, 0, 16+len(m.Exchange)+len(m.RoutingKey)+64+len(m.Body))
 	b = append(b, recordV1, flags)
 	b = binary.BigEndian.AppendUint64(b, uint64(publishedMs))
 	b = appendString(b, m.Exchange)
@@ -52,7 +66,72 @@ func encodeRecord(m *message.Message, publishedMs int64) ([]byte, error) {
 		return nil, fmt.Errorf("encode record: %w", err)
 	}
 	binary.BigEndian.PutUint32(b[lenAt:], uint32(len(b)-lenAt-4))
-	return append(b, m.Body...), nil
+	return b, nil
+}
+
+// Draft is a message being received whose body goes straight into the
+// record the store keeps, sparing a copy of the body: NewDraft lays out the
+// record's head from what is known before the body, Append adds the body's
+// pieces, and Channel.PublishDraft publishes it. Msg is the message; its
+// Body is set by PublishDraft. A Draft is not safe for concurrent use, and
+// the broker keeps it once published.
+type Draft struct {
+	Msg     message.Message
+	rec     []byte // the record's head, then the body so far; nil: no head
+	head    int    // the head's length
+	replyTo string // Msg.Properties.ReplyTo when the head was encoded
+}
+
+// NewDraft starts a message of bodySize bytes. The caller bounds bodySize
+// (the maximum message size): the body's room is allocated up front.
+func NewDraft(exchange, routingKey string, props *message.Properties, bodySize int) *Draft {
+	d := &Draft{Msg: message.Message{Exchange: exchange, RoutingKey: routingKey, Properties: *props}}
+	head, err := appendRecordHead(make([]byte, 0, recordHeadEstimate(&d.Msg)+bodySize), &d.Msg, 0)
+	if err != nil {
+		// Publish encodes the record again and reports the error.
+		d.Msg.Body = make([]byte, 0, bodySize)
+		return d
+	}
+	if cap(head)-len(head) < bodySize {
+		head = append(make([]byte, 0, len(head)+bodySize), head...)
+	}
+	d.rec, d.head, d.replyTo = head, len(head), props.ReplyTo
+	return d
+}
+
+// Append adds p, a piece of the body, copying it.
+func (d *Draft) Append(p []byte) {
+	if d.rec == nil {
+		d.Msg.Body = append(d.Msg.Body, p...)
+		return
+	}
+	d.rec = append(d.rec, p...)
+}
+
+// Len returns the body bytes appended so far.
+func (d *Draft) Len() int {
+	if d.rec == nil {
+		return len(d.Msg.Body)
+	}
+	return len(d.rec) - d.head
+}
+
+// seal sets Msg.Body to the body appended, aliasing the record.
+func (d *Draft) seal() {
+	if d.rec != nil {
+		d.Msg.Body = d.rec[d.head:len(d.rec):len(d.rec)]
+	}
+}
+
+// record returns the finished record published at publishedMs, or nil
+// when it must be encoded anew: the properties changed since NewDraft
+// (direct reply-to rewrites reply-to) or its head could not be encoded.
+func (d *Draft) record(publishedMs int64) []byte {
+	if d == nil || d.rec == nil || d.Msg.Properties.ReplyTo != d.replyTo {
+		return nil
+	}
+	binary.BigEndian.PutUint64(d.rec[2:recordHeader], uint64(publishedMs))
+	return d.rec
 }
 
 const recordHeader = 10 // version, flags, published

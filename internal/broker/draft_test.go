@@ -1,0 +1,70 @@
+package broker
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/sluicemq/sluice/internal/message"
+)
+
+// TestDraftRecord checks that a draft's record, its body appended in
+// pieces, is the record encodeRecord makes of the same message, and that a
+// draft whose reply-to changed leaves the record to encodeRecord.
+func TestDraftRecord(t *testing.T) {
+	body := bytes.Repeat([]byte("0123456789"), 300)
+	big := message.Table{"k": string(bytes.Repeat([]byte("v"), 500))}
+	tests := []struct {
+		name    string
+		props   message.Properties
+		pieces  []int // body split
+		replyTo string
+	}{
+		{"empty body", message.Properties{}, nil, ""},
+		{"one piece", message.Properties{Flags: message.FlagDeliveryMode, DeliveryMode: 2}, []int{3000}, ""},
+		{"three pieces", message.Properties{Flags: message.FlagContentType, ContentType: "text/plain"}, []int{1000, 1999, 1}, ""},
+		{"large head", message.Properties{Flags: message.FlagHeaders, Headers: big}, []int{10, 2990}, ""},
+		{"reply-to rewritten", message.Properties{Flags: message.FlagReplyTo, ReplyTo: "amq.rabbitmq.reply-to"}, []int{3000}, "amq.rabbitmq.reply-to.abc"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			size := 0
+			for _, n := range tt.pieces {
+				size += n
+			}
+			d := NewDraft("ex", "key", &tt.props, size)
+			off := 0
+			for _, n := range tt.pieces {
+				d.Append(body[off : off+n])
+				off += n
+				if d.Len() != off {
+					t.Fatalf("Len %d after %d bytes", d.Len(), off)
+				}
+			}
+			d.seal()
+			if !bytes.Equal(d.Msg.Body, body[:size]) {
+				t.Fatalf("body of %d bytes differs from the %d appended", len(d.Msg.Body), size)
+			}
+			if tt.replyTo != "" {
+				d.Msg.Properties.ReplyTo = tt.replyTo
+			}
+			rec := d.record(1234567)
+			if tt.replyTo != "" {
+				if rec != nil {
+					t.Fatal("record kept after reply-to changed")
+				}
+				return
+			}
+			want, err := encodeRecord(&d.Msg, 1234567)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(rec, want) {
+				t.Fatalf("draft record\n% x\nwant\n% x", rec, want)
+			}
+			m, err := decodeRecord(rec)
+			if err != nil || m.Exchange != "ex" || m.RoutingKey != "key" || !bytes.Equal(m.Body, body[:size]) {
+				t.Errorf("decoded %+v, %v", m, err)
+			}
+		})
+	}
+}
