@@ -5,42 +5,66 @@
 //
 //	<dir>/
 //	  LOCK      flock'd while open: a second Open of <dir> fails (ErrLocked)
-//	  FORMAT    "sluice-store-format 3\n", written atomically (temp, fsync,
-//	            rename, fsync dir); another or unknown format is refused
-//	            (formats 1 and 2, of earlier key layouts, are not upgraded)
-//	  pebble/   the Pebble database (its WAL, MANIFEST and sstables)
+//	  FORMAT    "sluice-store-format 4\n", written atomically (temp, fsync,
+//	            rename, fsync dir); format 3 is upgraded in place by Open
+//	            (upgrade.go), formats 1 and 2 and unknown ones are refused
+//	  pebble/   the Pebble database (its WAL, MANIFEST, sstables and blob
+//	            files)
 //
 // # Key layout
 //
 // Every key starts with one byte naming its keyspace; numbers are big-endian
 // so byte order is numeric order (the due time has its sign bit flipped so
 // negative times sort first). A queue's messages are one contiguous key range
-// and within it seq order is key order, grouped in blocks of 1024 seqs whose
-// index entries come before their records:
+// in seq order, each seq's index entry right before its record:
 //
-//	keyspace  key (bytes)                                           value
-//	--------  ----------------------------------------------------  -----------------------
-//	message   'm' | queue u64 | seq>>10 u64 | 1 | seq u64     (26)   record (written once)
-//	index     'm' | queue u64 | seq>>10 u64 | 0 | seq u64     (26)   index entry (written once, with its record)
-//	state     's' | queue u64 | seq u64                       (17)   state bytes (mutable)
-//	delay     'd' | due i64^1<<63 | queue | seq               (25)   empty
-//	floor     'f' | queue u64                                  (9)   floor u64 | cleared u64
-//	meta      'x' | key bytes                               (1+n)   value
+//	keyspace  key (bytes)                                   value
+//	--------  --------------------------------------------  -----------------------
+//	index     'q' | queue u64 | seq u64 | 0           (18)   index entry (written once, with its record)
+//	message   'q' | queue u64 | seq u64 | 1           (18)   record (written once)
+//	state     's' | queue u64 | seq u64               (17)   state bytes (mutable)
+//	delay     'd' | due i64^1<<63 | queue | seq       (25)   empty
+//	floor     'f' | queue u64                          (9)   floor u64 | cleared u64
+//	meta      'x' | key bytes                       (1+n)   value
 //
-// ScanIndex reads a block's index entries and seeks over its records to the
-// next block, so a restart reads little more than the index entries; Scan
-// and Get read records and pass over index entries. Index entries and
-// records of the same seqs sort together, so a memtable flush of a growing
-// queue does not span a range that every earlier record falls in.
+// (Format 3 kept records and index entries in an 'm' keyspace grouped in
+// blocks of 1024 seqs, index entries first; Open moves them here.)
 //
-//	one queue's message keys, in key (= block, then seq) order:
+// Why seq-major: a publisher appends to a queue, so every memtable flush
+// writes that queue's keys above all the keys of its earlier flushes. The
+// sstables of successive flushes never overlap, and Pebble moves them down
+// the LSM (or keeps them as one L0 sublevel) instead of rewriting the
+// backlog. With the index entries of a block before its records (format
+// 3), a flush that ended mid-block overlapped the next one, and Pebble
+// rewrote the whole backlog again and again.
 //
-//	'm'|q|1                 'm'|q|cleared        'm'|q|floor          'm'|q|last
+// Why value separation (valueSeparation in pebblestore.go): a flush writes
+// records of 256 bytes or more into blob files and keeps only a handle in
+// the sstable. Compactions then move keys and handles, not bodies, and an
+// iterator reads a separated value only when asked for it. ScanIndex
+// iterates the queue's keys and skips record keys without reading their
+// values, so a restart's cost grows with the number of messages, not with
+// their size. Scan, Get and the read-ahead skip index keys. A blob file is
+// deleted once no sstable references it, so a drained queue gives its disk
+// space back once its tombstones are compacted.
+//
+//	one queue's message keys, in key (= seq, then kind) order:
+//
+//	'q'|q|1                 'q'|q|cleared        'q'|q|floor          'q'|q|last
 //	   ├──────────────────────────┼──────────────────────┼────────────────────┤
 //	   │ acked: one range delete  │ acked: SingleDeletes │ live messages      │
 //	   └──────────────────────────┴──────────────────────┴────────────────────┘
 //	                                                     ▲ Scan seeks here,
 //	                                                       never from seq 0
+//
+// # Upgrade from format 3
+//
+// Open of a format 3 directory moves every live 'm' key to its 'q' key in
+// synced batches (at most 8192 keys or 8 MiB each) that put the new keys and
+// delete the old ones atomically, so a crash leaves each message at exactly
+// one of its keys and the next Open resumes with what is left. Then it
+// range-deletes and compacts the 'm' keyspace and only then rewrites FORMAT
+// to 4. The upgrade reads and writes the backlog once (logged at Info).
 //
 // # Tombstones
 //
@@ -53,12 +77,12 @@
 //   - the ack floor is persisted and Scan always seeks from the floor given;
 //   - when a SetFloor moves the floor rangeDeleteEvery (4096) or more past the
 //     last range delete of the queue, the same batch also range-deletes the
-//     acked prefix [cleared, floor) of messages, index entries and states (per
-//     block at its ends), so a reader skips
-//     it in one step; cleared is persisted next to the floor;
+//     acked prefix [cleared, floor) of messages and index entries (one range)
+//     and states (another), so a reader skips it in one step; cleared is
+//     persisted next to the floor;
 //   - when a queue has drained (no message at or above its floor) a background
-//     goroutine compacts its fully acked range, so the tombstones and the disk
-//     space go away;
+//     goroutine compacts its fully acked range, so the tombstones go away and
+//     the blob files of its records, no longer referenced, are deleted;
 //   - the memtable is at most 64 MiB.
 //
 // # Durability and errors

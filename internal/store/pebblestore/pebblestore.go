@@ -39,6 +39,8 @@ type Options struct {
 	// upgradeBatchHook, if set (by tests), is called after each committed
 	// batch of a format upgrade with the number of batches so far.
 	upgradeBatchHook func(batches int)
+	// upgradeBatchKeys, if positive (in tests), replaces upgradeBatchKeys.
+	upgradeBatchKeys int
 }
 
 // MaxMemTableSize is the largest memtable Options allows.

@@ -110,7 +110,11 @@ func (s *Store) upgradeBatch(from, end []byte) (n int, next []byte, err error) {
 	defer pb.Close()
 	size := 0
 	var last []byte
-	for valid := it.First(); valid && n < upgradeBatchKeys && size < upgradeBatchBytes; valid = it.Next() {
+	maxKeys := upgradeBatchKeys
+	if s.opts.upgradeBatchKeys > 0 {
+		maxKeys = s.opts.upgradeBatchKeys
+	}
+	for valid := it.First(); valid && n < maxKeys && size < upgradeBatchBytes; valid = it.Next() {
 		var nk, v []byte
 		if nk, err = v3ToMsgKey(it.Key()); err != nil {
 			break

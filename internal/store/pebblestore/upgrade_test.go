@@ -21,7 +21,7 @@ import (
 // which the first v3Acked2 were acked the way format 3 did it (a range
 // delete per block below cleared, SingleDeletes above).
 const (
-	v3Live    = 20000
+	v3Live    = 3000
 	v3Acked2  = 1500
 	v3Cleared = 1024
 	v3Live2   = 1500
@@ -217,14 +217,22 @@ func readFile(t *testing.T, fs vfs.FS, path string) string {
 	return string(data)
 }
 
+// upgradeOptions are testOptions with small upgrade batches, so that the
+// fixture takes several.
+func upgradeOptions(fs vfs.FS) Options {
+	o := testOptions(fs)
+	o.upgradeBatchKeys = 1000
+	return o
+}
+
 func TestUpgradeFromFormat3(t *testing.T) {
 	fs := vfs.NewMem()
 	v3Fixture(t, fs, "/data")
-	o := testOptions(fs)
+	o := upgradeOptions(fs)
 	batches := 0
 	o.upgradeBatchHook = func(n int) { batches = n }
 	s := open(t, "/data", o)
-	if batches < 2 {
+	if batches < 5 {
 		t.Fatalf("upgrade took %d batches; the fixture should need several", batches)
 	}
 	checkUpgraded(t, s)
@@ -253,7 +261,7 @@ func TestUpgradeResumesAfterCrash(t *testing.T) {
 			fs := vfs.NewCrashableMem()
 			v3Fixture(t, fs, "/data")
 			var crashed *vfs.MemFS
-			o := testOptions(fs)
+			o := upgradeOptions(fs)
 			o.upgradeBatchHook = func(n int) {
 				if n == crashAfter {
 					crashed = fs.CrashClone(vfs.CrashCloneCfg{})
