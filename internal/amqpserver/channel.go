@@ -26,7 +26,8 @@ type channel struct {
 
 	// Content assembly of a basic.publish.
 	publish  *amqp.BasicPublish
-	header   *amqp.ContentHeader
+	header   bool          // the content header arrived
+	bodySize uint64        // the body size it declared
 	draft    *broker.Draft // the message, its body read into its record
 	received uint64
 	// oversize: the body is over MaxMessageSize on a confirm channel; its
@@ -80,7 +81,7 @@ func (ch *channel) shutdown() {
 		ch.confirms.close()
 	}
 	ch.b.Close()
-	ch.publish, ch.header, ch.draft = nil, nil, nil
+	ch.publish, ch.header, ch.draft = nil, false, nil
 }
 
 // reply queues m unless the client asked for nowait.
@@ -354,7 +355,7 @@ func (ch *channel) content(f amqp.Frame) error {
 		return newError(amqp.UnexpectedFrame, nil, "expected method frame, got non method frame instead")
 	}
 	if f.Type == amqp.FrameHeader {
-		if ch.header != nil {
+		if ch.header {
 			return newError(amqp.UnexpectedFrame, ch.publish, "expected content body, got non content body frame instead")
 		}
 		h, err := amqp.ReadContentHeader(f.Payload)
@@ -370,20 +371,20 @@ func (ch *channel) content(f amqp.Frame) error {
 			if ch.confirms != nil {
 				// As with any refused publish on a confirm channel: a
 				// nack, once the body has gone by; the channel stays.
-				ch.header, ch.oversize, ch.received = &h, true, 0
+				ch.header, ch.bodySize, ch.oversize, ch.received = true, h.BodySize, true, 0
 				return nil
 			}
 			ch.publish = nil
 			return ch.exception(err)
 		}
-		ch.header = &h
+		ch.header, ch.bodySize = true, h.BodySize
 		ch.draft = broker.NewDraft(ch.publish.Exchange, ch.publish.RoutingKey, &h.Properties, int(h.BodySize))
 		if h.BodySize == 0 {
 			return ch.published()
 		}
 		return nil
 	}
-	if ch.header == nil {
+	if !ch.header {
 		return newError(amqp.UnexpectedFrame, ch.publish,
 			"expected content header for class %d, got non content header frame instead", classBasic)
 	}
@@ -391,12 +392,12 @@ func (ch *channel) content(f amqp.Frame) error {
 		return ch.skipOversize(len(f.Payload))
 	}
 	have := uint64(ch.draft.Len())
-	if have+uint64(len(f.Payload)) > ch.header.BodySize {
+	if have+uint64(len(f.Payload)) > ch.bodySize {
 		return newError(amqp.FrameError, ch.publish, "content body of %d bytes exceeds the declared body size %d",
-			have+uint64(len(f.Payload)), ch.header.BodySize)
+			have+uint64(len(f.Payload)), ch.bodySize)
 	}
 	ch.draft.Append(f.Payload) // copies: the frame's payload is the reader's
-	if have+uint64(len(f.Payload)) == ch.header.BodySize {
+	if have+uint64(len(f.Payload)) == ch.bodySize {
 		return ch.published()
 	}
 	return nil
@@ -406,14 +407,14 @@ func (ch *channel) content(f amqp.Frame) error {
 // publish is nacked.
 func (ch *channel) skipOversize(n int) error {
 	ch.received += uint64(n)
-	if ch.received > ch.header.BodySize {
+	if ch.received > ch.bodySize {
 		return newError(amqp.FrameError, ch.publish, "content body of %d bytes exceeds the declared body size %d",
-			ch.received, ch.header.BodySize)
+			ch.received, ch.bodySize)
 	}
-	if ch.received < ch.header.BodySize {
+	if ch.received < ch.bodySize {
 		return nil
 	}
-	ch.publish, ch.header, ch.oversize, ch.received = nil, nil, false, 0
+	ch.publish, ch.header, ch.oversize, ch.received = nil, false, false, 0
 	seq := ch.confirms.next()
 	ch.confirms.stored(seq, errors.New("message over the maximum message size"))
 	ch.confirms.release(seq, false)
@@ -424,7 +425,7 @@ func (ch *channel) skipOversize(n int) error {
 // with basic.return and the confirm, in that order.
 func (ch *channel) published() error {
 	p, d := ch.publish, ch.draft
-	ch.publish, ch.header, ch.draft = nil, nil, nil
+	ch.publish, ch.header, ch.draft = nil, false, nil
 
 	var seq uint64
 	done := func(error) {}

@@ -61,12 +61,18 @@ type publishReq struct {
 	dlx  []*queue
 	done func(error)
 	seqs []uint64 // assigned by the commit loop
+
+	// Room for seqs and the index entry, sparing two allocations for the
+	// usual message routed to one queue.
+	seqRoom [1]uint64
+	idxRoom [maxIndexLen]byte
 }
 
 // index returns the index entry the message's record gets in a durable
-// queue (recovery rebuilds the queue from these).
+// queue (recovery rebuilds the queue from these). The store may keep it:
+// it lives in r, written once.
 func (r *publishReq) index() []byte {
-	return encodeIndex(msgIndex{persistent: r.flags&entryPersistent != 0, size: r.size, pubMs: r.pubMs, ttl: r.ttl, prio: r.prio})
+	return appendIndex(r.idxRoom[:0], msgIndex{persistent: r.flags&entryPersistent != 0, size: r.size, pubMs: r.pubMs, ttl: r.ttl, prio: r.prio})
 }
 
 type committer struct {
@@ -161,6 +167,9 @@ func (c *committer) apply(group []*publishReq, batch *store.Batch) appliedGroup 
 	sync := false
 	var fill map[*queue]int
 	for _, r := range group {
+		if r.seqs == nil {
+			r.seqs = r.seqRoom[:0]
+		}
 		r.seqs = r.seqs[:0]
 		if rejectsAny(r.targets) {
 			fill = c.refuseFull(r, fill)

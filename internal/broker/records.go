@@ -212,7 +212,14 @@ type msgIndex struct {
 //
 //	version(1) flags(1: recPersistent) uvarint(size) varint(published) varint(ttl) priority(1)
 func encodeIndex(x msgIndex) []byte {
-	b := make([]byte, 0, 2+binary.MaxVarintLen32+2*binary.MaxVarintLen64+1)
+	return appendIndex(make([]byte, 0, maxIndexLen), x)
+}
+
+// maxIndexLen is the longest encoded index entry.
+const maxIndexLen = 2 + binary.MaxVarintLen32 + 2*binary.MaxVarintLen64 + 1
+
+// appendIndex appends x's encoding to b.
+func appendIndex(b []byte, x msgIndex) []byte {
 	var flags byte
 	if x.persistent {
 		flags |= recPersistent
