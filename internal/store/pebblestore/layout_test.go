@@ -177,3 +177,33 @@ func BenchmarkScanIndex(b *testing.B) {
 		})
 	}
 }
+
+// TestGrowingQueueFlushesDoNotOverlap fills one queue across many memtable
+// flushes and checks that Pebble never had to rewrite it: the flushed
+// sstables of a growing queue cover disjoint key ranges, so they form one
+// L0 sublevel or move down without a rewrite.
+func TestGrowingQueueFlushesDoNotOverlap(t *testing.T) {
+	o := testOptions(vfs.NewMem())
+	o.MemTableSize = 1 << 20
+	s := open(t, "/data", o)
+	fillIndexed(t, s, 1, 30000, 1024) // about 30 memtables
+	if err := s.db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	m := s.db.Metrics()
+	var flushed, compacted uint64
+	for _, l := range m.Levels {
+		// (BlobBytesCompacted of L0 counts the flushes' blob files again.)
+		flushed += l.TableBytesFlushed + l.BlobBytesFlushed
+		compacted += l.TableBytesCompacted
+	}
+	t.Logf("flushes %d, compactions %d (%d move), L0 sublevels %d, bytes flushed %d, compacted %d",
+		m.Flush.Count, m.Compact.Count, m.Compact.MoveCount, m.Levels[0].Sublevels, flushed, compacted)
+	if m.Flush.Count < 10 {
+		t.Fatalf("%d flushes; the test needs many", m.Flush.Count)
+	}
+	if m.Levels[0].Sublevels > 1 || compacted > flushed/100 {
+		t.Fatalf("L0 has %d sublevels and compactions wrote %d bytes for %d flushed; want one sublevel and little rewriting",
+			m.Levels[0].Sublevels, compacted, flushed)
+	}
+}

@@ -39,8 +39,9 @@ type Options struct {
 	// upgradeBatchHook, if set (by tests), is called after each committed
 	// batch of a format upgrade with the number of batches so far.
 	upgradeBatchHook func(batches int)
-	// upgradeBatchKeys, if positive (in tests), replaces upgradeBatchKeys.
-	upgradeBatchKeys int
+	// upgradeBatchMax, if positive (in tests), is the most keys an upgrade
+	// batch moves instead of the constant upgradeBatchKeys.
+	upgradeBatchMax int
 }
 
 // MaxMemTableSize is the largest memtable Options allows.

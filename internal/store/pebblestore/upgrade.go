@@ -111,8 +111,8 @@ func (s *Store) upgradeBatch(from, end []byte) (n int, next []byte, err error) {
 	size := 0
 	var last []byte
 	maxKeys := upgradeBatchKeys
-	if s.opts.upgradeBatchKeys > 0 {
-		maxKeys = s.opts.upgradeBatchKeys
+	if s.opts.upgradeBatchMax > 0 {
+		maxKeys = s.opts.upgradeBatchMax
 	}
 	for valid := it.First(); valid && n < maxKeys && size < upgradeBatchBytes; valid = it.Next() {
 		var nk, v []byte

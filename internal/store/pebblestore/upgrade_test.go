@@ -221,7 +221,7 @@ func readFile(t *testing.T, fs vfs.FS, path string) string {
 // fixture takes several.
 func upgradeOptions(fs vfs.FS) Options {
 	o := testOptions(fs)
-	o.upgradeBatchKeys = 1000
+	o.upgradeBatchMax = 1000
 	return o
 }
 
