@@ -1,6 +1,7 @@
 package pebblestore
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -205,5 +206,43 @@ func TestGrowingQueueFlushesDoNotOverlap(t *testing.T) {
 	if m.Levels[0].Sublevels > 1 || compacted > flushed/100 {
 		t.Fatalf("L0 has %d sublevels and compactions wrote %d bytes for %d flushed; want one sublevel and little rewriting",
 			m.Levels[0].Sublevels, compacted, flushed)
+	}
+}
+
+// TestCorruptBlobReported damages a blob file (separated records) and
+// checks that reading the records reports store.ErrCorrupt while the index
+// entries, kept in the sstables, still read.
+func TestCorruptBlobReported(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, testOptions(nil))
+	fillIndexed(t, s, 1, 5000, 2048)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	blobs, _ := filepath.Glob(filepath.Join(dir, pebbleDir, "*.blob"))
+	if len(blobs) == 0 {
+		t.Fatal("no blob file")
+	}
+	for _, path := range blobs {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 100; i < len(data)/2; i += 997 {
+			data[i] ^= 0x5a
+		}
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s = open(t, dir, testOptions(nil))
+	entries := 0
+	if err := s.ScanIndex(1, 1, func(uint64, []byte) bool { entries++; return true }); err != nil || entries != 5000 {
+		t.Fatalf("ScanIndex over damaged blob files: %d entries, %v; want 5000, nil", entries, err)
+	}
+	err := s.Scan(1, 1, func(uint64, []byte) bool { return true })
+	t.Logf("error: %q", err)
+	if !errors.Is(err, store.ErrCorrupt) || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("Scan of damaged blob files: %v, want ErrCorrupt naming %s", err, dir)
 	}
 }
