@@ -98,8 +98,9 @@
 //
 // # Goroutines and concurrency
 //
-// A Store owns one goroutine, the compactor, started by Open and stopped and
-// waited for by Close (Pebble runs its own flush and compaction goroutines,
+// Open runs a format upgrade, if any, on the caller's goroutine before it
+// returns. A Store owns one goroutine, the compactor, started by Open and
+// stopped and waited for by Close (Pebble runs its own flush and compaction goroutines,
 // also stopped by Close). All methods are safe for concurrent use; a Scan's fn
 // may call the store.
 package pebblestore
