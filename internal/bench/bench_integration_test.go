@@ -15,6 +15,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/sluicemq/sluice/internal/amqpserver"
 	"github.com/sluicemq/sluice/internal/bench"
 	"github.com/sluicemq/sluice/internal/sluicetest"
 )
@@ -120,6 +121,99 @@ func TestBenchAgainstSluice(t *testing.T) {
 			assertQueueGone(t, b.URL(), cfg.Queue)
 		})
 	}
+}
+
+func TestBatchingClientAgainstSluice(t *testing.T) {
+	b := sluicetest.Start(t)
+	tests := []struct {
+		name  string
+		cfg   func(bench.Config) bench.Config
+		check func(t *testing.T, p bench.Phase)
+	}{
+		{
+			name: "persistent with confirms",
+			cfg:  func(c bench.Config) bench.Config { c.Messages, c.Confirms = 20000, 256; return c },
+			check: func(t *testing.T, p bench.Phase) {
+				if p.Sent != 20000 || p.Confirmed != p.Sent || p.Nacked != 0 || !p.Complete {
+					t.Errorf("phase %+v, want 20000 sent and confirmed", p)
+				}
+				if p.ConfirmLatency.Count != 20000 || p.ConfirmLatency.P50 <= 0 {
+					t.Errorf("confirm latency %+v, want 20000 samples", p.ConfirmLatency)
+				}
+			},
+		},
+		{
+			name: "window of one, bodies over several frames",
+			cfg: func(c bench.Config) bench.Config {
+				c.Messages, c.Confirms, c.MessageSize = 50, 1, 300_000
+				return c
+			},
+			check: func(t *testing.T, p bench.Phase) {
+				if p.Sent != 50 || p.Confirmed != 50 || !p.Complete {
+					t.Errorf("phase %+v, want 50 sent and confirmed", p)
+				}
+			},
+		},
+		{
+			name: "transient without confirms, with a consumer",
+			cfg: func(c bench.Config) bench.Config {
+				c.Confirms, c.Persistent, c.Consumers = 0, false, 1
+				return c
+			},
+			check: func(t *testing.T, p bench.Phase) {
+				if p.Sent != 2000 || p.Acked != 2000 || p.Confirmed != 0 || !p.Complete {
+					t.Errorf("phase %+v, want 2000 sent and acked", p)
+				}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := tt.cfg(tiny(b.URL(), bench.ScenarioPublish, "batching-"+strings.ReplaceAll(tt.name, " ", "-")))
+			cfg.Client = bench.ClientBatching
+			var out bytes.Buffer
+			r, err := bench.Run(t.Context(), cfg, &out)
+			if err != nil {
+				t.Fatalf("Run: %v\n%s", err, out.String())
+			}
+			if r.Client != bench.ClientBatching || !strings.Contains(out.String(), "(batching client)") {
+				t.Errorf("result names client %q, summary:\n%s", r.Client, out.String())
+			}
+			tt.check(t, onePhase(t, r, "publish"))
+			assertQueueGone(t, b.URL(), cfg.Queue)
+		})
+	}
+}
+
+// TestBatchingClientSurfacesRefusals runs against a broker that refuses
+// bodies over 100 bytes: with confirms it nacks them, without it closes the
+// channel, which must end the run with the broker's reply text, not hang.
+func TestBatchingClientSurfacesRefusals(t *testing.T) {
+	b := sluicetest.Start(t, sluicetest.WithServerConfig(func(c *amqpserver.Config) { c.MaxMessageSize = 100 }))
+	t.Run("nacked with confirms", func(t *testing.T) {
+		cfg := tiny(b.URL(), bench.ScenarioPublish, "batching-nacked")
+		cfg.Client, cfg.Messages = bench.ClientBatching, 500
+		r, err := bench.Run(t.Context(), cfg, &bytes.Buffer{})
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		if p := onePhase(t, r, "publish"); p.Sent != 500 || p.Nacked != 500 || p.Confirmed != 0 {
+			t.Errorf("phase %+v, want 500 sent and nacked", p)
+		}
+	})
+	t.Run("channel closed without confirms", func(t *testing.T) {
+		cfg := tiny(b.URL(), bench.ScenarioPublish, "batching-refused")
+		cfg.Client, cfg.Confirms, cfg.Messages, cfg.Duration = bench.ClientBatching, 0, 0, 20*time.Second
+		start := time.Now()
+		_, err := bench.Run(t.Context(), cfg, &bytes.Buffer{})
+		var closeErr *bench.ServerCloseError
+		if !errors.As(err, &closeErr) || closeErr.Code != 406 || !strings.Contains(err.Error(), "larger than configured max size 100") {
+			t.Fatalf("Run: %v, want the broker's 406 with its reply text", err)
+		}
+		if el := time.Since(start); el > 10*time.Second {
+			t.Errorf("Run took %v to report the closed channel", el)
+		}
+	})
 }
 
 func TestBenchJSONAndKeep(t *testing.T) {

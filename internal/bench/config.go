@@ -15,6 +15,16 @@ const (
 	ScenarioChurn   = "churn"
 )
 
+// Client names accepted by Config.Client: the library the publishers use.
+const (
+	// ClientAMQP091 publishes through rabbitmq/amqp091-go, one write system
+	// call per message.
+	ClientAMQP091 = "amqp091-go"
+	// ClientBatching publishes through the bench's own pipelining client,
+	// which writes only when it must (see batching.go).
+	ClientBatching = "batching"
+)
+
 // minMessageSize is the smallest body that holds the send timestamp and the
 // message id the bench writes at the start of every body.
 const minMessageSize = 16
@@ -40,6 +50,9 @@ type Config struct {
 	QueueType string
 	// Keep leaves the queue in place at the end.
 	Keep bool
+	// Client is the publishers' client, ClientAMQP091 or ClientBatching.
+	// Consumers always use amqp091-go.
+	Client string
 
 	// Publishers is the number of publishing connections.
 	Publishers int
@@ -86,6 +99,7 @@ func DefaultConfig() Config {
 		URL:         "amqp://guest:guest@127.0.0.1:5672/",
 		Scenario:    ScenarioPublish,
 		Queue:       "sluice-bench",
+		Client:      ClientAMQP091,
 		Publishers:  1,
 		Consumers:   0,
 		MessageSize: 1024,
@@ -116,6 +130,11 @@ func (c Config) Validate() error {
 	case ScenarioPublish, ScenarioBacklog, ScenarioChurn:
 	default:
 		bad("scenario %q: want %s, %s or %s", c.Scenario, ScenarioPublish, ScenarioBacklog, ScenarioChurn)
+	}
+	switch c.Client {
+	case ClientAMQP091, ClientBatching:
+	default:
+		bad("client %q: want %s or %s", c.Client, ClientAMQP091, ClientBatching)
 	}
 	if c.Queue == "" || len(c.Queue) > 255 {
 		bad("queue name must be 1 to 255 bytes")
@@ -178,6 +197,7 @@ func Flags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.Scenario, "scenario", c.Scenario, "publish, backlog or churn")
 	fs.StringVar(&c.Queue, "queue", c.Queue, "durable queue the bench declares (must be empty)")
 	fs.StringVar(&c.QueueType, "queue-type", c.QueueType, "x-queue-type of the queue (classic, quorum; empty: broker default)")
+	fs.StringVar(&c.Client, "client", c.Client, "publishers' client: amqp091-go, or batching (the bench's own, which writes many publishes per system call)")
 	fs.BoolVar(&c.Keep, "keep", c.Keep, "keep the queue at the end instead of deleting it")
 	fs.IntVar(&c.Publishers, "publishers", c.Publishers, "publishing connections")
 	fs.IntVar(&c.Consumers, "consumers", c.Consumers, "consuming connections (backlog and churn use at least 1)")

@@ -36,6 +36,8 @@ func TestValidate(t *testing.T) {
 		{"http url", func(c *Config) { c.URL = "http://127.0.0.1:15672/" }, "scheme must be amqp"},
 		{"url without host", func(c *Config) { c.URL = "amqp:///" }, "no host"},
 		{"bad url", func(c *Config) { c.URL = "amqp://[::1" }, "url"},
+		{"batching client", func(c *Config) { c.Client = ClientBatching }, ""},
+		{"unknown client", func(c *Config) { c.Client = "pika" }, `client "pika"`},
 		{"unknown scenario", func(c *Config) { c.Scenario = "soak" }, `scenario "soak"`},
 		{"empty queue name", func(c *Config) { c.Queue = "" }, "queue name"},
 		{"long queue name", func(c *Config) { c.Queue = strings.Repeat("q", 256) }, "queue name"},
@@ -123,14 +125,14 @@ func TestFlags(t *testing.T) {
 		"--queue-type", "quorum", "--keep", "--publishers", "2", "--consumers", "3",
 		"--size", "4096", "--persistent=false", "--confirms", "64", "--prefetch", "100",
 		"--multi-ack", "10", "--requeues", "5", "--messages", "7", "--backlog", "2000",
-		"--duration", "20s", "--pid", "42", "--json",
+		"--duration", "20s", "--pid", "42", "--json", "--client", "batching",
 	}
 	if err := fs.Parse(args); err != nil {
 		t.Fatalf("Parse: %v", err)
 	}
 	want := Config{
 		URL: "amqp://a:b@127.0.0.1:5681/", Scenario: ScenarioBacklog, Queue: "q1", QueueType: "quorum",
-		Keep: true, Publishers: 2, Consumers: 3, MessageSize: 4096, Persistent: false, Confirms: 64,
+		Keep: true, Client: ClientBatching, Publishers: 2, Consumers: 3, MessageSize: 4096, Persistent: false, Confirms: 64,
 		Prefetch: 100, MultiAck: 10, Requeues: 5, Messages: 7, Backlog: 2000,
 		Duration: 20 * time.Second, PID: 42, JSON: true,
 	}

@@ -12,8 +12,10 @@ import (
 type Result struct {
 	Scenario string `json:"scenario"`
 	// URL is the broker, with its password hidden.
-	URL         string `json:"url"`
-	Queue       string `json:"queue"`
+	URL   string `json:"url"`
+	Queue string `json:"queue"`
+	// Client is the publishers' client (Config.Client).
+	Client      string `json:"client"`
 	Publishers  int    `json:"publishers"`
 	Consumers   int    `json:"consumers"`
 	MessageSize int    `json:"message_size"`
@@ -100,8 +102,8 @@ func (r Result) WriteSummary(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	pr := func(format string, args ...any) { fmt.Fprintf(tw, format, args...) }
 	pr("scenario %s on %s, queue %q\n", r.Scenario, r.URL, r.Queue)
-	pr("%d publisher(s), %d consumer(s), %d-byte %s messages, confirms %s\n",
-		r.Publishers, r.Consumers, r.MessageSize, persistence(r.Persistent), confirmsText(r.Confirms))
+	pr("%d publisher(s) (%s client), %d consumer(s), %d-byte %s messages, confirms %s\n",
+		r.Publishers, r.Client, r.Consumers, r.MessageSize, persistence(r.Persistent), confirmsText(r.Confirms))
 	if r.Interrupted {
 		pr("interrupted: the figures cover the run until then\n")
 	}

@@ -18,7 +18,7 @@ func sampleResult() Result {
 	drain := Phase{Name: "drain", Duration: 4 * time.Second, Consumed: 1000, Acked: 1000, Target: 1000}
 	drain.finish()
 	return Result{
-		Scenario: ScenarioBacklog, URL: "amqp://guest:xxxxx@127.0.0.1:5681/", Queue: "q",
+		Scenario: ScenarioBacklog, URL: "amqp://guest:xxxxx@127.0.0.1:5681/", Queue: "q", Client: ClientBatching,
 		Publishers: 1, Consumers: 1, MessageSize: 1024, Persistent: true, Confirms: 256,
 		Phases: []Phase{ph, drain},
 		Memory: &Memory{PID: 42, Start: 100 << 20, AfterFill: 300 << 20, PeakSampled: 310 << 20, HighWater: 320 << 20},
@@ -42,7 +42,7 @@ func TestWriteSummary(t *testing.T) {
 	}
 	out := buf.String()
 	for _, want := range []string{
-		"scenario backlog", "xxxxx", "1024-byte persistent", "256 outstanding",
+		"scenario backlog", "xxxxx", "1 publisher(s) (batching client)", "1024-byte persistent", "256 outstanding",
 		"phase fill: 2.00s, target 1000, reached", "phase drain",
 		"1.50ms", "3.25ms", "12ms", "212.1s", "500", "250",
 		"queue depth after", "start 100.0 MiB", "with backlog 300.0 MiB", "VmHWM 320.0 MiB",
@@ -70,6 +70,9 @@ func TestWriteJSON(t *testing.T) {
 	lat := fill["confirm_latency"].(map[string]any)
 	if lat["p99_ms"] != 12.0 {
 		t.Errorf("confirm latency JSON = %v, want p99_ms 12", lat)
+	}
+	if got["client"] != ClientBatching {
+		t.Errorf("client JSON = %v, want %q", got["client"], ClientBatching)
 	}
 	mem := got["memory"].(map[string]any)
 	if mem["rss_after_fill_bytes"] != float64(300<<20) {

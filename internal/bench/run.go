@@ -35,8 +35,9 @@ type session struct {
 	// cleanup never deletes a queue that held someone's messages.
 	declared bool
 
+	// conns are amqp091-go connections and the batching client's sockets.
 	mu     sync.Mutex
-	conns  []*amqp.Connection
+	conns  []io.Closer
 	closed bool
 }
 
@@ -60,7 +61,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 	defer stop()
 
 	res := Result{
-		Scenario: cfg.Scenario, URL: redactURL(cfg.URL), Queue: cfg.Queue,
+		Scenario: cfg.Scenario, URL: redactURL(cfg.URL), Queue: cfg.Queue, Client: cfg.Client,
 		Publishers: cfg.Publishers, Consumers: cfg.consumers(), MessageSize: cfg.MessageSize,
 		Persistent: cfg.Persistent, Confirms: cfg.Confirms,
 	}
@@ -213,14 +214,23 @@ func (s *session) dial(ctx context.Context, name string) (*amqp.Connection, erro
 	if err != nil {
 		return nil, fmt.Errorf("%s: connect to %s: %w", name, redactURL(s.cfg.URL), err)
 	}
+	if err := s.track(conn); err != nil {
+		return nil, fmt.Errorf("%s: connect: %w", name, err)
+	}
+	return conn, nil
+}
+
+// track has closeAll close c; when the run is already stopping it closes c
+// at once and returns an error.
+func (s *session) track(c io.Closer) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		conn.Close()
-		return nil, fmt.Errorf("%s: connect: run is stopping", name)
+		c.Close()
+		return errors.New("run is stopping")
 	}
-	s.conns = append(s.conns, conn)
-	return conn, nil
+	s.conns = append(s.conns, c)
+	return nil
 }
 
 // closeAll closes every connection of the run and refuses new ones. Blocked
@@ -263,7 +273,7 @@ func (s *session) runPhase(ctx context.Context, name string, pubs, cons int, lim
 	for i := range pubs {
 		confirmLat[i] = NewHistogram()
 		pubWG.Go(func() {
-			if errs[i] = s.publisher(pctx, hard, i, p, confirmLat[i]); errs[i] != nil {
+			if errs[i] = s.runPublisher(pctx, hard, i, p, confirmLat[i]); errs[i] != nil {
 				cancel()
 			}
 		})
@@ -316,6 +326,15 @@ func (s *session) runPhase(ctx context.Context, name string, pubs, cons int, lim
 		return ph, fmt.Errorf("phase %s: did not stop within %v of its duration", name, stopGrace)
 	}
 	return ph, nil
+}
+
+// runPublisher runs publisher idx with the configured client: the one place
+// that chooses between them.
+func (s *session) runPublisher(ctx, hard context.Context, idx int, p *phaseRun, lat *Histogram) error {
+	if s.cfg.Client == ClientBatching {
+		return s.batchingPublisher(ctx, hard, idx, p, lat)
+	}
+	return s.publisher(ctx, hard, idx, p, lat)
 }
 
 func (s *session) reportProgress(name string, start time.Time, p *phaseRun, done <-chan struct{}) {
