@@ -246,9 +246,8 @@ func (q *queue) classifyLocked(seq uint64) (StoredMessage, bool) {
 
 // find returns the ready entry with seq.
 func (r *readyList) find(seq uint64) (*entry, bool) {
-	live := r.fifo[r.head:]
-	if i, ok := slices.BinarySearchFunc(live, seq, func(e entry, s uint64) int { return compareSeq(e.seq, s) }); ok {
-		return &live[i], true
+	if e, ok := r.fifo.find(seq); ok {
+		return e, true
 	}
 	for i := range r.back.items {
 		if r.back.items[i].seq == seq {
@@ -278,29 +277,24 @@ func (r *readyList) removeSeqs(want map[uint64]bool) []entry {
 	var out []entry
 	// Fast path: a redrive of a whole dead letter queue takes it from the
 	// head, chunk by chunk.
-	for len(out) < len(want) && r.head < len(r.fifo) && want[r.fifo[r.head].seq] {
-		e := r.fifo[r.head]
-		r.fifo[r.head] = entry{}
-		r.head++
+	for len(out) < len(want) && r.fifo.len() > 0 && want[r.fifo.at(0).seq] {
+		e := r.fifo.popFront()
 		r.bytes -= uint64(e.size)
 		out = append(out, e)
 	}
-	r.compact()
 	if len(out) == len(want) {
 		return out
 	}
-	keep := r.fifo[:r.head]
-	for _, e := range r.fifo[r.head:] {
+	var keep entryFifo
+	r.fifo.all(func(e entry) {
 		if want[e.seq] {
 			out = append(out, e)
 			r.bytes -= uint64(e.size)
-			continue
+			return
 		}
-		keep = append(keep, e)
-	}
-	clear(r.fifo[len(keep):])
+		keep.push(e)
+	})
 	r.fifo = keep
-	r.compact()
 	if r.back.len() > 0 {
 		var back heap[entry]
 		for _, e := range r.back.items {

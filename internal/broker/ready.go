@@ -133,17 +133,16 @@ func (r *readyIndex) removeSeqs(want map[uint64]bool) []entry {
 // them (ascending seq); back is a min-heap of entries returned by nack,
 // reject or a closed channel, which go before later fifo entries.
 type readyList struct {
-	fifo  []entry
-	head  int
+	fifo  entryFifo
 	back  heap[entry]
 	bytes uint64
 }
 
-func (r *readyList) len() int { return len(r.fifo) - r.head + r.back.len() }
+func (r *readyList) len() int { return r.fifo.len() + r.back.len() }
 
 // push appends a new entry; its seq is above every entry of fifo.
 func (r *readyList) push(e entry) {
-	r.fifo = append(r.fifo, e)
+	r.fifo.push(e)
 	r.bytes += uint64(e.size)
 }
 
@@ -153,19 +152,20 @@ func (r *readyList) putBack(e entry) {
 	r.bytes += uint64(e.size)
 }
 
+// backFirst says whether the lowest seq is in back rather than in fifo;
+// false when the list is empty.
+func (r *readyList) backFirst() bool {
+	return r.back.len() > 0 && (r.fifo.len() == 0 || r.back.peek().seq < r.fifo.at(0).seq)
+}
+
 // pop removes the entry with the lowest seq.
 func (r *readyList) pop() (entry, bool) {
-	fifoOK := r.head < len(r.fifo)
-	backOK := r.back.len() > 0
 	var e entry
 	switch {
-	case backOK && (!fifoOK || r.back.peek().seq < r.fifo[r.head].seq):
+	case r.backFirst():
 		e = r.back.pop()
-	case fifoOK:
-		e = r.fifo[r.head]
-		r.fifo[r.head] = entry{}
-		r.head++
-		r.compact()
+	case r.fifo.len() > 0:
+		e = r.fifo.popFront()
 	default:
 		return entry{}, false
 	}
@@ -173,47 +173,27 @@ func (r *readyList) pop() (entry, bool) {
 	return e, true
 }
 
-func (r *readyList) compact() {
-	switch {
-	case r.head == len(r.fifo):
-		r.fifo, r.head = r.fifo[:0], 0
-	case r.head >= 1024 && r.head*2 >= len(r.fifo):
-		n := copy(r.fifo, r.fifo[r.head:])
-		clear(r.fifo[n:])
-		r.fifo, r.head = r.fifo[:n], 0
-	}
-}
-
 // peek returns the entry with the lowest seq without removing it.
 func (r *readyList) peek() (entry, bool) {
-	fifoOK := r.head < len(r.fifo)
-	backOK := r.back.len() > 0
 	switch {
-	case backOK && (!fifoOK || r.back.peek().seq < r.fifo[r.head].seq):
+	case r.backFirst():
 		return r.back.peek(), true
-	case fifoOK:
-		return r.fifo[r.head], true
+	case r.fifo.len() > 0:
+		return *r.fifo.at(0), true
 	}
 	return entry{}, false
 }
 
 // minSeq returns the lowest ready seq.
 func (r *readyList) minSeq() (uint64, bool) {
-	fifoOK := r.head < len(r.fifo)
-	backOK := r.back.len() > 0
-	switch {
-	case backOK && (!fifoOK || r.back.peek().seq < r.fifo[r.head].seq):
-		return r.back.peek().seq, true
-	case fifoOK:
-		return r.fifo[r.head].seq, true
-	}
-	return 0, false
+	e, ok := r.peek()
+	return e.seq, ok
 }
 
 // takeAll empties the list and returns its entries in no particular order.
 func (r *readyList) takeAll() []entry {
 	out := make([]entry, 0, r.len())
-	out = append(out, r.fifo[r.head:]...)
+	r.fifo.all(func(e entry) { out = append(out, e) })
 	out = append(out, r.back.items...)
 	*r = readyList{}
 	return out
