@@ -15,6 +15,8 @@
 #   CHURN_MESSAGES    messages of the churn scenario (default 20000; QUICK: 1000)
 #   RABBITMQ_PORT     port of the private RabbitMQ node (default 5681)
 #   RABBITMQ_BASE     its directory, as scripts/rabbitmq-local.sh uses it
+#   CLIENT            the bench's publishing client: amqp091-go (default) or batching (see
+#                     `sluice bench --help` and docs/benchmarks.md)
 #   SCENARIOS         runs to make, in order (default "publish publish-consume backlog churn")
 #   ROUNDS            how many times to measure every target, alternating them, so a noisy
 #                     machine shows as spread between rounds (default 1)
@@ -37,6 +39,7 @@ fi
 TARGETS="${TARGETS:-sluice rabbitmq}"
 SCENARIOS="${SCENARIOS:-publish publish-consume backlog churn}"
 ROUNDS="${ROUNDS:-1}"
+CLIENT="${CLIENT:-amqp091-go}"
 DURATION="${DURATION:-20s}"
 BACKLOG="${BACKLOG:-1000000}"
 BACKLOG_DURATION="${BACKLOG_DURATION:-300s}"
@@ -136,7 +139,7 @@ bench() {
 	local name=$1
 	shift
 	log "$target: round $round: $name: ${BENCH[*]} --url <url> --queue bench-compare-$name $*"
-	if ! "${BENCH[@]}" --url "$URL" --queue "bench-compare-$name" --json "$@" >"$OUT/$target-$name-$round.json"; then
+	if ! "${BENCH[@]}" --url "$URL" --queue "bench-compare-$name" --client "$CLIENT" --json "$@" >"$OUT/$target-$name-$round.json"; then
 		log "$target: $name FAILED; it is left out of the table"
 		rm -f "$OUT/$target-$name-$round.json"
 		failures=$((failures + 1))
@@ -181,7 +184,7 @@ for round in $(seq "$ROUNDS"); do
 	done
 done
 
-log "JSON results in $OUT"
+log "JSON results in $OUT (publishing client: $CLIENT)"
 {
 	printf 'run\tbroker\tsecs\tsent/s\tconfirmed/s\tconsumed/s\tacked/s\tconfirm p50/p99 ms\tconsume p50/p99 ms\tRSS MiB\tcomplete\n'
 	for name in $SCENARIOS; do
