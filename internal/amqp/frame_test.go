@@ -336,24 +336,11 @@ func FuzzReadFrame(f *testing.F) {
 	})
 }
 
-func BenchmarkReadFrame(b *testing.B) {
-	frame := rawFrame(FrameBody, 1, make([]byte, 1024), FrameEnd)
-	data := bytes.Repeat(frame, 1000)
-	rd := bytes.NewReader(data)
-	r := NewReader(rd)
-	b.SetBytes(int64(len(frame)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := r.ReadFrame(); err == io.EOF {
-			rd.Reset(data)
-			r = NewReader(rd)
-		} else if err != nil {
-			b.Fatal(err)
-		}
-	}
-}
+func BenchmarkReadFrame(b *testing.B)       { benchmarkRead(b, (*Reader).ReadFrame) }
+func BenchmarkReadFrameShared(b *testing.B) { benchmarkRead(b, (*Reader).ReadFrameShared) }
 
-func BenchmarkReadFrameShared(b *testing.B) {
+// benchmarkRead reads 1 KiB body frames with read, over and over.
+func benchmarkRead(b *testing.B, read func(*Reader) (Frame, error)) {
 	frame := rawFrame(FrameBody, 1, make([]byte, 1024), FrameEnd)
 	data := bytes.Repeat(frame, 1000)
 	rd := bytes.NewReader(data)
@@ -361,7 +348,7 @@ func BenchmarkReadFrameShared(b *testing.B) {
 	b.SetBytes(int64(len(frame)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := r.ReadFrameShared(); err == io.EOF {
+		if _, err := read(r); err == io.EOF {
 			rd.Reset(data)
 			r = NewReader(rd)
 		} else if err != nil {
