@@ -147,6 +147,10 @@ func (q *queue) recoverMessages() error {
 	if err != nil {
 		return fmt.Errorf("open broker: queue %q floor: %w", q.name, err)
 	}
+	// What the store holds, so advancing the floor below writes only a
+	// floor that moved (an unchanged floor written at every start made each
+	// restart leave one more overlapping memtable flush behind).
+	q.floor = floor
 	states := make(map[uint64]msgState)
 	var batch store.Batch
 	err = st.ScanState(q.id, func(seq uint64, v []byte) bool {
