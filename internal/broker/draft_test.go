@@ -68,3 +68,26 @@ func TestDraftRecord(t *testing.T) {
 		})
 	}
 }
+
+// TestDraftRoomIsBounded: a header announcing a huge body reserves at most
+// draftRoomMax before the body arrives, and a body past that room still
+// makes the same record as encodeRecord.
+func TestDraftRoomIsBounded(t *testing.T) {
+	huge := NewDraft("", "q", &message.Properties{}, 128<<20)
+	if c := cap(huge.rec); c > draftRoomMax+1024 {
+		t.Fatalf("a draft announced at 128 MiB reserved %d bytes before any body arrived, want about %d", c, draftRoomMax)
+	}
+	body := bytes.Repeat([]byte("abcdefgh"), (draftRoomMax+3000)/8)
+	d := NewDraft("ex", "key", &message.Properties{}, len(body))
+	for off := 0; off < len(body); off += 131072 - 8 {
+		d.Append(body[off:min(off+131072-8, len(body))])
+	}
+	d.seal()
+	want, err := encodeRecord(&d.Msg, 42)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec := d.record(42); !bytes.Equal(rec, want) {
+		t.Fatalf("record of a %d-byte body differs from encodeRecord's", len(body))
+	}
+}

@@ -82,18 +82,26 @@ type Draft struct {
 	replyTo string // Msg.Properties.ReplyTo when the head was encoded
 }
 
-// NewDraft starts a message of bodySize bytes. The caller bounds bodySize
-// (the maximum message size): the body's room is allocated up front.
+// draftRoomMax bounds the body room a Draft allocates before the body
+// arrives: a header may announce a body as large as the maximum message
+// size and then send nothing, on each of many channels, so a larger body
+// grows as its frames arrive.
+const draftRoomMax = 1 << 20
+
+// NewDraft starts a message of bodySize bytes (bounded by the caller to the
+// maximum message size). Room for up to draftRoomMax bytes of body is
+// allocated up front.
 func NewDraft(exchange, routingKey string, props *message.Properties, bodySize int) *Draft {
 	d := &Draft{Msg: message.Message{Exchange: exchange, RoutingKey: routingKey, Properties: *props}}
-	head, err := appendRecordHead(make([]byte, 0, recordHeadEstimate(&d.Msg)+bodySize), &d.Msg, 0)
+	room := min(bodySize, draftRoomMax)
+	head, err := appendRecordHead(make([]byte, 0, recordHeadEstimate(&d.Msg)+room), &d.Msg, 0)
 	if err != nil {
 		// Publish encodes the record again and reports the error.
-		d.Msg.Body = make([]byte, 0, bodySize)
+		d.Msg.Body = make([]byte, 0, room)
 		return d
 	}
-	if cap(head)-len(head) < bodySize {
-		head = append(make([]byte, 0, len(head)+bodySize), head...)
+	if cap(head)-len(head) < room {
+		head = append(make([]byte, 0, len(head)+room), head...)
 	}
 	d.rec, d.head, d.replyTo = head, len(head), props.ReplyTo
 	return d
