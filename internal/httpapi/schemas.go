@@ -114,15 +114,7 @@ func (s *Server) putSchema(w http.ResponseWriter, r *http.Request, u *user) {
 		return
 	}
 	created, err := s.b.PutSchema(vh, name, doc)
-	if err != nil {
-		writeBrokerError(w, err)
-		return
-	}
-	if created {
-		w.WriteHeader(http.StatusCreated)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	answerDeclare(w, err, !created)
 }
 
 func (s *Server) deleteSchema(w http.ResponseWriter, r *http.Request, u *user) {

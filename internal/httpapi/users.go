@@ -73,15 +73,7 @@ func (s *Server) putUser(w http.ResponseWriter, r *http.Request, u *user) {
 		return
 	}
 	created, err := s.b.PutUser(name, p.Password, p.PasswordHash, tags)
-	if err != nil {
-		writeBrokerError(w, err)
-		return
-	}
-	if created {
-		w.WriteHeader(http.StatusCreated)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	answerDeclare(w, err, !created)
 }
 
 func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request, u *user) {
