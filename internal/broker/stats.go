@@ -67,6 +67,24 @@ type msgCounters struct {
 	dead                                                     [len(deadLetterReasons)]atomic.Uint64
 }
 
+// countDelivery counts one message handed out by a consumer delivery or
+// basic.get (get), with or without an ack to come.
+func (c *msgCounters) countDelivery(noAck, get, redelivered bool) {
+	switch {
+	case get && noAck:
+		c.getNoAck.Add(1)
+	case get:
+		c.get.Add(1)
+	case noAck:
+		c.deliverNoAck.Add(1)
+	default:
+		c.deliver.Add(1)
+	}
+	if redelivered {
+		c.redeliver.Add(1)
+	}
+}
+
 func (c *msgCounters) snapshot() MessageStats {
 	s := MessageStats{
 		Publish: c.publish.Load(), Deliver: c.deliver.Load(), DeliverNoAck: c.deliverNoAck.Load(),
@@ -90,19 +108,7 @@ func (q *queue) countEnqueued(n int) { q.stats.publish.Add(uint64(n)) }
 // basic.get (get true).
 func (q *queue) countDelivered(e entry, noAck, get bool) {
 	for _, c := range [...]*msgCounters{&q.stats, &q.env.stats} {
-		switch {
-		case get && noAck:
-			c.getNoAck.Add(1)
-		case get:
-			c.get.Add(1)
-		case noAck:
-			c.deliverNoAck.Add(1)
-		default:
-			c.deliver.Add(1)
-		}
-		if e.flags&entryRedelivered != 0 {
-			c.redeliver.Add(1)
-		}
+		c.countDelivery(noAck, get, e.flags&entryRedelivered != 0)
 	}
 }
 
@@ -161,20 +167,7 @@ func (ch *Channel) countPublished(routed, mandatory bool) {
 // countDelivery counts d handed to the channel by a consumer delivery or
 // basic.get.
 func (ch *Channel) countDelivery(d *Delivery, noAck, get bool) {
-	c := &ch.stats
-	switch {
-	case get && noAck:
-		c.getNoAck.Add(1)
-	case get:
-		c.get.Add(1)
-	case noAck:
-		c.deliverNoAck.Add(1)
-	default:
-		c.deliver.Add(1)
-	}
-	if d.Redelivered {
-		c.redeliver.Add(1)
-	}
+	ch.stats.countDelivery(noAck, get, d.Redelivered)
 }
 
 // exchangeCounters count messages through an exchange: published into it
