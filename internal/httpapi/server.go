@@ -110,6 +110,8 @@ type Server struct {
 	rates *sampler // stats.go
 	http  *http.Server
 
+	sessions *sessionStore // session.go
+
 	closeOnce sync.Once
 }
 
@@ -132,6 +134,7 @@ func New(cfg Config, b *broker.Broker, conns Connections) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, b: b, conns: conns, log: cfg.Logger, mux: http.NewServeMux()}
 	s.tasks = newTaskManager(s)
+	s.sessions = newSessionStore(cfg.Now)
 	s.rates = newSampler(b, conns, cfg.Now, cfg.SampleInterval)
 	s.rates.start()
 	s.routes()
@@ -163,7 +166,10 @@ func (s *Server) Close(ctx context.Context) error {
 // route registers an authenticated handler.
 func (s *Server) route(pattern string, need access, h func(w http.ResponseWriter, r *http.Request, u *user)) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		u, err := s.authenticate(r)
+		u, err := s.authenticateAny(r) // session.go: basic auth or the console's cookie
+		if writeSessionError(w, err) {
+			return
+		}
 		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Basic realm="Sluice"`)
 			writeError(w, http.StatusUnauthorized, "not_authorised", err.Error())
@@ -234,7 +240,9 @@ func (s *Server) routes() {
 	s.route("GET /api/permissions/{vhost}/{user}", needAdministrator, s.getPermission)
 	s.route("PUT /api/permissions/{vhost}/{user}", needAdministrator, s.putPermission)
 	s.route("DELETE /api/permissions/{vhost}/{user}", needAdministrator, s.deletePermission)
-	s.routeSchemas() // schemas.go
+	s.routeSchemas()     // schemas.go
+	s.routeConsole()     // session.go
+	s.routeDeadLetters() // deadletters.go
 
 }
 
