@@ -230,7 +230,7 @@ func withConsoleHeaders(h http.Handler) http.Handler {
 func (s *Server) consolePage(w http.ResponseWriter, r *http.Request) {
 	setConsoleHeaders(w.Header())
 	if _, _, ok := s.cookieSession(r); !ok {
-		http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+		http.Redirect(w, r, "/login?next="+url.QueryEscape(r.RequestURI), http.StatusSeeOther)
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")

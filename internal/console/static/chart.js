@@ -54,7 +54,7 @@ export class LineChart {
       const step = W / (this.points - 1);
       const off = this.points - s.values.length;
       const pts = s.values.map((v, i) => `${((off + i) * step).toFixed(1)},${(bottom - ((bottom - top) * v) / maxV).toFixed(1)}`);
-      if (pts.length === 1) pts.push(pts[0].replace(/^[^,]+/, String(W)));
+      if (pts.length === 1) pts.unshift(pts[0].replace(/^[^,]+/, '0'));
       this.svg.append(svg('polyline', { points: pts.join(' '), fill: 'none', stroke: s.color, 'stroke-width': 2, 'vector-effect': 'non-scaling-stroke' }));
     }
     this.legend.replaceChildren(...this.series.map((s) => {

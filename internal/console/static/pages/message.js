@@ -9,7 +9,7 @@ import { redrivePanel } from './redrive.js';
 export default async function message(main, vhost, name, id) {
   const base = `/api/queues/${enc(vhost)}/${enc(name)}/messages/${enc(id)}`;
   const qurl = `/queues/${enc(vhost)}/${enc(name)}`;
-  replace(main, h('p', { class: 'crumbs' }, h('a', { href: '/queues' }, 'Queues'), ' / ', h('a', { href: qurl }, name), ' / '),
+  replace(main, h('p', { class: 'crumbs' }, h('a', { href: '/queues' }, 'Queues'), ' › ', h('a', { href: qurl }, name), ` (vhost “${vhost}”)`),
     h('h1', {}, `Message #${id}`), loading('the message'));
   let m;
   try {
@@ -42,7 +42,7 @@ export default async function message(main, vhost, name, id) {
 
 const fact = (k, v) => h('div', {}, h('span', {}, k), h('b', {}, v));
 const kv = (entries) => entries.length
-  ? h('dl', {}, entries.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, typeof v === 'object' ? JSON.stringify(v) : String(v))]))
+  ? h('dl', {}, entries.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, typeof v === 'object' || v === '' ? JSON.stringify(v) : String(v))]))
   : empty('None.');
 
 // deathLine says one x-death entry in words.

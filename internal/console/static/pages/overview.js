@@ -22,7 +22,7 @@ export default async function overview(main) {
     title: 'Queued messages', format: num,
     series: [{ key: 'ready', label: 'ready' }, { key: 'unacked', label: 'unacked' }, { key: 'delayed', label: 'delayed' }],
   });
-  every(3000, async () => {
+  every(2000, async () => {
     let o, conns;
     try {
       [o, conns] = await Promise.all([get('/api/overview'), get('/api/connections').catch(() => [])]);

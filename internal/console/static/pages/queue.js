@@ -17,7 +17,7 @@ export default async function queue(main, vhost, name) {
   const browser = h('section', { class: 'browser', 'aria-label': 'Messages' });
   const tasks = h('div', { class: 'tasks' });
   replace(main,
-    h('p', { class: 'crumbs' }, h('a', { href: '/queues' }, 'Queues'), ' / ', vhost, ' / '),
+    h('p', { class: 'crumbs' }, h('a', { href: '/queues' }, 'Queues'), ` › vhost “${vhost}”`),
     h('h1', {}, name), facts, tasks, charts,
     session.can_manage ? queueActions(vhost, name, base) : null,
     browser, details);
