@@ -415,6 +415,27 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("the edited message did not arrive in orders")
 	}
 
+	// The other pages draw their objects, and the console fits a phone.
+	run(t, ctx, "queues page", chromedp.Navigate(e.url+"/queues?name=orders"),
+		waitJS(`document.querySelector('table.queues tr[data-queue="orders"]') && document.querySelector('table.queues tr[data-queue="orders.dlq"]') && !document.querySelector('table.queues tr[data-queue="depth"]')`),
+		shot(t, "queues"))
+	run(t, ctx, "exchanges page", chromedp.Navigate(e.url+"/exchanges"),
+		waitJS(`document.querySelector('tr[data-exchange="amq.topic"]')`))
+	run(t, ctx, "connections page", chromedp.Navigate(e.url+"/connections"),
+		waitJS(`document.querySelector('section.conn') && document.querySelector('section.conn').textContent.includes('Channel 1')`),
+		shot(t, "connections"))
+	run(t, ctx, "users page", chromedp.Navigate(e.url+"/users"),
+		waitJS(`document.querySelector('main table') && document.querySelector('main table').textContent.includes('administrator')`))
+	var overflow bool
+	run(t, ctx, "narrow window", chromedp.EmulateViewport(390, 844),
+		chromedp.Navigate(e.url+"/queues/%2F/payments.dlq"),
+		waitJS(`document.querySelectorAll('table.messages tbody tr').length === 5`),
+		chromedp.Evaluate(`document.documentElement.scrollWidth > window.innerWidth + 1`, &overflow),
+		shot(t, "narrow"), chromedp.EmulateViewport(1280, 900))
+	if overflow {
+		t.Errorf("in a 390 px window the page scrolls sideways")
+	}
+
 	// A cross-site form posting with the session cookie but no CSRF token.
 	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html")

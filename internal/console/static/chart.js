@@ -49,10 +49,12 @@ export class LineChart {
     const label = svg('text', { x: 4, y: top + 10, class: 'axis' });
     label.textContent = this.format(maxV);
     this.svg.append(label);
+    // Until the window is full the samples so far span the width.
+    const span = Math.max(2, ...this.series.map((s) => s.values.length));
     for (const s of this.series) {
       if (s.values.length === 0) continue;
-      const step = W / (this.points - 1);
-      const off = this.points - s.values.length;
+      const step = W / (span - 1);
+      const off = span - s.values.length;
       const pts = s.values.map((v, i) => `${((off + i) * step).toFixed(1)},${(bottom - ((bottom - top) * v) / maxV).toFixed(1)}`);
       if (pts.length === 1) pts.unshift(pts[0].replace(/^[^,]+/, '0'));
       this.svg.append(svg('polyline', { points: pts.join(' '), fill: 'none', stroke: s.color, 'stroke-width': 2, 'vector-effect': 'non-scaling-stroke' }));
