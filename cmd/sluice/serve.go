@@ -287,6 +287,12 @@ func runBroker(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	if cfg.HTTP != "" {
 		hcfg := httpapi.DefaultConfig()
 		hcfg.Addr, hcfg.Logger, hcfg.DataDir, hcfg.Version = cfg.HTTP, log, cfg.Data, version
+		hcfg.NodeName = nodeName()
+		hcfg.Node = func() httpapi.NodeStatus {
+			st := monitor.Status()
+			return httpapi.NodeStatus{MemoryUsed: st.MemoryUsed, MemoryLimit: st.MemoryLimit, MemoryAlarm: st.Memory,
+				DiskFree: st.DiskFree, DiskFreeLimit: st.DiskFreeLimit, DiskAlarm: st.Disk}
+		}
 		hs, err := httpapi.New(hcfg, b, srv)
 		if err != nil {
 			return err
@@ -371,4 +377,15 @@ func parseSize(s string, whole uint64) (uint64, error) {
 		return 0, fmt.Errorf("%q: want a size such as 1GiB or 512MiB", s)
 	}
 	return n * mult, nil
+}
+
+// nodeName names this broker as RabbitMQ names its nodes: sluice@ and the
+// host's short name.
+func nodeName() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	host, _, _ = strings.Cut(host, ".")
+	return "sluice@" + host
 }

@@ -54,6 +54,12 @@ type Config struct {
 	// SampleInterval is how often the message counters are sampled for
 	// the rates in message_stats (0: only once, at New; no rates).
 	SampleInterval time.Duration
+	// Node reports memory, disk and alarms (nil: unknown, reported as
+	// zero and no alarm).
+	Node func() NodeStatus
+	// NodeName names this broker in the overview, /api/nodes and the
+	// metrics' rabbitmq_node label.
+	NodeName string
 }
 
 // DefaultConfig returns the configuration `sluice serve` starts with.
@@ -64,6 +70,7 @@ func DefaultConfig() Config {
 		Now:          time.Now,
 		MaxBodyBytes: 64 << 20,
 		ClusterName:  "sluice",
+		NodeName:     "sluice@localhost",
 		Version:      "dev",
 		RedriveChunk: 100,
 		KeepTasks:    100,
@@ -179,7 +186,8 @@ func (s *Server) route(pattern string, need access, h func(w http.ResponseWriter
 }
 
 func (s *Server) routes() {
-	s.mux.Handle("GET /metrics", s.metricsHandler())
+	s.mux.Handle("GET /metrics", s.metricsHandler(false))
+	s.mux.Handle("GET /metrics/per-object", s.metricsHandler(true))
 	s.route("GET /api/overview", needMonitoringOrManagement, s.overview)
 	s.route("GET /api/whoami", needAny, s.whoami)
 	s.route("GET /api/vhosts", needMonitoringOrManagement, s.vhosts)
