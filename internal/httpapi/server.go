@@ -57,6 +57,9 @@ type Config struct {
 	// Node reports memory, disk and alarms (nil: unknown, reported as
 	// zero and no alarm).
 	Node func() NodeStatus
+	// Listeners reports the broker's protocol listeners (nil: only the
+	// HTTP listener at Addr).
+	Listeners func() []api.Listener
 	// NodeName names this broker in the overview, /api/nodes and the
 	// metrics' rabbitmq_node label.
 	NodeName string
@@ -116,6 +119,8 @@ type Server struct {
 	tasks *taskManager
 	rates *sampler // stats.go
 	http  *http.Server
+	// started is when New ran, for the node's uptime.
+	started time.Time
 
 	closeOnce sync.Once
 }
@@ -137,7 +142,7 @@ func New(cfg Config, b *broker.Broker, conns Connections) (*Server, error) {
 	if err := b.SeedPermissions(); err != nil {
 		return nil, fmt.Errorf("httpapi: %w", err)
 	}
-	s := &Server{cfg: cfg, b: b, conns: conns, log: cfg.Logger, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, b: b, conns: conns, log: cfg.Logger, mux: http.NewServeMux(), started: cfg.Now()}
 	s.tasks = newTaskManager(s)
 	s.rates = newSampler(b, conns, cfg.Now, cfg.SampleInterval)
 	s.rates.start()
@@ -243,6 +248,7 @@ func (s *Server) routes() {
 	s.route("PUT /api/permissions/{vhost}/{user}", needAdministrator, s.putPermission)
 	s.route("DELETE /api/permissions/{vhost}/{user}", needAdministrator, s.deletePermission)
 	s.routeSchemas() // schemas.go
+	s.routeHealth()  // health.go
 
 }
 

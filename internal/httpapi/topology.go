@@ -39,10 +39,8 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request, u *user) {
 		o.ObjectTotals.Channels += len(c.ChannelInfos())
 	}
 	o.MessageStats = s.rates.overviewStats()
-	if host, port, err := net.SplitHostPort(s.cfg.Addr); err == nil {
-		p, _ := strconv.Atoi(port)
-		o.Listeners = append(o.Listeners, api.Listener{Protocol: "http", IPAddress: host, Port: p})
-	}
+	o.Listeners = s.listeners()
+	o.Alarms = s.alarms()
 	writeJSON(w, http.StatusOK, o)
 }
 
