@@ -23,9 +23,10 @@ export default async function overview(main) {
     series: [{ key: 'ready', label: 'ready' }, { key: 'unacked', label: 'unacked' }, { key: 'delayed', label: 'delayed' }],
   });
   every(2000, async () => {
-    let o, conns;
+    let o, conns, nodes;
     try {
-      [o, conns] = await Promise.all([get('/api/overview'), get('/api/connections').catch(() => [])]);
+      [o, conns, nodes] = await Promise.all([get('/api/overview'), get('/api/connections').catch(() => []),
+        get('/api/nodes').catch(() => [])]);
     } catch (e) {
       replace(status, failure('the overview', e).textContent);
       status.className = 'state error';
@@ -40,6 +41,8 @@ export default async function overview(main) {
     replace(head,
       fact('Node', o.node), fact('Version', `${o.product_name || 'Sluice'} ${o.product_version || ''}`),
       fact('Cluster', o.cluster_name),
+      nodes[0] ? fact('Memory', `${bytes(nodes[0].mem_used)} of ${bytes(nodes[0].mem_limit)}`) : null,
+      nodes[0] ? fact('Disk free', bytes(nodes[0].disk_free)) : null,
       fact('Listeners', (o.listeners || []).map((l) => `${l.protocol} ${l.ip_address}:${l.port}`).join(', ') || '–'));
     const ot = o.object_totals || {};
     replace(totals,
@@ -48,19 +51,23 @@ export default async function overview(main) {
       tile('Queues', num(ot.queues)), tile('Exchanges', num(ot.exchanges)),
       tile('Connections', num(ot.connections)), tile('Channels', num(ot.channels)), tile('Consumers', num(ot.consumers)),
       tile('Published', num(ms.publish)), tile('Dead-lettered', num(ms.dead_letter)));
-    replace(alarms, ...alarmList(o, conns));
+    replace(alarms, ...alarmList(o, conns, nodes[0]));
   });
 }
 
 const fact = (k, v) => h('div', {}, h('span', {}, k), h('b', {}, v || '–'));
 const tile = (k, v) => h('div', { class: 'tile' }, h('span', {}, k), h('b', {}, v));
 
-function alarmList(o, conns) {
+function alarmList(o, conns, node) {
   const out = [];
-  const mem = o.memory || {};
-  if (mem.alarm) out.push(h('p', { class: 'alarm on' }, `Memory alarm: publishers are blocked (${bytes(mem.total)} in use, limit ${bytes(mem.limit)}).`));
-  const disk = o.disk || {};
-  if (disk.alarm) out.push(h('p', { class: 'alarm on' }, `Disk alarm: free disk is below the limit.`));
+  for (const a of o.alarms || []) {
+    const what = a.resource === 'memory'
+      ? `Memory alarm on ${a.node}: publishers are blocked until memory use falls${node ? ` (${bytes(node.mem_used)} used, limit ${bytes(node.mem_limit)})` : ''}.`
+      : a.resource === 'disk'
+        ? `Disk alarm on ${a.node}: publishers are blocked until free disk rises${node ? ` (${bytes(node.disk_free)} free, limit ${bytes(node.disk_free_limit)})` : ''}.`
+        : `${a.resource} alarm on ${a.node}.`;
+    out.push(h('p', { class: 'alarm on' }, what));
+  }
   const blocked = conns.filter((c) => c.state === 'blocked' || c.state === 'blocking');
   if (blocked.length) out.push(h('p', { class: 'alarm on' }, `${blocked.length} connection(s) blocked by flow control.`));
   if (!out.length) out.push(h('p', { class: 'alarm off' }, 'No alarms: memory, disk and publishers are fine.'));
