@@ -41,8 +41,8 @@ export default async function overview(main) {
     replace(head,
       fact('Node', o.node), fact('Version', `${o.product_name || 'Sluice'} ${o.product_version || ''}`),
       fact('Cluster', o.cluster_name),
-      nodes[0] ? fact('Memory', `${bytes(nodes[0].mem_used)} of ${bytes(nodes[0].mem_limit)}`) : null,
-      nodes[0] ? fact('Disk free', bytes(nodes[0].disk_free)) : null,
+      nodes[0] && nodes[0].mem_used ? fact('Memory', nodes[0].mem_limit ? `${bytes(nodes[0].mem_used)} of ${bytes(nodes[0].mem_limit)}` : bytes(nodes[0].mem_used)) : null,
+      nodes[0] && nodes[0].disk_free ? fact('Disk free', bytes(nodes[0].disk_free)) : null,
       fact('Listeners', (o.listeners || []).map((l) => `${l.protocol} ${l.ip_address}:${l.port}`).join(', ') || '–'));
     const ot = o.object_totals || {};
     replace(totals,

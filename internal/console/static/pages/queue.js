@@ -91,6 +91,7 @@ async function browse(el, vhost, name, base, tasks) {
     source: h('input', { name: 'source', value: f.source || '', placeholder: 'source queue', 'aria-label': 'Source queue' }),
     header: h('input', { name: 'header', value: f.header || '', placeholder: 'header or header=value', 'aria-label': 'Header' }),
     body: h('input', { name: 'body', value: f.body || '', placeholder: 'text in the body', 'aria-label': 'Text in the body' }),
+    after: h('input', { name: 'after', type: 'number', min: 0, value: after, placeholder: 'after message id', 'aria-label': 'Start after message id' }),
   };
   const form = h('form', { class: 'filters', role: 'search' }, Object.values(inputs),
     h('button', { type: 'submit' }, 'Filter'), h('a', { href: location.pathname }, 'Clear'));

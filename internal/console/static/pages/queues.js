@@ -106,7 +106,7 @@ function declareForm() {
   const args = h('textarea', { name: 'arguments', rows: 3, placeholder: '{"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "orders.dlq"}' });
   const err = h('p', { class: 'field-error', role: 'alert' });
   const form = h('form', { class: 'card action' },
-    h('h2', {}, 'Declare a queue'), field('Name', name), field('Vhost', vhost),
+    field('Name', name), field('Vhost', vhost),
     h('label', { class: 'check' }, durable, ' Durable'), field('Arguments (JSON)', args), err,
     h('button', { type: 'submit', class: 'primary' }, 'Declare'));
   form.addEventListener('submit', async (e) => {
@@ -124,5 +124,5 @@ function declareForm() {
       err.textContent = x.message;
     }
   });
-  return form;
+  return h('details', { class: 'actions-box' }, h('summary', {}, 'Declare a queue'), form);
 }
