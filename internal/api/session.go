@@ -37,3 +37,14 @@ type DeadLetterNewest struct {
 	Source string    `json:"source"`
 	Time   time.Time `json:"time"`
 }
+
+// SchemaCheck is the body of POST /api/schemas/{vhost}/{name}/validate.
+type SchemaCheck struct {
+	Payload         string `json:"payload"`
+	PayloadEncoding string `json:"payload_encoding,omitempty"` // string (default) or base64
+}
+
+// SchemaChecked answers a body that passes.
+type SchemaChecked struct {
+	Valid bool `json:"valid"`
+}

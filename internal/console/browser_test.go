@@ -161,6 +161,11 @@ func login(t *testing.T, ctx context.Context, base, user, password string) {
 // which carries "BROKEN" in its body.
 func seed(t *testing.T, e *env, n int) {
 	t.Helper()
+	if err := e.c.Do(context.Background(), http.MethodPut, "/api/schemas/%2F/order", nil, map[string]any{"schema": map[string]any{
+		"type": "object", "required": []string{"order", "sku", "amount"},
+		"properties": map[string]any{"amount": map[string]any{"type": "number"}}}}, nil); err != nil {
+		t.Fatalf("put schema: %v", err)
+	}
 	conn := e.sb.Dial(t)
 	ch := sluicetest.Channel(t, conn)
 	for _, q := range []struct {
@@ -169,7 +174,7 @@ func seed(t *testing.T, e *env, n int) {
 	}{
 		{"orders.dlq", nil},
 		{"payments.dlq", nil},
-		{"orders", amqp.Table{"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "orders.dlq"}},
+		{"orders", amqp.Table{"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "orders.dlq", "x-schema": "order"}},
 		{"payments", amqp.Table{"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "payments.dlq", "x-max-length": int32(3)}},
 		{"depth", nil},
 	} {
@@ -337,6 +342,18 @@ func TestConsoleInBrowser(t *testing.T) {
 	id, err := strconv.ParseUint(path[strings.LastIndex(path, "/")+1:], 10, 64)
 	if err != nil {
 		t.Fatalf("message URL %q: %v", path, err)
+	}
+
+	// An edit the origin's schema refuses is not saved; the error names
+	// the field.
+	run(t, ctx, "edit against the schema",
+		chromedp.SetValue(`textarea[name="edit-body"]`, `{"order":2,"sku":"sku-2","amount":"twelve"}`, chromedp.ByQuery),
+		chromedp.Click(`button[data-action="save-edit"]`, chromedp.ByQuery),
+		waitJS(`document.querySelector('#edit-body-error li[data-pointer="/amount"]')`))
+	var schemaErr string
+	run(t, ctx, "read the schema error", chromedp.Text("#edit-body-error", &schemaErr, chromedp.ByID), shot(t, "edit-schema-error"))
+	if !strings.Contains(schemaErr, `schema “order”`) || !strings.Contains(schemaErr, "/amount") {
+		t.Fatalf("schema error at the body: %q", schemaErr)
 	}
 
 	// Fix its body.

@@ -257,6 +257,7 @@ func (s *Server) routes() {
 	s.routeHealth()      // health.go
 	s.routeConsole()     // session.go
 	s.routeDeadLetters() // deadletters.go
+	s.routeSchemaCheck() // schemacheck.go
 
 }
 

@@ -37,7 +37,7 @@ export default async function message(main, vhost, name, id) {
       h('section', { class: 'card' }, h('h2', {}, 'Properties'), kv(Object.entries(props))),
       h('section', { class: 'card' }, h('h2', {}, 'Headers'), otherHeaders.length ? kv(otherHeaders) : empty('No other headers.'))),
     bodyView(m),
-    session.can_manage ? editor(base, m) : null));
+    session.can_manage ? editor(base, m, vhost, name) : null));
 }
 
 const fact = (k, v) => h('div', {}, h('span', {}, k), h('b', {}, v));
@@ -89,7 +89,7 @@ function actions(vhost, name, qurl, base, m, tasks) {
 
 // editor edits body, headers and properties in place; a schema error is
 // shown at the field it names.
-function editor(base, m) {
+function editor(base, m, vhost, queue) {
   const body = h('textarea', { name: 'edit-body', rows: 8, spellcheck: 'false' },
     m.payload_encoding === 'base64' ? '' : prettyOr(m.payload));
   const bodyErr = h('p', { class: 'field-error', role: 'alert', id: 'edit-body-error' });
@@ -109,6 +109,7 @@ function editor(base, m) {
     let p;
     try { p = JSON.parse(props.value); } catch (x) { propsErr.textContent = `Not JSON: ${x.message}`; return; }
     if (JSON.stringify(p) !== JSON.stringify(m.properties)) edit.properties = p;
+    if (edit.payload !== undefined && !await schemaOK(vhost, queue, m, edit.payload, bodyErr)) return;
     if (!await confirmDialog({ title: `Save message #${m.id}?`, body: 'The message keeps its place in the queue.', confirm: 'Save' })) return;
     try {
       await call('PUT', base, edit);
@@ -124,6 +125,30 @@ function editor(base, m) {
     }
   });
   return form;
+}
+
+// schemaOK checks body against the x-schema of the message's queue and of
+// the queue it died in (where a redrive takes it), and shows what fails.
+async function schemaOK(vhost, queue, m, body, out) {
+  const names = new Set();
+  for (const q of new Set([queue, m.death && m.death.queue].filter(Boolean))) {
+    try {
+      const info = await get(`/api/queues/${enc(vhost)}/${enc(q)}`);
+      const s = (info.arguments || {})['x-schema'];
+      if (s) names.add(s);
+    } catch { /* a queue that is gone has no schema to meet */ }
+  }
+  for (const s of names) {
+    try {
+      await call('POST', `/api/schemas/${enc(vhost)}/${enc(s)}/validate`, { payload: body, payload_encoding: 'string' });
+    } catch (x) {
+      out.replaceChildren(h('span', {}, `The body does not match schema “${s}”: `),
+        h('ul', {}, (x.errors.length ? x.errors : [{ pointer: '', message: x.message }]).map((v) =>
+          h('li', { dataset: { pointer: v.pointer } }, `${v.pointer || '(the whole body)'}: ${v.message}`))));
+      return false;
+    }
+  }
+  return true;
 }
 
 function prettyOr(s) {
