@@ -432,6 +432,25 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("the edited message did not arrive in orders")
 	}
 
+	// A slow redrive can be cancelled; what moved stays moved.
+	run(t, ctx, "start a slow redrive", chromedp.Navigate(e.url+"/queues/%2F/depth"),
+		waitJS(`document.querySelectorAll('table.messages tbody tr').length > 0`),
+		chromedp.Click(`button[data-action="redrive-matching"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`dialog.redrive`, chromedp.ByQuery),
+		chromedp.SendKeys(`dialog.redrive input[name="target"]`, "orders.dlq", chromedp.ByQuery),
+		chromedp.SetValue(`dialog.redrive input[name="rate"]`, "2", chromedp.ByQuery),
+		chromedp.Click(`button[data-action="start-redrive"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`section.task button[data-action="cancel-task"]`, chromedp.ByQuery),
+		chromedp.Click(`section.task button[data-action="cancel-task"]`, chromedp.ByQuery),
+		waitJS(`document.querySelector('section.task').dataset.state === 'cancelled'`))
+	var cmoved, ctotal string
+	run(t, ctx, "read the cancelled task",
+		chromedp.AttributeValue("section.task", "data-moved", &cmoved, nil, chromedp.ByQuery),
+		chromedp.AttributeValue("section.task", "data-total", &ctotal, nil, chromedp.ByQuery))
+	if nm, _ := strconv.Atoi(cmoved); nm >= 100 || ctotal == cmoved {
+		t.Fatalf("cancelled redrive moved %s of %s", cmoved, ctotal)
+	}
+
 	// The other pages draw their objects, and the console fits a phone.
 	run(t, ctx, "queues page", chromedp.Navigate(e.url+"/queues?name=orders"),
 		waitJS(`document.querySelector('table.queues tr[data-queue="orders"]') && document.querySelector('table.queues tr[data-queue="orders.dlq"]') && !document.querySelector('table.queues tr[data-queue="depth"]')`),
