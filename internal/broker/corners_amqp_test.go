@@ -1,0 +1,159 @@
+package broker_test
+
+// Protocol tests of issue 11's timing, prefetch, length-limit and
+// ordering corners (behaviours 4, 5, 8 and 9), each as RabbitMQ 3.10
+// behaves, through amqp091-go against a whole broker.
+
+import (
+	"reflect"
+	"testing"
+	"time"
+
+	amqp091 "github.com/rabbitmq/amqp091-go"
+	"github.com/sluicemq/sluice/internal/sluicetest"
+)
+
+// consumeOne starts a consumer on queue and returns its deliveries.
+func consumeOne(t *testing.T, ch *amqp091.Channel, queue string, noAck bool, args amqp091.Table) <-chan amqp091.Delivery {
+	t.Helper()
+	ds, err := ch.Consume(queue, "", noAck, false, false, false, args)
+	if err != nil {
+		t.Fatalf("consume %s: %v", queue, err)
+	}
+	return ds
+}
+
+// next waits up to within for a delivery.
+func next(t *testing.T, ds <-chan amqp091.Delivery, within time.Duration, what string) amqp091.Delivery {
+	t.Helper()
+	select {
+	case d, ok := <-ds:
+		if !ok {
+			t.Fatalf("%s: consumer closed", what)
+		}
+		return d
+	case <-time.After(within):
+		t.Fatalf("%s: nothing within %v", what, within)
+	}
+	return amqp091.Delivery{}
+}
+
+// none checks that nothing arrives for a while.
+func none(t *testing.T, ds <-chan amqp091.Delivery, wait time.Duration, what string) {
+	t.Helper()
+	select {
+	case d := <-ds:
+		t.Fatalf("%s: got %q, want nothing", what, d.Body)
+	case <-time.After(wait):
+	}
+}
+
+// Behaviour 4: "expires (and dead-letters) its head as soon as it is due
+// even when no consumer reads the queue". Nothing reads the source queue
+// here (a get or a passive declare would expire it on the way), so only
+// a timer armed for the head can dead-letter it promptly.
+func TestExpiryIsPromptWithoutConsumer(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args amqp091.Table
+		pub  amqp091.Publishing
+	}{
+		{"x-message-ttl", amqp091.Table{"x-message-ttl": int32(100)}, amqp091.Publishing{Body: []byte("m")}},
+		{"expiration", nil, amqp091.Publishing{Body: []byte("m"), Expiration: "100"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, ch := dlStartAMQP(t)
+			dlDeclare(t, ch, "dlq", nil)
+			args := amqp091.Table{"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "dlq"}
+			for k, v := range tc.args {
+				args[k] = v
+			}
+			dlDeclare(t, ch, "src", args)
+			dead := consumeOne(t, ch, "dlq", true, nil)
+			start := time.Now()
+			dlPublish(t, ch, "", "src", tc.pub)
+			d := next(t, dead, 5*time.Second, "dead letter")
+			if took := time.Since(start); took < 90*time.Millisecond || took > 600*time.Millisecond {
+				t.Fatalf("dead-lettered %v after the publish, want soon after its 100 ms TTL (due in whole ms)", took)
+			}
+			if d.Headers["x-first-death-reason"] != "expired" {
+				t.Fatalf("headers %v", d.Headers)
+			}
+		})
+	}
+}
+
+// Behaviour 4: "TTL 0: delivered only if a consumer can take it at once,
+// otherwise expired at enqueue; a requeued TTL-0 message expires."
+func TestExpiryTTLZero(t *testing.T) {
+	b, ch := dlStartAMQP(t)
+	dlDeclare(t, ch, "dlq", nil)
+	dlDeclare(t, ch, "zero", amqp091.Table{"x-message-ttl": int32(0),
+		"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "dlq"})
+	dead := consumeOne(t, ch, "dlq", true, nil)
+
+	// No consumer: expired (dead-lettered) at once, not a second later.
+	start := time.Now()
+	dlPublish(t, ch, "", "zero", dlAmqp91Pub("nobody"))
+	d := next(t, dead, 5*time.Second, "dead letter")
+	if took := time.Since(start); string(d.Body) != "nobody" || took > 300*time.Millisecond {
+		t.Fatalf("dead letter %q after %v, want nobody at once", d.Body, took)
+	}
+
+	// A consumer that can take it gets it; requeued, it expires.
+	cch := sluicetest.Channel(t, b.Dial(t))
+	got := consumeOne(t, cch, "zero", false, nil)
+	dlPublish(t, ch, "", "zero", dlAmqp91Pub("taken"))
+	d = next(t, got, 5*time.Second, "delivery")
+	if string(d.Body) != "taken" {
+		t.Fatalf("delivered %q, want taken", d.Body)
+	}
+	if err := d.Nack(false, true); err != nil {
+		t.Fatal(err)
+	}
+	d = next(t, dead, 5*time.Second, "requeued dead letter")
+	if deaths := dlDeaths(t, d); string(d.Body) != "taken" || !reflect.DeepEqual(deaths,
+		[]amqp091.Table{dlDeath(1, "expired", "zero", "", "zero")}) {
+		t.Fatalf("requeued TTL-0 message: %q %v, want it expired", d.Body, deaths)
+	}
+	none(t, got, 50*time.Millisecond, "redelivery of an expired message")
+}
+
+// Behaviour 4: "Dead-letter with a new routing key (x-dead-letter-routing-key)
+// and dead-lettering the same message twice through two queues produce
+// exactly RabbitMQ's x-death" — now on the prompt path too: both hops
+// expire within their TTLs, not one housekeeping round each.
+func TestExpiryDoubleDeadLetterXDeath(t *testing.T) {
+	_, ch := dlStartAMQP(t)
+	dlDeclare(t, ch, "final", nil)
+	if err := ch.QueueBind("final", "to-final", "amq.direct", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	dlDeclare(t, ch, "second", amqp091.Table{"x-message-ttl": int32(50),
+		"x-dead-letter-exchange": "amq.direct", "x-dead-letter-routing-key": "to-final"})
+	dlDeclare(t, ch, "first", amqp091.Table{"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "second"})
+	final := consumeOne(t, ch, "final", true, nil)
+	start := time.Now()
+	dlPublish(t, ch, "", "first", amqp091.Publishing{Body: []byte("twice"), Expiration: "50",
+		Headers: amqp091.Table{"CC": []any{"cc-key"}}})
+	d := next(t, final, 5*time.Second, "dead letter")
+	if took := time.Since(start); took > 700*time.Millisecond {
+		t.Fatalf("two 50 ms hops took %v", took)
+	}
+	first := dlDeath(1, "expired", "first", "", "first", "cc-key")
+	first["original-expiration"] = "50"
+	want := []amqp091.Table{dlDeath(1, "expired", "second", "", "second"), first}
+	if got := dlDeaths(t, d); !reflect.DeepEqual(got, want) {
+		t.Fatalf("x-death\n got %v\nwant %v", got, want)
+	}
+	if d.Exchange != "amq.direct" || d.RoutingKey != "to-final" || d.Expiration != "" {
+		t.Fatalf("dead letter from %q with %q, expiration %q", d.Exchange, d.RoutingKey, d.Expiration)
+	}
+	for k, v := range map[string]any{"x-first-death-queue": "first", "x-first-death-reason": "expired",
+		"x-first-death-exchange": "", "CC": nil} {
+		if d.Headers[k] != v {
+			t.Errorf("header %s = %v, want %v", k, d.Headers[k], v)
+		}
+	}
+}
+
