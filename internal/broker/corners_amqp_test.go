@@ -157,3 +157,67 @@ func TestExpiryDoubleDeadLetterXDeath(t *testing.T) {
 	}
 }
 
+// Behaviour 5: "While a channel's channel-wide prefetch limit (basic.qos
+// global=true) is full, no-ack consumers on that channel get nothing
+// either (their deliveries do not count toward the limit, but are held
+// while it is full)."
+func TestPrefetchGlobalLimitHoldsNoAckConsumers(t *testing.T) {
+	_, ch := dlStartAMQP(t)
+	dlDeclare(t, ch, "acked", nil)
+	dlDeclare(t, ch, "noack", nil)
+	if err := ch.Qos(1, 0, true); err != nil {
+		t.Fatal(err)
+	}
+	dlPublish(t, ch, "", "acked", dlAmqp91Pub("a"))
+	acked := consumeOne(t, ch, "acked", false, nil)
+	a := next(t, acked, 5*time.Second, "acked delivery")
+	free := consumeOne(t, ch, "noack", true, nil)
+	for _, b := range []string{"n1", "n2"} {
+		dlPublish(t, ch, "", "noack", dlAmqp91Pub(b))
+	}
+	none(t, free, 200*time.Millisecond, "no-ack consumer while the limit is full")
+	if err := a.Ack(false); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []string{"n1", "n2"} {
+		if d := next(t, free, 5*time.Second, "no-ack delivery after the ack"); string(d.Body) != b {
+			t.Fatalf("got %q, want %q", d.Body, b)
+		}
+	}
+}
+
+// Behaviour 5: "credit freed by an ack is shared fairly across the queues
+// waiting on the channel's limit, not always taken by the queue whose
+// message was acked."
+func TestPrefetchGlobalCreditSharedFairly(t *testing.T) {
+	_, ch := dlStartAMQP(t)
+	for _, q := range []string{"qa", "qb"} {
+		dlDeclare(t, ch, q, nil)
+		for range 20 {
+			dlPublish(t, ch, "", q, dlAmqp91Pub(q))
+		}
+	}
+	if err := ch.Qos(1, 0, true); err != nil {
+		t.Fatal(err)
+	}
+	da := consumeOne(t, ch, "qa", false, nil)
+	db := consumeOne(t, ch, "qb", false, nil)
+	got := map[string]int{}
+	for range 20 {
+		var d amqp091.Delivery
+		select {
+		case d = <-da:
+		case d = <-db:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("stalled after %v", got)
+		}
+		got[string(d.Body)]++
+		if err := d.Ack(false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got["qa"] < 5 || got["qb"] < 5 {
+		t.Fatalf("first 20 deliveries under a shared limit of 1: %v, want both queues served", got)
+	}
+}
+
