@@ -221,3 +221,61 @@ func TestPrefetchGlobalCreditSharedFairly(t *testing.T) {
 	}
 }
 
+// Behaviour 8: "x-max-length with drop-head is enforced after a requeue
+// (nack/reject requeue, channel close) too: the oldest messages beyond
+// the limit are dropped or dead-lettered with reason maxlen."
+func TestMaxLengthDropHeadAfterRequeue(t *testing.T) {
+	for _, how := range []string{"nack", "reject", "close"} {
+		t.Run(how, func(t *testing.T) {
+			b, ch := dlStartAMQP(t)
+			dlDeclare(t, ch, "dlq", nil)
+			dlDeclare(t, ch, "q", amqp091.Table{"x-max-length": int32(2),
+				"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "dlq"})
+			dlPublish(t, ch, "", "q", dlAmqp91Pub("m1"))
+			dlPublish(t, ch, "", "q", dlAmqp91Pub("m2"))
+			taker := sluicetest.Channel(t, b.Dial(t))
+			d := dlWaitGet(t, taker, "q")
+			dlPublish(t, ch, "", "q", dlAmqp91Pub("m3"))
+			if n := depthOf(t, ch, "q"); n != 2 {
+				t.Fatalf("%d ready before the requeue, want 2", n)
+			}
+			switch how {
+			case "nack":
+				_ = d.Nack(false, true)
+			case "reject":
+				_ = d.Reject(true)
+			case "close":
+				_ = taker.Close()
+			}
+			dl := dlWaitGet(t, ch, "dlq")
+			if deaths := dlDeaths(t, dl); string(dl.Body) != "m1" || !reflect.DeepEqual(deaths,
+				[]amqp091.Table{dlDeath(1, "maxlen", "q", "", "q")}) {
+				t.Fatalf("dead letter %q %v, want m1 with reason maxlen", dl.Body, deaths)
+			}
+			var left []string
+			for {
+				m, ok, err := ch.Get("q", true)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !ok {
+					break
+				}
+				left = append(left, string(m.Body))
+			}
+			if want := []string{"m2", "m3"}; !reflect.DeepEqual(left, want) {
+				t.Fatalf("left %v, want %v", left, want)
+			}
+		})
+	}
+}
+
+func depthOf(t *testing.T, ch *amqp091.Channel, queue string) int {
+	t.Helper()
+	q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q.Messages
+}
+

@@ -286,6 +286,11 @@ func (q *queue) settle(ds []settled, how settleKind) {
 			q.discardLocked(&b, e, reasonRejected)
 		}
 	}
+	if how == settleRequeue {
+		// As RabbitMQ: drop-head applies to requeued messages too, before
+		// they are delivered again.
+		q.enforceLimitsLocked()
+	}
 	q.dispatchLocked()
 	q.advanceFloorLocked(&b)
 	q.applyLocked(&b)
