@@ -5,6 +5,7 @@ package broker_test
 // behaves, through amqp091-go against a whole broker.
 
 import (
+	"context"
 	"reflect"
 	"testing"
 	"time"
@@ -279,3 +280,36 @@ func depthOf(t *testing.T, ch *amqp091.Channel, queue string) int {
 	return q.Messages
 }
 
+// Behaviour 9: "Everything a channel published before it sends
+// basic.cancel has reached its queues before the cancel takes effect, so
+// those messages go to the consumers that were there when they were
+// published (consumer priorities respected)."
+func TestCancelAfterPublishOrdering(t *testing.T) {
+	b := sluicetest.Start(t, sluicetest.WithDataDir(t.TempDir()))
+	ch := sluicetest.Channel(t, b.Dial(t))
+	other := sluicetest.Channel(t, b.Dial(t))
+	dlDeclare(t, ch, "q", nil)
+	high, err := ch.Consume("q", "high", false, false, false, false, amqp091.Table{"x-priority": int32(10)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	low := consumeOne(t, other, "q", false, nil)
+	const n = 200
+	for range n {
+		if err := ch.PublishWithContext(context.Background(), "", "q", false, false,
+			amqp091.Publishing{Body: []byte("m"), DeliveryMode: amqp091.Persistent}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ch.Cancel("high", false); err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	for range high {
+		got++
+	}
+	if got != n {
+		t.Fatalf("the high-priority consumer got %d of the %d published before its cancel", got, n)
+	}
+	none(t, low, 100*time.Millisecond, "low-priority consumer")
+}
