@@ -83,7 +83,8 @@
 //     every exchange's bindings and routing indexes, and each queue's list
 //     of bindings that point at it. Routing holds it for reading.
 //   - queue.mu guards the queue's message index (ready and unacked), its
-//     consumers, round-robin cursor, ack floor and deleted flag. Store
+//     consumers, round-robin cursor, ack floor, deleted flag and the due
+//     time its expiry wake-up is armed for (expiry.go). Store
 //     writes of deliveries, acks and floors are queued to the write-behind
 //     under it, so they are ordered per queue; purges are applied under it,
 //     synced. queue.nextSeq is owned by the commit loop alone.
