@@ -8,6 +8,10 @@
 #   - Go: the module cache for the repository's modules and for the amqp091-go
 #     integration suite that test/compat runs, so that tier resolves offline.
 #
+#   - Tools taken out of Debian packages without installing them (no services
+#     started, no dependencies pulled): promtool and prometheus from Debian's
+#     `prometheus`, into .cache/tools/bin, for the metrics tests.
+#
 # Idempotent and fast when everything is in place. RabbitMQ itself is not a test
 # dependency: scripts/rabbitmq-local.sh install brings it for comparisons and benchmarks.
 set -euo pipefail
@@ -75,7 +79,33 @@ install_go() {
 	(cd "$dir" && GOWORK=off GOFLAGS=-mod=mod "$GO" mod download)
 }
 
+# deb_tool PACKAGE FILE...: puts FILEs (paths inside the package) of a Debian
+# package into .cache/tools/bin, unpacking the package without installing it.
+TOOLS="$ROOT/.cache/tools/bin"
+deb_tool() {
+	local pkg="$1" f missing=()
+	shift
+	for f in "$@"; do
+		[ -x "$TOOLS/$(basename "$f")" ] || missing+=("$f")
+	done
+	if [ "${#missing[@]}" -eq 0 ]; then
+		log "tools from $pkg present in .cache/tools/bin"
+		return
+	fi
+	local tmp
+	tmp="$(mktemp -d)"
+	log "apt-get download $pkg (unpacked for ${missing[*]})"
+	(cd "$tmp" && { apt-get download -qq "$pkg" 2>/dev/null || { apt-get update -qq && apt-get download -qq "$pkg"; }; })
+	dpkg-deb -x "$tmp"/"$pkg"_*.deb "$tmp/root"
+	mkdir -p "$TOOLS"
+	for f in "${missing[@]}"; do
+		install -m 0755 "$tmp/root/$f" "$TOOLS/$(basename "$f")"
+	done
+	rm -rf "$tmp"
+}
+
 install_debs
 install_npm
 install_go
+deb_tool prometheus usr/bin/promtool usr/bin/prometheus
 log "done"

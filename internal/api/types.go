@@ -50,6 +50,9 @@ type Overview struct {
 	MessageStats      MessageStats   `json:"message_stats"`
 	Listeners         []Listener     `json:"listeners"`
 	Memory            map[string]any `json:"memory,omitempty"`
+	// Alarms are the resource alarms in effect (Sluice's; RabbitMQ shows
+	// them on the node).
+	Alarms []Alarm `json:"alarms"`
 }
 
 // QueueTotals sums the queues' depths.

@@ -54,6 +54,15 @@ type Config struct {
 	// SampleInterval is how often the message counters are sampled for
 	// the rates in message_stats (0: only once, at New; no rates).
 	SampleInterval time.Duration
+	// Node reports memory, disk and alarms (nil: unknown, reported as
+	// zero and no alarm).
+	Node func() NodeStatus
+	// Listeners reports the broker's protocol listeners (nil: only the
+	// HTTP listener at Addr).
+	Listeners func() []api.Listener
+	// NodeName names this broker in the overview, /api/nodes and the
+	// metrics' rabbitmq_node label.
+	NodeName string
 }
 
 // DefaultConfig returns the configuration `sluice serve` starts with.
@@ -64,6 +73,7 @@ func DefaultConfig() Config {
 		Now:          time.Now,
 		MaxBodyBytes: 64 << 20,
 		ClusterName:  "sluice",
+		NodeName:     "sluice@localhost",
 		Version:      "dev",
 		RedriveChunk: 100,
 		KeepTasks:    100,
@@ -109,6 +119,8 @@ type Server struct {
 	tasks *taskManager
 	rates *sampler // stats.go
 	http  *http.Server
+	// started is when New ran, for the node's uptime.
+	started time.Time
 
 	closeOnce sync.Once
 }
@@ -130,7 +142,7 @@ func New(cfg Config, b *broker.Broker, conns Connections) (*Server, error) {
 	if err := b.SeedPermissions(); err != nil {
 		return nil, fmt.Errorf("httpapi: %w", err)
 	}
-	s := &Server{cfg: cfg, b: b, conns: conns, log: cfg.Logger, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, b: b, conns: conns, log: cfg.Logger, mux: http.NewServeMux(), started: cfg.Now()}
 	s.tasks = newTaskManager(s)
 	s.rates = newSampler(b, conns, cfg.Now, cfg.SampleInterval)
 	s.rates.start()
@@ -179,7 +191,8 @@ func (s *Server) route(pattern string, need access, h func(w http.ResponseWriter
 }
 
 func (s *Server) routes() {
-	s.mux.Handle("GET /metrics", s.metricsHandler())
+	s.mux.Handle("GET /metrics", s.metricsHandler(false))
+	s.mux.Handle("GET /metrics/per-object", s.metricsHandler(true))
 	s.route("GET /api/overview", needMonitoringOrManagement, s.overview)
 	s.route("GET /api/whoami", needAny, s.whoami)
 	s.route("GET /api/vhosts", needMonitoringOrManagement, s.vhosts)
@@ -235,6 +248,7 @@ func (s *Server) routes() {
 	s.route("PUT /api/permissions/{vhost}/{user}", needAdministrator, s.putPermission)
 	s.route("DELETE /api/permissions/{vhost}/{user}", needAdministrator, s.deletePermission)
 	s.routeSchemas() // schemas.go
+	s.routeHealth()  // health.go
 
 }
 
