@@ -72,3 +72,21 @@ func TestExpiryTimerRearmsForEarlierHead(t *testing.T) {
 		}
 	})
 }
+
+// The publish path asks the expirer for a wake-up only when the head
+// changes to an earlier due time: a backlog under one TTL holds one.
+func TestExpiryOneWakePerQueue(t *testing.T) {
+	b := openBroker(t, nil)
+	c := newClient(t, b)
+	c.declareQueue("q", false, message.Table{"x-message-ttl": int32(60_000)})
+	for range 1000 {
+		c.publish("", "q", "m", false)
+	}
+	x := b.env.expiry
+	x.mu.Lock()
+	n := len(x.items)
+	x.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("%d wake-ups pending for one queue of 1000 messages, want 1", n)
+	}
+}
