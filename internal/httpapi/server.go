@@ -237,6 +237,7 @@ func (s *Server) routes() {
 	s.route("DELETE /api/permissions/{vhost}/{user}", needAdministrator, s.deletePermission)
 	s.routeSchemas()  // schemas.go
 	s.routeBindings() // bindings.go
+	s.routePolicies() // policies.go
 
 }
 
