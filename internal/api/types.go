@@ -175,7 +175,7 @@ type Queue struct {
 // Policy is GET /api/policies/{vhost}/{name} (and an operator policy),
 // RabbitMQ's fields.
 type Policy struct {
-	VHost      string         `json:"vhost"`
+	VHost      string         `json:"vhost,omitempty"`
 	Name       string         `json:"name"`
 	Pattern    string         `json:"pattern"`
 	ApplyTo    string         `json:"apply-to"`

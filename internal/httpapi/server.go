@@ -235,9 +235,10 @@ func (s *Server) routes() {
 	s.route("GET /api/permissions/{vhost}/{user}", needAdministrator, s.getPermission)
 	s.route("PUT /api/permissions/{vhost}/{user}", needAdministrator, s.putPermission)
 	s.route("DELETE /api/permissions/{vhost}/{user}", needAdministrator, s.deletePermission)
-	s.routeSchemas()  // schemas.go
-	s.routeBindings() // bindings.go
-	s.routePolicies() // policies.go
+	s.routeSchemas()     // schemas.go
+	s.routeBindings()    // bindings.go
+	s.routePolicies()    // policies.go
+	s.routeDefinitions() // definitions.go
 
 }
 
