@@ -13,13 +13,16 @@ import (
 )
 
 func (s *Server) routePolicies() {
-	for _, base := range []string{"/api/policies", "/api/operator-policies"} {
-		s.route("GET "+base, needMonitoringOrManagement, s.listPolicies)
-		s.route("GET "+base+"/{vhost}", needMonitoringOrManagement, s.listPolicies)
-		s.route("GET "+base+"/{vhost}/{name}", needMonitoringOrManagement, s.getPolicy)
-		s.route("PUT "+base+"/{vhost}/{name}", needPolicymaker, s.putPolicy)
-		s.route("DELETE "+base+"/{vhost}/{name}", needPolicymaker, s.deletePolicy)
-	}
+	s.route("GET /api/policies", needMonitoringOrManagement, s.listPolicies)
+	s.route("GET /api/policies/{vhost}", needMonitoringOrManagement, s.listPolicies)
+	s.route("GET /api/policies/{vhost}/{name}", needMonitoringOrManagement, s.getPolicy)
+	s.route("PUT /api/policies/{vhost}/{name}", needPolicymaker, s.putPolicy)
+	s.route("DELETE /api/policies/{vhost}/{name}", needPolicymaker, s.deletePolicy)
+	s.route("GET /api/operator-policies", needMonitoringOrManagement, s.listPolicies)
+	s.route("GET /api/operator-policies/{vhost}", needMonitoringOrManagement, s.listPolicies)
+	s.route("GET /api/operator-policies/{vhost}/{name}", needMonitoringOrManagement, s.getPolicy)
+	s.route("PUT /api/operator-policies/{vhost}/{name}", needPolicymaker, s.putPolicy)
+	s.route("DELETE /api/operator-policies/{vhost}/{name}", needPolicymaker, s.deletePolicy)
 }
 
 // needPolicymaker: as RabbitMQ, administrators and policymakers (with
