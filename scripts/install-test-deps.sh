@@ -5,6 +5,9 @@
 #     Debian only when no node is on PATH). Nothing is fetched when all are installed.
 #   - npm: amqplib for test/crosslang, pinned by its package-lock.json (`npm ci`),
 #     skipped when node_modules already matches the lock.
+#   - rabbitmqadmin 3.10.8 for the HTTP API's integration tier: Debian's rabbitmq-server
+#     package is downloaded (not installed) and the script taken from its management
+#     plugin (priv/www/cli) into $SLUICE_TEST_CACHE (default ~/.cache/sluice-test).
 #   - Go: the module cache for the repository's modules and for the amqp091-go
 #     integration suite that test/compat runs, so that tier resolves offline.
 #
@@ -75,7 +78,36 @@ install_go() {
 	(cd "$dir" && GOWORK=off GOFLAGS=-mod=mod "$GO" mod download)
 }
 
+# The cache the tests read rabbitmqadmin from (keep in step with
+# internal/httpapi/rabbitmqadmin_integration_test.go).
+CACHE="${SLUICE_TEST_CACHE:-${HOME:-/root}/.cache/sluice-test}"
+
+install_rabbitmqadmin() {
+	local dst="$CACHE/rabbitmqadmin" tmp deb script
+	if [ -x "$dst" ]; then
+		log "rabbitmqadmin present in $CACHE"
+		return
+	fi
+	tmp="$(mktemp -d)"
+	log "apt-get download rabbitmq-server (for rabbitmqadmin)"
+	(cd "$tmp" && apt-get download -qq rabbitmq-server >/dev/null 2>&1) || {
+		apt-get update -qq && (cd "$tmp" && apt-get download -qq rabbitmq-server >/dev/null)
+	}
+	deb="$(ls "$tmp"/rabbitmq-server_*.deb)"
+	dpkg-deb -x "$deb" "$tmp/x"
+	script="$(find "$tmp/x" -path '*rabbitmq_management-*/priv/www/cli/rabbitmqadmin' | head -n1)"
+	if [ -z "$script" ]; then
+		log "no rabbitmqadmin in $deb"
+		exit 1
+	fi
+	mkdir -p "$CACHE"
+	install -m 0755 "$script" "$dst"
+	rm -rf "$tmp"
+	log "rabbitmqadmin in $dst"
+}
+
 install_debs
+install_rabbitmqadmin
 install_npm
 install_go
 log "done"
