@@ -1,6 +1,9 @@
 package api
 
-import "encoding/json"
+import (
+	"context"
+	"encoding/json"
+)
 
 // Definitions is GET|POST /api/definitions: RabbitMQ 3.10's definitions
 // file, with Sluice's schemas beside RabbitMQ's keys. Per vhost
@@ -85,4 +88,56 @@ type DefSchema struct {
 	VHost  string          `json:"vhost,omitempty"`
 	Name   string          `json:"name"`
 	Schema json.RawMessage `json:"schema"`
+}
+
+// Policies lists the policies of vhost ("" for all); operator: the
+// operator policies.
+func (c *Client) Policies(ctx context.Context, vhost string, operator bool) ([]Policy, error) {
+	var out []Policy
+	p := policyPath(operator, vhost)
+	return out, c.Do(ctx, "GET", p, nil, nil, &out)
+}
+
+// PutPolicy sets a policy (operator: an operator policy).
+func (c *Client) PutPolicy(ctx context.Context, vhost, name string, operator bool, p PolicyPut) error {
+	return c.Do(ctx, "PUT", policyPath(operator, vhost, name), nil, p, nil)
+}
+
+// DeletePolicy deletes a policy (operator: an operator policy).
+func (c *Client) DeletePolicy(ctx context.Context, vhost, name string, operator bool) error {
+	return c.Do(ctx, "DELETE", policyPath(operator, vhost, name), nil, nil, nil)
+}
+
+func policyPath(operator bool, segs ...string) string {
+	base := "policies"
+	if operator {
+		base = "operator-policies"
+	}
+	var keep []string
+	for _, s := range segs {
+		if s != "" {
+			keep = append(keep, s)
+		}
+	}
+	return Path(append([]string{base}, keep...)...)
+}
+
+// ExportDefinitions returns the definitions file of vhost ("" for the
+// whole broker) as the server wrote it.
+func (c *Client) ExportDefinitions(ctx context.Context, vhost string) (json.RawMessage, error) {
+	var out json.RawMessage
+	p := Path("definitions")
+	if vhost != "" {
+		p = Path("definitions", vhost)
+	}
+	return out, c.Do(ctx, "GET", p, nil, nil, &out)
+}
+
+// ImportDefinitions posts a definitions file (into vhost, when not "").
+func (c *Client) ImportDefinitions(ctx context.Context, vhost string, file json.RawMessage) error {
+	p := Path("definitions")
+	if vhost != "" {
+		p = Path("definitions", vhost)
+	}
+	return c.Do(ctx, "POST", p, nil, file, nil)
 }
