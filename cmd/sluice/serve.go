@@ -298,6 +298,7 @@ func runBroker(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	if cfg.HTTP != "" {
 		hcfg := httpapi.DefaultConfig()
 		hcfg.Addr, hcfg.Logger, hcfg.DataDir, hcfg.Version = cfg.HTTP, log, cfg.Data, version
+		hcfg.Resources = monitor
 		hs, err := httpapi.New(hcfg, b, srv)
 		if err != nil {
 			return err

@@ -55,6 +55,9 @@ type Config struct {
 	// SampleInterval is how often the message counters are sampled for
 	// the rates in message_stats (0: only once, at New; no rates).
 	SampleInterval time.Duration
+	// Resources is the resource monitor, for /api/nodes, the alarm health
+	// checks and the overview's alarms (nil: no alarms, no readings).
+	Resources Resources // health.go
 }
 
 // DefaultConfig returns the configuration `sluice serve` starts with.
@@ -111,6 +114,7 @@ type Server struct {
 	rates *sampler // stats.go
 	http  *http.Server
 
+	started   time.Time // for /api/nodes' uptime
 	closeOnce sync.Once
 }
 
@@ -131,7 +135,7 @@ func New(cfg Config, b *broker.Broker, conns Connections) (*Server, error) {
 	if err := b.SeedPermissions(); err != nil {
 		return nil, fmt.Errorf("httpapi: %w", err)
 	}
-	s := &Server{cfg: cfg, b: b, conns: conns, log: cfg.Logger, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, b: b, conns: conns, log: cfg.Logger, mux: http.NewServeMux(), started: cfg.Now()}
 	s.tasks = newTaskManager(s)
 	s.rates = newSampler(b, conns, cfg.Now, cfg.SampleInterval)
 	s.rates.start()
@@ -239,6 +243,7 @@ func (s *Server) routes() {
 	s.routeBindings()    // bindings.go
 	s.routePolicies()    // policies.go
 	s.routeDefinitions() // definitions.go
+	s.routeHealth()      // health.go
 
 }
 

@@ -39,6 +39,7 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request, u *user) {
 		o.ObjectTotals.Channels += len(c.ChannelInfos())
 	}
 	o.MessageStats = s.rates.overviewStats()
+	o.Alarms = s.alarms() // health.go
 	if host, port, err := net.SplitHostPort(s.cfg.Addr); err == nil {
 		p, _ := strconv.Atoi(port)
 		o.Listeners = append(o.Listeners, api.Listener{Protocol: "http", IPAddress: host, Port: p})

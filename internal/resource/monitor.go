@@ -93,8 +93,34 @@ type Monitor struct {
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 
-	mu    sync.Mutex
-	state Alarm
+	mu       sync.Mutex
+	state    Alarm
+	diskFree uint64 // the last readings (0: not read yet)
+	memUsed  uint64
+}
+
+// Status is the monitor's alarm state with the readings behind it, for
+// /api/nodes and the health checks.
+type Status struct {
+	Alarm
+	MemUsed, MemLimit       uint64 // bytes; MemLimit 0: no memory alarm
+	DiskFree, DiskFreeLimit uint64 // bytes; DiskFreeLimit 0: no disk alarm
+}
+
+// Status returns the alarm state and the last readings; a reading the
+// monitor does not take (its limit is 0) is taken now.
+func (m *Monitor) Status() Status {
+	m.mu.Lock()
+	st := Status{Alarm: m.state, MemUsed: m.memUsed, MemLimit: m.cfg.MemoryLimit,
+		DiskFree: m.diskFree, DiskFreeLimit: m.cfg.DiskFreeLimit}
+	m.mu.Unlock()
+	if st.MemLimit == 0 || st.MemUsed == 0 {
+		st.MemUsed, _ = m.cfg.MemoryUsed()
+	}
+	if st.DiskFreeLimit == 0 || st.DiskFree == 0 {
+		st.DiskFree, _ = m.cfg.DiskFree(m.cfg.DataDir)
+	}
+	return st
 }
 
 // New returns a stopped Monitor. onChange is called from the monitor's
@@ -150,6 +176,9 @@ func (m *Monitor) Check() {
 			m.cfg.Logger.Warn("read free disk space", "dir", m.cfg.DataDir, "err", err)
 		} else {
 			next.Disk = free < m.cfg.DiskFreeLimit
+			m.mu.Lock()
+			m.diskFree = free
+			m.mu.Unlock()
 			m.logEdge("disk", m.State().Disk, next.Disk, free, m.cfg.DiskFreeLimit)
 		}
 	}
@@ -158,6 +187,9 @@ func (m *Monitor) Check() {
 			m.cfg.Logger.Warn("read memory use", "err", err)
 		} else {
 			next.Memory = used > m.cfg.MemoryLimit
+			m.mu.Lock()
+			m.memUsed = used
+			m.mu.Unlock()
 			m.logEdge("memory", m.State().Memory, next.Memory, used, m.cfg.MemoryLimit)
 		}
 	}
