@@ -33,6 +33,7 @@ type env struct {
 	newQueueID func(durable bool) (store.QueueID, error)
 	reply      *replyRegistry
 	schemas    *schemaRegistry // schema.go
+	policies   *policyRegistry // policy.go
 	// dead and delays are set by Open before the goroutines start.
 	dead          *deadLetterer
 	delays        *scheduler
@@ -88,6 +89,9 @@ func Open(cfg Config, st store.Store) (*Broker, error) {
 	}
 	b.env.newQueueID = b.allocQueueID
 	if err := b.openSchemas(); err != nil {
+		return nil, err
+	}
+	if err := b.openPolicies(); err != nil { // policy.go
 		return nil, err
 	}
 	users, err := openUsers(st, cfg)

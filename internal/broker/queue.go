@@ -17,10 +17,12 @@ type queue struct {
 	name string
 
 	durable, exclusive, autoDelete bool
-	declaredDurable                bool        // as declared (exclusive queues are never stored)
-	owner                          *Connection // exclusive queues only
-	args                           message.Table
-	opts                           QueueOptions
+	declaredDurable                bool          // as declared (exclusive queues are never stored)
+	owner                          *Connection   // exclusive queues only
+	args                           message.Table // as declared
+	// optsP are the effective options: the declared arguments merged with
+	// the matching policies (policy.go); a policy change swaps them.
+	optsP atomic.Pointer[QueueOptions]
 
 	// nextSeq is the seq the next published message gets. Only the commit
 	// loop touches it (recovery sets it before the loop starts).
@@ -131,7 +133,7 @@ func (q *queue) dispatchFromLocked(fresh uint64) {
 // with credit, the highest priority, round robin among equals.
 func (q *queue) pickConsumerLocked() *consumer {
 	n := len(q.consumers)
-	if q.opts.SingleActiveConsumer {
+	if q.opts().SingleActiveConsumer {
 		// The oldest consumer is the active one; the others wait.
 		if n > 0 && q.consumers[0].ch.hasCredit(q.consumers[0]) {
 			return q.consumers[0]
@@ -308,11 +310,11 @@ type settled struct {
 // its place.
 func (q *queue) returnLocked(b *store.Batch, e entry) {
 	e.flags |= entryRedelivered
-	if q.opts.DeliveryLimit >= 0 && int64(e.deliveries) > q.opts.DeliveryLimit {
+	if q.opts().DeliveryLimit >= 0 && int64(e.deliveries) > q.opts().DeliveryLimit {
 		q.discardLocked(b, e, reasonDeliveryLimit)
 		return
 	}
-	if len(q.opts.RetryBackoff) > 0 {
+	if len(q.opts().RetryBackoff) > 0 {
 		q.delayLocked(b, e)
 		return
 	}
