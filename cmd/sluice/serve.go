@@ -35,7 +35,8 @@ Each setting comes from, highest first: the flag, the environment variable,
 the config file, the default. Environment variables:
   SLUICE_DATA, SLUICE_AMQP, SLUICE_HTTP, SLUICE_LOG_LEVEL,
   SLUICE_LOG_FORMAT, SLUICE_DISK_FREE_LIMIT, SLUICE_MEMORY_LIMIT,
-  SLUICE_MAX_MESSAGE_SIZE, SLUICE_PPROF, SLUICE_CONFIG (the config file)
+  SLUICE_MAX_MESSAGE_SIZE, SLUICE_PPROF, SLUICE_LOAD_DEFINITIONS,
+  SLUICE_CONFIG (the config file)
 
 The config file is JSON with any of these keys:
   {
@@ -47,7 +48,8 @@ The config file is JSON with any of these keys:
     "disk_free_limit": "1GiB",
     "memory_limit": "40%%",
     "max_message_size": "128MiB",
-    "pprof": ""
+    "pprof": "",
+    "load_definitions": ""
   }
 `
 
@@ -67,6 +69,9 @@ type serveConfig struct {
 	// Pprof is where Go's profiling endpoints (/debug/pprof/) are served;
 	// empty (the default) serves none.
 	Pprof string `json:"pprof"`
+	// LoadDefinitions is a definitions file (RabbitMQ's format) imported
+	// at boot, before the listeners open; empty imports nothing.
+	LoadDefinitions string `json:"load_definitions"`
 }
 
 func defaultServeConfig() serveConfig {
@@ -99,6 +104,7 @@ func (c *serveConfig) settings() []struct {
 		{"disk-free-limit", "SLUICE_DISK_FREE_LIMIT", "block publishers while the data directory's disk has less free space (e.g. 1GiB; 0 turns it off)", &c.DiskFreeLimit},
 		{"max-message-size", "SLUICE_MAX_MESSAGE_SIZE", "largest message body a publisher may send (e.g. 128MiB, RabbitMQ's default)", &c.MaxMessageSize},
 		{"memory-limit", "SLUICE_MEMORY_LIMIT", "block publishers while the broker uses more memory (e.g. 2GiB, or 40% of the machine; 0 turns it off)", &c.MemoryLimit},
+		{"load-definitions", "SLUICE_LOAD_DEFINITIONS", "import this definitions file (RabbitMQ's or Sluice's export) at boot", &c.LoadDefinitions},
 		{"pprof", "SLUICE_PPROF", "serve Go's profiling endpoints /debug/pprof/ on this address (empty: off; keep it on localhost)", &c.Pprof},
 	}
 }
@@ -251,6 +257,11 @@ func runBroker(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		log.Info("sluice stopped")
 	}()
 	closers = append(closers, b.Close)
+	if cfg.LoadDefinitions != "" {
+		if err := loadDefinitions(cfg.LoadDefinitions, b, log); err != nil { // definitions.go
+			return err
+		}
+	}
 
 	scfg := amqpserver.DefaultConfig()
 	scfg.Logger = log

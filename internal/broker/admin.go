@@ -47,6 +47,10 @@ type QueueInfo struct {
 	Oldest uint64
 	// Stats are the queue's message counters (stats.go).
 	Stats MessageStats
+	// Policy and OperatorPolicy name the policies that apply, Effective
+	// their merged definition (policy.go).
+	Policy, OperatorPolicy string
+	EffectivePolicy        map[string]any
 }
 
 // Messages is ready + unacked + delayed.
@@ -192,6 +196,9 @@ func (b *Broker) lookupQueue(vhostName, name string) (*queue, error) {
 func (q *queue) info() QueueInfo {
 	qi := QueueInfo{VHost: q.vh.name, Name: q.name, Durable: q.declaredDurable, AutoDelete: q.autoDelete,
 		Exclusive: q.exclusive, Args: q.args, Stats: q.stats.snapshot()}
+	if o := q.opts(); o.Policy != "" || o.OperatorPolicy != "" {
+		qi.Policy, qi.OperatorPolicy, qi.EffectivePolicy = o.Policy, o.OperatorPolicy, o.PolicyDefinition
+	}
 	if q.owner != nil {
 		qi.Owner = q.owner.info.Name
 	}

@@ -102,7 +102,8 @@ func (vh *vhost) createQueueLocked(conn *Connection, d QueueDecl, opts QueueOpti
 	}
 	q := newQueue(vh, id, d.Name)
 	q.durable, q.declaredDurable, q.exclusive, q.autoDelete = durable, d.Durable, d.Exclusive, d.AutoDelete
-	q.args, q.opts = d.Args, opts
+	q.args = d.Args
+	q.setOpts(vh.env.policies.effectiveOptions(vh.name, q.name, q.args, opts)) // policy.go
 	if durable {
 		v, err := encodeQueueDef(queueDef{VHost: vh.name, Name: q.name, ID: id, AutoDelete: q.autoDelete, Args: q.args})
 		if err != nil {

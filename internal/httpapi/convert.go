@@ -307,6 +307,7 @@ func (s *Server) apiQueue(q broker.QueueInfo) api.Queue {
 	if q.Owner != "" {
 		out.OwnerPIDDetails = &api.Owner{Name: q.Owner}
 	}
+	out.Policy, out.OperatorPolicy, out.EffectivePolicyDefinition = policyFields(q) // policies.go
 	return out
 }
 

@@ -15,6 +15,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -254,6 +255,9 @@ func (s *Server) routes() {
 	s.route("PUT /api/permissions/{vhost}/{user}", needAdministrator, s.putPermission)
 	s.route("DELETE /api/permissions/{vhost}/{user}", needAdministrator, s.deletePermission)
 	s.routeSchemas()     // schemas.go
+	s.routeBindings()    // bindings.go
+	s.routePolicies()    // policies.go
+	s.routeDefinitions() // definitions.go
 	s.routeHealth()      // health.go
 	s.routeConsole()     // session.go
 	s.routeDeadLetters() // deadletters.go
@@ -375,9 +379,17 @@ func writeBrokerError(w http.ResponseWriter, err error) {
 // decodeBody reads a JSON body into v; a malformed body is answered 400
 // with where it went wrong, and decodeBody returns false.
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(r.Body)
-	dec.UseNumber()
-	err := dec.Decode(v)
+	raw, err := io.ReadAll(r.Body)
+	if err == nil {
+		raw, err = lenientBody(raw) // lenient.go
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+			return false
+		}
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber()
+		err = dec.Decode(v)
+	}
 	if err == nil {
 		return true
 	}

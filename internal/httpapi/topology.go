@@ -68,7 +68,7 @@ func (s *Server) vhosts(w http.ResponseWriter, r *http.Request, u *user) {
 			out = append(out, s.vhostInfo(n))
 		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeListing(w, r, out)
 }
 
 func (s *Server) vhost(w http.ResponseWriter, r *http.Request, u *user) {
@@ -119,7 +119,7 @@ func (s *Server) listQueues(w http.ResponseWriter, r *http.Request, u *user) {
 			out = append(out, s.apiQueue(q))
 		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeListing(w, r, out)
 }
 
 func (s *Server) getQueue(w http.ResponseWriter, r *http.Request, u *user) {
@@ -212,7 +212,7 @@ func (s *Server) listExchanges(w http.ResponseWriter, r *http.Request, u *user) 
 			out = append(out, s.apiExchange(x))
 		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeListing(w, r, out)
 }
 
 // exchangeName maps RabbitMQ's name of the default exchange in URLs.
@@ -315,7 +315,7 @@ func (s *Server) listBindings(w http.ResponseWriter, r *http.Request, u *user) {
 		writeBrokerError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeListing(w, r, out)
 }
 
 func (s *Server) queueBindings(w http.ResponseWriter, r *http.Request, u *user) {
@@ -335,7 +335,7 @@ func (s *Server) queueBindings(w http.ResponseWriter, r *http.Request, u *user) 
 		writeBrokerError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeListing(w, r, out)
 }
 
 func (s *Server) listQueueBindings(w http.ResponseWriter, r *http.Request, u *user) {
@@ -343,23 +343,24 @@ func (s *Server) listQueueBindings(w http.ResponseWriter, r *http.Request, u *us
 	if !ok {
 		return
 	}
-	x, q := exchangeName(r, "exchange"), pathValue(r, "queue")
+	x := exchangeName(r, "exchange")
+	q, kind := bindingDest(r)
 	if _, err := s.b.Exchange(vh, x); err != nil {
 		writeBrokerError(w, err)
 		return
 	}
-	if _, err := s.b.Queue(vh, q); err != nil {
+	if err := s.destExists(vh, q, kind); err != nil {
 		writeBrokerError(w, err)
 		return
 	}
 	out, err := s.bindings(vh, u, func(b broker.BindingInfo) bool {
-		return b.Source == x && b.DestinationType == "queue" && b.Destination == q
+		return b.Source == x && b.DestinationType == kind && b.Destination == q
 	})
 	if err != nil {
 		writeBrokerError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeListing(w, r, out)
 }
 
 func (s *Server) bindQueue(w http.ResponseWriter, r *http.Request, u *user) {
@@ -367,7 +368,8 @@ func (s *Server) bindQueue(w http.ResponseWriter, r *http.Request, u *user) {
 	if !ok {
 		return
 	}
-	x, q := exchangeName(r, "exchange"), pathValue(r, "queue")
+	x := exchangeName(r, "exchange")
+	q, kind := bindingDest(r)
 	var d api.BindingCreate
 	if !decodeBody(w, r, &d) {
 		return
@@ -381,18 +383,22 @@ func (s *Server) bindQueue(w http.ResponseWriter, r *http.Request, u *user) {
 		writeBrokerError(w, err)
 		return
 	}
-	if _, err := s.b.Queue(vh, q); err != nil {
+	if err := s.destExists(vh, q, kind); err != nil {
 		writeBrokerError(w, err)
 		return
 	}
-	for _, c := range []error{u.check(vh, permWrite, "queue", q), u.check(vh, permRead, "exchange", x)} {
+	for _, c := range []error{u.check(vh, permWrite, kind, q), u.check(vh, permRead, "exchange", x)} {
 		if c != nil {
 			writeBrokerError(w, c)
 			return
 		}
 	}
 	err = s.session(vh, u, func(ch *broker.Channel) error {
-		return ch.BindQueue(broker.Binding{Source: x, Destination: q, Key: d.RoutingKey, Args: args})
+		bnd := broker.Binding{Source: x, Destination: q, Key: d.RoutingKey, Args: args}
+		if kind == "exchange" {
+			return ch.BindExchange(bnd)
+		}
+		return ch.BindQueue(bnd)
 	})
 	if err != nil {
 		writeBrokerError(w, err)
@@ -407,7 +413,8 @@ func (s *Server) unbindQueue(w http.ResponseWriter, r *http.Request, u *user) {
 	if !ok {
 		return
 	}
-	x, q, props := exchangeName(r, "exchange"), pathValue(r, "queue"), pathValue(r, "props")
+	x, props := exchangeName(r, "exchange"), pathValue(r, "props")
+	q, kind := bindingDest(r)
 	bs, err := s.b.Bindings(vh)
 	if err != nil {
 		writeBrokerError(w, err)
@@ -415,22 +422,26 @@ func (s *Server) unbindQueue(w http.ResponseWriter, r *http.Request, u *user) {
 	}
 	var found *broker.BindingInfo
 	for i, b := range bs {
-		if b.Source == x && b.Source != "" && b.DestinationType == "queue" && b.Destination == q &&
+		if b.Source == x && b.Source != "" && b.DestinationType == kind && b.Destination == q &&
 			propertiesKey(b.RoutingKey, b.Args) == props {
 			found = &bs[i]
 			break
 		}
 	}
 	if found == nil {
-		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no binding '%s' from exchange '%s' to queue '%s' in vhost '%s'", props, x, q, vh))
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no binding '%s' from exchange '%s' to %s '%s' in vhost '%s'", props, x, kind, q, vh))
 		return
 	}
-	if err := u.check(vh, permWrite, "queue", q); err != nil {
+	if err := u.check(vh, permWrite, kind, q); err != nil {
 		writeBrokerError(w, err)
 		return
 	}
 	err = s.session(vh, u, func(ch *broker.Channel) error {
-		return ch.UnbindQueue(broker.Binding{Source: x, Destination: q, Key: found.RoutingKey, Args: found.Args})
+		bnd := broker.Binding{Source: x, Destination: q, Key: found.RoutingKey, Args: found.Args}
+		if kind == "exchange" {
+			return ch.UnbindExchange(bnd)
+		}
+		return ch.UnbindQueue(bnd)
 	})
 	if err != nil {
 		writeBrokerError(w, err)
@@ -494,7 +505,7 @@ func (s *Server) listConnections(w http.ResponseWriter, r *http.Request, u *user
 	for _, c := range s.connections(u) {
 		out = append(out, s.apiConnection(c))
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeListing(w, r, out)
 }
 
 func (s *Server) findConnection(u *user, name string) *broker.Connection {
@@ -552,7 +563,7 @@ func (s *Server) listChannels(w http.ResponseWriter, r *http.Request, u *user) {
 				MessageStats: s.rates.channelStats(info.Name, ch)})
 		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeListing(w, r, out)
 }
 
 func (s *Server) listConsumers(w http.ResponseWriter, r *http.Request, u *user) {
@@ -576,7 +587,7 @@ func (s *Server) listConsumers(w http.ResponseWriter, r *http.Request, u *user) 
 			AckRequired: !c.NoAck, Exclusive: c.Exclusive, PrefetchCount: c.Prefetch, Arguments: map[string]any{},
 			Priority: c.Priority})
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeListing(w, r, out)
 }
 
 // answerDeclare writes the outcome of a PUT that declares a resource: the
