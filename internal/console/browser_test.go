@@ -88,7 +88,7 @@ func browser(t *testing.T) context.Context {
 		chromedp.Flag("disable-dev-shm-usage", true), chromedp.WindowSize(1280, 900))
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelB := chromedp.NewContext(actx)
-	ctx, cancelT := context.WithTimeout(ctx, 150*time.Second)
+	ctx, cancelT := context.WithTimeout(ctx, 240*time.Second)
 	t.Cleanup(func() { cancelT(); cancelB(); cancelA() })
 	chromedp.ListenTarget(ctx, func(ev any) {
 		switch ev := ev.(type) {
@@ -108,7 +108,7 @@ func browser(t *testing.T) context.Context {
 
 func run(t *testing.T, ctx context.Context, what string, actions ...chromedp.Action) {
 	t.Helper()
-	step, cancel := context.WithTimeout(ctx, 20*time.Second)
+	step, cancel := context.WithTimeout(ctx, 40*time.Second)
 	defer cancel()
 	if err := chromedp.Run(step, actions...); err != nil {
 		var body string
@@ -391,7 +391,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.Reload(),
 		waitJS(`document.querySelector('section.task')`),
 		chromedp.Poll(`(() => { const s = document.querySelector('section.task'); return s && s.dataset.state === 'done'; })()`, nil,
-			chromedp.WithPollingInterval(200*time.Millisecond), chromedp.WithPollingTimeout(15*time.Second)))
+			chromedp.WithPollingInterval(200*time.Millisecond), chromedp.WithPollingTimeout(30*time.Second)))
 	var moved, total, value, max string
 	run(t, ctx, "read the bar",
 		chromedp.AttributeValue("section.task", "data-moved", &moved, nil, chromedp.ByQuery),

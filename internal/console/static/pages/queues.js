@@ -45,6 +45,7 @@ export default async function queues(main) {
         sort: st.sort, sort_reverse: String(st.sort_reverse) });
       res = await get('/api/queues?' + p);
     } catch (e) {
+      if (e.status === 400 && st.page > 1) { navigate(url({ page: 1 }), true); return; } // fewer pages now
       replace(body, failure('the queues', e));
       return;
     }
