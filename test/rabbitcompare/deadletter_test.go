@@ -22,13 +22,7 @@ import (
 )
 
 func TestDeadLetterHeadersMatchRabbitMQ(t *testing.T) {
-	if os.Getenv("SLUICE_COMPARE_RABBITMQ") != "1" {
-		t.Skip("set SLUICE_COMPARE_RABBITMQ=1 (and RABBITMQ_URL) to compare with RabbitMQ")
-	}
-	rabbitURL := os.Getenv("RABBITMQ_URL")
-	if rabbitURL == "" {
-		rabbitURL = "amqp://guest:guest@127.0.0.1:5681/"
-	}
+	rabbitURL := rabbitURLOrSkip(t)
 	prefix := fmt.Sprintf("cmp-%d-", time.Now().UnixNano())
 	rabbit := scenarios(t, rabbitURL, prefix)
 	sluice := scenarios(t, sluicetest.Start(t).URL(), prefix)
@@ -41,6 +35,19 @@ func TestDeadLetterHeadersMatchRabbitMQ(t *testing.T) {
 			t.Logf("%s: same: %s", name, show(want))
 		}
 	}
+}
+
+// rabbitURLOrSkip returns the URL of the RabbitMQ to compare with, or
+// skips the test unless SLUICE_COMPARE_RABBITMQ=1.
+func rabbitURLOrSkip(t *testing.T) string {
+	t.Helper()
+	if os.Getenv("SLUICE_COMPARE_RABBITMQ") != "1" {
+		t.Skip("set SLUICE_COMPARE_RABBITMQ=1 (and RABBITMQ_URL) to compare with RabbitMQ")
+	}
+	if u := os.Getenv("RABBITMQ_URL"); u != "" {
+		return u
+	}
+	return "amqp://guest:guest@127.0.0.1:5681/"
 }
 
 // dropLastDeath removes x-last-death-* from got where want lacks them:
@@ -149,6 +156,7 @@ func scenarios(t *testing.T, url, prefix string) map[string]any {
 
 type runner struct {
 	t      *testing.T
+	conn   *amqp.Connection
 	ch     *amqp.Channel
 	p      string
 	queues []string
