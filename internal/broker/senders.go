@@ -8,7 +8,6 @@ package broker
 
 import (
 	"slices"
-	"time"
 
 	"github.com/sluicemq/sluice/internal/message"
 )
@@ -51,7 +50,7 @@ func checkRoutingHeaders(msg *message.Message) error {
 			continue
 		}
 		if _, isArray := v.([]any); !isArray {
-			return errorf(PreconditionFailed, "invalid message: {unacceptable_type_in_header,\"%s\",%s}", name, fieldTypeName(v))
+			return errorf(PreconditionFailed, "invalid message: {unacceptable_type_in_header,\"%s\",%s}", name, typeName(v))
 		}
 	}
 	return nil
@@ -72,45 +71,6 @@ func stripBCC(msg *message.Message) bool {
 	}
 	msg.Properties.Headers = out
 	return true
-}
-
-// fieldTypeName names a field value's AMQP type as RabbitMQ does.
-func fieldTypeName(v any) string {
-	switch v.(type) {
-	case bool:
-		return "bool"
-	case int8:
-		return "byte"
-	case uint8:
-		return "unsignedbyte"
-	case int16:
-		return "short"
-	case uint16:
-		return "unsignedshort"
-	case int32:
-		return "signedint"
-	case uint32:
-		return "unsignedint"
-	case float32:
-		return "float"
-	case message.Decimal:
-		return "decimal"
-	case int64:
-		return "long"
-	case float64:
-		return "double"
-	case time.Time:
-		return "timestamp"
-	case nil:
-		return "void"
-	case string:
-		return "longstr"
-	case []byte:
-		return "binary"
-	case message.Table:
-		return "table"
-	}
-	return "unknown"
 }
 
 // defaultRouteLocked routes through the default exchange with several

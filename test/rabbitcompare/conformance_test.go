@@ -9,7 +9,6 @@ package rabbitcompare
 import (
 	"context"
 	"fmt"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -23,13 +22,7 @@ func TestCornersMatchRabbitMQ(t *testing.T) {
 	prefix := fmt.Sprintf("cmp-%d-", time.Now().UnixNano())
 	rabbit := corners(t, rabbitURL, prefix)
 	sluice := corners(t, sluicetest.Start(t).URL(), prefix)
-	for name, want := range rabbit {
-		if got := sluice[name]; !reflect.DeepEqual(got, want) {
-			t.Errorf("%s differs\nRabbitMQ: %s\nSluice:   %s", name, show(want), show(got))
-		} else {
-			t.Logf("%s: same: %s", name, show(want))
-		}
-	}
+	compareResults(t, rabbit, sluice, nil)
 }
 
 // corners runs each case against url on connections of its own (several
@@ -49,7 +42,6 @@ func corners(t *testing.T, url, prefix string) map[string]any {
 		}
 		r := &runner{t: t, ch: ch, p: prefix + name + "-", conn: conn}
 		out[name] = f(r)
-		t.Logf("%s %s: %s", url, name, show(out[name]))
 		if ch2, err := conn.Channel(); err == nil {
 			r.ch = ch2
 			r.cleanup()
@@ -238,7 +230,6 @@ func corners(t *testing.T, url, prefix string) map[string]any {
 	})
 	for name, f := range frameCases {
 		out[name] = f(t, url)
-		t.Logf("%s %s: %s", url, name, show(out[name]))
 	}
 	return out
 }
