@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -105,5 +106,35 @@ func TestPolicyValidation(t *testing.T) {
 	}
 	if _, err := b.PutPolicy(Policy{VHost: "nope", Name: "p", Pattern: "x", Definition: map[string]any{"expires": int64(5)}}); CodeOf(err) != NotFound {
 		t.Errorf("unknown vhost: %v", err)
+	}
+}
+
+// Policy changes swap a queue's options while publishes, deliveries and
+// dead lettering read them (run with -race).
+func TestPolicyChangeDuringTraffic(t *testing.T) {
+	b := openBroker(t, nil)
+	c := newClient(t, b)
+	c.declareExchange("dlx", "fanout", nil)
+	c.declareQueue("dead", false, nil)
+	c.bind("dlx", "dead", "", nil)
+	c.declareQueue("busy", false, nil)
+	c.consume("busy", true)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 200 {
+			c.publish("", "busy", fmt.Sprint(i), false)
+		}
+	}()
+	for i := range 50 {
+		putPolicy(t, b, Policy{Name: "p", Pattern: "^busy$", Definition: map[string]any{
+			"max-length": int64(10 + i), "dead-letter-exchange": "dlx", "message-ttl": int64(100000)}})
+	}
+	<-done
+	if err := b.DeletePolicy("/", "p", false); err != nil {
+		t.Fatal(err)
+	}
+	if o := b.vhost("/").queues["busy"].opts(); o.MaxLength != -1 || o.HasDeadLetter {
+		t.Errorf("after delete: %+v", *o)
 	}
 }

@@ -77,15 +77,10 @@ func (s *Server) exchangeBindings(w http.ResponseWriter, r *http.Request, u *use
 		return
 	}
 	asSource := strings.HasSuffix(r.Pattern, "/source")
-	out, err := s.bindings(vh, u, func(b broker.BindingInfo) bool {
+	s.writeBindings(w, r, u, vh, func(b broker.BindingInfo) bool {
 		if asSource {
 			return b.Source == name
 		}
 		return b.DestinationType == "exchange" && b.Destination == name
 	})
-	if err != nil {
-		writeBrokerError(w, err)
-		return
-	}
-	writeListing(w, r, out)
 }

@@ -39,6 +39,12 @@ func TestPolicyChangesDeadLetteringAtOnce(t *testing.T) {
 		if err := d.Reject(false); err != nil {
 			t.Fatal(err)
 		}
+		// basic.reject has no reply: a synchronous method behind it on the
+		// same channel makes sure the broker handled it before the test
+		// changes the policy.
+		if _, err := ch.QueueDeclarePassive("jobs", true, false, false, false, nil); err != nil {
+			t.Fatal(err)
+		}
 	}
 	reject("before")
 	if st, b := e.raw(t, "PUT", "/api/policies/%2F/jobs-dlx",

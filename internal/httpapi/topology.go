@@ -308,17 +308,22 @@ func (s *Server) bindings(vh string, u *user, keep func(broker.BindingInfo) bool
 	return out, nil
 }
 
-func (s *Server) listBindings(w http.ResponseWriter, r *http.Request, u *user) {
-	vh, ok := s.vhostParam(w, r, u)
-	if !ok {
-		return
-	}
-	out, err := s.bindings(vh, u, nil)
+// writeBindings answers with the bindings of vh that keep accepts.
+func (s *Server) writeBindings(w http.ResponseWriter, r *http.Request, u *user, vh string, keep func(broker.BindingInfo) bool) {
+	out, err := s.bindings(vh, u, keep)
 	if err != nil {
 		writeBrokerError(w, err)
 		return
 	}
 	writeListing(w, r, out)
+}
+
+func (s *Server) listBindings(w http.ResponseWriter, r *http.Request, u *user) {
+	vh, ok := s.vhostParam(w, r, u)
+	if !ok {
+		return
+	}
+	s.writeBindings(w, r, u, vh, nil)
 }
 
 func (s *Server) queueBindings(w http.ResponseWriter, r *http.Request, u *user) {
@@ -331,14 +336,9 @@ func (s *Server) queueBindings(w http.ResponseWriter, r *http.Request, u *user) 
 		writeBrokerError(w, err)
 		return
 	}
-	out, err := s.bindings(vh, u, func(b broker.BindingInfo) bool {
+	s.writeBindings(w, r, u, vh, func(b broker.BindingInfo) bool {
 		return b.DestinationType == "queue" && b.Destination == name
 	})
-	if err != nil {
-		writeBrokerError(w, err)
-		return
-	}
-	writeListing(w, r, out)
 }
 
 func (s *Server) listQueueBindings(w http.ResponseWriter, r *http.Request, u *user) {
@@ -356,14 +356,9 @@ func (s *Server) listQueueBindings(w http.ResponseWriter, r *http.Request, u *us
 		writeBrokerError(w, err)
 		return
 	}
-	out, err := s.bindings(vh, u, func(b broker.BindingInfo) bool {
+	s.writeBindings(w, r, u, vh, func(b broker.BindingInfo) bool {
 		return b.Source == x && b.DestinationType == kind && b.Destination == q
 	})
-	if err != nil {
-		writeBrokerError(w, err)
-		return
-	}
-	writeListing(w, r, out)
 }
 
 func (s *Server) bindQueue(w http.ResponseWriter, r *http.Request, u *user) {
