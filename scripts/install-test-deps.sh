@@ -7,9 +7,13 @@
 #     skipped when node_modules already matches the lock.
 #   - rabbitmqadmin 3.10.8 for the HTTP API's integration tier: Debian's rabbitmq-server
 #     package is downloaded (not installed) and the script taken from its management
-#     plugin (priv/www/cli) into $SLUICE_TEST_CACHE (default ~/.cache/sluice-test).
+#     plugin (priv/www/cli) into .cache/tools/bin.
 #   - Go: the module cache for the repository's modules and for the amqp091-go
 #     integration suite that test/compat runs, so that tier resolves offline.
+#
+#   - Tools taken out of Debian packages without installing them (no services
+#     started, no dependencies pulled): promtool and prometheus from Debian's
+#     `prometheus`, into .cache/tools/bin, for the metrics tests.
 #
 # Idempotent and fast when everything is in place. RabbitMQ itself is not a test
 # dependency: scripts/rabbitmq-local.sh install brings it for comparisons and benchmarks.
@@ -78,36 +82,36 @@ install_go() {
 	(cd "$dir" && GOWORK=off GOFLAGS=-mod=mod "$GO" mod download)
 }
 
-# The cache the tests read rabbitmqadmin from (keep in step with
-# internal/httpapi/rabbitmqadmin_integration_test.go).
-CACHE="${SLUICE_TEST_CACHE:-${HOME:-/root}/.cache/sluice-test}"
-
-install_rabbitmqadmin() {
-	local dst="$CACHE/rabbitmqadmin" tmp deb script
-	if [ -x "$dst" ]; then
-		log "rabbitmqadmin present in $CACHE"
+# deb_tool PACKAGE FILE...: puts FILEs (paths inside the package) of a Debian
+# package into .cache/tools/bin, unpacking the package without installing it.
+TOOLS="$ROOT/.cache/tools/bin"
+deb_tool() {
+	local pkg="$1" f missing=()
+	shift
+	for f in "$@"; do
+		[ -x "$TOOLS/$(basename "$f")" ] || missing+=("$f")
+	done
+	if [ "${#missing[@]}" -eq 0 ]; then
+		log "tools from $pkg present in .cache/tools/bin"
 		return
 	fi
+	local tmp
 	tmp="$(mktemp -d)"
-	log "apt-get download rabbitmq-server (for rabbitmqadmin)"
-	(cd "$tmp" && apt-get download -qq rabbitmq-server >/dev/null 2>&1) || {
-		apt-get update -qq && (cd "$tmp" && apt-get download -qq rabbitmq-server >/dev/null)
-	}
-	deb="$(ls "$tmp"/rabbitmq-server_*.deb)"
-	dpkg-deb -x "$deb" "$tmp/x"
-	script="$(find "$tmp/x" -path '*rabbitmq_management-*/priv/www/cli/rabbitmqadmin' | head -n1)"
-	if [ -z "$script" ]; then
-		log "no rabbitmqadmin in $deb"
-		exit 1
-	fi
-	mkdir -p "$CACHE"
-	install -m 0755 "$script" "$dst"
+	log "apt-get download $pkg (unpacked for ${missing[*]})"
+	(cd "$tmp" && { apt-get download -qq "$pkg" 2>/dev/null || { apt-get update -qq && apt-get download -qq "$pkg"; }; })
+	dpkg-deb -x "$tmp"/"$pkg"_*.deb "$tmp/root"
+	mkdir -p "$TOOLS"
+	for f in "${missing[@]}"; do
+		install -m 0755 "$tmp/root/$f" "$TOOLS/$(basename "$f")"
+	done
 	rm -rf "$tmp"
-	log "rabbitmqadmin in $dst"
 }
 
 install_debs
-install_rabbitmqadmin
 install_npm
 install_go
+deb_tool prometheus usr/bin/promtool usr/bin/prometheus
+# rabbitmqadmin as the management plugin of Debian's rabbitmq-server (3.10.8) ships it.
+deb_tool rabbitmq-server \
+	usr/lib/rabbitmq/lib/rabbitmq_server-3.10.8/plugins/rabbitmq_management-3.10.8/priv/www/cli/rabbitmqadmin
 log "done"

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/sluicemq/sluice/internal/amqpserver"
+	"github.com/sluicemq/sluice/internal/api"
 	"github.com/sluicemq/sluice/internal/broker"
 	"github.com/sluicemq/sluice/internal/httpapi"
 	"github.com/sluicemq/sluice/internal/resource"
@@ -298,7 +299,15 @@ func runBroker(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	if cfg.HTTP != "" {
 		hcfg := httpapi.DefaultConfig()
 		hcfg.Addr, hcfg.Logger, hcfg.DataDir, hcfg.Version = cfg.HTTP, log, cfg.Data, version
-		hcfg.Resources = monitor
+		hcfg.NodeName = nodeName()
+		hcfg.Listeners = func() []api.Listener {
+			return []api.Listener{listenerOf("amqp", amqpLn.Addr()), listenerOf("http", httpAddr)}
+		}
+		hcfg.Node = func() httpapi.NodeStatus {
+			st := monitor.Status()
+			return httpapi.NodeStatus{MemoryUsed: st.MemoryUsed, MemoryLimit: st.MemoryLimit, MemoryAlarm: st.Memory,
+				DiskFree: st.DiskFree, DiskFreeLimit: st.DiskFreeLimit, DiskAlarm: st.Disk}
+		}
 		hs, err := httpapi.New(hcfg, b, srv)
 		if err != nil {
 			return err
@@ -383,4 +392,24 @@ func parseSize(s string, whole uint64) (uint64, error) {
 		return 0, fmt.Errorf("%q: want a size such as 1GiB or 512MiB", s)
 	}
 	return n * mult, nil
+}
+
+// nodeName names this broker as RabbitMQ names its nodes: sluice@ and the
+// host's short name.
+func nodeName() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	host, _, _ = strings.Cut(host, ".")
+	return "sluice@" + host
+}
+
+// listenerOf describes a listener for the API; addr is a net.Addr or the
+// address string it was opened on.
+func listenerOf(protocol string, addr any) api.Listener {
+	a := fmt.Sprint(addr)
+	host, port, _ := net.SplitHostPort(a)
+	p, _ := strconv.Atoi(port)
+	return api.Listener{Protocol: protocol, IPAddress: host, Port: p}
 }

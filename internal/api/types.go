@@ -50,31 +50,9 @@ type Overview struct {
 	MessageStats      MessageStats   `json:"message_stats"`
 	Listeners         []Listener     `json:"listeners"`
 	Memory            map[string]any `json:"memory,omitempty"`
-	// Alarms are the resource alarms in effect ([] when none).
+	// Alarms are the resource alarms in effect (Sluice's; RabbitMQ shows
+	// them on the node).
 	Alarms []Alarm `json:"alarms"`
-}
-
-// Alarm is a raised resource alarm: resource "disk" or "memory".
-type Alarm struct {
-	Node     string `json:"node"`
-	Resource string `json:"resource"`
-}
-
-// Node is GET /api/nodes/{name}, RabbitMQ's fields that matter.
-type Node struct {
-	Name          string   `json:"name"`
-	Type          string   `json:"type"`
-	Running       bool     `json:"running"`
-	MemUsed       uint64   `json:"mem_used"`
-	MemLimit      uint64   `json:"mem_limit"`
-	MemAlarm      bool     `json:"mem_alarm"`
-	DiskFree      uint64   `json:"disk_free"`
-	DiskFreeLimit uint64   `json:"disk_free_limit"`
-	DiskFreeAlarm bool     `json:"disk_free_alarm"`
-	FDUsed        int      `json:"fd_used"`
-	SocketsUsed   int      `json:"sockets_used"`
-	Uptime        int64    `json:"uptime"` // ms
-	Partitions    []string `json:"partitions"`
 }
 
 // QueueTotals sums the queues' depths.

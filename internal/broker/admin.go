@@ -316,7 +316,9 @@ type ChannelInfo struct {
 	GlobalPrefetch int
 	Confirm        bool
 	Transactional  bool
-	Stats          MessageStats // stats.go
+	// Unconfirmed counts publishes since confirm.select not yet confirmed.
+	Unconfirmed int
+	Stats       MessageStats // stats.go
 }
 
 // ChannelInfos describes the connection's open channels, by number.
@@ -334,6 +336,9 @@ func (c *Connection) ChannelInfos() []ChannelInfo {
 			out = append(out, ChannelInfo{Number: ch.id, Consumers: len(ch.consumers), Unacked: len(ch.unacked),
 				Prefetch: ch.prefetch, GlobalPrefetch: ch.globalPrefetch,
 				Confirm: ch.mode == modeConfirm, Transactional: ch.mode == modeTx, Stats: ch.stats.snapshot()})
+			if ch.mode == modeConfirm {
+				out[len(out)-1].Unconfirmed = ch.unconfirmed(ch.confirmFrom)
+			}
 		}
 		ch.mu.Unlock()
 	}

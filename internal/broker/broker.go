@@ -38,7 +38,8 @@ type env struct {
 	dead          *deadLetterer
 	delays        *scheduler
 	noPoisonQueue bool
-	stats         msgCounters // stats.go: broker-wide
+	stats         msgCounters    // stats.go: broker-wide
+	objects       objectCounters // lifecycle.go
 }
 
 // Broker is the domain: vhosts, exchanges, queues, consumers.
@@ -201,6 +202,7 @@ func (b *Broker) Connect(info ConnInfo) (*Connection, error) {
 		}
 		c.access = access
 	}
+	b.env.objects.connOpened.Add(1)
 	return c, nil
 }
 

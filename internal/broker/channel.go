@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluicemq/sluice/internal/message"
@@ -35,8 +36,10 @@ type Channel struct {
 	mode           chanMode
 	tx             txState
 	reply          *replyConsumer // direct reply-to consumer, if any
+	confirmFrom    uint64         // stats.publish at confirm.select
 
-	stats msgCounters // stats.go
+	stats        msgCounters   // stats.go
+	confirmsSent atomic.Uint64 // acks and nacks sent to the publisher
 }
 
 type chanMode uint8
@@ -339,7 +342,11 @@ func (ch *Channel) Get(queueName string, noAck bool) (*Delivery, error) {
 	if err != nil {
 		return nil, err
 	}
-	return q.get(ch, noAck)
+	d, err := q.get(ch, noAck)
+	if d == nil && err == nil {
+		ch.countGetEmpty(q)
+	}
+	return d, err
 }
 
 // Publish routes a message. done is called exactly once, from any
@@ -486,6 +493,9 @@ func (ch *Channel) SelectConfirm() error {
 	if ch.mode == modeTx {
 		return errorf(PreconditionFailed, "cannot switch from tx to confirm mode")
 	}
+	if ch.mode != modeConfirm {
+		ch.confirmFrom = ch.stats.publish.Load()
+	}
 	ch.mode = modeConfirm
 	return nil
 }
@@ -499,6 +509,7 @@ func (ch *Channel) Close() {
 		return
 	}
 	ch.closed = true
+	ch.env.objects.chanClosed.Add(1)
 	cs := make([]*consumer, 0, len(ch.consumers))
 	for _, c := range ch.consumers {
 		c.cancelled = true

@@ -45,6 +45,7 @@ func (ch *Channel) DeclareQueue(d QueueDecl) (QueueStatus, error) {
 	if err != nil {
 		return QueueStatus{}, err
 	}
+	ch.env.objects.qDeclared.Add(1)
 	vh.mu.Lock()
 	defer vh.mu.Unlock()
 	if q := vh.queues[d.Name]; q != nil {
@@ -124,6 +125,7 @@ func (vh *vhost) createQueueLocked(conn *Connection, d QueueDecl, opts QueueOpti
 		}
 	}
 	vh.queues[q.name] = q
+	vh.env.objects.qCreated.Add(1)
 	return q, nil
 }
 
@@ -206,6 +208,7 @@ func (vh *vhost) deleteQueueLocked(q *queue, onlyIfIdle bool) (uint32, error) {
 		return 0, nil
 	}
 	delete(vh.queues, q.name)
+	vh.env.objects.qDeleted.Add(1)
 	for len(q.bindings) > 0 {
 		vh.unbindLocked(&b, q.bindings[0], true)
 	}

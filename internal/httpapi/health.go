@@ -1,214 +1,208 @@
 package httpapi
 
-// Health checks and nodes as RabbitMQ's management API has them, for load
-// balancers, Kubernetes probes and monitoring: /api/health/checks/…,
-// /api/aliveness-test/{vhost}, /api/nodes. A failed check answers 503
-// with {"status": "failed", "reason": …}, as RabbitMQ does.
+// Health checks and nodes, as RabbitMQ 3.10's management API has them, for
+// load balancers, Kubernetes probes and monitoring: each check answers 200
+// {"status":"ok"} or 503 {"status":"failed","reason":…} with what failed.
 
 import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
+	"runtime"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/sluicemq/sluice/internal/api"
 	"github.com/sluicemq/sluice/internal/broker"
 	"github.com/sluicemq/sluice/internal/message"
-	"github.com/sluicemq/sluice/internal/resource"
 )
-
-// nodeName is the node's name in the API (a single node).
-const nodeName = "sluice@localhost"
-
-// Resources is what the API reads of the resource monitor
-// (resource.Monitor): the alarms and the readings behind them.
-type Resources interface {
-	Status() resource.Status
-}
 
 func (s *Server) routeHealth() {
 	s.route("GET /api/health/checks/alarms", needMonitoringOrManagement, s.checkAlarms)
 	s.route("GET /api/health/checks/local-alarms", needMonitoringOrManagement, s.checkAlarms)
 	s.route("GET /api/health/checks/port-listener/{port}", needMonitoringOrManagement, s.checkPortListener)
+	s.route("GET /api/health/checks/protocol-listener/{protocol}", needMonitoringOrManagement, s.checkProtocolListener)
 	s.route("GET /api/health/checks/virtual-hosts", needMonitoringOrManagement, s.checkVHosts)
-	s.route("GET /api/health/checks/node-is-quorum-critical", needMonitoringOrManagement, s.checkQuorumCritical)
+	s.route("GET /api/health/checks/node-is-quorum-critical", needMonitoringOrManagement, s.checkOK)
+	s.route("GET /api/health/checks/node-is-mirror-sync-critical", needMonitoringOrManagement, s.checkOK)
 	s.route("GET /api/aliveness-test/{vhost}", needManagement, s.alivenessTest)
 	s.route("GET /api/nodes", needMonitoringOrManagement, s.listNodes)
 	s.route("GET /api/nodes/{name}", needMonitoringOrManagement, s.getNode)
 }
 
-// resourceStatus returns the monitor's status (zero without a monitor).
-func (s *Server) resourceStatus() resource.Status {
-	if s.cfg.Resources == nil {
-		return resource.Status{}
+// writeHealth answers a check: 200 when h is ok, else 503.
+func writeHealth(w http.ResponseWriter, h api.Health) {
+	status := http.StatusOK
+	if h.Status != "ok" {
+		status = http.StatusServiceUnavailable
 	}
-	return s.cfg.Resources.Status()
+	writeJSON(w, status, h)
 }
 
-// alarms lists the raised alarms as RabbitMQ names them.
+// alarms lists the alarms in effect on this node.
 func (s *Server) alarms() []api.Alarm {
-	st := s.resourceStatus()
+	st := s.nodeStatus()
 	out := []api.Alarm{}
-	if st.Disk {
-		out = append(out, api.Alarm{Node: nodeName, Resource: "disk"})
+	if st.MemoryAlarm {
+		out = append(out, api.Alarm{Node: s.cfg.NodeName, Resource: "memory"})
 	}
-	if st.Memory {
-		out = append(out, api.Alarm{Node: nodeName, Resource: "memory"})
+	if st.DiskAlarm {
+		out = append(out, api.Alarm{Node: s.cfg.NodeName, Resource: "disk"})
 	}
 	return out
 }
 
-func healthOK(w http.ResponseWriter, extra map[string]any) {
-	body := map[string]any{"status": "ok"}
-	for k, v := range extra {
-		body[k] = v
-	}
-	writeJSON(w, http.StatusOK, body)
-}
-
-func healthFailed(w http.ResponseWriter, reason string, extra map[string]any) {
-	body := map[string]any{"status": "failed", "reason": reason}
-	for k, v := range extra {
-		body[k] = v
-	}
-	writeJSON(w, http.StatusServiceUnavailable, body)
-}
-
+// checkAlarms serves alarms and local-alarms: a single node's alarms are
+// the cluster's.
 func (s *Server) checkAlarms(w http.ResponseWriter, r *http.Request, u *user) {
-	as := s.alarms()
-	if len(as) == 0 {
-		healthOK(w, nil)
+	if a := s.alarms(); len(a) > 0 {
+		reason := "There are alarms in effect in the cluster"
+		if strings.HasSuffix(r.URL.Path, "local-alarms") {
+			reason = "There are alarms in effect on the node"
+		}
+		writeHealth(w, api.Health{Status: "failed", Reason: reason, Alarms: a})
 		return
 	}
-	reason := "There are alarms in effect in the cluster"
-	if r.Pattern == "GET /api/health/checks/local-alarms" {
-		reason = "There are alarms in effect on the node"
-	}
-	healthFailed(w, reason, map[string]any{"alarms": as})
+	writeHealth(w, api.Health{Status: "ok"})
 }
 
-// listenerPorts are the ports the node listens on: AMQP (from the front
-// door, when it says) and HTTP.
-func (s *Server) listenerPorts() []api.Listener {
-	var out []api.Listener
-	add := func(proto string, a net.Addr) {
-		if a == nil {
-			return
-		}
-		if host, port, err := net.SplitHostPort(a.String()); err == nil {
-			p, _ := strconv.Atoi(port)
-			out = append(out, api.Listener{Protocol: proto, IPAddress: host, Port: p})
-		}
+// listeners are the broker's protocol listeners.
+func (s *Server) listeners() []api.Listener {
+	if s.cfg.Listeners != nil {
+		return s.cfg.Listeners()
 	}
-	switch c := s.conns.(type) {
-	case interface{ Addrs() []net.Addr }:
-		for _, a := range c.Addrs() {
-			add("amqp", a)
-		}
-	case interface{ Addr() net.Addr }:
-		add("amqp", c.Addr())
+	host, port, err := net.SplitHostPort(s.cfg.Addr)
+	if err != nil {
+		return nil
 	}
-	if host, port, err := net.SplitHostPort(s.cfg.Addr); err == nil {
-		p, _ := strconv.Atoi(port)
-		out = append(out, api.Listener{Protocol: "http", IPAddress: host, Port: p})
-	}
-	return out
+	p, _ := strconv.Atoi(port)
+	return []api.Listener{{Protocol: "http", IPAddress: host, Port: p}}
 }
 
 func (s *Server) checkPortListener(w http.ResponseWriter, r *http.Request, u *user) {
-	raw := pathValue(r, "port")
-	port, err := strconv.Atoi(raw)
+	port, err := strconv.Atoi(pathValue(r, "port"))
 	if err != nil || port < 1 || port > 65535 {
-		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("port: %q is not a port number", raw))
+		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("port %q: want a number from 1 to 65535", pathValue(r, "port")))
 		return
 	}
-	ports := []int{}
-	for _, l := range s.listenerPorts() {
-		if l.Port == port {
-			healthOK(w, map[string]any{"port": port})
-			return
+	var ports []int
+	for _, l := range s.listeners() {
+		if !slices.Contains(ports, l.Port) {
+			ports = append(ports, l.Port)
 		}
-		ports = append(ports, l.Port)
 	}
-	healthFailed(w, "No active listener", map[string]any{"missing": port, "ports": ports})
+	if !slices.Contains(ports, port) {
+		writeHealth(w, api.Health{Status: "failed", Reason: "No active listener", Missing: port, Ports: ports})
+		return
+	}
+	writeHealth(w, api.Health{Status: "ok", Port: port})
 }
 
+// protocolNames maps the names a check may use to the listener's.
+var protocolNames = map[string]string{
+	"amqp": "amqp", "amqp091": "amqp", "amqp0-9-1": "amqp", "amqp0.9.1": "amqp",
+	"amqps": "amqp/ssl", "amqp/ssl": "amqp/ssl", "http": "http", "https": "https",
+}
+
+func (s *Server) checkProtocolListener(w http.ResponseWriter, r *http.Request, u *user) {
+	asked := strings.ToLower(pathValue(r, "protocol"))
+	want, known := protocolNames[asked]
+	if !known {
+		want = asked
+	}
+	var protocols []string
+	for _, l := range s.listeners() {
+		if !slices.Contains(protocols, l.Protocol) {
+			protocols = append(protocols, l.Protocol)
+		}
+	}
+	if !slices.Contains(protocols, want) {
+		writeHealth(w, api.Health{Status: "failed", Reason: "No active listener", Missing: asked, Protocols: protocols})
+		return
+	}
+	writeHealth(w, api.Health{Status: "ok", Protocol: asked})
+}
+
+// checkVHosts: every vhost of a running single node is up.
 func (s *Server) checkVHosts(w http.ResponseWriter, r *http.Request, u *user) {
-	healthOK(w, nil) // every vhost runs while the broker does
+	writeHealth(w, api.Health{Status: "ok"})
 }
 
-func (s *Server) checkQuorumCritical(w http.ResponseWriter, r *http.Request, u *user) {
-	// A single node: no quorum queue depends on another node to keep its
-	// majority, so stopping this one endangers none beyond itself.
-	healthOK(w, nil)
+// checkOK answers the checks about replicas: a single node holds no
+// replicated queue whose quorum or sync its shutdown could cost.
+func (s *Server) checkOK(w http.ResponseWriter, r *http.Request, u *user) {
+	writeHealth(w, api.Health{Status: "ok"})
 }
 
-// alivenessTest declares the queue aliveness-test in the vhost, publishes
-// a message to it and gets it back, as RabbitMQ's did.
+// alivenessQueue is the queue /api/aliveness-test uses, as RabbitMQ's.
+const alivenessQueue = "aliveness-test"
+
+// alivenessTest declares the aliveness-test queue in the vhost, publishes a
+// message to it and gets it back, as the user.
 func (s *Server) alivenessTest(w http.ResponseWriter, r *http.Request, u *user) {
 	vh, ok := s.vhostParam(w, r, u)
 	if !ok {
 		return
 	}
-	const q = "aliveness-test"
 	err := s.session(vh, u, func(ch *broker.Channel) error {
-		if _, err := ch.DeclareQueue(broker.QueueDecl{Name: q}); err != nil {
+		if _, err := ch.DeclareQueue(broker.QueueDecl{Name: alivenessQueue}); err != nil {
 			return err
 		}
 		done := make(chan error, 1)
-		msg := &message.Message{RoutingKey: q, Body: []byte("test_message")}
+		msg := &message.Message{RoutingKey: alivenessQueue, Body: []byte("test_message")}
 		if _, err := ch.Publish(msg, false, func(err error) { done <- err }); err != nil {
 			return err
 		}
 		if err := <-done; err != nil {
 			return err
 		}
-		d, err := ch.Get(q, true)
+		d, err := ch.Get(alivenessQueue, true)
 		if err != nil {
 			return err
 		}
 		if d == nil {
-			return &broker.Error{Code: broker.Internal, Reason: "the test message did not come back"}
+			return fmt.Errorf("the message published to %s did not come back", alivenessQueue)
 		}
 		return nil
 	})
 	if err != nil {
-		healthFailed(w, err.Error(), nil)
+		if broker.CodeOf(err) == broker.AccessRefused {
+			writeBrokerError(w, err)
+			return
+		}
+		writeHealth(w, api.Health{Status: "failed", Reason: err.Error()})
 		return
 	}
-	healthOK(w, nil)
+	writeHealth(w, api.Health{Status: "ok"})
 }
 
-// apiNode describes this node.
-func (s *Server) apiNode() api.Node {
-	st := s.resourceStatus()
-	n := api.Node{Name: nodeName, Type: "disc", Running: true, MemUsed: st.MemUsed, MemLimit: st.MemLimit, MemAlarm: st.Memory,
-		DiskFree: st.DiskFree, DiskFreeLimit: st.DiskFreeLimit, DiskFreeAlarm: st.Disk,
-		FDUsed: fdUsed(), Uptime: s.cfg.Now().Sub(s.started).Milliseconds(), Partitions: []string{}}
+// node describes this broker as RabbitMQ's /api/nodes does.
+func (s *Server) node() api.Node {
+	st := s.nodeStatus()
+	fdTotal := maxFDs()
+	sockets := 0
 	if s.conns != nil {
-		n.SocketsUsed = len(s.conns.Connections())
+		sockets = len(s.conns.Connections())
 	}
-	return n
-}
-
-// fdUsed counts the process's open file descriptors (Linux; 0 elsewhere).
-func fdUsed() int {
-	es, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return 0
+	return api.Node{
+		Name: s.cfg.NodeName, Type: "disc", Running: true,
+		MemUsed: st.MemoryUsed, MemLimit: st.MemoryLimit, MemAlarm: st.MemoryAlarm,
+		DiskFree: st.DiskFree, DiskFreeLimit: st.DiskFreeLimit, DiskFreeAlarm: st.DiskAlarm,
+		FDUsed: openFDs(), FDTotal: fdTotal, SocketsUsed: sockets, SocketsTotal: fdTotal,
+		Processors: runtime.NumCPU(), Uptime: s.cfg.Now().Sub(s.started).Milliseconds(),
+		Listeners: s.listeners(),
 	}
-	return len(es)
 }
 
 func (s *Server) listNodes(w http.ResponseWriter, r *http.Request, u *user) {
-	writeListing(w, r, []api.Node{s.apiNode()})
+	writeJSON(w, http.StatusOK, []api.Node{s.node()})
 }
 
 func (s *Server) getNode(w http.ResponseWriter, r *http.Request, u *user) {
-	if name := pathValue(r, "name"); name != nodeName {
-		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no node '%s'", name))
+	if pathValue(r, "name") != s.cfg.NodeName {
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no node named '%s'", pathValue(r, "name")))
 		return
 	}
-	writeJSON(w, http.StatusOK, s.apiNode())
+	writeJSON(w, http.StatusOK, s.node())
 }

@@ -1,98 +1,108 @@
 package httpapi_test
 
 import (
-	"fmt"
-	"net"
+	"encoding/json"
 	"net/http"
-	"strings"
-	"sync"
+	"sync/atomic"
 	"testing"
 
+	"github.com/sluicemq/sluice/internal/api"
 	"github.com/sluicemq/sluice/internal/httpapi"
-	"github.com/sluicemq/sluice/internal/resource"
 )
 
-// fakeResources is a resource monitor whose alarms the test raises.
-type fakeResources struct {
-	mu sync.Mutex
-	st resource.Status
-}
-
-func (f *fakeResources) Status() resource.Status {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.st
-}
-
-func (f *fakeResources) set(disk, mem bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.st.Disk, f.st.Memory = disk, mem
-}
-
-// TestHealthChecks: RabbitMQ's health checks answer 200 {"status":"ok"},
-// or 503 {"status":"failed", "reason": …} while an alarm is raised or a
-// port has no listener; /api/nodes and the overview show the alarms.
+// TestHealthChecks: RabbitMQ's health checks answer 200 {"status":"ok"}
+// or 503 {"status":"failed"} with the reason and what failed.
 func TestHealthChecks(t *testing.T) {
-	res := &fakeResources{st: resource.Status{MemUsed: 100 << 20, MemLimit: 1 << 30, DiskFree: 50 << 30, DiskFreeLimit: 1 << 30}}
-	e := startWith(t, func(c *httpapi.Config) { c.Resources = res })
-	get := func(path string) (int, map[string]any) {
+	var diskAlarm atomic.Bool
+	e := startWith(t, func(c *httpapi.Config) {
+		c.NodeName = "sluice@probe"
+		c.Node = func() httpapi.NodeStatus {
+			return httpapi.NodeStatus{MemoryUsed: 1 << 20, MemoryLimit: 1 << 30, DiskFree: 1 << 29,
+				DiskFreeLimit: 1 << 30, DiskAlarm: diskAlarm.Load()}
+		}
+		c.Listeners = func() []api.Listener {
+			return []api.Listener{{Protocol: "amqp", IPAddress: "127.0.0.1", Port: 5672},
+				{Protocol: "http", IPAddress: "127.0.0.1", Port: 15672}}
+		}
+	})
+	check := func(path string, wantStatus int) api.Health {
 		t.Helper()
-		st, b := e.raw(t, "GET", path, "")
-		var m map[string]any
-		mustJSON(t, b, &m)
-		return st, m
+		status, body := e.raw(t, "GET", path, "")
+		if status != wantStatus {
+			t.Fatalf("GET %s = %d %s, want %d", path, status, body, wantStatus)
+		}
+		var h api.Health
+		if err := json.Unmarshal(body, &h); err != nil {
+			t.Fatalf("GET %s: %v in %s", path, err, body)
+		}
+		return h
 	}
-	for _, p := range []string{"alarms", "local-alarms", "virtual-hosts", "node-is-quorum-critical"} {
-		if st, m := get("/api/health/checks/" + p); st != http.StatusOK || m["status"] != "ok" {
-			t.Errorf("%s: %d %v", p, st, m)
+	for _, path := range []string{"/api/health/checks/alarms", "/api/health/checks/local-alarms",
+		"/api/health/checks/port-listener/5672", "/api/health/checks/protocol-listener/amqp091",
+		"/api/health/checks/virtual-hosts", "/api/health/checks/node-is-quorum-critical",
+		"/api/health/checks/node-is-mirror-sync-critical", "/api/aliveness-test/%2F"} {
+		if h := check(path, http.StatusOK); h.Status != "ok" {
+			t.Errorf("GET %s: status %q", path, h.Status)
 		}
 	}
-	_, amqpPort, _ := net.SplitHostPort(e.sb.Server.Addr().String())
-	if st, m := get("/api/health/checks/port-listener/" + amqpPort); st != http.StatusOK || fmt.Sprint(m["port"]) != amqpPort {
-		t.Errorf("port-listener %s: %d %v", amqpPort, st, m)
+	h := check("/api/health/checks/port-listener/5671", http.StatusServiceUnavailable)
+	if h.Status != "failed" || h.Reason != "No active listener" || len(h.Ports) != 2 {
+		t.Errorf("port-listener 5671 = %+v", h)
 	}
-	if st, m := get("/api/health/checks/port-listener/1"); st != http.StatusServiceUnavailable || m["reason"] != "No active listener" {
-		t.Errorf("port-listener 1: %d %v", st, m)
+	if h := check("/api/health/checks/protocol-listener/amqps", http.StatusServiceUnavailable); h.Status != "failed" {
+		t.Errorf("protocol-listener amqps = %+v", h)
 	}
-	if st, _ := e.raw(t, "GET", "/api/health/checks/port-listener/x", ""); st != http.StatusBadRequest {
-		t.Errorf("port-listener x: %d", st)
-	}
-	if st, m := get("/api/aliveness-test/%2F"); st != http.StatusOK || m["status"] != "ok" {
-		t.Errorf("aliveness: %d %v", st, m)
-	}
-	if st, _ := e.raw(t, "GET", "/api/aliveness-test/nope", ""); st != http.StatusNotFound {
-		t.Errorf("aliveness of a missing vhost: %d", st)
-	}
+	check("/api/health/checks/port-listener/notaport", http.StatusBadRequest)
 
-	res.set(true, false)
-	st, m := get("/api/health/checks/alarms")
-	if st != http.StatusServiceUnavailable || m["status"] != "failed" || !strings.Contains(fmt.Sprint(m["alarms"]), "disk") {
-		t.Errorf("alarms under a disk alarm: %d %v", st, m)
+	diskAlarm.Store(true)
+	h = check("/api/health/checks/alarms", http.StatusServiceUnavailable)
+	if h.Status != "failed" || len(h.Alarms) != 1 || h.Alarms[0] != (api.Alarm{Node: "sluice@probe", Resource: "disk"}) {
+		t.Errorf("alarms during a disk alarm = %+v", h)
 	}
-	if st, m := get("/api/health/checks/local-alarms"); st != http.StatusServiceUnavailable || m["reason"] != "There are alarms in effect on the node" {
-		t.Errorf("local-alarms: %d %v", st, m)
+	var o api.Overview
+	if err := json.Unmarshal(mustGet(t, e, "/api/overview"), &o); err != nil {
+		t.Fatal(err)
 	}
-	st, b := e.raw(t, "GET", "/api/nodes", "")
-	var nodes []map[string]any
-	mustJSON(t, b, &nodes)
-	if st != http.StatusOK || len(nodes) != 1 || nodes[0]["disk_free_alarm"] != true || nodes[0]["mem_alarm"] != false ||
-		nodes[0]["running"] != true || nodes[0]["mem_limit"] != float64(1<<30) || nodes[0]["fd_used"].(float64) < 1 {
-		t.Errorf("nodes: %d %s", st, b)
+	if len(o.Alarms) != 1 || o.Alarms[0].Resource != "disk" {
+		t.Errorf("overview alarms = %+v", o.Alarms)
 	}
-	name := nodes[0]["name"].(string)
-	if st, _ := e.raw(t, "GET", "/api/nodes/"+name, ""); st != http.StatusOK {
-		t.Errorf("node %s: %d", name, st)
+	var nodes []api.Node
+	if err := json.Unmarshal(mustGet(t, e, "/api/nodes"), &nodes); err != nil {
+		t.Fatal(err)
 	}
-	if st, _ := e.raw(t, "GET", "/api/nodes/rabbit@elsewhere", ""); st != http.StatusNotFound {
-		t.Errorf("unknown node: %d", st)
+	if len(nodes) != 1 || nodes[0].Name != "sluice@probe" || !nodes[0].Running || !nodes[0].DiskFreeAlarm ||
+		nodes[0].MemAlarm || nodes[0].MemLimit != 1<<30 || nodes[0].DiskFree != 1<<29 || nodes[0].FDUsed < 1 {
+		t.Errorf("nodes = %+v", nodes)
 	}
-	_, ov := get("/api/overview")
-	if !strings.Contains(fmt.Sprint(ov["alarms"]), "disk") {
-		t.Errorf("overview alarms %v", ov["alarms"])
+	if status, _ := e.raw(t, "GET", "/api/nodes/sluice@probe", ""); status != http.StatusOK {
+		t.Errorf("GET /api/nodes/sluice@probe = %d", status)
 	}
-	res.set(false, false)
-	if st, _ := get("/api/health/checks/alarms"); st != http.StatusOK {
-		t.Errorf("alarms after recovery: %d", st)
+	if status, _ := e.raw(t, "GET", "/api/nodes/rabbit@elsewhere", ""); status != http.StatusNotFound {
+		t.Errorf("GET /api/nodes/rabbit@elsewhere = %d, want 404", status)
 	}
+	diskAlarm.Store(false)
+	check("/api/health/checks/alarms", http.StatusOK)
+}
+
+// TestHealthChecksNeedCredentials: as RabbitMQ's, the checks are for
+// management users; a missing login gets 401.
+func TestHealthChecksNeedCredentials(t *testing.T) {
+	e := start(t)
+	resp, err := http.Get(e.url + "/api/health/checks/alarms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("unauthenticated alarms check = %d, want 401", resp.StatusCode)
+	}
+}
+
+func mustGet(t *testing.T, e *testEnv, path string) []byte {
+	t.Helper()
+	status, body := e.raw(t, "GET", path, "")
+	if status != http.StatusOK {
+		t.Fatalf("GET %s = %d %s", path, status, body)
+	}
+	return body
 }

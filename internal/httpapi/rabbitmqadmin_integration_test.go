@@ -14,27 +14,6 @@ import (
 	"time"
 )
 
-// rabbitmqadmin returns RabbitMQ 3.10.8's rabbitmqadmin, which
-// scripts/install-test-deps.sh takes from Debian's rabbitmq-server
-// package into $SLUICE_TEST_CACHE (default ~/.cache/sluice-test). Outside
-// CI a missing script skips the test; in CI it fails it.
-func rabbitmqadmin(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("SLUICE_TEST_CACHE")
-	if dir == "" {
-		home, _ := os.UserHomeDir()
-		dir = filepath.Join(home, ".cache", "sluice-test")
-	}
-	p := filepath.Join(dir, "rabbitmqadmin")
-	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("no rabbitmqadmin at %s (CI is set; scripts/install-test-deps.sh installs it)", p)
-		}
-		t.Skipf("no rabbitmqadmin at %s; run scripts/install-test-deps.sh", p)
-	}
-	return p
-}
-
 // admin runs rabbitmqadmin against the API at base and returns its output.
 func admin(t *testing.T, script, base string, args ...string) string {
 	t.Helper()
@@ -58,7 +37,7 @@ func admin(t *testing.T, script, base string, args ...string) string {
 // lists, publishes, gets, sets a policy, exports and imports against
 // Sluice unchanged.
 func TestRabbitmqadmin(t *testing.T) {
-	script := rabbitmqadmin(t)
+	script := tool(t, "rabbitmqadmin") // unpacked by scripts/install-test-deps.sh
 	e := start(t)
 	run := func(args ...string) string { return admin(t, script, e.url, args...) }
 	run("declare", "exchange", "name=orders", "type=topic")

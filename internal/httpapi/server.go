@@ -55,9 +55,15 @@ type Config struct {
 	// SampleInterval is how often the message counters are sampled for
 	// the rates in message_stats (0: only once, at New; no rates).
 	SampleInterval time.Duration
-	// Resources is the resource monitor, for /api/nodes, the alarm health
-	// checks and the overview's alarms (nil: no alarms, no readings).
-	Resources Resources // health.go
+	// Node reports memory, disk and alarms (nil: unknown, reported as
+	// zero and no alarm).
+	Node func() NodeStatus
+	// Listeners reports the broker's protocol listeners (nil: only the
+	// HTTP listener at Addr).
+	Listeners func() []api.Listener
+	// NodeName names this broker in the overview, /api/nodes and the
+	// metrics' rabbitmq_node label.
+	NodeName string
 }
 
 // DefaultConfig returns the configuration `sluice serve` starts with.
@@ -68,6 +74,7 @@ func DefaultConfig() Config {
 		Now:          time.Now,
 		MaxBodyBytes: 64 << 20,
 		ClusterName:  "sluice",
+		NodeName:     "sluice@localhost",
 		Version:      "dev",
 		RedriveChunk: 100,
 		KeepTasks:    100,
@@ -113,8 +120,9 @@ type Server struct {
 	tasks *taskManager
 	rates *sampler // stats.go
 	http  *http.Server
+	// started is when New ran, for the node's uptime.
+	started time.Time
 
-	started   time.Time // for /api/nodes' uptime
 	closeOnce sync.Once
 }
 
@@ -184,7 +192,8 @@ func (s *Server) route(pattern string, need access, h func(w http.ResponseWriter
 }
 
 func (s *Server) routes() {
-	s.mux.Handle("GET /metrics", s.metricsHandler())
+	s.mux.Handle("GET /metrics", s.metricsHandler(false))
+	s.mux.Handle("GET /metrics/per-object", s.metricsHandler(true))
 	s.route("GET /api/overview", needMonitoringOrManagement, s.overview)
 	s.route("GET /api/whoami", needAny, s.whoami)
 	s.route("GET /api/vhosts", needMonitoringOrManagement, s.vhosts)

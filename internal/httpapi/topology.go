@@ -15,7 +15,7 @@ import (
 
 func (s *Server) overview(w http.ResponseWriter, r *http.Request, u *user) {
 	o := api.Overview{ManagementVersion: "3.13.0", RabbitMQVersion: "3.13.0", ProductName: "Sluice",
-		ProductVersion: s.cfg.Version, ClusterName: s.cfg.ClusterName, Node: "sluice@localhost"}
+		ProductVersion: s.cfg.Version, ClusterName: s.cfg.ClusterName, Node: s.cfg.NodeName}
 	qs, _ := s.b.Queues("")
 	for _, q := range qs {
 		if !u.seesVHost(q.VHost) {
@@ -39,11 +39,8 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request, u *user) {
 		o.ObjectTotals.Channels += len(c.ChannelInfos())
 	}
 	o.MessageStats = s.rates.overviewStats()
-	o.Alarms = s.alarms() // health.go
-	if host, port, err := net.SplitHostPort(s.cfg.Addr); err == nil {
-		p, _ := strconv.Atoi(port)
-		o.Listeners = append(o.Listeners, api.Listener{Protocol: "http", IPAddress: host, Port: p})
-	}
+	o.Listeners = s.listeners()
+	o.Alarms = s.alarms()
 	writeJSON(w, http.StatusOK, o)
 }
 

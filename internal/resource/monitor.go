@@ -93,34 +93,17 @@ type Monitor struct {
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 
-	mu       sync.Mutex
-	state    Alarm
-	diskFree uint64 // the last readings (0: not read yet)
-	memUsed  uint64
+	mu     sync.Mutex
+	state  Alarm
+	status Status // the values of the latest check
 }
 
-// Status is the monitor's alarm state with the readings behind it, for
-// /api/nodes and the health checks.
+// Status is what the latest check read, beside the limits it compared them
+// with (zero limits: that alarm is off).
 type Status struct {
 	Alarm
-	MemUsed, MemLimit       uint64 // bytes; MemLimit 0: no memory alarm
-	DiskFree, DiskFreeLimit uint64 // bytes; DiskFreeLimit 0: no disk alarm
-}
-
-// Status returns the alarm state and the last readings; a reading the
-// monitor does not take (its limit is 0) is taken now.
-func (m *Monitor) Status() Status {
-	m.mu.Lock()
-	st := Status{Alarm: m.state, MemUsed: m.memUsed, MemLimit: m.cfg.MemoryLimit,
-		DiskFree: m.diskFree, DiskFreeLimit: m.cfg.DiskFreeLimit}
-	m.mu.Unlock()
-	if st.MemLimit == 0 || st.MemUsed == 0 {
-		st.MemUsed, _ = m.cfg.MemoryUsed()
-	}
-	if st.DiskFreeLimit == 0 || st.DiskFree == 0 {
-		st.DiskFree, _ = m.cfg.DiskFree(m.cfg.DataDir)
-	}
-	return st
+	MemoryUsed, MemoryLimit uint64
+	DiskFree, DiskFreeLimit uint64
 }
 
 // New returns a stopped Monitor. onChange is called from the monitor's
@@ -168,17 +151,26 @@ func (m *Monitor) State() Alarm {
 	return m.state
 }
 
+// Status returns the latest check's readings and the alarms raised now.
+func (m *Monitor) Status() Status {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := m.status
+	st.Alarm = m.state
+	st.MemoryLimit, st.DiskFreeLimit = m.cfg.MemoryLimit, m.cfg.DiskFreeLimit
+	return st
+}
+
 // Check reads the machine once and reports a change of state.
 func (m *Monitor) Check() {
 	next := m.State()
+	var read Status
 	if m.cfg.DiskFreeLimit > 0 {
 		if free, err := m.cfg.DiskFree(m.cfg.DataDir); err != nil {
 			m.cfg.Logger.Warn("read free disk space", "dir", m.cfg.DataDir, "err", err)
 		} else {
+			read.DiskFree = free
 			next.Disk = free < m.cfg.DiskFreeLimit
-			m.mu.Lock()
-			m.diskFree = free
-			m.mu.Unlock()
 			m.logEdge("disk", m.State().Disk, next.Disk, free, m.cfg.DiskFreeLimit)
 		}
 	}
@@ -186,16 +178,15 @@ func (m *Monitor) Check() {
 		if used, err := m.cfg.MemoryUsed(); err != nil {
 			m.cfg.Logger.Warn("read memory use", "err", err)
 		} else {
+			read.MemoryUsed = used
 			next.Memory = used > m.cfg.MemoryLimit
-			m.mu.Lock()
-			m.memUsed = used
-			m.mu.Unlock()
 			m.logEdge("memory", m.State().Memory, next.Memory, used, m.cfg.MemoryLimit)
 		}
 	}
 	m.mu.Lock()
 	changed := next != m.state
 	m.state = next
+	m.status = read
 	m.mu.Unlock()
 	if changed && m.onChange != nil {
 		m.onChange(next)
