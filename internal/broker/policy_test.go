@@ -138,3 +138,46 @@ func TestPolicyChangeDuringTraffic(t *testing.T) {
 		t.Errorf("after delete: %+v", *o)
 	}
 }
+
+// A policy that applies to exchanges gives them an alternate exchange
+// (the argument wins) and a schema, at once and after a restart.
+func TestPolicyOnExchanges(t *testing.T) {
+	st := memstore.New()
+	b, err := Open(testConfig(), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, b)
+	if err := c.ch.DeclareExchange(ExchangeDecl{Name: "in", Type: "direct", Durable: true}); err != nil {
+		t.Fatal(err)
+	}
+	c.declareExchange("own", "direct", message.Table{"alternate-exchange": "mine"})
+	c.declareExchange("ae", "fanout", nil)
+	c.declareQueue("unrouted", true, nil)
+	c.bind("ae", "unrouted", "", nil)
+	putPolicy(t, b, Policy{Name: "ae", Pattern: "^(in|own)$", ApplyTo: "exchanges",
+		Definition: map[string]any{"alternate-exchange": "ae", "max-length": int64(5)}})
+	c.publish("in", "nobody", "lost?", true)
+	if q, _ := b.Queue("/", "unrouted"); q.Ready != 1 {
+		t.Errorf("unrouted holds %d, want the message through the policy's alternate exchange", q.Ready)
+	}
+	if x, _ := b.Exchange("/", "in"); x.Policy != "ae" {
+		t.Errorf("exchange policy %q", x.Policy)
+	}
+	if a := b.vhost("/").exchanges["own"].alternate; a != "mine" {
+		t.Errorf("own's alternate %q, want its argument", a)
+	}
+	if o := b.vhost("/").queues["unrouted"].opts(); o.Policy != "" {
+		t.Errorf("a policy for exchanges applied to a queue: %+v", *o)
+	}
+	if _, err := b.PutPolicy(Policy{VHost: "/", Name: "bad", Pattern: "x", Definition: map[string]any{"alternate-exchange": int64(1)}}); CodeOf(err) != InvalidArgument {
+		t.Errorf("alternate-exchange 1: %v", err)
+	}
+	if err := b.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	b2 := openBroker(t, st)
+	if a := b2.vhost("/").exchanges["in"].alternate; a != "ae" {
+		t.Errorf("recovered alternate %q", a)
+	}
+}
