@@ -417,6 +417,9 @@ func (b *Broker) PutPolicy(p Policy) (created bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	if name, ok := cp.Definition["schema"].(string); ok && !b.env.schemas.exists(p.VHost, name) {
+		return false, errorf(InvalidArgument, "Validation failed: schema: no schema '%s' in vhost '%s'", name, p.VHost)
+	}
 	v, err := json.Marshal(cp.Policy)
 	if err != nil {
 		return false, internalError("encode policy", err)

@@ -104,6 +104,10 @@ func TestPolicyValidation(t *testing.T) {
 			t.Errorf("%+v: %v, want %q", tc.p, err, tc.want)
 		}
 	}
+	if _, err := b.PutPolicy(Policy{VHost: "/", Name: "p", Pattern: "x", Definition: map[string]any{"schema": "missing"}}); err == nil ||
+		!strings.Contains(err.Error(), "no schema 'missing'") {
+		t.Errorf("schema that does not exist: %v", err)
+	}
 	if _, err := b.PutPolicy(Policy{VHost: "nope", Name: "p", Pattern: "x", Definition: map[string]any{"expires": int64(5)}}); CodeOf(err) != NotFound {
 		t.Errorf("unknown vhost: %v", err)
 	}

@@ -196,8 +196,8 @@ func DecodeDefinitions(b []byte) (api.Definitions, error) {
 }
 
 // ImportDefinitions applies d (into vhost only, when vhost is not "") as
-// user: validated first, then vhosts, users, permissions, policies,
-// schemas, exchanges, queues and bindings in that order.
+// user: validated first, then vhosts, users, permissions, schemas,
+// policies, exchanges, queues and bindings in that order.
 func (s *Server) ImportDefinitions(d api.Definitions, vhost, user string) error {
 	plan, err := s.planImport(d, vhost)
 	if err != nil {
@@ -218,14 +218,14 @@ func (s *Server) ImportDefinitions(d api.Definitions, vhost, user string) error 
 			return fmt.Errorf("permission of '%s' on vhost '%s': %w", p.User, p.VHost, err)
 		}
 	}
-	for _, p := range plan.policies {
-		if _, err := s.b.PutPolicy(p); err != nil {
-			return fmt.Errorf("policy '%s' in vhost '%s': %w", p.Name, p.VHost, err)
-		}
-	}
 	for _, sc := range plan.schemas {
 		if _, err := s.b.PutSchema(sc.VHost, sc.Name, sc.Schema); err != nil {
 			return fmt.Errorf("schema '%s' in vhost '%s': %w", sc.Name, sc.VHost, err)
+		}
+	}
+	for _, p := range plan.policies {
+		if _, err := s.b.PutPolicy(p); err != nil {
+			return fmt.Errorf("policy '%s' in vhost '%s': %w", p.Name, p.VHost, err)
 		}
 	}
 	for _, x := range plan.exchanges {
