@@ -80,8 +80,7 @@ func (s *Server) Definitions(vh string) (api.Definitions, error) {
 		return d, err
 	}
 	for _, p := range ops {
-		v, _ := json.Marshal(map[string]any{"pattern": p.Pattern, "definition": p.Definition, "priority": p.Priority, "apply-to": p.ApplyTo})
-		d.Parameters = append(d.Parameters, api.DefParameter{VHost: p.VHost, Component: "operator_policy", Name: p.Name, Value: v})
+		d.Parameters = append(d.Parameters, operatorParameter(p)) // policies.go
 	}
 	if d.Parameters == nil {
 		d.Parameters = []api.DefParameter{}

@@ -115,6 +115,13 @@ func TestPolicyChangesDeadLetteringAtOnce(t *testing.T) {
 	if st, _ := e.raw(t, "GET", "/api/operator-policies/%2F/cap", ""); st != http.StatusOK {
 		t.Errorf("get operator policy: %d", st)
 	}
+	if st, b := e.raw(t, "GET", "/api/parameters", ""); st != http.StatusOK || !strings.Contains(string(b), `"component":"operator_policy"`) ||
+		!strings.Contains(string(b), `"name":"cap"`) {
+		t.Errorf("parameters: %d %s", st, b)
+	}
+	if st, b := e.raw(t, "GET", "/api/vhost-limits", ""); st != http.StatusOK || strings.TrimSpace(string(b)) != "[]" {
+		t.Errorf("vhost-limits: %d %s", st, b)
+	}
 	if st, _ := e.raw(t, "GET", "/api/policies/%2F/cap", ""); st != http.StatusNotFound {
 		t.Errorf("operator policy seen as a policy: %d", st)
 	}
