@@ -87,7 +87,7 @@ func TestRabbitmqadmin(t *testing.T) {
 	if out := admin(t, script, other.url, "list", "bindings", "source", "destination"); !strings.Contains(out, "all") {
 		t.Errorf("imported bindings:\n%s", out)
 	}
-	run("delete", "binding", "source=orders", "destination_type=exchange", "destination=all", "properties_key=#") // Sluice's properties_key is the routing key itself
+	run("delete", "binding", "source=orders", "destination_type=exchange", "destination=all", "properties_key=%23") // RabbitMQ's properties key for "#"
 	run("delete", "policy", "name=ttl")
 	run("delete", "queue", "name=everything")
 	if out := run("list", "queues", "name"); strings.Contains(out, "everything") {

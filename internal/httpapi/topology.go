@@ -418,7 +418,7 @@ func (s *Server) unbindQueue(w http.ResponseWriter, r *http.Request, u *user) {
 	var found *broker.BindingInfo
 	for i, b := range bs {
 		if b.Source == x && b.Source != "" && b.DestinationType == kind && b.Destination == q &&
-			propertiesKey(b.RoutingKey, b.Args) == props {
+			propsMatch(b, props) {
 			found = &bs[i]
 			break
 		}
