@@ -7,13 +7,14 @@
 #     skipped when node_modules already matches the lock.
 #   - rabbitmqadmin 3.10.8 for the HTTP API's integration tier: Debian's rabbitmq-server
 #     package is downloaded (not installed) and the script taken from its management
-#     plugin (priv/www/cli) into .cache/tools/bin.
+#     plugin (priv/www/cli) into $SLUICE_TEST_CACHE (default ~/.cache/sluice-test).
 #   - Go: the module cache for the repository's modules and for the amqp091-go
 #     integration suite that test/compat runs, so that tier resolves offline.
 #
 #   - Tools taken out of Debian packages without installing them (no services
 #     started, no dependencies pulled): promtool and prometheus from Debian's
-#     `prometheus`, into .cache/tools/bin, for the metrics tests.
+#     `prometheus` for the metrics tests, rabbitmqadmin from `rabbitmq-server` for the
+#     management API tests, into .cache/tools/bin.
 #
 # Idempotent and fast when everything is in place. RabbitMQ itself is not a test
 # dependency: scripts/rabbitmq-local.sh install brings it for comparisons and benchmarks.
@@ -82,11 +83,13 @@ install_go() {
 	(cd "$dir" && GOWORK=off GOFLAGS=-mod=mod "$GO" mod download)
 }
 
-# deb_tool PACKAGE FILE...: puts FILEs (paths inside the package) of a Debian
-# package into .cache/tools/bin, unpacking the package without installing it.
+# deb_tool PACKAGE FILE...: puts FILEs of a Debian package into
+# .cache/tools/bin, unpacking the package without installing it (no services
+# started, no dependencies pulled). A FILE is a path inside the package and
+# may hold shell wildcards (a version in a directory name).
 TOOLS="$ROOT/.cache/tools/bin"
 deb_tool() {
-	local pkg="$1" f missing=()
+	local pkg="$1" f found missing=()
 	shift
 	for f in "$@"; do
 		[ -x "$TOOLS/$(basename "$f")" ] || missing+=("$f")
@@ -102,7 +105,12 @@ deb_tool() {
 	dpkg-deb -x "$tmp"/"$pkg"_*.deb "$tmp/root"
 	mkdir -p "$TOOLS"
 	for f in "${missing[@]}"; do
-		install -m 0755 "$tmp/root/$f" "$TOOLS/$(basename "$f")"
+		found="$(find "$tmp/root" -path "$tmp/root/$f" | head -n1)"
+		if [ -z "$found" ]; then
+			log "no $f in $pkg"
+			exit 1
+		fi
+		install -m 0755 "$found" "$TOOLS/$(basename "$f")"
 	done
 	rm -rf "$tmp"
 }
@@ -111,7 +119,6 @@ install_debs
 install_npm
 install_go
 deb_tool prometheus usr/bin/promtool usr/bin/prometheus
-# rabbitmqadmin as the management plugin of Debian's rabbitmq-server (3.10.8) ships it.
-deb_tool rabbitmq-server \
-	usr/lib/rabbitmq/lib/rabbitmq_server-3.10.8/plugins/rabbitmq_management-3.10.8/priv/www/cli/rabbitmqadmin
+# rabbitmqadmin 3.10.8, the management plugin's CLI, for the management API tests.
+deb_tool rabbitmq-server 'usr/lib/rabbitmq/lib/rabbitmq_server-*/plugins/rabbitmq_management-*/priv/www/cli/rabbitmqadmin'
 log "done"

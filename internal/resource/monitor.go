@@ -151,13 +151,20 @@ func (m *Monitor) State() Alarm {
 	return m.state
 }
 
-// Status returns the latest check's readings and the alarms raised now.
+// Status returns the latest check's readings and the alarms raised now; a
+// reading the checks do not take (its alarm is off) is taken now.
 func (m *Monitor) Status() Status {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	st := m.status
 	st.Alarm = m.state
+	m.mu.Unlock()
 	st.MemoryLimit, st.DiskFreeLimit = m.cfg.MemoryLimit, m.cfg.DiskFreeLimit
+	if st.MemoryUsed == 0 {
+		st.MemoryUsed, _ = m.cfg.MemoryUsed()
+	}
+	if st.DiskFree == 0 {
+		st.DiskFree, _ = m.cfg.DiskFree(m.cfg.DataDir)
+	}
 	return st
 }
 
