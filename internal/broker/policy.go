@@ -554,3 +554,28 @@ func (q *queue) opts() *QueueOptions {
 }
 
 func (q *queue) setOpts(o QueueOptions) { q.optsP.Store(&o) }
+
+// ValidatePolicy checks p as PutPolicy does (but for the existence of its
+// vhost and schema), without storing it: a definitions import checks a
+// whole file before it applies any of it.
+func ValidatePolicy(p Policy) error {
+	_, err := compilePolicy(p)
+	return err
+}
+
+// ValidateQueueArgs checks a queue's arguments as queue.declare does (but
+// for the existence of its x-schema).
+func ValidateQueueArgs(vhost, queue string, args message.Table) error {
+	_, err := parseQueueArgs(args, queue, vhost)
+	return err
+}
+
+// ValidExchangeType reports whether exchange.declare accepts the type
+// (with its arguments, for x-delayed-message).
+func ValidExchangeType(kind string, args message.Table) bool {
+	if kind == kindDelayed {
+		t, _ := args["x-delayed-type"].(string)
+		return validKind(t)
+	}
+	return validKind(kind)
+}

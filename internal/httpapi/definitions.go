@@ -9,6 +9,7 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -348,6 +349,9 @@ func (s *Server) planImport(d api.Definitions, only string) (*importPlan, error)
 		}
 		p.policies = append(p.policies, broker.Policy{VHost: vh, Name: x.Name, Pattern: x.Pattern, ApplyTo: x.ApplyTo,
 			Priority: x.Priority, Definition: x.Definition})
+		if err := broker.ValidatePolicy(p.policies[len(p.policies)-1]); err != nil {
+			return nil, bad("policies[%d] '%s': %s", i, x.Name, reasonOf(err))
+		}
 	}
 	for i, x := range d.Parameters {
 		if x.Component != "operator_policy" {
@@ -366,6 +370,9 @@ func (s *Server) planImport(d api.Definitions, only string) (*importPlan, error)
 		op := broker.Policy{VHost: vh, Name: x.Name, Pattern: v.Pattern, ApplyTo: v.ApplyTo, Definition: v.Definition, Operator: true}
 		if v.Priority != nil {
 			op.Priority = *v.Priority
+		}
+		if err := broker.ValidatePolicy(op); err != nil {
+			return nil, bad("parameters[%d] '%s': %s", i, x.Name, reasonOf(err))
 		}
 		p.policies = append(p.policies, op)
 	}
@@ -389,6 +396,9 @@ func (s *Server) planImport(d api.Definitions, only string) (*importPlan, error)
 		if err != nil {
 			return nil, bad("exchanges[%d] '%s': arguments: %v", i, x.Name, err)
 		}
+		if !broker.ValidExchangeType(x.Type, args) {
+			return nil, bad("exchanges[%d] '%s': type '%s' is not an exchange type Sluice knows", i, x.Name, x.Type)
+		}
 		p.exchanges = append(p.exchanges, struct {
 			vhost string
 			decl  broker.ExchangeDecl
@@ -406,6 +416,9 @@ func (s *Server) planImport(d api.Definitions, only string) (*importPlan, error)
 		args, err := amqpTable(x.Arguments)
 		if err != nil {
 			return nil, bad("queues[%d] '%s': arguments: %v", i, x.Name, err)
+		}
+		if err := broker.ValidateQueueArgs(vh, x.Name, args); err != nil {
+			return nil, bad("queues[%d] '%s': %s", i, x.Name, reasonOf(err))
 		}
 		p.queues = append(p.queues, struct {
 			vhost string
@@ -432,4 +445,13 @@ func (s *Server) planImport(d api.Definitions, only string) (*importPlan, error)
 		}{vh, x.DestinationType == "exchange", broker.Binding{Source: x.Source, Destination: x.Destination, Key: x.RoutingKey, Args: args}})
 	}
 	return p, nil
+}
+
+// reasonOf is a broker error's reason (its text without the code).
+func reasonOf(err error) string {
+	var be *broker.Error
+	if errors.As(err, &be) {
+		return be.Reason
+	}
+	return err.Error()
 }
