@@ -427,6 +427,9 @@ func (b *Broker) PutPolicy(p Policy) (created bool, err error) {
 	r := b.env.policies
 	r.writeMu.Lock()
 	defer r.writeMu.Unlock()
+	if b.vhost(p.VHost) != vh { // deleted meanwhile: its policies are being forgotten
+		return false, errorf(NotFound, "no vhost '%s'", p.VHost)
+	}
 	var batch store.Batch
 	batch.PutMeta(policyKey(p.Operator, p.VHost, p.Name), v)
 	if err := b.env.st.Apply(&batch, true); err != nil {
