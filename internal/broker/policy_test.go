@@ -185,3 +185,21 @@ func TestPolicyOnExchanges(t *testing.T) {
 		t.Errorf("recovered alternate %q", a)
 	}
 }
+
+// A deleted vhost takes its policies with it: recreated, it has none.
+func TestPolicyGoesWithItsVHost(t *testing.T) {
+	b := openBroker(t, nil)
+	if _, err := b.PutVHost("v"); err != nil {
+		t.Fatal(err)
+	}
+	putPolicy(t, b, Policy{VHost: "v", Name: "p", Pattern: ".*", Definition: map[string]any{"expires": int64(1000)}})
+	if err := b.DeleteVHost("v"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.PutVHost("v"); err != nil {
+		t.Fatal(err)
+	}
+	if ps, err := b.Policies("v", false); err != nil || len(ps) != 0 {
+		t.Errorf("policies of the recreated vhost: %+v %v", ps, err)
+	}
+}
