@@ -37,6 +37,7 @@ type env struct {
 	// dead and delays are set by Open before the goroutines start.
 	dead          *deadLetterer
 	delays        *scheduler
+	expiry        *expirer // expiry.go
 	noPoisonQueue bool
 	stats         msgCounters    // stats.go: broker-wide
 	objects       objectCounters // lifecycle.go
@@ -119,10 +120,12 @@ func Open(cfg Config, st store.Store) (*Broker, error) {
 	b.env.commit = c
 	b.env.dead = startDeadLetterer(b.env)
 	b.env.delays = newScheduler(b, delayWindow)
+	b.env.expiry = startExpirer(cfg.Now)
 	c.delays, c.dead = b.env.delays, b.env.dead
 	wb.start()
 	c.start()
 	b.env.delays.start()
+	b.armAll() // expiry.go
 	b.stop = make(chan struct{})
 	b.wg.Add(1)
 	go b.runHousekeeping()
@@ -168,6 +171,7 @@ func (b *Broker) Close(ctx context.Context) error {
 	var err error
 	b.closeOnce.Do(func() {
 		b.env.delays.close()
+		b.env.expiry.close()
 		b.env.dead.close()
 		close(b.stop)
 		b.wg.Wait()

@@ -32,6 +32,8 @@ type Channel struct {
 	globalPrefetch int // shared by the channel's consumers (0: none)
 	unackedCount   int // unacked consumer deliveries, against globalPrefetch
 	noAckInFlight  int // no-ack deliveries not yet reported Written
+	holdCredit     int // > 0: settling; freed credit waits for shareCredit (prefetch.go)
+	kickRR         int // rotates the queue shareCredit offers freed credit first
 	flowActive     bool
 	mode           chanMode
 	tx             txState
@@ -77,16 +79,18 @@ func (ch *Channel) hasCredit(c *consumer) bool {
 }
 
 func (ch *Channel) creditLocked(c *consumer) bool {
-	if ch.closed || !ch.flowActive || c.cancelled {
+	if ch.closed || !ch.flowActive || c.cancelled || ch.holdCredit > 0 {
+		return false
+	}
+	// As RabbitMQ's limiter: while the channel-wide limit is full, no-ack
+	// consumers wait too (their deliveries do not count toward it).
+	if ch.globalPrefetch > 0 && ch.unackedCount >= ch.globalPrefetch {
 		return false
 	}
 	if c.noAck {
 		return ch.noAckInFlight < ch.env.window
 	}
-	if c.prefetch > 0 && c.unacked >= c.prefetch {
-		return false
-	}
-	return ch.globalPrefetch == 0 || ch.unackedCount < ch.globalPrefetch
+	return c.prefetch == 0 || c.unacked < c.prefetch
 }
 
 // deliver gives d to consumer c if it still has credit: a delivery tag, an
@@ -251,6 +255,10 @@ func (ch *Channel) settle(ps []pending, how settleKind) {
 			qs = append(qs, p.q)
 		}
 		byQ[p.q] = append(byQ[p.q], settled{seq: p.seq, gen: p.gen})
+	}
+	if ch.sharesCredit() {
+		ch.settleShared(qs, byQ, how) // prefetch.go
+		return
 	}
 	for _, q := range qs {
 		q.settle(byQ[q], how)

@@ -51,6 +51,7 @@ type queue struct {
 	floor       uint64 // the ack floor last persisted
 	high        uint64 // one past the highest seq added to the index
 	lastUsed    int64  // unix ms of the last declare, get or consumer change (x-expires)
+	expArmed    int64  // the due time (unix ms) the expirer will wake the queue at; 0: none (expiry.go)
 }
 
 func newQueue(vh *vhost, id store.QueueID, name string) *queue {
@@ -77,7 +78,10 @@ func (q *queue) enqueue(es []entry) {
 		q.high = max(q.high, e.seq+1)
 	}
 	q.countEnqueued(len(es))
-	q.dispatchLocked()
+	// Consumers that can take the new messages at once get them even when
+	// their TTL is already up (TTL 0), as RabbitMQ hands a publish to a
+	// waiting consumer before it checks expiry; the rest expire now.
+	q.dispatchFromLocked(es[0].seq)
 	q.enforceLimitsLocked()
 	q.dropExpiredLocked()
 }
@@ -89,7 +93,11 @@ func (q *queue) dispatch() {
 	q.dispatchLocked()
 }
 
-func (q *queue) dispatchLocked() {
+func (q *queue) dispatchLocked() { q.dispatchFromLocked(^uint64(0)) }
+
+// dispatchFromLocked is dispatchLocked where entries from seq fresh on,
+// just enqueued, are delivered without an expiry check.
+func (q *queue) dispatchFromLocked(fresh uint64) {
 	var b store.Batch
 	for !q.deleted && len(q.consumers) > 0 && q.ready.len() > 0 {
 		c := q.pickConsumerLocked()
@@ -97,7 +105,7 @@ func (q *queue) dispatchLocked() {
 			break
 		}
 		e, _ := q.ready.pop()
-		if q.expiredLocked(e) {
+		if e.seq < fresh && q.expiredLocked(e) {
 			q.discardLocked(&b, e, reasonExpired)
 			continue
 		}
@@ -118,6 +126,7 @@ func (q *queue) dispatchLocked() {
 	}
 	q.advanceFloorLocked(&b)
 	q.applyLocked(&b)
+	q.armExpiryLocked()
 }
 
 // pickConsumerLocked chooses the consumer for the next message: among those
@@ -279,6 +288,11 @@ func (q *queue) settle(ds []settled, how settleKind) {
 			q.discardLocked(&b, e, reasonRejected)
 		}
 	}
+	if how == settleRequeue {
+		// As RabbitMQ: drop-head applies to requeued messages too, before
+		// they are delivered again.
+		q.enforceLimitsLocked()
+	}
 	q.dispatchLocked()
 	q.advanceFloorLocked(&b)
 	q.applyLocked(&b)
@@ -329,9 +343,10 @@ func (q *queue) discardLocked(b *store.Batch, e entry, reason string) {
 	q.env.dead.add(deadJob{src: q, e: e, reason: reason, at: q.env.now()})
 }
 
-// expiredLocked reports whether e's TTL has passed.
+// expiredLocked reports whether e's TTL has passed: due is now or earlier,
+// as RabbitMQ (so a TTL of 0 has always passed).
 func (q *queue) expiredLocked(e entry) bool {
-	return e.expires != 0 && q.env.now().UnixMilli() > e.expires
+	return e.expires != 0 && q.env.now().UnixMilli() >= e.expires
 }
 
 // dropExpiredLocked discards expired messages at the head of the queue
@@ -351,6 +366,7 @@ func (q *queue) dropExpiredLocked() {
 		q.advanceFloorLocked(&b)
 		q.applyLocked(&b)
 	}
+	q.armExpiryLocked()
 }
 
 // advanceFloorLocked persists the ack floor when it moved up.
@@ -411,6 +427,7 @@ func (q *queue) get(ch *Channel, noAck bool) (*Delivery, error) {
 		q.countDelivered(e, noAck, true)
 		q.trackLocked(ch, d.DeliveryTag, e.seq, noAck)
 		q.advanceFloorLocked(&b)
+		q.armExpiryLocked()
 		return d, nil
 	}
 }

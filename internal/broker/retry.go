@@ -191,6 +191,7 @@ func (q *queue) timeOutLocked() {
 			"timeout_ms", q.opts().ConsumerTimeout)
 		q.returnLocked(&b, e)
 	}
+	q.enforceLimitsLocked()
 	q.dispatchLocked()
 	q.advanceFloorLocked(&b)
 	q.applyLocked(&b)
