@@ -5,8 +5,16 @@
 #     Debian only when no node is on PATH). Nothing is fetched when all are installed.
 #   - npm: amqplib for test/crosslang, pinned by its package-lock.json (`npm ci`),
 #     skipped when node_modules already matches the lock.
+#   - rabbitmqadmin 3.10.8 for the HTTP API's integration tier: Debian's rabbitmq-server
+#     package is downloaded (not installed) and the script taken from its management
+#     plugin (priv/www/cli) into $SLUICE_TEST_CACHE (default ~/.cache/sluice-test).
 #   - Go: the module cache for the repository's modules and for the amqp091-go
 #     integration suite that test/compat runs, so that tier resolves offline.
+#
+#   - Tools taken out of Debian packages without installing them (no services
+#     started, no dependencies pulled): promtool and prometheus from Debian's
+#     `prometheus` for the metrics tests, rabbitmqadmin from `rabbitmq-server` for the
+#     management API tests, into .cache/tools/bin.
 #
 # Idempotent and fast when everything is in place. RabbitMQ itself is not a test
 # dependency: scripts/rabbitmq-local.sh install brings it for comparisons and benchmarks.
@@ -75,7 +83,42 @@ install_go() {
 	(cd "$dir" && GOWORK=off GOFLAGS=-mod=mod "$GO" mod download)
 }
 
+# deb_tool PACKAGE FILE...: puts FILEs of a Debian package into
+# .cache/tools/bin, unpacking the package without installing it (no services
+# started, no dependencies pulled). A FILE is a path inside the package and
+# may hold shell wildcards (a version in a directory name).
+TOOLS="$ROOT/.cache/tools/bin"
+deb_tool() {
+	local pkg="$1" f found missing=()
+	shift
+	for f in "$@"; do
+		[ -x "$TOOLS/$(basename "$f")" ] || missing+=("$f")
+	done
+	if [ "${#missing[@]}" -eq 0 ]; then
+		log "tools from $pkg present in .cache/tools/bin"
+		return
+	fi
+	local tmp
+	tmp="$(mktemp -d)"
+	log "apt-get download $pkg (unpacked for ${missing[*]})"
+	(cd "$tmp" && { apt-get download -qq "$pkg" 2>/dev/null || { apt-get update -qq && apt-get download -qq "$pkg"; }; })
+	dpkg-deb -x "$tmp"/"$pkg"_*.deb "$tmp/root"
+	mkdir -p "$TOOLS"
+	for f in "${missing[@]}"; do
+		found="$(find "$tmp/root" -path "$tmp/root/$f" | head -n1)"
+		if [ -z "$found" ]; then
+			log "no $f in $pkg"
+			exit 1
+		fi
+		install -m 0755 "$found" "$TOOLS/$(basename "$f")"
+	done
+	rm -rf "$tmp"
+}
+
 install_debs
 install_npm
 install_go
+deb_tool prometheus usr/bin/promtool usr/bin/prometheus
+# rabbitmqadmin 3.10.8, the management plugin's CLI, for the management API tests.
+deb_tool rabbitmq-server 'usr/lib/rabbitmq/lib/rabbitmq_server-*/plugins/rabbitmq_management-*/priv/www/cli/rabbitmqadmin'
 log "done"

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/sluicemq/sluice/internal/amqpserver"
+	"github.com/sluicemq/sluice/internal/api"
 	"github.com/sluicemq/sluice/internal/broker"
 	"github.com/sluicemq/sluice/internal/httpapi"
 	"github.com/sluicemq/sluice/internal/resource"
@@ -34,7 +35,8 @@ Each setting comes from, highest first: the flag, the environment variable,
 the config file, the default. Environment variables:
   SLUICE_DATA, SLUICE_AMQP, SLUICE_HTTP, SLUICE_LOG_LEVEL,
   SLUICE_LOG_FORMAT, SLUICE_DISK_FREE_LIMIT, SLUICE_MEMORY_LIMIT,
-  SLUICE_MAX_MESSAGE_SIZE, SLUICE_PPROF, SLUICE_CONFIG (the config file)
+  SLUICE_MAX_MESSAGE_SIZE, SLUICE_PPROF, SLUICE_LOAD_DEFINITIONS,
+  SLUICE_CONFIG (the config file)
 
 The config file is JSON with any of these keys:
   {
@@ -46,7 +48,8 @@ The config file is JSON with any of these keys:
     "disk_free_limit": "1GiB",
     "memory_limit": "40%%",
     "max_message_size": "128MiB",
-    "pprof": ""
+    "pprof": "",
+    "load_definitions": ""
   }
 `
 
@@ -66,6 +69,9 @@ type serveConfig struct {
 	// Pprof is where Go's profiling endpoints (/debug/pprof/) are served;
 	// empty (the default) serves none.
 	Pprof string `json:"pprof"`
+	// LoadDefinitions is a definitions file (RabbitMQ's format) imported
+	// at boot, before the listeners open; empty imports nothing.
+	LoadDefinitions string `json:"load_definitions"`
 }
 
 func defaultServeConfig() serveConfig {
@@ -98,6 +104,7 @@ func (c *serveConfig) settings() []struct {
 		{"disk-free-limit", "SLUICE_DISK_FREE_LIMIT", "block publishers while the data directory's disk has less free space (e.g. 1GiB; 0 turns it off)", &c.DiskFreeLimit},
 		{"max-message-size", "SLUICE_MAX_MESSAGE_SIZE", "largest message body a publisher may send (e.g. 128MiB, RabbitMQ's default)", &c.MaxMessageSize},
 		{"memory-limit", "SLUICE_MEMORY_LIMIT", "block publishers while the broker uses more memory (e.g. 2GiB, or 40% of the machine; 0 turns it off)", &c.MemoryLimit},
+		{"load-definitions", "SLUICE_LOAD_DEFINITIONS", "import this definitions file (RabbitMQ's or Sluice's export) at boot", &c.LoadDefinitions},
 		{"pprof", "SLUICE_PPROF", "serve Go's profiling endpoints /debug/pprof/ on this address (empty: off; keep it on localhost)", &c.Pprof},
 	}
 }
@@ -250,6 +257,11 @@ func runBroker(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		log.Info("sluice stopped")
 	}()
 	closers = append(closers, b.Close)
+	if cfg.LoadDefinitions != "" {
+		if err := loadDefinitions(cfg.LoadDefinitions, b, log); err != nil { // definitions.go
+			return err
+		}
+	}
 
 	scfg := amqpserver.DefaultConfig()
 	scfg.Logger = log
@@ -287,6 +299,15 @@ func runBroker(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	if cfg.HTTP != "" {
 		hcfg := httpapi.DefaultConfig()
 		hcfg.Addr, hcfg.Logger, hcfg.DataDir, hcfg.Version = cfg.HTTP, log, cfg.Data, version
+		hcfg.NodeName = nodeName()
+		hcfg.Listeners = func() []api.Listener {
+			return []api.Listener{listenerOf("amqp", amqpLn.Addr()), listenerOf("http", httpAddr)}
+		}
+		hcfg.Node = func() httpapi.NodeStatus {
+			st := monitor.Status()
+			return httpapi.NodeStatus{MemoryUsed: st.MemoryUsed, MemoryLimit: st.MemoryLimit, MemoryAlarm: st.Memory,
+				DiskFree: st.DiskFree, DiskFreeLimit: st.DiskFreeLimit, DiskAlarm: st.Disk}
+		}
 		hs, err := httpapi.New(hcfg, b, srv)
 		if err != nil {
 			return err
@@ -371,4 +392,24 @@ func parseSize(s string, whole uint64) (uint64, error) {
 		return 0, fmt.Errorf("%q: want a size such as 1GiB or 512MiB", s)
 	}
 	return n * mult, nil
+}
+
+// nodeName names this broker as RabbitMQ names its nodes: sluice@ and the
+// host's short name.
+func nodeName() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	host, _, _ = strings.Cut(host, ".")
+	return "sluice@" + host
+}
+
+// listenerOf describes a listener for the API; addr is a net.Addr or the
+// address string it was opened on.
+func listenerOf(protocol string, addr any) api.Listener {
+	a := fmt.Sprint(addr)
+	host, port, _ := net.SplitHostPort(a)
+	p, _ := strconv.Atoi(port)
+	return api.Listener{Protocol: protocol, IPAddress: host, Port: p}
 }

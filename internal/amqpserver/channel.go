@@ -285,6 +285,7 @@ func (ch *channel) basic(m amqp.Method) error {
 				return fromBroker(err, m)
 			}
 			ch.confirms = newConfirms(ch.c.wr, ch.id)
+			ch.confirms.sent = ch.b.CountConfirms
 		}
 		ch.reply(m.NoWait, &amqp.ConfirmSelectOk{})
 

@@ -20,6 +20,9 @@ import (
 type confirms struct {
 	wr      *writer
 	channel uint16
+	// sent, when set, is told how many publishes each flush acked and
+	// nacked (for the broker's confirm counters).
+	sent func(acks, nacks int)
 
 	// mu guards the fields below.
 	mu      sync.Mutex
@@ -113,6 +116,19 @@ func (c *confirms) flush(id uint64) []amqp.Method {
 	}
 	eligible := func(p *pendingConfirm) bool { return p != nil && p.ready() && !p.sent && p.minFlush <= id }
 	var out []amqp.Method
+	acks, nacks := 0, 0
+	count := func(n int, nack bool) {
+		if nack {
+			nacks += n
+		} else {
+			acks += n
+		}
+	}
+	defer func() {
+		if c.sent != nil && acks+nacks > 0 {
+			c.sent(acks, nacks)
+		}
+	}()
 	// Runs from the low end, one frame per run of the same verdict.
 	for {
 		p := c.pending[c.low]
@@ -129,6 +145,7 @@ func (c *confirms) flush(id uint64) []amqp.Method {
 			end++
 		}
 		out = append(out, confirm(end, end > start, p.nack))
+		count(int(end-start+1), p.nack)
 		for s := start; s <= end; s++ {
 			delete(c.pending, s)
 		}
@@ -141,6 +158,7 @@ func (c *confirms) flush(id uint64) []amqp.Method {
 			p.sent = true
 			c.beyond--
 			out = append(out, confirm(seq, false, p.nack))
+			count(1, p.nack)
 		}
 	}
 	return out

@@ -50,6 +50,9 @@ type Overview struct {
 	MessageStats      MessageStats   `json:"message_stats"`
 	Listeners         []Listener     `json:"listeners"`
 	Memory            map[string]any `json:"memory,omitempty"`
+	// Alarms are the resource alarms in effect (Sluice's; RabbitMQ shows
+	// them on the node).
+	Alarms []Alarm `json:"alarms"`
 }
 
 // QueueTotals sums the queues' depths.
@@ -165,6 +168,30 @@ type Queue struct {
 	ExclusiveConsumerTag   *string        `json:"exclusive_consumer_tag"`
 	OwnerPIDDetails        *Owner         `json:"owner_pid_details,omitempty"`
 	MessageStats           MessageStats   `json:"message_stats"`
+	// Policy and OperatorPolicy name the policies that apply (null when
+	// none does); EffectivePolicyDefinition is their merged definition.
+	Policy                    *string        `json:"policy"`
+	OperatorPolicy            *string        `json:"operator_policy"`
+	EffectivePolicyDefinition map[string]any `json:"effective_policy_definition"`
+}
+
+// Policy is GET /api/policies/{vhost}/{name} (and an operator policy),
+// RabbitMQ's fields.
+type Policy struct {
+	VHost      string         `json:"vhost,omitempty"`
+	Name       string         `json:"name"`
+	Pattern    string         `json:"pattern"`
+	ApplyTo    string         `json:"apply-to"`
+	Definition map[string]any `json:"definition"`
+	Priority   int            `json:"priority"`
+}
+
+// PolicyPut is the body of PUT /api/policies/{vhost}/{name}.
+type PolicyPut struct {
+	Pattern    string         `json:"pattern"`
+	ApplyTo    string         `json:"apply-to,omitempty"`
+	Definition map[string]any `json:"definition"`
+	Priority   *int           `json:"priority,omitempty"`
 }
 
 // Owner names the connection owning an exclusive queue.
@@ -189,6 +216,8 @@ type Exchange struct {
 	Internal     bool           `json:"internal"`
 	Arguments    map[string]any `json:"arguments"`
 	MessageStats ExchangeStats  `json:"message_stats"`
+	// Policy names the policy that applies (null when none does).
+	Policy *string `json:"policy"`
 }
 
 // ExchangeDeclare is the body of PUT /api/exchanges/{vhost}/{name}.

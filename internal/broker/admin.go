@@ -27,6 +27,8 @@ type ExchangeInfo struct {
 	// PublishIn counts messages published into the exchange, PublishOut
 	// the copies it routed to queues.
 	PublishIn, PublishOut uint64
+	// Policy names the policy that applies ("" when none).
+	Policy string
 }
 
 // QueueInfo describes a queue and its counts.
@@ -47,6 +49,10 @@ type QueueInfo struct {
 	Oldest uint64
 	// Stats are the queue's message counters (stats.go).
 	Stats MessageStats
+	// Policy and OperatorPolicy name the policies that apply, Effective
+	// their merged definition (policy.go).
+	Policy, OperatorPolicy string
+	EffectivePolicy        map[string]any
 }
 
 // Messages is ready + unacked + delayed.
@@ -125,7 +131,7 @@ func (b *Broker) Exchanges(vhostName string) ([]ExchangeInfo, error) {
 func exchangeInfo(vh *vhost, x *exchange) ExchangeInfo {
 	return ExchangeInfo{VHost: vh.name, Name: x.name, Type: x.kind, Durable: x.durable,
 		AutoDelete: x.autoDelete, Internal: x.internal, Args: x.args,
-		PublishIn: x.stats.in.Load(), PublishOut: x.stats.out.Load()}
+		PublishIn: x.stats.in.Load(), PublishOut: x.stats.out.Load(), Policy: x.policy}
 }
 
 // Exchange describes one exchange.
@@ -192,6 +198,9 @@ func (b *Broker) lookupQueue(vhostName, name string) (*queue, error) {
 func (q *queue) info() QueueInfo {
 	qi := QueueInfo{VHost: q.vh.name, Name: q.name, Durable: q.declaredDurable, AutoDelete: q.autoDelete,
 		Exclusive: q.exclusive, Args: q.args, Stats: q.stats.snapshot()}
+	if o := q.opts(); o.Policy != "" || o.OperatorPolicy != "" {
+		qi.Policy, qi.OperatorPolicy, qi.EffectivePolicy = o.Policy, o.OperatorPolicy, o.PolicyDefinition
+	}
 	if q.owner != nil {
 		qi.Owner = q.owner.info.Name
 	}
@@ -310,7 +319,9 @@ type ChannelInfo struct {
 	GlobalPrefetch int
 	Confirm        bool
 	Transactional  bool
-	Stats          MessageStats // stats.go
+	// Unconfirmed counts publishes since confirm.select not yet confirmed.
+	Unconfirmed int
+	Stats       MessageStats // stats.go
 }
 
 // ChannelInfos describes the connection's open channels, by number.
@@ -328,6 +339,9 @@ func (c *Connection) ChannelInfos() []ChannelInfo {
 			out = append(out, ChannelInfo{Number: ch.id, Consumers: len(ch.consumers), Unacked: len(ch.unacked),
 				Prefetch: ch.prefetch, GlobalPrefetch: ch.globalPrefetch,
 				Confirm: ch.mode == modeConfirm, Transactional: ch.mode == modeTx, Stats: ch.stats.snapshot()})
+			if ch.mode == modeConfirm {
+				out[len(out)-1].Unconfirmed = ch.unconfirmed(ch.confirmFrom)
+			}
 		}
 		ch.mu.Unlock()
 	}

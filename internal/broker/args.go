@@ -29,6 +29,11 @@ type QueueOptions struct {
 	RetryBackoff            []int64           // x-retry-backoff, ms per return (the last repeats)
 	RetryJitter             float64           // x-retry-jitter, 0..1
 	Validation              ValidationOptions // x-schema, x-validation-failure, x-max-message-size (validate.go)
+
+	// The policies that apply (policy.go): their names and the merged
+	// definition; empty when none does.
+	Policy, OperatorPolicy string
+	PolicyDefinition       map[string]any
 }
 
 // defaultQueueOptions are the options of a queue declared without arguments.
@@ -189,10 +194,10 @@ func describeArg(v any, ok bool) string {
 // drop-head overflow: the oldest ready messages are discarded. (The
 // reject-publish modes are decided at publish time.)
 func (q *queue) enforceLimitsLocked() {
-	if q.opts.MaxLength < 0 && q.opts.MaxLengthBytes < 0 {
+	if q.opts().MaxLength < 0 && q.opts().MaxLengthBytes < 0 {
 		return
 	}
-	if q.opts.Overflow != "drop-head" {
+	if q.opts().Overflow != "drop-head" {
 		return
 	}
 	var b batchHolder
@@ -209,15 +214,15 @@ func (q *queue) enforceLimitsLocked() {
 // priorityLevel is the ready level of a message with priority p: p
 // clamped to x-max-priority, or 0 when the queue has no priorities.
 func (q *queue) priorityLevel(p uint8) uint8 {
-	if q.opts.MaxPriority <= 0 {
+	if q.opts().MaxPriority <= 0 {
 		return 0
 	}
-	return uint8(min(int64(p), q.opts.MaxPriority))
+	return uint8(min(int64(p), q.opts().MaxPriority))
 }
 
 // rejectsPublish reports whether the queue refuses publishes when full.
 func (q *queue) rejectsPublish() bool {
-	return q.opts.Overflow != "drop-head" && (q.opts.MaxLength >= 0 || q.opts.MaxLengthBytes >= 0)
+	return q.opts().Overflow != "drop-head" && (q.opts().MaxLength >= 0 || q.opts().MaxLengthBytes >= 0)
 }
 
 // full reports whether one more message of size bytes would exceed the
@@ -226,11 +231,11 @@ func (q *queue) full(pending int, size uint32) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	n := int64(q.ready.len() + pending)
-	return (q.opts.MaxLength >= 0 && n >= q.opts.MaxLength) ||
-		(q.opts.MaxLengthBytes >= 0 && int64(q.ready.bytes)+int64(size) > q.opts.MaxLengthBytes)
+	return (q.opts().MaxLength >= 0 && n >= q.opts().MaxLength) ||
+		(q.opts().MaxLengthBytes >= 0 && int64(q.ready.bytes)+int64(size) > q.opts().MaxLengthBytes)
 }
 
 func (q *queue) overLimitLocked() bool {
-	return (q.opts.MaxLength >= 0 && int64(q.ready.len()) > q.opts.MaxLength) ||
-		(q.opts.MaxLengthBytes >= 0 && int64(q.ready.bytes) > q.opts.MaxLengthBytes)
+	return (q.opts().MaxLength >= 0 && int64(q.ready.len()) > q.opts().MaxLength) ||
+		(q.opts().MaxLengthBytes >= 0 && int64(q.ready.bytes) > q.opts().MaxLengthBytes)
 }

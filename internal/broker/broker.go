@@ -33,11 +33,14 @@ type env struct {
 	newQueueID func(durable bool) (store.QueueID, error)
 	reply      *replyRegistry
 	schemas    *schemaRegistry // schema.go
+	policies   *policyRegistry // policy.go
 	// dead and delays are set by Open before the goroutines start.
 	dead          *deadLetterer
 	delays        *scheduler
+	expiry        *expirer // expiry.go
 	noPoisonQueue bool
-	stats         msgCounters // stats.go: broker-wide
+	stats         msgCounters    // stats.go: broker-wide
+	objects       objectCounters // lifecycle.go
 }
 
 // Broker is the domain: vhosts, exchanges, queues, consumers.
@@ -88,6 +91,9 @@ func Open(cfg Config, st store.Store) (*Broker, error) {
 	if err := b.openSchemas(); err != nil {
 		return nil, err
 	}
+	if err := b.openPolicies(); err != nil { // policy.go
+		return nil, err
+	}
 	users, err := openUsers(st, cfg)
 	if err != nil {
 		return nil, err
@@ -114,10 +120,12 @@ func Open(cfg Config, st store.Store) (*Broker, error) {
 	b.env.commit = c
 	b.env.dead = startDeadLetterer(b.env)
 	b.env.delays = newScheduler(b, delayWindow)
+	b.env.expiry = startExpirer(cfg.Now)
 	c.delays, c.dead = b.env.delays, b.env.dead
 	wb.start()
 	c.start()
 	b.env.delays.start()
+	b.armAll() // expiry.go
 	b.stop = make(chan struct{})
 	b.wg.Add(1)
 	go b.runHousekeeping()
@@ -163,6 +171,7 @@ func (b *Broker) Close(ctx context.Context) error {
 	var err error
 	b.closeOnce.Do(func() {
 		b.env.delays.close()
+		b.env.expiry.close()
 		b.env.dead.close()
 		close(b.stop)
 		b.wg.Wait()
@@ -198,6 +207,7 @@ func (b *Broker) Connect(info ConnInfo) (*Connection, error) {
 		}
 		c.access = access
 	}
+	b.env.objects.connOpened.Add(1)
 	return c, nil
 }
 

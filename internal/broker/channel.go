@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluicemq/sluice/internal/message"
@@ -31,12 +32,16 @@ type Channel struct {
 	globalPrefetch int // shared by the channel's consumers (0: none)
 	unackedCount   int // unacked consumer deliveries, against globalPrefetch
 	noAckInFlight  int // no-ack deliveries not yet reported Written
+	holdCredit     int // > 0: settling; freed credit waits for shareCredit (prefetch.go)
+	kickRR         int // rotates the queue shareCredit offers freed credit first
 	flowActive     bool
 	mode           chanMode
 	tx             txState
 	reply          *replyConsumer // direct reply-to consumer, if any
+	confirmFrom    uint64         // stats.publish at confirm.select
 
-	stats msgCounters // stats.go
+	stats        msgCounters   // stats.go
+	confirmsSent atomic.Uint64 // acks and nacks sent to the publisher
 }
 
 type chanMode uint8
@@ -74,16 +79,18 @@ func (ch *Channel) hasCredit(c *consumer) bool {
 }
 
 func (ch *Channel) creditLocked(c *consumer) bool {
-	if ch.closed || !ch.flowActive || c.cancelled {
+	if ch.closed || !ch.flowActive || c.cancelled || ch.holdCredit > 0 {
+		return false
+	}
+	// As RabbitMQ's limiter: while the channel-wide limit is full, no-ack
+	// consumers wait too (their deliveries do not count toward it).
+	if ch.globalPrefetch > 0 && ch.unackedCount >= ch.globalPrefetch {
 		return false
 	}
 	if c.noAck {
 		return ch.noAckInFlight < ch.env.window
 	}
-	if c.prefetch > 0 && c.unacked >= c.prefetch {
-		return false
-	}
-	return ch.globalPrefetch == 0 || ch.unackedCount < ch.globalPrefetch
+	return c.prefetch == 0 || c.unacked < c.prefetch
 }
 
 // deliver gives d to consumer c if it still has credit: a delivery tag, an
@@ -249,6 +256,10 @@ func (ch *Channel) settle(ps []pending, how settleKind) {
 		}
 		byQ[p.q] = append(byQ[p.q], settled{seq: p.seq, gen: p.gen})
 	}
+	if ch.sharesCredit() {
+		ch.settleShared(qs, byQ, how) // prefetch.go
+		return
+	}
 	for _, q := range qs {
 		q.settle(byQ[q], how)
 	}
@@ -339,7 +350,11 @@ func (ch *Channel) Get(queueName string, noAck bool) (*Delivery, error) {
 	if err != nil {
 		return nil, err
 	}
-	return q.get(ch, noAck)
+	d, err := q.get(ch, noAck)
+	if d == nil && err == nil {
+		ch.countGetEmpty(q)
+	}
+	return d, err
 }
 
 // Publish routes a message. done is called exactly once, from any
@@ -499,6 +514,9 @@ func (ch *Channel) SelectConfirm() error {
 	if ch.mode == modeTx {
 		return errorf(PreconditionFailed, "cannot switch from tx to confirm mode")
 	}
+	if ch.mode != modeConfirm {
+		ch.confirmFrom = ch.stats.publish.Load()
+	}
 	ch.mode = modeConfirm
 	return nil
 }
@@ -512,6 +530,7 @@ func (ch *Channel) Close() {
 		return
 	}
 	ch.closed = true
+	ch.env.objects.chanClosed.Add(1)
 	cs := make([]*consumer, 0, len(ch.consumers))
 	for _, c := range ch.consumers {
 		c.cancelled = true

@@ -263,7 +263,7 @@ func (c *committer) enqueue(group []*publishReq, byQ map[*queue][]entry) {
 			}
 		}
 		for i, q := range r.targets {
-			e := entry{seq: r.seqs[i], size: r.size, flags: r.flags, expires: expiry(r.pubMs, r.ttl, q.opts.MessageTTL),
+			e := entry{seq: r.seqs[i], size: r.size, flags: r.flags, expires: expiry(r.pubMs, r.ttl, q.opts().MessageTTL),
 				priority: q.priorityLevel(r.prio)}
 			if q.env.cache.put(cacheKey{q.id, e.seq}, r.rec) {
 				e.flags |= entryCached
@@ -311,7 +311,7 @@ func (c *committer) refuseFull(r *publishReq, fill map[*queue]int) map[*queue]in
 		// Messages of earlier groups still on their way count too.
 		if q.rejectsPublish() && q.full(fill[q]+int(q.inflight.Load()), r.size) {
 			r.full = errorf(ResourceError, "queue '%s' in vhost '%s' is full", q.name, q.vh.name)
-			if q.opts.Overflow == "reject-publish-dlx" && q.opts.HasDeadLetter {
+			if q.opts().Overflow == "reject-publish-dlx" && q.opts().HasDeadLetter {
 				r.dlx = append(r.dlx, q)
 			}
 			continue

@@ -39,6 +39,7 @@ func (c *Connection) Info() ConnInfo { return c.info }
 // one is closed first).
 func (c *Connection) Channel(id uint16, out Outlet) *Channel {
 	ch := newChannel(c, id, out)
+	c.vh.env.objects.chanOpened.Add(1)
 	c.mu.Lock()
 	old := c.channels[id]
 	c.channels[id] = ch
@@ -58,6 +59,7 @@ func (c *Connection) Close() {
 		return
 	}
 	c.closed = true
+	c.vh.env.objects.connClosed.Add(1)
 	chans := make([]*Channel, 0, len(c.channels))
 	for _, ch := range c.channels {
 		chans = append(chans, ch)

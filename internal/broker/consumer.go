@@ -80,6 +80,9 @@ func (ch *Channel) Cancel(consumerTag string) error {
 	if ch.cancelReply(consumerTag) {
 		return nil
 	}
+	// As RabbitMQ: what the channel published before the cancel reaches
+	// its queues first, so it goes to the consumers that were there.
+	ch.conn.waitPublished()
 	ch.mu.Lock()
 	c, ok := ch.consumers[consumerTag]
 	if ok {

@@ -224,7 +224,7 @@ func (q *queue) finishDying(seq uint64, gone bool) {
 // its dead-letter exchange routes it to, minus those that would close a
 // cycle; the poison queue for a delivery-limit death without a DLX.
 func (vh *vhost) deadLetterTargets(src *queue, dl *message.Message, reason string) []*queue {
-	if !src.opts.HasDeadLetter {
+	if !src.opts().HasDeadLetter {
 		if reason != reasonDeliveryLimit || vh.env.noPoisonQueue {
 			return nil
 		}
@@ -235,7 +235,7 @@ func (vh *vhost) deadLetterTargets(src *queue, dl *message.Message, reason strin
 		return []*queue{q}
 	}
 	vh.mu.RLock()
-	x := vh.exchanges[src.opts.DeadLetterExchange]
+	x := vh.exchanges[src.opts().DeadLetterExchange]
 	var qs []*queue
 	if x != nil {
 		qs = vh.routeLocked(x, dl)
@@ -243,7 +243,7 @@ func (vh *vhost) deadLetterTargets(src *queue, dl *message.Message, reason strin
 	vh.mu.RUnlock()
 	if x == nil {
 		vh.env.log.Warn("dead-letter exchange missing; dropping the message", "queue", src.name,
-			"exchange", src.opts.DeadLetterExchange)
+			"exchange", src.opts().DeadLetterExchange)
 		return nil
 	}
 	if reason == reasonRejected {
@@ -325,7 +325,7 @@ func deadLetterMessage(m *message.Message, src *queue, reason string, at time.Ti
 	// As RabbitMQ: BCC never travels; CC goes when a dead-letter routing
 	// key replaces the routing keys.
 	delete(h, "BCC")
-	if src.opts.HasDeadLetterRoutingKey || !src.opts.HasDeadLetter {
+	if src.opts().HasDeadLetterRoutingKey || !src.opts().HasDeadLetter {
 		delete(h, "CC")
 	}
 	old, _ := h["x-death"].([]any)
@@ -370,10 +370,10 @@ func deadLetterMessage(m *message.Message, src *queue, reason string, at time.Ti
 	p.Flags |= message.FlagHeaders
 	p.Flags &^= message.FlagExpiration
 	p.Expiration = ""
-	if src.opts.HasDeadLetter {
-		dl.Exchange = src.opts.DeadLetterExchange
-		if src.opts.HasDeadLetterRoutingKey {
-			dl.RoutingKey = src.opts.DeadLetterRoutingKey
+	if src.opts().HasDeadLetter {
+		dl.Exchange = src.opts().DeadLetterExchange
+		if src.opts().HasDeadLetterRoutingKey {
+			dl.RoutingKey = src.opts().DeadLetterRoutingKey
 		}
 	} else {
 		dl.Exchange = ""
@@ -385,5 +385,5 @@ func deadLetterMessage(m *message.Message, src *queue, reason string, at time.Ti
 // dyingLocked reports whether discardLocked would dead-letter (rather than
 // drop) a message leaving for reason.
 func (q *queue) deadLettersLocked(reason string) bool {
-	return q.opts.HasDeadLetter || (reason == reasonDeliveryLimit && !q.env.noPoisonQueue && q.name != PoisonQueue)
+	return q.opts().HasDeadLetter || (reason == reasonDeliveryLimit && !q.env.noPoisonQueue && q.name != PoisonQueue)
 }

@@ -46,6 +46,7 @@ func (ch *Channel) DeclareQueue(d QueueDecl) (QueueStatus, error) {
 	if err != nil {
 		return QueueStatus{}, err
 	}
+	ch.env.objects.qDeclared.Add(1)
 	vh.mu.Lock()
 	defer vh.mu.Unlock()
 	if q := vh.queues[d.Name]; q != nil {
@@ -102,7 +103,8 @@ func (vh *vhost) createQueueLocked(conn *Connection, d QueueDecl, opts QueueOpti
 	}
 	q := newQueue(vh, id, d.Name)
 	q.durable, q.declaredDurable, q.exclusive, q.autoDelete = durable, d.Durable, d.Exclusive, d.AutoDelete
-	q.args, q.opts = d.Args, opts
+	q.args = d.Args
+	q.setOpts(vh.env.policies.effectiveOptions(vh.name, q.name, q.args, opts)) // policy.go
 	if durable {
 		v, err := encodeQueueDef(queueDef{VHost: vh.name, Name: q.name, ID: id, AutoDelete: q.autoDelete, Args: q.args})
 		if err != nil {
@@ -124,6 +126,7 @@ func (vh *vhost) createQueueLocked(conn *Connection, d QueueDecl, opts QueueOpti
 		}
 	}
 	vh.queues[q.name] = q
+	vh.env.objects.qCreated.Add(1)
 	return q, nil
 }
 
@@ -206,6 +209,7 @@ func (vh *vhost) deleteQueueLocked(q *queue, onlyIfIdle bool) (uint32, error) {
 		return 0, nil
 	}
 	delete(vh.queues, q.name)
+	vh.env.objects.qDeleted.Add(1)
 	for len(q.bindings) > 0 {
 		vh.unbindLocked(&b, q.bindings[0], true)
 	}

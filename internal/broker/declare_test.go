@@ -143,7 +143,7 @@ func TestQueueDeclareAccepts(t *testing.T) {
 	args2 := message.Table{"x-max-length": int64(10), "x-message-ttl": int32(1000), "x-overflow": "reject-publish",
 		"x-dead-letter-exchange": "dlx", "x-queue-type": "quorum"}
 	c.declareQueue("q", true, args2)
-	opts := c.ch.vh.queues["q"].opts
+	opts := c.ch.vh.queues["q"].opts()
 	if opts.MaxLength != 10 || opts.MessageTTL != 1000 || opts.Overflow != "reject-publish" || !opts.HasDeadLetter || opts.QueueType != "quorum" {
 		t.Fatalf("options = %+v", opts)
 	}

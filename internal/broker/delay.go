@@ -189,16 +189,8 @@ func (s *scheduler) run() {
 			}
 			continue
 		}
-		var tc <-chan time.Time
-		if any {
-			timer.Reset(max(wait, 0))
-			tc = timer.C
-		}
-		select {
-		case <-s.stop:
+		if !sleep(timer, wait, any, s.stop, s.wake) {
 			return
-		case <-s.wake:
-		case <-tc:
 		}
 	}
 }

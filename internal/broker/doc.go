@@ -26,9 +26,11 @@
 // changes itself: it queues them, under its lock, to the write-behind
 // (writeback.go), whose flusher applies them unsynced, in order, many
 // settles per batch; a synced write carries everything queued before it.
-// A channel's Get, queue declare, purge and delete first
+// A channel's Get, Cancel, queue declare, purge and delete first
 // wait for the connection's earlier publishes to reach their queues, so a
-// client that publishes and then gets sees its message, as with RabbitMQ.
+// client that publishes and then gets sees its message, and what it
+// published before a cancel goes to the consumers it was published to, as
+// with RabbitMQ.
 //
 // Each queue keeps an ack floor, the lowest seq it still holds, and
 // persists it with SetFloor as it advances. Next to each record of a
@@ -44,21 +46,23 @@
 // ends, users and the queue-id mapping are metadata records (records.go),
 // written with a synced Apply before the declaring call returns.
 //
-// Message TTL (x-message-ttl, the expiration property) is checked when a
-// message reaches the head of its queue, and by the housekeeping loop for
-// queues nobody consumes; the publish time is in the record, so TTLs
-// survive a restart. x-max-length and x-max-length-bytes drop the head
+// Message TTL (x-message-ttl, the expiration property) is checked at the
+// head of the queue: a message is expired once now >= its due time, when
+// it would be delivered and when the expirer (expiry.go) wakes the queue at
+// its head's due time, so it leaves promptly even when nobody consumes; the
+// publish time is in the record, so TTLs survive a restart. x-max-length and x-max-length-bytes drop the head
 // (drop-head) or refuse the publish (reject-publish: done gets an error,
 // the publisher a basic.nack). Rejected and expired messages leave through
 // queue.discardLocked, where dead lettering plugs in.
 //
 // # Goroutines
 //
-// The broker owns five goroutines, started by Open and stopped by Close:
+// The broker owns six goroutines, started by Open and stopped by Close:
 // the commit loop (Close waits for pending commits), the write-behind's
 // flusher (stopped after the commit loop, with a last flush), the housekeeping
 // loop (housekeeping.go: expired messages, consumer timeouts, x-expires),
-// the dead-letterer and the delay scheduler (stopped first; work they had
+// the expirer (expiry.go: wakes queues whose head is due), the
+// dead-letterer and the delay scheduler (stopped first; work they had
 // not done stays in the store and resumes after a restart). Everything else runs
 // on the callers' goroutines: a channel's methods on its connection's
 // reader, deliveries on whichever goroutine made a message available (the
@@ -79,7 +83,8 @@
 //     every exchange's bindings and routing indexes, and each queue's list
 //     of bindings that point at it. Routing holds it for reading.
 //   - queue.mu guards the queue's message index (ready and unacked), its
-//     consumers, round-robin cursor, ack floor and deleted flag. Store
+//     consumers, round-robin cursor, ack floor, deleted flag and the due
+//     time its expiry wake-up is armed for (expiry.go). Store
 //     writes of deliveries, acks and floors are queued to the write-behind
 //     under it, so they are ordered per queue; purges are applied under it,
 //     synced. queue.nextSeq is owned by the commit loop alone.
@@ -93,9 +98,13 @@
 //   - writeBehind.applyMu is held across a store apply and takes only
 //     writeBehind.mu, a leaf; nothing else is locked under either.
 //   - bodyCache.mu, userDB.mu, Broker.idMu, replyRegistry.mu, the
-//     committer's mutex, deadLetterer.mu and scheduler.mu are leaves (the
-//     scheduler reads the store's delay index under its mutex, and calls
-//     queues only after releasing it).
+//     committer's mutex, deadLetterer.mu, expirer.mu and scheduler.mu are
+//     leaves (the scheduler reads the store's delay index under its mutex,
+//     and it and the expirer call queues only after releasing theirs).
+//   - Policies (policy.go): policyRegistry.writeMu serializes changes and
+//     is taken before vhost.mu; policyRegistry.mu is a leaf, read under
+//     vhost.mu by declares. A queue's effective options are an
+//     atomic.Pointer swapped on a policy change, read without a lock.
 //   - The operator views (admin*.go, for the HTTP API) take the same locks
 //     in the same order and copy what they report.
 //

@@ -27,7 +27,10 @@ type exchange struct {
 	autoDelete bool
 	internal   bool
 	args       message.Table
-	alternate  string // alternate-exchange argument
+	alternate  string // alternate-exchange: the argument, else a policy's (policy.go)
+	// policy and policySchema: the policy that applies and its schema
+	// setting (policy.go).
+	policy, policySchema string
 
 	bindings []*binding            // all outgoing bindings, in creation order
 	direct   map[string][]*binding // direct: by routing key

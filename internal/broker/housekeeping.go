@@ -57,8 +57,8 @@ func (q *queue) housekeep() (expired bool) {
 }
 
 func (q *queue) idleExpiredLocked() bool {
-	return q.opts.Expires > 0 && len(q.consumers) == 0 &&
-		q.env.now().UnixMilli()-q.lastUsed > q.opts.Expires
+	return q.opts().Expires > 0 && len(q.consumers) == 0 &&
+		q.env.now().UnixMilli()-q.lastUsed > q.opts().Expires
 }
 
 // touchLocked notes a use of the queue for x-expires.

@@ -17,10 +17,12 @@ type queue struct {
 	name string
 
 	durable, exclusive, autoDelete bool
-	declaredDurable                bool        // as declared (exclusive queues are never stored)
-	owner                          *Connection // exclusive queues only
-	args                           message.Table
-	opts                           QueueOptions
+	declaredDurable                bool          // as declared (exclusive queues are never stored)
+	owner                          *Connection   // exclusive queues only
+	args                           message.Table // as declared
+	// optsP are the effective options: the declared arguments merged with
+	// the matching policies (policy.go); a policy change swaps them.
+	optsP atomic.Pointer[QueueOptions]
 
 	// nextSeq is the seq the next published message gets. Only the commit
 	// loop touches it (recovery sets it before the loop starts).
@@ -49,6 +51,7 @@ type queue struct {
 	floor       uint64 // the ack floor last persisted
 	high        uint64 // one past the highest seq added to the index
 	lastUsed    int64  // unix ms of the last declare, get or consumer change (x-expires)
+	expArmed    int64  // the due time (unix ms) the expirer will wake the queue at; 0: none (expiry.go)
 }
 
 func newQueue(vh *vhost, id store.QueueID, name string) *queue {
@@ -75,7 +78,10 @@ func (q *queue) enqueue(es []entry) {
 		q.high = max(q.high, e.seq+1)
 	}
 	q.countEnqueued(len(es))
-	q.dispatchLocked()
+	// Consumers that can take the new messages at once get them even when
+	// their TTL is already up (TTL 0), as RabbitMQ hands a publish to a
+	// waiting consumer before it checks expiry; the rest expire now.
+	q.dispatchFromLocked(es[0].seq)
 	q.enforceLimitsLocked()
 	q.dropExpiredLocked()
 }
@@ -87,7 +93,11 @@ func (q *queue) dispatch() {
 	q.dispatchLocked()
 }
 
-func (q *queue) dispatchLocked() {
+func (q *queue) dispatchLocked() { q.dispatchFromLocked(^uint64(0)) }
+
+// dispatchFromLocked is dispatchLocked where entries from seq fresh on,
+// just enqueued, are delivered without an expiry check.
+func (q *queue) dispatchFromLocked(fresh uint64) {
 	var b store.Batch
 	for !q.deleted && len(q.consumers) > 0 && q.ready.len() > 0 {
 		c := q.pickConsumerLocked()
@@ -95,7 +105,7 @@ func (q *queue) dispatchLocked() {
 			break
 		}
 		e, _ := q.ready.pop()
-		if q.expiredLocked(e) {
+		if e.seq < fresh && q.expiredLocked(e) {
 			q.discardLocked(&b, e, reasonExpired)
 			continue
 		}
@@ -116,13 +126,14 @@ func (q *queue) dispatchLocked() {
 	}
 	q.advanceFloorLocked(&b)
 	q.applyLocked(&b)
+	q.armExpiryLocked()
 }
 
 // pickConsumerLocked chooses the consumer for the next message: among those
 // with credit, the highest priority, round robin among equals.
 func (q *queue) pickConsumerLocked() *consumer {
 	n := len(q.consumers)
-	if q.opts.SingleActiveConsumer {
+	if q.opts().SingleActiveConsumer {
 		// The oldest consumer is the active one; the others wait.
 		if n > 0 && q.consumers[0].ch.hasCredit(q.consumers[0]) {
 			return q.consumers[0]
@@ -277,6 +288,11 @@ func (q *queue) settle(ds []settled, how settleKind) {
 			q.discardLocked(&b, e, reasonRejected)
 		}
 	}
+	if how == settleRequeue {
+		// As RabbitMQ: drop-head applies to requeued messages too, before
+		// they are delivered again.
+		q.enforceLimitsLocked()
+	}
 	q.dispatchLocked()
 	q.advanceFloorLocked(&b)
 	q.applyLocked(&b)
@@ -294,11 +310,11 @@ type settled struct {
 // its place.
 func (q *queue) returnLocked(b *store.Batch, e entry) {
 	e.flags |= entryRedelivered
-	if q.opts.DeliveryLimit >= 0 && int64(e.deliveries) > q.opts.DeliveryLimit {
+	if q.opts().DeliveryLimit >= 0 && int64(e.deliveries) > q.opts().DeliveryLimit {
 		q.discardLocked(b, e, reasonDeliveryLimit)
 		return
 	}
-	if len(q.opts.RetryBackoff) > 0 {
+	if len(q.opts().RetryBackoff) > 0 {
 		q.delayLocked(b, e)
 		return
 	}
@@ -327,9 +343,10 @@ func (q *queue) discardLocked(b *store.Batch, e entry, reason string) {
 	q.env.dead.add(deadJob{src: q, e: e, reason: reason, at: q.env.now()})
 }
 
-// expiredLocked reports whether e's TTL has passed.
+// expiredLocked reports whether e's TTL has passed: due is now or earlier,
+// as RabbitMQ (so a TTL of 0 has always passed).
 func (q *queue) expiredLocked(e entry) bool {
-	return e.expires != 0 && q.env.now().UnixMilli() > e.expires
+	return e.expires != 0 && q.env.now().UnixMilli() >= e.expires
 }
 
 // dropExpiredLocked discards expired messages at the head of the queue
@@ -349,6 +366,7 @@ func (q *queue) dropExpiredLocked() {
 		q.advanceFloorLocked(&b)
 		q.applyLocked(&b)
 	}
+	q.armExpiryLocked()
 }
 
 // advanceFloorLocked persists the ack floor when it moved up.
@@ -409,6 +427,7 @@ func (q *queue) get(ch *Channel, noAck bool) (*Delivery, error) {
 		q.countDelivered(e, noAck, true)
 		q.trackLocked(ch, d.DeliveryTag, e.seq, noAck)
 		q.advanceFloorLocked(&b)
+		q.armExpiryLocked()
 		return d, nil
 	}
 }

@@ -35,12 +35,16 @@ func (b *Broker) recover() error {
 			opts, _ = parseQueueArgs(nil, d.Name, d.VHost)
 		}
 		q := newQueue(vh, d.ID, d.Name)
-		q.durable, q.declaredDurable, q.autoDelete, q.args, q.opts = true, true, d.AutoDelete, d.Args, opts
+		q.durable, q.declaredDurable, q.autoDelete, q.args = true, true, d.AutoDelete, d.Args
+		q.setOpts(b.env.policies.effectiveOptions(d.VHost, d.Name, d.Args, opts)) // policy.go
 		vh.queues[q.name] = q
 		known[q.id] = true
 		queues = append(queues, q)
 	}); err != nil {
 		return err
+	}
+	for _, vh := range b.vhosts {
+		vh.applyExchangePolicies() // policy.go
 	}
 	if err := scanDefs(st, metaBinding, decodeBindingDef, func(d bindingDef) {
 		b.recoverBinding(d)
@@ -217,7 +221,7 @@ func (q *queue) recoverEntry(batch *store.Batch, seq uint64, v []byte, states ma
 		return
 	}
 	e := entry{seq: seq, size: x.size, flags: entryPersistent,
-		expires: expiry(x.pubMs, x.ttl, q.opts.MessageTTL), priority: q.priorityLevel(x.prio)}
+		expires: expiry(x.pubMs, x.ttl, q.opts().MessageTTL), priority: q.priorityLevel(x.prio)}
 	if hasState {
 		e.flags |= entryRedelivered | entryState
 		e.deliveries = uint16(min(st.deliveries, 1<<16-1))

@@ -103,9 +103,9 @@ func parseRetryArgs(args message.Table, o *QueueOptions, bad func(arg, why strin
 // (n >= 1): the n-th delay, the last repeating, spread by the jitter
 // uniformly over ±jitter of it.
 func (q *queue) backoffFor(n uint16) int64 {
-	ds := q.opts.RetryBackoff
+	ds := q.opts().RetryBackoff
 	d := ds[min(int(max(n, 1)), len(ds))-1]
-	if j := q.opts.RetryJitter; j > 0 && d > 0 {
+	if j := q.opts().RetryJitter; j > 0 && d > 0 {
 		d += int64(float64(d) * j * (2*rand.Float64() - 1))
 	}
 	return max(d, 0)
@@ -161,7 +161,7 @@ func (q *queue) delayedCount() int {
 
 // trackLocked notes an unacked delivery for x-consumer-timeout.
 func (q *queue) trackLocked(ch *Channel, tag, seq uint64, noAck bool) {
-	if noAck || q.opts.ConsumerTimeout < 0 {
+	if noAck || q.opts().ConsumerTimeout < 0 {
 		return
 	}
 	q.timeouts[seq] = tracked{ch: ch, tag: tag, at: q.env.now().UnixMilli()}
@@ -171,13 +171,13 @@ func (q *queue) trackLocked(ch *Channel, tag, seq uint64, noAck bool) {
 // x-consumer-timeout: each counts as a failed delivery (returnLocked), its
 // channel stays open and a late ack of it is ignored.
 func (q *queue) timeOutLocked() {
-	if q.opts.ConsumerTimeout < 0 || len(q.timeouts) == 0 {
+	if q.opts().ConsumerTimeout < 0 || len(q.timeouts) == 0 {
 		return
 	}
 	now := q.env.now().UnixMilli()
 	var b store.Batch
 	for seq, t := range q.timeouts {
-		if now-t.at <= q.opts.ConsumerTimeout {
+		if now-t.at <= q.opts().ConsumerTimeout {
 			continue
 		}
 		delete(q.timeouts, seq)
@@ -188,9 +188,10 @@ func (q *queue) timeOutLocked() {
 		delete(q.unacked, seq)
 		t.ch.expireDelivery(t.tag)
 		q.env.log.Warn("consumer timeout: delivery returned to its queue", "queue", q.name, "seq", seq,
-			"timeout_ms", q.opts.ConsumerTimeout)
+			"timeout_ms", q.opts().ConsumerTimeout)
 		q.returnLocked(&b, e)
 	}
+	q.enforceLimitsLocked()
 	q.dispatchLocked()
 	q.advanceFloorLocked(&b)
 	q.applyLocked(&b)

@@ -157,7 +157,8 @@ func TestRestartKeepsCountsDelaysAndWaits(t *testing.T) {
 // x-death building: a new (queue, reason) goes first; a repeated one
 // grows its count and moves to the front, keeping its first time.
 func TestDeadLetterMessageXDeath(t *testing.T) {
-	q := &queue{name: "work", opts: QueueOptions{HasDeadLetter: true, DeadLetterExchange: "dlx"}}
+	q := &queue{name: "work"}
+	q.setOpts(QueueOptions{HasDeadLetter: true, DeadLetterExchange: "dlx"})
 	t0 := time.Unix(1000, 500)
 	m := &message.Message{Exchange: "in", RoutingKey: "rk", Properties: message.Properties{
 		Flags: message.FlagExpiration | message.FlagHeaders, Expiration: "5000",
@@ -174,8 +175,9 @@ func TestDeadLetterMessageXDeath(t *testing.T) {
 	if d1.Exchange != "dlx" || d1.RoutingKey != "rk" {
 		t.Fatalf("dead letter goes to %q/%q", d1.Exchange, d1.RoutingKey)
 	}
-	other := &queue{name: "other", opts: QueueOptions{HasDeadLetter: true, DeadLetterExchange: "dlx",
-		HasDeadLetterRoutingKey: true, DeadLetterRoutingKey: "dead"}}
+	other := &queue{name: "other"}
+	other.setOpts(QueueOptions{HasDeadLetter: true, DeadLetterExchange: "dlx",
+		HasDeadLetterRoutingKey: true, DeadLetterRoutingKey: "dead"})
 	d2 := deadLetterMessage(d1, other, reasonRejected, t0.Add(time.Minute))
 	if d2.Properties.Headers["CC"] != nil {
 		t.Fatalf("CC kept under a dead-letter routing key")
@@ -244,7 +246,8 @@ func TestParseBackoff(t *testing.T) {
 			t.Errorf("parseBackoff(%#v) = %v, %v", tt.in, got, err)
 		}
 	}
-	q := &queue{opts: QueueOptions{RetryBackoff: []int64{100, 1000}, RetryJitter: 0.5}}
+	q := &queue{}
+	q.setOpts(QueueOptions{RetryBackoff: []int64{100, 1000}, RetryJitter: 0.5})
 	for n := uint16(1); n < 5; n++ {
 		base := []int64{100, 1000}[min(int(n), 2)-1]
 		if d := q.backoffFor(n); d < base/2 || d > base*3/2 {

@@ -232,7 +232,7 @@ func (vh *vhost) schemaUsersLocked(name string) []string {
 		}
 	}
 	for _, q := range vh.queues {
-		if q.opts.Validation.Schema == name {
+		if q.opts().Validation.Schema == name {
 			qs = append(qs, "queue '"+q.name+"'")
 		}
 	}

@@ -46,6 +46,9 @@ type MessageStats struct {
 	// ReturnUnroutable and DropUnroutable count publishes no queue took,
 	// returned (mandatory) or dropped (broker-wide only).
 	ReturnUnroutable, DropUnroutable uint64
+	// GetEmpty counts basic.get answered get-empty; Confirm counts
+	// publisher confirms sent as basic.ack (broker-wide and per channel).
+	GetEmpty, Confirm uint64
 }
 
 // DeliverGet is every delivery and get, as RabbitMQ's deliver_get.
@@ -64,6 +67,7 @@ func (s MessageStats) DeadLetteredTotal() uint64 {
 type msgCounters struct {
 	publish, deliver, deliverNoAck, get, getNoAck, redeliver atomic.Uint64
 	ack, nack, expired, returned, dropped                    atomic.Uint64
+	getEmpty, confirm                                        atomic.Uint64
 	dead                                                     [len(deadLetterReasons)]atomic.Uint64
 }
 
@@ -91,6 +95,7 @@ func (c *msgCounters) snapshot() MessageStats {
 		Get: c.get.Load(), GetNoAck: c.getNoAck.Load(), Redeliver: c.redeliver.Load(),
 		Ack: c.ack.Load(), Nack: c.nack.Load(), Expired: c.expired.Load(),
 		ReturnUnroutable: c.returned.Load(), DropUnroutable: c.dropped.Load(),
+		GetEmpty: c.getEmpty.Load(), Confirm: c.confirm.Load(),
 	}
 	for i := range c.dead {
 		s.DeadLettered[i] = c.dead[i].Load()
@@ -162,6 +167,32 @@ func (ch *Channel) countPublished(routed, mandatory bool) {
 			c.dropped.Add(1)
 		}
 	}
+}
+
+// countGetEmpty counts a basic.get of q that found nothing.
+func (ch *Channel) countGetEmpty(q *queue) {
+	for _, c := range [...]*msgCounters{&q.stats, &ch.env.stats, &ch.stats} {
+		c.getEmpty.Add(1)
+	}
+}
+
+// CountConfirms records publisher confirms the front door sent on the
+// channel: acks basic.ack and nacks basic.nack, each covering one publish.
+func (ch *Channel) CountConfirms(acks, nacks int) {
+	ch.env.stats.confirm.Add(uint64(acks))
+	ch.stats.confirm.Add(uint64(acks))
+	ch.confirmsSent.Add(uint64(acks + nacks))
+}
+
+// unconfirmed is how many of the channel's publishes since confirm.select
+// have had no confirm yet.
+func (ch *Channel) unconfirmed(confirmFrom uint64) int {
+	sent := ch.confirmsSent.Load()
+	published := ch.stats.publish.Load()
+	if published < confirmFrom+sent {
+		return 0
+	}
+	return int(published - confirmFrom - sent)
 }
 
 // countDelivery counts d handed to the channel by a consumer delivery or

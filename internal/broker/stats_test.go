@@ -61,7 +61,7 @@ func TestMessageStats(t *testing.T) {
 	}{
 		{q, MessageStats{Publish: 2, Get: 2, Deliver: 1, Redeliver: 1, Ack: 1, Nack: 2, DeadLettered: rejected(1)}},
 		{dlq, MessageStats{Publish: 1, GetNoAck: 1}},
-		{ttl, MessageStats{Publish: 1, Expired: 1}},
+		{ttl, MessageStats{Publish: 1, Expired: 1, GetEmpty: 1}}, // the get found it expired
 	}
 	for _, tt := range tests {
 		qi, err := b.Queue("/", tt.queue)
@@ -73,7 +73,7 @@ func TestMessageStats(t *testing.T) {
 		}
 	}
 	want := MessageStats{Publish: 4, Get: 2, GetNoAck: 1, Deliver: 1, Redeliver: 1, Ack: 1, Nack: 2,
-		Expired: 1, DeadLettered: rejected(1), DropUnroutable: 1}
+		Expired: 1, DeadLettered: rejected(1), DropUnroutable: 1, GetEmpty: 1}
 	got := b.MessageStats()
 	if got != want {
 		t.Errorf("broker stats\n got %+v\nwant %+v", got, want)
@@ -82,7 +82,7 @@ func TestMessageStats(t *testing.T) {
 		t.Errorf("DeliverGet %d, DeadLetteredTotal %d; want 4, 1", got.DeliverGet(), got.DeadLetteredTotal())
 	}
 	chs := c.conn.ChannelInfos()
-	wantCh := MessageStats{Publish: 4, Get: 2, GetNoAck: 1, Deliver: 1, Redeliver: 1, Ack: 1, Nack: 2, DropUnroutable: 1}
+	wantCh := MessageStats{Publish: 4, Get: 2, GetNoAck: 1, Deliver: 1, Redeliver: 1, Ack: 1, Nack: 2, DropUnroutable: 1, GetEmpty: 1}
 	if len(chs) != 1 || chs[0].Stats != wantCh {
 		t.Errorf("channel stats\n got %+v\nwant %+v", chs, wantCh)
 	}

@@ -157,8 +157,10 @@ func (vh *vhost) exchangeSchema(name string) string {
 	vh.mu.RLock()
 	defer vh.mu.RUnlock()
 	if x := vh.exchanges[name]; x != nil {
-		s, _ := x.args["x-schema"].(string)
-		return s
+		if s, ok := x.args["x-schema"].(string); ok {
+			return s
+		}
+		return x.policySchema // policy.go
 	}
 	return ""
 }
@@ -242,7 +244,7 @@ func (ch *Channel) admitWith(msg *message.Message, targets *[]*queue, done *func
 	xs := ch.vh.exchangeSchema(msg.Exchange)
 	active := xs != ""
 	for _, q := range *targets {
-		active = active || q.opts.Validation.active()
+		active = active || q.opts().Validation.active()
 	}
 	if !active {
 		return false, false, nil
@@ -255,7 +257,7 @@ func (ch *Channel) admitWith(msg *message.Message, targets *[]*queue, done *func
 	}
 	var invalid []invalidCopy
 	for _, q := range *targets {
-		o := q.opts.Validation
+		o := q.opts().Validation
 		target := "queue '" + q.name + "'"
 		if o.MaxMessageSize >= 0 && int64(len(msg.Body)) > o.MaxMessageSize {
 			return ch.refuse(&ValidationError{Target: target, Errors: []schema.Error{{Message: fmt.Sprintf(

@@ -136,6 +136,7 @@ func (ch *Channel) DeclareExchange(d ExchangeDecl) error {
 		return err
 	}
 	x := newExchange(d.Name, d.Type, d.Durable, d.AutoDelete, d.Internal, d.Args)
+	vh.applyExchangePolicyLocked(x) // policy.go
 	if d.Durable {
 		v, err := encodeExchangeDef(exchangeDef{VHost: vh.name, Name: x.name, Type: x.kind,
 			Durable: true, AutoDelete: x.autoDelete, Internal: x.internal, Args: x.args})

@@ -131,6 +131,9 @@ func (b *Broker) DeleteVHost(name string) error {
 			}
 		}
 	}
+	if err := b.env.policies.forgetVHost(name); err != nil { // policy.go
+		b.env.log.Warn("delete vhost: delete policies", "vhost", name, "err", err)
+	}
 	batch.DeleteMeta(vhostKey(name))
 	if err := b.env.st.Apply(&batch, true); err != nil {
 		return internalError("delete vhost", err)

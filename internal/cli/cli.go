@@ -43,6 +43,8 @@ Commands that talk to a running broker over its HTTP API:
   user ls|add|delete                   users
   permissions ls|set|delete            per-vhost permissions
   schema ls|get|put|delete             JSON Schemas for x-schema
+  policy ls|set|delete                 policies (--operator: operator policies)
+  definitions export|import            the topology as RabbitMQ's definitions file
 
 Every command takes --server (env SLUICE_SERVER, default http://127.0.0.1:15672),
 --user (SLUICE_USER, default guest), --password (SLUICE_PASSWORD, default guest),
@@ -235,7 +237,7 @@ func firstWord(s string) string {
 
 func commands() map[string]*command {
 	m := map[string]*command{}
-	for _, group := range [][]*command{queueCommands(), exchangeCommands(), messageCommands(), dlqCommands(), userCommands(), schemaCommands()} {
+	for _, group := range [][]*command{queueCommands(), exchangeCommands(), messageCommands(), dlqCommands(), userCommands(), schemaCommands(), policyCommands()} {
 		for _, c := range group {
 			name := c.usage
 			if i := strings.Index(name, " ["); i >= 0 {

@@ -66,7 +66,7 @@ func sluice(t *testing.T, server, stdin string, args ...string) result {
 }
 
 func TestCommands(t *testing.T) {
-	server, _ := startServer(t)
+	server, sb := startServer(t)
 	body := filepath.Join(t.TempDir(), "body.json")
 	if err := os.WriteFile(body, []byte(`{"from":"file"}`), 0o600); err != nil {
 		t.Fatal(err)
@@ -114,12 +114,31 @@ func TestCommands(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.name == "purge" {
+				// The 1 ms "publish delay" is routed when it comes due,
+				// which a loaded machine may not have reached yet.
+				waitReady(t, sb, "orders", 2)
+			}
 			r := sluice(t, server, tc.stdin, tc.args...)
 			if r.code != tc.code || !strings.Contains(r.stdout, tc.stdout) || !strings.Contains(r.stderr, tc.stderr) {
 				t.Fatalf("exit %d (want %d)\nstdout: %s\nstderr: %s\nwant stdout ~ %q, stderr ~ %q",
 					r.code, tc.code, r.stdout, r.stderr, tc.stdout, tc.stderr)
 			}
 		})
+	}
+}
+
+// waitReady waits up to 5 s until queue holds n ready messages.
+func waitReady(t *testing.T, sb *sluicetest.Broker, queue string, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		q, err := sb.Broker.Queue("/", queue)
+		if err == nil && q.Ready == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("queue %s: %d ready after 5 s, want %d (%v)", queue, q.Ready, n, err)
+		}
 	}
 }
 

@@ -307,6 +307,7 @@ func (s *Server) apiQueue(q broker.QueueInfo) api.Queue {
 	if q.Owner != "" {
 		out.OwnerPIDDetails = &api.Owner{Name: q.Owner}
 	}
+	out.Policy, out.OperatorPolicy, out.EffectivePolicyDefinition = policyFields(q) // policies.go
 	return out
 }
 
@@ -315,6 +316,9 @@ func (s *Server) apiExchange(x broker.ExchangeInfo) api.Exchange {
 		Internal: x.Internal, Arguments: jsonTable(x.Args)}
 	if out.Arguments == nil {
 		out.Arguments = map[string]any{}
+	}
+	if x.Policy != "" {
+		out.Policy = &x.Policy
 	}
 	return out
 }

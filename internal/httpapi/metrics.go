@@ -22,6 +22,10 @@ import (
 
 type brokerCollector struct {
 	s *Server
+	// perObject adds per-queue samples under RabbitMQ's names
+	// (/metrics/per-object); rabbit describes those names.
+	perObject bool
+	rabbit    *rabbitDescs
 
 	queueMessages  *prometheus.Desc
 	queueBytes     *prometheus.Desc
@@ -53,9 +57,9 @@ func newCounterDesc(name, help string, value func(broker.MessageStats) uint64) c
 	}
 }
 
-func newBrokerCollector(s *Server) *brokerCollector {
+func newBrokerCollector(s *Server, perObject bool) *brokerCollector {
 	return &brokerCollector{
-		s: s,
+		s: s, perObject: perObject, rabbit: newRabbitDescs(),
 		queueMessages: prometheus.NewDesc("sluice_queue_messages", "Messages in a queue by state (ready, unacked, delayed).",
 			[]string{"vhost", "queue", "state"}, nil),
 		queueBytes: prometheus.NewDesc("sluice_queue_ready_bytes", "Body bytes of a queue's ready messages.",
@@ -102,6 +106,7 @@ func (c *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- cd.all
 		ch <- cd.perQueue
 	}
+	c.rabbit.describe(ch, c.perObject)
 }
 
 // collectCounters sends the message counters of s (per queue with the
@@ -109,19 +114,34 @@ func (c *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *brokerCollector) collectCounters(ch chan<- prometheus.Metric, s broker.MessageStats, q *broker.QueueInfo) {
 	for _, cd := range c.counters {
 		if q == nil {
-			ch <- prometheus.MustNewConstMetric(cd.all, prometheus.CounterValue, float64(cd.value(s)))
+			c.send(ch, cd.all, prometheus.CounterValue, float64(cd.value(s)))
 		} else {
-			ch <- prometheus.MustNewConstMetric(cd.perQueue, prometheus.CounterValue, float64(cd.value(s)), q.VHost, q.Name)
+			c.send(ch, cd.perQueue, prometheus.CounterValue, float64(cd.value(s)), q.VHost, q.Name)
 		}
 	}
 	for i, reason := range broker.DeadLetterReasons() {
 		n := float64(s.DeadLettered[i])
 		if q == nil {
-			ch <- prometheus.MustNewConstMetric(c.deadLettered, prometheus.CounterValue, n, reason)
+			c.send(ch, c.deadLettered, prometheus.CounterValue, n, reason)
 		} else {
-			ch <- prometheus.MustNewConstMetric(c.qDeadLettered, prometheus.CounterValue, n, q.VHost, q.Name, reason)
+			c.send(ch, c.qDeadLettered, prometheus.CounterValue, n, q.VHost, q.Name, reason)
 		}
 	}
+}
+
+// send sends one sample; a sample that cannot be made (a label value that
+// is not valid UTF-8) is left out and logged, never a panic.
+func (c *brokerCollector) send(ch chan<- prometheus.Metric, desc *prometheus.Desc, vt prometheus.ValueType, v float64, labels ...string) {
+	sendMetric(ch, c.s, desc, vt, v, labels...)
+}
+
+func sendMetric(ch chan<- prometheus.Metric, s *Server, desc *prometheus.Desc, vt prometheus.ValueType, v float64, labels ...string) {
+	m, err := prometheus.NewConstMetric(desc, vt, v, labels...)
+	if err != nil {
+		s.log.Warn("metrics: sample left out", "metric", desc.String(), "err", err)
+		return
+	}
+	ch <- m
 }
 
 func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
@@ -132,43 +152,46 @@ func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 			name string
 			n    int
 		}{{"ready", q.Ready}, {"unacked", q.Unacked}, {"delayed", q.Delayed}} {
-			ch <- prometheus.MustNewConstMetric(c.queueMessages, prometheus.GaugeValue, float64(st.n), q.VHost, q.Name, st.name)
+			c.send(ch, c.queueMessages, prometheus.GaugeValue, float64(st.n), q.VHost, q.Name, st.name)
 		}
-		ch <- prometheus.MustNewConstMetric(c.queueBytes, prometheus.GaugeValue, float64(q.ReadyBytes), q.VHost, q.Name)
-		ch <- prometheus.MustNewConstMetric(c.queueConsumers, prometheus.GaugeValue, float64(q.Consumers), q.VHost, q.Name)
+		c.send(ch, c.queueBytes, prometheus.GaugeValue, float64(q.ReadyBytes), q.VHost, q.Name)
+		c.send(ch, c.queueConsumers, prometheus.GaugeValue, float64(q.Consumers), q.VHost, q.Name)
 		consumers += q.Consumers
 		c.collectCounters(ch, q.Stats, &q)
 		if t, ok := c.s.b.OldestPublished(q); ok {
 			age := c.s.cfg.Now().Sub(t).Seconds()
-			ch <- prometheus.MustNewConstMetric(c.queueOldest, prometheus.GaugeValue, max(age, 0), q.VHost, q.Name)
+			c.send(ch, c.queueOldest, prometheus.GaugeValue, max(age, 0), q.VHost, q.Name)
 		}
 	}
-	ch <- prometheus.MustNewConstMetric(c.queues, prometheus.GaugeValue, float64(len(qs)))
+	c.send(ch, c.queues, prometheus.GaugeValue, float64(len(qs)))
 	all := c.s.b.MessageStats()
 	c.collectCounters(ch, all, nil)
-	ch <- prometheus.MustNewConstMetric(c.unroutable, prometheus.CounterValue, float64(all.ReturnUnroutable), "returned")
-	ch <- prometheus.MustNewConstMetric(c.unroutable, prometheus.CounterValue, float64(all.DropUnroutable), "dropped")
-	ch <- prometheus.MustNewConstMetric(c.consumers, prometheus.GaugeValue, float64(consumers))
-	conns, chans := 0, 0
+	c.send(ch, c.unroutable, prometheus.CounterValue, float64(all.ReturnUnroutable), "returned")
+	c.send(ch, c.unroutable, prometheus.CounterValue, float64(all.DropUnroutable), "dropped")
+	c.send(ch, c.consumers, prometheus.GaugeValue, float64(consumers))
+	var open []*broker.Connection
 	if c.s.conns != nil {
-		for _, conn := range c.s.conns.Connections() {
-			conns++
-			chans += len(conn.ChannelInfos())
-		}
+		open = c.s.conns.Connections()
 	}
-	ch <- prometheus.MustNewConstMetric(c.connections, prometheus.GaugeValue, float64(conns))
-	ch <- prometheus.MustNewConstMetric(c.channels, prometheus.GaugeValue, float64(chans))
+	chans := 0
+	for _, conn := range open {
+		chans += len(conn.ChannelInfos())
+	}
+	c.send(ch, c.connections, prometheus.GaugeValue, float64(len(open)))
+	c.send(ch, c.channels, prometheus.GaugeValue, float64(chans))
 	if dir := c.s.cfg.DataDir; dir != "" {
 		var st syscall.Statfs_t
 		if err := syscall.Statfs(dir, &st); err == nil {
-			ch <- prometheus.MustNewConstMetric(c.diskFree, prometheus.GaugeValue, float64(st.Bavail)*float64(st.Bsize))
+			c.send(ch, c.diskFree, prometheus.GaugeValue, float64(st.Bavail)*float64(st.Bsize))
 		}
 	}
+	c.collectRabbit(ch, qs, open)
 }
 
-func (s *Server) metricsHandler() http.Handler {
+// metricsHandler serves /metrics, or with perObject /metrics/per-object.
+func (s *Server) metricsHandler(perObject bool) http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(newBrokerCollector(s), collectors.NewGoCollector(),
+	reg.MustRegister(newBrokerCollector(s, perObject), collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog2promLogger{s}})
 }

@@ -15,6 +15,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -54,6 +55,15 @@ type Config struct {
 	// SampleInterval is how often the message counters are sampled for
 	// the rates in message_stats (0: only once, at New; no rates).
 	SampleInterval time.Duration
+	// Node reports memory, disk and alarms (nil: unknown, reported as
+	// zero and no alarm).
+	Node func() NodeStatus
+	// Listeners reports the broker's protocol listeners (nil: only the
+	// HTTP listener at Addr).
+	Listeners func() []api.Listener
+	// NodeName names this broker in the overview, /api/nodes and the
+	// metrics' rabbitmq_node label.
+	NodeName string
 }
 
 // DefaultConfig returns the configuration `sluice serve` starts with.
@@ -64,6 +74,7 @@ func DefaultConfig() Config {
 		Now:          time.Now,
 		MaxBodyBytes: 64 << 20,
 		ClusterName:  "sluice",
+		NodeName:     "sluice@localhost",
 		Version:      "dev",
 		RedriveChunk: 100,
 		KeepTasks:    100,
@@ -109,6 +120,8 @@ type Server struct {
 	tasks *taskManager
 	rates *sampler // stats.go
 	http  *http.Server
+	// started is when New ran, for the node's uptime.
+	started time.Time
 
 	closeOnce sync.Once
 }
@@ -130,7 +143,7 @@ func New(cfg Config, b *broker.Broker, conns Connections) (*Server, error) {
 	if err := b.SeedPermissions(); err != nil {
 		return nil, fmt.Errorf("httpapi: %w", err)
 	}
-	s := &Server{cfg: cfg, b: b, conns: conns, log: cfg.Logger, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, b: b, conns: conns, log: cfg.Logger, mux: http.NewServeMux(), started: cfg.Now()}
 	s.tasks = newTaskManager(s)
 	s.rates = newSampler(b, conns, cfg.Now, cfg.SampleInterval)
 	s.rates.start()
@@ -179,7 +192,8 @@ func (s *Server) route(pattern string, need access, h func(w http.ResponseWriter
 }
 
 func (s *Server) routes() {
-	s.mux.Handle("GET /metrics", s.metricsHandler())
+	s.mux.Handle("GET /metrics", s.metricsHandler(false))
+	s.mux.Handle("GET /metrics/per-object", s.metricsHandler(true))
 	s.route("GET /api/overview", needMonitoringOrManagement, s.overview)
 	s.route("GET /api/whoami", needAny, s.whoami)
 	s.route("GET /api/vhosts", needMonitoringOrManagement, s.vhosts)
@@ -234,7 +248,11 @@ func (s *Server) routes() {
 	s.route("GET /api/permissions/{vhost}/{user}", needAdministrator, s.getPermission)
 	s.route("PUT /api/permissions/{vhost}/{user}", needAdministrator, s.putPermission)
 	s.route("DELETE /api/permissions/{vhost}/{user}", needAdministrator, s.deletePermission)
-	s.routeSchemas() // schemas.go
+	s.routeSchemas()     // schemas.go
+	s.routeBindings()    // bindings.go
+	s.routePolicies()    // policies.go
+	s.routeDefinitions() // definitions.go
+	s.routeHealth()      // health.go
 
 }
 
@@ -352,9 +370,17 @@ func writeBrokerError(w http.ResponseWriter, err error) {
 // decodeBody reads a JSON body into v; a malformed body is answered 400
 // with where it went wrong, and decodeBody returns false.
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(r.Body)
-	dec.UseNumber()
-	err := dec.Decode(v)
+	raw, err := io.ReadAll(r.Body)
+	if err == nil {
+		raw, err = lenientBody(raw) // lenient.go
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+			return false
+		}
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber()
+		err = dec.Decode(v)
+	}
 	if err == nil {
 		return true
 	}

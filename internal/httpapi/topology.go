@@ -15,7 +15,7 @@ import (
 
 func (s *Server) overview(w http.ResponseWriter, r *http.Request, u *user) {
 	o := api.Overview{ManagementVersion: "3.13.0", RabbitMQVersion: "3.13.0", ProductName: "Sluice",
-		ProductVersion: s.cfg.Version, ClusterName: s.cfg.ClusterName, Node: "sluice@localhost"}
+		ProductVersion: s.cfg.Version, ClusterName: s.cfg.ClusterName, Node: s.cfg.NodeName}
 	qs, _ := s.b.Queues("")
 	for _, q := range qs {
 		if !u.seesVHost(q.VHost) {
@@ -39,10 +39,8 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request, u *user) {
 		o.ObjectTotals.Channels += len(c.ChannelInfos())
 	}
 	o.MessageStats = s.rates.overviewStats()
-	if host, port, err := net.SplitHostPort(s.cfg.Addr); err == nil {
-		p, _ := strconv.Atoi(port)
-		o.Listeners = append(o.Listeners, api.Listener{Protocol: "http", IPAddress: host, Port: p})
-	}
+	o.Listeners = s.listeners()
+	o.Alarms = s.alarms()
 	writeJSON(w, http.StatusOK, o)
 }
 
@@ -70,7 +68,7 @@ func (s *Server) vhosts(w http.ResponseWriter, r *http.Request, u *user) {
 			out = append(out, s.vhostInfo(n))
 		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeListing(w, r, out)
 }
 
 func (s *Server) vhost(w http.ResponseWriter, r *http.Request, u *user) {
@@ -121,7 +119,7 @@ func (s *Server) listQueues(w http.ResponseWriter, r *http.Request, u *user) {
 			out = append(out, s.apiQueue(q))
 		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeListing(w, r, out)
 }
 
 func (s *Server) getQueue(w http.ResponseWriter, r *http.Request, u *user) {
@@ -214,7 +212,7 @@ func (s *Server) listExchanges(w http.ResponseWriter, r *http.Request, u *user) 
 			out = append(out, s.apiExchange(x))
 		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeListing(w, r, out)
 }
 
 // exchangeName maps RabbitMQ's name of the default exchange in URLs.
@@ -307,17 +305,22 @@ func (s *Server) bindings(vh string, u *user, keep func(broker.BindingInfo) bool
 	return out, nil
 }
 
+// writeBindings answers with the bindings of vh that keep accepts.
+func (s *Server) writeBindings(w http.ResponseWriter, r *http.Request, u *user, vh string, keep func(broker.BindingInfo) bool) {
+	out, err := s.bindings(vh, u, keep)
+	if err != nil {
+		writeBrokerError(w, err)
+		return
+	}
+	writeListing(w, r, out)
+}
+
 func (s *Server) listBindings(w http.ResponseWriter, r *http.Request, u *user) {
 	vh, ok := s.vhostParam(w, r, u)
 	if !ok {
 		return
 	}
-	out, err := s.bindings(vh, u, nil)
-	if err != nil {
-		writeBrokerError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, out)
+	s.writeBindings(w, r, u, vh, nil)
 }
 
 func (s *Server) queueBindings(w http.ResponseWriter, r *http.Request, u *user) {
@@ -330,14 +333,9 @@ func (s *Server) queueBindings(w http.ResponseWriter, r *http.Request, u *user) 
 		writeBrokerError(w, err)
 		return
 	}
-	out, err := s.bindings(vh, u, func(b broker.BindingInfo) bool {
+	s.writeBindings(w, r, u, vh, func(b broker.BindingInfo) bool {
 		return b.DestinationType == "queue" && b.Destination == name
 	})
-	if err != nil {
-		writeBrokerError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) listQueueBindings(w http.ResponseWriter, r *http.Request, u *user) {
@@ -345,23 +343,19 @@ func (s *Server) listQueueBindings(w http.ResponseWriter, r *http.Request, u *us
 	if !ok {
 		return
 	}
-	x, q := exchangeName(r, "exchange"), pathValue(r, "queue")
+	x := exchangeName(r, "exchange")
+	q, kind := bindingDest(r)
 	if _, err := s.b.Exchange(vh, x); err != nil {
 		writeBrokerError(w, err)
 		return
 	}
-	if _, err := s.b.Queue(vh, q); err != nil {
+	if err := s.destExists(vh, q, kind); err != nil {
 		writeBrokerError(w, err)
 		return
 	}
-	out, err := s.bindings(vh, u, func(b broker.BindingInfo) bool {
-		return b.Source == x && b.DestinationType == "queue" && b.Destination == q
+	s.writeBindings(w, r, u, vh, func(b broker.BindingInfo) bool {
+		return b.Source == x && b.DestinationType == kind && b.Destination == q
 	})
-	if err != nil {
-		writeBrokerError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) bindQueue(w http.ResponseWriter, r *http.Request, u *user) {
@@ -369,7 +363,8 @@ func (s *Server) bindQueue(w http.ResponseWriter, r *http.Request, u *user) {
 	if !ok {
 		return
 	}
-	x, q := exchangeName(r, "exchange"), pathValue(r, "queue")
+	x := exchangeName(r, "exchange")
+	q, kind := bindingDest(r)
 	var d api.BindingCreate
 	if !decodeBody(w, r, &d) {
 		return
@@ -383,18 +378,22 @@ func (s *Server) bindQueue(w http.ResponseWriter, r *http.Request, u *user) {
 		writeBrokerError(w, err)
 		return
 	}
-	if _, err := s.b.Queue(vh, q); err != nil {
+	if err := s.destExists(vh, q, kind); err != nil {
 		writeBrokerError(w, err)
 		return
 	}
-	for _, c := range []error{u.check(vh, permWrite, "queue", q), u.check(vh, permRead, "exchange", x)} {
+	for _, c := range []error{u.check(vh, permWrite, kind, q), u.check(vh, permRead, "exchange", x)} {
 		if c != nil {
 			writeBrokerError(w, c)
 			return
 		}
 	}
 	err = s.session(vh, u, func(ch *broker.Channel) error {
-		return ch.BindQueue(broker.Binding{Source: x, Destination: q, Key: d.RoutingKey, Args: args})
+		bnd := broker.Binding{Source: x, Destination: q, Key: d.RoutingKey, Args: args}
+		if kind == "exchange" {
+			return ch.BindExchange(bnd)
+		}
+		return ch.BindQueue(bnd)
 	})
 	if err != nil {
 		writeBrokerError(w, err)
@@ -409,7 +408,8 @@ func (s *Server) unbindQueue(w http.ResponseWriter, r *http.Request, u *user) {
 	if !ok {
 		return
 	}
-	x, q, props := exchangeName(r, "exchange"), pathValue(r, "queue"), pathValue(r, "props")
+	x, props := exchangeName(r, "exchange"), pathValue(r, "props")
+	q, kind := bindingDest(r)
 	bs, err := s.b.Bindings(vh)
 	if err != nil {
 		writeBrokerError(w, err)
@@ -417,22 +417,26 @@ func (s *Server) unbindQueue(w http.ResponseWriter, r *http.Request, u *user) {
 	}
 	var found *broker.BindingInfo
 	for i, b := range bs {
-		if b.Source == x && b.Source != "" && b.DestinationType == "queue" && b.Destination == q &&
-			propertiesKey(b.RoutingKey, b.Args) == props {
+		if b.Source == x && b.Source != "" && b.DestinationType == kind && b.Destination == q &&
+			propsMatch(b, props) {
 			found = &bs[i]
 			break
 		}
 	}
 	if found == nil {
-		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no binding '%s' from exchange '%s' to queue '%s' in vhost '%s'", props, x, q, vh))
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no binding '%s' from exchange '%s' to %s '%s' in vhost '%s'", props, x, kind, q, vh))
 		return
 	}
-	if err := u.check(vh, permWrite, "queue", q); err != nil {
+	if err := u.check(vh, permWrite, kind, q); err != nil {
 		writeBrokerError(w, err)
 		return
 	}
 	err = s.session(vh, u, func(ch *broker.Channel) error {
-		return ch.UnbindQueue(broker.Binding{Source: x, Destination: q, Key: found.RoutingKey, Args: found.Args})
+		bnd := broker.Binding{Source: x, Destination: q, Key: found.RoutingKey, Args: found.Args}
+		if kind == "exchange" {
+			return ch.UnbindExchange(bnd)
+		}
+		return ch.UnbindQueue(bnd)
 	})
 	if err != nil {
 		writeBrokerError(w, err)
@@ -496,7 +500,7 @@ func (s *Server) listConnections(w http.ResponseWriter, r *http.Request, u *user
 	for _, c := range s.connections(u) {
 		out = append(out, s.apiConnection(c))
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeListing(w, r, out)
 }
 
 func (s *Server) findConnection(u *user, name string) *broker.Connection {
@@ -554,7 +558,7 @@ func (s *Server) listChannels(w http.ResponseWriter, r *http.Request, u *user) {
 				MessageStats: s.rates.channelStats(info.Name, ch)})
 		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeListing(w, r, out)
 }
 
 func (s *Server) listConsumers(w http.ResponseWriter, r *http.Request, u *user) {
@@ -578,7 +582,7 @@ func (s *Server) listConsumers(w http.ResponseWriter, r *http.Request, u *user) 
 			AckRequired: !c.NoAck, Exclusive: c.Exclusive, PrefetchCount: c.Prefetch, Arguments: map[string]any{},
 			Priority: c.Priority})
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeListing(w, r, out)
 }
 
 // answerDeclare writes the outcome of a PUT that declares a resource: the

@@ -24,7 +24,7 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, u *user) {
 	for _, x := range s.b.Users() {
 		out = append(out, apiUser(x))
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeListing(w, r, out)
 }
 
 func (s *Server) getUser(w http.ResponseWriter, r *http.Request, u *user) {

@@ -93,8 +93,17 @@ type Monitor struct {
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 
-	mu    sync.Mutex
-	state Alarm
+	mu     sync.Mutex
+	state  Alarm
+	status Status // the values of the latest check
+}
+
+// Status is what the latest check read, beside the limits it compared them
+// with (zero limits: that alarm is off).
+type Status struct {
+	Alarm
+	MemoryUsed, MemoryLimit uint64
+	DiskFree, DiskFreeLimit uint64
 }
 
 // New returns a stopped Monitor. onChange is called from the monitor's
@@ -142,13 +151,32 @@ func (m *Monitor) State() Alarm {
 	return m.state
 }
 
+// Status returns the latest check's readings and the alarms raised now; a
+// reading the checks do not take (its alarm is off) is taken now.
+func (m *Monitor) Status() Status {
+	m.mu.Lock()
+	st := m.status
+	st.Alarm = m.state
+	m.mu.Unlock()
+	st.MemoryLimit, st.DiskFreeLimit = m.cfg.MemoryLimit, m.cfg.DiskFreeLimit
+	if st.MemoryUsed == 0 {
+		st.MemoryUsed, _ = m.cfg.MemoryUsed()
+	}
+	if st.DiskFree == 0 {
+		st.DiskFree, _ = m.cfg.DiskFree(m.cfg.DataDir)
+	}
+	return st
+}
+
 // Check reads the machine once and reports a change of state.
 func (m *Monitor) Check() {
 	next := m.State()
+	var read Status
 	if m.cfg.DiskFreeLimit > 0 {
 		if free, err := m.cfg.DiskFree(m.cfg.DataDir); err != nil {
 			m.cfg.Logger.Warn("read free disk space", "dir", m.cfg.DataDir, "err", err)
 		} else {
+			read.DiskFree = free
 			next.Disk = free < m.cfg.DiskFreeLimit
 			m.logEdge("disk", m.State().Disk, next.Disk, free, m.cfg.DiskFreeLimit)
 		}
@@ -157,6 +185,7 @@ func (m *Monitor) Check() {
 		if used, err := m.cfg.MemoryUsed(); err != nil {
 			m.cfg.Logger.Warn("read memory use", "err", err)
 		} else {
+			read.MemoryUsed = used
 			next.Memory = used > m.cfg.MemoryLimit
 			m.logEdge("memory", m.State().Memory, next.Memory, used, m.cfg.MemoryLimit)
 		}
@@ -164,6 +193,7 @@ func (m *Monitor) Check() {
 	m.mu.Lock()
 	changed := next != m.state
 	m.state = next
+	m.status = read
 	m.mu.Unlock()
 	if changed && m.onChange != nil {
 		m.onChange(next)

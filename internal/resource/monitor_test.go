@@ -109,3 +109,24 @@ func TestReadMachine(t *testing.T) {
 		t.Fatalf("TotalMemory = %d, %v", total, err)
 	}
 }
+
+// Status reports the alarms with the readings and limits behind them; a
+// reading whose alarm is off is taken on demand.
+func TestMonitorStatus(t *testing.T) {
+	machine := &fakeMachine{free: 50, used: 2000}
+	cfg := machine.config()
+	m, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Check()
+	if got, want := m.Status(), (Status{Alarm: Alarm{Disk: true, Memory: true}, MemoryUsed: 2000, MemoryLimit: 1000, DiskFree: 50, DiskFreeLimit: 100}); got != want {
+		t.Errorf("Status() = %+v, want %+v", got, want)
+	}
+	cfg.DiskFreeLimit = 0
+	m, _ = New(cfg, nil)
+	m.Check()
+	if st := m.Status(); st.Disk || st.DiskFree != 50 || st.DiskFreeLimit != 0 {
+		t.Errorf("without a disk limit: %+v", st)
+	}
+}

@@ -154,3 +154,15 @@ func Channel(t testing.TB, conn *amqp091.Connection) *amqp091.Channel {
 	}
 	return ch
 }
+
+// FreeAddr returns a loopback address whose port is free now, for a server
+// a test starts in another process.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}

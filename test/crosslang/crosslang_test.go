@@ -91,6 +91,7 @@ func TestSmokeScripts(t *testing.T) {
 		script string
 	}{
 		{name: "python-pika", interp: python, script: "smoke.py"},
+		{name: "python-pika-prefetch", interp: python, script: "prefetch.py"},
 		{name: "node-amqplib", interp: node, script: "smoke.js"},
 	}
 	for _, tt := range tests {

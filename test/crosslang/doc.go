@@ -3,6 +3,8 @@
 // amqplib, pinned in package-lock.json) each declare, bind, publish with
 // confirms, consume, ack, nack with requeue, basic.get, receive a
 // basic.return and close, and exit non-zero on any difference from RabbitMQ.
+// prefetch.py (pika) checks a channel-wide basic.qos: a full limit holds the
+// channel's no-ack consumers, and freed credit is shared among the queues.
 //
 // The runner (crosslang_test.go, build tag integration) starts Sluice with
 // internal/sluicetest and runs both scripts against it:
