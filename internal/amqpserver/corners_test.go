@@ -42,8 +42,10 @@ func TestLoginFailureWithoutCapabilityClosesSocket(t *testing.T) {
 	}
 	// amqp091-go does not advertise the capability: it sees the close as
 	// bad credentials, as with RabbitMQ.
-	if _, err := amqp091.Dial(b.URLFor("guest", "wrong", "/")); !errors.Is(err, amqp091.ErrCredentials) {
-		t.Fatalf("amqp091-go dial with a wrong password: %v, want ErrCredentials", err)
+	for _, user := range []string{"guest", "nobody"} {
+		if _, err := amqp091.Dial(b.URLFor(user, "wrong", "/")); !errors.Is(err, amqp091.ErrCredentials) {
+			t.Fatalf("amqp091-go dial as %s with a wrong password: %v, want ErrCredentials", user, err)
+		}
 	}
 }
 
