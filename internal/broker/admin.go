@@ -306,6 +306,7 @@ func (b *Broker) AdminSession(vhostName, user string) (*Connection, *Channel, er
 		return nil, nil, errorf(NotFound, "no vhost '%s'", vhostName)
 	}
 	conn := newConnection(vh, ConnInfo{Name: "http-api", User: user, VHost: vhostName})
+	conn.impersonator = b.users.hasTag(user, tagImpersonator)
 	return conn, conn.Channel(1, discardOutlet{}), nil
 }
 
