@@ -7,6 +7,7 @@ import (
 
 	"github.com/sluicemq/sluice/internal/amqp"
 	"github.com/sluicemq/sluice/internal/broker"
+	"github.com/sluicemq/sluice/internal/message"
 )
 
 // classBasic is the basic class, the only one with content.
@@ -51,6 +52,9 @@ func (ch *channel) method(m amqp.Method) error {
 		return nil
 	}
 	if ch.publish != nil {
+		if ch.header {
+			return newError(amqp.UnexpectedFrame, ch.publish, "expected content body, got non content body frame instead")
+		}
 		return newError(amqp.UnexpectedFrame, ch.publish,
 			"expected content header for class %d, got non content header frame instead", classBasic)
 	}
@@ -92,8 +96,9 @@ func (ch *channel) reply(noWait bool, m amqp.Method) {
 }
 
 // queueName resolves RabbitMQ's shorthand: an empty queue name means the
-// channel's most recently declared queue.
+// channel's most recently declared queue. CR and LF are stripped first.
 func (ch *channel) queueName(name string, m amqp.Method) (string, error) {
+	name = stripCRLF(name)
 	if name != "" {
 		return name, nil
 	}
@@ -128,7 +133,7 @@ func (ch *channel) dispatch(m amqp.Method) error {
 
 	case *amqp.ExchangeDeclare:
 		err := ch.b.DeclareExchange(broker.ExchangeDecl{
-			Name: m.Exchange, Type: m.Type, Passive: m.Passive, Durable: m.Durable,
+			Name: stripCRLF(m.Exchange), Type: m.Type, Passive: m.Passive, Durable: m.Durable,
 			AutoDelete: m.AutoDelete, Internal: m.Internal, Args: m.Arguments,
 		})
 		if err != nil {
@@ -136,18 +141,18 @@ func (ch *channel) dispatch(m amqp.Method) error {
 		}
 		ch.reply(m.NoWait, &amqp.ExchangeDeclareOk{})
 	case *amqp.ExchangeDelete:
-		if err := ch.b.DeleteExchange(m.Exchange, m.IfUnused); err != nil {
+		if err := ch.b.DeleteExchange(stripCRLF(m.Exchange), m.IfUnused); err != nil {
 			return fromBroker(err, m)
 		}
 		ch.reply(m.NoWait, &amqp.ExchangeDeleteOk{})
 	case *amqp.ExchangeBind:
-		b := broker.Binding{Source: m.Source, Destination: m.Destination, Key: m.RoutingKey, Args: m.Arguments}
+		b := broker.Binding{Source: stripCRLF(m.Source), Destination: stripCRLF(m.Destination), Key: m.RoutingKey, Args: m.Arguments}
 		if err := ch.b.BindExchange(b); err != nil {
 			return fromBroker(err, m)
 		}
 		ch.reply(m.NoWait, &amqp.ExchangeBindOk{})
 	case *amqp.ExchangeUnbind:
-		b := broker.Binding{Source: m.Source, Destination: m.Destination, Key: m.RoutingKey, Args: m.Arguments}
+		b := broker.Binding{Source: stripCRLF(m.Source), Destination: stripCRLF(m.Destination), Key: m.RoutingKey, Args: m.Arguments}
 		if err := ch.b.UnbindExchange(b); err != nil {
 			return fromBroker(err, m)
 		}
@@ -155,7 +160,7 @@ func (ch *channel) dispatch(m amqp.Method) error {
 
 	case *amqp.QueueDeclare:
 		st, err := ch.b.DeclareQueue(broker.QueueDecl{
-			Name: m.Queue, Passive: m.Passive, Durable: m.Durable, Exclusive: m.Exclusive,
+			Name: stripCRLF(m.Queue), Passive: m.Passive, Durable: m.Durable, Exclusive: m.Exclusive,
 			AutoDelete: m.AutoDelete, Args: m.Arguments,
 		})
 		if err != nil {
@@ -172,7 +177,7 @@ func (ch *channel) dispatch(m amqp.Method) error {
 		if m.Queue == "" && key == "" {
 			key = q
 		}
-		if err := ch.b.BindQueue(broker.Binding{Source: m.Exchange, Destination: q, Key: key, Args: m.Arguments}); err != nil {
+		if err := ch.b.BindQueue(broker.Binding{Source: stripCRLF(m.Exchange), Destination: q, Key: key, Args: m.Arguments}); err != nil {
 			return fromBroker(err, m)
 		}
 		ch.reply(m.NoWait, &amqp.QueueBindOk{})
@@ -181,7 +186,7 @@ func (ch *channel) dispatch(m amqp.Method) error {
 		if err != nil {
 			return err
 		}
-		if err := ch.b.UnbindQueue(broker.Binding{Source: m.Exchange, Destination: q, Key: m.RoutingKey, Args: m.Arguments}); err != nil {
+		if err := ch.b.UnbindQueue(broker.Binding{Source: stripCRLF(m.Exchange), Destination: q, Key: m.RoutingKey, Args: m.Arguments}); err != nil {
 			return fromBroker(err, m)
 		}
 		ch.reply(false, &amqp.QueueUnbindOk{})
@@ -263,7 +268,9 @@ func (ch *channel) basic(m amqp.Method) error {
 		}
 		ch.c.wr.method(ch.id, &amqp.TxSelectOk{})
 	case *amqp.TxCommit:
-		if err := ch.b.CommitTx(); err != nil {
+		// Mandatory messages no queue took are returned at the commit,
+		// before commit-ok.
+		if err := ch.b.CommitTx(ch.returnMessage); err != nil {
 			return fromBroker(err, m)
 		}
 		ch.c.wr.method(ch.id, &amqp.TxCommitOk{})
@@ -439,17 +446,22 @@ func (ch *channel) published() error {
 		return ch.exception(fromBroker(err, p))
 	}
 	if !routed && p.Mandatory {
-		ch.c.wr.enqueue(outItem{
-			channel: ch.id,
-			method:  &amqp.BasicReturn{ReplyCode: amqp.NoRoute, ReplyText: amqp.ReplyText(amqp.NoRoute), Exchange: p.Exchange, RoutingKey: p.RoutingKey},
-			content: true,
-			props:   &d.Msg.Properties,
-			body:    d.Msg.Body,
-		})
+		ch.returnMessage(&d.Msg)
 	}
 	if ch.confirms != nil {
 		ch.confirms.release(seq, !routed && p.Mandatory)
 	}
 	ch.c.waitUnblocked()
 	return nil
+}
+
+// returnMessage sends basic.return of an unroutable mandatory message.
+func (ch *channel) returnMessage(m *message.Message) {
+	ch.c.wr.enqueue(outItem{
+		channel: ch.id,
+		method:  &amqp.BasicReturn{ReplyCode: amqp.NoRoute, ReplyText: amqp.ReplyText(amqp.NoRoute), Exchange: m.Exchange, RoutingKey: m.RoutingKey},
+		content: true,
+		props:   &m.Properties,
+		body:    m.Body,
+	})
 }

@@ -10,6 +10,8 @@ import (
 	"net"
 	"os"
 	"runtime/debug"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -262,7 +264,7 @@ func (c *conn) handleFrame(f amqp.Frame) error {
 	switch f.Type {
 	case amqp.FrameHeartbeat:
 		if f.Channel != 0 {
-			return newError(amqp.FrameError, nil, "heartbeat frame on channel %d", f.Channel)
+			return newError(amqp.UnexpectedFrame, nil, "type %d, %s", f.Type, erlangOctets(f.Payload))
 		}
 		return nil
 	case amqp.FrameMethod:
@@ -312,10 +314,10 @@ func (c *conn) connectionMethod(m amqp.Method) error {
 	case *amqp.ConnectionCloseOk:
 		return nil
 	case *amqp.ConnectionUpdateSecret:
-		if err := c.srv.broker.Authenticate(c.user, m.NewSecret, c.loopback); err != nil {
-			return newError(amqp.NotAllowed, m, "Secret update was refused for user '%s'", c.user)
-		}
-		c.log.Info("amqp secret updated", logUser, c.user, logReason, m.Reason)
+		// As RabbitMQ: the new secret goes to backends whose credentials
+		// can expire; the internal user database's cannot, so the update
+		// is accepted and changes nothing.
+		c.log.Info("amqp secret update accepted", logUser, c.user, logReason, m.Reason)
 		c.wr.method(0, &amqp.ConnectionUpdateSecretOk{})
 		return nil
 	default:
@@ -414,4 +416,23 @@ func (c *conn) linger() {
 	}
 	tc.SetReadDeadline(time.Now().Add(c.srv.cfg.CloseTimeout))
 	io.Copy(io.Discard, io.LimitReader(tc, 1<<20))
+}
+
+// erlangOctets renders a frame payload as RabbitMQ's unexpected-frame
+// texts do: "all octets = <<1,2>>", or the first 16 of a longer one.
+func erlangOctets(p []byte) string {
+	which := "all"
+	if len(p) > 16 {
+		which, p = "first 16", p[:16]
+	}
+	var b strings.Builder
+	b.WriteString(which + " octets = <<")
+	for i, o := range p {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Itoa(int(o)))
+	}
+	b.WriteString(">>")
+	return b.String()
 }

@@ -66,9 +66,11 @@ func (c *conn) handshake(m amqp.Method) error {
 
 func (c *conn) startOk(m *amqp.ConnectionStartOk) error {
 	c.clientProp = m.ClientProperties
+	var failureClose bool
 	if caps, ok := m.ClientProperties["capabilities"].(message.Table); ok {
 		c.cancelNotify, _ = caps["consumer_cancel_notify"].(bool)
 		c.blockedNotify, _ = caps["connection.blocked"].(bool)
+		failureClose, _ = caps["authentication_failure_close"].(bool)
 	}
 	var (
 		user, pass string
@@ -87,7 +89,14 @@ func (c *conn) startOk(m *amqp.ConnectionStartOk) error {
 	}
 	if err := c.srv.broker.Authenticate(user, pass, c.loopback); err != nil {
 		c.log.Warn("amqp login refused", logUser, user, "mechanism", m.Mechanism, logErr, err)
-		e := newError(amqp.AccessRefused, m,
+		if !failureClose {
+			// As RabbitMQ: a client without the
+			// authentication_failure_close capability expects the
+			// socket to close, without connection.close (0-9-1's rule).
+			c.done = true
+			return nil
+		}
+		e := newError(amqp.AccessRefused, nil, // as RabbitMQ: no method named
 			"Login was refused using authentication mechanism %s. For details see the broker logfile.", m.Mechanism)
 		e.connection = true
 		return e

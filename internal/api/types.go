@@ -216,6 +216,8 @@ type Exchange struct {
 	Internal     bool           `json:"internal"`
 	Arguments    map[string]any `json:"arguments"`
 	MessageStats ExchangeStats  `json:"message_stats"`
+	// Policy names the policy that applies (null when none does).
+	Policy *string `json:"policy"`
 }
 
 // ExchangeDeclare is the body of PUT /api/exchanges/{vhost}/{name}.

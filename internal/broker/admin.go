@@ -27,6 +27,8 @@ type ExchangeInfo struct {
 	// PublishIn counts messages published into the exchange, PublishOut
 	// the copies it routed to queues.
 	PublishIn, PublishOut uint64
+	// Policy names the policy that applies ("" when none).
+	Policy string
 }
 
 // QueueInfo describes a queue and its counts.
@@ -129,7 +131,7 @@ func (b *Broker) Exchanges(vhostName string) ([]ExchangeInfo, error) {
 func exchangeInfo(vh *vhost, x *exchange) ExchangeInfo {
 	return ExchangeInfo{VHost: vh.name, Name: x.name, Type: x.kind, Durable: x.durable,
 		AutoDelete: x.autoDelete, Internal: x.internal, Args: x.args,
-		PublishIn: x.stats.in.Load(), PublishOut: x.stats.out.Load()}
+		PublishIn: x.stats.in.Load(), PublishOut: x.stats.out.Load(), Policy: x.policy}
 }
 
 // Exchange describes one exchange.
@@ -304,6 +306,7 @@ func (b *Broker) AdminSession(vhostName, user string) (*Connection, *Channel, er
 		return nil, nil, errorf(NotFound, "no vhost '%s'", vhostName)
 	}
 	conn := newConnection(vh, ConnInfo{Name: "http-api", User: user, VHost: vhostName})
+	conn.impersonator = b.users.hasTag(user, tagImpersonator)
 	return conn, conn.Channel(1, discardOutlet{}), nil
 }
 

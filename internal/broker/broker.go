@@ -199,6 +199,7 @@ func (b *Broker) Connect(info ConnInfo) (*Connection, error) {
 		return nil, errorf(NotAllowed, "access to vhost '%s' refused for user '%s'", info.VHost, info.User)
 	}
 	c := newConnection(vh, info)
+	c.impersonator = b.users.hasTag(info.User, tagImpersonator)
 	if info.User != "" {
 		access, err := b.newConnAccess(info.VHost, info.User) // permissions.go
 		if err != nil {

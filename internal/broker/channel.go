@@ -385,6 +385,9 @@ func (ch *Channel) publish(msg *message.Message, d *Draft, mandatory bool, done 
 	if err := ch.allow(PermWrite, "exchange", msg.Exchange); err != nil { // permissions.go
 		return false, err
 	}
+	if err := ch.checkProperties(msg); err != nil { // senders.go
+		return false, err
+	}
 	if err := ch.rewriteReplyTo(msg); err != nil {
 		return false, err
 	}
@@ -406,11 +409,21 @@ func (ch *Channel) publish(msg *message.Message, d *Draft, mandatory bool, done 
 	if err != nil {
 		return false, err
 	}
+	if stripBCC(msg) && d != nil {
+		d.recode = true
+	}
 	ch.countPublished(len(targets) > 0, mandatory)
 	if handled, routed, err := ch.admit(msg, &targets, &done); handled { // validate.go
 		return routed, err
 	}
 	if len(targets) == 0 {
+		ch.mu.Lock()
+		if ch.mode == modeTx { // returned at commit, if mandatory
+			ch.holdLocked(nil, msg, mandatory, done)
+			ch.mu.Unlock()
+			return true, nil
+		}
+		ch.mu.Unlock()
 		done(nil)
 		return false, nil
 	}
@@ -420,7 +433,7 @@ func (ch *Channel) publish(msg *message.Message, d *Draft, mandatory bool, done 
 	}
 	ch.mu.Lock()
 	if ch.mode == modeTx {
-		ch.tx.publishes = append(ch.tx.publishes, req)
+		ch.holdLocked(req, msg, mandatory, nil)
 		ch.mu.Unlock()
 		return true, nil
 	}
@@ -527,6 +540,9 @@ func (ch *Channel) Close() {
 	ps := ch.takeUpToLocked(^uint64(0))
 	tx := ch.tx
 	ch.tx = txState{}
+	// Uncommitted acks and nacks never happened: their deliveries return
+	// to their queues with the rest.
+	ps = append(ps, tx.pendings()...)
 	ch.mu.Unlock()
 
 	ch.dropReply()

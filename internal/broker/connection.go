@@ -8,6 +8,9 @@ type Connection struct {
 	vh     *vhost
 	info   ConnInfo
 	access *connAccess // permissions.go; nil: unchecked (admin sessions)
+	// impersonator: the user has the impersonator tag and may publish
+	// with any user_id (senders.go). Read when the connection opens.
+	impersonator bool
 
 	mu        sync.Mutex
 	channels  map[uint16]*Channel

@@ -39,6 +39,7 @@ func (ch *Channel) DeclareQueue(d QueueDecl) (QueueStatus, error) {
 		if err != nil {
 			return QueueStatus{}, err
 		}
+		q.touch() // a passive declare is a use: it renews x-expires
 		return q.status(), nil
 	}
 	opts, err := parseQueueArgs(d.Args, d.Name, vh.name)

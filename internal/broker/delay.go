@@ -297,7 +297,7 @@ func (ch *Channel) publishDelayed(msg *message.Message, delay int64, done func(e
 	req.sync = msg.Persistent()
 	ch.mu.Lock()
 	if ch.mode == modeTx {
-		ch.tx.publishes = append(ch.tx.publishes, req)
+		ch.holdLocked(req, msg, false, nil)
 		ch.mu.Unlock()
 		return nil
 	}
@@ -338,6 +338,7 @@ func (b *Broker) releaseDelayedPublish(it delayItem) {
 		b.applyOrLog(&gone, "drop an unroutable delayed message")
 		return
 	}
+	stripBCC(m)
 	req, err := newPublishReq(m, targets, nil, b.env.now())
 	if err != nil {
 		b.env.log.Warn("re-encode delayed message; dropping it", "seq", it.seq, "err", err)

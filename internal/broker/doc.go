@@ -101,6 +101,10 @@
 //     committer's mutex, deadLetterer.mu, expirer.mu and scheduler.mu are
 //     leaves (the scheduler reads the store's delay index under its mutex,
 //     and it and the expirer call queues only after releasing theirs).
+//   - Policies (policy.go): policyRegistry.writeMu serializes changes and
+//     is taken before vhost.mu; policyRegistry.mu is a leaf, read under
+//     vhost.mu by declares. A queue's effective options are an
+//     atomic.Pointer swapped on a policy change, read without a lock.
 //   - The operator views (admin*.go, for the HTTP API) take the same locks
 //     in the same order and copy what they report.
 //

@@ -27,7 +27,10 @@ type exchange struct {
 	autoDelete bool
 	internal   bool
 	args       message.Table
-	alternate  string // alternate-exchange argument
+	alternate  string // alternate-exchange: the argument, else a policy's (policy.go)
+	// policy and policySchema: the policy that applies and its schema
+	// setting (policy.go).
+	policy, policySchema string
 
 	bindings []*binding            // all outgoing bindings, in creation order
 	direct   map[string][]*binding // direct: by routing key
@@ -132,15 +135,18 @@ func (x *exchange) findBinding(q *queue, dx *exchange, key string, args message.
 	return nil
 }
 
-// match appends the bindings of x that the message matches.
-func (x *exchange) match(msg *message.Message, out []*binding) []*binding {
+// match appends the bindings of x that the message matches, with its
+// routing key or one of extra (CC and BCC, senders.go).
+func (x *exchange) match(msg *message.Message, extra []string, out []*binding) []*binding {
 	switch x.route {
-	case kindDirect:
-		return append(out, x.direct[msg.RoutingKey]...)
+	case kindDirect, kindTopic:
+		out = x.matchKey(msg.RoutingKey, out)
+		for _, k := range extra {
+			out = x.matchKey(k, out)
+		}
+		return out
 	case kindFanout:
 		return append(out, x.bindings...)
-	case kindTopic:
-		return x.topic.match(splitTopic(msg.RoutingKey), out)
 	case kindHeaders:
 		for _, bd := range x.bindings {
 			if bd.headers.matches(msg.Properties.Headers) {
@@ -151,12 +157,25 @@ func (x *exchange) match(msg *message.Message, out []*binding) []*binding {
 	return out
 }
 
+// matchKey appends the bindings of a direct or topic exchange that key
+// matches.
+func (x *exchange) matchKey(key string, out []*binding) []*binding {
+	if x.route == kindDirect {
+		return append(out, x.direct[key]...)
+	}
+	return x.topic.match(splitTopic(key), out)
+}
+
 // routeLocked returns the queues a message published to x reaches, each
 // once, following exchange-to-exchange bindings (each exchange visited once
 // per publish, so loops end) and alternate exchanges (used by an exchange
 // that matched no binding). Called with vh.mu held for reading.
 func (vh *vhost) routeLocked(x *exchange, msg *message.Message) []*queue {
+	extra := extraRoutingKeys(msg)
 	if x.name == "" {
+		if len(extra) > 0 {
+			return vh.defaultRouteLocked(msg.RoutingKey, extra) // senders.go
+		}
 		if q := vh.queues[msg.RoutingKey]; q != nil {
 			return []*queue{q}
 		}
@@ -190,7 +209,7 @@ func (vh *vhost) routeLocked(x *exchange, msg *message.Message) []*queue {
 	for len(work) > 0 {
 		e := work[len(work)-1]
 		work = work[:len(work)-1]
-		matched = e.match(msg, matched[:0])
+		matched = e.match(msg, extra, matched[:0])
 		if len(matched) == 0 && e.alternate != "" {
 			if ae := vh.exchanges[e.alternate]; ae != nil && !slices.Contains(visited, ae) {
 				visited = append(visited, ae)

@@ -87,10 +87,11 @@ var policySettings = map[string]policySetting{
 	"retry-jitter":            {arg: "x-retry-jitter"},
 	"schema":                  {arg: "x-schema"},
 	"validation-failure":      {arg: "x-validation-failure"},
+	// For exchanges (applyExchangePolicyLocked); the argument wins.
+	"alternate-exchange": {},
 	// Accepted so that RabbitMQ definitions import; they have no effect
-	// (no classic mirroring, federation or leader placement in Sluice;
-	// alternate exchanges come from exchange arguments).
-	"alternate-exchange": {}, "ha-mode": {}, "ha-params": {}, "ha-sync-mode": {}, "ha-sync-batch-size": {},
+	// (no classic mirroring, federation or leader placement in Sluice).
+	"ha-mode": {}, "ha-params": {}, "ha-sync-mode": {}, "ha-sync-batch-size": {},
 	"ha-promote-on-shutdown": {}, "ha-promote-on-failure": {}, "queue-master-locator": {},
 	"queue-leader-locator": {}, "federation-upstream": {}, "federation-upstream-set": {},
 }
@@ -219,6 +220,11 @@ func compilePolicy(p Policy) (*compiledPolicy, error) {
 		if !ok || (p.Operator && !s.operator) {
 			unknown = append(unknown, k)
 			continue
+		}
+		if k == "alternate-exchange" {
+			if _, ok := v.(string); !ok {
+				return nil, bad("alternate-exchange: want the name of an exchange, got %v", v)
+			}
 		}
 		if s.arg == "" {
 			continue
@@ -411,6 +417,9 @@ func (b *Broker) PutPolicy(p Policy) (created bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	if name, ok := cp.Definition["schema"].(string); ok && !b.env.schemas.exists(p.VHost, name) {
+		return false, errorf(InvalidArgument, "Validation failed: schema: no schema '%s' in vhost '%s'", name, p.VHost)
+	}
 	v, err := json.Marshal(cp.Policy)
 	if err != nil {
 		return false, internalError("encode policy", err)
@@ -418,6 +427,9 @@ func (b *Broker) PutPolicy(p Policy) (created bool, err error) {
 	r := b.env.policies
 	r.writeMu.Lock()
 	defer r.writeMu.Unlock()
+	if b.vhost(p.VHost) != vh { // deleted meanwhile: its policies are being forgotten
+		return false, errorf(NotFound, "no vhost '%s'", p.VHost)
+	}
 	var batch store.Batch
 	batch.PutMeta(policyKey(p.Operator, p.VHost, p.Name), v)
 	if err := b.env.st.Apply(&batch, true); err != nil {
@@ -476,9 +488,45 @@ func (r *policyRegistry) forgetVHost(vhostName string) error {
 	return nil
 }
 
+// applyExchangePolicyLocked gives x the alternate exchange and schema of
+// the policy that applies to it, where its arguments set none (the
+// argument wins, as RabbitMQ's alternate-exchange). vh.mu is held for
+// writing (or Open runs alone).
+func (vh *vhost) applyExchangePolicyLocked(x *exchange) {
+	x.policy, x.policySchema = "", ""
+	x.alternate, _ = x.args["alternate-exchange"].(string)
+	r := vh.env.policies
+	if r == nil || x.name == "" {
+		return
+	}
+	r.mu.RLock()
+	p := r.matchLocked(vh.name, x.name, false, true)
+	r.mu.RUnlock()
+	if p == nil {
+		return
+	}
+	x.policy = p.Name
+	if _, ok := x.args["alternate-exchange"]; !ok {
+		x.alternate, _ = p.Definition["alternate-exchange"].(string)
+	}
+	x.policySchema, _ = p.Definition["schema"].(string)
+}
+
+// applyExchangePolicies applies the policies to every exchange of vh
+// (the predeclared ones too).
+func (vh *vhost) applyExchangePolicies() {
+	vh.mu.Lock()
+	defer vh.mu.Unlock()
+	for _, x := range vh.exchanges {
+		vh.applyExchangePolicyLocked(x)
+	}
+}
+
 // reapplyPolicies recomputes the options of every queue of the vhost and
-// lets each act on them at once (limits, expiry, deliveries).
+// lets each act on them at once (limits, expiry, deliveries), and the
+// exchanges' alternate exchanges and schemas.
 func (vh *vhost) reapplyPolicies() {
+	vh.applyExchangePolicies()
 	vh.mu.RLock()
 	qs := make([]*queue, 0, len(vh.queues))
 	for _, q := range vh.queues {
@@ -509,3 +557,28 @@ func (q *queue) opts() *QueueOptions {
 }
 
 func (q *queue) setOpts(o QueueOptions) { q.optsP.Store(&o) }
+
+// ValidatePolicy checks p as PutPolicy does (but for the existence of its
+// vhost and schema), without storing it: a definitions import checks a
+// whole file before it applies any of it.
+func ValidatePolicy(p Policy) error {
+	_, err := compilePolicy(p)
+	return err
+}
+
+// ValidateQueueArgs checks a queue's arguments as queue.declare does (but
+// for the existence of its x-schema).
+func ValidateQueueArgs(vhost, queue string, args message.Table) error {
+	_, err := parseQueueArgs(args, queue, vhost)
+	return err
+}
+
+// ValidExchangeType reports whether exchange.declare accepts the type
+// (with its arguments, for x-delayed-message).
+func ValidExchangeType(kind string, args message.Table) bool {
+	if kind == kindDelayed {
+		t, _ := args["x-delayed-type"].(string)
+		return validKind(t)
+	}
+	return validKind(kind)
+}

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -103,7 +104,102 @@ func TestPolicyValidation(t *testing.T) {
 			t.Errorf("%+v: %v, want %q", tc.p, err, tc.want)
 		}
 	}
+	if _, err := b.PutPolicy(Policy{VHost: "/", Name: "p", Pattern: "x", Definition: map[string]any{"schema": "missing"}}); err == nil ||
+		!strings.Contains(err.Error(), "no schema 'missing'") {
+		t.Errorf("schema that does not exist: %v", err)
+	}
 	if _, err := b.PutPolicy(Policy{VHost: "nope", Name: "p", Pattern: "x", Definition: map[string]any{"expires": int64(5)}}); CodeOf(err) != NotFound {
 		t.Errorf("unknown vhost: %v", err)
+	}
+}
+
+// Policy changes swap a queue's options while publishes, deliveries and
+// dead lettering read them (run with -race).
+func TestPolicyChangeDuringTraffic(t *testing.T) {
+	b := openBroker(t, nil)
+	c := newClient(t, b)
+	c.declareExchange("dlx", "fanout", nil)
+	c.declareQueue("dead", false, nil)
+	c.bind("dlx", "dead", "", nil)
+	c.declareQueue("busy", false, nil)
+	c.consume("busy", true)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 200 {
+			c.publish("", "busy", fmt.Sprint(i), false)
+		}
+	}()
+	for i := range 50 {
+		putPolicy(t, b, Policy{Name: "p", Pattern: "^busy$", Definition: map[string]any{
+			"max-length": int64(10 + i), "dead-letter-exchange": "dlx", "message-ttl": int64(100000)}})
+	}
+	<-done
+	if err := b.DeletePolicy("/", "p", false); err != nil {
+		t.Fatal(err)
+	}
+	if o := b.vhost("/").queues["busy"].opts(); o.MaxLength != -1 || o.HasDeadLetter {
+		t.Errorf("after delete: %+v", *o)
+	}
+}
+
+// A policy that applies to exchanges gives them an alternate exchange
+// (the argument wins) and a schema, at once and after a restart.
+func TestPolicyOnExchanges(t *testing.T) {
+	st := memstore.New()
+	b, err := Open(testConfig(), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, b)
+	if err := c.ch.DeclareExchange(ExchangeDecl{Name: "in", Type: "direct", Durable: true}); err != nil {
+		t.Fatal(err)
+	}
+	c.declareExchange("own", "direct", message.Table{"alternate-exchange": "mine"})
+	c.declareExchange("ae", "fanout", nil)
+	c.declareQueue("unrouted", true, nil)
+	c.bind("ae", "unrouted", "", nil)
+	putPolicy(t, b, Policy{Name: "ae", Pattern: "^(in|own)$", ApplyTo: "exchanges",
+		Definition: map[string]any{"alternate-exchange": "ae", "max-length": int64(5)}})
+	c.publish("in", "nobody", "lost?", true)
+	if q, _ := b.Queue("/", "unrouted"); q.Ready != 1 {
+		t.Errorf("unrouted holds %d, want the message through the policy's alternate exchange", q.Ready)
+	}
+	if x, _ := b.Exchange("/", "in"); x.Policy != "ae" {
+		t.Errorf("exchange policy %q", x.Policy)
+	}
+	if a := b.vhost("/").exchanges["own"].alternate; a != "mine" {
+		t.Errorf("own's alternate %q, want its argument", a)
+	}
+	if o := b.vhost("/").queues["unrouted"].opts(); o.Policy != "" {
+		t.Errorf("a policy for exchanges applied to a queue: %+v", *o)
+	}
+	if _, err := b.PutPolicy(Policy{VHost: "/", Name: "bad", Pattern: "x", Definition: map[string]any{"alternate-exchange": int64(1)}}); CodeOf(err) != InvalidArgument {
+		t.Errorf("alternate-exchange 1: %v", err)
+	}
+	if err := b.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	b2 := openBroker(t, st)
+	if a := b2.vhost("/").exchanges["in"].alternate; a != "ae" {
+		t.Errorf("recovered alternate %q", a)
+	}
+}
+
+// A deleted vhost takes its policies with it: recreated, it has none.
+func TestPolicyGoesWithItsVHost(t *testing.T) {
+	b := openBroker(t, nil)
+	if _, err := b.PutVHost("v"); err != nil {
+		t.Fatal(err)
+	}
+	putPolicy(t, b, Policy{VHost: "v", Name: "p", Pattern: ".*", Definition: map[string]any{"expires": int64(1000)}})
+	if err := b.DeleteVHost("v"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.PutVHost("v"); err != nil {
+		t.Fatal(err)
+	}
+	if ps, err := b.Policies("v", false); err != nil || len(ps) != 0 {
+		t.Errorf("policies of the recreated vhost: %+v %v", ps, err)
 	}
 }

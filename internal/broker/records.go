@@ -80,6 +80,7 @@ type Draft struct {
 	rec     []byte // the record's head, then the body so far; nil: no head
 	head    int    // the head's length
 	replyTo string // Msg.Properties.ReplyTo when the head was encoded
+	recode  bool   // the headers changed since (BCC removed)
 }
 
 // draftRoomMax bounds the body room a Draft allocates before the body
@@ -135,7 +136,7 @@ func (d *Draft) seal() {
 // when it must be encoded anew: the properties changed since NewDraft
 // (direct reply-to rewrites reply-to) or its head could not be encoded.
 func (d *Draft) record(publishedMs int64) []byte {
-	if d == nil || d.rec == nil || d.Msg.Properties.ReplyTo != d.replyTo {
+	if d == nil || d.rec == nil || d.recode || d.Msg.Properties.ReplyTo != d.replyTo {
 		return nil
 	}
 	binary.BigEndian.PutUint64(d.rec[2:recordHeader], uint64(publishedMs))

@@ -43,6 +43,9 @@ func (b *Broker) recover() error {
 	}); err != nil {
 		return err
 	}
+	for _, vh := range b.vhosts {
+		vh.applyExchangePolicies() // policy.go
+	}
 	if err := scanDefs(st, metaBinding, decodeBindingDef, func(d bindingDef) {
 		b.recoverBinding(d)
 	}); err != nil {

@@ -1,11 +1,28 @@
 package broker
 
-import "sync"
+import (
+	"encoding/binary"
+	"slices"
+	"sync"
 
-// txState is what a transactional channel holds back until commit.
+	"github.com/sluicemq/sluice/internal/message"
+)
+
+// txState is what a transactional channel holds back until commit. As in
+// RabbitMQ, a publish is routed when it is published (its queues are
+// chosen then), and enqueued — or returned, when none of its queues is
+// left — at commit; its TTL counts from the commit.
 type txState struct {
-	publishes []*publishReq
+	publishes []txPublish
 	settles   []txSettle
+}
+
+// txPublish is one held publish.
+type txPublish struct {
+	req       *publishReq // nil: no queue took it when it was published
+	msg       *message.Message
+	mandatory bool
+	done      func(error) // req's done, or the unroutable publish's
 }
 
 type txSettle struct {
@@ -16,11 +33,27 @@ type txSettle struct {
 // discard drops held publishes; their done is told nil (nothing stored,
 // nothing to confirm: a tx channel has no confirms).
 func (t txState) discard() {
-	for _, r := range t.publishes {
-		if r.done != nil {
-			r.done(nil)
-		}
+	for _, p := range t.publishes {
+		p.done(nil)
 	}
+}
+
+// pendings returns the deliveries of the held acks and nacks.
+func (t txState) pendings() []pending {
+	var ps []pending
+	for _, s := range t.settles {
+		ps = append(ps, s.ps...)
+	}
+	return ps
+}
+
+// holdLocked keeps a publish for the commit; req is nil for a publish no
+// queue took.
+func (ch *Channel) holdLocked(req *publishReq, msg *message.Message, mandatory bool, done func(error)) {
+	if req != nil {
+		done = req.done
+	}
+	ch.tx.publishes = append(ch.tx.publishes, txPublish{req: req, msg: msg, mandatory: mandatory, done: done})
 }
 
 // SelectTx puts the channel in tx mode.
@@ -35,8 +68,11 @@ func (ch *Channel) SelectTx() error {
 }
 
 // CommitTx publishes the held messages (waiting until they are stored and
-// in their queues) and then applies the held acks and nacks.
-func (ch *Channel) CommitTx() error {
+// in their queues) and then applies the held acks and nacks. A held
+// mandatory message none of whose queues is left (or that had none) is
+// handed to returned, in publish order, before CommitTx returns;
+// returned may be nil.
+func (ch *Channel) CommitTx(returned func(msg *message.Message)) error {
 	ch.mu.Lock()
 	if ch.mode != modeTx {
 		ch.mu.Unlock()
@@ -51,7 +87,23 @@ func (ch *Channel) CommitTx() error {
 		errMu   sync.Mutex
 		errLast error
 	)
-	for i, r := range t.publishes {
+	nowMs := ch.env.now().UnixMilli()
+	for i, p := range t.publishes {
+		r := p.req
+		delayed := r != nil && r.delayDue != 0 // routed when due
+		if r != nil && !delayed {
+			r.targets = slices.DeleteFunc(r.targets, (*queue).isDeleted)
+		}
+		if r == nil || len(r.targets) == 0 && !delayed {
+			if p.mandatory && returned != nil {
+				returned(p.msg)
+			}
+			p.done(nil)
+			continue
+		}
+		if !delayed {
+			r.restamp(nowMs)
+		}
 		done := r.done
 		wg.Add(1)
 		r.done = func(err error) {
@@ -68,9 +120,7 @@ func (ch *Channel) CommitTx() error {
 		if err := ch.submit(r); err != nil {
 			wg.Done()
 			for _, rest := range t.publishes[i+1:] {
-				if rest.done != nil {
-					rest.done(err)
-				}
+				rest.done(err)
 			}
 			wg.Wait()
 			return err
@@ -82,6 +132,21 @@ func (ch *Channel) CommitTx() error {
 		ch.settle(s.ps, s.how)
 	}
 	return errLast
+}
+
+// restamp makes the commit the message's publish time, from which its
+// TTL counts (RabbitMQ's TTL counts from the enqueue).
+func (r *publishReq) restamp(ms int64) {
+	r.pubMs = ms
+	if len(r.rec) >= recordHeader {
+		binary.BigEndian.PutUint64(r.rec[2:recordHeader], uint64(ms))
+	}
+}
+
+func (q *queue) isDeleted() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.deleted
 }
 
 // RollbackTx drops the held messages and puts the held acks' deliveries

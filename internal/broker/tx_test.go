@@ -9,7 +9,7 @@ import (
 
 func TestTxModeRules(t *testing.T) {
 	c := newClient(t, openBroker(t, nil))
-	wantCode(t, c.ch.CommitTx(), PreconditionFailed, "channel is not transactional")
+	wantCode(t, c.ch.CommitTx(nil), PreconditionFailed, "channel is not transactional")
 	wantCode(t, c.ch.RollbackTx(), PreconditionFailed, "channel is not transactional")
 	if err := c.ch.SelectTx(); err != nil {
 		t.Fatal(err)
@@ -39,7 +39,7 @@ func TestTxPublishHeldUntilCommit(t *testing.T) {
 	if st.Messages != 0 {
 		t.Fatalf("%d messages visible before commit", st.Messages)
 	}
-	if err := c.ch.CommitTx(); err != nil {
+	if err := c.ch.CommitTx(nil); err != nil {
 		t.Fatal(err)
 	}
 	st, _ = c.ch.DeclareQueue(QueueDecl{Name: "q", Passive: true})
@@ -50,7 +50,7 @@ func TestTxPublishHeldUntilCommit(t *testing.T) {
 	if err := c.ch.RollbackTx(); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.ch.CommitTx(); err != nil {
+	if err := c.ch.CommitTx(nil); err != nil {
 		t.Fatal(err)
 	}
 	st, _ = c.ch.DeclareQueue(QueueDecl{Name: "q", Passive: true})
@@ -77,7 +77,7 @@ func TestTxAcksHeldAndRolledBack(t *testing.T) {
 	if err := c.ch.Ack(d2.DeliveryTag, true); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.ch.CommitTx(); err != nil {
+	if err := c.ch.CommitTx(nil); err != nil {
 		t.Fatal(err)
 	}
 	c.ch.Close()

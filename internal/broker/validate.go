@@ -157,8 +157,10 @@ func (vh *vhost) exchangeSchema(name string) string {
 	vh.mu.RLock()
 	defer vh.mu.RUnlock()
 	if x := vh.exchanges[name]; x != nil {
-		s, _ := x.args["x-schema"].(string)
-		return s
+		if s, ok := x.args["x-schema"].(string); ok {
+			return s
+		}
+		return x.policySchema // policy.go
 	}
 	return ""
 }

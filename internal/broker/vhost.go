@@ -136,6 +136,7 @@ func (ch *Channel) DeclareExchange(d ExchangeDecl) error {
 		return err
 	}
 	x := newExchange(d.Name, d.Type, d.Durable, d.AutoDelete, d.Internal, d.Args)
+	vh.applyExchangePolicyLocked(x) // policy.go
 	if d.Durable {
 		v, err := encodeExchangeDef(exchangeDef{VHost: vh.name, Name: x.name, Type: x.kind,
 			Durable: true, AutoDelete: x.autoDelete, Internal: x.internal, Args: x.args})
@@ -237,14 +238,15 @@ func bindingDurable(bd *binding) bool {
 // BindExchange is exchange.bind: Source routes to the exchange Destination.
 func (ch *Channel) BindExchange(bnd Binding) error { return ch.bind(bnd, true, false) }
 
-// UnbindExchange is exchange.unbind.
+// UnbindExchange is exchange.unbind. As RabbitMQ 3.10, unbinding is
+// idempotent: a missing binding, source or destination succeeds.
 func (ch *Channel) UnbindExchange(bnd Binding) error { return ch.bind(bnd, true, true) }
 
 // BindQueue is queue.bind.
 func (ch *Channel) BindQueue(bnd Binding) error { return ch.bind(bnd, false, false) }
 
-// UnbindQueue is queue.unbind. Removing a binding that does not exist
-// succeeds.
+// UnbindQueue is queue.unbind. Removing a binding that does not exist,
+// or from a queue or an exchange that does not exist, succeeds.
 func (ch *Channel) UnbindQueue(bnd Binding) error { return ch.bind(bnd, false, true) }
 
 func (ch *Channel) bind(bnd Binding, toExchange, unbind bool) error {
@@ -261,6 +263,9 @@ func (ch *Channel) bind(bnd Binding, toExchange, unbind bool) error {
 	// destination, then exclusivity.
 	src := vh.exchanges[bnd.Source]
 	if src == nil {
+		if unbind {
+			return nil
+		}
 		return vh.noExchange(bnd.Source)
 	}
 	var (
@@ -269,11 +274,17 @@ func (ch *Channel) bind(bnd Binding, toExchange, unbind bool) error {
 	)
 	if toExchange {
 		if dx = vh.exchanges[bnd.Destination]; dx == nil {
+			if unbind {
+				return nil
+			}
 			return vh.noExchange(bnd.Destination)
 		}
 	} else {
 		var err error
 		if q, err = vh.queueForLocked(ch.conn, bnd.Destination); err != nil {
+			if unbind && CodeOf(err) == NotFound {
+				return nil
+			}
 			return err
 		}
 	}

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"strconv"
 
@@ -103,11 +102,7 @@ func policyCommands() []*command {
 				fs.BoolVar(&vhostOnly, "vhost-only", false, "export only --vhost")
 			},
 			run: func(e *env, _ []string) error {
-				vh := ""
-				if vhostOnly {
-					vh = e.vhost
-				}
-				defs, err := e.client.ExportDefinitions(e.ctx, vh)
+				defs, err := e.client.ExportDefinitions(e.ctx, onlyVHost(e, vhostOnly))
 				if err != nil {
 					return err
 				}
@@ -135,30 +130,26 @@ func policyCommands() []*command {
 				fs.BoolVar(&vhostOnly, "vhost-only", false, "import into --vhost only")
 			},
 			run: func(e *env, _ []string) error {
-				var (
-					b   []byte
-					err error
-				)
-				if file == "" || file == "-" {
-					b, err = io.ReadAll(e.stdin)
-				} else {
-					b, err = os.ReadFile(file)
-				}
+				b, err := readInput(e, file, "definitions")
 				if err != nil {
-					return fmt.Errorf("read definitions: %w", err)
+					return err
 				}
 				if !json.Valid(b) {
 					return usagef("the definitions file is not JSON")
 				}
-				vh := ""
-				if vhostOnly {
-					vh = e.vhost
-				}
-				if err := e.client.ImportDefinitions(e.ctx, vh, b); err != nil {
+				if err := e.client.ImportDefinitions(e.ctx, onlyVHost(e, vhostOnly), b); err != nil {
 					return err
 				}
 				return e.done("definitions imported")
 			},
 		},
 	}
+}
+
+// onlyVHost is --vhost with --vhost-only, else "" (the whole broker).
+func onlyVHost(e *env, only bool) string {
+	if only {
+		return e.vhost
+	}
+	return ""
 }

@@ -95,17 +95,9 @@ func schemaCommands() []*command {
 // readSchema reads a schema document and checks it is JSON before it
 // goes out, so a typo is a usage error with the place it went wrong.
 func readSchema(e *env, file string) (json.RawMessage, error) {
-	var (
-		doc []byte
-		err error
-	)
-	if file == "" || file == "-" {
-		doc, err = io.ReadAll(e.stdin)
-	} else {
-		doc, err = os.ReadFile(file)
-	}
+	doc, err := readInput(e, file, "schema")
 	if err != nil {
-		return nil, fmt.Errorf("read schema: %w", err)
+		return nil, err
 	}
 	if len(bytes.TrimSpace(doc)) == 0 {
 		return nil, usagef("empty schema; give --file or pipe the document in")
@@ -116,4 +108,21 @@ func readSchema(e *env, file string) (json.RawMessage, error) {
 		return nil, usagef("the schema is not JSON: %v", err)
 	}
 	return doc, nil
+}
+
+// readInput reads file, or stdin when file is "" or "-".
+func readInput(e *env, file, what string) ([]byte, error) {
+	var (
+		b   []byte
+		err error
+	)
+	if file == "" || file == "-" {
+		b, err = io.ReadAll(e.stdin)
+	} else {
+		b, err = os.ReadFile(file)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", what, err)
+	}
+	return b, nil
 }

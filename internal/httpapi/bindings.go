@@ -7,6 +7,7 @@ package httpapi
 // tells them which one the path names.
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -51,7 +52,7 @@ func (s *Server) getBinding(w http.ResponseWriter, r *http.Request, u *user) {
 	x, props := exchangeName(r, "exchange"), pathValue(r, "props")
 	dst, kind := bindingDest(r)
 	out, err := s.bindings(vh, u, func(b broker.BindingInfo) bool {
-		return b.Source == x && b.DestinationType == kind && b.Destination == dst && propertiesKey(b.RoutingKey, b.Args) == props
+		return b.Source == x && b.DestinationType == kind && b.Destination == dst && propsMatch(b, props)
 	})
 	if err != nil {
 		writeBrokerError(w, err)
@@ -77,15 +78,37 @@ func (s *Server) exchangeBindings(w http.ResponseWriter, r *http.Request, u *use
 		return
 	}
 	asSource := strings.HasSuffix(r.Pattern, "/source")
-	out, err := s.bindings(vh, u, func(b broker.BindingInfo) bool {
+	s.writeBindings(w, r, u, vh, func(b broker.BindingInfo) bool {
 		if asSource {
 			return b.Source == name
 		}
 		return b.DestinationType == "exchange" && b.Destination == name
 	})
-	if err != nil {
-		writeBrokerError(w, err)
-		return
+}
+
+// propsMatch reports whether props names binding b: Sluice's properties
+// key, or, for a binding without arguments, RabbitMQ's (the routing key
+// escaped as a query value, "~" as %7E: "#" is "%23"), so a key computed
+// the RabbitMQ way finds the binding too.
+func propsMatch(b broker.BindingInfo, props string) bool {
+	if propertiesKey(b.RoutingKey, b.Args) == props {
+		return true
 	}
-	writeListing(w, r, out)
+	return len(b.Args) == 0 && b.RoutingKey != "" && rabbitPropertiesKey(b.RoutingKey) == props
+}
+
+func rabbitPropertiesKey(key string) string {
+	var sb strings.Builder
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.':
+			sb.WriteByte(c)
+		case c == ' ':
+			sb.WriteByte('+')
+		default:
+			fmt.Fprintf(&sb, "%%%02X", c)
+		}
+	}
+	return sb.String()
 }

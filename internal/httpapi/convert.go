@@ -317,6 +317,9 @@ func (s *Server) apiExchange(x broker.ExchangeInfo) api.Exchange {
 	if out.Arguments == nil {
 		out.Arguments = map[string]any{}
 	}
+	if x.Policy != "" {
+		out.Policy = &x.Policy
+	}
 	return out
 }
 

@@ -9,6 +9,7 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -80,8 +81,7 @@ func (s *Server) Definitions(vh string) (api.Definitions, error) {
 		return d, err
 	}
 	for _, p := range ops {
-		v, _ := json.Marshal(map[string]any{"pattern": p.Pattern, "definition": p.Definition, "priority": p.Priority, "apply-to": p.ApplyTo})
-		d.Parameters = append(d.Parameters, api.DefParameter{VHost: p.VHost, Component: "operator_policy", Name: p.Name, Value: v})
+		d.Parameters = append(d.Parameters, operatorParameter(p)) // policies.go
 	}
 	if d.Parameters == nil {
 		d.Parameters = []api.DefParameter{}
@@ -196,8 +196,8 @@ func DecodeDefinitions(b []byte) (api.Definitions, error) {
 }
 
 // ImportDefinitions applies d (into vhost only, when vhost is not "") as
-// user: validated first, then vhosts, users, permissions, policies,
-// schemas, exchanges, queues and bindings in that order.
+// user: validated first, then vhosts, users, permissions, schemas,
+// policies, exchanges, queues and bindings in that order.
 func (s *Server) ImportDefinitions(d api.Definitions, vhost, user string) error {
 	plan, err := s.planImport(d, vhost)
 	if err != nil {
@@ -218,14 +218,14 @@ func (s *Server) ImportDefinitions(d api.Definitions, vhost, user string) error 
 			return fmt.Errorf("permission of '%s' on vhost '%s': %w", p.User, p.VHost, err)
 		}
 	}
-	for _, p := range plan.policies {
-		if _, err := s.b.PutPolicy(p); err != nil {
-			return fmt.Errorf("policy '%s' in vhost '%s': %w", p.Name, p.VHost, err)
-		}
-	}
 	for _, sc := range plan.schemas {
 		if _, err := s.b.PutSchema(sc.VHost, sc.Name, sc.Schema); err != nil {
 			return fmt.Errorf("schema '%s' in vhost '%s': %w", sc.Name, sc.VHost, err)
+		}
+	}
+	for _, p := range plan.policies {
+		if _, err := s.b.PutPolicy(p); err != nil {
+			return fmt.Errorf("policy '%s' in vhost '%s': %w", p.Name, p.VHost, err)
 		}
 	}
 	for _, x := range plan.exchanges {
@@ -349,6 +349,9 @@ func (s *Server) planImport(d api.Definitions, only string) (*importPlan, error)
 		}
 		p.policies = append(p.policies, broker.Policy{VHost: vh, Name: x.Name, Pattern: x.Pattern, ApplyTo: x.ApplyTo,
 			Priority: x.Priority, Definition: x.Definition})
+		if err := broker.ValidatePolicy(p.policies[len(p.policies)-1]); err != nil {
+			return nil, bad("policies[%d] '%s': %s", i, x.Name, reasonOf(err))
+		}
 	}
 	for i, x := range d.Parameters {
 		if x.Component != "operator_policy" {
@@ -367,6 +370,9 @@ func (s *Server) planImport(d api.Definitions, only string) (*importPlan, error)
 		op := broker.Policy{VHost: vh, Name: x.Name, Pattern: v.Pattern, ApplyTo: v.ApplyTo, Definition: v.Definition, Operator: true}
 		if v.Priority != nil {
 			op.Priority = *v.Priority
+		}
+		if err := broker.ValidatePolicy(op); err != nil {
+			return nil, bad("parameters[%d] '%s': %s", i, x.Name, reasonOf(err))
 		}
 		p.policies = append(p.policies, op)
 	}
@@ -390,6 +396,9 @@ func (s *Server) planImport(d api.Definitions, only string) (*importPlan, error)
 		if err != nil {
 			return nil, bad("exchanges[%d] '%s': arguments: %v", i, x.Name, err)
 		}
+		if !broker.ValidExchangeType(x.Type, args) {
+			return nil, bad("exchanges[%d] '%s': type '%s' is not an exchange type Sluice knows", i, x.Name, x.Type)
+		}
 		p.exchanges = append(p.exchanges, struct {
 			vhost string
 			decl  broker.ExchangeDecl
@@ -407,6 +416,9 @@ func (s *Server) planImport(d api.Definitions, only string) (*importPlan, error)
 		args, err := amqpTable(x.Arguments)
 		if err != nil {
 			return nil, bad("queues[%d] '%s': arguments: %v", i, x.Name, err)
+		}
+		if err := broker.ValidateQueueArgs(vh, x.Name, args); err != nil {
+			return nil, bad("queues[%d] '%s': %s", i, x.Name, reasonOf(err))
 		}
 		p.queues = append(p.queues, struct {
 			vhost string
@@ -433,4 +445,13 @@ func (s *Server) planImport(d api.Definitions, only string) (*importPlan, error)
 		}{vh, x.DestinationType == "exchange", broker.Binding{Source: x.Source, Destination: x.Destination, Key: x.RoutingKey, Args: args}})
 	}
 	return p, nil
+}
+
+// reasonOf is a broker error's reason (its text without the code).
+func reasonOf(err error) string {
+	var be *broker.Error
+	if errors.As(err, &be) {
+		return be.Reason
+	}
+	return err.Error()
 }

@@ -107,6 +107,9 @@ func TestDefinitionsRoundTripAndErrors(t *testing.T) {
 		`{"users":[{"name":"u","password_hash":"x","hashing_algorithm":"rabbit_password_hashing_md5","tags":[]}]}`,
 		`{"queues":[{"name":"fresh","vhost":"/","durable":true}],"parameters":[{"vhost":"/","component":"federation-upstream","name":"f","value":{}}]}`,
 		`{"queues": [`,
+		`{"queues":[{"name":"fresh","vhost":"/","durable":true}],"policies":[{"vhost":"/","name":"p","pattern":".*","definition":{"max-priority":3}}]}`,
+		`{"queues":[{"name":"fresh","vhost":"/","durable":true},{"name":"q2","vhost":"/","durable":true,"arguments":{"x-max-length":-1}}]}`,
+		`{"queues":[{"name":"fresh","vhost":"/","durable":true}],"exchanges":[{"name":"x","vhost":"/","type":"x-consistent-hash"}]}`,
 	} {
 		if st, body := b.raw(t, "POST", "/api/definitions", bad); st != http.StatusBadRequest {
 			t.Errorf("import %s: %d %s, want 400", bad, st, body)

@@ -190,6 +190,14 @@ func TestExchangeToExchangeBindings(t *testing.T) {
 	if st, b := e.raw(t, "DELETE", "/api/bindings/%2F/e/src/e/dst/k", ""); st != http.StatusNoContent {
 		t.Fatalf("unbind: %d %s", st, b)
 	}
+	// RabbitMQ's properties key (the routing key escaped) names a binding too.
+	declare(t, e.c, "star", nil)
+	if st, b := e.raw(t, "POST", "/api/bindings/%2F/e/src/q/star", `{"routing_key":"a.*"}`); st != http.StatusCreated {
+		t.Fatalf("bind star: %d %s", st, b)
+	}
+	if st, b := e.raw(t, "DELETE", "/api/bindings/%2F/e/src/q/star/a.%252A", ""); st != http.StatusNoContent {
+		t.Errorf("unbind by RabbitMQ's properties key: %d %s", st, b)
+	}
 	if st, b := e.raw(t, "DELETE", "/api/bindings/%2F/e/src/e/dst/k", ""); st != http.StatusNotFound {
 		t.Errorf("unbind twice: %d %s", st, b)
 	}

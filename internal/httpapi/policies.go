@@ -4,6 +4,7 @@ package httpapi
 // /api/operator-policies. Changes are recorded in the audit log.
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -23,6 +24,36 @@ func (s *Server) routePolicies() {
 	s.route("GET /api/operator-policies/{vhost}/{name}", needMonitoringOrManagement, s.getPolicy)
 	s.route("PUT /api/operator-policies/{vhost}/{name}", needPolicymaker, s.putPolicy)
 	s.route("DELETE /api/operator-policies/{vhost}/{name}", needPolicymaker, s.deletePolicy)
+	s.route("GET /api/parameters", needMonitoringOrManagement, s.listParameters)
+	s.route("GET /api/vhost-limits", needMonitoringOrManagement, s.listVHostLimits)
+}
+
+// listParameters lists the runtime parameters as RabbitMQ does; Sluice's
+// only ones are the operator policies (component operator_policy).
+func (s *Server) listParameters(w http.ResponseWriter, r *http.Request, u *user) {
+	ps, err := s.b.Policies("", true)
+	if err != nil {
+		writeBrokerError(w, err)
+		return
+	}
+	out := []api.DefParameter{}
+	for _, p := range ps {
+		if u.seesVHost(p.VHost) {
+			out = append(out, operatorParameter(p))
+		}
+	}
+	writeListing(w, r, out)
+}
+
+// listVHostLimits lists the vhosts' limits: Sluice sets none.
+func (s *Server) listVHostLimits(w http.ResponseWriter, r *http.Request, u *user) {
+	writeListing(w, r, []any{})
+}
+
+// operatorParameter is an operator policy as RabbitMQ's runtime parameter.
+func operatorParameter(p broker.Policy) api.DefParameter {
+	v, _ := json.Marshal(map[string]any{"pattern": p.Pattern, "definition": p.Definition, "priority": p.Priority, "apply-to": p.ApplyTo})
+	return api.DefParameter{VHost: p.VHost, Component: "operator_policy", Name: p.Name, Value: v}
 }
 
 // needPolicymaker: as RabbitMQ, administrators and policymakers (with

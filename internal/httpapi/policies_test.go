@@ -39,6 +39,12 @@ func TestPolicyChangesDeadLetteringAtOnce(t *testing.T) {
 		if err := d.Reject(false); err != nil {
 			t.Fatal(err)
 		}
+		// basic.reject has no reply: a synchronous method behind it on the
+		// same channel makes sure the broker handled it before the test
+		// changes the policy.
+		if _, err := ch.QueueDeclarePassive("jobs", true, false, false, false, nil); err != nil {
+			t.Fatal(err)
+		}
 	}
 	reject("before")
 	if st, b := e.raw(t, "PUT", "/api/policies/%2F/jobs-dlx",
@@ -108,6 +114,13 @@ func TestPolicyChangesDeadLetteringAtOnce(t *testing.T) {
 	}
 	if st, _ := e.raw(t, "GET", "/api/operator-policies/%2F/cap", ""); st != http.StatusOK {
 		t.Errorf("get operator policy: %d", st)
+	}
+	if st, b := e.raw(t, "GET", "/api/parameters", ""); st != http.StatusOK || !strings.Contains(string(b), `"component":"operator_policy"`) ||
+		!strings.Contains(string(b), `"name":"cap"`) {
+		t.Errorf("parameters: %d %s", st, b)
+	}
+	if st, b := e.raw(t, "GET", "/api/vhost-limits", ""); st != http.StatusOK || strings.TrimSpace(string(b)) != "[]" {
+		t.Errorf("vhost-limits: %d %s", st, b)
 	}
 	if st, _ := e.raw(t, "GET", "/api/policies/%2F/cap", ""); st != http.StatusNotFound {
 		t.Errorf("operator policy seen as a policy: %d", st)

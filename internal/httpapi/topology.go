@@ -305,17 +305,22 @@ func (s *Server) bindings(vh string, u *user, keep func(broker.BindingInfo) bool
 	return out, nil
 }
 
-func (s *Server) listBindings(w http.ResponseWriter, r *http.Request, u *user) {
-	vh, ok := s.vhostParam(w, r, u)
-	if !ok {
-		return
-	}
-	out, err := s.bindings(vh, u, nil)
+// writeBindings answers with the bindings of vh that keep accepts.
+func (s *Server) writeBindings(w http.ResponseWriter, r *http.Request, u *user, vh string, keep func(broker.BindingInfo) bool) {
+	out, err := s.bindings(vh, u, keep)
 	if err != nil {
 		writeBrokerError(w, err)
 		return
 	}
 	writeListing(w, r, out)
+}
+
+func (s *Server) listBindings(w http.ResponseWriter, r *http.Request, u *user) {
+	vh, ok := s.vhostParam(w, r, u)
+	if !ok {
+		return
+	}
+	s.writeBindings(w, r, u, vh, nil)
 }
 
 func (s *Server) queueBindings(w http.ResponseWriter, r *http.Request, u *user) {
@@ -328,14 +333,9 @@ func (s *Server) queueBindings(w http.ResponseWriter, r *http.Request, u *user) 
 		writeBrokerError(w, err)
 		return
 	}
-	out, err := s.bindings(vh, u, func(b broker.BindingInfo) bool {
+	s.writeBindings(w, r, u, vh, func(b broker.BindingInfo) bool {
 		return b.DestinationType == "queue" && b.Destination == name
 	})
-	if err != nil {
-		writeBrokerError(w, err)
-		return
-	}
-	writeListing(w, r, out)
 }
 
 func (s *Server) listQueueBindings(w http.ResponseWriter, r *http.Request, u *user) {
@@ -353,14 +353,9 @@ func (s *Server) listQueueBindings(w http.ResponseWriter, r *http.Request, u *us
 		writeBrokerError(w, err)
 		return
 	}
-	out, err := s.bindings(vh, u, func(b broker.BindingInfo) bool {
+	s.writeBindings(w, r, u, vh, func(b broker.BindingInfo) bool {
 		return b.Source == x && b.DestinationType == kind && b.Destination == q
 	})
-	if err != nil {
-		writeBrokerError(w, err)
-		return
-	}
-	writeListing(w, r, out)
 }
 
 func (s *Server) bindQueue(w http.ResponseWriter, r *http.Request, u *user) {
@@ -423,7 +418,7 @@ func (s *Server) unbindQueue(w http.ResponseWriter, r *http.Request, u *user) {
 	var found *broker.BindingInfo
 	for i, b := range bs {
 		if b.Source == x && b.Source != "" && b.DestinationType == kind && b.Destination == q &&
-			propertiesKey(b.RoutingKey, b.Args) == props {
+			propsMatch(b, props) {
 			found = &bs[i]
 			break
 		}

@@ -353,7 +353,15 @@ func (s *suite) runUntilDone(t *testing.T, want []string) {
 		for _, st := range res.status {
 			failed = failed || st != "pass" && st != "skip"
 		}
-		if res.exitErr != nil && !failed && len(s.pending(want)) == 0 {
+		switch extra := packageProblems(res.pkgOut); {
+		case res.exitErr != nil && extra != "":
+			// A failure outside any test (a leak check in TestMain, a panic
+			// after the tests) counts even when a test failed beside it:
+			// that test may pass on its retry.
+			s.unsound = append(s.unsound, fmt.Sprintf(
+				"run %d: go test exited with %v and reported, outside any test:\n%s\nstderr:\n%s",
+				s.runs, res.exitErr, extra, res.stderr))
+		case res.exitErr != nil && !failed && len(s.pending(want)) == 0:
 			s.unsound = append(s.unsound, fmt.Sprintf(
 				"run %d: go test exited with %v and no failed test (leak check, build error?):\n%s\nstderr:\n%s",
 				s.runs, res.exitErr, tail(res.pkgOut, 60), res.stderr))
@@ -512,4 +520,22 @@ func tail(lines []string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "")
+}
+
+// routinePackageLine matches what go test prints outside any test in an
+// ordinary run: the verdicts, the exit status, coverage and timing lines.
+var routinePackageLine = regexp.MustCompile(`^(PASS|FAIL|ok|FAIL\t.*|ok  \t.*|exit status \d+|coverage: .*|testing: warning: no tests to run|\?\s.*)$`)
+
+// packageProblems returns the package-level output lines of a run that are
+// not routine (a leak report, a panic's trace), or "".
+func packageProblems(pkgOut []string) string {
+	var b strings.Builder
+	for _, chunk := range pkgOut {
+		for _, line := range strings.Split(chunk, "\n") {
+			if l := strings.TrimRight(line, "\r "); l != "" && !routinePackageLine.MatchString(l) {
+				b.WriteString(l + "\n")
+			}
+		}
+	}
+	return b.String()
 }

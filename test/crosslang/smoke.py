@@ -137,6 +137,51 @@ def mandatory_return(ch, exchange):
     raise Mismatch("mandatory unroutable publish: no basic.return")
 
 
+def sender_selected(conn, queue):
+    """CC and BCC add routing keys; BCC is removed, CC kept (issue 11)."""
+    ch = conn.channel()
+    others = [ch.queue_declare("", exclusive=True).method.queue for _ in range(2)]
+    hdrs = {"CC": [others[0]], "BCC": [others[1]]}
+    ch.basic_publish("", queue, b"cc", pika.BasicProperties(headers=hdrs))
+    for q in [queue] + others:
+        m, p, body = ch.basic_get(q, auto_ack=True)
+        check(m is not None and body == b"cc", f"CC/BCC: queue {q} got {body!r}, want b'cc'")
+        check(p.headers == {"CC": [others[0]]}, f"CC/BCC: headers {p.headers!r}, want CC only")
+    step("CC and BCC headers routed to three queues; BCC removed, CC kept")
+    ch.close()
+
+
+def tx_return_at_commit(conn):
+    """A mandatory unroutable publish in a transaction is returned at commit."""
+    ch = conn.channel()
+    returned = []
+    ch.add_on_return_callback(lambda _ch, method, _props, body: returned.append(body))
+    ch.tx_select()
+    ch.basic_publish("", "no-such-queue-" + uuid.uuid4().hex, b"txlost", mandatory=True)
+    ch.basic_qos(prefetch_count=0)  # a round trip
+    conn.process_data_events(time_limit=0)
+    check(returned == [], f"tx: {returned!r} returned before tx.commit, want nothing")
+    ch.tx_commit()
+    conn.process_data_events(time_limit=0)
+    check(returned == [b"txlost"], f"tx: {returned!r} returned at tx.commit, want [b'txlost']")
+    step("tx: mandatory unroutable publish returned at tx.commit, not before")
+    ch.close()
+
+
+def user_id_refused(conn, queue):
+    """A user_id other than the connection's user closes the channel with 406."""
+    ch = conn.channel()
+    ch.basic_publish("", queue, b"forged", pika.BasicProperties(user_id="somebody-else"))
+    try:
+        ch.queue_declare(queue, passive=True)
+    except pika.exceptions.ChannelClosedByBroker as e:
+        want = "PRECONDITION_FAILED - user_id property set to 'somebody-else' but authenticated user was 'guest'"
+        check(e.reply_code == 406 and e.reply_text == want, f"user_id: {e.reply_code} {e.reply_text!r}")
+        step("forged user_id refused with 406 PRECONDITION_FAILED")
+        return
+    raise Mismatch("forged user_id: channel stayed open")
+
+
 def run(url):
     deadline = time.monotonic() + float(os.environ.get("SMOKE_TIMEOUT", "60")) - 5
     params = pika.URLParameters(url)
@@ -168,6 +213,9 @@ def run(url):
     consume_with_nack(conn, ch, queue, deadline)
     get_messages(ch, queue, exchange)
     mandatory_return(ch, exchange)
+    sender_selected(conn, queue)
+    tx_return_at_commit(conn)
+    user_id_refused(conn, queue)
 
     ok = ch.queue_delete(queue)
     check(ok.method.message_count == 0, f"queue.delete-ok: {ok.method.message_count} messages, want 0")

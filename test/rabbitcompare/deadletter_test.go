@@ -22,25 +22,41 @@ import (
 )
 
 func TestDeadLetterHeadersMatchRabbitMQ(t *testing.T) {
-	if os.Getenv("SLUICE_COMPARE_RABBITMQ") != "1" {
-		t.Skip("set SLUICE_COMPARE_RABBITMQ=1 (and RABBITMQ_URL) to compare with RabbitMQ")
-	}
-	rabbitURL := os.Getenv("RABBITMQ_URL")
-	if rabbitURL == "" {
-		rabbitURL = "amqp://guest:guest@127.0.0.1:5681/"
-	}
+	rabbitURL := rabbitURLOrSkip(t)
 	prefix := fmt.Sprintf("cmp-%d-", time.Now().UnixNano())
 	rabbit := scenarios(t, rabbitURL, prefix)
 	sluice := scenarios(t, sluicetest.Start(t).URL(), prefix)
+	compareResults(t, rabbit, sluice, dropLastDeath)
+}
+
+// compareResults reports each case whose result differs between the
+// brokers, after adjust (if not nil) changed what Sluice got.
+func compareResults(t *testing.T, rabbit, sluice map[string]any, adjust func(got, want any)) {
+	t.Helper()
 	for name, want := range rabbit {
 		got := sluice[name]
-		dropLastDeath(got, want)
+		if adjust != nil {
+			adjust(got, want)
+		}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("%s differs\nRabbitMQ: %s\nSluice:   %s", name, show(want), show(got))
 		} else {
 			t.Logf("%s: same: %s", name, show(want))
 		}
 	}
+}
+
+// rabbitURLOrSkip returns the URL of the RabbitMQ to compare with, or
+// skips the test unless SLUICE_COMPARE_RABBITMQ=1.
+func rabbitURLOrSkip(t *testing.T) string {
+	t.Helper()
+	if os.Getenv("SLUICE_COMPARE_RABBITMQ") != "1" {
+		t.Skip("set SLUICE_COMPARE_RABBITMQ=1 (and RABBITMQ_URL) to compare with RabbitMQ")
+	}
+	if u := os.Getenv("RABBITMQ_URL"); u != "" {
+		return u
+	}
+	return "amqp://guest:guest@127.0.0.1:5681/"
 }
 
 // dropLastDeath removes x-last-death-* from got where want lacks them:
@@ -149,6 +165,7 @@ func scenarios(t *testing.T, url, prefix string) map[string]any {
 
 type runner struct {
 	t      *testing.T
+	conn   *amqp.Connection
 	ch     *amqp.Channel
 	p      string
 	queues []string
