@@ -34,7 +34,7 @@ func start(t *testing.T) *testEnv {
 }
 
 // startWith is start with the API's configuration changed by mod.
-func startWith(t *testing.T, mod func(*httpapi.Config)) *testEnv {
+func startWith(t testing.TB, mod func(*httpapi.Config)) *testEnv {
 	t.Helper()
 	sb := sluicetest.Start(t)
 	cfg := httpapi.DefaultConfig()

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -105,55 +106,68 @@ func writeListing(w http.ResponseWriter, r *http.Request, items any) {
 		writeJSON(w, http.StatusOK, items)
 		return
 	}
-	raw, err := json.Marshal(items)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, "internal_error", "encode listing: "+err.Error())
-		return
-	}
-	var all []map[string]any
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if err := dec.Decode(&all); err != nil {
-		writeError(w, http.StatusInternalServerError, "internal_error", "encode listing: "+err.Error())
-		return
-	}
-	total := len(all)
-	kept := all[:0]
-	for _, it := range all {
+	// Filter and sort by fields read from the typed items
+	// (listing_fields.go); only the items answered are encoded.
+	list := reflect.ValueOf(items)
+	total := list.Len()
+	kept := make([]int, 0, total)
+	for i := range total {
 		if lq.name == nil {
-			kept = append(kept, it)
+			kept = append(kept, i)
 			continue
 		}
-		if n, ok := it["name"].(string); ok && lq.name.MatchString(n) {
-			kept = append(kept, it)
+		if n, ok := jsonField(list.Index(i), []string{"name"}).(string); ok && lq.name.MatchString(n) {
+			kept = append(kept, i)
 		}
 	}
 	if lq.sort != nil {
-		slices.SortStableFunc(kept, func(a, b map[string]any) int {
-			return compareJSON(lookupPath(a, lq.sort), lookupPath(b, lq.sort))
-		})
+		keys := make(map[int]any, len(kept))
+		for _, i := range kept {
+			keys[i] = jsonField(list.Index(i), lq.sort)
+		}
+		slices.SortStableFunc(kept, func(a, b int) int { return compareJSON(keys[a], keys[b]) })
 	}
 	if lq.reverse {
 		slices.Reverse(kept)
 	}
+	from, to := 0, len(kept)
+	pages := 0
+	if lq.page != 0 {
+		pages = (len(kept) + lq.size - 1) / lq.size
+		if lq.page > max(pages, 1) {
+			writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("page %d out of range; there are %d pages", lq.page, pages))
+			return
+		}
+		from = (lq.page - 1) * lq.size
+		to = min(from+lq.size, len(kept))
+	}
+	answered := make([]any, 0, to-from)
+	for _, i := range kept[from:to] {
+		answered = append(answered, list.Index(i).Interface())
+	}
+	raw, err := json.Marshal(answered)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal_error", "encode listing: "+err.Error())
+		return
+	}
+	var out []map[string]any
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&out); err != nil {
+		writeError(w, http.StatusInternalServerError, "internal_error", "encode listing: "+err.Error())
+		return
+	}
 	if lq.columns != nil {
-		for i, it := range kept {
-			kept[i] = project(it, lq.columns)
+		for i, it := range out {
+			out[i] = project(it, lq.columns)
 		}
 	}
 	if lq.page == 0 {
-		writeJSON(w, http.StatusOK, kept)
+		writeJSON(w, http.StatusOK, out)
 		return
 	}
-	pages := (len(kept) + lq.size - 1) / lq.size
-	if lq.page > max(pages, 1) {
-		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("page %d out of range; there are %d pages", lq.page, pages))
-		return
-	}
-	from := (lq.page - 1) * lq.size
-	items2 := kept[from:min(from+lq.size, len(kept))]
-	writeJSON(w, http.StatusOK, Page{Items: items2, Page: lq.page, PageCount: pages, PageSize: lq.size,
-		FilteredCount: len(kept), ItemCount: len(items2), TotalCount: total})
+	writeJSON(w, http.StatusOK, Page{Items: out, Page: lq.page, PageCount: pages, PageSize: lq.size,
+		FilteredCount: len(kept), ItemCount: len(out), TotalCount: total})
 }
 
 func lookupPath(m map[string]any, path []string) any {

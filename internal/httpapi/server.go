@@ -123,6 +123,8 @@ type Server struct {
 	// started is when New ran, for the node's uptime.
 	started time.Time
 
+	sessions *sessionStore // session.go
+
 	closeOnce sync.Once
 }
 
@@ -145,6 +147,7 @@ func New(cfg Config, b *broker.Broker, conns Connections) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, b: b, conns: conns, log: cfg.Logger, mux: http.NewServeMux(), started: cfg.Now()}
 	s.tasks = newTaskManager(s)
+	s.sessions = newSessionStore(cfg.Now)
 	s.rates = newSampler(b, conns, cfg.Now, cfg.SampleInterval)
 	s.rates.start()
 	s.routes()
@@ -176,7 +179,10 @@ func (s *Server) Close(ctx context.Context) error {
 // route registers an authenticated handler.
 func (s *Server) route(pattern string, need access, h func(w http.ResponseWriter, r *http.Request, u *user)) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		u, err := s.authenticate(r)
+		u, err := s.authenticateAny(r) // session.go: basic auth or the console's cookie
+		if writeSessionError(w, err) {
+			return
+		}
 		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Basic realm="Sluice"`)
 			writeError(w, http.StatusUnauthorized, "not_authorised", err.Error())
@@ -253,6 +259,9 @@ func (s *Server) routes() {
 	s.routePolicies()    // policies.go
 	s.routeDefinitions() // definitions.go
 	s.routeHealth()      // health.go
+	s.routeConsole()     // session.go
+	s.routeDeadLetters() // deadletters.go
+	s.routeSchemaCheck() // schemacheck.go
 
 }
 
