@@ -226,7 +226,7 @@ func (b *Broker) submitMove(src *queue, mv *move, done func()) {
 		src.finishMove(mv, err == nil)
 		done()
 	}
-	if err := b.env.commit.submit(req); err != nil {
+	if err := b.env.submit(req); err != nil {
 		mv.result.Err = err
 		src.finishMove(mv, false)
 		done()

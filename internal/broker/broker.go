@@ -22,11 +22,12 @@ const defaultCacheBytes = 64 << 20
 // env is what vhosts, queues and channels need of the broker: the narrow
 // dependencies, not the broker itself.
 type env struct {
-	st     store.Store // wb
-	wb     *writeBehind
-	log    *slog.Logger
-	cache  *bodyCache
-	commit *committer
+	// st is the store seen through pipe: writes go through the pipeline,
+	// reads see its deferred changes.
+	st    store.Store
+	pipe  store.Pipeline[*publishReq] // commit.go
+	log   *slog.Logger
+	cache *bodyCache
 	now    func() time.Time
 	window int
 	// newQueueID allocates and records a queue id.
@@ -75,10 +76,11 @@ func Open(cfg Config, st store.Store) (*Broker, error) {
 		cfg.Now = time.Now
 	}
 	b := &Broker{cfg: cfg, vhosts: make(map[string]*vhost)}
-	wb := newWriteBehind(st, cfg.Logger)
+	pub := &publishing{log: cfg.Logger}
+	pipe := newPipeline(st, pub)
 	b.env = &env{
-		st:     wb,
-		wb:     wb,
+		st:     pipe.Store(),
+		pipe:   pipe,
 		log:    cfg.Logger,
 		cache:  newBodyCache(cmp.Or(cfg.BodyCacheBytes, defaultCacheBytes)),
 		now:    cfg.Now,
@@ -113,17 +115,14 @@ func Open(cfg Config, st store.Store) (*Broker, error) {
 	if err := b.recover(); err != nil {
 		return nil, err
 	}
-	c := newCommitter(b.env.st, cfg.Logger)
-	if err := b.openDelayQueue(c); err != nil {
+	if err := b.openDelayQueue(pub); err != nil {
 		return nil, err
 	}
-	b.env.commit = c
 	b.env.dead = startDeadLetterer(b.env)
 	b.env.delays = newScheduler(b, delayWindow)
 	b.env.expiry = startExpirer(cfg.Now)
-	c.delays, c.dead = b.env.delays, b.env.dead
-	wb.start()
-	c.start()
+	pub.delays, pub.dead = b.env.delays, b.env.dead
+	pipe.Start()
 	b.env.delays.start()
 	b.armAll() // expiry.go
 	b.stop = make(chan struct{})
@@ -134,7 +133,7 @@ func Open(cfg Config, st store.Store) (*Broker, error) {
 
 // openDelayQueue finds (or allocates) the hidden delay queue and where its
 // seqs continue.
-func (b *Broker) openDelayQueue(c *committer) error {
+func (b *Broker) openDelayQueue(c *publishing) error {
 	v, err := b.env.st.GetMeta(metaDelayQueueID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -175,8 +174,7 @@ func (b *Broker) Close(ctx context.Context) error {
 		b.env.dead.close()
 		close(b.stop)
 		b.wg.Wait()
-		err = b.env.commit.close(ctx)
-		b.env.wb.close()
+		err = b.env.pipe.Close(ctx)
 	})
 	return err
 }

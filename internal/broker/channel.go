@@ -459,13 +459,12 @@ func newDraftReq(msg *message.Message, d *Draft, targets []*queue, done func(err
 			return nil, &Error{Code: InvalidArgument, Reason: err.Error(), Err: err}
 		}
 	}
-	req := &publishReq{rec: rec, size: uint32(min(len(msg.Body), 1<<32-1)), targets: targets, done: done,
-		pubMs: pubMs, ttl: ttl}
+	req := &publishReq{rec: rec, targets: targets, done: done,
+		meta: msgIndex{persistent: msg.Persistent(), size: uint32(min(len(msg.Body), 1<<32-1)), pubMs: pubMs, ttl: ttl}}
 	if msg.Properties.Flags&message.FlagPriority != 0 {
-		req.prio = msg.Properties.Priority
+		req.meta.prio = msg.Properties.Priority
 	}
 	if msg.Persistent() {
-		req.flags |= entryPersistent
 		for _, q := range targets {
 			req.sync = req.sync || q.durable
 		}
@@ -499,7 +498,7 @@ func (ch *Channel) submit(req *publishReq) error {
 		conn.publishFinished()
 		done(err)
 	}
-	if err := ch.env.commit.submit(req); err != nil {
+	if err := ch.env.submit(req); err != nil {
 		conn.publishFinished()
 		return err
 	}

@@ -179,7 +179,7 @@ func (d *deadLetterer) process(j deadJob) {
 		}
 		d.finished()
 	}
-	if err := d.env.commit.submit(req); err != nil {
+	if err := d.env.submit(req); err != nil {
 		req.done(err)
 	}
 }

@@ -347,7 +347,7 @@ func (b *Broker) releaseDelayedPublish(it delayItem) {
 	}
 	req.also = &gone
 	req.sync = req.sync || m.Persistent()
-	if err := b.env.commit.submit(req); err != nil {
+	if err := b.env.submit(req); err != nil {
 		b.env.log.Warn("release delayed message", "seq", it.seq, "err", err)
 	}
 }

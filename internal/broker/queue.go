@@ -392,10 +392,11 @@ func (q *queue) advanceFloorLocked(b *store.Batch) {
 	}
 }
 
-// applyLocked queues b's changes for the write-behind flusher (writeback.go),
-// unsynced, in order, and empties b.
+// applyLocked defers b's changes to the write pipeline (commit.go): they
+// are applied unsynced, in order, and ride the next synced write. It
+// empties b.
 func (q *queue) applyLocked(b *store.Batch) {
-	q.env.wb.queue(b)
+	q.env.pipe.Defer(b)
 }
 
 // get takes one ready message for basic.get.
