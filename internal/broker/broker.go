@@ -24,10 +24,10 @@ const defaultCacheBytes = 64 << 20
 type env struct {
 	// st is the store seen through pipe: writes go through the pipeline,
 	// reads see its deferred changes.
-	st    store.Store
-	pipe  store.Pipeline[*publishReq] // commit.go
-	log   *slog.Logger
-	cache *bodyCache
+	st     store.Store
+	pipe   store.Pipeline[*publishReq] // commit.go
+	log    *slog.Logger
+	cache  *bodyCache
 	now    func() time.Time
 	window int
 	// newQueueID allocates and records a queue id.
