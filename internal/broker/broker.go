@@ -40,8 +40,11 @@ type env struct {
 	delays        *scheduler
 	expiry        *expirer // expiry.go
 	noPoisonQueue bool
-	stats         msgCounters    // stats.go: broker-wide
-	objects       objectCounters // lifecycle.go
+	// dispatchers are the queues' dispatcher wake-ups (queue.wakeLocked);
+	// Close waits for them after the pipeline stopped.
+	dispatchers sync.WaitGroup
+	stats       msgCounters    // stats.go: broker-wide
+	objects     objectCounters // lifecycle.go
 }
 
 // Broker is the domain: vhosts, exchanges, queues, consumers.
@@ -175,6 +178,7 @@ func (b *Broker) Close(ctx context.Context) error {
 		close(b.stop)
 		b.wg.Wait()
 		err = b.env.pipe.Close(ctx)
+		b.env.dispatchers.Wait()
 	})
 	return err
 }
