@@ -368,18 +368,41 @@ func (b *Broker) ReplaceMessage(vhostName, queueName string, id uint64, m *messa
 	if err != nil {
 		return err
 	}
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	e, err := q.readyEntryLocked(id)
-	if err != nil {
-		return err
-	}
+	// The old record is read before the lock (its publish time, all the
+	// edit keeps of it, never changes); the lock then checks the message
+	// is still ready.
 	old, err := b.env.st.Get(q.id, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return b.noMessage(q, id)
 	}
 	if err != nil {
 		return internalError("read message", err)
+	}
+	if err := b.replaceMessage(q, id, old, m); err != nil {
+		return err
+	}
+	return b.syncIf(q.durable)
+}
+
+// syncIf makes what was deferred so far durable when durable is set.
+func (b *Broker) syncIf(durable bool) error {
+	if !durable {
+		return nil
+	}
+	if err := b.env.pipe.Sync(); err != nil {
+		return internalError("store messages", err)
+	}
+	return nil
+}
+
+// replaceMessage is ReplaceMessage under q.mu: its store changes are
+// deferred, to be synced after the lock is released.
+func (b *Broker) replaceMessage(q *queue, id uint64, old []byte, m *message.Message) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	e, err := q.readyEntryLocked(id)
+	if err != nil {
+		return err
 	}
 	rec, err := encodeRecord(m, recordPublished(old))
 	if err != nil {
@@ -396,9 +419,7 @@ func (b *Broker) ReplaceMessage(vhostName, queueName string, id uint64, m *messa
 	} else {
 		batch.PutMessage(q.id, id, rec)
 	}
-	if err := b.env.st.Apply(&batch, q.durable); err != nil {
-		return internalError("replace message", err)
-	}
+	q.applyLocked(&batch)
 	if e.flags&entryCached != 0 {
 		b.env.cache.drop(cacheKey{q.id, id})
 		e.flags &^= entryCached
@@ -419,8 +440,8 @@ func (b *Broker) DeleteMessage(vhostName, queueName string, id uint64) error {
 		return err
 	}
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	if _, err := q.readyEntryLocked(id); err != nil {
+		q.mu.Unlock()
 		return err
 	}
 	es := q.ready.removeSeqs(map[uint64]bool{id: true})
@@ -429,13 +450,9 @@ func (b *Broker) DeleteMessage(vhostName, queueName string, id uint64) error {
 		q.removeLocked(&batch, e)
 	}
 	q.advanceFloorLocked(&batch)
-	if err := b.env.st.Apply(&batch, q.durable); err != nil {
-		for _, e := range es {
-			q.ready.putBack(e)
-		}
-		return internalError("delete message", err)
-	}
-	return nil
+	q.applyLocked(&batch)
+	q.mu.Unlock()
+	return b.syncIf(q.durable)
 }
 
 // PurgeQueue removes a queue's ready messages, as queue.purge, and
@@ -445,7 +462,8 @@ func (b *Broker) PurgeQueue(vhostName, queueName string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return int(q.purge()), nil
+	n, err := q.purge()
+	return int(n), err
 }
 
 // MatchingIDs returns the ids of the queue's ready messages that pass f,

@@ -232,7 +232,9 @@ func (b *Broker) loadNextQueueID() error {
 
 // allocQueueID hands out a queue id that was never used, recording it (and
 // whether its queue is durable) so that Open can drop the leftovers of
-// non-durable queues.
+// non-durable queues. The records are deferred to the write pipeline, in
+// id order (under idMu), so they reach the store before any message of the
+// queue; a durable queue's declare syncs them with its definition.
 func (b *Broker) allocQueueID(durable bool) (store.QueueID, error) {
 	b.idMu.Lock()
 	defer b.idMu.Unlock()
@@ -240,9 +242,7 @@ func (b *Broker) allocQueueID(durable bool) (store.QueueID, error) {
 	var batch store.Batch
 	batch.PutMeta(metaNextQueueID, []byte(strconv.FormatUint(uint64(id)+1, 10)))
 	batch.PutMeta(queueIDKey(id), []byte{boolsByte(durable)})
-	if err := b.env.st.Apply(&batch, durable); err != nil {
-		return 0, internalError("allocate queue id", err)
-	}
+	b.env.pipe.Defer(&batch)
 	b.nextQueueID++
 	return id, nil
 }

@@ -287,12 +287,13 @@ func isDeathCycle(queueName string, deaths []any) bool {
 // poisonQueue returns the vhost's poison queue, declaring it (durable) on
 // demand.
 func (vh *vhost) poisonQueue() *queue {
-	vh.mu.Lock()
-	defer vh.mu.Unlock()
-	if q := vh.queues[PoisonQueue]; q != nil {
+	vh.mu.RLock()
+	q := vh.queues[PoisonQueue]
+	vh.mu.RUnlock()
+	if q != nil {
 		return q
 	}
-	q, err := vh.createQueueLocked(nil, QueueDecl{Name: PoisonQueue, Durable: true}, defaultQueueOptions())
+	q, _, err := vh.declareQueue(nil, QueueDecl{Name: PoisonQueue, Durable: true}, defaultQueueOptions())
 	if err != nil {
 		vh.env.log.Error("declare the poison queue", "vhost", vh.name, "err", err)
 		return nil

@@ -109,7 +109,9 @@ func (q *queue) wakeLocked(fresh uint64) {
 // new messages when they were enqueued get them even when their TTL is
 // already up (TTL 0), as RabbitMQ hands a publish to a waiting consumer
 // before it checks expiry; the rest expire now.
-func (q *queue) runDispatcher() {
+func (q *queue) runDispatcher() { q.dispatchWoken() }
+
+func (q *queue) dispatchWoken() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.dispatchWokenLocked()
@@ -494,23 +496,30 @@ func (q *queue) get(ch *Channel, noAck bool) (*Delivery, error) {
 }
 
 // purge removes the ready messages and returns how many. For a durable
-// queue the removal is synced before purge returns.
-func (q *queue) purge() uint32 {
+// queue the removal is synced before purge returns, after the queue's lock
+// is released; a store failure is returned (the removal stays queued for
+// the next write).
+func (q *queue) purge() (uint32, error) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	es := q.ready.takeAll()
 	if len(es) == 0 {
-		return 0
+		q.mu.Unlock()
+		return 0, nil
 	}
 	var b store.Batch
 	deleteEntries(&b, q.id, es, q.env.cache)
 	q.advanceFloorLocked(&b)
+	q.applyLocked(&b)
+	q.mu.Unlock()
+	n := uint32(min(len(es), 1<<32-1))
 	// A purge is rare and its client is told it happened: make it stick
 	// before purge-ok, so purged messages never come back after a crash.
-	if err := q.env.st.Apply(&b, q.durable); err != nil {
-		q.env.log.Error("apply purge", "queue", q.name, "err", err)
+	if q.durable {
+		if err := q.env.pipe.Sync(); err != nil {
+			return n, internalError("purge", err)
+		}
 	}
-	return uint32(min(len(es), 1<<32-1))
+	return n, nil
 }
 
 // deleteEntries adds deletes for es to b: ranges for runs of seqs.

@@ -30,7 +30,7 @@ import (
 //     submit order, after its batch is durable (when Prepare asked for a
 //     sync) or applied; with the error that kept it from being.
 //   - Visibility: Flush applies the deferred changes, so a read after it
-//     sees them.
+//     sees them; the Store view flushes before its reads.
 //
 // Failures: a failed apply fails the intents and the caller of the batch
 // it carried, and leaves the deferred changes it carried deferred, so they
@@ -50,6 +50,10 @@ type Pipeline[T any] interface {
 	Apply(b *Batch, sync bool) error
 	// Flush applies the deferred changes.
 	Flush() error
+	// Sync returns once every write made or deferred before it is
+	// durable. A caller defers its changes under its own locks and syncs
+	// after releasing them, so no lock is held across an fsync.
+	Sync() error
 	// Close stops accepting intents, completes those submitted and applies
 	// what is deferred. Changes deferred after Close are applied at once.
 	Close(ctx context.Context) error
@@ -109,6 +113,9 @@ type LocalPipeline[T any] struct {
 	// updates it in place, so a batch moves a queue's floor once.
 	floorAt map[QueueID]int
 	running bool // the goroutines run: deferred changes wait for them
+	// puts counts the message puts pending holds (rare: an operator's
+	// edit); while there are any, Get flushes first.
+	puts atomic.Int64
 
 	// Syncs and Applies count store applies (for tests and metrics).
 	Syncs, Applies atomic.Uint64
@@ -215,7 +222,9 @@ func (p *LocalPipeline[T]) run() {
 			p.applied <- p.applyGroup(group)
 			group = make([]T, 0, 16) // the completer owns the last one
 		case <-p.wake:
-			_ = p.Flush()
+			if len(p.intents) == 0 { // else the next group carries them
+				_ = p.Flush()
+			}
 		}
 	}
 }
@@ -290,6 +299,9 @@ func (p *LocalPipeline[T]) Defer(b *Batch) {
 // in the same state (a store's range delete of the acked prefix included).
 func (p *LocalPipeline[T]) appendPendingLocked(b *Batch) {
 	for _, op := range b.Ops {
+		if op.Kind == OpPutMessage {
+			p.puts.Add(1)
+		}
 		if op.Kind == OpSetFloor {
 			if i, ok := p.floorAt[op.Queue]; ok {
 				p.pending.Ops[i].Seq = max(p.pending.Ops[i].Seq, op.Seq)
@@ -311,6 +323,7 @@ func (p *LocalPipeline[T]) takePending(dst *Batch) int {
 	dst.Append(&p.pending)
 	p.pending.Reset()
 	clear(p.floorAt)
+	p.puts.Store(0)
 	return n
 }
 
@@ -326,6 +339,7 @@ func (p *LocalPipeline[T]) restorePending(ops []Op) {
 	later := p.pending.Ops
 	p.pending.Ops = nil
 	clear(p.floorAt)
+	p.puts.Store(0)
 	p.appendPendingLocked(&Batch{Ops: ops})
 	p.appendPendingLocked(&Batch{Ops: later})
 }
@@ -348,6 +362,18 @@ func (p *LocalPipeline[T]) Flush() error {
 		return err
 	}
 	return nil
+}
+
+// syncKey is a metadata key the store reserves and never writes: Sync
+// deletes it, because an empty batch would not reach the log to be synced.
+const syncKey = "\x00store/sync"
+
+// Sync implements Pipeline: a synced apply of the deferred changes, or of
+// a no-op when there are none, syncs everything applied before it too.
+func (p *LocalPipeline[T]) Sync() error {
+	var b Batch
+	b.DeleteMeta(syncKey)
+	return p.Apply(&b, true)
 }
 
 // Apply implements Pipeline.
@@ -390,8 +416,8 @@ func (p *LocalPipeline[T]) apply(b *Batch, sync bool) (wait func() error, err er
 }
 
 // Store returns a Store whose writes go through p (ApplyAsync as a synced
-// Apply) and whose reads first flush the deferred changes, except Get:
-// deferred changes never put a message. Closing it closes nothing.
+// Apply) and whose reads first flush the deferred changes (Get only when
+// they put a message). Closing it closes nothing.
 func (p *LocalPipeline[T]) Store() Store { return pipelineStore[T]{p} }
 
 type pipelineStore[T any] struct{ p *LocalPipeline[T] }
@@ -412,6 +438,9 @@ func (s pipelineStore[T]) Scan(q QueueID, from uint64, fn func(uint64, []byte) b
 }
 
 func (s pipelineStore[T]) Get(q QueueID, seq uint64) ([]byte, error) {
+	if s.p.puts.Load() > 0 {
+		_ = s.p.Flush()
+	}
 	return s.p.env.Store.Get(q, seq)
 }
 
