@@ -32,6 +32,7 @@ type options struct {
 	level   slog.Level
 	server  func(*amqpserver.Config)
 	broker  func(*broker.Config)
+	wrap    func(store.Store) store.Store
 }
 
 // WithDataDir keeps the broker's state in the durable store in dir, so a
@@ -48,6 +49,12 @@ func WithServerConfig(f func(*amqpserver.Config)) Option { return func(o *option
 
 // WithBrokerConfig lets a test change the broker's configuration.
 func WithBrokerConfig(f func(*broker.Config)) Option { return func(o *options) { o.broker = f } }
+
+// WithStoreWrapper hands the broker wrap's view of its store (to slow or
+// fail it); the store itself is still closed by the cleanup.
+func WithStoreWrapper(wrap func(store.Store) store.Store) Option {
+	return func(o *options) { o.wrap = wrap }
+}
 
 // Broker is a running broker.
 type Broker struct {
@@ -80,7 +87,11 @@ func Start(t testing.TB, opts ...Option) *Broker {
 		}
 		st = ps
 	}
-	b, err := broker.Open(bcfg, st)
+	bst := st
+	if o.wrap != nil {
+		bst = o.wrap(st)
+	}
+	b, err := broker.Open(bcfg, bst)
 	if err != nil {
 		t.Fatalf("open broker: %v", err)
 	}
