@@ -65,7 +65,9 @@ type PipelineEnv[T any] struct {
 	// Prepare adds the operations of a group of intents, in order, to b
 	// and reports whether b must be synced. It runs on the pipeline's
 	// goroutine, one group at a time, in submit order, so it may assign
-	// sequence numbers.
+	// sequence numbers; no lock of the pipeline is held, so it may take
+	// the caller's (who must then not Submit under them: Submit blocks
+	// while the pipeline is behind).
 	Prepare func(group []T, b *Batch) (sync bool)
 	// Complete finishes a group once its batch is durable or applied (err
 	// nil) or failed. It runs on the pipeline's completion goroutine, one
@@ -101,7 +103,10 @@ type LocalPipeline[T any] struct {
 	closeMu sync.RWMutex
 	closed  bool
 
-	// mu is held across every store apply; it guards batch and merged.
+	prepared Batch // scratch of the pipeline's goroutine: a group's ops
+
+	// mu is held across every store apply, and nothing else; it guards
+	// batch and merged.
 	mu     sync.Mutex
 	batch  Batch // scratch of the pipeline's goroutine
 	merged Batch // scratch: deferred changes followed by a caller's batch
@@ -232,13 +237,23 @@ func (p *LocalPipeline[T]) run() {
 // applyGroup applies one group's batch (after the deferred changes),
 // synced or not, without waiting for its sync.
 func (p *LocalPipeline[T]) applyGroup(group []T) appliedGroup[T] {
+	ops := &p.prepared
+	ops.Reset()
+	defer ops.Reset()
+	// Prepare runs before mu is taken: it may take its caller's locks,
+	// and a caller may flush (take mu) under them.
+	sync := p.env.Prepare(group, ops)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	b := &p.batch
 	b.Reset()
 	defer b.Reset()
 	deferred := p.takePending(b)
-	sync := p.env.Prepare(group, b)
+	if deferred == 0 {
+		b = ops
+	} else {
+		b.Append(ops)
+	}
 	g := appliedGroup[T]{group: group}
 	if sync {
 		g.wait, g.err = p.env.Store.ApplyAsync(b)
