@@ -2,7 +2,7 @@ package broker
 
 // Redrive: moving dead letters back to the queue each one died in (from
 // its x-death header), or to a named queue or exchange. Each move is one
-// publish through the commit loop that carries the delete of the message
+// publish through the write pipeline that carries the delete of the message
 // from its dead letter queue in the same store batch, so after a crash a
 // message is in exactly one of the two queues. While a move is in flight
 // the message is held in the source queue's unacked set: no consumer can

@@ -489,7 +489,7 @@ func messageTTL(msg *message.Message) (int64, error) {
 	return n, nil
 }
 
-// submit hands req to the commit loop, tracking it in the connection's
+// submit hands req to the write pipeline, tracking it in the connection's
 // publish progress.
 func (ch *Channel) submit(req *publishReq) error {
 	conn, done := ch.conn, req.done

@@ -4,11 +4,10 @@ package broker
 // length limit or past its delivery limit is republished to its queue's
 // dead-letter exchange with an x-death history, as RabbitMQ 3.13 does.
 //
-// queue.discardLocked cannot route or wait for the commit loop (it runs
-// under queue.mu, often on the commit loop itself), so it parks the entry
-// in the queue's dying set (which holds the ack floor below it) and hands a
+// queue.discardLocked cannot route or wait for the write pipeline (it runs
+// under queue.mu), so it parks the entry in the queue's dying set (which holds the ack floor below it) and hands a
 // job to the dead-letterer goroutine. The goroutine reads the message,
-// builds the dead letter, routes it and submits it to the commit loop with
+// builds the dead letter, routes it and submits it to the write pipeline with
 // the delete from the source queue in the same batch: after a crash the
 // message is in the source or in the targets, never both, never neither.
 

@@ -27,7 +27,7 @@ type queue struct {
 	// nextSeq is the seq the next published message gets. Only the commit
 	// loop touches it (recovery sets it before the loop starts).
 	nextSeq uint64
-	// inflight counts messages the commit loop has stored for the queue
+	// inflight counts messages the write pipeline has stored for the queue
 	// but not yet enqueued (their group is waiting for its sync).
 	inflight atomic.Int64
 
