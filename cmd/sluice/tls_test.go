@@ -69,15 +69,17 @@ func TestServeTLSAndReloadOnSIGHUP(t *testing.T) {
 	defer before.Close()
 
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: oldCA.Pool(), ServerName: "localhost"}}}
-	req, _ := http.NewRequest("GET", "https://"+https+"/api/overview", nil)
-	req.SetBasicAuth("guest", "guest")
-	resp, err := hc.Do(req)
-	if err != nil {
-		t.Fatalf("GET over https: %v", err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("GET /api/overview over https: %d", resp.StatusCode)
+	for _, path := range []string{"/api/overview", "/api/health/checks/protocol-listener/amqps", "/api/health/checks/protocol-listener/https"} {
+		req, _ := http.NewRequest("GET", "https://"+https+path, nil)
+		req.SetBasicAuth("guest", "guest")
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s over https: %v", path, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s over https: %d", path, resp.StatusCode)
+		}
 	}
 
 	c, k = newCA.Server(t)
