@@ -2,11 +2,13 @@ package amqpserver_test
 
 import (
 	"errors"
+	"io"
 	"net"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 	"github.com/sluicemq/sluice/internal/amqpserver"
@@ -114,5 +116,34 @@ func TestAcceptErrorsBackOffAndRetry(t *testing.T) {
 	ln.Close()
 	if err := <-served; err == nil {
 		t.Error("Serve returned nil after its listener closed")
+	}
+}
+
+// Sockets that never finish a handshake cannot exhaust descriptors under
+// --max-connections: past twice the limit a new socket is closed at once.
+func TestMaxConnectionsBoundsHandshakingSockets(t *testing.T) {
+	b := sluicetest.Start(t, sluicetest.WithServerConfig(func(c *amqpserver.Config) { c.MaxConnections = 1 }))
+	for range 2 { // sockets that stop after connection.start, held in their handshake
+		nc, err := net.Dial("tcp", b.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		if _, err := nc.Write([]byte("AMQP\x00\x00\x09\x01")); err != nil {
+			t.Fatal(err)
+		}
+		nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := nc.Read(make([]byte, 7)); err != nil {
+			t.Fatalf("no connection.start: %v", err)
+		}
+	}
+	nc, err := net.Dial("tcp", b.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := nc.Read(make([]byte, 8)); !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("third socket: read %v, want it closed at accept", err)
 	}
 }

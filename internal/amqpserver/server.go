@@ -8,6 +8,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/sluicemq/sluice/internal/amqp"
 	"github.com/sluicemq/sluice/internal/broker"
@@ -26,6 +27,9 @@ type Server struct {
 	// openConns counts connections past connection.open, against
 	// Config.MaxConnections.
 	openConns atomic.Int64
+	// capWarned is the second (Unix) of the last warning that a socket
+	// was closed at accept for the connection limit.
+	capWarned atomic.Int64
 	conns     sync.WaitGroup // one per connection goroutine pair
 
 	// mu guards the fields below.
@@ -115,7 +119,10 @@ func (s *Server) start(nc net.Conn) {
 	if max := s.cfg.MaxConnections; max > 0 && len(s.live) >= 2*max {
 		s.mu.Unlock()
 		nc.Close()
-		s.log.Warn("amqp socket closed at accept: twice the connection limit is open", "max_connections", max)
+		// Once a second at most: under a flood every accept lands here.
+		if now := time.Now().Unix(); s.capWarned.Swap(now) != now {
+			s.log.Warn("amqp socket closed at accept: twice the connection limit is open", "max_connections", max)
+		}
 		return
 	}
 	s.live[c] = struct{}{}
