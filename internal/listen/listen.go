@@ -16,6 +16,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -164,4 +165,38 @@ func (l *retryListener) warn(err error, delay time.Duration) {
 func (l *retryListener) Close() error {
 	l.cancel()
 	return l.Listener.Close()
+}
+
+// Cap wraps ln so that a socket accepted while open() reports max or more
+// connections is closed at once (logged at most once a second): clients
+// that hold connections open cannot take every descriptor. The caller
+// counts its connections (net/http's ConnState), so that the connections
+// it serves keep their own type (a *tls.Conn stays one). max 0: no cap.
+func Cap(ln net.Listener, max int, open func() int, name string, log *slog.Logger) net.Listener {
+	if max <= 0 {
+		return ln
+	}
+	return &capListener{Listener: ln, max: max, open: open, name: name, log: log}
+}
+
+type capListener struct {
+	net.Listener
+	max    int
+	open   func() int
+	name   string
+	log    *slog.Logger
+	warned atomic.Int64 // the Unix second of the last warning
+}
+
+func (l *capListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil || l.open() < l.max {
+			return c, err
+		}
+		c.Close()
+		if now := time.Now().Unix(); l.warned.Swap(now) != now {
+			l.log.Warn("connection closed at accept: the listener's connection cap is reached", "listener", l.name, "max", l.max)
+		}
+	}
 }
