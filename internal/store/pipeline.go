@@ -286,7 +286,9 @@ func (p *LocalPipeline[T]) Defer(b *Batch) {
 		return
 	}
 	if err := b.Validate(); err != nil {
-		// A caller's bug; queued, it would fail every later write.
+		// A caller's bug. Deferred changes are checked here as well as by
+		// the engine, because a bad one, kept for the next write after
+		// each failure, would fail every later write.
 		p.env.Logger.Error("defer changes: dropping a malformed batch", "err", err)
 		b.Reset()
 		return
@@ -391,11 +393,10 @@ func (p *LocalPipeline[T]) Sync() error {
 	return p.Apply(&b, true)
 }
 
-// Apply implements Pipeline.
+// Apply implements Pipeline. The engine validates the batch (once, for
+// the deferred changes and b together); a malformed b fails the apply
+// whole, and the deferred changes go back to wait for the next write.
 func (p *LocalPipeline[T]) Apply(b *Batch, sync bool) error {
-	if err := b.Validate(); err != nil {
-		return err
-	}
 	wait, err := p.apply(b, sync)
 	if err != nil || wait == nil {
 		return err
@@ -440,9 +441,6 @@ type pipelineStore[T any] struct{ p *LocalPipeline[T] }
 func (s pipelineStore[T]) Apply(b *Batch, sync bool) error { return s.p.Apply(b, sync) }
 
 func (s pipelineStore[T]) ApplyAsync(b *Batch) (func() error, error) {
-	if err := b.Validate(); err != nil {
-		return nil, err
-	}
 	return s.p.apply(b, true)
 }
 

@@ -274,4 +274,16 @@ func TestPipelineCompletesInOrder(t *testing.T) {
 	if f, err := p.Store().Floor(1); err != nil || f != 100 {
 		t.Fatalf("floor %d, %v after the store recovered; want the deferred 100", f, err)
 	}
+
+	// A malformed batch fails alone: the changes deferred before it stay.
+	b.SetFloor(3, 10)
+	p.Defer(&b)
+	var bad store.Batch
+	bad.DeleteRange(3, 5, 1)
+	if err := p.Apply(&bad, true); !errors.Is(err, store.ErrInvalidBatch) {
+		t.Fatalf("malformed batch: %v", err)
+	}
+	if f, err := p.Store().Floor(3); err != nil || f != 10 {
+		t.Fatalf("a malformed batch lost the deferred changes: floor %d, %v", f, err)
+	}
 }
