@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluicemq/sluice/internal/access"
 	"github.com/sluicemq/sluice/internal/store"
 )
 
@@ -46,16 +47,6 @@ type UserInfo struct {
 
 // HasTag reports whether u has tag.
 func (u UserInfo) HasTag(tag string) bool { return slices.Contains(u.Tags, tag) }
-
-// Permission is a user's access to one vhost: regular expressions over
-// the resource names it may configure, write and read, as RabbitMQ's.
-type Permission struct {
-	User      string
-	VHost     string
-	Configure string
-	Write     string
-	Read      string
-}
 
 func userInfo(u userDef) UserInfo {
 	return UserInfo{Name: u.Name, Tags: slices.Clone(u.Tags), LoopbackOnly: u.LoopbackOnly,
@@ -221,7 +212,7 @@ func (b *Broker) SetPermission(p Permission) error {
 	if _, err := b.User(p.User); err != nil {
 		return err
 	}
-	if _, err := compilePermission(p); err != nil {
+	if err := access.Compile(p); err != nil {
 		return errorf(InvalidArgument, "%v", err)
 	}
 	var batch store.Batch

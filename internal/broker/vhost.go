@@ -4,6 +4,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/sluicemq/sluice/internal/access"
 	"github.com/sluicemq/sluice/internal/message"
 	"github.com/sluicemq/sluice/internal/store"
 )
@@ -180,7 +181,7 @@ func (ch *Channel) DeleteExchange(name string, ifUnused bool) error {
 	if strings.HasPrefix(name, "amq.") {
 		return errorf(AccessRefused, "deletion of system exchange '%s' in vhost '%s' not allowed", name, vh.name)
 	}
-	if err := ch.allow(PermConfigure, "exchange", name); err != nil {
+	if err := ch.allow(access.Configure, "exchange", name); err != nil {
 		return err
 	}
 	vh.mu.Lock()

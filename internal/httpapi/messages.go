@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/sluicemq/sluice/internal/access"
 	"github.com/sluicemq/sluice/internal/api"
 	"github.com/sluicemq/sluice/internal/broker"
 	"github.com/sluicemq/sluice/internal/message"
@@ -162,7 +163,7 @@ func (s *Server) purgeQueue(w http.ResponseWriter, r *http.Request, u *user) {
 }
 
 // queueForMessages resolves {vhost}/{name} and checks read permission.
-func (s *Server) queueForMessages(w http.ResponseWriter, r *http.Request, u *user, kind permKind) (string, string, bool) {
+func (s *Server) queueForMessages(w http.ResponseWriter, r *http.Request, u *user, kind access.Kind) (string, string, bool) {
 	vh, ok := s.vhostParam(w, r, u)
 	if !ok {
 		return "", "", false

@@ -177,7 +177,7 @@ func (s *Server) Close(ctx context.Context) error {
 }
 
 // route registers an authenticated handler.
-func (s *Server) route(pattern string, need access, h func(w http.ResponseWriter, r *http.Request, u *user)) {
+func (s *Server) route(pattern string, need tagNeed, h func(w http.ResponseWriter, r *http.Request, u *user)) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		u, err := s.authenticateAny(r) // session.go: basic auth or the console's cookie
 		if writeSessionError(w, err) {

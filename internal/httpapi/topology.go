@@ -138,7 +138,7 @@ func (s *Server) getQueue(w http.ResponseWriter, r *http.Request, u *user) {
 // session opens an admin session for u on vh and calls fn with its
 // channel, closing it afterwards.
 func (s *Server) session(vh string, u *user, fn func(ch *broker.Channel) error) error {
-	conn, ch, err := s.b.AdminSession(vh, u.name)
+	conn, ch, err := s.b.UserSession(vh, u.name, u.checker(vh))
 	if err != nil {
 		return err
 	}
