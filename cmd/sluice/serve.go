@@ -299,6 +299,7 @@ func runBroker(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	if cfg.HTTP != "" {
 		hcfg := httpapi.DefaultConfig()
 		hcfg.Addr, hcfg.Logger, hcfg.DataDir, hcfg.Version = cfg.HTTP, log, cfg.Data, version
+		hcfg.MaxMessageSize = int64(scfg.MaxMessageSize) // an HTTP publish is bounded as an AMQP one
 		hcfg.NodeName = nodeName()
 		hcfg.Listeners = func() []api.Listener {
 			return []api.Listener{listenerOf("amqp", amqpLn.Addr()), listenerOf("http", httpAddr)}

@@ -87,8 +87,10 @@ func (c *conn) startOk(m *amqp.ConnectionStartOk) error {
 	if err != nil {
 		return newError(amqp.AccessRefused, m, "%s", err)
 	}
-	if err := c.srv.broker.Authenticate(user, pass, c.loopback); err != nil {
-		c.log.Warn("amqp login refused", logUser, user, "mechanism", m.Mechanism, logErr, err)
+	login := broker.Login{Door: "amqp", Remote: c.nc.RemoteAddr().String(), User: user, Password: pass}
+	if err := c.srv.broker.Authenticate(login); err != nil {
+		// The broker logs failed logins, gathered per source.
+		c.log.Debug("amqp login refused", logUser, user, "mechanism", m.Mechanism, logErr, err)
 		if !failureClose {
 			// As RabbitMQ: a client without the
 			// authentication_failure_close capability expects the

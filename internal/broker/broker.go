@@ -181,10 +181,12 @@ func (b *Broker) Close(ctx context.Context) error {
 	return err
 }
 
-// Authenticate checks a user's password. A user restricted to loopback is
-// refused when loopback is false. Failure is AccessRefused.
-func (b *Broker) Authenticate(username, password string, loopback bool) error {
-	return b.users.authenticate(username, password, loopback)
+// Authenticate checks a login (users.go). Failure is AccessRefused, with
+// one reason for every refused password (the log says more); a source
+// that failed too often is refused unchecked for a while, the error
+// wrapping *access.Throttled.
+func (b *Broker) Authenticate(l Login) error {
+	return b.users.authenticate(l)
 }
 
 // Connect opens a session of one client connection with one vhost. It

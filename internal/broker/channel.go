@@ -386,6 +386,9 @@ func (ch *Channel) publish(msg *message.Message, d *Draft, mandatory bool, done 
 	if err := ch.allow(access.Write, "exchange", msg.Exchange); err != nil { // permissions.go
 		return false, err
 	}
+	if err := CheckRoutingKey(msg.RoutingKey); err != nil { // names.go: a key no consumer's frame could carry
+		return false, err
+	}
 	if err := ch.checkProperties(msg); err != nil { // senders.go
 		return false, err
 	}

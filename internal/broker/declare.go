@@ -20,6 +20,9 @@ func (ch *Channel) DeclareQueue(d QueueDecl) (QueueStatus, error) {
 		}
 		return QueueStatus{}, vh.noQueue(d.Name)
 	}
+	if err := CheckName("queue", d.Name); err != nil { // names.go
+		return QueueStatus{}, err
+	}
 	serverNamed := d.Name == ""
 	if serverNamed {
 		if d.Passive {

@@ -98,6 +98,14 @@ func (vh *vhost) apply(b *store.Batch) error {
 // checked for equivalence, and the reserved prefix refuses new ones.
 func (ch *Channel) DeclareExchange(d ExchangeDecl) error {
 	vh := ch.vh
+	if err := CheckName("exchange", d.Name); err != nil { // names.go
+		return err
+	}
+	if ae, ok := d.Args["alternate-exchange"].(string); ok {
+		if err := CheckName("alternate exchange", ae); err != nil {
+			return err
+		}
+	}
 	if d.Passive {
 		if d.Name == "" {
 			return errDefaultExchange
@@ -254,6 +262,9 @@ func (ch *Channel) bind(bnd Binding, toExchange, unbind bool) error {
 	vh := ch.vh
 	if bnd.Source == "" || (toExchange && bnd.Destination == "") {
 		return errDefaultExchange
+	}
+	if err := CheckRoutingKey(bnd.Key); err != nil { // names.go
+		return err
 	}
 	if err := ch.allowBind(bnd, toExchange); err != nil { // permissions.go
 		return err

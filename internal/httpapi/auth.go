@@ -7,7 +7,6 @@ package httpapi
 
 import (
 	"errors"
-	"net"
 	"net/http"
 	"slices"
 
@@ -56,7 +55,8 @@ func (s *Server) authenticate(r *http.Request) (*user, error) {
 	if !ok {
 		return nil, errors.New("basic auth required")
 	}
-	if err := s.b.Authenticate(name, password, isLoopback(r.RemoteAddr)); err != nil {
+	login := broker.Login{Door: "http", Remote: r.RemoteAddr, User: name, Password: password}
+	if err := s.b.Authenticate(login); err != nil {
 		return nil, err
 	}
 	info, err := s.b.User(name)
@@ -64,15 +64,6 @@ func (s *Server) authenticate(r *http.Request) (*user, error) {
 		return nil, err
 	}
 	return &user{name: name, tags: info.Tags, b: s.b}, nil
-}
-
-func isLoopback(remote string) bool {
-	host, _, err := net.SplitHostPort(remote)
-	if err != nil {
-		host = remote
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // The permission kinds, as the routes name them.
@@ -103,12 +94,13 @@ func (u *user) checker(vhost string) *access.Checker {
 }
 
 // check returns an AccessRefused error unless u holds permission kind on
-// the resource named name in vhost, by the rules AMQP checks.
+// the resource named name in vhost, by the rules AMQP checks; the reason
+// names the permission, which the API's users cannot look up in a log.
 func (u *user) check(vhost string, kind access.Kind, resourceType, name string) error {
 	err := u.checker(vhost).Check(kind, resourceType, name)
 	var d *access.Denied
 	if errors.As(err, &d) {
-		return &broker.Error{Code: broker.AccessRefused, Reason: d.Reason, Err: err}
+		return &broker.Error{Code: broker.AccessRefused, Reason: d.Reason + " (" + kind.String() + " permission)", Err: err}
 	}
 	return err
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 
 	"github.com/sluicemq/sluice/internal/api"
@@ -399,7 +400,7 @@ func (s *Server) bindQueue(w http.ResponseWriter, r *http.Request, u *user) {
 		writeBrokerError(w, err)
 		return
 	}
-	w.Header().Set("Location", r.URL.Path+"/"+propertiesKey(d.RoutingKey, args))
+	w.Header().Set("Location", escapedPath(r)+"/"+url.PathEscape(propertiesKey(d.RoutingKey, args)))
 	w.WriteHeader(http.StatusCreated)
 }
 
