@@ -3,7 +3,7 @@
 GO ?= go
 
 .PHONY: test deps generate check-generate vet unit integration build
-.PHONY: integration-core crosslang compat rabbitmq-install rabbitmq-start rabbitmq-stop compare-rabbitmq
+.PHONY: integration-core crosslang compat rabbitmq-install rabbitmq-start rabbitmq-stop compare-rabbitmq fuzz-http
 
 # Unit tests and the integration tiers run once each: -tags integration
 # builds both, so `test` does not run the unit tests a second time.
@@ -61,3 +61,10 @@ rabbitmq-stop:
 # "behaves as RabbitMQ does" is measured against. Leaves the node running.
 compare-rabbitmq: deps rabbitmq-start
 	SLUICE_TEST_AMQP_URL=$$(bash scripts/rabbitmq-local.sh url) $(GO) test -count=1 -tags integration -timeout 15m -v ./test/crosslang/ ./test/compat/
+
+# The HTTP API's JSON bodies and the name rule under Go's fuzzer, FUZZTIME
+# each (not part of `make test`); crashers land in each package's testdata.
+FUZZTIME ?= 10m
+fuzz-http:
+	$(GO) test -run '^$$' -fuzz '^FuzzAPIBodies$$' -fuzztime $(FUZZTIME) ./internal/httpapi/
+	$(GO) test -run '^$$' -fuzz '^FuzzCheckName$$' -fuzztime $(FUZZTIME) ./internal/broker/
