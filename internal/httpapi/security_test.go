@@ -136,10 +136,19 @@ func TestOneNameRuleAtEveryDoor(t *testing.T) {
 		})
 	}
 	ctx := context.Background()
+	if _, err := e.c.Publish(ctx, "/", "", api.Publish{RoutingKey: "fine-ü-名前", Payload: "to edit", PayloadEncoding: "string"}); err != nil {
+		t.Fatal(err)
+	}
+	page, err := e.c.Browse(ctx, "/", "fine-ü-名前", 0, 1, api.Filter{})
+	if err != nil || len(page.Messages) != 1 {
+		t.Fatalf("browse: %+v %v", page, err)
+	}
+	_, err = e.c.EditMessage(ctx, "/", "fine-ü-名前", page.Messages[0].ID, api.MessageEdit{RoutingKey: &long})
+	wantStatus(t, "edit to a routing key of 300 bytes", err, 400)
 	if _, err := e.c.Queue(ctx, "/", "a\uE000b"); err != nil {
 		t.Fatalf("queue a\\uE000b: %v", err)
 	}
-	_, err := e.c.Queue(ctx, "/", "a/b")
+	_, err = e.c.Queue(ctx, "/", "a/b")
 	wantStatus(t, "queue a/b", err, 404)
 	if _, err := e.c.Publish(ctx, "/", "", api.Publish{RoutingKey: "fine-ü-名前", Payload: "m", PayloadEncoding: "string"}); err != nil {
 		t.Fatal(err)
