@@ -4,7 +4,7 @@ GO ?= go
 
 .PHONY: test deps generate check-generate vet unit integration build
 .PHONY: integration-core crosslang compat rabbitmq-install rabbitmq-start rabbitmq-stop compare-rabbitmq
-.PHONY: release release-bin release-image release-probe
+.PHONY: release release-bin release-image release-probe fuzz-http
 
 # Unit tests and the integration tiers run once each: -tags integration
 # builds both, so `test` does not run the unit tests a second time.
@@ -87,3 +87,10 @@ release-image: release-bin
 PROBE_OUT ?= $(DIST)/probe
 release-probe:
 	$(call release_build,$(shell $(GO) env GOARCH),$(PROBE_OUT),./packaging/checkstatic/testdata/probe)
+
+# The HTTP API's JSON bodies and the name rule under Go's fuzzer, FUZZTIME
+# each (not part of `make test`); crashers land in each package's testdata.
+FUZZTIME ?= 10m
+fuzz-http:
+	$(GO) test -run '^$$' -fuzz '^FuzzAPIBodies$$' -fuzztime $(FUZZTIME) ./internal/httpapi/
+	$(GO) test -run '^$$' -fuzz '^FuzzCheckName$$' -fuzztime $(FUZZTIME) ./internal/broker/

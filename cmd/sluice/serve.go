@@ -352,6 +352,7 @@ func runBroker(ctx context.Context, cfg serveConfig, log *slog.Logger, hup <-cha
 	if cfg.HTTP != "" || cfg.HTTPS != "" {
 		hcfg := httpapi.DefaultConfig()
 		hcfg.Addr, hcfg.Logger, hcfg.DataDir, hcfg.Version = cfg.HTTP, log, cfg.Data, version
+		hcfg.MaxMessageSize = int64(scfg.MaxMessageSize) // an HTTP publish is bounded as an AMQP one
 		hcfg.NodeName = nodeName()
 		hcfg.Listeners = lns.api
 		hcfg.Node = func() httpapi.NodeStatus {

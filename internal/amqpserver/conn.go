@@ -35,13 +35,12 @@ const (
 // conn is one client connection. Its reader goroutine (serve) owns every
 // field not marked otherwise; the writer goroutine owns wr's internals.
 type conn struct {
-	srv      *Server
-	nc       net.Conn
-	r        *amqp.Reader
-	wr       *writer
-	log      *slog.Logger
-	name     string
-	loopback bool
+	srv  *Server
+	nc   net.Conn
+	r    *amqp.Reader
+	wr   *writer
+	log  *slog.Logger
+	name string
 	// recvOct and sendOct count the socket's bytes (traffic.go).
 	recvOct, sendOct atomic.Uint64
 
@@ -83,9 +82,6 @@ func newConn(s *Server, nc net.Conn, id uint64) *conn {
 		log:      s.log.With(logConn, id, logRemote, nc.RemoteAddr().String()),
 		channels: make(map[uint16]*channel),
 		closeReq: make(chan struct{}),
-	}
-	if ta, ok := nc.RemoteAddr().(*net.TCPAddr); ok && ta.IP.IsLoopback() {
-		c.loopback = true
 	}
 	c.r = amqp.NewReader(countingReader{nc, &c.recvOct})
 	c.wr = newWriter(nc, countingWriter{nc, &c.sendOct}, c.log)

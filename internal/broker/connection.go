@@ -1,13 +1,17 @@
 package broker
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/sluicemq/sluice/internal/access"
+)
 
 // Connection is one client connection: the owner of its exclusive queues
 // and its channels.
 type Connection struct {
 	vh     *vhost
 	info   ConnInfo
-	access *connAccess // permissions.go; nil: unchecked (admin sessions)
+	access *access.Checker // permissions.go; nil: unchecked (admin sessions)
 	// impersonator: the user has the impersonator tag and may publish
 	// with any user_id (senders.go). Read when the connection opens.
 	impersonator bool
