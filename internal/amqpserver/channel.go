@@ -74,7 +74,7 @@ func (ch *channel) exception(err error) error {
 	ch.c.log.Info("amqp channel exception", logChannel, ch.id, logCode, ae.code, logReason, ae.text)
 	ch.shutdown()
 	ch.closing = true
-	ch.c.wr.method(ch.id, &amqp.ChannelClose{ReplyCode: ae.code, ReplyText: ae.text, ClassId: ae.classID, MethodId: ae.methodID})
+	ch.c.wr.method(ch.id, &amqp.ChannelClose{ReplyCode: ae.code, ReplyText: ae.wireText(), ClassId: ae.classID, MethodId: ae.methodID})
 	return nil
 }
 

@@ -216,7 +216,7 @@ func (c *conn) shutdown(e *amqpError) {
 		level = slog.LevelDebug
 	}
 	c.log.Log(context.Background(), level, "amqp closing connection", logCode, e.code, logReason, e.text)
-	c.wr.method(0, &amqp.ConnectionClose{ReplyCode: e.code, ReplyText: e.text, ClassId: e.classID, MethodId: e.methodID})
+	c.wr.method(0, &amqp.ConnectionClose{ReplyCode: e.code, ReplyText: e.wireText(), ClassId: e.classID, MethodId: e.methodID})
 	c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.CloseTimeout))
 }
 
@@ -363,7 +363,7 @@ func (c *conn) notifyBlocked(reason string) {
 	}
 	c.mu.Unlock()
 	if send {
-		c.wr.method(0, &amqp.ConnectionBlocked{Reason: reason})
+		c.wr.method(0, &amqp.ConnectionBlocked{Reason: cutShortstr(reason)})
 	}
 }
 
