@@ -334,7 +334,7 @@ func (ch *channel) get(m *amqp.BasicGet) error {
 		ch.c.wr.method(ch.id, &amqp.BasicGetEmpty{})
 		return nil
 	}
-	ch.c.wr.enqueue(outItem{
+	it := outItem{
 		channel: ch.id,
 		method: &amqp.BasicGetOk{
 			DeliveryTag: d.DeliveryTag, Redelivered: d.Redelivered, Exchange: d.Exchange,
@@ -343,7 +343,17 @@ func (ch *channel) get(m *amqp.BasicGet) error {
 		content: true,
 		props:   &d.Properties,
 		body:    d.Body,
-	})
+	}
+	// A basic.get-ok that cannot be encoded: the message is taken back and
+	// the client, which waits for an answer, hears get-empty.
+	b, tag, noAck := ch.b, d.DeliveryTag, m.NoAck
+	it.refused = func() {
+		if !noAck {
+			b.Undeliverable(tag)
+		}
+		ch.c.wr.method(ch.id, &amqp.BasicGetEmpty{})
+	}
+	ch.c.wr.enqueue(it)
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package amqpserver
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -21,6 +22,9 @@ type outItem struct {
 	props   *message.Properties
 	body    []byte
 	after   func()
+	// refused, when set, is called instead of sending an item that cannot
+	// be encoded (after still runs): a delivery is then taken back.
+	refused func()
 	// lazy, when set instead of method, yields the methods to write at the
 	// moment the writer reaches the item (publisher confirms coalesce so).
 	lazy func() []amqp.Method
@@ -172,8 +176,12 @@ func (wr *writer) drain() bool {
 		}
 		for i := range batch {
 			if err := wr.write(&batch[i]); err != nil {
-				wr.fail(err)
-				return false
+				var ee *amqp.EncodeError
+				if !errors.As(err, &ee) {
+					wr.fail(err)
+					return false
+				}
+				wr.refuse(&batch[i], err)
 			}
 			if batch[i].after != nil {
 				afters = append(afters, batch[i].after)
@@ -200,17 +208,26 @@ func (wr *writer) write(it *outItem) error {
 		}
 		return nil
 	}
-	if err := wr.w.WriteMethod(it.channel, it.method); err != nil {
-		return err
-	}
 	if it.content {
-		props := it.props
-		if props == nil {
-			props = &message.Properties{}
-		}
-		return wr.w.WriteContent(it.channel, it.method.ClassID(), props, it.body, wr.frameMax.Load())
+		return wr.w.WriteMethodContent(it.channel, it.method, it.method.ClassID(), it.props, it.body, wr.frameMax.Load())
 	}
-	return nil
+	return wr.w.WriteMethod(it.channel, it.method)
+}
+
+// refuse handles an item that cannot be encoded (nothing of it was
+// written). Dropping the connection for it, as a write error does, would
+// make a message that cannot be sent to this client cost every consumer of
+// its queue its connection, again and again; instead the item is skipped
+// and its refused callback takes a delivery back.
+func (wr *writer) refuse(it *outItem, err error) {
+	name := "lazy"
+	if it.method != nil {
+		name = it.method.Name()
+	}
+	wr.log.Warn("amqp frame cannot be encoded, not sent", logChannel, it.channel, logMethod, name, logErr, err)
+	if it.refused != nil {
+		it.refused()
+	}
 }
 
 func (wr *writer) fail(err error) {
