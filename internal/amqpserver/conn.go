@@ -82,7 +82,7 @@ func newConn(s *Server, nc net.Conn, id uint64) *conn {
 		c.loopback = true
 	}
 	c.r = amqp.NewReader(countingReader{nc, &c.recvOct})
-	c.wr = newWriter(nc, countingWriter{nc, &c.sendOct}, c.log)
+	c.wr = newWriter(nc, countingWriter{nc, &c.sendOct}, c.log, int64(s.cfg.MaxOutputBytes), s.cfg.WriteTimeout)
 	return c
 }
 
@@ -132,6 +132,7 @@ func (c *conn) loop() {
 		}
 	}()
 	for !c.done {
+		c.waitOutput()
 		if c.heartbeat > 0 && c.state == opened && !c.isClosing() {
 			c.pushDeadline(time.Now())
 		}
@@ -391,6 +392,24 @@ func (c *conn) waitUnblocked() {
 	select {
 	case <-unblocked:
 		c.log.Info("amqp connection unblocked")
+	case <-c.closeReq:
+	}
+}
+
+// waitOutput stops reading while the writer is full: a client that sends
+// requests and does not read the replies (or its deliveries) would
+// otherwise grow them without bound. The writer drains or, when the client
+// reads nothing for the write timeout, closes the socket.
+func (c *conn) waitOutput() {
+	room := c.wr.waitRoom()
+	if room == nil {
+		return
+	}
+	c.nc.SetReadDeadline(time.Time{}) // no heartbeat timeout while we do not read
+	c.deadlineAt = time.Time{}
+	select {
+	case <-room:
+	case <-c.wr.done:
 	case <-c.closeReq:
 	}
 }

@@ -79,7 +79,7 @@ func (ch *Channel) hasCredit(c *consumer) bool {
 }
 
 func (ch *Channel) creditLocked(c *consumer) bool {
-	if ch.closed || !ch.flowActive || c.cancelled || ch.holdCredit > 0 {
+	if ch.closed || !ch.flowActive || c.cancelled || ch.holdCredit > 0 || ch.conn.outputFull.Load() {
 		return false
 	}
 	// As RabbitMQ's limiter: while the channel-wide limit is full, no-ack
