@@ -85,7 +85,17 @@ func (ch *channel) shutdown() {
 		ch.confirms.close()
 	}
 	ch.b.Close()
-	ch.publish, ch.header, ch.draft = nil, false, nil
+	ch.dropDraft()
+	ch.publish, ch.header = nil, false
+}
+
+// dropDraft forgets the message being received, returning its body bytes
+// to the connection's and the server's count of bodies in progress.
+func (ch *channel) dropDraft() {
+	if ch.draft != nil {
+		ch.c.addPartial(-int64(ch.draft.Len()))
+		ch.draft = nil
+	}
 }
 
 // reply queues m unless the client asked for nowait.
@@ -415,6 +425,7 @@ func (ch *channel) content(f amqp.Frame) error {
 			have+uint64(len(f.Payload)), ch.bodySize)
 	}
 	ch.draft.Append(f.Payload) // copies: the frame's payload is the reader's
+	ch.c.addPartial(int64(len(f.Payload)))
 	if have+uint64(len(f.Payload)) == ch.bodySize {
 		return ch.published()
 	}
@@ -443,7 +454,8 @@ func (ch *channel) skipOversize(n int) error {
 // with basic.return and the confirm, in that order.
 func (ch *channel) published() error {
 	p, d := ch.publish, ch.draft
-	ch.publish, ch.header, ch.draft = nil, false, nil
+	ch.dropDraft()
+	ch.publish, ch.header = nil, false
 
 	var seq uint64
 	done := func(error) {}

@@ -41,6 +41,12 @@ type Config struct {
 	// this long while the server had something to send; heartbeats from
 	// the client do not keep it open.
 	WriteTimeout time.Duration
+	// BodyMemory bounds the body bytes received of publishes not complete
+	// yet, over all connections (0: no bound): past it, connections in the
+	// middle of a body are not read until it drops below. sluice serve sets
+	// it to the memory limit, so unfinished bodies count against it
+	// before the memory alarm's next look.
+	BodyMemory uint64
 	// Product is the product name reported in server properties.
 	Product string
 	// Version is the product version reported in server properties.

@@ -1,6 +1,7 @@
 package amqpserver
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -43,6 +44,9 @@ type conn struct {
 	loopback bool
 	// recvOct and sendOct count the socket's bytes (traffic.go).
 	recvOct, sendOct atomic.Uint64
+	// partial counts the body bytes received of publishes not complete
+	// yet, on all channels; the server sums them over connections.
+	partial atomic.Int64
 
 	state      connState
 	done       bool // the connection is finished: close-ok sent or received
@@ -102,6 +106,7 @@ func (c *conn) serve() {
 	c.log.Debug("amqp connection accepted")
 	go c.wr.run()
 	defer func() {
+		c.srv.partial.Add(-c.partial.Swap(0))
 		if c.bconn != nil {
 			c.bconn.Close()
 		}
@@ -133,6 +138,7 @@ func (c *conn) loop() {
 	}()
 	for !c.done {
 		c.waitOutput()
+		c.waitBody()
 		if c.heartbeat > 0 && c.state == opened && !c.isClosing() {
 			c.pushDeadline(time.Now())
 		}
@@ -411,6 +417,46 @@ func (c *conn) waitOutput() {
 	case <-room:
 	case <-c.wr.done:
 	case <-c.closeReq:
+	}
+}
+
+// addPartial counts n more (or, negative, fewer) body bytes of publishes
+// in progress.
+func (c *conn) addPartial(n int64) {
+	c.partial.Add(n)
+	c.srv.partial.Add(n)
+}
+
+// waitBody stops reading a connection in the middle of a message body
+// while publishers are blocked or the bodies in progress broker-wide are
+// over Config.BodyMemory: waiting for the publish to complete, as
+// waitUnblocked does, would let the rest of every announced body in, and
+// many channels' bodies can exceed any memory limit before one completes.
+func (c *conn) waitBody() {
+	logged := false
+	for c.partial.Load() > 0 {
+		reason, unblocked := c.srv.blockState()
+		if reason == "" && !c.srv.bodiesOver() {
+			break
+		}
+		if !logged {
+			c.log.Info("amqp connection paused in a message body", logReason, cmp.Or(reason, "bodies in progress over the limit"))
+			c.nc.SetReadDeadline(time.Time{}) // no heartbeat timeout while we do not read
+			c.deadlineAt = time.Time{}
+			logged = true
+		}
+		if reason == "" {
+			unblocked = nil // only the body total can change: look again soon
+		}
+		select {
+		case <-unblocked:
+		case <-time.After(50 * time.Millisecond):
+		case <-c.closeReq:
+			return
+		}
+	}
+	if logged {
+		c.log.Info("amqp connection resumed")
 	}
 }
 

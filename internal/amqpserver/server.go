@@ -24,6 +24,9 @@ type Server struct {
 	log    *slog.Logger
 	nextID atomic.Uint64
 	conns  sync.WaitGroup // one per connection goroutine pair
+	// partial counts the body bytes received of publishes in progress on
+	// every connection, against Config.BodyMemory.
+	partial atomic.Int64
 
 	// mu guards the fields below.
 	mu        sync.Mutex
@@ -220,6 +223,16 @@ func (s *Server) blockState() (string, <-chan struct{}) {
 	defer s.mu.Unlock()
 	return s.blocked, s.unblocked
 }
+
+// bodiesOver reports whether the bodies in progress are over
+// Config.BodyMemory.
+func (s *Server) bodiesOver() bool {
+	return s.cfg.BodyMemory > 0 && s.partial.Load() > int64(s.cfg.BodyMemory)
+}
+
+// PartialBodyBytes returns the body bytes received of publishes not
+// complete yet, on every connection.
+func (s *Server) PartialBodyBytes() int64 { return s.partial.Load() }
 
 func (s *Server) liveLocked() []*conn {
 	conns := make([]*conn, 0, len(s.live))
