@@ -138,7 +138,9 @@ func (c *conn) loop() {
 	}()
 	for !c.done {
 		c.waitOutput()
-		c.waitBody()
+		if c.waitBody(); c.done {
+			return
+		}
 		if c.heartbeat > 0 && c.state == opened && !c.isClosing() {
 			c.pushDeadline(time.Now())
 		}
@@ -395,11 +397,30 @@ func (c *conn) waitUnblocked() {
 	c.log.Info("amqp connection blocked", logReason, reason)
 	c.nc.SetReadDeadline(time.Time{}) // no heartbeat timeout while we do not read
 	c.deadlineAt = time.Time{}
-	select {
-	case <-unblocked:
-		c.log.Info("amqp connection unblocked")
-	case <-c.closeReq:
+	for {
+		select {
+		case <-unblocked:
+			c.log.Info("amqp connection unblocked")
+			return
+		case <-c.closeReq:
+			return
+		case <-time.After(250 * time.Millisecond):
+		}
+		if c.peerGone() {
+			return
+		}
 	}
+}
+
+// peerGone ends a connection paused without reading whose client went
+// away, so that what it holds is freed.
+func (c *conn) peerGone() bool {
+	if !peerClosed(c.nc) {
+		return false
+	}
+	c.log.Debug("amqp client went away while not read")
+	c.done = true
+	return true
 }
 
 // waitOutput stops reading while the writer is full: a client that sends
@@ -452,6 +473,9 @@ func (c *conn) waitBody() {
 		case <-unblocked:
 		case <-time.After(50 * time.Millisecond):
 		case <-c.closeReq:
+			return
+		}
+		if c.peerGone() {
 			return
 		}
 	}
