@@ -4,6 +4,7 @@ GO ?= go
 
 .PHONY: test deps generate check-generate vet unit integration build
 .PHONY: integration-core crosslang compat rabbitmq-install rabbitmq-start rabbitmq-stop compare-rabbitmq
+.PHONY: fuzz
 
 # Unit tests and the integration tiers run once each: -tags integration
 # builds both, so `test` does not run the unit tests a second time.
@@ -61,3 +62,9 @@ rabbitmq-stop:
 # "behaves as RabbitMQ does" is measured against. Leaves the node running.
 compare-rabbitmq: deps rabbitmq-start
 	SLUICE_TEST_AMQP_URL=$$(bash scripts/rabbitmq-local.sh url) $(GO) test -count=1 -tags integration -timeout 15m -v ./test/crosslang/ ./test/compat/
+
+# Every Go fuzz target in the module, FUZZTIME each (default 10m); not part
+# of `make test`. Crashers land in the package's testdata/fuzz/.
+FUZZTIME ?= 10m
+fuzz:
+	GO=$(GO) FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh

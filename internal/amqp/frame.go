@@ -258,6 +258,9 @@ func (w *Writer) WriteMethodContent(channel uint16, m Method, classID uint16, pr
 		return &EncodeError{err}
 	}
 	w.keepScratch(p)
+	if frameMax != 0 && uint64(split)+frameOverhead > uint64(frameMax) {
+		return &EncodeError{fmt.Errorf("write content: method frame of %d bytes exceeds frame max %d", split+frameOverhead, frameMax)}
+	}
 	if frameMax != 0 && uint64(len(p)-split)+frameOverhead > uint64(frameMax) {
 		return &EncodeError{fmt.Errorf("write content: header frame of %d bytes exceeds frame max %d", len(p)-split+frameOverhead, frameMax)}
 	}
