@@ -455,7 +455,7 @@ func (c *conn) addPartial(n int64) {
 // many channels' bodies can exceed any memory limit before one completes.
 func (c *conn) waitBody() {
 	logged := false
-	for c.partial.Load() > 0 {
+	for c.partial.Load() > 0 && (c.srv.blockedNow.Load() || c.srv.bodiesOver()) {
 		reason, unblocked := c.srv.blockState()
 		if reason == "" && !c.srv.bodiesOver() {
 			break

@@ -107,3 +107,48 @@ func TestWriteTimeoutClosesStalledClient(t *testing.T) {
 		}
 	}
 }
+
+// TestBodiesInProgressBounded checks that body bytes of unfinished
+// publishes are counted as they arrive and that, past Config.BodyMemory,
+// a connection in the middle of a body is not read (issue 10, findings
+// 18 and 19); a client that resets is let go and its bytes uncounted.
+func TestBodiesInProgressBounded(t *testing.T) {
+	const budget = 1 << 20
+	b := sluicetest.Start(t, sluicetest.WithServerConfig(func(c *amqpserver.Config) { c.BodyMemory = budget }))
+	c := dialRaw(t, b.Addr())
+	c.open()
+	for id := uint16(2); id <= 4; id++ {
+		c.send(id, &amqp.ChannelOpen{})
+		expect[*amqp.ChannelOpenOk](c)
+	}
+	// Announced bodies reserve nothing.
+	for id := uint16(1); id <= 4; id++ {
+		c.send(id, &amqp.BasicPublish{RoutingKey: "nowhere"})
+		c.sendHeader(id, 64<<20)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := b.Server.PartialBodyBytes(); n != 0 {
+		t.Fatalf("%d body bytes counted before any arrived", n)
+	}
+	piece := make([]byte, 64<<10)
+	c.nc.SetWriteDeadline(time.Now().Add(2 * time.Second))
+	sent := 0
+	for sent < 16<<20 {
+		f := amqp.Frame{Type: amqp.FrameBody, Channel: uint16(1 + sent/len(piece)%4), Payload: piece}
+		if c.w.WriteFrame(f) != nil || c.w.Flush() != nil {
+			break
+		}
+		sent += len(piece)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := b.Server.PartialBodyBytes(); n == 0 || n > budget+int64(len(piece)) {
+		t.Fatalf("%d body bytes in progress after %d sent, want some and at most %d", n, sent, budget+len(piece))
+	}
+	c.nc.(*net.TCPConn).SetLinger(0)
+	c.nc.Close()
+	for deadline := time.Now().Add(5 * time.Second); b.Server.PartialBodyBytes() != 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d body bytes still counted after the client left", b.Server.PartialBodyBytes())
+		}
+	}
+}

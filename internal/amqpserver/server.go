@@ -27,6 +27,8 @@ type Server struct {
 	// partial counts the body bytes received of publishes in progress on
 	// every connection, against Config.BodyMemory.
 	partial atomic.Int64
+	// blockedNow mirrors blocked != "" for the readers' per-frame look.
+	blockedNow atomic.Bool
 
 	// mu guards the fields below.
 	mu        sync.Mutex
@@ -192,6 +194,7 @@ func (s *Server) SetBlocked(reason string) {
 		reason = "blocked"
 	}
 	s.blocked = reason
+	s.blockedNow.Store(true)
 	conns := s.liveLocked()
 	s.mu.Unlock()
 	for _, c := range conns {
@@ -208,6 +211,7 @@ func (s *Server) SetUnblocked() {
 		return
 	}
 	s.blocked = ""
+	s.blockedNow.Store(false)
 	close(s.unblocked)
 	conns := s.liveLocked()
 	s.mu.Unlock()
