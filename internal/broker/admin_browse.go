@@ -221,7 +221,7 @@ func (q *queue) lowestLocked() uint64 {
 	for s := range q.delayed {
 		low = min(low, s)
 	}
-	for s := range q.dying {
+	for s := range q.held {
 		low = min(low, s)
 	}
 	return low
@@ -362,7 +362,8 @@ func (q *queue) readyEntryLocked(id uint64) (*entry, error) {
 // ReplaceMessage replaces a ready message's exchange, routing key,
 // properties and body in place: it keeps its id, place and delivery count.
 // A message that is unacked is PreconditionFailed; one that is gone is
-// NotFound.
+// NotFound; one the queue's x-schema or size limit refuses is
+// PreconditionFailed with a *ValidationError (and stays as it was).
 func (b *Broker) ReplaceMessage(vhostName, queueName string, id uint64, m *message.Message) error {
 	q, err := b.lookupQueue(vhostName, queueName)
 	if err != nil {
@@ -380,6 +381,9 @@ func (b *Broker) ReplaceMessage(vhostName, queueName string, id uint64, m *messa
 	}
 	if err != nil {
 		return internalError("read message", err)
+	}
+	if err := q.vh.checkMove(m, "", []*queue{q}); err != nil {
+		return err
 	}
 	rec, err := encodeRecord(m, recordPublished(old))
 	if err != nil {
