@@ -304,11 +304,7 @@ func (w *Workflow) redrive(ctx context.Context, t *task) {
 		done += len(part)
 		w.store(t, t.count(results))
 	}
-	now := w.cfg.Now().UTC()
-	t.mu.Lock()
-	t.view.State, t.view.Error, t.view.Finished = state, failure, &now
-	t.mu.Unlock()
-	w.store(t, true)
+	// The audit entry is complete before the task says it finished.
 	if t.def.AuditID != "" {
 		moved := t.movedIDs()
 		e := auditEntry(v.User, "redrive", v.VHost, v.Queue, t.auditDetail(state), moved, len(moved))
@@ -317,6 +313,11 @@ func (w *Workflow) redrive(ctx context.Context, t *task) {
 			w.log.Error("record audit entry", "action", "redrive", "queue", v.Queue, "err", err)
 		}
 	}
+	now := w.cfg.Now().UTC()
+	t.mu.Lock()
+	t.view.State, t.view.Error, t.view.Finished = state, failure, &now
+	t.mu.Unlock()
+	w.store(t, true)
 }
 
 // pace waits until the next chunk may go at the task's rate; it reports
