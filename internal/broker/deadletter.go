@@ -133,7 +133,7 @@ func (d *deadLetterer) process(j deadJob) {
 			d.env.log.Error(what+"; dropping it", "queue", src.name, "seq", j.e.seq, "err", err)
 		}
 		if mv.src != nil {
-			src.release(j.e.seq, true)
+			src.release(j.e.seq, true, nil)
 		}
 		d.finished()
 	}

@@ -79,7 +79,7 @@ func (e *env) move(mv *moveReq) {
 // a keeping move, is ready there again.
 func (e *env) settleMove(mv *moveReq, err error) {
 	if mv.src != nil {
-		mv.src.release(mv.e.seq, err == nil || (!mv.keep && CodeOf(err) != Internal))
+		mv.src.release(mv.e.seq, err == nil || (!mv.keep && CodeOf(err) != Internal), nil)
 	}
 	if mv.done != nil {
 		mv.done(err)
@@ -88,8 +88,8 @@ func (e *env) settleMove(mv *moveReq, err error) {
 
 // release ends the hold on seq: gone (deleted here too, which is harmless
 // after the move batch deleted it and covers the drop paths) or back to
-// the ready list in its place.
-func (q *queue) release(seq uint64, gone bool) {
+// the ready list in its place, changed by update first when it is not nil.
+func (q *queue) release(seq uint64, gone bool, update func(*entry)) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	e, ok := q.held[seq]
@@ -104,6 +104,9 @@ func (q *queue) release(seq uint64, gone bool) {
 	if gone {
 		q.removeLocked(&b, e)
 	} else {
+		if update != nil {
+			update(&e)
+		}
 		q.ready.putBack(e)
 		q.dispatchLocked()
 	}

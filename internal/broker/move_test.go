@@ -115,3 +115,62 @@ func TestRedriveToFullQueueStaysWhole(t *testing.T) {
 		t.Fatalf("after restart dlq %v orders %v", dlq, orders)
 	}
 }
+
+// slowApplyStore holds every synced Apply until open is closed, while
+// armed.
+type slowApplyStore struct {
+	store.Store
+	armed atomic.Bool
+	open  chan struct{}
+}
+
+func (s *slowApplyStore) Apply(b *store.Batch, sync bool) error {
+	if sync && s.armed.Load() {
+		<-s.open
+	}
+	return s.Store.Apply(b, sync)
+}
+
+// TestEditDoesNotHoldQueueAcrossSync: an edit's synced write does not
+// keep the queue's lock (issue 12: no store I/O under a queue lock): while
+// it waits for its fsync, a get of the same queue answers with the next
+// message; the edited one comes after, edited, in its place.
+func TestEditDoesNotHoldQueueAcrossSync(t *testing.T) {
+	st := &slowApplyStore{Store: memstore.New(), open: make(chan struct{})}
+	b := openBroker(t, st)
+	c := newClient(t, b)
+	c.declareQueue("q", true, nil)
+	for _, body := range []string{"a", "b"} {
+		c.publish("", "q", body, true)
+	}
+	ids, _ := browseIDs(t, b, "q")
+	st.armed.Store(true)
+	edited := make(chan error, 1)
+	go func() { edited <- b.ReplaceMessage("/", "q", ids[0], newMsg("", "q", "a!", true)) }()
+	got := make(chan *Delivery, 1)
+	go func() {
+		for {
+			if q, _ := b.Queue("/", "q"); q.Ready == 1 { // the edit holds "a"
+				got <- c.get("q", false)
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	select {
+	case d := <-got:
+		if string(d.Body) != "b" {
+			t.Fatalf("got %q during the edit, want b", d.Body)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("get waited for the edit's sync")
+	}
+	st.armed.Store(false)
+	close(st.open)
+	if err := <-edited; err != nil {
+		t.Fatal(err)
+	}
+	if _, states := browseIDs(t, b, "q"); fmt.Sprint(states) != "[a!:ready:0 b:unacked:1]" {
+		t.Fatalf("after the edit %v", states)
+	}
+}
