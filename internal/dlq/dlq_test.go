@@ -38,8 +38,14 @@ func openBroker(t *testing.T, st store.Store) *broker.Broker {
 
 func openWorkflow(t *testing.T, b *broker.Broker) *dlq.Workflow {
 	t.Helper()
+	return openWorkflowChunk(t, b, 10)
+}
+
+// openWorkflowChunk is openWorkflow moving chunk messages per step.
+func openWorkflowChunk(t *testing.T, b *broker.Broker, chunk int) *dlq.Workflow {
+	t.Helper()
 	cfg := dlq.DefaultConfig()
-	cfg.Logger, cfg.RedriveChunk = quiet(), 10
+	cfg.Logger, cfg.RedriveChunk = quiet(), chunk
 	cfg.User = func(string) (dlq.User, error) { return operator{}, nil }
 	w, err := dlq.New(cfg, b)
 	if err != nil {

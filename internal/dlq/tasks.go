@@ -80,6 +80,11 @@ type task struct {
 
 	mu   sync.Mutex
 	view api.Task
+
+	// stored and storedErrs are the progress last written and how many
+	// errors with it; only the task's goroutine touches them.
+	stored     taskProgress
+	storedErrs int
 }
 
 func (t *task) snapshot() api.Task {
@@ -302,7 +307,12 @@ func (w *Workflow) redrive(ctx context.Context, t *task) {
 			break
 		}
 		done += len(part)
-		w.store(t, t.count(results))
+		t.count(results)
+		// The last move's batch stored the progress, unless a message
+		// failed after it, or in the store.
+		if v := t.snapshot(); progressOf(v) != t.stored || len(v.Errors) != t.storedErrs {
+			w.store(t, len(v.Errors) != t.storedErrs)
+		}
 	}
 	// The audit entry is complete before the task says it finished.
 	if t.def.AuditID != "" {
@@ -365,6 +375,7 @@ func (t *task) progressFunc() func(int, []broker.MoveResult) []broker.TaskRecord
 		}
 		recs := t.records(p, all, len(all) != written)
 		written = len(all)
+		t.stored, t.storedErrs = p, len(all)
 		return recs
 	}
 }
@@ -406,12 +417,10 @@ func statusOf(err error) int {
 	return 500
 }
 
-// count adds a chunk's results to t's view; it reports whether an error
-// was added.
-func (t *task) count(results []broker.MoveResult) bool {
+// count adds a chunk's results to t's view.
+func (t *task) count(results []broker.MoveResult) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	n := len(t.view.Errors)
 	for _, r := range results {
 		t.view.Done++
 		if r.Err != nil {
@@ -424,7 +433,6 @@ func (t *task) count(results []broker.MoveResult) bool {
 			t.view.Moves = append(t.view.Moves, api.TaskMove{ID: r.ID, To: r.To})
 		}
 	}
-	return len(t.view.Errors) != n
 }
 
 // store writes t's progress (and errors) as they are now.
@@ -432,6 +440,11 @@ func (w *Workflow) store(t *task, withErrors bool) {
 	v := t.snapshot()
 	if err := w.b.PutTaskRecords(t.records(progressOf(v), v.Errors, withErrors)...); err != nil {
 		w.log.Error("store task progress", "task", v.ID, "err", err)
+		return
+	}
+	t.stored = progressOf(v)
+	if withErrors {
+		t.storedErrs = len(v.Errors)
 	}
 }
 
