@@ -275,11 +275,6 @@ func (w *Workflow) addLocked(t *task) {
 func (w *Workflow) redrive(ctx context.Context, t *task) {
 	v := t.snapshot()
 	target := broker.MoveTarget{Queue: t.def.Target, Exchange: t.def.Exchange}
-	if target.Exchange == "" {
-		// Into a queue directly: the user must be allowed to write there,
-		// be it the target or the queue in a message's x-death.
-		target.Allow = func(q string) error { return t.user.CheckWrite(v.VHost, "queue", q) }
-	}
 	chunk := w.cfg.RedriveChunk
 	if rate := t.def.Rate; rate > 0 {
 		chunk = max(1, min(chunk, int(rate/10)))
@@ -298,6 +293,9 @@ func (w *Workflow) redrive(ctx context.Context, t *task) {
 			break
 		}
 		part := t.ids[done:min(done+chunk, len(t.ids))]
+		if target.Exchange == "" {
+			target.Allow = t.allowFunc(v.VHost)
+		}
 		if !v.DryRun {
 			target.Progress = t.progressFunc()
 		}
@@ -350,6 +348,22 @@ func (w *Workflow) pace(ctx context.Context, t *task, start time.Time, sent int)
 		return false
 	case <-timer.C:
 		return true
+	}
+}
+
+// allowFunc returns the broker's Allow hook for the next chunk: a message
+// going into a queue directly needs the user's write permission there, be
+// it the target or the queue in its x-death. Answers are kept for the
+// chunk (a permission change applies from the next one).
+func (t *task) allowFunc(vhost string) func(string) error {
+	seen := map[string]error{}
+	return func(q string) error {
+		err, ok := seen[q]
+		if !ok {
+			err = t.user.CheckWrite(vhost, "queue", q)
+			seen[q] = err
+		}
+		return err
 	}
 }
 
