@@ -55,7 +55,9 @@ type taskDef struct {
 	Target   string   `json:"target,omitempty"`
 	Exchange string   `json:"target_exchange,omitempty"`
 	Rate     float64  `json:"rate,omitempty"`
-	AuditID  string   `json:"audit_id,omitempty"`
+	// AuditID and AuditTime name the task's audit entry.
+	AuditID   string    `json:"audit_id,omitempty"`
+	AuditTime time.Time `json:"audit_time,omitempty"`
 }
 
 // taskProgress is the part of a task that changes as it runs.
@@ -184,7 +186,7 @@ func (w *Workflow) StartRedrive(u User, vhost, queue string, req api.Redrive) (a
 		if err != nil {
 			return api.Task{}, err
 		}
-		t.def.AuditID = e.ID
+		t.def.AuditID, t.def.AuditTime = e.ID, e.Time
 	}
 	v, err := json.Marshal(t.def)
 	if err != nil {
@@ -316,7 +318,7 @@ func (w *Workflow) redrive(ctx context.Context, t *task) {
 	if t.def.AuditID != "" {
 		moved := t.movedIDs()
 		e := auditEntry(v.User, "redrive", v.VHost, v.Queue, t.auditDetail(state), moved, len(moved))
-		e.ID, e.Time = t.def.AuditID, v.Created
+		e.ID, e.Time = t.def.AuditID, t.def.AuditTime
 		if err := w.b.UpdateAudit(e); err != nil {
 			w.log.Error("record audit entry", "action", "redrive", "queue", v.Queue, "err", err)
 		}
