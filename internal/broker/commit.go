@@ -29,8 +29,11 @@ type publishReq struct {
 	targets []*queue
 	sync    bool // persistent and routed to a durable queue
 	// also holds operations applied atomically with the message (a move's
-	// delete from its source queue); nil for a publish.
+	// delete from its source, move.go); nil for a publish.
 	also *store.Batch
+	// keep: when a reject-publish queue refuses the message, it goes to
+	// none of its targets and also is not applied (a redrive stays whole).
+	keep bool
 	// delayDue, when set, holds the message (rec is then a delayed-publish
 	// record) in the delay queue until that unix ms.
 	delayDue int64
@@ -109,6 +112,9 @@ func (p *publishing) prepare(group []*publishReq, b *store.Batch) bool {
 		pl.seqs = pl.seqs[:0]
 		if rejectsAny(r.targets) {
 			fill = refuseFull(r, fill)
+			if pl.full != nil && r.keep {
+				r.targets = nil
+			}
 		}
 		if r.delayDue != 0 {
 			pl.seqs = append(pl.seqs, p.delaySeq)
@@ -130,7 +136,7 @@ func (p *publishing) prepare(group []*publishReq, b *store.Batch) bool {
 			}
 			b.PutIndexed(q.id, seq, r.rec, idx)
 		}
-		if r.also != nil {
+		if r.also != nil && !(r.keep && pl.full != nil) {
 			b.Append(r.also)
 		}
 		sync = sync || r.sync
