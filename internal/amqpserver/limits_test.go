@@ -1,108 +1,149 @@
 package amqpserver_test
 
 import (
+	"errors"
+	"io"
+	"net"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
-	"unicode/utf8"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
+	"github.com/sluicemq/sluice/internal/amqpserver"
+	"github.com/sluicemq/sluice/internal/broker"
 	"github.com/sluicemq/sluice/internal/sluicetest"
 )
 
-// TestLongReplyTextReachesClient checks that a channel error whose reply
-// text quotes a long name (over AMQP's 255-byte short string) still reaches
-// the client as channel.close, cut on a UTF-8 boundary, and that the
-// connection lives on.
-func TestLongReplyTextReachesClient(t *testing.T) {
-	b := sluicetest.Start(t)
-	conn := b.Dial(t)
-	ch := sluicetest.Channel(t, conn)
-	name := strings.Repeat("é", 110) // 220 bytes
-	_, err := ch.QueueDeclarePassive(name, false, false, false, false, nil)
-	ae := wantAMQPError(t, err, 404)
-	if len(ae.Reason) > 255 || !utf8.ValidString(ae.Reason) || !strings.HasPrefix(ae.Reason, "NOT_FOUND - no queue '") {
-		t.Fatalf("reply text %q (%d bytes): want a valid UTF-8 NOT_FOUND text of at most 255 bytes", ae.Reason, len(ae.Reason))
+// dialRefused dials and wants 530 NOT_ALLOWED whose reason has want.
+func dialRefused(t *testing.T, url, want string) {
+	t.Helper()
+	conn, err := amqp091.Dial(url)
+	if err == nil {
+		conn.Close()
+		t.Fatalf("connected; want refusal %q", want)
 	}
-	if conn.IsClosed() {
-		t.Fatal("a channel error closed the connection")
-	}
-	ch2 := sluicetest.Channel(t, conn)
-	if _, err := ch2.QueueDeclare("", false, true, true, false, nil); err != nil {
-		t.Fatalf("connection unusable after a channel error: %v", err)
+	ae := wantAMQPError(t, err, amqp091.NotAllowed)
+	if !strings.Contains(ae.Reason, want) {
+		t.Errorf("reason %q, want it to say %q", ae.Reason, want)
 	}
 }
 
-// TestUnencodableDeliveryKeepsConnection checks that a message the writer
-// cannot encode for one consumer (its content header does not fit the
-// consumer's negotiated frame max) does not cost that consumer its
-// connection: the delivery is rejected without requeue, so it is
-// dead-lettered, and the next message is delivered.
-func TestUnencodableDeliveryKeepsConnection(t *testing.T) {
-	b := sluicetest.Start(t)
-	pub := sluicetest.Channel(t, b.Dial(t))
-	if _, err := pub.QueueDeclare("poison-dlq", false, false, false, false, nil); err != nil {
-		t.Fatal(err)
-	}
-	args := amqp091.Table{"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "poison-dlq"}
-	if _, err := pub.QueueDeclare("poison", false, false, false, false, args); err != nil {
-		t.Fatal(err)
-	}
-	big := amqp091.Publishing{Headers: amqp091.Table{"pad": strings.Repeat("x", 8000)}, Body: []byte("big")}
-	if err := pub.Publish("", "poison", false, false, big); err != nil {
-		t.Fatal(err)
-	}
-	if err := pub.Publish("", "poison", false, false, amqp091.Publishing{Body: []byte("small")}); err != nil {
-		t.Fatal(err)
-	}
+// As RabbitMQ's connection_max: one connection over the node's limit is
+// refused with a reason, and a slot that frees up can be taken again.
+func TestMaxConnectionsRefusesAtOpen(t *testing.T) {
+	b := sluicetest.Start(t, sluicetest.WithServerConfig(func(c *amqpserver.Config) { c.MaxConnections = 2 }))
+	first := b.Dial(t)
+	b.Dial(t)
+	dialRefused(t, b.URL(), "node connection limit (2) is reached")
+	first.Close()
+	b.Dial(t) // the freed slot
+}
 
-	conn, err := amqp091.DialConfig(b.URL(), amqp091.Config{FrameSize: 4096})
+// RabbitMQ's user limit max-connections and vhost limit max-connections.
+func TestUserAndVHostConnectionLimits(t *testing.T) {
+	b := sluicetest.Start(t)
+	if err := b.Broker.SetLimit(broker.UserLimit, "guest", broker.LimitMaxConnections, 1); err != nil {
+		t.Fatal(err)
+	}
+	c := b.Dial(t)
+	dialRefused(t, b.URL(), "User connection limit (1) is reached")
+	c.Close()
+	c = b.Dial(t)
+	c.Close()
+
+	if err := b.Broker.DeleteLimit(broker.UserLimit, "guest", broker.LimitMaxConnections); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Broker.SetLimit(broker.VHostLimit, "/", broker.LimitMaxConnections, 0); err != nil {
+		t.Fatal(err)
+	}
+	dialRefused(t, b.URL(), "access to vhost '/' refused for user 'guest': connection limit (0) is reached")
+	if err := b.Broker.SetLimit(broker.VHostLimit, "/", broker.LimitMaxConnections, -1); err != nil {
+		t.Fatal(err)
+	}
+	b.Dial(t) // negative: no limit
+
+	var be *broker.Error
+	if err := b.Broker.SetLimit(broker.UserLimit, "guest", "max-channels", 5); !errors.As(err, &be) || be.Code != broker.InvalidArgument {
+		t.Errorf("max-channels: %v, want InvalidArgument", err)
+	}
+	if err := b.Broker.SetLimit(broker.UserLimit, "nobody", broker.LimitMaxConnections, 5); broker.CodeOf(err) != broker.NotFound {
+		t.Errorf("limit of an unknown user: %v, want NotFound", err)
+	}
+}
+
+// flakyListener fails its first accepts as a process out of descriptors
+// does (EMFILE).
+type flakyListener struct {
+	net.Listener
+	fails atomic.Int32
+}
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	if l.fails.Add(-1) >= 0 {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: syscall.EMFILE}
+	}
+	return l.Listener.Accept()
+}
+
+// A failed accept does not stop the listener (the broker used to stop on
+// EMFILE): it backs off and retries, as net/http does.
+func TestAcceptErrorsBackOffAndRetry(t *testing.T) {
+	b := sluicetest.Start(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { conn.Close() })
-	ch := sluicetest.Channel(t, conn)
-	deliveries, err := ch.Consume("poison", "", false, false, false, false, nil)
+	fl := &flakyListener{Listener: ln}
+	fl.fails.Store(5)
+	served := make(chan error, 1)
+	go func() { served <- b.Server.Serve(fl) }()
+	conn, err := amqp091.Dial("amqp://guest:guest@" + ln.Addr().String() + "/")
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("dial after failed accepts: %v", err)
 	}
-	d := recv(t, deliveries)
-	if string(d.Body) != "small" {
-		t.Fatalf("got %q, want the small message", d.Body)
+	conn.Close()
+	if n := fl.fails.Load(); n >= 0 {
+		t.Errorf("%d failures left; the listener did not meet them", n+1)
 	}
-	if err := d.Ack(false); err != nil {
-		t.Fatal(err)
+	select {
+	case err := <-served:
+		t.Fatalf("Serve returned %v", err)
+	default:
 	}
-	if conn.IsClosed() {
-		t.Fatal("connection closed")
+	ln.Close()
+	if err := <-served; err == nil {
+		t.Error("Serve returned nil after its listener closed")
 	}
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		got, ok, err := pub.Get("poison-dlq", true)
+}
+
+// Sockets that never finish a handshake cannot exhaust descriptors under
+// --max-connections: past twice the limit a new socket is closed at once.
+func TestMaxConnectionsBoundsHandshakingSockets(t *testing.T) {
+	b := sluicetest.Start(t, sluicetest.WithServerConfig(func(c *amqpserver.Config) { c.MaxConnections = 1 }))
+	for range 2 { // sockets that stop after connection.start, held in their handshake
+		nc, err := net.Dial("tcp", b.Addr())
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ok {
-			if string(got.Body) != "big" {
-				t.Fatalf("dead-lettered %q, want the big message", got.Body)
-			}
-			break
+		defer nc.Close()
+		if _, err := nc.Write([]byte("AMQP\x00\x00\x09\x01")); err != nil {
+			t.Fatal(err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the unencodable message was not dead-lettered")
+		nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := nc.Read(make([]byte, 7)); err != nil {
+			t.Fatalf("no connection.start: %v", err)
 		}
 	}
-	// basic.get of such a message answers get-empty, the connection lives.
-	if err := ch.Cancel(d.ConsumerTag, false); err != nil {
+	nc, err := net.Dial("tcp", b.Addr())
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := pub.Publish("", "poison", false, false, big); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(50 * time.Millisecond)
-	if _, ok, err := ch.Get("poison", false); err != nil || ok {
-		t.Fatalf("get = %v, %v; want get-empty", ok, err)
-	}
-	if conn.IsClosed() {
-		t.Fatal("connection closed after basic.get")
+	defer nc.Close()
+	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := nc.Read(make([]byte, 8)); !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("third socket: read %v, want it closed at accept", err)
 	}
 }

@@ -3,6 +3,8 @@ package broker
 import (
 	"sync"
 	"sync/atomic"
+
+	"github.com/sluicemq/sluice/internal/access"
 )
 
 // Connection is one client connection: the owner of its exclusive queues
@@ -10,10 +12,12 @@ import (
 type Connection struct {
 	vh     *vhost
 	info   ConnInfo
-	access *connAccess // permissions.go; nil: unchecked (admin sessions)
+	access *access.Checker // permissions.go; nil: unchecked (admin sessions)
 	// impersonator: the user has the impersonator tag and may publish
 	// with any user_id (senders.go). Read when the connection opens.
 	impersonator bool
+	// release gives back the connection's slot in the limits (limits.go).
+	release func()
 
 	// outputFull: the front door's output to this client is full; its
 	// consumers get nothing until it drains (SetOutputFull).
@@ -90,6 +94,9 @@ func (c *Connection) Close() {
 	}
 	c.closed = true
 	c.vh.env.objects.connClosed.Add(1)
+	if c.release != nil {
+		c.release()
+	}
 	chans := make([]*Channel, 0, len(c.channels))
 	for _, ch := range c.channels {
 		chans = append(chans, ch)
