@@ -18,7 +18,7 @@ func (s *Store) Apply(b *store.Batch, sync bool) error {
 	if err := b.Validate(); err != nil {
 		return err
 	}
-	if err := s.enter(); err != nil {
+	if err := s.enterWrite(); err != nil {
 		return err
 	}
 	defer s.exit()
@@ -44,7 +44,7 @@ func (s *Store) ApplyAsync(b *store.Batch) (wait func() error, err error) {
 	if err := b.Validate(); err != nil {
 		return nil, err
 	}
-	if err := s.enter(); err != nil {
+	if err := s.enterWrite(); err != nil {
 		return nil, err
 	}
 	pb, err := s.commit(b, func(pb *pebble.Batch) error { return s.db.ApplyNoSyncWait(pb, pebble.Sync) })
@@ -59,10 +59,13 @@ func (s *Store) ApplyAsync(b *store.Batch) (wait func() error, err error) {
 		defer s.exit()
 		err := pb.SyncWait()
 		pb.Close()
-		if f := s.fatal.Load(); f != nil {
-			return fmt.Errorf("apply: %w", f)
+		if err := s.Fenced(); err != nil {
+			return fmt.Errorf("apply: %w", err)
 		}
 		if err != nil {
+			// fenceFS keeps WAL failures from Pebble; anything else
+			// that fails a sync leaves the store unusable as well.
+			s.fence(fmt.Errorf("wait for sync: %w", err))
 			return s.wrap("apply", err)
 		}
 		return nil
@@ -117,10 +120,11 @@ func (s *Store) commit(b *store.Batch, apply func(*pebble.Batch) error) (*pebble
 		return pb, s.wrap("apply", err)
 	}
 	err := apply(pb)
-	if f := s.fatal.Load(); f != nil {
-		// Pebble reports a failed WAL write or sync through Logger.Fatalf and
-		// returns nil: the batch may be visible but is not durable.
-		return pb, fmt.Errorf("apply: %w", f)
+	if err := s.Fenced(); err != nil {
+		// fenceFS hid a failed WAL write or sync from Pebble (or Pebble
+		// reported one through Logger.Fatalf) and apply returned nil: the
+		// batch may be visible but is not durable.
+		return pb, fmt.Errorf("apply: %w", err)
 	}
 	if err != nil {
 		return pb, s.wrap("apply", err)
