@@ -46,9 +46,14 @@ type walDamage struct {
 	offset int64 // where the first unreadable record starts
 	size   int64 // the file's length
 	good   int   // records before the damage
-	// after counts the records of this log found intact after the damage
-	// (zero: a torn tail).
+	// after counts the records of this log found intact after the damage.
 	after int
+	// synced is set when a record after the damage says (by the synced
+	// offset its chunk carries) that the WAL had been synced past the
+	// damage: what was there had been confirmed, so this is corruption, not
+	// a torn tail. Chunks without a synced offset (older formats) count as
+	// saying so.
+	synced bool
 }
 
 func (d walDamage) droppedBytes() int64 { return d.size - d.offset }
@@ -76,40 +81,53 @@ func checkWALs(fs vfs.FS, dir string, repair bool, log *slog.Logger) error {
 	if !found {
 		return nil
 	}
-	path := fs.PathJoin(dir, fs.PathBase(fmt.Sprintf("%06d.log", uint64(newest))))
-	d, damaged, err := checkWAL(fs, path, uint32(newest))
-	if err != nil || !damaged {
+	path := fs.PathJoin(dir, fmt.Sprintf("%06d.log", uint64(newest)))
+	data, err := readWAL(fs, path)
+	if err != nil {
 		return err
 	}
+	d, damaged := checkWAL(data, uint32(newest))
+	if !damaged {
+		return nil
+	}
+	d.path = path
 	attrs := []any{"file", d.path, "offset", d.offset, "dropped_bytes", d.droppedBytes(),
 		"dropped_records", d.droppedRecords(), "kept_records", d.good}
 	switch {
-	case d.after == 0:
+	case !d.synced:
 		log.Warn("write-ahead log ends in a torn record (normal after a crash): cutting it", attrs...)
 	case !repair:
-		return fmt.Errorf("%w: write-ahead log %s is damaged at offset %d and %d intact records follow the damage: "+
+		return fmt.Errorf("%w: write-ahead log %s is damaged at offset %d and %d intact records of it follow the damage: "+
 			"refusing to start, since starting would drop them (%d records, %d bytes from the offset on); "+
 			"restore the data directory from a backup, or start with --repair to accept the loss",
 			store.ErrCorrupt, d.path, d.offset, d.after, d.droppedRecords(), d.droppedBytes())
 	default:
 		log.Error("write-ahead log damaged: --repair drops everything from the damage on", attrs...)
 	}
-	return cutFile(fs, d.path, d.offset)
+	if err := writeFileAtomic(fs, dir, fs.PathBase(path), data[:d.offset]); err != nil {
+		return fmt.Errorf("cut %s at offset %d: %w", path, d.offset, err)
+	}
+	return nil
 }
 
-// checkWAL reads one WAL file; damaged is false when every record reads
-// and the file ends cleanly.
-func checkWAL(fs vfs.FS, path string, logNum uint32) (d walDamage, damaged bool, err error) {
+// readWAL returns the content of one WAL file.
+func readWAL(fs vfs.FS, path string) ([]byte, error) {
 	f, err := fs.Open(path)
 	if err != nil {
-		return d, false, fmt.Errorf("open %s: %w", path, err)
+		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
+	defer f.Close()
 	data, err := io.ReadAll(f)
-	f.Close()
 	if err != nil {
-		return d, false, fmt.Errorf("read %s: %w", path, err)
+		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
-	d = walDamage{path: path, size: int64(len(data))}
+	return data, nil
+}
+
+// checkWAL reads the content of WAL logNum; damaged is false when every
+// record reads and the file ends cleanly.
+func checkWAL(data []byte, logNum uint32) (d walDamage, damaged bool) {
+	d = walDamage{size: int64(len(data))}
 	// Records of the recyclable formats carry their log's number; pass it
 	// so a recycled file's stale records read as its end.
 	r := newRecordReader(record.NewReader, bytes.NewReader(data), logNum)
@@ -120,7 +138,7 @@ func checkWAL(fs vfs.FS, path string, logNum uint32) (d walDamage, damaged bool,
 			_, err = io.Copy(io.Discard, rec)
 		}
 		if err == io.EOF {
-			return d, false, nil
+			return d, false
 		}
 		if err != nil {
 			d.offset = off
@@ -130,13 +148,13 @@ func checkWAL(fs vfs.FS, path string, logNum uint32) (d walDamage, damaged bool,
 	}
 	tail := data[d.offset:]
 	if !slices.ContainsFunc(tail, func(b byte) bool { return b != 0 }) {
-		return d, false, nil // a zeroed tail holds nothing
+		return d, false // a zeroed tail holds nothing
 	}
 	if c, ok := chunkAt(data, int(d.offset)); ok && c.logNum != logNum {
-		return d, false, nil // the stale records of a recycled file
+		return d, false // the stale records of a recycled file
 	}
-	d.after = countRecordsAfter(data, int(d.offset)+1, logNum)
-	return d, true, nil
+	d.after, d.synced = recordsAfter(data, int(d.offset)+1, logNum)
+	return d, true
 }
 
 // newRecordReader calls record.NewReader, whose log number type lives in
@@ -149,7 +167,8 @@ func newRecordReader[N ~uint64](newReader func(io.Reader, N) *record.Reader, r i
 type chunk struct {
 	kind   byte
 	logNum uint32
-	end    int // offset of the byte after the chunk's payload
+	synced int64 // the synced offset the chunk carries, -1 for none
+	end    int   // offset of the byte after the chunk's payload
 }
 
 const (
@@ -185,14 +204,18 @@ func chunkAt(data []byte, off int) (chunk, bool) {
 	if binary.LittleEndian.Uint32(data[off:]) != (c>>15|c<<17)+0xa282ead8 {
 		return chunk{}, false
 	}
-	return chunk{kind: kind, logNum: binary.LittleEndian.Uint32(data[off+7:]), end: end}, true
+	ch := chunk{kind: kind, logNum: binary.LittleEndian.Uint32(data[off+7:]), synced: -1, end: end}
+	if kind >= syncOffsetKind {
+		ch.synced = int64(min(binary.LittleEndian.Uint64(data[off+11:]), 1<<62))
+	}
+	return ch, true
 }
 
-// countRecordsAfter counts the records of logNum that start (a full or a
-// first chunk) at or after from, looking at every offset: damage may have
-// shifted chunks off their usual places.
-func countRecordsAfter(data []byte, from int, logNum uint32) int {
-	n := 0
+// recordsAfter counts the records of logNum that start (a full or a first
+// chunk) at or after from, looking at every offset (damage may have shifted
+// chunks off their usual places), and reports whether one of them says the
+// log was synced past from.
+func recordsAfter(data []byte, from int, logNum uint32) (n int, synced bool) {
 	for off := from; off+11 <= len(data); {
 		c, ok := chunkAt(data, off)
 		if !ok || c.logNum != logNum {
@@ -202,27 +225,8 @@ func countRecordsAfter(data []byte, from int, logNum uint32) int {
 		if k := (c.kind - firstLogNumKind) % 4; k == 0 || k == 1 { // full or first
 			n++
 		}
+		synced = synced || c.synced < 0 || c.synced >= int64(from)
 		off = c.end
 	}
-	return n
-}
-
-// cutFile truncates path to size and syncs it.
-func cutFile(fs vfs.FS, path string, size int64) error {
-	f, err := fs.OpenReadWrite(path, vfs.WriteCategoryUnspecified)
-	if err != nil {
-		return fmt.Errorf("open %s to cut it: %w", path, err)
-	}
-	defer f.Close()
-	t, ok := f.(interface{ Truncate(int64) error })
-	if !ok {
-		return fmt.Errorf("cut %s: the file system cannot truncate", path)
-	}
-	if err := t.Truncate(size); err != nil {
-		return fmt.Errorf("cut %s at %d: %w", path, size, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", path, err)
-	}
-	return nil
+	return n, synced
 }
