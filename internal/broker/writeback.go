@@ -44,10 +44,10 @@ import (
 type writeBehind struct {
 	store.Store
 	log   *slog.Logger
-	fence storeFence // fence.go: every write error trips it
-	wake chan struct{} // capacity 1: a pending flush request
-	stop chan struct{}
-	wg   sync.WaitGroup
+	fence storeFence    // fence.go: every write error trips it
+	wake  chan struct{} // capacity 1: a pending flush request
+	stop  chan struct{}
+	wg    sync.WaitGroup
 
 	// applyMu serializes applies through the writeBehind, so queued changes
 	// reach the store in order. It guards merged and flushing. Nothing is
