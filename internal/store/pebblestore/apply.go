@@ -47,8 +47,20 @@ func (s *Store) ApplyAsync(b *store.Batch) (wait func() error, err error) {
 	if err := s.enterWrite(); err != nil {
 		return nil, err
 	}
-	pb, err := s.commit(b, func(pb *pebble.Batch) error { return s.db.ApplyNoSyncWait(pb, pebble.Sync) })
+	applied := false
+	pb, err := s.commit(b, func(pb *pebble.Batch) error {
+		err := s.db.ApplyNoSyncWait(pb, pebble.Sync)
+		applied = err == nil
+		return err
+	})
 	if err != nil {
+		if applied {
+			// Fenced after Pebble took the batch: its WAL sync is still
+			// pending and will touch the batch, so wait for it (fenceFS
+			// makes it return at once) before the batch goes back to
+			// Pebble's pool.
+			_ = pb.SyncWait()
+		}
 		if pb != nil {
 			pb.Close()
 		}

@@ -219,7 +219,6 @@ func TestWALFailureNeverPanics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
 	mustApply(t, s, bigBatch(0), true)
 	fault.armed.Store(true)
 	refused := 0
@@ -239,6 +238,9 @@ func TestWALFailureNeverPanics(t *testing.T) {
 	if _, err := s.Get(2, 1); err != nil {
 		t.Fatalf("Get of a synced record after the fence: %v", err)
 	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close after the fence: %v", err)
+	}
 	t.Logf("%d batches refused", refused)
 }
 
@@ -253,7 +255,6 @@ func TestDeletedDirectoryFences(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
 	mustApply(t, s, batchOf(0), true)
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
@@ -269,5 +270,8 @@ func TestDeletedDirectoryFences(t *testing.T) {
 	}
 	if got := batchPresence(t, s, 0); got != "all" {
 		t.Fatalf("read after the fence: batch 0 is %s, want all", got)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close after the fence: %v", err)
 	}
 }
