@@ -11,7 +11,7 @@ package pebblestore
 //   - damage with no record of this log after it (a torn final write, a
 //     zeroed or recycled tail): normal after kill -9; the tail is cut and a
 //     warning says how many bytes were dropped;
-//   - damage followed by valid records of this log: refused, naming the
+//   - damage followed by intact chunks of this log: refused, naming the
 //     file and the offset, unless Options.RepairWAL accepts the loss; then
 //     the file is cut at the damage and an error line says how many records
 //     and bytes were dropped.
@@ -46,14 +46,13 @@ type walDamage struct {
 	offset int64 // where the first unreadable record starts
 	size   int64 // the file's length
 	good   int   // records before the damage
-	// after counts the records of this log found intact after the damage.
+	// after counts the records of this log that start intact after the
+	// damage.
 	after int
-	// synced is set when a record after the damage says (by the synced
-	// offset its chunk carries) that the WAL had been synced past the
-	// damage: what was there had been confirmed, so this is corruption, not
-	// a torn tail. Chunks without a synced offset (older formats) count as
-	// saying so.
-	synced bool
+	// intact is set when any chunk of this log follows the damage intact
+	// (a record's later chunks count): the bytes after the damage were
+	// written, so the damage is not a write the crash cut short.
+	intact bool
 }
 
 func (d walDamage) droppedBytes() int64 { return d.size - d.offset }
@@ -94,7 +93,7 @@ func checkWALs(fs vfs.FS, dir string, repair bool, log *slog.Logger) error {
 	attrs := []any{"file", d.path, "offset", d.offset, "dropped_bytes", d.droppedBytes(),
 		"dropped_records", d.droppedRecords(), "kept_records", d.good}
 	switch {
-	case !d.synced:
+	case !d.intact:
 		log.Warn("write-ahead log ends in a torn record (normal after a crash): cutting it", attrs...)
 	case !repair:
 		return fmt.Errorf("%w: write-ahead log %s is damaged at offset %d and %d intact records of it follow the damage: "+
@@ -153,7 +152,9 @@ func checkWAL(data []byte, logNum uint32) (d walDamage, damaged bool) {
 	if c, ok := chunkAt(data, int(d.offset)); ok && c.logNum != logNum {
 		return d, false // the stale records of a recycled file
 	}
-	d.after, d.synced = recordsAfter(data, int(d.offset)+1, logNum)
+	// The record that failed may have intact chunks of its own before
+	// the bad one: look for this log's chunks after the first bad chunk.
+	d.after, d.intact = recordsAfter(data, firstBadChunk(data, int(d.offset), logNum)+1, logNum)
 	return d, true
 }
 
@@ -167,8 +168,8 @@ func newRecordReader[N ~uint64](newReader func(io.Reader, N) *record.Reader, r i
 type chunk struct {
 	kind   byte
 	logNum uint32
-	synced int64 // the synced offset the chunk carries, -1 for none
-	end    int   // offset of the byte after the chunk's payload
+	hdr    int // header size
+	end    int // offset of the byte after the chunk's payload
 }
 
 const (
@@ -204,18 +205,30 @@ func chunkAt(data []byte, off int) (chunk, bool) {
 	if binary.LittleEndian.Uint32(data[off:]) != (c>>15|c<<17)+0xa282ead8 {
 		return chunk{}, false
 	}
-	ch := chunk{kind: kind, logNum: binary.LittleEndian.Uint32(data[off+7:]), synced: -1, end: end}
-	if kind >= syncOffsetKind {
-		ch.synced = int64(min(binary.LittleEndian.Uint64(data[off+11:]), 1<<62))
+	return chunk{kind: kind, logNum: binary.LittleEndian.Uint32(data[off+7:]), hdr: hdr, end: end}, true
+}
+
+// firstBadChunk walks the chunks of logNum from off and returns where the
+// first one that does not read starts.
+func firstBadChunk(data []byte, off int, logNum uint32) int {
+	for {
+		c, ok := chunkAt(data, off)
+		if !ok || c.logNum != logNum {
+			return off
+		}
+		off = c.end
+		// A block with no room left for a header is padded.
+		if rem := walBlockSize - off%walBlockSize; rem < c.hdr {
+			off += rem
+		}
 	}
-	return ch, true
 }
 
 // recordsAfter counts the records of logNum that start (a full or a first
 // chunk) at or after from, looking at every offset (damage may have shifted
-// chunks off their usual places), and reports whether one of them says the
-// log was synced past from.
-func recordsAfter(data []byte, from int, logNum uint32) (n int, synced bool) {
+// chunks off their usual places), and reports whether any chunk of logNum
+// is there at all.
+func recordsAfter(data []byte, from int, logNum uint32) (n int, any bool) {
 	for off := from; off+11 <= len(data); {
 		c, ok := chunkAt(data, off)
 		if !ok || c.logNum != logNum {
@@ -225,8 +238,8 @@ func recordsAfter(data []byte, from int, logNum uint32) (n int, synced bool) {
 		if k := (c.kind - firstLogNumKind) % 4; k == 0 || k == 1 { // full or first
 			n++
 		}
-		synced = synced || c.synced < 0 || c.synced >= int64(from)
+		any = true
 		off = c.end
 	}
-	return n, synced
+	return n, any
 }

@@ -134,3 +134,47 @@ func TestWALCleanRestartSaysNothing(t *testing.T) {
 		t.Fatalf("last batch: %s", got)
 	}
 }
+
+// A record larger than a WAL block spans chunks: damage in its middle
+// chunk, with its last chunk intact after it, is corruption; a cut inside
+// its last chunk is a torn tail.
+func TestWALDamageInsideAMultiBlockRecord(t *testing.T) {
+	image := func(t *testing.T) (string, string) {
+		src := filepath.Join(t.TempDir(), "live")
+		s := open(t, src, testOptions(nil))
+		mustApply(t, s, batchOf(0), true)
+		var b store.Batch
+		b.PutMessage(3, 1, bytes.Repeat([]byte("x"), 100<<10)) // about four blocks
+		mustApply(t, s, &b, true)
+		dir := filepath.Join(t.TempDir(), "image")
+		if err := os.CopyFS(dir, os.DirFS(src)); err != nil {
+			t.Fatal(err)
+		}
+		logs, _ := filepath.Glob(filepath.Join(dir, pebbleDir, "*.log"))
+		return dir, logs[len(logs)-1]
+	}
+	t.Run("middle chunk", func(t *testing.T) {
+		dir, wal := image(t)
+		damage(t, wal, func(b []byte) []byte {
+			for i := 40 << 10; i < 40<<10+16; i++ {
+				b[i] ^= 0xff
+			}
+			return b
+		})
+		if _, err := Open(dir, testOptions(nil)); !errors.Is(err, store.ErrCorrupt) {
+			t.Fatalf("Open = %v, want ErrCorrupt", err)
+		}
+	})
+	t.Run("cut in the last chunk", func(t *testing.T) {
+		dir, wal := image(t)
+		damage(t, wal, func(b []byte) []byte { return b[:len(b)-100] })
+		var logged bytes.Buffer
+		s := open(t, dir, logTo(testOptions(nil), &logged))
+		if !strings.Contains(logged.String(), "torn") {
+			t.Fatalf("no torn-tail warning:\n%s", logged.String())
+		}
+		if got := batchPresence(t, s, 0); got != "all" {
+			t.Fatalf("the batch before the torn record: %s", got)
+		}
+	})
+}
