@@ -432,13 +432,18 @@ func (q *queue) get(ch *Channel, noAck bool) (*Delivery, error) {
 }
 
 // purge removes the ready messages and returns how many. For a durable
-// queue the removal is synced before purge returns.
-func (q *queue) purge() uint32 {
+// queue the removal is synced before purge returns; when the store fails
+// the messages stay and purge returns the error.
+func (q *queue) purge() (uint32, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if err := q.env.wb.fence.check(); err != nil {
+		return 0, err
+	}
+	floor := q.floor
 	es := q.ready.takeAll()
 	if len(es) == 0 {
-		return 0
+		return 0, nil
 	}
 	var b store.Batch
 	deleteEntries(&b, q.id, es, q.env.cache)
@@ -446,9 +451,14 @@ func (q *queue) purge() uint32 {
 	// A purge is rare and its client is told it happened: make it stick
 	// before purge-ok, so purged messages never come back after a crash.
 	if err := q.env.st.Apply(&b, q.durable); err != nil {
-		q.env.log.Error("apply purge", "queue", q.name, "err", err)
+		q.floor = floor
+		for _, e := range es {
+			e.flags &^= entryCached // deleteEntries dropped the bodies from the cache
+			q.ready.putBack(e)
+		}
+		return 0, err
 	}
-	return uint32(min(len(es), 1<<32-1))
+	return uint32(min(len(es), 1<<32-1)), nil
 }
 
 // deleteEntries adds deletes for es to b: ranges for runs of seqs.
