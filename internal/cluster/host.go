@@ -134,7 +134,8 @@ type Host struct {
 	waiters map[uint64]*waiter // guarded by wmu
 
 	// Owned by the loop.
-	groups map[uint64]*group
+	groups  map[uint64]*group
+	applied []uint64 // ids of this node's proposals applied in this round
 }
 
 type inbound struct {
@@ -163,6 +164,8 @@ type group struct {
 	term    uint64 // the term it leads in
 	serving bool   // told the handler it serves (leader, term's first entry applied)
 	lead    uint64 // the leader as last known
+	// campaign: bootstrapped here, to campaign once its membership applies
+	campaign bool
 }
 
 // New opens the host's groups from st (the node's local store). The host
@@ -460,7 +463,21 @@ func (h *Host) handleReady() error {
 			return err
 		}
 	}
+	// Proposers wake up here, not on the notifier: a handler call may
+	// itself wait for a proposal. What they wrote is in the local store.
+	for _, id := range h.applied {
+		h.finish(id, nil)
+	}
+	h.applied = h.applied[:0]
 	h.notes.push(notes)
+	for _, r := range rds {
+		if r.g.campaign {
+			// A bootstrapped group campaigns once its membership is
+			// applied (raft refuses before), not after an election timeout.
+			r.g.campaign = false
+			defer r.g.rn.Campaign()
+		}
+	}
 	for _, r := range rds {
 		r.g.rn.Advance(r.rd)
 	}
@@ -550,13 +567,16 @@ func (h *Host) applyCommand(g *group, e *pb.Entry, staged *store.Batch) ([]func(
 				h.log.Error("cluster: define queue", "group", fmt.Sprintf("%x", g.id), "err", err)
 			}
 		})
+		if g.serving {
+			// The leader began serving before the queue existed here.
+			notes = append(notes, h.servingNote(g.id, true))
+		}
 	default:
 		// A command of a newer version: skipped the same way everywhere.
 		h.log.Warn("cluster: unknown command", "group", fmt.Sprintf("%x", g.id), "kind", c.kind)
 	}
 	if c.proposer == h.self {
-		id := c.id
-		notes = append(notes, func() { h.finish(id, nil) })
+		h.applied = append(h.applied, c.id)
 	}
 	return notes, nil
 }
@@ -602,6 +622,20 @@ func (h *Host) await(ctx context.Context, p pending) error {
 	case <-ctx.Done():
 		h.finish(p.id, ErrTimeout)
 		return <-p.w.done
+	}
+}
+
+// barrier waits until the notifier has run everything queued before it.
+func (h *Host) barrier(ctx context.Context) error {
+	done := make(chan struct{})
+	h.notes.push([]func(){func() { close(done) }})
+	select {
+	case <-done:
+		return nil
+	case <-h.stop:
+		return ErrStopped
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

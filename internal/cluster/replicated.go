@@ -55,7 +55,7 @@ func (h *Host) CreateQueue(ctx context.Context, id store.QueueID, def []byte) er
 			return
 		}
 		h.groups[gid] = g
-		err = g.rn.Campaign()
+		g.campaign = true
 	}); derr != nil {
 		return derr
 	}
@@ -66,6 +66,11 @@ func (h *Host) CreateQueue(ctx context.Context, id store.QueueID, def []byte) er
 	// election takes a round trip to the other members).
 	for {
 		err := h.proposeCmd(ctx, gid, cmdDefine, def)
+		if err == nil {
+			// The handler has defined the queue once the notifier
+			// has run what the definition's apply queued.
+			return h.barrier(ctx)
+		}
 		if !errors.Is(err, ErrNotLeader) {
 			return err
 		}
