@@ -364,6 +364,9 @@ func (q *queue) readyEntryLocked(id uint64) (*entry, error) {
 // A message that is unacked is PreconditionFailed; one that is gone is
 // NotFound.
 func (b *Broker) ReplaceMessage(vhostName, queueName string, id uint64, m *message.Message) error {
+	if err := CheckRoutingKey(m.RoutingKey); err != nil { // names.go: else no consumer could be sent it
+		return err
+	}
 	q, err := b.lookupQueue(vhostName, queueName)
 	if err != nil {
 		return err

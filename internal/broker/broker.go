@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/sluicemq/sluice/internal/access"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -51,6 +52,7 @@ type Broker struct {
 	vhMu   sync.RWMutex // vhosts.go: guards vhosts after Open
 	vhosts map[string]*vhost
 	users  *userDB
+	limits *limitsDB // limits.go
 
 	idMu        sync.Mutex
 	nextQueueID store.QueueID
@@ -101,6 +103,9 @@ func Open(cfg Config, st store.Store) (*Broker, error) {
 		return nil, err
 	}
 	b.users = users
+	if err := b.openLimits(); err != nil { // limits.go
+		return nil, err
+	}
 	if err := b.SeedPermissions(); err != nil {
 		return nil, fmt.Errorf("open broker: %w", err)
 	}
@@ -183,10 +188,19 @@ func (b *Broker) Close(ctx context.Context) error {
 	return err
 }
 
-// Authenticate checks a user's password. A user restricted to loopback is
-// refused when loopback is false. Failure is AccessRefused.
-func (b *Broker) Authenticate(username, password string, loopback bool) error {
-	return b.users.authenticate(username, password, loopback)
+// Authenticate checks a login (users.go). Failure is AccessRefused, with
+// one reason for every refused password (the log says more); a source
+// that failed too often is refused unchecked for a while, the error
+// wrapping *access.Throttled.
+func (b *Broker) Authenticate(l Login) error {
+	return b.users.authenticate(l)
+}
+
+// AuthenticateExternal admits a user whose identity a verified TLS client
+// certificate proved (SASL EXTERNAL): the user must exist, and one
+// restricted to loopback must come from there. Failure is AccessRefused.
+func (b *Broker) AuthenticateExternal(username, remote string) error {
+	return b.users.authenticateExternal(username, access.SourceOf(remote).Loopback)
 }
 
 // Connect opens a session of one client connection with one vhost. It
@@ -200,11 +214,17 @@ func (b *Broker) Connect(info ConnInfo) (*Connection, error) {
 	if info.User != "" && !b.users.exists(info.User) {
 		return nil, errorf(NotAllowed, "access to vhost '%s' refused for user '%s'", info.VHost, info.User)
 	}
+	release, err := b.limits.admit(info.User, info.VHost) // limits.go
+	if err != nil {
+		return nil, err
+	}
 	c := newConnection(vh, info)
+	c.release = release
 	c.impersonator = b.users.hasTag(info.User, tagImpersonator)
 	if info.User != "" {
 		access, err := b.newConnAccess(info.VHost, info.User) // permissions.go
 		if err != nil {
+			release()
 			return nil, err
 		}
 		c.access = access

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluicemq/sluice/internal/access"
 	"github.com/sluicemq/sluice/internal/message"
 )
 
@@ -342,7 +343,7 @@ func (ch *Channel) Qos(prefetchSize uint32, prefetchCount uint16, global bool) e
 
 // Get takes one message (basic.get); nil with no error means get-empty.
 func (ch *Channel) Get(queueName string, noAck bool) (*Delivery, error) {
-	if err := ch.allow(PermRead, "queue", queueName); err != nil {
+	if err := ch.allow(access.Read, "queue", queueName); err != nil {
 		return nil, err
 	}
 	ch.conn.waitPublished()
@@ -382,7 +383,10 @@ func (ch *Channel) publish(msg *message.Message, d *Draft, mandatory bool, done 
 	if done == nil {
 		done = func(error) {}
 	}
-	if err := ch.allow(PermWrite, "exchange", msg.Exchange); err != nil { // permissions.go
+	if err := ch.allow(access.Write, "exchange", msg.Exchange); err != nil { // permissions.go
+		return false, err
+	}
+	if err := CheckRoutingKey(msg.RoutingKey); err != nil { // names.go: a key no consumer's frame could carry
 		return false, err
 	}
 	if err := ch.checkProperties(msg); err != nil { // senders.go

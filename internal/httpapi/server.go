@@ -25,12 +25,16 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/sluicemq/sluice/internal/access"
 	"github.com/sluicemq/sluice/internal/api"
 	"github.com/sluicemq/sluice/internal/broker"
+	"github.com/sluicemq/sluice/internal/listen"
 )
 
 // Config configures the HTTP API.
@@ -40,8 +44,13 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock; tests replace it.
 	Now func() time.Time
-	// MaxBodyBytes bounds a request body.
+	// MaxBodyBytes bounds a request body, except those below.
 	MaxBodyBytes int64
+	// MaxMessageSize is the largest message body (--max-message-size);
+	// a publish or an edit may send it base64-encoded with its envelope.
+	MaxMessageSize int64
+	// MaxDefinitionsBytes bounds a definitions import.
+	MaxDefinitionsBytes int64
 	// DataDir is the broker's data directory, for the free-disk metric
 	// ("" leaves the metric out).
 	DataDir string
@@ -64,6 +73,14 @@ type Config struct {
 	// NodeName names this broker in the overview, /api/nodes and the
 	// metrics' rabbitmq_node label.
 	NodeName string
+	// ReadHeaderTimeout, ReadTimeout and IdleTimeout bound how long a
+	// client may take to send a request's headers, its whole request, and
+	// how long an idle keep-alive connection stays open: a client that
+	// announces a body and never sends it cannot hold a descriptor.
+	ReadHeaderTimeout, ReadTimeout, IdleTimeout time.Duration
+	// MaxConnections bounds the open HTTP connections of all listeners
+	// together (0: no bound); one more is closed at accept.
+	MaxConnections int
 }
 
 // DefaultConfig returns the configuration `sluice serve` starts with.
@@ -72,14 +89,22 @@ func DefaultConfig() Config {
 		Addr:         "127.0.0.1:15672",
 		Logger:       slog.Default(),
 		Now:          time.Now,
-		MaxBodyBytes: 64 << 20,
-		ClusterName:  "sluice",
-		NodeName:     "sluice@localhost",
-		Version:      "dev",
-		RedriveChunk: 100,
-		KeepTasks:    100,
+		MaxBodyBytes: 1 << 20,
+
+		MaxMessageSize:      128 << 20,
+		MaxDefinitionsBytes: 16 << 20,
+		ClusterName:         "sluice",
+		NodeName:            "sluice@localhost",
+		Version:             "dev",
+		RedriveChunk:        100,
+		KeepTasks:           100,
 
 		SampleInterval: 5 * time.Second,
+
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxConnections:    1024,
 	}
 }
 
@@ -88,12 +113,20 @@ func (c Config) Validate() error {
 	switch {
 	case c.MaxBodyBytes < 1:
 		return fmt.Errorf("http config: MaxBodyBytes %d, want at least 1", c.MaxBodyBytes)
+	case c.MaxMessageSize < 1:
+		return fmt.Errorf("http config: MaxMessageSize %d, want at least 1", c.MaxMessageSize)
+	case c.MaxDefinitionsBytes < 1:
+		return fmt.Errorf("http config: MaxDefinitionsBytes %d, want at least 1", c.MaxDefinitionsBytes)
 	case c.RedriveChunk < 1:
 		return fmt.Errorf("http config: RedriveChunk %d, want at least 1", c.RedriveChunk)
 	case c.KeepTasks < 1:
 		return fmt.Errorf("http config: KeepTasks %d, want at least 1", c.KeepTasks)
 	case c.SampleInterval < 0:
 		return fmt.Errorf("http config: SampleInterval %v is negative", c.SampleInterval)
+	case c.MaxConnections < 0:
+		return fmt.Errorf("http config: MaxConnections %d is negative", c.MaxConnections)
+	case c.ReadHeaderTimeout <= 0 || c.ReadTimeout <= 0 || c.IdleTimeout <= 0:
+		return errors.New("http config: ReadHeaderTimeout, ReadTimeout and IdleTimeout must be positive")
 	}
 	return nil
 }
@@ -126,6 +159,19 @@ type Server struct {
 	sessions *sessionStore // session.go
 
 	closeOnce sync.Once
+	// openConns counts the HTTP connections of every listener, against
+	// Config.MaxConnections.
+	openConns atomic.Int64
+}
+
+// countConn keeps openConns: net/http reports every connection's states.
+func (s *Server) countConn(_ net.Conn, st http.ConnState) {
+	switch st {
+	case http.StateNew:
+		s.openConns.Add(1)
+	case http.StateClosed, http.StateHijacked:
+		s.openConns.Add(-1)
+	}
 }
 
 // New returns the API over b. conns may be nil (no AMQP front door).
@@ -151,8 +197,10 @@ func New(cfg Config, b *broker.Broker, conns Connections) (*Server, error) {
 	s.rates = newSampler(b, conns, cfg.Now, cfg.SampleInterval)
 	s.rates.start()
 	s.routes()
-	s.http = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)}
+	s.http = &http.Server{Handler: s,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout, ReadTimeout: cfg.ReadTimeout, IdleTimeout: cfg.IdleTimeout,
+		ErrorLog:  slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+		ConnState: s.countConn}
 	return s, nil
 }
 
@@ -160,7 +208,13 @@ func New(cfg Config, b *broker.Broker, conns Connections) (*Server, error) {
 func (s *Server) Handler() http.Handler { return s }
 
 // Serve serves on ln until Close; it returns http.ErrServerClosed then.
-func (s *Server) Serve(ln net.Listener) error { return s.http.Serve(ln) }
+// It may be called for several listeners. A failed accept is retried
+// after a pause (listen.Retry), never the end of the listener; past
+// Config.MaxConnections open connections a new one is closed at once.
+func (s *Server) Serve(ln net.Listener) error {
+	open := func() int { return int(s.openConns.Load()) }
+	return s.http.Serve(listen.Cap(listen.Retry(ln, "http", s.log), s.cfg.MaxConnections, open, "http", s.log))
+}
 
 // Close stops the listener, cancels running tasks and waits for them and
 // for requests in flight (until ctx ends).
@@ -176,23 +230,53 @@ func (s *Server) Close(ctx context.Context) error {
 	return err
 }
 
-// route registers an authenticated handler.
-func (s *Server) route(pattern string, need access, h func(w http.ResponseWriter, r *http.Request, u *user)) {
+// handler is an authenticated route's handler.
+type handler func(w http.ResponseWriter, r *http.Request, u *user)
+
+// route registers an authenticated handler whose body may be up to
+// Config.MaxBodyBytes.
+func (s *Server) route(pattern string, need tagNeed, h handler) {
+	s.routeSized(pattern, need, s.cfg.MaxBodyBytes, h)
+}
+
+// messageBodyBytes bounds a body that carries a message (publish, edit):
+// the largest message, base64-encoded, and its envelope.
+func (s *Server) messageBodyBytes() int64 { return s.cfg.MaxMessageSize/3*4 + 4 + messageEnvelopeBytes }
+
+// messageEnvelopeBytes is what a message body may carry beside its
+// payload: properties, headers, routing key.
+const messageEnvelopeBytes = 1 << 20
+
+// routeSized registers an authenticated handler whose body may be up to
+// limit bytes. The guards (guard.go) and the authentication come first;
+// the handler reads the body, after it has checked permissions.
+func (s *Server) routeSized(pattern string, need tagNeed, limit int64, h handler) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		if guardForged(w, r) {
+			return
+		}
 		u, err := s.authenticateAny(r) // session.go: basic auth or the console's cookie
 		if writeSessionError(w, err) {
 			return
 		}
+		var throttled *access.Throttled
+		if errors.As(err, &throttled) {
+			w.Header().Set("Retry-After", strconv.Itoa(int(throttled.Wait/time.Second)+1))
+			writeError(w, http.StatusTooManyRequests, "too_many_requests", err.Error())
+			return
+		}
 		if err != nil {
-			w.Header().Set("WWW-Authenticate", `Basic realm="Sluice"`)
-			writeError(w, http.StatusUnauthorized, "not_authorised", err.Error())
+			challenge(w, r, err.Error())
 			return
 		}
 		if !u.may(need) {
 			writeError(w, http.StatusForbidden, "not_authorised", fmt.Sprintf("user '%s' lacks the tag for this request", u.name))
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+		if guardJSON(w, r) {
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		h(w, r, u)
 	})
 }
@@ -217,7 +301,7 @@ func (s *Server) routes() {
 	s.route("GET /api/queues/{vhost}/{name}/bindings", needMonitoringOrManagement, s.queueBindings)
 	s.route("GET /api/queues/{vhost}/{name}/messages", needManagement, s.browse)
 	s.route("GET /api/queues/{vhost}/{name}/messages/{id}", needManagement, s.getMessage)
-	s.route("PUT /api/queues/{vhost}/{name}/messages/{id}", needManagement, s.putMessage)
+	s.routeSized("PUT /api/queues/{vhost}/{name}/messages/{id}", needManagement, s.messageBodyBytes(), s.putMessage)
 	s.route("DELETE /api/queues/{vhost}/{name}/messages/{id}", needManagement, s.deleteMessage)
 	s.route("POST /api/queues/{vhost}/{name}/redrive", needManagement, s.redrive)
 	s.route("GET /api/tasks", needManagement, s.listTasks)
@@ -230,7 +314,7 @@ func (s *Server) routes() {
 	s.route("GET /api/exchanges/{vhost}/{name}", needMonitoringOrManagement, s.getExchange)
 	s.route("PUT /api/exchanges/{vhost}/{name}", needManagement, s.putExchange)
 	s.route("DELETE /api/exchanges/{vhost}/{name}", needManagement, s.deleteExchange)
-	s.route("POST /api/exchanges/{vhost}/{name}/publish", needManagement, s.publish)
+	s.routeSized("POST /api/exchanges/{vhost}/{name}/publish", needManagement, s.messageBodyBytes(), s.publish)
 
 	s.route("GET /api/bindings", needMonitoringOrManagement, s.listBindings)
 	s.route("GET /api/bindings/{vhost}", needMonitoringOrManagement, s.listBindings)
@@ -257,6 +341,7 @@ func (s *Server) routes() {
 	s.routeSchemas()     // schemas.go
 	s.routeBindings()    // bindings.go
 	s.routePolicies()    // policies.go
+	s.routeLimits()      // limits.go
 	s.routeDefinitions() // definitions.go
 	s.routeHealth()      // health.go
 	s.routeConsole()     // session.go
@@ -268,6 +353,11 @@ func (s *Server) routes() {
 // ServeHTTP dispatches to the routes, answering an unknown path (404) or
 // method (405) with a JSON error as well.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.Contains(r.URL.Path, slashMark) {
+		// No name holds NUL (broker.CheckName), and markSlashes uses it.
+		writeError(w, http.StatusBadRequest, "bad_request", "a path may not hold NUL (%00): no name does")
+		return
+	}
 	r = markSlashes(r)
 	r = trimTrailingSlash(r)
 	h, pattern := s.mux.Handler(r)
@@ -292,15 +382,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // slashMark stands for an escaped slash (%2F) inside a path segment while
 // the mux matches: vhost "/" is "%2F", and ServeMux would otherwise clean
-// "/api/queues/%2F/q" into another path. pathValue turns it back.
-const slashMark = "\uE000"
+// "/api/queues/%2F/q" into another path. pathValue turns it back. It is
+// NUL, which no name may hold, so no character a name may hold turns
+// into "/" (U+E000, the mark once, did); a path holding NUL is refused.
+const slashMark = "\x00"
 
 func markSlashes(r *http.Request) *http.Request {
 	esc := r.URL.EscapedPath()
 	if !strings.Contains(esc, "%2F") && !strings.Contains(esc, "%2f") {
 		return r
 	}
-	esc = strings.NewReplacer("%2F", "%EE%80%80", "%2f", "%EE%80%80").Replace(esc)
+	esc = strings.NewReplacer("%2F", "%00", "%2f", "%00").Replace(esc)
 	p, err := url.PathUnescape(esc)
 	if err != nil {
 		return r
@@ -323,6 +415,16 @@ func trimTrailingSlash(r *http.Request) *http.Request {
 		r2.URL.RawPath = strings.TrimSuffix(r2.URL.RawPath, "/")
 	}
 	return r2
+}
+
+// escapedPath is r's path as the client sent it, escaped slashes and all,
+// for a Location header.
+func escapedPath(r *http.Request) string {
+	segs := strings.Split(r.URL.Path, "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(strings.ReplaceAll(s, slashMark, "/"))
+	}
+	return strings.Join(segs, "/")
 }
 
 // pathValue is r.PathValue with escaped slashes restored.
