@@ -411,8 +411,23 @@ func (h *Host) failGroup(group uint64) {
 }
 
 type ready struct {
-	g  *group
-	rd raft.Ready
+	g    *group
+	rd   raft.Ready
+	sent bool // its messages went out before the fsync
+}
+
+func (h *Host) send(g *group, msgs []*pb.Message) {
+	for _, m := range msgs {
+		h.tr.Send(m.GetTo(), g.id, m)
+	}
+}
+
+// leads reports whether g is leader as of rd.
+func leads(g *group, rd raft.Ready) bool {
+	if rd.SoftState != nil {
+		return rd.SoftState.RaftState == raft.StateLeader
+	}
+	return g.leader
 }
 
 func (h *Host) handleReady() error {
@@ -426,6 +441,16 @@ func (h *Host) handleReady() error {
 		if !raft.IsEmptySnap(rd.Snapshot) {
 			return fmt.Errorf("group %x: snapshots are not supported yet", g.id)
 		}
+		early := false
+		if leads(g, rd) && (rd.HardState == nil ||
+			rd.HardState.GetTerm() == g.st.hard.GetTerm() && rd.HardState.GetVote() == g.st.hard.GetVote()) {
+			// A leader whose term and vote are already durable sends its
+			// appends while it writes its own log (Raft thesis §10.2.1):
+			// an entry counts towards commit only once a majority,
+			// this node included only after its fsync, has it.
+			early = true
+			h.send(g, rd.Messages)
+		}
 		if err := g.st.stage(&persist, rd.Entries, rd.HardState); err != nil {
 			return err
 		}
@@ -433,7 +458,7 @@ func (h *Host) handleReady() error {
 			persist.PutMeta(groupListKey(g.id), nil)
 			g.listed = true
 		}
-		rds = append(rds, ready{g, rd})
+		rds = append(rds, ready{g, rd, early})
 	}
 	if len(rds) == 0 {
 		return nil
@@ -445,8 +470,8 @@ func (h *Host) handleReady() error {
 		}
 	}
 	for _, r := range rds {
-		for _, m := range r.rd.Messages {
-			h.tr.Send(m.GetTo(), r.g.id, m)
+		if !r.sent {
+			h.send(r.g, r.rd.Messages)
 		}
 	}
 	var applied store.Batch
@@ -608,6 +633,16 @@ func (h *Host) submit(ctx context.Context, group uint64, kind cmdKind, body []by
 		h.finish(id, ErrTimeout)
 	}
 	return pending{id, w}
+}
+
+// submitNoWait hands a command to the loop with no one waiting for it:
+// proposal id 0 has no waiter.
+func (h *Host) submitNoWait(group uint64, kind cmdKind, body []byte) {
+	data := appendCommand(make([]byte, 0, cmdHeaderLen+len(body)), command{kind: kind, proposer: h.self, body: body})
+	select {
+	case h.props <- proposal{group: group, data: data}:
+	case <-h.stop:
+	}
 }
 
 type pending struct {

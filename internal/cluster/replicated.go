@@ -159,6 +159,19 @@ func (s *Store) Apply(b *store.Batch, sync bool) error {
 	if err := b.Validate(); err != nil {
 		return err
 	}
+	if !sync {
+		// An unsynced write (a delivery's state, an ack, a floor) does not
+		// wait for its commit: it enters each log after the writes
+		// submitted before it, and if it is lost with a leader the
+		// message is delivered again (at-least-once).
+		for g, ops := range groups {
+			s.h.submitNoWait(g, cmdOps, encodeOps(nil, ops))
+		}
+		if local.Len() == 0 {
+			return nil
+		}
+		return s.Store.Apply(local, false)
+	}
 	wait := s.propose(groups)
 	var lerr error
 	if local.Len() > 0 {
