@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -354,6 +355,11 @@ func TestLeaderKillLosesNoConfirmedMessage(t *testing.T) {
 // every one is confirmed.
 func publishConfirmed(t *testing.T, c *cluster, queue string, from, to int) {
 	t.Helper()
+	publishConfirmedFunc(t, c, queue, from, to, func(int) {})
+}
+
+// publishConfirmedFunc is publishConfirmed calling confirmed for each id.
+func publishConfirmedFunc(t *testing.T, c *cluster, queue string, from, to int, confirmed func(id int)) {
 	deadline := time.Now().Add(60 * time.Second)
 	for id := from; id < to; {
 		if time.Now().After(deadline) {
@@ -373,6 +379,7 @@ func publishConfirmed(t *testing.T, c *cluster, queue string, from, to int) {
 			dc, err = ch.PublishWithDeferredConfirm("", queue, false, false,
 				amqp.Publishing{DeliveryMode: amqp.Persistent, Body: []byte(strconv.Itoa(id))})
 			if err == nil && dc.Wait() {
+				confirmed(id)
 				id++
 			} else if err == nil {
 				err = errors.New("nacked")
@@ -459,5 +466,39 @@ func TestFollowerKillAndPowerLoss(t *testing.T) {
 	}
 	if lost > 0 || len(got) > 1500 {
 		t.Fatalf("after power loss: %d of 1500 confirmed lost, %d distinct consumed", lost, len(got))
+	}
+}
+
+// The leader paused (SIGSTOP) past the election timeout, then resumed:
+// the others elect a new leader, the old one steps down when it wakes, and
+// no confirmed message is lost.
+func TestLeaderPause(t *testing.T) {
+	c := newCluster(t, 3)
+	if err := declare(t, c.nodes[0], "paused", quorum, false); err != nil {
+		t.Fatal(err)
+	}
+	const total = 2000
+	var confirmedN atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		publishConfirmedFunc(t, c, "paused", 0, total, func(int) { confirmedN.Add(1) })
+	}()
+	for confirmedN.Load() < total/4 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	l := c.leader("paused")
+	l.cmd.Process.Signal(syscall.SIGSTOP)
+	time.Sleep(4 * time.Second)
+	l.cmd.Process.Signal(syscall.SIGCONT)
+	<-done
+	if nl := c.leader("paused"); nl == l {
+		t.Logf("%s leads again after its pause", l.name)
+	}
+	got := drain(t, c, "paused")
+	for id := range total {
+		if got[id] == 0 {
+			t.Fatalf("confirmed message %d lost (of %d distinct consumed)", id, len(got))
+		}
 	}
 }
