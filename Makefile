@@ -88,14 +88,13 @@ PROBE_OUT ?= $(DIST)/probe
 release-probe:
 	$(call release_build,$(shell $(GO) env GOARCH),$(PROBE_OUT),./packaging/checkstatic/testdata/probe)
 
-# The HTTP API's JSON bodies and the name rule under Go's fuzzer, FUZZTIME
-# each (not part of `make test`); crashers land in each package's testdata.
+# Every Go fuzz target in the module, FUZZTIME each (default 10m); not part
+# of `make test`. Crashers land in the package's testdata/fuzz/.
 FUZZTIME ?= 10m
+fuzz:
+	GO=$(GO) FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
+
+# The HTTP API's JSON bodies and the name rule alone.
 fuzz-http:
 	$(GO) test -run '^$$' -fuzz '^FuzzAPIBodies$$' -fuzztime $(FUZZTIME) ./internal/httpapi/
 	$(GO) test -run '^$$' -fuzz '^FuzzCheckName$$' -fuzztime $(FUZZTIME) ./internal/broker/
-
-# Every Go fuzz target in the module, FUZZTIME each (default 10m); not part
-# of `make test`. Crashers land in the package's testdata/fuzz/.
-fuzz:
-	GO=$(GO) FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh

@@ -113,10 +113,10 @@ func (c *conn) serve() {
 	c.peerCN = peerCommonName(c.nc) // the TLS handshake is done once the header was read
 	go c.wr.run()
 	defer func() {
-		c.srv.partial.Add(-c.partial.Swap(0))
 		if c.counted {
 			c.srv.openConns.Add(-1)
 		}
+		c.srv.partial.Add(-c.partial.Swap(0))
 		if c.bconn != nil {
 			c.bconn.Close()
 		}
