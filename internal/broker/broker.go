@@ -27,6 +27,7 @@ type env struct {
 	// reads see its deferred changes.
 	st     store.Store
 	pipe   store.Pipeline[*publishReq] // commit.go
+	fence  *storeFence                 // fence.go: the pipeline writes through it
 	log    *slog.Logger
 	cache  *bodyCache
 	now    func() time.Time
@@ -41,6 +42,7 @@ type env struct {
 	delays        *scheduler
 	expiry        *expirer // expiry.go
 	noPoisonQueue bool
+	cluster       Cluster // quorum.go; nil for a single node
 	// dispatchers are the queues' dispatcher wake-ups (queue.wakeLocked);
 	// Close waits for them after the pipeline stopped.
 	dispatchers sync.WaitGroup
@@ -82,10 +84,12 @@ func Open(cfg Config, st store.Store) (*Broker, error) {
 	}
 	b := &Broker{cfg: cfg, vhosts: make(map[string]*vhost)}
 	pub := &publishing{log: cfg.Logger}
-	pipe := newPipeline(st, pub)
+	fence := &storeFence{log: cfg.Logger}
+	pipe := newPipeline(fencingStore{st, fence}, pub)
 	b.env = &env{
 		st:     pipe.Store(),
 		pipe:   pipe,
+		fence:  fence,
 		log:    cfg.Logger,
 		cache:  newBodyCache(cmp.Or(cfg.BodyCacheBytes, defaultCacheBytes)),
 		now:    cfg.Now,
@@ -93,6 +97,7 @@ func Open(cfg Config, st store.Store) (*Broker, error) {
 		reply:  newReplyRegistry(),
 
 		noPoisonQueue: cfg.NoPoisonQueue,
+		cluster:       cfg.Cluster,
 	}
 	b.env.newQueueID = b.allocQueueID
 	if err := b.openSchemas(); err != nil {

@@ -87,6 +87,9 @@ func newPipeline(st store.Store, p *publishing) *store.LocalPipeline[*publishReq
 	p.byQ = make(map[*queue][]entry)
 	return store.NewPipeline(store.PipelineEnv[*publishReq]{
 		Store: st, Prepare: p.prepare, Complete: p.complete, Logger: p.log,
+		// The fence's error is for good: what it kept from the store is
+		// dropped, not kept for a next write that will not come.
+		Permanent: isFence,
 	})
 }
 
@@ -154,8 +157,11 @@ func (p *publishing) prepare(group []*publishReq, b *store.Batch) bool {
 // publishers.
 func (p *publishing) complete(group []*publishReq, err error) {
 	if err != nil {
-		p.log.Error("commit messages", "messages", len(group), "err", err)
-		err = internalError("store messages", err)
+		// The publishers are nacked; a store failure fenced the broker
+		// and was logged once (fence.go).
+		if !isFence(err) {
+			p.log.Error("commit messages", "messages", len(group), "err", err)
+		}
 	} else {
 		p.enqueue(group)
 	}

@@ -17,9 +17,13 @@ type queue struct {
 	name string
 
 	durable, exclusive, autoDelete bool
-	declaredDurable                bool          // as declared (exclusive queues are never stored)
-	owner                          *Connection   // exclusive queues only
-	args                           message.Table // as declared
+	// quorum marks a replicated queue (quorum.go); serving says this node
+	// leads its group and may deliver and write it.
+	quorum          bool
+	serving         atomic.Bool
+	declaredDurable bool          // as declared (exclusive queues are never stored)
+	owner           *Connection   // exclusive queues only
+	args            message.Table // as declared
 	// optsP are the effective options: the declared arguments merged with
 	// the matching policies (policy.go); a policy change swaps them.
 	optsP atomic.Pointer[QueueOptions]
@@ -161,7 +165,7 @@ func (q *queue) dispatchLocked() { q.dispatchFromLocked(^uint64(0)) }
 // just enqueued, are delivered without an expiry check.
 func (q *queue) dispatchFromLocked(fresh uint64) {
 	var b store.Batch
-	for !q.deleted && len(q.consumers) > 0 && q.ready.len() > 0 {
+	for !q.deleted && len(q.consumers) > 0 && q.ready.len() > 0 && q.servesHere() {
 		c := q.pickConsumerLocked()
 		if c == nil {
 			break
@@ -467,7 +471,7 @@ func (q *queue) get(ch *Channel, noAck bool) (*Delivery, error) {
 	var b store.Batch
 	defer q.applyLocked(&b)
 	q.touchLocked()
-	for {
+	for q.servesHere() {
 		e, ok := q.ready.pop()
 		if !ok {
 			return nil, nil
@@ -492,14 +496,20 @@ func (q *queue) get(ch *Channel, noAck bool) (*Delivery, error) {
 		q.armExpiryLocked()
 		return d, nil
 	}
+	return nil, nil
 }
 
-// purge removes the ready messages and returns how many. For a durable
-// queue the removal is synced before purge returns, after the queue's lock
-// is released; a store failure is returned (the removal stays queued for
-// the next write).
+// purge removes the ready messages and returns how many. The removal is
+// applied (for a durable queue synced) before purge returns, after the
+// queue's lock is released; when the store fails the messages stay and
+// purge returns the error.
 func (q *queue) purge() (uint32, error) {
 	q.mu.Lock()
+	if err := q.env.fence.check(); err != nil {
+		q.mu.Unlock()
+		return 0, err
+	}
+	floor := q.floor
 	es := q.ready.takeAll()
 	if len(es) == 0 {
 		q.mu.Unlock()
@@ -510,15 +520,25 @@ func (q *queue) purge() (uint32, error) {
 	q.advanceFloorLocked(&b)
 	q.applyLocked(&b)
 	q.mu.Unlock()
-	n := uint32(min(len(es), 1<<32-1))
 	// A purge is rare and its client is told it happened: make it stick
 	// before purge-ok, so purged messages never come back after a crash.
+	var err error
 	if q.durable {
-		if err := q.env.pipe.Sync(); err != nil {
-			return n, internalError("purge", err)
-		}
+		err = q.env.pipe.Sync()
+	} else {
+		err = q.env.pipe.Flush()
 	}
-	return n, nil
+	if err != nil {
+		q.mu.Lock()
+		q.floor = min(q.floor, floor)
+		for _, e := range es {
+			e.flags &^= entryCached // deleteEntries dropped the bodies from the cache
+			q.ready.putBack(e)
+		}
+		q.mu.Unlock()
+		return 0, err
+	}
+	return uint32(min(len(es), 1<<32-1)), nil
 }
 
 // deleteEntries adds deletes for es to b: ranges for runs of seqs.
@@ -608,19 +628,9 @@ func (q *queue) removeConsumer(c *consumer) (autoDelete bool) {
 func (q *queue) dropLocked(b *store.Batch) (consumers []*consumer, ready uint32) {
 	q.deleted = true
 	consumers, q.consumers = q.consumers, nil
-	es := q.ready.takeAll()
-	for _, e := range es {
-		if e.flags&entryCached != 0 {
-			q.env.cache.drop(cacheKey{q.id, e.seq})
-		}
-	}
-	q.unacked = make(map[uint64]entry)
-	q.delayed = make(map[uint64]retryWait)
-	q.held = make(map[uint64]entry)
-	q.timeouts = make(map[uint64]tracked)
-	q.unackedSeqs = heap[uint64]{}
+	n := q.resetIndexLocked()
 	b.DropQueue(q.id)
-	return consumers, uint32(min(len(es), 1<<32-1))
+	return consumers, uint32(min(n, 1<<32-1))
 }
 
 // batchHolder allocates a batch on first use.

@@ -74,7 +74,12 @@ type PipelineEnv[T any] struct {
 	// group at a time, in submit order, and must not wait for a write made
 	// through the pipeline.
 	Complete func(group []T, err error)
-	// Logger receives the line that says deferred changes failed to apply.
+	// Permanent, when set, tells an error after which the store takes no
+	// more writes: the deferred changes a failed apply carried are then
+	// dropped instead of kept for the next write.
+	Permanent func(error) bool
+	// Logger receives the line that says deferred changes failed to apply
+	// (once, until a flush succeeds again).
 	Logger *slog.Logger
 	// QueueLen bounds intents waiting for the pipeline, MaxGroup the intents
 	// applied as one batch and Depth the applied groups waiting for their
@@ -121,6 +126,8 @@ type LocalPipeline[T any] struct {
 	// puts counts the message puts pending holds (rare: an operator's
 	// edit); while there are any, Get flushes first.
 	puts atomic.Int64
+
+	flushFailing atomic.Bool // the last flush failed (its line was logged)
 
 	// Syncs and Applies count store applies (for tests and metrics).
 	Syncs, Applies atomic.Uint64
@@ -263,7 +270,7 @@ func (p *LocalPipeline[T]) applyGroup(group []T) appliedGroup[T] {
 	}
 	p.Applies.Add(1)
 	if g.err != nil {
-		p.restorePending(b.Ops[:deferred])
+		p.keepFailed(g.err, b.Ops[:deferred])
 	}
 	return g
 }
@@ -344,6 +351,15 @@ func (p *LocalPipeline[T]) takePending(dst *Batch) int {
 	return n
 }
 
+// keepFailed keeps the deferred changes a failed apply carried for the
+// next write, unless err is permanent. mu must be held.
+func (p *LocalPipeline[T]) keepFailed(err error, ops []Op) {
+	if p.env.Permanent != nil && p.env.Permanent(err) {
+		return
+	}
+	p.restorePending(ops)
+}
+
 // restorePending puts back deferred changes whose apply failed, before
 // those deferred since. mu must be held.
 func (p *LocalPipeline[T]) restorePending(ops []Op) {
@@ -362,7 +378,7 @@ func (p *LocalPipeline[T]) restorePending(ops []Op) {
 }
 
 // Flush implements Pipeline. Deferred changes that fail to apply stay
-// deferred.
+// deferred (unless the error is permanent).
 func (p *LocalPipeline[T]) Flush() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -374,10 +390,13 @@ func (p *LocalPipeline[T]) Flush() error {
 	}
 	p.Applies.Add(1)
 	if err := p.env.Store.Apply(b, false); err != nil {
-		p.env.Logger.Error("apply deferred changes; they stay queued for the next write", "changes", b.Len(), "err", err)
-		p.restorePending(b.Ops)
+		if !p.flushFailing.Swap(true) {
+			p.env.Logger.Error("apply deferred changes", "changes", b.Len(), "err", err)
+		}
+		p.keepFailed(err, b.Ops)
 		return err
 	}
+	p.flushFailing.Store(false)
 	return nil
 }
 
@@ -426,7 +445,7 @@ func (p *LocalPipeline[T]) apply(b *Batch, sync bool) (wait func() error, err er
 		err = p.env.Store.Apply(all, false)
 	}
 	if err != nil {
-		p.restorePending(all.Ops[:deferred])
+		p.keepFailed(err, all.Ops[:deferred])
 	}
 	return wait, err
 }
