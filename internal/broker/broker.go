@@ -214,7 +214,7 @@ func (b *Broker) Connect(info ConnInfo) (*Connection, error) {
 		return nil, err
 	}
 	c := newConnection(vh, info)
-	c.release = release
+	c.release, c.limits = release, b.limits
 	c.impersonator = b.users.hasTag(info.User, tagImpersonator)
 	if info.User != "" {
 		access, err := b.newConnAccess(info.VHost, info.User) // permissions.go

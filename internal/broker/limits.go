@@ -3,7 +3,7 @@ package broker
 // Limits: RabbitMQ's per-user limits (rabbitmqctl set_user_limits, PUT
 // /api/user-limits/{user}/{name}) and per-vhost limits (set_vhost_limits,
 // PUT /api/vhost-limits/{vhost}/{name}). Sluice enforces max-connections of
-// both; other names are refused. A negative value means no limit, 0 allows
+// both and max-channels of users; other names are refused. A negative value means no limit, 0 allows
 // no connection at all, as in RabbitMQ. Limits are durable.
 
 import (
@@ -17,8 +17,12 @@ import (
 	"github.com/sluicemq/sluice/internal/store"
 )
 
-// LimitMaxConnections is the one limit name Sluice enforces.
-const LimitMaxConnections = "max-connections"
+// The limits Sluice enforces: max-connections of users and vhosts,
+// max-channels of users (all of a user's channels, across connections).
+const (
+	LimitMaxConnections = "max-connections"
+	LimitMaxChannels    = "max-channels"
+)
 
 // LimitScope says what a limit is set on.
 type LimitScope byte
@@ -42,12 +46,14 @@ type limitsDB struct {
 	mu     sync.Mutex
 	values map[LimitScope]map[string]map[string]int64
 	open   map[LimitScope]map[string]int // open connections per user / vhost
+	chans  map[string]int                // open channels per user
 }
 
 func newLimitsDB() *limitsDB {
 	return &limitsDB{
 		values: map[LimitScope]map[string]map[string]int64{UserLimit: {}, VHostLimit: {}},
 		open:   map[LimitScope]map[string]int{UserLimit: {}, VHostLimit: {}},
+		chans:  map[string]int{},
 	}
 }
 
@@ -92,8 +98,8 @@ func (db *limitsDB) setLocked(scope LimitScope, owner, name string, v int64) {
 // SetLimit sets limit name of a user or vhost. Only max-connections is
 // known; the user or vhost must exist.
 func (b *Broker) SetLimit(scope LimitScope, owner, name string, value int64) error {
-	if name != LimitMaxConnections {
-		return errorf(InvalidArgument, "limit '%s' is not supported; Sluice knows %s", name, LimitMaxConnections)
+	if err := CheckLimitName(scope, name); err != nil {
+		return err
 	}
 	if err := b.limitOwnerExists(scope, owner); err != nil {
 		return err
@@ -145,6 +151,17 @@ func (b *Broker) LimitsOf(scope LimitScope, owner string) []Limits {
 	return out
 }
 
+// CheckLimitName refuses a limit name Sluice does not enforce in scope.
+func CheckLimitName(scope LimitScope, name string) error {
+	if name == LimitMaxConnections || scope == UserLimit && name == LimitMaxChannels {
+		return nil
+	}
+	if scope == UserLimit {
+		return errorf(InvalidArgument, "limit '%s' is not supported; Sluice knows %s and %s", name, LimitMaxConnections, LimitMaxChannels)
+	}
+	return errorf(InvalidArgument, "limit '%s' is not supported; Sluice knows %s", name, LimitMaxConnections)
+}
+
 func (b *Broker) limitOwnerExists(scope LimitScope, owner string) error {
 	if scope == UserLimit && !b.users.exists(owner) {
 		return errorf(NotFound, "no user '%s'", owner)
@@ -184,4 +201,25 @@ func (db *limitsDB) decLocked(scope LimitScope, owner string) {
 	if db.open[scope][owner]--; db.open[scope][owner] <= 0 {
 		delete(db.open[scope], owner)
 	}
+}
+
+// admitChannel counts a new channel of user, or refuses it with
+// NotAllowed and RabbitMQ's reason when its max-channels is reached.
+func (db *limitsDB) admitChannel(user string) (release func(), err error) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if max, ok := db.values[UserLimit][user][LimitMaxChannels]; ok && max >= 0 && int64(db.chans[user]) >= max {
+		return nil, errorf(NotAllowed, "number of channels opened for user '%s' has reached the maximum allowed user limit of (%d)", user, max)
+	}
+	db.chans[user]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			db.mu.Lock()
+			defer db.mu.Unlock()
+			if db.chans[user]--; db.chans[user] <= 0 {
+				delete(db.chans, user)
+			}
+		})
+	}, nil
 }

@@ -136,8 +136,8 @@ func (s *Server) vhostLimitParameters(vh string) []api.DefParameter {
 func planLimits(scope broker.LimitScope, owner, where string, values map[string]any) ([]plannedLimit, error) {
 	var out []plannedLimit
 	for _, name := range sortedNames(values) {
-		if name != broker.LimitMaxConnections {
-			return nil, &importError{reason: fmt.Sprintf("%s: limit '%s' is not supported; Sluice knows %s", where, name, broker.LimitMaxConnections)}
+		if err := broker.CheckLimitName(scope, name); err != nil {
+			return nil, &importError{reason: fmt.Sprintf("%s: %s", where, reasonOf(err))}
 		}
 		n, err := json.Number(fmt.Sprint(values[name])).Int64()
 		if err != nil {

@@ -39,7 +39,7 @@ func TestUserAndVHostLimitsAPI(t *testing.T) {
 		method, path, body string
 		want               int
 	}{
-		{"PUT", "/api/user-limits/guest/max-channels", `{"value": 1}`, http.StatusBadRequest},
+		{"PUT", "/api/user-limits/guest/max-queues", `{"value": 1}`, http.StatusBadRequest},
 		{"PUT", "/api/user-limits/nobody/max-connections", `{"value": 1}`, http.StatusNotFound},
 		{"PUT", "/api/vhost-limits/%2F/max-connections", `{"value": 1.5}`, http.StatusBadRequest},
 		{"PUT", "/api/vhost-limits/%2F/max-connections", `{}`, http.StatusBadRequest},
@@ -84,8 +84,8 @@ func TestLimitsInDefinitions(t *testing.T) {
 	if st, b := e.raw(t, "GET", "/api/vhost-limits/%2F", ""); st != http.StatusOK || !strings.Contains(string(b), `"max-connections":7`) {
 		t.Errorf("vhost limit after import: %d %s", st, b)
 	}
-	bad := `{"users":[{"name":"guest","password_hash":"","tags":["administrator"],"limits":{"max-channels":5}}]}`
-	if st, b := e.raw(t, "POST", "/api/definitions", bad); st != http.StatusBadRequest || !strings.Contains(string(b), "max-channels") {
+	bad := `{"users":[{"name":"guest","password_hash":"","tags":["administrator"],"limits":{"max-queues":5}}]}`
+	if st, b := e.raw(t, "POST", "/api/definitions", bad); st != http.StatusBadRequest || !strings.Contains(string(b), "max-queues") {
 		t.Errorf("import of an unsupported limit: %d %s", st, b)
 	}
 }
