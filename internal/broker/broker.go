@@ -34,6 +34,7 @@ type env struct {
 	reply      *replyRegistry
 	schemas    *schemaRegistry // schema.go
 	policies   *policyRegistry // policy.go
+	limits     *limitsDB       // limits.go: set by Open before any vhost serves
 	// dead and delays are set by Open before the goroutines start.
 	dead          *deadLetterer
 	delays        *scheduler

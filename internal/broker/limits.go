@@ -3,7 +3,8 @@ package broker
 // Limits: RabbitMQ's per-user limits (rabbitmqctl set_user_limits, PUT
 // /api/user-limits/{user}/{name}) and per-vhost limits (set_vhost_limits,
 // PUT /api/vhost-limits/{vhost}/{name}). Sluice enforces max-connections of
-// both and max-channels of users; other names are refused. A negative value means no limit, 0 allows
+// both, max-channels of users and max-queues of vhosts; other names are
+// refused. A negative value means no limit, 0 allows
 // no connection at all, as in RabbitMQ. Limits are durable.
 
 import (
@@ -18,10 +19,12 @@ import (
 )
 
 // The limits Sluice enforces: max-connections of users and vhosts,
-// max-channels of users (all of a user's channels, across connections).
+// max-channels of users (all of a user's channels, across connections),
+// max-queues of vhosts.
 const (
 	LimitMaxConnections = "max-connections"
 	LimitMaxChannels    = "max-channels"
+	LimitMaxQueues      = "max-queues"
 )
 
 // LimitScope says what a limit is set on.
@@ -78,7 +81,7 @@ func (b *Broker) openLimits() error {
 	if err != nil {
 		return fmt.Errorf("open broker: load limits: %w", err)
 	}
-	b.limits = db
+	b.limits, b.env.limits = db, db
 	return nil
 }
 
@@ -153,13 +156,21 @@ func (b *Broker) LimitsOf(scope LimitScope, owner string) []Limits {
 
 // CheckLimitName refuses a limit name Sluice does not enforce in scope.
 func CheckLimitName(scope LimitScope, name string) error {
-	if name == LimitMaxConnections || scope == UserLimit && name == LimitMaxChannels {
+	other := LimitMaxQueues
+	if scope == UserLimit {
+		other = LimitMaxChannels
+	}
+	if name == LimitMaxConnections || name == other {
 		return nil
 	}
+	return errorf(InvalidArgument, "limit '%s' is not supported on a %s; Sluice knows %s and %s", name, scopeName(scope), LimitMaxConnections, other)
+}
+
+func scopeName(scope LimitScope) string {
 	if scope == UserLimit {
-		return errorf(InvalidArgument, "limit '%s' is not supported; Sluice knows %s and %s", name, LimitMaxConnections, LimitMaxChannels)
+		return "user"
 	}
-	return errorf(InvalidArgument, "limit '%s' is not supported; Sluice knows %s", name, LimitMaxConnections)
+	return "vhost"
 }
 
 func (b *Broker) limitOwnerExists(scope LimitScope, owner string) error {
@@ -222,4 +233,16 @@ func (db *limitsDB) admitChannel(user string) (release func(), err error) {
 			}
 		})
 	}, nil
+}
+
+// checkQueues refuses a new queue of vhost when it holds n queues and its
+// max-queues is n or less, with RabbitMQ's PRECONDITION_FAILED reason.
+// Called with vhost.mu held.
+func (db *limitsDB) checkQueues(vhost, queue string, n int) error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if max, ok := db.values[VHostLimit][vhost][LimitMaxQueues]; ok && max >= 0 && int64(n) >= max {
+		return errorf(PreconditionFailed, "cannot declare queue '%s': queue limit in vhost '%s' (%d) is reached", queue, vhost, max)
+	}
+	return nil
 }

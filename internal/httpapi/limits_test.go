@@ -39,7 +39,7 @@ func TestUserAndVHostLimitsAPI(t *testing.T) {
 		method, path, body string
 		want               int
 	}{
-		{"PUT", "/api/user-limits/guest/max-queues", `{"value": 1}`, http.StatusBadRequest},
+		{"PUT", "/api/vhost-limits/%2F/max-channels", `{"value": 1}`, http.StatusBadRequest},
 		{"PUT", "/api/user-limits/nobody/max-connections", `{"value": 1}`, http.StatusNotFound},
 		{"PUT", "/api/vhost-limits/%2F/max-connections", `{"value": 1.5}`, http.StatusBadRequest},
 		{"PUT", "/api/vhost-limits/%2F/max-connections", `{}`, http.StatusBadRequest},
