@@ -317,6 +317,7 @@ func runBroker(ctx context.Context, cfg serveConfig, log *slog.Logger, hup <-cha
 	if scfg.MaxMessageSize, err = parseSize(cfg.MaxMessageSize, 0); err != nil || scfg.MaxMessageSize == 0 {
 		return fmt.Errorf("max message size %q: want a size such as 128MiB", cfg.MaxMessageSize)
 	}
+	scfg.BodyMemory = monCfg.MemoryLimit // unfinished bodies count against it at once
 	srv, err := amqpserver.New(scfg, b)
 	if err != nil {
 		return err
@@ -352,6 +353,7 @@ func runBroker(ctx context.Context, cfg serveConfig, log *slog.Logger, hup <-cha
 	if cfg.HTTP != "" || cfg.HTTPS != "" {
 		hcfg := httpapi.DefaultConfig()
 		hcfg.Addr, hcfg.Logger, hcfg.DataDir, hcfg.Version = cfg.HTTP, log, cfg.Data, version
+		hcfg.MaxMessageSize = int64(scfg.MaxMessageSize) // an HTTP publish is bounded as an AMQP one
 		hcfg.NodeName = nodeName()
 		hcfg.Listeners = lns.api
 		hcfg.Node = func() httpapi.NodeStatus {

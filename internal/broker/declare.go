@@ -5,6 +5,7 @@ package broker
 import (
 	"strings"
 
+	"github.com/sluicemq/sluice/internal/access"
 	"github.com/sluicemq/sluice/internal/store"
 )
 
@@ -18,6 +19,9 @@ func (ch *Channel) DeclareQueue(d QueueDecl) (QueueStatus, error) {
 			return QueueStatus{Name: d.Name, Consumers: 1}, nil
 		}
 		return QueueStatus{}, vh.noQueue(d.Name)
+	}
+	if err := CheckName("queue", d.Name); err != nil { // names.go
+		return QueueStatus{}, err
 	}
 	serverNamed := d.Name == ""
 	if serverNamed {
@@ -136,7 +140,7 @@ func (vh *vhost) createQueueLocked(conn *Connection, d QueueDecl, opts QueueOpti
 // PurgeQueue is queue.purge: it removes the ready messages (not the unacked
 // ones) and returns how many.
 func (ch *Channel) PurgeQueue(name string) (uint32, error) {
-	if err := ch.allow(PermRead, "queue", name); err != nil {
+	if err := ch.allow(access.Read, "queue", name); err != nil {
 		return 0, err
 	}
 	ch.conn.waitPublished()
@@ -150,7 +154,7 @@ func (ch *Channel) PurgeQueue(name string) (uint32, error) {
 // DeleteQueue is queue.delete; it returns the number of ready messages
 // deleted. Deleting a missing queue succeeds with 0, as RabbitMQ 3.x.
 func (ch *Channel) DeleteQueue(name string, ifUnused, ifEmpty bool) (uint32, error) {
-	if err := ch.allow(PermConfigure, "queue", name); err != nil {
+	if err := ch.allow(access.Configure, "queue", name); err != nil {
 		return 0, err
 	}
 	ch.conn.waitPublished()

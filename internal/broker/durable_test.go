@@ -147,7 +147,7 @@ func TestDurableRecovery(t *testing.T) {
 	if d := c2.get("dq", true); d == nil || string(d.Body) != "x" {
 		t.Errorf("e2e + topic binding not recovered: %+v", d)
 	}
-	if err := b2.Authenticate("guest", "guest", true); err != nil {
+	if err := b2.Authenticate(Login{User: "guest", Password: "guest", Remote: "127.0.0.1:5000"}); err != nil {
 		t.Errorf("default user after restart: %v", err)
 	}
 }
@@ -303,7 +303,11 @@ func TestAuthenticate(t *testing.T) {
 		{"nobody", "guest", true, false},
 	}
 	for _, tt := range tests {
-		err := b.Authenticate(tt.user, tt.pass, tt.loopback)
+		remote := "192.0.2.1:5000"
+		if tt.loopback {
+			remote = "127.0.0.1:5000"
+		}
+		err := b.Authenticate(Login{User: tt.user, Password: tt.pass, Remote: remote})
 		if (err == nil) != tt.ok || (err != nil && CodeOf(err) != AccessRefused) {
 			t.Errorf("Authenticate(%q, %q, loopback=%v) = %v", tt.user, tt.pass, tt.loopback, err)
 		}

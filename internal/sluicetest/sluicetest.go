@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicemq/sluice/internal/access"
 	"github.com/sluicemq/sluice/internal/amqpserver"
 	"github.com/sluicemq/sluice/internal/broker"
 	"github.com/sluicemq/sluice/internal/store"
@@ -73,6 +74,7 @@ func Start(t testing.TB, opts ...Option) *Broker {
 
 	bcfg := broker.DefaultConfig()
 	bcfg.Logger = log
+	bcfg.PasswordCost = access.MinCost // still bcrypt, at a cost a test can afford per user
 	if o.broker != nil {
 		o.broker(&bcfg)
 	}

@@ -46,6 +46,7 @@ func TestMain(m *testing.M) {
 type broker struct {
 	cmd  *exec.Cmd
 	addr string
+	http string // the HTTP API's address
 	log  *os.File
 }
 
@@ -61,17 +62,17 @@ func freePort(t *testing.T) string {
 
 func start(t *testing.T, dataDir string) *broker {
 	t.Helper()
-	addr := freePort(t)
+	addr, httpAddr := freePort(t), freePort(t)
 	logFile, err := os.CreateTemp(t.TempDir(), "sluice-*.log")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(binary, "serve", "--data", dataDir, "--amqp", addr, "--http", freePort(t))
+	cmd := exec.Command(binary, "serve", "--data", dataDir, "--amqp", addr, "--http", httpAddr)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	b := &broker{cmd: cmd, addr: addr, log: logFile}
+	b := &broker{cmd: cmd, addr: addr, http: httpAddr, log: logFile}
 	t.Cleanup(func() { b.kill() })
 	deadline := time.Now().Add(30 * time.Second)
 	for {
