@@ -476,7 +476,8 @@ func (b *Broker) PurgeQueue(vhostName, queueName string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return int(q.purge()), nil
+	n, err := q.purge()
+	return int(n), err
 }
 
 // MatchingIDs returns the ids of the queue's ready messages that pass f,
