@@ -98,9 +98,22 @@ func errInvalidCredentials(user string) error {
 	return errorf(AccessRefused, "user '%s' - invalid credentials", user)
 }
 
-// authenticate checks a login. A source serving a throttle delay is
-// refused unchecked (AccessRefused wrapping *access.Throttled).
+// authenticate checks a login by its password.
 func (db *userDB) authenticate(l Login) error {
+	return db.admit(l, func(u userDef) bool { return db.verifier.Verify(u.Name, u.hash(), l.Password) })
+}
+
+// authenticateExternal admits a user a verified TLS client certificate
+// names (SASL EXTERNAL): no password, every other rule of a login.
+func (db *userDB) authenticateExternal(l Login) error {
+	return db.admit(l, func(userDef) bool { return true })
+}
+
+// admit checks a login: a source serving a throttle delay is refused
+// unchecked (AccessRefused wrapping *access.Throttled); an unknown user,
+// a loopback-only user from elsewhere and a failed proof are refused
+// alike, counted against the source and logged.
+func (db *userDB) admit(l Login, proves func(userDef) bool) error {
 	src := access.SourceOf(l.Remote)
 	if wait := db.throttle.Wait(src.Key); wait > 0 {
 		db.failures.Throttled(l.Door, l.Remote, src, l.User)
@@ -120,7 +133,7 @@ func (db *userDB) authenticate(l Login) error {
 		// its timing tells whether the password was right.
 		db.verifier.VerifyUnknown(l.Password)
 		why = "user may log in from loopback only"
-	case !db.verifier.Verify(u.Name, u.hash(), l.Password):
+	case !proves(u):
 		why = "wrong password"
 	}
 	if why != "" {
@@ -128,7 +141,7 @@ func (db *userDB) authenticate(l Login) error {
 		db.failures.Failed(l.Door, l.Remote, src, l.User, why)
 		return errInvalidCredentials(l.User)
 	}
-	if u.hash().Legacy() {
+	if l.Password != "" && u.hash().Legacy() {
 		db.upgrade(u, l.Password)
 	}
 	return nil
