@@ -127,6 +127,10 @@ func TestOneNameRuleAtEveryDoor(t *testing.T) {
 		{"dead-letter key too long", "PUT", "/api/queues/%2F/dlk", `{"arguments":{"x-dead-letter-exchange":"","x-dead-letter-routing-key":"` + long + `"}}`, 409},
 		{"publish key too long", "POST", "/api/exchanges/%2F/amq.default/publish", `{"routing_key":"` + long + `","payload":"x","payload_encoding":"string","properties":{}}`, 400},
 		{"bind key too long", "POST", "/api/bindings/%2F/e/amq.direct/q/" + url.PathEscape("fine-ü-名前"), `{"routing_key":"` + long + `"}`, 400},
+		{"policy's dead-letter key too long", "PUT", "/api/policies/%2F/p1", `{"pattern":".*","apply-to":"queues","definition":{"dead-letter-exchange":"","dead-letter-routing-key":"` + long + `"}}`, 400},
+		{"policy's alternate exchange with NUL", "PUT", "/api/policies/%2F/p2", `{"pattern":".*","apply-to":"exchanges","definition":{"alternate-exchange":"a\u0000b"}}`, 400},
+		{"schema with newline", "PUT", "/api/schemas/%2F/s%0A", `{"schema":{"type":"object"}}`, 400},
+		{"definitions with a bad queue name", "POST", "/api/definitions", `{"queues":[{"name":"q\u0007","vhost":"/","durable":true}]}`, 400},
 		{"private-use character", "PUT", "/api/queues/%2F/a%EE%80%80b", `{}`, 201},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
