@@ -26,7 +26,7 @@ type userDB struct {
 	throttle *access.Throttle
 	failures *access.Failures
 
-	mu    sync.RWMutex
+	mu    sync.RWMutex // guards users
 	users map[string]userDef
 
 	// permGen moves whenever a permission or a user changes, so that
@@ -40,7 +40,11 @@ const failureWindow = time.Minute
 
 // openUsers loads the users, creating Config's default user on first start.
 func openUsers(st store.Store, cfg Config) (*userDB, error) {
-	throttle, err := access.NewThrottle(cfg.LoginThrottle)
+	tcfg := cfg.LoginThrottle
+	if tcfg.Now == nil {
+		tcfg.Now = cfg.Now
+	}
+	throttle, err := access.NewThrottle(tcfg)
 	if err != nil {
 		return nil, err
 	}
