@@ -265,6 +265,8 @@ func TestBodiesAreReadAfterAuthorisationWithinTheRoutesLimit(t *testing.T) {
 	}{
 		{"anonymous publish", "POST", "/api/exchanges/%2F/amq.default/publish", "", 401, 0},
 		{"publish without permission", "POST", "/api/exchanges/%2F/amq.default/publish", "noperm", 403, 0},
+		{"declare without permission", "PUT", "/api/queues/%2F/q", "noperm", 403, 0},
+		{"exchange without permission", "PUT", "/api/exchanges/%2F/x", "noperm", 403, 0},
 		{"publish past the message limit", "POST", "/api/exchanges/%2F/amq.default/publish", "guest", 413, 4 << 20},
 		{"declare past the small limit", "PUT", "/api/queues/%2F/q", "guest", 413, 2 << 20},
 		{"definitions past their limit", "POST", "/api/definitions", "guest", 413, 20 << 20},
