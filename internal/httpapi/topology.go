@@ -366,15 +366,7 @@ func (s *Server) bindQueue(w http.ResponseWriter, r *http.Request, u *user) {
 	}
 	x := exchangeName(r, "exchange")
 	q, kind := bindingDest(r)
-	var d api.BindingCreate
-	if !decodeBody(w, r, &d) {
-		return
-	}
-	args, err := amqpTable(d.Arguments)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "bad_request", "arguments: "+err.Error())
-		return
-	}
+	// Authorised before the body is read.
 	if _, err := s.b.Exchange(vh, x); err != nil {
 		writeBrokerError(w, err)
 		return
@@ -388,6 +380,15 @@ func (s *Server) bindQueue(w http.ResponseWriter, r *http.Request, u *user) {
 			writeBrokerError(w, c)
 			return
 		}
+	}
+	var d api.BindingCreate
+	if !decodeBody(w, r, &d) {
+		return
+	}
+	args, err := amqpTable(d.Arguments)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", "arguments: "+err.Error())
+		return
 	}
 	err = s.session(vh, u, func(ch *broker.Channel) error {
 		bnd := broker.Binding{Source: x, Destination: q, Key: d.RoutingKey, Args: args}
