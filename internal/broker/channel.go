@@ -450,6 +450,10 @@ func (ch *Channel) publish(msg *message.Message, d *Draft, mandatory bool, done 
 		done(nil)
 		return false, nil
 	}
+	if q := notServed(targets); q != nil { // quorum.go
+		done(errorf(ResourceError, "quorum queue '%s' in vhost '%s' is led by another node", q.name, q.vh.name))
+		return true, nil
+	}
 	req, err := newDraftReq(msg, d, targets, done, ch.env.now())
 	if err != nil {
 		return false, err
@@ -491,6 +495,14 @@ func newDraftReq(msg *message.Message, d *Draft, targets []*queue, done func(err
 		req.flags |= entryPersistent
 		for _, q := range targets {
 			req.sync = req.sync || q.durable
+		}
+	}
+	for _, q := range targets {
+		if q.quorum {
+			// As RabbitMQ, a quorum queue keeps every message, and its
+			// confirm waits for a majority.
+			req.flags |= entryPersistent
+			req.sync = true
 		}
 	}
 	return req, nil

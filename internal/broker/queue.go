@@ -17,9 +17,13 @@ type queue struct {
 	name string
 
 	durable, exclusive, autoDelete bool
-	declaredDurable                bool          // as declared (exclusive queues are never stored)
-	owner                          *Connection   // exclusive queues only
-	args                           message.Table // as declared
+	// quorum marks a replicated queue (quorum.go); serving says this node
+	// leads its group and may deliver and write it.
+	quorum          bool
+	serving         atomic.Bool
+	declaredDurable bool          // as declared (exclusive queues are never stored)
+	owner           *Connection   // exclusive queues only
+	args            message.Table // as declared
 	// optsP are the effective options: the declared arguments merged with
 	// the matching policies (policy.go); a policy change swaps them.
 	optsP atomic.Pointer[QueueOptions]
@@ -99,7 +103,7 @@ func (q *queue) dispatchLocked() { q.dispatchFromLocked(^uint64(0)) }
 // just enqueued, are delivered without an expiry check.
 func (q *queue) dispatchFromLocked(fresh uint64) {
 	var b store.Batch
-	for !q.deleted && len(q.consumers) > 0 && q.ready.len() > 0 {
+	for !q.deleted && len(q.consumers) > 0 && q.ready.len() > 0 && q.servesHere() {
 		c := q.pickConsumerLocked()
 		if c == nil {
 			break
@@ -404,7 +408,7 @@ func (q *queue) get(ch *Channel, noAck bool) (*Delivery, error) {
 	var b store.Batch
 	defer q.applyLocked(&b)
 	q.touchLocked()
-	for {
+	for q.servesHere() {
 		e, ok := q.ready.pop()
 		if !ok {
 			return nil, nil
@@ -429,6 +433,7 @@ func (q *queue) get(ch *Channel, noAck bool) (*Delivery, error) {
 		q.armExpiryLocked()
 		return d, nil
 	}
+	return nil, nil
 }
 
 // purge removes the ready messages and returns how many. For a durable
@@ -547,19 +552,9 @@ func (q *queue) removeConsumer(c *consumer) (autoDelete bool) {
 func (q *queue) dropLocked(b *store.Batch) (consumers []*consumer, ready uint32) {
 	q.deleted = true
 	consumers, q.consumers = q.consumers, nil
-	es := q.ready.takeAll()
-	for _, e := range es {
-		if e.flags&entryCached != 0 {
-			q.env.cache.drop(cacheKey{q.id, e.seq})
-		}
-	}
-	q.unacked = make(map[uint64]entry)
-	q.delayed = make(map[uint64]retryWait)
-	q.held = make(map[uint64]entry)
-	q.timeouts = make(map[uint64]tracked)
-	q.unackedSeqs = heap[uint64]{}
+	n := q.resetIndexLocked()
 	b.DropQueue(q.id)
-	return consumers, uint32(min(len(es), 1<<32-1))
+	return consumers, uint32(min(n, 1<<32-1))
 }
 
 // batchHolder allocates a batch on first use.

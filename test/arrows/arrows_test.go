@@ -72,6 +72,8 @@ var rules = []rule{
 	{"internal/store", []string{"internal/broker", "internal/amqp", "internal/amqpserver", "internal/httpapi",
 		"internal/message", "internal/access", "internal/dlq"}, "the store has its own vocabulary, never broker types"},
 	{"internal/broker", append(frontDoors, "net", "net/http"), "the messaging domain knows nothing of sockets, HTTP or the workflow above it"},
+	{"internal/broker", []string{"internal/cluster"}, "the broker sees the cluster through its Cluster interface and the store; cmd/sluice wires them"},
+	{"internal/cluster", append(frontDoors, "internal/broker"), "the cluster replicates store writes; it never sees broker types"},
 	{"internal/access", append(frontDoors, "internal/broker", "internal/store", "internal/message", "net/http"),
 		"access is used by both front doors and the broker: rules over names and addresses, no HTTP, no storage"},
 	{"internal/amqpserver", []string{"internal/httpapi", "internal/cli", "internal/dlq", "internal/console", "internal/api"},
