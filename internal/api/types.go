@@ -173,6 +173,11 @@ type Queue struct {
 	Policy                    *string        `json:"policy"`
 	OperatorPolicy            *string        `json:"operator_policy"`
 	EffectivePolicyDefinition map[string]any `json:"effective_policy_definition"`
+	// Leader, Members and Online place a quorum queue in a cluster
+	// (RabbitMQ's fields; node names as given to --node).
+	Leader  string   `json:"leader,omitempty"`
+	Members []string `json:"members,omitempty"`
+	Online  []string `json:"online,omitempty"`
 }
 
 // Policy is GET /api/policies/{vhost}/{name} (and an operator policy),

@@ -369,6 +369,9 @@ func (q *queue) readyEntryLocked(id uint64) (*entry, error) {
 // without the queue's lock: consumers neither get the old message nor
 // wait for the write.
 func (b *Broker) ReplaceMessage(vhostName, queueName string, id uint64, m *message.Message) error {
+	if err := CheckRoutingKey(m.RoutingKey); err != nil { // names.go: else no consumer could be sent it
+		return err
+	}
 	q, err := b.lookupQueue(vhostName, queueName)
 	if err != nil {
 		return err
@@ -473,7 +476,8 @@ func (b *Broker) PurgeQueue(vhostName, queueName string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return int(q.purge()), nil
+	n, err := q.purge()
+	return int(n), err
 }
 
 // MatchingIDs returns the ids of the queue's ready messages that pass f,

@@ -233,8 +233,11 @@ func (c *committer) complete(applied <-chan appliedGroup) {
 			err = g.wait()
 		}
 		if err != nil {
-			c.log.Error("commit messages", "messages", len(g.reqs), "err", err)
-			err = internalError("store messages", err)
+			// The publishers are nacked; a store failure fenced the
+			// broker and was logged once (fence.go).
+			if !isFence(err) {
+				c.log.Error("commit messages", "messages", len(g.reqs), "err", err)
+			}
 		} else {
 			c.enqueue(g.reqs, byQ)
 		}

@@ -222,7 +222,7 @@ func (s *scheduler) release(it delayItem) {
 	}
 	var b store.Batch
 	b.DeleteDelay(it.due, it.q, it.seq)
-	if err := s.b.env.st.Apply(&b, false); err != nil {
+	if err := s.b.env.st.Apply(&b, false); err != nil && !isFence(err) {
 		s.b.env.log.Error("drop a stale delay entry", "err", err)
 	}
 }
@@ -352,7 +352,7 @@ func (b *Broker) releaseDelayedPublish(it delayItem) {
 }
 
 func (b *Broker) applyOrLog(batch *store.Batch, op string) {
-	if err := b.env.st.Apply(batch, false); err != nil {
+	if err := b.env.st.Apply(batch, false); err != nil && !isFence(err) {
 		b.env.log.Error(op, "err", err)
 	}
 }

@@ -17,9 +17,13 @@ type queue struct {
 	name string
 
 	durable, exclusive, autoDelete bool
-	declaredDurable                bool          // as declared (exclusive queues are never stored)
-	owner                          *Connection   // exclusive queues only
-	args                           message.Table // as declared
+	// quorum marks a replicated queue (quorum.go); serving says this node
+	// leads its group and may deliver and write it.
+	quorum          bool
+	serving         atomic.Bool
+	declaredDurable bool          // as declared (exclusive queues are never stored)
+	owner           *Connection   // exclusive queues only
+	args            message.Table // as declared
 	// optsP are the effective options: the declared arguments merged with
 	// the matching policies (policy.go); a policy change swaps them.
 	optsP atomic.Pointer[QueueOptions]
@@ -99,7 +103,7 @@ func (q *queue) dispatchLocked() { q.dispatchFromLocked(^uint64(0)) }
 // just enqueued, are delivered without an expiry check.
 func (q *queue) dispatchFromLocked(fresh uint64) {
 	var b store.Batch
-	for !q.deleted && len(q.consumers) > 0 && q.ready.len() > 0 {
+	for !q.deleted && len(q.consumers) > 0 && q.ready.len() > 0 && q.servesHere() {
 		c := q.pickConsumerLocked()
 		if c == nil {
 			break
@@ -404,7 +408,7 @@ func (q *queue) get(ch *Channel, noAck bool) (*Delivery, error) {
 	var b store.Batch
 	defer q.applyLocked(&b)
 	q.touchLocked()
-	for {
+	for q.servesHere() {
 		e, ok := q.ready.pop()
 		if !ok {
 			return nil, nil
@@ -429,16 +433,22 @@ func (q *queue) get(ch *Channel, noAck bool) (*Delivery, error) {
 		q.armExpiryLocked()
 		return d, nil
 	}
+	return nil, nil
 }
 
 // purge removes the ready messages and returns how many. For a durable
-// queue the removal is synced before purge returns.
-func (q *queue) purge() uint32 {
+// queue the removal is synced before purge returns; when the store fails
+// the messages stay and purge returns the error.
+func (q *queue) purge() (uint32, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if err := q.env.wb.fence.check(); err != nil {
+		return 0, err
+	}
+	floor := q.floor
 	es := q.ready.takeAll()
 	if len(es) == 0 {
-		return 0
+		return 0, nil
 	}
 	var b store.Batch
 	deleteEntries(&b, q.id, es, q.env.cache)
@@ -446,9 +456,14 @@ func (q *queue) purge() uint32 {
 	// A purge is rare and its client is told it happened: make it stick
 	// before purge-ok, so purged messages never come back after a crash.
 	if err := q.env.st.Apply(&b, q.durable); err != nil {
-		q.env.log.Error("apply purge", "queue", q.name, "err", err)
+		q.floor = floor
+		for _, e := range es {
+			e.flags &^= entryCached // deleteEntries dropped the bodies from the cache
+			q.ready.putBack(e)
+		}
+		return 0, err
 	}
-	return uint32(min(len(es), 1<<32-1))
+	return uint32(min(len(es), 1<<32-1)), nil
 }
 
 // deleteEntries adds deletes for es to b: ranges for runs of seqs.
@@ -537,19 +552,9 @@ func (q *queue) removeConsumer(c *consumer) (autoDelete bool) {
 func (q *queue) dropLocked(b *store.Batch) (consumers []*consumer, ready uint32) {
 	q.deleted = true
 	consumers, q.consumers = q.consumers, nil
-	es := q.ready.takeAll()
-	for _, e := range es {
-		if e.flags&entryCached != 0 {
-			q.env.cache.drop(cacheKey{q.id, e.seq})
-		}
-	}
-	q.unacked = make(map[uint64]entry)
-	q.delayed = make(map[uint64]retryWait)
-	q.held = make(map[uint64]entry)
-	q.timeouts = make(map[uint64]tracked)
-	q.unackedSeqs = heap[uint64]{}
+	n := q.resetIndexLocked()
 	b.DropQueue(q.id)
-	return consumers, uint32(min(len(es), 1<<32-1))
+	return consumers, uint32(min(n, 1<<32-1))
 }
 
 // batchHolder allocates a batch on first use.

@@ -272,6 +272,9 @@ func (s *Server) apiQueue(q broker.QueueInfo) api.Queue {
 	if t, ok := q.Args["x-queue-type"].(string); ok {
 		out.Type = t
 	}
+	if rs, ok := s.b.Replica(q.VHost, q.Name); ok {
+		out.Leader, out.Members, out.Online = rs.Leader, rs.Members, rs.Online
+	}
 	if q.Owner != "" {
 		out.OwnerPIDDetails = &api.Owner{Name: q.Owner}
 	}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/sluicemq/sluice/internal/access"
 	"github.com/sluicemq/sluice/internal/api"
 	"github.com/sluicemq/sluice/internal/broker"
 	"github.com/sluicemq/sluice/internal/dlq"
@@ -22,13 +23,31 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request, u *user) {
 		return
 	}
 	x := exchangeName(r, "name")
+	// Authorised before the body is read (guard.go).
+	if _, err := s.b.Exchange(vh, x); err != nil {
+		writeBrokerError(w, err)
+		return
+	}
+	if err := u.check(vh, permWrite, "exchange", x); err != nil {
+		writeBrokerError(w, err)
+		return
+	}
 	var p api.Publish
 	if !decodeBody(w, r, &p) {
+		return
+	}
+	if err := broker.CheckRoutingKey(p.RoutingKey); err != nil {
+		writeBrokerError(w, err)
 		return
 	}
 	body, err := decodePayload(p.Payload, p.PayloadEncoding)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	if int64(len(body)) > s.cfg.MaxMessageSize {
+		writeError(w, http.StatusRequestEntityTooLarge, "bad_request",
+			fmt.Sprintf("payload of %d bytes; the largest message is %d bytes (--max-message-size)", len(body), s.cfg.MaxMessageSize))
 		return
 	}
 	props, err := amqpProperties(p.Properties, nil)
@@ -46,14 +65,6 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request, u *user) {
 		}
 		props.Headers["x-delay"] = p.Delay
 		props.Flags |= message.FlagHeaders
-	}
-	if _, err := s.b.Exchange(vh, x); err != nil {
-		writeBrokerError(w, err)
-		return
-	}
-	if err := u.check(vh, permWrite, "exchange", x); err != nil {
-		writeBrokerError(w, err)
-		return
 	}
 	msg := &message.Message{Exchange: x, RoutingKey: p.RoutingKey, Properties: props, Body: body}
 	var routed bool
@@ -163,7 +174,7 @@ func (s *Server) purgeQueue(w http.ResponseWriter, r *http.Request, u *user) {
 }
 
 // queueForMessages resolves {vhost}/{name} and checks read permission.
-func (s *Server) queueForMessages(w http.ResponseWriter, r *http.Request, u *user, kind permKind) (string, string, bool) {
+func (s *Server) queueForMessages(w http.ResponseWriter, r *http.Request, u *user, kind access.Kind) (string, string, bool) {
 	vh, ok := s.vhostParam(w, r, u)
 	if !ok {
 		return "", "", false
