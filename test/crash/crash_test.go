@@ -48,6 +48,9 @@ type broker struct {
 	addr string
 	http string // the HTTP API's host:port
 	log  *os.File
+	// reaped is closed once the process exited and was waited for: one
+	// goroutine waits, so kill and exited may both watch it.
+	reaped chan struct{}
 }
 
 func freePort(t *testing.T) string {
@@ -83,7 +86,8 @@ func launch(t *testing.T, dataDir string, extra ...string) *broker {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	b := &broker{cmd: cmd, addr: addr, http: httpAddr, log: logFile}
+	b := &broker{cmd: cmd, addr: addr, http: httpAddr, log: logFile, reaped: make(chan struct{})}
+	go func() { cmd.Wait(); close(b.reaped) }()
 	t.Cleanup(func() { b.kill() })
 	return b
 }
@@ -114,11 +118,13 @@ func (b *broker) output() string {
 
 // kill sends SIGKILL and reaps the process; a second call does nothing.
 func (b *broker) kill() {
-	if b.cmd.ProcessState != nil {
+	select {
+	case <-b.reaped:
 		return
+	default:
 	}
 	b.cmd.Process.Signal(syscall.SIGKILL)
-	b.cmd.Wait()
+	<-b.reaped
 }
 
 func dial(t *testing.T, url string) (*amqp.Connection, *amqp.Channel) {
