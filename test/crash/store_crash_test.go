@@ -21,7 +21,7 @@ import (
 // (-1 when it is still running).
 func (b *broker) exited(d time.Duration) int {
 	select {
-	case <-b.reaped:
+	case <-b.done:
 		return b.cmd.ProcessState.ExitCode()
 	case <-time.After(d):
 		return -1
