@@ -63,7 +63,7 @@ func (ch *Channel) DeclareQueue(d QueueDecl) (QueueStatus, error) {
 		}
 	}
 	ch.env.objects.qDeclared.Add(1)
-	q, created, err := vh.declareQueue(ch.conn, d, opts)
+	q, created, err := vh.declareQueue(ch.conn, d, opts, true)
 	switch {
 	case err != nil:
 		return QueueStatus{}, err
@@ -77,7 +77,8 @@ func (ch *Channel) DeclareQueue(d QueueDecl) (QueueStatus, error) {
 // A new queue is stored with no vhost lock held: its name is reserved
 // (vh.creating) while its records are synced, so a second declare of the
 // name waits for the first, and the queue is seen only once it is durable.
-func (vh *vhost) declareQueue(conn *Connection, d QueueDecl, opts QueueOptions) (q *queue, created bool, err error) {
+// With limited, a new queue counts against the vhost's queue limit.
+func (vh *vhost) declareQueue(conn *Connection, d QueueDecl, opts QueueOptions, limited bool) (q *queue, created bool, err error) {
 	for {
 		vh.mu.Lock()
 		if q := vh.queues[d.Name]; q != nil {
@@ -89,6 +90,12 @@ func (vh *vhost) declareQueue(conn *Connection, d QueueDecl, opts QueueOptions) 
 			vh.mu.Unlock()
 			<-wait
 			continue
+		}
+		if limited {
+			if err := vh.env.limits.checkQueues(vh.name, d.Name, len(vh.queues)+len(vh.creating)); err != nil { // limits.go
+				vh.mu.Unlock()
+				return nil, false, err
+			}
 		}
 		q, err := vh.newQueueLocked(d, opts)
 		vh.mu.Unlock()

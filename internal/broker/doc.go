@@ -144,7 +144,7 @@
 //
 // Within the broker:
 //
-//	policyRegistry.writeMu → vhost.mu → queue.mu → Channel.mu → leaves (bodyCache.mu, replyRegistry.mu, …)
+//	policyRegistry.writeMu → vhost.mu → queue.mu → Channel.mu → leaves (bodyCache.mu, replyRegistry.mu, limitsDB.mu, …)
 //	vhost.mu → Connection.mu
 //
 // Across packages (the arrow is "may be taken while holding"):
