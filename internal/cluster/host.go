@@ -129,6 +129,8 @@ type Host struct {
 
 	notes *notifier
 
+	leaders sync.Map // group id -> leader's node id, as last known (read without the loop)
+
 	nextID  atomic.Uint64
 	wmu     sync.Mutex
 	waiters map[uint64]*waiter // guarded by wmu
@@ -214,6 +216,16 @@ func New(cfg Config, st store.Store) (*Host, error) {
 		h.groups[id] = g
 	}
 	return h, nil
+}
+
+// Leader returns the name of the node leading a replicated queue's group
+// as this node last heard ("" when unknown).
+func (h *Host) Leader(id store.QueueID) string {
+	v, ok := h.leaders.Load(uint64(id))
+	if !ok {
+		return ""
+	}
+	return h.names[v.(uint64)]
 }
 
 // Self returns this node's Raft id.
@@ -515,6 +527,7 @@ func (h *Host) apply(g *group, rd raft.Ready, staged *store.Batch) ([]func(), er
 	var notes []func()
 	if ss := rd.SoftState; ss != nil {
 		g.lead = ss.Lead
+		h.leaders.Store(g.id, ss.Lead)
 		isLeader := ss.RaftState == raft.StateLeader
 		if isLeader && !g.leader {
 			g.term = g.rn.BasicStatus().GetTerm()

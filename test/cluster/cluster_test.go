@@ -502,3 +502,51 @@ func TestLeaderPause(t *testing.T) {
 		}
 	}
 }
+
+// A publish to a quorum queue through a node that does not lead it goes
+// to the leader over the cluster transport; its confirm waits for the
+// leader's commit.
+func TestPublishThroughFollower(t *testing.T) {
+	c := newCluster(t, 3)
+	if err := declare(t, c.nodes[0], "fwd", quorum, false); err != nil {
+		t.Fatal(err)
+	}
+	l := c.leader("fwd")
+	var f *node
+	for _, nd := range c.nodes {
+		if nd != l {
+			f = nd
+		}
+	}
+	conn, err := amqp.Dial(f.url())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch.Confirm(false)
+	const n = 500
+	var dcs []*amqp.DeferredConfirmation
+	for id := range n {
+		dc, err := ch.PublishWithDeferredConfirm("", "fwd", false, false,
+			amqp.Publishing{DeliveryMode: amqp.Persistent, Body: []byte(strconv.Itoa(id))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dcs = append(dcs, dc)
+	}
+	for id, dc := range dcs {
+		if !dc.Wait() {
+			t.Fatalf("publish %d through follower %s nacked", id, f.name)
+		}
+	}
+	got := drain(t, c, "fwd")
+	for id := range n {
+		if got[id] != 1 {
+			t.Fatalf("message %d consumed %d times, want once", id, got[id])
+		}
+	}
+}
