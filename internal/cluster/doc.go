@@ -28,7 +28,12 @@
 //	meta cluster/g/<g>/hard                       -> raftpb.HardState
 //	meta cluster/g/<g>/conf                       -> raftpb.ConfState
 //	meta cluster/g/<g>/applied                    -> u64, written with the applied ops
+//	meta cluster/g/<g>/trunc                      -> u64 index, u64 term of the entry before the first
 //	meta cluster/groups/<g>                       -> the groups this node hosts
+//
+// A group's leader compacts its log below what every member holds and it
+// has applied (a cmdCompact entry each member applies), so no member ever
+// needs a snapshot; a member that is down holds compaction back.
 //
 // # Goroutines
 //
