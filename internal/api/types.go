@@ -495,6 +495,12 @@ type Task struct {
 type TaskError struct {
 	ID     uint64 `json:"id"`
 	Reason string `json:"reason"`
+	// Status is the HTTP status the failure has: 422 when the target's
+	// x-schema refuses the message (Errors then says why), 403 without
+	// write permission on its destination, 409 while it is unacked, 404
+	// when it is gone.
+	Status int               `json:"status,omitempty"`
+	Errors []ValidationError `json:"errors,omitempty"`
 }
 
 // TaskMove is where a message goes.

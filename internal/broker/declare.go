@@ -157,7 +157,7 @@ func (ch *Channel) PurgeQueue(name string) (uint32, error) {
 	if err != nil {
 		return 0, err
 	}
-	return q.purge(), nil
+	return q.purge()
 }
 
 // DeleteQueue is queue.delete; it returns the number of ready messages

@@ -254,12 +254,27 @@ func TestStoreFailureReportsToPublisher(t *testing.T) {
 	if err != nil || !routed {
 		t.Fatalf("publish: %v %v", routed, err)
 	}
-	if err := <-done; err == nil || CodeOf(err) != Internal {
-		t.Fatalf("done(%v), want an internal error", err)
+	// A store failure fences the broker (fence.go): the publisher hears
+	// of it with a resource error (a nack), and so does every later one,
+	// even once the store would take writes again.
+	if err := <-done; err == nil || CodeOf(err) != ResourceError {
+		t.Fatalf("done(%v), want a resource error", err)
 	}
 	st.fail.Store(false)
 	if d := c.get("dq", true); d != nil {
 		t.Fatalf("message that failed to store was delivered: %q", d.Body)
+	}
+	if err := c.b.Fenced(); err == nil {
+		t.Fatal("the broker is not fenced after a store failure")
+	}
+	if _, err := c.ch.Publish(newMsg("", "dq", "later", true), false, func(err error) { done <- err }); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; CodeOf(err) != ResourceError {
+		t.Fatalf("a publish after the fence: done(%v), want a resource error", err)
+	}
+	if _, err := c.ch.PurgeQueue("dq"); CodeOf(err) != ResourceError {
+		t.Fatalf("a purge after the fence = %v, want a resource error", err)
 	}
 }
 

@@ -189,7 +189,7 @@ func (q *queue) resetIndexLocked() int {
 	}
 	q.unacked = make(map[uint64]entry)
 	q.delayed = make(map[uint64]retryWait)
-	q.dying = make(map[uint64]entry)
+	q.held = make(map[uint64]entry)
 	q.timeouts = make(map[uint64]tracked)
 	q.unackedSeqs = heap[uint64]{}
 	return len(es)

@@ -37,6 +37,7 @@ type brokerCollector struct {
 	channels       *prometheus.Desc
 	consumers      *prometheus.Desc
 	diskFree       *prometheus.Desc
+	storeFenced    *prometheus.Desc
 	queues         *prometheus.Desc
 
 	counters      []counterDesc
@@ -82,6 +83,8 @@ func newBrokerCollector(s *Server, perObject bool) *brokerCollector {
 		queues:      prometheus.NewDesc("sluice_queues", "Queues.", nil, nil),
 		diskFree: prometheus.NewDesc("sluice_disk_free_bytes", "Free bytes on the data directory's file system.",
 			nil, nil),
+		storeFenced: prometheus.NewDesc("sluice_store_fenced",
+			"1 while the message store is fenced after a failure: publishes are refused until a restart.", nil, nil),
 		counters: []counterDesc{
 			newCounterDesc("published", "Messages published (broker-wide: by clients; per queue: entering the queue).",
 				func(s broker.MessageStats) uint64 { return s.Publish }),
@@ -111,7 +114,7 @@ func newBrokerCollector(s *Server, perObject bool) *brokerCollector {
 
 func (c *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.queueMessages, c.queueBytes, c.queueConsumers, c.queueOldest, c.connections,
-		c.channels, c.consumers, c.queues, c.diskFree, c.deadLettered, c.qDeadLettered, c.unroutable,
+		c.channels, c.consumers, c.queues, c.diskFree, c.storeFenced, c.deadLettered, c.qDeadLettered, c.unroutable,
 		c.loginFailed, c.loginThrottled} {
 		ch <- d
 	}
@@ -216,6 +219,7 @@ func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 			c.send(ch, c.diskFree, prometheus.GaugeValue, float64(st.Bavail)*float64(st.Bsize))
 		}
 	}
+	c.send(ch, c.storeFenced, prometheus.GaugeValue, float64(b2i(c.s.b.Fenced() != nil)))
 	c.collectRabbit(ch, qs, open)
 }
 
