@@ -164,18 +164,23 @@ func (b *Broker) Serving(id store.QueueID, serving bool) {
 		b.env.log.Info("quorum queue led elsewhere now", "queue", q.name, "vhost", q.vh.name)
 		return
 	}
+	// Rebuild and serve under one hold of q.mu, so no reader sees a half
+	// built index; the cleanup is written after (it waits for a commit).
+	var batch store.Batch
 	q.mu.Lock()
 	q.resetIndexLocked()
-	q.mu.Unlock()
-	if err := q.recoverMessages(); err != nil {
+	if err := q.rebuildLocked(&batch); err != nil { // recover.go
+		q.mu.Unlock()
 		b.env.log.Error("quorum queue: rebuild from the replicated log", "queue", q.name, "err", err)
 		return
 	}
 	q.serving.Store(true)
-	b.env.log.Info("serving quorum queue", "queue", q.name, "vhost", q.vh.name)
-	q.mu.Lock()
 	q.dispatchLocked()
 	q.mu.Unlock()
+	if err := q.env.st.Apply(&batch, true); err != nil {
+		b.env.log.Warn("quorum queue: write the rebuild's cleanup", "queue", q.name, "err", err)
+	}
+	b.env.log.Info("serving quorum queue", "queue", q.name, "vhost", q.vh.name)
 }
 
 // resetIndexLocked forgets the queue's messages (not its consumers) and
