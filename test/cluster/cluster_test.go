@@ -237,8 +237,12 @@ func TestQuorumQueueDeclare(t *testing.T) {
 			t.Errorf("%s reports %+v, want quorum led by n2 with members and online n1,n2,n3", nd.name, q)
 		}
 	}
+	out, err := exec.Command(binary, "cluster", "status", "--server", c.nodes[2].httpAddr).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "qq            n2      n1,n2,n3  n1,n2,n3") {
+		t.Errorf("sluice cluster status: %v\n%s", err, out)
+	}
 	// As RabbitMQ: exclusive quorum queues are refused with 406.
-	err := declare(t, c.nodes[0], "qx", quorum, true)
+	err = declare(t, c.nodes[0], "qx", quorum, true)
 	var ae *amqp.Error
 	if !errors.As(err, &ae) || ae.Code != 406 {
 		t.Errorf("exclusive quorum queue: %v, want 406", err)
