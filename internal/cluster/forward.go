@@ -37,7 +37,12 @@ var ErrForward = errors.New("cluster: forwarded request failed")
 type forwards struct {
 	mu      sync.Mutex
 	next    uint64
-	pending map[uint64]func(error) // guarded by mu
+	pending map[uint64]fwdWait // guarded by mu
+}
+
+type fwdWait struct {
+	peer uint64
+	done func(error)
 }
 
 // SetForwardHandler sets what handles requests from other nodes; call it
@@ -60,11 +65,11 @@ func (t *TCPTransport) Forward(node string, body []byte, timeout time.Duration, 
 	f := &t.fwd
 	f.mu.Lock()
 	if f.pending == nil {
-		f.pending = make(map[uint64]func(error))
+		f.pending = make(map[uint64]fwdWait)
 	}
 	f.next++
 	id := f.next
-	f.pending[id] = done
+	f.pending[id] = fwdWait{p.id, done}
 	f.mu.Unlock()
 	time.AfterFunc(timeout, func() { t.settle(id, fmt.Errorf("cluster: no reply from %q in %v", node, timeout)) })
 	data := make([]byte, 0, 9+len(body))
@@ -81,11 +86,27 @@ func (t *TCPTransport) Forward(node string, body []byte, timeout time.Duration, 
 // settle calls a pending request's done once.
 func (t *TCPTransport) settle(id uint64, err error) {
 	t.fwd.mu.Lock()
-	done := t.fwd.pending[id]
+	w, ok := t.fwd.pending[id]
 	delete(t.fwd.pending, id)
 	t.fwd.mu.Unlock()
-	if done != nil {
-		done(err)
+	if ok {
+		w.done(err)
+	}
+}
+
+// failForwards fails the requests sent to a peer whose connection broke:
+// their replies will not come.
+func (t *TCPTransport) failForwards(peer uint64, name string) {
+	t.fwd.mu.Lock()
+	var ids []uint64
+	for id, w := range t.fwd.pending {
+		if w.peer == peer {
+			ids = append(ids, id)
+		}
+	}
+	t.fwd.mu.Unlock()
+	for _, id := range ids {
+		t.settle(id, fmt.Errorf("cluster: connection to %q lost", name))
 	}
 }
 

@@ -215,6 +215,7 @@ func (t *TCPTransport) session(p *peer) {
 		}
 		next := t.serve(p, c)
 		c.Close()
+		t.failForwards(p.id, p.name) // forward.go
 		c = next
 	}
 }

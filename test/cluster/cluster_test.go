@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -553,4 +554,61 @@ func TestPublishThroughFollower(t *testing.T) {
 			t.Fatalf("message %d consumed %d times, want once", id, got[id])
 		}
 	}
+}
+
+// TestFailoverTime measures, over SLUICE_FAILOVER_TRIALS trials (skipped
+// when unset), the time from kill -9 of a quorum queue's leader to the
+// first confirmed publish through a surviving node, and reports the
+// median. `make bench-failover` runs it.
+func TestFailoverTime(t *testing.T) {
+	trials, _ := strconv.Atoi(os.Getenv("SLUICE_FAILOVER_TRIALS"))
+	if trials <= 0 {
+		t.Skip("set SLUICE_FAILOVER_TRIALS to measure failover")
+	}
+	c := newCluster(t, 3)
+	var times []time.Duration
+	for i := range trials {
+		name := fmt.Sprintf("failover-%d", i)
+		if err := declare(t, c.nodes[i%3], name, quorum, false); err != nil {
+			t.Fatal(err)
+		}
+		publishConfirmed(t, c, name, 0, 10)
+		l := c.leader(name)
+		s := c.nodes[(i+1)%3]
+		if s == l {
+			s = c.nodes[(i+2)%3]
+		}
+		conn, err := amqp.Dial(s.url())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch, err := conn.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch.Confirm(false)
+		start := time.Now()
+		c.kill(l)
+		for {
+			dc, err := ch.PublishWithDeferredConfirm("", name, false, false, amqp.Publishing{DeliveryMode: amqp.Persistent, Body: []byte("x")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if dc.Wait() {
+				break
+			}
+			if time.Since(start) > 20*time.Second {
+				t.Fatal("no confirmed publish within 20 s of the leader's death")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		d := time.Since(start)
+		times = append(times, d)
+		t.Logf("trial %d: leader %s killed, first confirm through %s after %v", i, l.name, s.name, d)
+		conn.Close()
+		c.start(l)
+		c.waitUp(l)
+	}
+	slices.Sort(times)
+	t.Logf("failover over %d trials: median %v, min %v, max %v", trials, times[len(times)/2], times[0], times[len(times)-1])
 }
