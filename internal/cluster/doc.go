@@ -19,8 +19,12 @@
 //
 // Store (replicated.go) is the store.Store the broker writes through: a
 // batch's operations on replicated queues are proposed to their groups and
-// waited for, the rest goes to the local store. A write that returned
-// without error was fsynced by a majority of the group's members.
+// waited for (synced writes), the rest goes to the local store. A synced
+// write that returned without error was fsynced by a majority of the
+// group's members.
+//
+// Forwarding (forward.go): a broker-level request from one node to
+// another on the same connection (a publish to a queue led elsewhere).
 //
 // # Layout in the store
 //
