@@ -242,11 +242,26 @@ func TestQuorumQueueDeclare(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "qq            n2      n1,n2,n3  n1,n2,n3") {
 		t.Errorf("sluice cluster status: %v\n%s", err, out)
 	}
-	// As RabbitMQ: exclusive quorum queues are refused with 406.
-	err = declare(t, c.nodes[0], "qx", quorum, true)
-	var ae *amqp.Error
-	if !errors.As(err, &ae) || ae.Code != 406 {
-		t.Errorf("exclusive quorum queue: %v, want 406", err)
+	// As RabbitMQ: exclusive, auto-delete and non-durable quorum queues
+	// are refused with 406.
+	for _, tc := range []struct {
+		name                           string
+		durable, autoDelete, exclusive bool
+	}{{"exclusive", true, false, true}, {"auto-delete", true, true, false}, {"non-durable", false, false, false}} {
+		conn, err := amqp.Dial(c.nodes[0].url())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch, err := conn.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = ch.QueueDeclare("q-"+tc.name, tc.durable, tc.autoDelete, tc.exclusive, false, quorum)
+		var ae *amqp.Error
+		if !errors.As(err, &ae) || ae.Code != 406 || !strings.Contains(ae.Reason, tc.name) {
+			t.Errorf("%s quorum queue: %v, want 406 naming %s", tc.name, err, tc.name)
+		}
+		conn.Close()
 	}
 }
 
