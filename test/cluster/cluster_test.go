@@ -16,7 +16,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -275,9 +274,8 @@ func TestLeaderKillLosesNoConfirmedMessage(t *testing.T) {
 	}
 	const total = 3000
 	var (
-		mu        sync.Mutex
 		confirmed = make(map[int]bool)
-		consumed  = make(map[int]int)
+		consumed  map[int]int
 	)
 	next := 0
 	killed := false
@@ -320,42 +318,16 @@ func TestLeaderKillLosesNoConfirmedMessage(t *testing.T) {
 				nacks++
 				break
 			}
-			mu.Lock()
 			confirmed[id] = true
-			mu.Unlock()
 		}
 		conn.Close()
 	}
 
 	// Drain through the (new) leader, acking.
-	l := c.leader("orders")
-	conn, err := amqp.Dial(l.url())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch.Qos(500, 0, false)
-	msgs, err := ch.Consume("orders", "", false, false, false, false, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	idle := time.NewTimer(3 * time.Second)
-	for done := false; !done; {
-		select {
-		case m := <-msgs:
-			id, err := strconv.Atoi(string(m.Body))
-			if err != nil || id >= next {
-				t.Fatalf("consumed %q, which was never published", m.Body)
-			}
-			consumed[id]++
-			m.Ack(false)
-			idle.Reset(3 * time.Second)
-		case <-idle.C:
-			done = true
+	consumed = drain(t, c, "orders")
+	for id := range consumed {
+		if id >= next {
+			t.Fatalf("consumed %d, which was never published", id)
 		}
 	}
 	lost := 0
