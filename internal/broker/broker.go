@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"github.com/sluicemq/sluice/internal/access"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -198,10 +197,12 @@ func (b *Broker) Authenticate(l Login) error {
 }
 
 // AuthenticateExternal admits a user whose identity a verified TLS client
-// certificate proved (SASL EXTERNAL): the user must exist, and one
-// restricted to loopback must come from there. Failure is AccessRefused.
-func (b *Broker) AuthenticateExternal(username, remote string) error {
-	return b.users.authenticateExternal(username, access.SourceOf(remote).Loopback)
+// certificate proved (SASL EXTERNAL; l.Password is not read): the user
+// must exist, and one restricted to loopback must come from there; the
+// throttle and the failure log apply as to any login. Failure is
+// AccessRefused.
+func (b *Broker) AuthenticateExternal(l Login) error {
+	return b.users.authenticateExternal(l)
 }
 
 // Connect opens a session of one client connection with one vhost. It
