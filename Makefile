@@ -98,3 +98,9 @@ fuzz:
 fuzz-http:
 	$(GO) test -run '^$$' -fuzz '^FuzzAPIBodies$$' -fuzztime $(FUZZTIME) ./internal/httpapi/
 	$(GO) test -run '^$$' -fuzz '^FuzzCheckName$$' -fuzztime $(FUZZTIME) ./internal/broker/
+
+# Failover of a 3-node quorum queue: kill -9 of its leader until the first
+# confirmed publish through a surviving node, median of 10 trials.
+.PHONY: bench-failover
+bench-failover:
+	SLUICE_FAILOVER_TRIALS=10 $(GO) test -count=1 -tags integration -timeout 10m -v -run TestFailoverTime ./test/cluster/

@@ -454,9 +454,23 @@ func (ch *Channel) publish(msg *message.Message, d *Draft, mandatory bool, done 
 		done(nil)
 		return false, nil
 	}
-	if q := notServed(targets); q != nil { // quorum.go
-		done(errorf(ResourceError, "quorum queue '%s' in vhost '%s' is led by another node", q.name, q.vh.name))
-		return true, nil
+	if local, remote := splitServed(targets); remote != nil { // quorum.go
+		if ch.inTx() {
+			done(errorf(NotImplemented, "a transaction cannot publish to quorum queue '%s' led by another node", remote[0].name))
+			return true, nil
+		}
+		parts := 0
+		if len(local) > 0 {
+			parts = 1
+		}
+		joined, err := ch.forward(msg, remote, done, parts)
+		if err != nil {
+			return false, err
+		}
+		if len(local) == 0 {
+			return true, nil
+		}
+		targets, done = local, joined
 	}
 	req, err := newDraftReq(msg, d, targets, done, ch.env.now())
 	if err != nil {

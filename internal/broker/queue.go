@@ -165,7 +165,7 @@ func (q *queue) dispatchLocked() { q.dispatchFromLocked(^uint64(0)) }
 // just enqueued, are delivered without an expiry check.
 func (q *queue) dispatchFromLocked(fresh uint64) {
 	var b store.Batch
-	for !q.deleted && len(q.consumers) > 0 && q.ready.len() > 0 && q.servesHere() {
+	for !q.deleted && q.servesHere() && len(q.consumers) > 0 && q.ready.len() > 0 {
 		c := q.pickConsumerLocked()
 		if c == nil {
 			break
