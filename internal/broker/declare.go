@@ -97,12 +97,12 @@ func (vh *vhost) declareQueue(conn *Connection, d QueueDecl, opts QueueOptions, 
 				return nil, false, err
 			}
 		}
-		q, err := vh.newQueueLocked(d, opts)
+		q, def, err := vh.newQueueLocked(d, opts)
 		vh.mu.Unlock()
 		if err != nil {
 			return nil, false, err
 		}
-		return q, true, vh.addQueue(conn, q, d.Exclusive)
+		return q, true, vh.addQueue(conn, q, def, d.Exclusive)
 	}
 }
 
@@ -139,45 +139,47 @@ func (vh *vhost) queueEquivalent(q *queue, d QueueDecl) error {
 	return argsEquivalent("queue", q.name, vh.name, equivalenceArgs, d.Args, q.args)
 }
 
-// newQueueLocked makes a new queue, reserves its name and defers its
-// records (its id and, for a durable one, its definition) to the write
-// pipeline; addQueue syncs them and adds the queue.
-func (vh *vhost) newQueueLocked(d QueueDecl, opts QueueOptions) (*queue, error) {
+// newQueueLocked makes a new queue and reserves its name; its id's
+// records are deferred to the write pipeline, and a durable one's
+// definition is returned in def. addQueue stores them and adds the queue.
+func (vh *vhost) newQueueLocked(d QueueDecl, opts QueueOptions) (q *queue, def *store.Batch, err error) {
 	if err := vh.goneLocked(); err != nil { // vhosts.go
-		return nil, err
+		return nil, nil, err
 	}
 	if err := vh.checkQueueSchemaLocked(d.Name, opts); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	durable := d.Durable && !d.Exclusive
 	id, err := vh.env.newQueueID(durable)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	q := newQueue(vh, id, d.Name)
+	q = newQueue(vh, id, d.Name)
 	q.durable, q.declaredDurable, q.exclusive, q.autoDelete = durable, d.Durable, d.Exclusive, d.AutoDelete
 	q.args = d.Args
 	q.setOpts(vh.env.policies.effectiveOptions(vh.name, q.name, q.args, opts)) // policy.go
 	if durable {
 		v, err := encodeQueueDef(queueDef{VHost: vh.name, Name: q.name, ID: id, AutoDelete: q.autoDelete, Args: q.args})
 		if err != nil {
-			return nil, &Error{Code: PreconditionFailed, Reason: "queue arguments: " + err.Error(), Err: err}
+			return nil, nil, &Error{Code: PreconditionFailed, Reason: "queue arguments: " + err.Error(), Err: err}
 		}
-		var b store.Batch
-		b.PutMeta(queueKey(vh.name, q.name), v)
-		vh.env.pipe.Defer(&b)
+		def = &store.Batch{}
+		def.PutMeta(queueKey(vh.name, q.name), v)
 	}
 	vh.creating[q.name] = make(chan struct{})
-	return q, nil
+	return q, def, nil
 }
 
-// addQueue makes a queue from newQueueLocked durable (when it is), then
-// adds it to the vhost and releases its name. A failure (the store, a
+// addQueue stores the definition of a queue from newQueueLocked (synced,
+// with the id records deferred before it) with no lock held, then adds
+// the queue to the vhost and releases its name. A failure (the store, a
 // vhost deleted meanwhile, an exclusive owner gone) takes its records back.
-func (vh *vhost) addQueue(conn *Connection, q *queue, exclusive bool) error {
+func (vh *vhost) addQueue(conn *Connection, q *queue, def *store.Batch, exclusive bool) error {
 	var err error
-	if q.durable {
-		err = vh.env.syncDefs()
+	if def != nil {
+		if err = vh.env.pipe.Apply(def, true); err != nil {
+			err = storeError("store definitions", err)
+		}
 	}
 	vh.mu.Lock()
 	close(vh.creating[q.name])
