@@ -261,6 +261,38 @@ func (s *Store) setFloorLocked(w *pointRun, q store.QueueID, floor uint64, chang
 	return cleared, nil
 }
 
+// clearAcked range-deletes q's acked prefix that no SetFloor cleared yet
+// (one moves less than RangeDeleteEvery at a time), for a queue that has
+// drained: its acked messages need not have been deleted one by one, and
+// without this the last few thousand of them would stay on disk until the
+// floor moves on.
+func (s *Store) clearAcked(q store.QueueID) error {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	f, err := s.floorStateLocked(q)
+	if err != nil || f.cleared >= f.floor {
+		return err
+	}
+	pb := s.db.NewBatch()
+	defer pb.Close()
+	if err := deleteQueueRange(pb, q, f.cleared, f.floor); err != nil {
+		return err
+	}
+	f.cleared = f.floor
+	if err := pb.Set(floorKey(q), f.encode(), nil); err != nil {
+		return err
+	}
+	if err := s.db.Apply(pb, pebble.NoSync); err != nil {
+		return s.wrap("clear acked prefix", err)
+	}
+	if fatal := s.fatal.Load(); fatal != nil {
+		return fmt.Errorf("clear acked prefix: %w", fatal)
+	}
+	s.floors[q] = f
+	s.rangeDeletes.Add(1)
+	return nil
+}
+
 // floorStateLocked returns q's floor state from the cache or the database.
 func (s *Store) floorStateLocked(q store.QueueID) (floorState, error) {
 	if f, ok := s.floors[q]; ok {

@@ -105,6 +105,10 @@ func (c *compactor) maybeCompact(q store.QueueID) {
 	if !empty {
 		return
 	}
+	if err := s.clearAcked(q); err != nil {
+		s.log.Warn("compactor: clear acked prefix", "queue", q, "err", err)
+		return
+	}
 	end := floor
 	if floor == 0 {
 		end = ^uint64(0) // dropped: the whole queue
