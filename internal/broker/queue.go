@@ -48,10 +48,11 @@ type queue struct {
 	hadConsumer bool // for auto-delete
 	exclusiveC  bool // the (only) consumer is exclusive
 	deleted     bool
-	floor       uint64 // the ack floor last persisted
-	high        uint64 // one past the highest seq added to the index
-	lastUsed    int64  // unix ms of the last declare, get or consumer change (x-expires)
-	expArmed    int64  // the due time (unix ms) the expirer will wake the queue at; 0: none (expiry.go)
+	floor       uint64      // the ack floor last persisted
+	high        uint64      // one past the highest seq added to the index
+	lastUsed    int64       // unix ms of the last declare, get or consumer change (x-expires)
+	names       recordNames // the names of the last record read for delivery
+	expArmed    int64       // the due time (unix ms) the expirer will wake the queue at; 0: none (expiry.go)
 }
 
 func newQueue(vh *vhost, id store.QueueID, name string) *queue {
@@ -109,13 +110,13 @@ func (q *queue) dispatchFromLocked(fresh uint64) {
 			q.discardLocked(&b, e, reasonExpired)
 			continue
 		}
-		m, err := q.readLocked(e)
-		if err != nil {
+		var m message.Message
+		if err := q.readLocked(&m, e); err != nil {
 			q.env.log.Error("read message for delivery; dropping it", "queue", q.name, "seq", e.seq, "err", err)
 			q.removeLocked(&b, e)
 			continue
 		}
-		d := newDelivery(m, e)
+		d := newDelivery(&m, e)
 		if !c.ch.deliver(c, q, e.seq, nextGen(e), d) {
 			q.ready.putBack(e) // lost the credit meanwhile
 			break
@@ -155,19 +156,19 @@ func (q *queue) pickConsumerLocked() *consumer {
 	return best
 }
 
-// readLocked returns the message of e, from the cache or the store.
-func (q *queue) readLocked(e entry) (*message.Message, error) {
+// readLocked decodes the message of e into m, from the cache or the store.
+func (q *queue) readLocked(m *message.Message, e entry) error {
 	k := cacheKey{q.id, e.seq}
 	if e.flags&entryCached != 0 {
 		if rec, ok := q.env.cache.take(k); ok {
-			return decodeRecord(rec)
+			return decodeRecordTo(m, rec, &q.names)
 		}
 	}
 	rec, err := q.env.st.Get(q.id, e.seq)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return decodeRecord(rec)
+	return decodeRecordTo(m, rec, &q.names)
 }
 
 // newDelivery builds the delivery of m. A message delivered before carries
@@ -272,7 +273,8 @@ func (q *queue) settle(ds []settled, how settleKind) {
 		return
 	}
 	var b store.Batch
-	var acked []entry
+	var ackedBuf [16]entry
+	acked := ackedBuf[:0]
 	for _, d := range ds {
 		e, ok := q.unacked[d.seq]
 		if !ok || (d.gen != 0 && e.deliveries != d.gen) {
@@ -432,13 +434,13 @@ func (q *queue) get(ch *Channel, noAck bool) (*Delivery, error) {
 			q.discardLocked(&b, e, reasonExpired)
 			continue
 		}
-		m, err := q.readLocked(e)
-		if err != nil {
+		var m message.Message
+		if err := q.readLocked(&m, e); err != nil {
 			q.env.log.Error("read message for get; dropping it", "queue", q.name, "seq", e.seq, "err", err)
 			q.removeLocked(&b, e)
 			continue
 		}
-		d := newDelivery(m, e)
+		d := newDelivery(&m, e)
 		d.MessageCount = uint32(min(q.ready.len(), 1<<32-1))
 		ch.deliverGet(q, e.seq, nextGen(e), noAck, d)
 		q.deliveredLocked(&b, e, noAck)

@@ -180,28 +180,47 @@ func recordBodySize(rec []byte) (int, error) {
 
 // decodeRecord decodes a message record. The message's body aliases rec.
 func decodeRecord(rec []byte) (*message.Message, error) {
-	if _, err := recordFlags(rec); err != nil {
+	m := &message.Message{}
+	if err := decodeRecordTo(m, rec, nil); err != nil {
 		return nil, err
 	}
+	return m, nil
+}
+
+// recordNames remembers the exchange and routing key a queue's last record
+// named: consecutive messages of a queue mostly share them, and a match
+// reuses the strings instead of allocating two per delivery.
+type recordNames struct{ exchange, routingKey string }
+
+// decodeRecordTo decodes rec into m; names, when not nil, is the caller's
+// cache of the last names decoded (see recordNames).
+func decodeRecordTo(m *message.Message, rec []byte, names *recordNames) error {
+	if _, err := recordFlags(rec); err != nil {
+		return err
+	}
 	r := reader{b: rec[recordHeader:]}
-	m := &message.Message{}
-	m.Exchange = r.string()
-	m.RoutingKey = r.string()
+	if names != nil {
+		m.Exchange = r.stringAs(&names.exchange)
+		m.RoutingKey = r.stringAs(&names.routingKey)
+	} else {
+		m.Exchange = r.string()
+		m.RoutingKey = r.string()
+	}
 	pl := r.uint32()
 	props := r.take(int(pl))
 	if r.err != nil {
-		return nil, r.err
+		return r.err
 	}
 	p, n, err := message.ReadProperties(props)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errRecord, err)
+		return fmt.Errorf("%w: %w", errRecord, err)
 	}
 	if n != len(props) {
-		return nil, recordErr("properties: %d trailing bytes", len(props)-n)
+		return recordErr("properties: %d trailing bytes", len(props)-n)
 	}
 	m.Properties = p
 	m.Body = r.b
-	return m, nil
+	return nil
 }
 
 // msgIndex is a message's index entry: what a restart needs to rebuild a
@@ -278,7 +297,7 @@ func indexOfRecord(rec []byte) (msgIndex, error) {
 const stateV2 byte = 2
 
 func encodeState(deliveries uint32) []byte {
-	return binary.AppendUvarint([]byte{recordV1}, uint64(deliveries))
+	return binary.AppendUvarint(append(make([]byte, 0, 1+binary.MaxVarintLen32), recordV1), uint64(deliveries))
 }
 
 func encodeStateDue(deliveries uint32, due int64) []byte {
@@ -542,6 +561,21 @@ func (r *reader) string() string {
 		return ""
 	}
 	return string(r.take(int(n)))
+}
+
+// stringAs is string, returning *last (and keeping it) when the bytes are
+// the same, else the new string, which it stores in *last.
+func (r *reader) stringAs(last *string) string {
+	n := r.uvarint()
+	if n > uint64(len(r.b)) {
+		r.fail("string")
+		return ""
+	}
+	b := r.take(int(n))
+	if string(b) != *last { // compared without a conversion
+		*last = string(b)
+	}
+	return *last
 }
 
 func (r *reader) byte() byte {

@@ -88,6 +88,7 @@ type Store struct {
 	// applyMu serializes Apply; it guards floors, the cached floor state of
 	// queues touched since Open.
 	applyMu sync.Mutex
+	points  pointRun // commit's scratch (apply.go), guarded by applyMu
 	floors  map[store.QueueID]floorState
 
 	// mu guards closed and active (calls in flight); Close waits on idle
