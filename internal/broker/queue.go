@@ -49,6 +49,7 @@ type queue struct {
 	exclusiveC  bool // the (only) consumer is exclusive
 	deleted     bool
 	floor       uint64      // the ack floor last persisted
+	mark        uint64      // the delivered mark last queued for the store (durable queues; records.go)
 	high        uint64      // one past the highest seq added to the index
 	lastUsed    int64       // unix ms of the last declare, get or consumer change (x-expires)
 	names       recordNames // the names of the last record read for delivery
@@ -212,11 +213,30 @@ func (q *queue) deliveredLocked(b *store.Batch, e entry, noAck bool) {
 		return
 	}
 	if q.durable && e.flags&entryPersistent != 0 {
-		b.PutState(q.id, e.seq, encodeState(uint32(e.deliveries)))
-		e.flags |= entryState
+		if e.deliveries == 1 && q.firstReadyLocked(e.seq) {
+			// Every message below e that is still stored went out
+			// before: the delivered mark covers e (records.go).
+			if e.seq+1 > q.mark {
+				q.mark = e.seq + 1
+				b.PutState(q.id, markSeq, encodeMark(q.mark))
+			}
+		} else {
+			b.PutState(q.id, e.seq, encodeState(uint32(e.deliveries)))
+			e.flags |= entryState
+		}
 	}
 	q.unacked[e.seq] = e
 	q.holdSeqLocked(e.seq)
+}
+
+// firstReadyLocked reports whether no ready message has a seq below seq.
+// Messages enter the ready index in seq order (the commit loop's
+// completer) and a returned one goes back with its delivery count, so a
+// message delivered when nothing below it is ready has only delivered
+// messages below it.
+func (q *queue) firstReadyLocked(seq uint64) bool {
+	s, ok := q.ready.minSeq()
+	return !ok || s > seq
 }
 
 // holdSeqLocked notes that seq is held out of the ready list (unacked,

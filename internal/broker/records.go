@@ -305,6 +305,34 @@ func encodeStateDue(deliveries uint32, due int64) []byte {
 	return binary.AppendVarint(b, due)
 }
 
+// The delivered mark of a durable queue is a state entry at markSeq, a seq
+// no message has: version(1: markV) uvarint(mark). Every message of the
+// queue below the mark that is still stored was delivered at least once,
+// so the first delivery of a message taken in seq order writes no state of
+// its own, only a higher mark (deliveredLocked); a restart brings such a
+// message back redelivered with a count of 1. The entry goes with the
+// queue's states (DropQueue) and lies above every range delete of an
+// acked prefix.
+const (
+	markSeq      = ^uint64(0)
+	markV   byte = 3
+)
+
+func encodeMark(mark uint64) []byte {
+	return binary.AppendUvarint(append(make([]byte, 0, 1+binary.MaxVarintLen64), markV), mark)
+}
+
+func decodeMark(b []byte) (uint64, error) {
+	if len(b) < 2 || b[0] != markV {
+		return 0, recordErr("delivered mark of %d bytes", len(b))
+	}
+	v, n := binary.Uvarint(b[1:])
+	if n <= 0 {
+		return 0, recordErr("delivered mark: bad uvarint")
+	}
+	return v, nil
+}
+
 func decodeState(b []byte) (deliveries uint32, due int64, err error) {
 	if len(b) < 1 || (b[0] != recordV1 && b[0] != stateV2) {
 		return 0, 0, recordErr("state of %d bytes", len(b))

@@ -55,18 +55,19 @@ type writeBehind struct {
 	merged   store.Batch // scratch: queued changes followed by a caller's batch
 	flushing store.Batch // scratch: queued changes being applied
 
-	// mu guards pending, floorAt and running; a leaf.
+	// mu guards pending, floorAt, markAt and running; a leaf.
 	mu      sync.Mutex
 	pending store.Batch
 	// floorAt is where pending holds each queue's SetFloor: a later one
 	// updates it in place, so a batch moves a queue's floor once.
 	floorAt map[store.QueueID]int
-	running bool // the flusher runs: queue changes for it
+	markAt  map[store.QueueID]int // the same for each queue's delivered mark
+	running bool                  // the flusher runs: queue changes for it
 }
 
 func newWriteBehind(st store.Store, log *slog.Logger) *writeBehind {
 	return &writeBehind{Store: st, log: log, wake: make(chan struct{}, 1), stop: make(chan struct{}),
-		floorAt: make(map[store.QueueID]int)}
+		floorAt: make(map[store.QueueID]int), markAt: make(map[store.QueueID]int)}
 }
 
 // start runs the flusher; until then (and after close) queued changes are
@@ -131,14 +132,24 @@ func (w *writeBehind) queue(b *store.Batch) {
 // writes after that place below the new floor all belong to messages that
 // had left when it was set, whose deletes follow them, so the batch ends
 // in the same state (a store's range delete of the acked prefix included).
+//
+// A queue's delivered mark (records.go) folds the same way: it only grows,
+// so the batch ends with the latest one wherever it stands.
 func (w *writeBehind) appendLocked(b *store.Batch) {
 	for _, op := range b.Ops {
-		if op.Kind == store.OpSetFloor {
+		switch {
+		case op.Kind == store.OpSetFloor:
 			if i, ok := w.floorAt[op.Queue]; ok {
 				w.pending.Ops[i].Seq = max(w.pending.Ops[i].Seq, op.Seq)
 				continue
 			}
 			w.floorAt[op.Queue] = len(w.pending.Ops)
+		case op.Kind == store.OpPutState && op.Seq == markSeq:
+			if i, ok := w.markAt[op.Queue]; ok {
+				w.pending.Ops[i].Value = op.Value // queued in order: the later mark is the higher
+				continue
+			}
+			w.markAt[op.Queue] = len(w.pending.Ops)
 		}
 		w.pending.Ops = append(w.pending.Ops, op)
 	}
@@ -165,6 +176,7 @@ func (w *writeBehind) takePendingLocked(dst *store.Batch) {
 	dst.Append(&w.pending)
 	w.pending.Reset()
 	clear(w.floorAt)
+	clear(w.markAt)
 	w.mu.Unlock()
 }
 
