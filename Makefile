@@ -4,6 +4,7 @@ GO ?= go
 
 .PHONY: test deps generate check-generate vet unit integration build
 .PHONY: integration-core crosslang compat rabbitmq-install rabbitmq-start rabbitmq-stop compare-rabbitmq
+.PHONY: release release-bin release-image release-probe
 
 # Unit tests and the integration tiers run once each: -tags integration
 # builds both, so `test` does not run the unit tests a second time.
@@ -61,3 +62,28 @@ rabbitmq-stop:
 # "behaves as RabbitMQ does" is measured against. Leaves the node running.
 compare-rabbitmq: deps rabbitmq-start
 	SLUICE_TEST_AMQP_URL=$$(bash scripts/rabbitmq-local.sh url) $(GO) test -count=1 -tags integration -timeout 15m -v ./test/crosslang/ ./test/compat/
+
+# Release: static binaries (no cgo, no paths of the build machine, the
+# version stamped; `sluice version` prints it), checked static, and the
+# container image (Dockerfile; needs a Docker daemon). `make test` needs none
+# of it; packaging/checkstatic's test builds a probe with the same flags.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+DIST ?= dist
+IMAGE ?= sluice
+# $(call release_build,GOARCH,OUTPUT,PACKAGE)
+release_build = GOOS=linux GOARCH=$(1) CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(2) $(3)
+
+release: release-bin release-image
+
+release-bin:
+	$(call release_build,amd64,$(DIST)/sluice-linux-amd64,./cmd/sluice)
+	$(call release_build,arm64,$(DIST)/sluice-linux-arm64,./cmd/sluice)
+	$(GO) run ./packaging/checkstatic $(DIST)/sluice-linux-amd64 $(DIST)/sluice-linux-arm64
+	cd $(DIST) && sha256sum sluice-linux-* > SHA256SUMS
+
+release-image: release-bin
+	docker build --build-arg BINARY=$(DIST)/sluice-linux-amd64 --build-arg VERSION=$(VERSION) -t $(IMAGE):$(VERSION) .
+
+PROBE_OUT ?= $(DIST)/probe
+release-probe:
+	$(call release_build,$(shell $(GO) env GOARCH),$(PROBE_OUT),./packaging/checkstatic/testdata/probe)

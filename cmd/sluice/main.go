@@ -11,13 +11,16 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/sluicemq/sluice/internal/cli"
 )
 
-// version is the product version reported to clients and by `sluice version`.
-const version = "0.1.0"
+// version is the product version reported to clients and by `sluice
+// version`; `make release` stamps it with -ldflags "-X main.version=…".
+var version = "0.1.0-dev"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -38,7 +41,8 @@ Commands:
   help         print this help
 
 Commands that talk to a running broker over its HTTP API
-(--server, --user, --password or SLUICE_SERVER, SLUICE_USER, SLUICE_PASSWORD):
+(--server, --user, --password, anywhere on the line, or SLUICE_SERVER,
+SLUICE_USER, SLUICE_PASSWORD; --tls-ca or --insecure for https):
   queue        ls | declare | delete | purge | peek
   exchange     ls | declare | delete
   bind         bind a queue to an exchange
@@ -48,6 +52,10 @@ Commands that talk to a running broker over its HTTP API
   schema       ls | get | put | delete: JSON Schemas for x-schema
   user         ls | add | delete
   permissions  ls | set | delete
+  policy       ls | set | delete: policies and operator policies
+  definitions  export | import: the topology as RabbitMQ's definitions file
+  health       a health check; exit 0 when it passes
+  completion   bash | zsh: a shell completion script
 
 Run "sluice <command> --help" for a command's flags.
 `
@@ -66,7 +74,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "bench":
 		return benchCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
-		fmt.Fprintf(stdout, "sluice %s\n", version)
+		fmt.Fprintln(stdout, versionLine())
 		return 0
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
@@ -74,4 +82,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	default:
 		return cli.Main(ctx, args, stdout, stderr)
 	}
+}
+
+// versionLine is `sluice version`'s answer: the version, the commit it
+// was built from when the build recorded one, Go's version and the
+// platform.
+func versionLine() string {
+	line := "sluice " + version
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				line += " (" + s.Value[:12] + ")"
+			}
+		}
+	}
+	return fmt.Sprintf("%s %s %s/%s", line, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,15 +12,18 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/sluicemq/sluice/internal/amqpserver"
 	"github.com/sluicemq/sluice/internal/api"
 	"github.com/sluicemq/sluice/internal/broker"
 	"github.com/sluicemq/sluice/internal/httpapi"
+	"github.com/sluicemq/sluice/internal/listen"
 	"github.com/sluicemq/sluice/internal/resource"
 	"github.com/sluicemq/sluice/internal/store/pebblestore"
 )
@@ -27,7 +31,12 @@ import (
 const serveUsage = `Usage: sluice serve [flags]
 
 Runs the broker until SIGINT or SIGTERM; on either it closes every client
-connection with 320 CONNECTION_FORCED and stops.
+connection with 320 CONNECTION_FORCED and stops. SIGHUP re-reads the TLS
+certificate, key and CA files; open connections stay up.
+
+Listen flags (--amqp, --amqps, --http, --https) take comma-separated
+addresses; an address without a port gets the protocol's default (5672,
+5671, 15672, 15671).
 
 Flags:
 %s
@@ -36,13 +45,18 @@ the config file, the default. Environment variables:
   SLUICE_DATA, SLUICE_AMQP, SLUICE_HTTP, SLUICE_LOG_LEVEL,
   SLUICE_LOG_FORMAT, SLUICE_DISK_FREE_LIMIT, SLUICE_MEMORY_LIMIT,
   SLUICE_MAX_MESSAGE_SIZE, SLUICE_PPROF, SLUICE_LOAD_DEFINITIONS,
+  SLUICE_AMQPS, SLUICE_HTTPS, SLUICE_TLS_CERT, SLUICE_TLS_KEY, SLUICE_TLS_CA,
+  SLUICE_TLS_CLIENT_AUTH, SLUICE_MAX_CONNECTIONS,
   SLUICE_CONFIG (the config file)
 
 The config file is JSON with any of these keys:
   {
     "data": "./sluice-data",
-    "amqp": "127.0.0.1:5672",
-    "http": "127.0.0.1:15672",
+    "amqp": "127.0.0.1:5672,[::1]:5672",
+    "http": "127.0.0.1:15672,[::1]:15672",
+    "amqps": "", "https": "", "tls_cert": "", "tls_key": "", "tls_ca": "",
+    "tls_client_auth": "none",
+    "max_connections": "0",
     "log_level": "info",
     "log_format": "text",
     "disk_free_limit": "1GiB",
@@ -72,13 +86,25 @@ type serveConfig struct {
 	// LoadDefinitions is a definitions file (RabbitMQ's format) imported
 	// at boot, before the listeners open; empty imports nothing.
 	LoadDefinitions string `json:"load_definitions"`
+	// AMQPS and HTTPS are the TLS listeners (empty: none); TLSCert,
+	// TLSKey, TLSCA and TLSClientAuth their certificate files and whether
+	// clients must present a certificate ("none", the default, or "verify").
+	AMQPS         string `json:"amqps"`
+	HTTPS         string `json:"https"`
+	TLSCert       string `json:"tls_cert"`
+	TLSKey        string `json:"tls_key"`
+	TLSCA         string `json:"tls_ca"`
+	TLSClientAuth string `json:"tls_client_auth"`
+	// MaxConnections bounds the open AMQP connections ("" or "0": no
+	// bound).
+	MaxConnections string `json:"max_connections"`
 }
 
 func defaultServeConfig() serveConfig {
 	return serveConfig{
 		Data:           "./sluice-data",
-		AMQP:           "127.0.0.1:5672",
-		HTTP:           "127.0.0.1:15672",
+		AMQP:           "127.0.0.1:5672,[::1]:5672",
+		HTTP:           "127.0.0.1:15672,[::1]:15672",
 		LogLevel:       "info",
 		LogFormat:      "text",
 		DiskFreeLimit:  "1GiB",
@@ -97,8 +123,15 @@ func (c *serveConfig) settings() []struct {
 		field           *string
 	}{
 		{"data", "SLUICE_DATA", "data directory (created if missing)", &c.Data},
-		{"amqp", "SLUICE_AMQP", "AMQP listen address", &c.AMQP},
-		{"http", "SLUICE_HTTP", "HTTP API and /metrics listen address (empty: no HTTP)", &c.HTTP},
+		{"amqp", "SLUICE_AMQP", "AMQP listen addresses, comma-separated (a missing IPv6 loopback is skipped)", &c.AMQP},
+		{"amqps", "SLUICE_AMQPS", "AMQP over TLS listen addresses (e.g. 0.0.0.0:5671; empty: none)", &c.AMQPS},
+		{"http", "SLUICE_HTTP", "HTTP API and /metrics listen addresses (empty: no HTTP)", &c.HTTP},
+		{"https", "SLUICE_HTTPS", "HTTP API over TLS listen addresses (empty: none)", &c.HTTPS},
+		{"tls-cert", "SLUICE_TLS_CERT", "TLS certificate chain, PEM (re-read on SIGHUP)", &c.TLSCert},
+		{"tls-key", "SLUICE_TLS_KEY", "TLS private key, PEM (re-read on SIGHUP)", &c.TLSKey},
+		{"tls-ca", "SLUICE_TLS_CA", "CA certificates that sign client certificates, PEM", &c.TLSCA},
+		{"tls-client-auth", "SLUICE_TLS_CLIENT_AUTH", "none, or verify: TLS clients must present a certificate --tls-ca signed (SASL EXTERNAL logs in as its CN)", &c.TLSClientAuth},
+		{"max-connections", "SLUICE_MAX_CONNECTIONS", "most open AMQP connections; one more is refused at connection.open (0: no bound)", &c.MaxConnections},
 		{"log-level", "SLUICE_LOG_LEVEL", "log level: debug, info, warn, error", &c.LogLevel},
 		{"log-format", "SLUICE_LOG_FORMAT", "log format: text or json", &c.LogFormat},
 		{"disk-free-limit", "SLUICE_DISK_FREE_LIMIT", "block publishers while the data directory's disk has less free space (e.g. 1GiB; 0 turns it off)", &c.DiskFreeLimit},
@@ -200,14 +233,27 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sluice serve: %v\n", err)
 		return 2
 	}
-	if err := runBroker(ctx, cfg, log); err != nil {
+	// SIGHUP re-reads the TLS files; registered before the broker starts
+	// so that a HUP never kills it (the default action).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	if err := runBroker(ctx, cfg, log, hup); err != nil {
 		log.Error("sluice stopped", "err", err)
 		return 1
 	}
 	return 0
 }
 
-func runBroker(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
+func runBroker(ctx context.Context, cfg serveConfig, log *slog.Logger, hup <-chan os.Signal) error {
+	certs, err := tlsSettings(cfg) // listeners.go
+	if err != nil {
+		return err
+	}
+	maxConns, err := strconv.Atoi(cmp.Or(cfg.MaxConnections, "0"))
+	if err != nil || maxConns < 0 {
+		return fmt.Errorf("--max-connections %q: want a number, 0 for no bound", cfg.MaxConnections)
+	}
 	if err := os.MkdirAll(cfg.Data, 0o750); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
@@ -267,6 +313,7 @@ func runBroker(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	scfg.Logger = log
 	scfg.Addr = cfg.AMQP
 	scfg.Version = version
+	scfg.MaxConnections = maxConns
 	if scfg.MaxMessageSize, err = parseSize(cfg.MaxMessageSize, 0); err != nil || scfg.MaxMessageSize == 0 {
 		return fmt.Errorf("max message size %q: want a size such as 128MiB", cfg.MaxMessageSize)
 	}
@@ -287,22 +334,26 @@ func runBroker(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	monitor.Start()
 	closers = append(closers, func(context.Context) error { monitor.Close(); return nil })
 
-	served := make(chan error, 2)
-	amqpLn, err := net.Listen("tcp", cfg.AMQP)
-	if err != nil {
-		return fmt.Errorf("listen amqp: %w", err)
+	// Each Serve returns once, into served; sized so that none blocks.
+	var lns listeners // listeners.go
+	defer lns.close()
+	if err := lns.openAMQP(cfg, certs, log); err != nil {
+		return err
 	}
-	go func() { served <- srv.Serve(amqpLn) }()
+	if err := lns.openHTTP(cfg, certs, log); err != nil {
+		return err
+	}
+	served := make(chan error, len(lns.api()))
+	for _, ln := range append(lns.amqp, lns.amqps...) {
+		go func() { served <- srv.Serve(ln) }()
+	}
 	closers = append(closers, srv.Close)
 
-	httpAddr := ""
-	if cfg.HTTP != "" {
+	if cfg.HTTP != "" || cfg.HTTPS != "" {
 		hcfg := httpapi.DefaultConfig()
 		hcfg.Addr, hcfg.Logger, hcfg.DataDir, hcfg.Version = cfg.HTTP, log, cfg.Data, version
 		hcfg.NodeName = nodeName()
-		hcfg.Listeners = func() []api.Listener {
-			return []api.Listener{listenerOf("amqp", amqpLn.Addr()), listenerOf("http", httpAddr)}
-		}
+		hcfg.Listeners = lns.api
 		hcfg.Node = func() httpapi.NodeStatus {
 			st := monitor.Status()
 			return httpapi.NodeStatus{MemoryUsed: st.MemoryUsed, MemoryLimit: st.MemoryLimit, MemoryAlarm: st.Memory,
@@ -312,13 +363,10 @@ func runBroker(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		if err != nil {
 			return err
 		}
-		httpLn, err := net.Listen("tcp", cfg.HTTP)
-		if err != nil {
-			return fmt.Errorf("listen http: %w", err)
-		}
-		httpAddr = httpLn.Addr().String()
-		go func() { served <- hs.Serve(httpLn) }()
 		closers = append(closers, hs.Close)
+		for _, ln := range append(lns.http, lns.https...) {
+			go func() { served <- hs.Serve(ln) }()
+		}
 	}
 	if cfg.Pprof != "" {
 		stop, err := servePprof(cfg.Pprof, log)
@@ -327,15 +375,34 @@ func runBroker(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		}
 		closers = append(closers, stop)
 	}
-	log.Info("sluice started", "version", version, "amqp", amqpLn.Addr().String(), "http", httpAddr, "data", cfg.Data)
+	log.Info("sluice started", "version", version, "amqp", addrs(lns.amqp), "amqps", addrs(lns.amqps),
+		"http", addrs(lns.http), "https", addrs(lns.https), "data", cfg.Data)
 
-	select {
-	case <-ctx.Done():
-		log.Info("sluice shutting down")
-		return nil
-	case err := <-served:
-		return fmt.Errorf("listener stopped: %w", err)
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("sluice shutting down")
+			return nil
+		case err := <-served:
+			return fmt.Errorf("listener stopped: %w", err)
+		case <-hup:
+			reloadCerts(certs, log)
+		}
 	}
+}
+
+// reloadCerts re-reads the TLS files on SIGHUP; a failure keeps the
+// certificates in use.
+func reloadCerts(certs *listen.Certs, log *slog.Logger) {
+	if certs == nil {
+		log.Info("SIGHUP: no TLS listener, nothing to reload")
+		return
+	}
+	if err := certs.Reload(); err != nil {
+		log.Error("SIGHUP: TLS files not reloaded; the previous certificates stay in use", "err", err)
+		return
+	}
+	log.Info("SIGHUP: TLS certificates reloaded")
 }
 
 // monitorConfig turns the watermark settings into the resource monitor's

@@ -38,6 +38,10 @@ type Config struct {
 	Version string
 	// ClusterName is reported in server properties.
 	ClusterName string
+	// MaxConnections bounds the open connections of the whole server
+	// (0: no bound); one more is refused at connection.open with 530
+	// NOT_ALLOWED, as RabbitMQ's connection_max.
+	MaxConnections int
 }
 
 // DefaultConfig returns the configuration `sluice serve` starts with.
@@ -77,6 +81,9 @@ func (c Config) Validate() error {
 	}
 	if c.HandshakeTimeout <= 0 {
 		errs = append(errs, errors.New("handshake timeout must be positive"))
+	}
+	if c.MaxConnections < 0 {
+		errs = append(errs, fmt.Errorf("max connections %d is negative", c.MaxConnections))
 	}
 	if c.CloseTimeout <= 0 {
 		errs = append(errs, errors.New("close timeout must be positive"))

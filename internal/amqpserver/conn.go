@@ -2,6 +2,7 @@ package amqpserver
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -52,6 +53,11 @@ type conn struct {
 	deadlineAt time.Time // when pushDeadline last moved the read deadline
 	user       string
 	vhost      string
+	// peerCN is the common name of the client's verified TLS certificate
+	// ("" without one): the user SASL EXTERNAL logs in as.
+	peerCN string
+	// counted: this connection holds one of Config.MaxConnections.
+	counted    bool
 	clientProp message.Table
 	bconn      *broker.Connection
 	channels   map[uint16]*channel
@@ -93,15 +99,23 @@ func (c *conn) serve() {
 	c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.HandshakeTimeout))
 	if err := c.r.ReadProtocolHeader(); err != nil {
 		var pe *amqp.ProtocolError
-		if errors.As(err, &pe) {
+		var te tls.RecordHeaderError
+		switch {
+		case errors.As(err, &pe):
 			c.log.Info("amqp bad protocol header", logErr, err)
 			c.nc.Write(amqp.ProtocolHeader)
+		case errors.As(err, &te) || isTLS(c.nc) && !errors.Is(err, io.EOF):
+			c.log.Info("amqp tls handshake failed", logErr, err)
 		}
 		return
 	}
 	c.log.Debug("amqp connection accepted")
+	c.peerCN = peerCommonName(c.nc) // the TLS handshake is done once the header was read
 	go c.wr.run()
 	defer func() {
+		if c.counted {
+			c.srv.openConns.Add(-1)
+		}
 		if c.bconn != nil {
 			c.bconn.Close()
 		}
@@ -116,7 +130,7 @@ func (c *conn) serve() {
 		VersionMajor:     0,
 		VersionMinor:     9,
 		ServerProperties: c.serverProperties(),
-		Mechanisms:       "PLAIN AMQPLAIN",
+		Mechanisms:       c.mechanisms(),
 		Locales:          "en_US",
 	})
 	c.loop()

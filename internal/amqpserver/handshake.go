@@ -81,6 +81,8 @@ func (c *conn) startOk(m *amqp.ConnectionStartOk) error {
 		user, pass, err = parsePlain(m.Response)
 	case "AMQPLAIN":
 		user, pass, err = parseAMQPlain(m.Response)
+	case "EXTERNAL":
+		return c.startOkExternal(failureClose)
 	default:
 		return newError(amqp.CommandInvalid, m, "unknown authentication mechanism '%s'", m.Mechanism)
 	}
@@ -88,19 +90,30 @@ func (c *conn) startOk(m *amqp.ConnectionStartOk) error {
 		return newError(amqp.AccessRefused, m, "%s", err)
 	}
 	if err := c.srv.broker.Authenticate(user, pass, c.loopback); err != nil {
-		c.log.Warn("amqp login refused", logUser, user, "mechanism", m.Mechanism, logErr, err)
-		if !failureClose {
-			// As RabbitMQ: a client without the
-			// authentication_failure_close capability expects the
-			// socket to close, without connection.close (0-9-1's rule).
-			c.done = true
-			return nil
-		}
-		e := newError(amqp.AccessRefused, nil, // as RabbitMQ: no method named
-			"Login was refused using authentication mechanism %s. For details see the broker logfile.", m.Mechanism)
-		e.connection = true
-		return e
+		return c.loginRefused(user, m.Mechanism, failureClose, err)
 	}
+	c.loggedIn(user)
+	return nil
+}
+
+// loginRefused answers a failed login.
+func (c *conn) loginRefused(user, mechanism string, failureClose bool, err error) error {
+	c.log.Warn("amqp login refused", logUser, user, "mechanism", mechanism, logErr, err)
+	if !failureClose {
+		// As RabbitMQ: a client without the
+		// authentication_failure_close capability expects the
+		// socket to close, without connection.close (0-9-1's rule).
+		c.done = true
+		return nil
+	}
+	e := newError(amqp.AccessRefused, nil, // as RabbitMQ: no method named
+		"Login was refused using authentication mechanism %s. For details see the broker logfile.", mechanism)
+	e.connection = true
+	return e
+}
+
+// loggedIn moves on to connection.tune once user has logged in.
+func (c *conn) loggedIn(user string) {
 	c.user = user
 	cfg := c.srv.cfg
 	c.wr.method(0, &amqp.ConnectionTune{
@@ -109,7 +122,6 @@ func (c *conn) startOk(m *amqp.ConnectionStartOk) error {
 		Heartbeat:  uint16(cfg.Heartbeat / time.Second),
 	})
 	c.state = awaitTuneOk
-	return nil
 }
 
 func (c *conn) tuneOk(m *amqp.ConnectionTuneOk) error {
@@ -136,6 +148,9 @@ func (c *conn) tuneOk(m *amqp.ConnectionTuneOk) error {
 }
 
 func (c *conn) open(m *amqp.ConnectionOpen) error {
+	if err := c.countOpen(); err != nil { // limits.go
+		return err
+	}
 	bc, err := c.srv.broker.Connect(broker.ConnInfo{
 		Name:             c.name,
 		User:             c.user,

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluicemq/sluice/internal/amqp"
 	"github.com/sluicemq/sluice/internal/broker"
+	"github.com/sluicemq/sluice/internal/listen"
 )
 
 // ErrServerClosed is returned by Serve and ListenAndServe after Close.
@@ -23,7 +24,13 @@ type Server struct {
 	broker *broker.Broker
 	log    *slog.Logger
 	nextID atomic.Uint64
-	conns  sync.WaitGroup // one per connection goroutine pair
+	// openConns counts connections past connection.open, against
+	// Config.MaxConnections.
+	openConns atomic.Int64
+	// capWarned is the second (Unix) of the last warning that a socket
+	// was closed at accept for the connection limit.
+	capWarned atomic.Int64
+	conns     sync.WaitGroup // one per connection goroutine pair
 
 	// mu guards the fields below.
 	mu        sync.Mutex
@@ -63,8 +70,11 @@ func (s *Server) ListenAndServe() error {
 	return s.Serve(ln)
 }
 
-// Serve accepts connections on ln until Close, and closes ln.
+// Serve accepts connections on ln until Close, and closes ln. A failed
+// accept (descriptors exhausted, a connection aborted before it was
+// taken) does not stop it: it backs off and retries (listen.Retry).
 func (s *Server) Serve(ln net.Listener) error {
+	ln = listen.Retry(ln, "amqp", s.log)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -75,23 +85,14 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Unlock()
 	s.log.Info("amqp listening", "addr", ln.Addr().String())
 
-	var delay time.Duration
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
 			if s.isClosed() {
 				return ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				s.log.Warn("amqp accept", logErr, err, "retry_in", delay)
-				time.Sleep(delay)
-				continue
-			}
 			return fmt.Errorf("accept amqp: %w", err)
 		}
-		delay = 0
 		s.start(nc)
 	}
 }
@@ -102,13 +103,26 @@ func (s *Server) isClosed() bool {
 	return s.closed
 }
 
-// start serves one accepted socket, unless the server is closing.
+// start serves one accepted socket, unless the server is closing. With
+// Config.MaxConnections set, a socket beyond twice the limit (counting
+// those still in their handshake) is closed at once: descriptors stay
+// bounded even when clients never finish a handshake. Up to there, a
+// connection over the limit hears why at connection.open (limits.go).
 func (s *Server) start(nc net.Conn) {
 	c := newConn(s, nc, s.nextID.Add(1))
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		nc.Close()
+		return
+	}
+	if max := s.cfg.MaxConnections; max > 0 && len(s.live) >= 2*max {
+		s.mu.Unlock()
+		nc.Close()
+		// Once a second at most: under a flood every accept lands here.
+		if now := time.Now().Unix(); s.capWarned.Swap(now) != now {
+			s.log.Warn("amqp socket closed at accept: twice the connection limit is open", "max_connections", max)
+		}
 		return
 	}
 	s.live[c] = struct{}{}

@@ -44,6 +44,7 @@ type amqpTarget struct {
 	addr       string // host:port
 	tls        bool
 	serverName string
+	tlsConf    *tls.Config // nil: ServerName only
 	user       string
 	password   string
 	vhost      string
@@ -128,7 +129,14 @@ func openBatchConn(ctx context.Context, t amqpTarget, name string, confirms bool
 		err error
 	)
 	if t.tls {
-		td := &tls.Dialer{NetDialer: d, Config: &tls.Config{ServerName: t.serverName}}
+		conf := &tls.Config{}
+		if t.tlsConf != nil {
+			conf = t.tlsConf.Clone()
+		}
+		if conf.ServerName == "" {
+			conf.ServerName = t.serverName
+		}
+		td := &tls.Dialer{NetDialer: d, Config: conf}
 		nc, err = td.DialContext(ctx, "tcp", t.addr)
 	} else {
 		nc, err = d.DialContext(ctx, "tcp", t.addr)
@@ -469,6 +477,7 @@ func (s *session) batchingPublisher(ctx, hard context.Context, idx int, p *phase
 	if err != nil {
 		return fmt.Errorf("publisher %d: %w", idx, err)
 	}
+	t.tlsConf = s.tls
 	k := s.cfg.Confirms
 	c, err := openBatchConn(hard, t, fmt.Sprintf("publisher %d", idx), k > 0, s.track)
 	if err != nil {

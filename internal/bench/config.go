@@ -45,6 +45,11 @@ const (
 type Config struct {
 	// URL is the broker, amqp:// or amqps://.
 	URL string
+	// TLSCA (PEM; empty: the system's roots) verifies an amqps:// broker;
+	// TLSCert and TLSKey are a client certificate for mutual TLS;
+	// TLSInsecure skips verification.
+	TLSCA, TLSCert, TLSKey string
+	TLSInsecure            bool
 	// Scenario is ScenarioPublish, ScenarioBacklog or ScenarioChurn.
 	Scenario string
 	// Queue is the durable queue the bench declares and, unless Keep, deletes
@@ -237,7 +242,11 @@ func (c Config) exchange() (exchange, key string) {
 // Flags registers c's fields as flags on fs, with c's current values as the
 // defaults; parsing fs then fills c.
 func Flags(fs *flag.FlagSet, c *Config) {
-	fs.StringVar(&c.URL, "url", c.URL, "broker `URL`")
+	fs.StringVar(&c.URL, "url", c.URL, "broker `URL` (amqps:// for TLS)")
+	fs.StringVar(&c.TLSCA, "tls-ca", c.TLSCA, "amqps: CA certificate `file` (PEM) that signed the broker's certificate")
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "amqps: client certificate `file` (PEM), for mutual TLS")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "amqps: client key `file` (PEM)")
+	fs.BoolVar(&c.TLSInsecure, "tls-insecure", c.TLSInsecure, "amqps: do not verify the broker's certificate")
 	fs.StringVar(&c.Scenario, "scenario", c.Scenario, "publish, backlog, churn or requeue")
 	fs.StringVar(&c.Queue, "queue", c.Queue, "durable queue the bench declares (must be empty)")
 	fs.StringVar(&c.QueueType, "queue-type", c.QueueType, "x-queue-type of the queue (classic, quorum; empty: broker default)")

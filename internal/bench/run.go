@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/sluicemq/sluice/internal/listen"
 )
 
 const (
@@ -29,7 +32,8 @@ const (
 type session struct {
 	cfg   Config
 	epoch time.Time
-	out   io.Writer // progress lines; nil for JSON output
+	out   io.Writer   // progress lines; nil for JSON output
+	tls   *tls.Config // for amqps:// (ServerName filled in per dial)
 
 	// declared is set once the run declared its queue empty, so that
 	// cleanup never deletes a queue that held someone's messages.
@@ -50,7 +54,11 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return Result{}, fmt.Errorf("bench config: %w", err)
 	}
-	s := &session{cfg: cfg, epoch: time.Now()}
+	tlsConf, err := listen.ClientConfig(cfg.TLSCA, cfg.TLSCert, cfg.TLSKey, cfg.TLSInsecure)
+	if err != nil {
+		return Result{}, fmt.Errorf("bench config: %w", err)
+	}
+	s := &session{cfg: cfg, epoch: time.Now(), tls: tlsConf}
 	if !cfg.JSON {
 		s.out = out
 		fmt.Fprintf(out, "bench %s on %s, queue %q, up to %v per phase\n",
@@ -65,7 +73,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 		Publishers: cfg.Publishers, Consumers: cfg.consumers(), MessageSize: cfg.MessageSize,
 		Persistent: cfg.Persistent, Confirms: cfg.Confirms, Fanout: cfg.Fanout, Rate: cfg.Rate,
 	}
-	err := s.run(ctx, &res)
+	err = s.run(ctx, &res)
 	if ctx.Err() != nil {
 		res.Interrupted, err = true, nil
 	}
@@ -228,6 +236,8 @@ func (s *session) amqpConfig(name string) amqp.Config {
 		Locale:     "en_US",
 		Properties: props,
 		Dial:       amqp.DefaultDial(dialTimeout),
+		// amqp091-go fills in ServerName from the URL's host.
+		TLSClientConfig: s.tls.Clone(),
 	}
 }
 

@@ -50,6 +50,7 @@ type Broker struct {
 	vhMu   sync.RWMutex // vhosts.go: guards vhosts after Open
 	vhosts map[string]*vhost
 	users  *userDB
+	limits *limitsDB // limits.go
 
 	idMu        sync.Mutex
 	nextQueueID store.QueueID
@@ -99,6 +100,9 @@ func Open(cfg Config, st store.Store) (*Broker, error) {
 		return nil, err
 	}
 	b.users = users
+	if err := b.openLimits(); err != nil { // limits.go
+		return nil, err
+	}
 	if err := b.SeedPermissions(); err != nil {
 		return nil, fmt.Errorf("open broker: %w", err)
 	}
@@ -187,6 +191,13 @@ func (b *Broker) Authenticate(username, password string, loopback bool) error {
 	return b.users.authenticate(username, password, loopback)
 }
 
+// AuthenticateExternal admits a user whose identity a verified TLS client
+// certificate proved (SASL EXTERNAL): the user must exist, and one
+// restricted to loopback must come from there. Failure is AccessRefused.
+func (b *Broker) AuthenticateExternal(username string, loopback bool) error {
+	return b.users.authenticateExternal(username, loopback)
+}
+
 // Connect opens a session of one client connection with one vhost. It
 // fails with NotAllowed when the vhost does not exist or the user may not
 // use it.
@@ -198,11 +209,17 @@ func (b *Broker) Connect(info ConnInfo) (*Connection, error) {
 	if info.User != "" && !b.users.exists(info.User) {
 		return nil, errorf(NotAllowed, "access to vhost '%s' refused for user '%s'", info.VHost, info.User)
 	}
+	release, err := b.limits.admit(info.User, info.VHost) // limits.go
+	if err != nil {
+		return nil, err
+	}
 	c := newConnection(vh, info)
+	c.release = release
 	c.impersonator = b.users.hasTag(info.User, tagImpersonator)
 	if info.User != "" {
 		access, err := b.newConnAccess(info.VHost, info.User) // permissions.go
 		if err != nil {
+			release()
 			return nil, err
 		}
 		c.access = access

@@ -11,6 +11,8 @@ type Connection struct {
 	// impersonator: the user has the impersonator tag and may publish
 	// with any user_id (senders.go). Read when the connection opens.
 	impersonator bool
+	// release gives back the connection's slot in the limits (limits.go).
+	release func()
 
 	mu        sync.Mutex
 	channels  map[uint16]*Channel
@@ -60,6 +62,9 @@ func (c *Connection) Close() {
 	}
 	c.closed = true
 	c.vh.env.objects.connClosed.Add(1)
+	if c.release != nil {
+		c.release()
+	}
 	chans := make([]*Channel, 0, len(c.channels))
 	for _, ch := range c.channels {
 		chans = append(chans, ch)

@@ -80,6 +80,19 @@ func (db *userDB) authenticate(name, password string, loopback bool) error {
 	return nil
 }
 
+func (db *userDB) authenticateExternal(name string, loopback bool) error {
+	db.mu.RLock()
+	u, ok := db.users[name]
+	db.mu.RUnlock()
+	if !ok {
+		return errorf(AccessRefused, "user '%s' - no such user for the client certificate", name)
+	}
+	if u.LoopbackOnly && !loopback {
+		return errorf(AccessRefused, "user '%s' can only connect via localhost", name)
+	}
+	return nil
+}
+
 func (db *userDB) exists(name string) bool {
 	db.mu.RLock()
 	defer db.mu.RUnlock()

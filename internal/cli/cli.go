@@ -45,10 +45,14 @@ Commands that talk to a running broker over its HTTP API:
   schema ls|get|put|delete             JSON Schemas for x-schema
   policy ls|set|delete                 policies (--operator: operator policies)
   definitions export|import            the topology as RabbitMQ's definitions file
+  health [CHECK]                       a health check (default virtual-hosts; 0 when ok)
+  completion bash|zsh                  a shell completion script
 
-Every command takes --server (env SLUICE_SERVER, default http://127.0.0.1:15672),
---user (SLUICE_USER, default guest), --password (SLUICE_PASSWORD, default guest),
---vhost (default /) and --json. Run "sluice <command> --help" for more.
+Every command takes, anywhere on the line, --server (env SLUICE_SERVER, default
+http://127.0.0.1:15672; host:port alone means http://host:port), --user (SLUICE_USER,
+default guest), --password (SLUICE_PASSWORD, default guest), --vhost (default /),
+--json, and for https: --tls-ca FILE (SLUICE_TLS_CA) or --insecure.
+Run "sluice <command> --help" for more.
 
 Exit codes: 0 ok, 1 failure, 2 usage, 3 not found, 4 access refused,
 5 conflict, 6 server unreachable.
@@ -88,6 +92,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 		return ExitOK
 	}
+	args, globals := hoistGlobals(args) // globals.go
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return ExitUsage
+	}
 	cmds := commands()
 	name := args[0]
 	rest := args[1:]
@@ -97,21 +106,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	cmd, ok := cmds[name]
 	if !ok {
-		if group := groupHelp(cmds, args[0]); group != "" {
-			fmt.Fprintf(stderr, "sluice %s: want a subcommand:\n%s", args[0], group)
-			return ExitUsage
-		}
-		fmt.Fprintf(stderr, "sluice: unknown command %q\n\n%s", strings.Join(args[:min(2, len(args))], " "), usage)
-		return ExitUsage
+		return unknownCommand(cmds, args, stdout, stderr) // suggest.go
 	}
+	rest = append(rest, globals...)
 	e := &env{ctx: ctx, stdout: stdout, stderr: stderr, stdin: stdin}
 	fs := flag.NewFlagSet("sluice "+cmd.usage, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	server := fs.String("server", envOr("SLUICE_SERVER", "http://127.0.0.1:15672"), "the broker's HTTP API `URL` (env SLUICE_SERVER)")
-	user := fs.String("user", envOr("SLUICE_USER", "guest"), "user name (env SLUICE_USER)")
-	password := fs.String("password", envOr("SLUICE_PASSWORD", "guest"), "password (env SLUICE_PASSWORD)")
-	fs.StringVar(&e.vhost, "vhost", "/", "virtual host")
-	fs.BoolVar(&e.json, "json", false, "print JSON instead of a table")
+	g := globalFlags(fs, e) // globals.go
 	if cmd.flags != nil {
 		cmd.flags(fs)
 	}
@@ -123,11 +124,18 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		if errors.Is(err, flag.ErrHelp) {
 			return ExitOK
 		}
+		suggestFlag(fs, err, stderr) // suggest.go
 		return ExitUsage
 	}
-	e.client = api.NewClient(*server, *user, *password)
+	server := serverURL(*g.server)
+	client, err := g.client(server)
+	if err != nil {
+		fmt.Fprintf(stderr, "sluice %s: %v\n", cmd.usage, err)
+		return ExitUsage
+	}
+	e.client = client
 	if err := cmd.run(e, fs.Args()); err != nil {
-		return report(stderr, cmd.usage, *server, err)
+		return report(stderr, cmd.usage, server, err)
 	}
 	return ExitOK
 }
@@ -237,7 +245,8 @@ func firstWord(s string) string {
 
 func commands() map[string]*command {
 	m := map[string]*command{}
-	for _, group := range [][]*command{queueCommands(), exchangeCommands(), messageCommands(), dlqCommands(), userCommands(), schemaCommands(), policyCommands()} {
+	for _, group := range [][]*command{queueCommands(), exchangeCommands(), messageCommands(), dlqCommands(), userCommands(),
+		schemaCommands(), policyCommands(), healthCommands(), {completionCommand()}} {
 		for _, c := range group {
 			name := c.usage
 			if i := strings.Index(name, " ["); i >= 0 {

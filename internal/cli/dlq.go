@@ -4,9 +4,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/term"
 
 	"github.com/sluicemq/sluice/internal/api"
 )
@@ -250,13 +254,14 @@ func dlqCommands() []*command {
 	}
 }
 
-// waitTask polls a task, drawing a progress bar on stderr; when the
-// command's context ends (Ctrl-C) it cancels the task.
+// waitTask polls a task, drawing a progress bar on stderr when that is a
+// terminal; when the command's context ends (Ctrl-C) it cancels the task.
 func waitTask(e *env, task api.Task) (api.Task, error) {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
+	bar := !e.json && isTerminal(e.stderr)
 	for task.State == "running" {
-		if !e.json {
+		if bar {
 			fmt.Fprintf(e.stderr, "\r%s", progressBar(task.Done, task.Total, 30))
 		}
 		select {
@@ -277,10 +282,17 @@ func waitTask(e *env, task api.Task) (api.Task, error) {
 			return task, err
 		}
 	}
-	if !e.json {
+	if bar {
 		fmt.Fprintf(e.stderr, "\r%s\n", progressBar(task.Done, task.Total, 30))
 	}
 	return task, nil
+}
+
+// isTerminal reports whether w is a terminal: a progress bar drawn with
+// carriage returns into a file or a pipe is only noise there.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 func progressBar(done, total, width int) string {

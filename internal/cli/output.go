@@ -75,13 +75,16 @@ func (kv keyValues) Set(s string) error {
 	return nil
 }
 
-// typed turns a flag value into a JSON value: integers and booleans as
-// such, anything else a string.
+// typed turns a flag value into a JSON value: integers, other numbers
+// (x-retry-jitter=0.2) and booleans as such, anything else a string.
 func typed(v string) any {
 	var n json.Number
-	if err := json.Unmarshal([]byte(v), &n); err == nil && !strings.ContainsAny(v, ".eE") {
-		if i, err := n.Int64(); err == nil {
+	if err := json.Unmarshal([]byte(v), &n); err == nil {
+		if i, err := n.Int64(); err == nil && !strings.ContainsAny(v, ".eE") {
 			return i
+		}
+		if f, err := n.Float64(); err == nil {
+			return f
 		}
 	}
 	switch v {

@@ -25,7 +25,6 @@ func (s *Server) routePolicies() {
 	s.route("PUT /api/operator-policies/{vhost}/{name}", needPolicymaker, s.putPolicy)
 	s.route("DELETE /api/operator-policies/{vhost}/{name}", needPolicymaker, s.deletePolicy)
 	s.route("GET /api/parameters", needMonitoringOrManagement, s.listParameters)
-	s.route("GET /api/vhost-limits", needMonitoringOrManagement, s.listVHostLimits)
 }
 
 // listParameters lists the runtime parameters as RabbitMQ does; Sluice's
@@ -43,11 +42,6 @@ func (s *Server) listParameters(w http.ResponseWriter, r *http.Request, u *user)
 		}
 	}
 	writeListing(w, r, out)
-}
-
-// listVHostLimits lists the vhosts' limits: Sluice sets none.
-func (s *Server) listVHostLimits(w http.ResponseWriter, r *http.Request, u *user) {
-	writeListing(w, r, []any{})
 }
 
 // operatorParameter is an operator policy as RabbitMQ's runtime parameter.

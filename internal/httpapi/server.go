@@ -27,10 +27,12 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluicemq/sluice/internal/api"
 	"github.com/sluicemq/sluice/internal/broker"
+	"github.com/sluicemq/sluice/internal/listen"
 )
 
 // Config configures the HTTP API.
@@ -64,6 +66,14 @@ type Config struct {
 	// NodeName names this broker in the overview, /api/nodes and the
 	// metrics' rabbitmq_node label.
 	NodeName string
+	// ReadHeaderTimeout, ReadTimeout and IdleTimeout bound how long a
+	// client may take to send a request's headers, its whole request, and
+	// how long an idle keep-alive connection stays open: a client that
+	// announces a body and never sends it cannot hold a descriptor.
+	ReadHeaderTimeout, ReadTimeout, IdleTimeout time.Duration
+	// MaxConnections bounds the open HTTP connections of all listeners
+	// together (0: no bound); one more is closed at accept.
+	MaxConnections int
 }
 
 // DefaultConfig returns the configuration `sluice serve` starts with.
@@ -80,6 +90,11 @@ func DefaultConfig() Config {
 		KeepTasks:    100,
 
 		SampleInterval: 5 * time.Second,
+
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxConnections:    1024,
 	}
 }
 
@@ -94,6 +109,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("http config: KeepTasks %d, want at least 1", c.KeepTasks)
 	case c.SampleInterval < 0:
 		return fmt.Errorf("http config: SampleInterval %v is negative", c.SampleInterval)
+	case c.MaxConnections < 0:
+		return fmt.Errorf("http config: MaxConnections %d is negative", c.MaxConnections)
+	case c.ReadHeaderTimeout <= 0 || c.ReadTimeout <= 0 || c.IdleTimeout <= 0:
+		return errors.New("http config: ReadHeaderTimeout, ReadTimeout and IdleTimeout must be positive")
 	}
 	return nil
 }
@@ -126,6 +145,19 @@ type Server struct {
 	sessions *sessionStore // session.go
 
 	closeOnce sync.Once
+	// openConns counts the HTTP connections of every listener, against
+	// Config.MaxConnections.
+	openConns atomic.Int64
+}
+
+// countConn keeps openConns: net/http reports every connection's states.
+func (s *Server) countConn(_ net.Conn, st http.ConnState) {
+	switch st {
+	case http.StateNew:
+		s.openConns.Add(1)
+	case http.StateClosed, http.StateHijacked:
+		s.openConns.Add(-1)
+	}
 }
 
 // New returns the API over b. conns may be nil (no AMQP front door).
@@ -151,8 +183,10 @@ func New(cfg Config, b *broker.Broker, conns Connections) (*Server, error) {
 	s.rates = newSampler(b, conns, cfg.Now, cfg.SampleInterval)
 	s.rates.start()
 	s.routes()
-	s.http = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)}
+	s.http = &http.Server{Handler: s,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout, ReadTimeout: cfg.ReadTimeout, IdleTimeout: cfg.IdleTimeout,
+		ErrorLog:  slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+		ConnState: s.countConn}
 	return s, nil
 }
 
@@ -160,7 +194,13 @@ func New(cfg Config, b *broker.Broker, conns Connections) (*Server, error) {
 func (s *Server) Handler() http.Handler { return s }
 
 // Serve serves on ln until Close; it returns http.ErrServerClosed then.
-func (s *Server) Serve(ln net.Listener) error { return s.http.Serve(ln) }
+// It may be called for several listeners. A failed accept is retried
+// after a pause (listen.Retry), never the end of the listener; past
+// Config.MaxConnections open connections a new one is closed at once.
+func (s *Server) Serve(ln net.Listener) error {
+	open := func() int { return int(s.openConns.Load()) }
+	return s.http.Serve(listen.Cap(listen.Retry(ln, "http", s.log), s.cfg.MaxConnections, open, "http", s.log))
+}
 
 // Close stops the listener, cancels running tasks and waits for them and
 // for requests in flight (until ctx ends).
@@ -257,6 +297,7 @@ func (s *Server) routes() {
 	s.routeSchemas()     // schemas.go
 	s.routeBindings()    // bindings.go
 	s.routePolicies()    // policies.go
+	s.routeLimits()      // limits.go
 	s.routeDefinitions() // definitions.go
 	s.routeHealth()      // health.go
 	s.routeConsole()     // session.go

@@ -8,6 +8,7 @@ package sluicetest
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	amqp091 "github.com/rabbitmq/amqp091-go"
@@ -32,6 +33,7 @@ type options struct {
 	level   slog.Level
 	server  func(*amqpserver.Config)
 	broker  func(*broker.Config)
+	tls     *tls.Config
 }
 
 // WithDataDir keeps the broker's state in the durable store in dir, so a
@@ -49,11 +51,15 @@ func WithServerConfig(f func(*amqpserver.Config)) Option { return func(o *option
 // WithBrokerConfig lets a test change the broker's configuration.
 func WithBrokerConfig(f func(*broker.Config)) Option { return func(o *options) { o.broker = f } }
 
+// WithTLS adds a TLS listener with conf (TLSAddr), beside the plain one.
+func WithTLS(conf *tls.Config) Option { return func(o *options) { o.tls = conf } }
+
 // Broker is a running broker.
 type Broker struct {
-	Broker *broker.Broker
-	Server *amqpserver.Server
-	addr   string
+	Broker  *broker.Broker
+	Server  *amqpserver.Server
+	addr    string
+	tlsAddr string
 }
 
 // Start starts a broker and registers its shutdown with t.Cleanup.
@@ -99,8 +105,19 @@ func Start(t testing.TB, opts ...Option) *Broker {
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}
-	served := make(chan error, 1)
+	served := make(chan error, 2)
 	go func() { served <- srv.Serve(ln) }()
+	serving := 1
+	tlsAddr := ""
+	if o.tls != nil {
+		tln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("listen: %v", err)
+		}
+		tlsAddr = tln.Addr().String()
+		serving++
+		go func() { served <- srv.Serve(tls.NewListener(tln, o.tls)) }()
+	}
 
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -108,8 +125,10 @@ func Start(t testing.TB, opts ...Option) *Broker {
 		if err := srv.Close(ctx); err != nil {
 			t.Errorf("close amqp server: %v", err)
 		}
-		if err := <-served; !errors.Is(err, amqpserver.ErrServerClosed) {
-			t.Errorf("serve: %v", err)
+		for range serving {
+			if err := <-served; !errors.Is(err, amqpserver.ErrServerClosed) {
+				t.Errorf("serve: %v", err)
+			}
 		}
 		if err := b.Close(ctx); err != nil {
 			t.Errorf("close broker: %v", err)
@@ -118,8 +137,11 @@ func Start(t testing.TB, opts ...Option) *Broker {
 			t.Errorf("close store: %v", err)
 		}
 	})
-	return &Broker{Broker: b, Server: srv, addr: ln.Addr().String()}
+	return &Broker{Broker: b, Server: srv, addr: ln.Addr().String(), tlsAddr: tlsAddr}
 }
+
+// TLSAddr returns the TLS listener's host:port (WithTLS), or "".
+func (b *Broker) TLSAddr() string { return b.tlsAddr }
 
 // Addr returns the AMQP listener's host:port.
 func (b *Broker) Addr() string { return b.addr }

@@ -114,14 +114,19 @@ func TestSmokeScripts(t *testing.T) {
 // runScript runs one smoke script with AMQP_URL set and returns its combined
 // output.
 func runScript(t *testing.T, url, interp, script string) (string, error) {
+	return runScriptEnv(t, interp, script, "AMQP_URL="+url)
+}
+
+// runScriptEnv runs one script with env added to the environment.
+func runScriptEnv(t *testing.T, interp, script string, env ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(t.Context(), scriptTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, interp, script)
 	cmd.Env = append(os.Environ(),
-		"AMQP_URL="+url,
 		"SMOKE_TIMEOUT="+strconv.Itoa(int(smokeTimeout/time.Second)),
 		"PYTHONDONTWRITEBYTECODE=1",
 	)
+	cmd.Env = append(cmd.Env, env...)
 	var buf bytes.Buffer
 	cmd.Stdout = &buf
 	cmd.Stderr = &buf
