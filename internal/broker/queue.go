@@ -50,6 +50,7 @@ type queue struct {
 	deleted     bool
 	floor       uint64      // the ack floor last persisted
 	mark        uint64      // the delivered mark last queued for the store (durable queues; records.go)
+	markBuf     markBuf     // where the encoded marks are cut from
 	high        uint64      // one past the highest seq added to the index
 	lastUsed    int64       // unix ms of the last declare, get or consumer change (x-expires)
 	names       recordNames // the names of the last record read for delivery
@@ -218,7 +219,7 @@ func (q *queue) deliveredLocked(b *store.Batch, e entry, noAck bool) {
 			// before: the delivered mark covers e (records.go).
 			if e.seq+1 > q.mark {
 				q.mark = e.seq + 1
-				b.PutState(q.id, markSeq, encodeMark(q.mark))
+				b.PutState(q.id, markSeq, q.markBuf.encode(q.mark))
 			}
 		} else {
 			b.PutState(q.id, e.seq, encodeState(uint32(e.deliveries)))
