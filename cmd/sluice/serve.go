@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -25,6 +27,7 @@ import (
 	"github.com/sluicemq/sluice/internal/httpapi"
 	"github.com/sluicemq/sluice/internal/listen"
 	"github.com/sluicemq/sluice/internal/resource"
+	"github.com/sluicemq/sluice/internal/store"
 	"github.com/sluicemq/sluice/internal/store/pebblestore"
 )
 
@@ -63,7 +66,9 @@ The config file is JSON with any of these keys:
     "memory_limit": "40%%",
     "max_message_size": "128MiB",
     "pprof": "",
-    "load_definitions": ""
+    "load_definitions": "",
+    "node": "",
+    "cluster": ""
   }
 `
 
@@ -86,6 +91,11 @@ type serveConfig struct {
 	// LoadDefinitions is a definitions file (RabbitMQ's format) imported
 	// at boot, before the listeners open; empty imports nothing.
 	LoadDefinitions string `json:"load_definitions"`
+	// Node and Cluster make this node a member of a cluster (cluster.go):
+	// its name, and every member as name=host:port (its own entry is its
+	// cluster listen address). Empty: a single node.
+	Node    string `json:"node"`
+	Cluster string `json:"cluster"`
 	// AMQPS and HTTPS are the TLS listeners (empty: none); TLSCert,
 	// TLSKey, TLSCA and TLSClientAuth their certificate files and whether
 	// clients must present a certificate ("none", the default, or "verify").
@@ -98,6 +108,12 @@ type serveConfig struct {
 	// MaxConnections bounds the open AMQP connections ("" or "0": no
 	// bound).
 	MaxConnections string `json:"max_connections"`
+
+	// Flags only, for one start: Init creates a data directory that was
+	// named explicitly and does not exist; Repair accepts the loss of what
+	// follows damage inside the newest write-ahead log.
+	Init   bool `json:"-"`
+	Repair bool `json:"-"`
 }
 
 func defaultServeConfig() serveConfig {
@@ -122,7 +138,7 @@ func (c *serveConfig) settings() []struct {
 		flag, env, help string
 		field           *string
 	}{
-		{"data", "SLUICE_DATA", "data directory (created if missing)", &c.Data},
+		{"data", "SLUICE_DATA", "data directory (the default one is created if missing; one named here needs --init)", &c.Data},
 		{"amqp", "SLUICE_AMQP", "AMQP listen addresses, comma-separated (a missing IPv6 loopback is skipped)", &c.AMQP},
 		{"amqps", "SLUICE_AMQPS", "AMQP over TLS listen addresses (e.g. 0.0.0.0:5671; empty: none)", &c.AMQPS},
 		{"http", "SLUICE_HTTP", "HTTP API and /metrics listen addresses (empty: no HTTP)", &c.HTTP},
@@ -138,6 +154,8 @@ func (c *serveConfig) settings() []struct {
 		{"max-message-size", "SLUICE_MAX_MESSAGE_SIZE", "largest message body a publisher may send (e.g. 128MiB, RabbitMQ's default)", &c.MaxMessageSize},
 		{"memory-limit", "SLUICE_MEMORY_LIMIT", "block publishers while the broker uses more memory (e.g. 2GiB, or 40% of the machine; 0 turns it off)", &c.MemoryLimit},
 		{"load-definitions", "SLUICE_LOAD_DEFINITIONS", "import this definitions file (RabbitMQ's or Sluice's export) at boot", &c.LoadDefinitions},
+		{"node", "SLUICE_NODE", "this node's name in --cluster", &c.Node},
+		{"cluster", "SLUICE_CLUSTER", "cluster members as n1=host:port,n2=host:port,... (empty: a single node)", &c.Cluster},
 		{"pprof", "SLUICE_PPROF", "serve Go's profiling endpoints /debug/pprof/ on this address (empty: off; keep it on localhost)", &c.Pprof},
 	}
 }
@@ -154,6 +172,8 @@ func loadServeConfig(args []string, lookupEnv func(string) (string, bool), out i
 		flagVals[s.flag] = fs.String(s.flag, *s.field, s.help+" (env "+s.env+")")
 	}
 	configPath := fs.String("config", "", "config file, JSON (env SLUICE_CONFIG)")
+	initDir := fs.Bool("init", false, "create the data directory if it does not exist (a new broker)")
+	repair := fs.Bool("repair", false, "start even though the newest write-ahead log is damaged mid-file, dropping everything after the damage")
 	fs.Usage = func() {
 		var b bytes.Buffer
 		fs.SetOutput(&b)
@@ -177,6 +197,7 @@ func loadServeConfig(args []string, lookupEnv func(string) (string, bool), out i
 			return cfg, err
 		}
 	}
+	cfg.Init, cfg.Repair = *initDir, *repair
 	set := make(map[string]bool)
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	for _, s := range cfg.settings() {
@@ -254,8 +275,8 @@ func runBroker(ctx context.Context, cfg serveConfig, log *slog.Logger, hup <-cha
 	if err != nil || maxConns < 0 {
 		return fmt.Errorf("--max-connections %q: want a number, 0 for no bound", cfg.MaxConnections)
 	}
-	if err := os.MkdirAll(cfg.Data, 0o750); err != nil {
-		return fmt.Errorf("create data directory: %w", err)
+	if err := prepareDataDir(cfg); err != nil {
+		return err
 	}
 	monCfg, err := monitorConfig(cfg, log)
 	if err != nil {
@@ -268,6 +289,18 @@ func runBroker(ctx context.Context, cfg serveConfig, log *slog.Logger, hup <-cha
 	// a million messages stays under 100 MiB of resident memory.
 	sopts.MemTableSize = 8 << 20
 	sopts.CacheSize = 8 << 20
+	sopts.RepairWAL = cfg.Repair
+	// A store failure the store meets on its own (a background flush on a
+	// full disk) fences the broker, which logs it once and raises the
+	// store alarm.
+	var fenceTo atomic.Pointer[broker.Broker]
+	sopts.OnFence = func(err error) {
+		if b := fenceTo.Load(); b != nil {
+			b.FenceStore(err)
+			return
+		}
+		log.Error("message store failed while the broker was opening", "err", err)
+	}
 	st, err := pebblestore.Open(cfg.Data, sopts)
 	if err != nil {
 		return fmt.Errorf("open data directory %s: %w", cfg.Data, err)
@@ -284,14 +317,31 @@ func runBroker(ctx context.Context, cfg serveConfig, log *slog.Logger, hup <-cha
 	bcfg := broker.DefaultConfig()
 	bcfg.Logger = log
 	bcfg.BodyCacheBytes = 8 << 20
-	b, err := broker.Open(bcfg, st)
-	if err != nil {
-		return fmt.Errorf("open broker: %w", err)
-	}
 	// Shutdown runs in the reverse order of these steps: HTTP first (so
 	// running redrive tasks stop), then AMQP (every connection closed with
-	// 320), the monitor, the broker, the store.
+	// 320), the monitor, the broker, the cluster host and transport, the
+	// store.
 	var closers []func(context.Context) error
+	var bst store.Store = st
+	var cn *clusterNode
+	if cfg.Cluster != "" {
+		if cn, err = openCluster(cfg.Node, cfg.Cluster, st, log); err != nil { // cluster.go
+			return fmt.Errorf("open cluster: %w", err)
+		}
+		closers = append(closers, cn.close)
+		bst, bcfg.Cluster = cn.store(st), cn
+	}
+	b, err := broker.Open(bcfg, bst)
+	if err != nil {
+		for _, c := range closers {
+			c(context.Background())
+		}
+		return fmt.Errorf("open broker: %w", err)
+	}
+	fenceTo.Store(b)
+	if cn != nil {
+		cn.start(b)
+	}
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
@@ -317,6 +367,7 @@ func runBroker(ctx context.Context, cfg serveConfig, log *slog.Logger, hup <-cha
 	if scfg.MaxMessageSize, err = parseSize(cfg.MaxMessageSize, 0); err != nil || scfg.MaxMessageSize == 0 {
 		return fmt.Errorf("max message size %q: want a size such as 128MiB", cfg.MaxMessageSize)
 	}
+	scfg.BodyMemory = monCfg.MemoryLimit // unfinished bodies count against it at once
 	srv, err := amqpserver.New(scfg, b)
 	if err != nil {
 		return err
@@ -352,7 +403,11 @@ func runBroker(ctx context.Context, cfg serveConfig, log *slog.Logger, hup <-cha
 	if cfg.HTTP != "" || cfg.HTTPS != "" {
 		hcfg := httpapi.DefaultConfig()
 		hcfg.Addr, hcfg.Logger, hcfg.DataDir, hcfg.Version = cfg.HTTP, log, cfg.Data, version
+		hcfg.MaxMessageSize = int64(scfg.MaxMessageSize) // an HTTP publish is bounded as an AMQP one
 		hcfg.NodeName = nodeName()
+		if cfg.Node != "" {
+			hcfg.NodeName = cfg.Node
+		}
 		hcfg.Listeners = lns.api
 		hcfg.Node = func() httpapi.NodeStatus {
 			st := monitor.Status()
@@ -389,6 +444,31 @@ func runBroker(ctx context.Context, cfg serveConfig, log *slog.Logger, hup <-cha
 			reloadCerts(certs, log)
 		}
 	}
+}
+
+// prepareDataDir makes sure the data directory exists. A missing one is
+// created only when it is the default ./sluice-data (a first run) or
+// --init says so: any other directory that is gone was most likely deleted or not
+// mounted, and starting empty there would hand out a fresh guest/guest and
+// forget every queue (docs/decisions.md).
+func prepareDataDir(cfg serveConfig) error {
+	fi, err := os.Stat(cfg.Data)
+	switch {
+	case err == nil && !fi.IsDir():
+		return fmt.Errorf("data directory %s is not a directory", cfg.Data)
+	case err == nil:
+		return nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("data directory: %w", err)
+	case !cfg.Init && cfg.Data != defaultServeConfig().Data:
+		return fmt.Errorf("data directory %s does not exist: for a new broker start once with --init to create it; "+
+			"if a broker ran here before, its data was moved or deleted (or its disk is not mounted): "+
+			"restore it rather than start empty", cfg.Data)
+	}
+	if err := os.MkdirAll(cfg.Data, 0o750); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	return nil
 }
 
 // reloadCerts re-reads the TLS files on SIGHUP; a failure keeps the

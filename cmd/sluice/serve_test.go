@@ -1,6 +1,16 @@
 package main
 
-import "testing"
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
 
 func TestParseSize(t *testing.T) {
 	tests := []struct {
@@ -30,5 +40,23 @@ func TestParseSize(t *testing.T) {
 		if !tt.err && got != tt.want {
 			t.Errorf("parseSize(%q, %d) = %d, want %d", tt.in, tt.whole, got, tt.want)
 		}
+	}
+}
+
+// A data directory named explicitly that does not exist (deleted, not
+// mounted) is refused unless --init says this is a new broker: starting
+// empty there would forget every queue and hand out guest/guest again.
+func TestMissingDataDirectoryNeedsInit(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "gone")
+	var stdout, stderr bytes.Buffer
+	// Old builds started (and ran until the context ended) instead.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	code := run(ctx, []string{"serve", "--amqp", "127.0.0.1:0", "--http", "", "--data", data}, &stdout, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "--init") {
+		t.Fatalf("serve on a missing data directory: exit %d, stderr:\n%s\nwant exit 1 and a hint about --init", code, stderr.String())
+	}
+	if _, err := os.Stat(data); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the missing data directory was created: %v", err)
 	}
 }

@@ -24,7 +24,7 @@ func (c *conn) startOkExternal(failureClose bool) error {
 	if c.peerCN == "" {
 		return c.loginRefused("", "EXTERNAL", failureClose, errors.New("no verified TLS client certificate"))
 	}
-	if err := c.srv.broker.AuthenticateExternal(c.peerCN, c.loopback); err != nil {
+	if err := c.srv.broker.AuthenticateExternal(c.peerCN, c.nc.RemoteAddr().String()); err != nil {
 		return c.loginRefused(c.peerCN, "EXTERNAL", failureClose, err)
 	}
 	c.loggedIn(c.peerCN)

@@ -89,7 +89,8 @@ func (c *conn) startOk(m *amqp.ConnectionStartOk) error {
 	if err != nil {
 		return newError(amqp.AccessRefused, m, "%s", err)
 	}
-	if err := c.srv.broker.Authenticate(user, pass, c.loopback); err != nil {
+	login := broker.Login{Door: "amqp", Remote: c.nc.RemoteAddr().String(), User: user, Password: pass}
+	if err := c.srv.broker.Authenticate(login); err != nil {
 		return c.loginRefused(user, m.Mechanism, failureClose, err)
 	}
 	c.loggedIn(user)
@@ -98,7 +99,8 @@ func (c *conn) startOk(m *amqp.ConnectionStartOk) error {
 
 // loginRefused answers a failed login.
 func (c *conn) loginRefused(user, mechanism string, failureClose bool, err error) error {
-	c.log.Warn("amqp login refused", logUser, user, "mechanism", mechanism, logErr, err)
+	// The broker logs failed password logins, gathered per source.
+	c.log.Debug("amqp login refused", logUser, user, "mechanism", mechanism, logErr, err)
 	if !failureClose {
 		// As RabbitMQ: a client without the
 		// authentication_failure_close capability expects the
@@ -164,6 +166,7 @@ func (c *conn) open(m *amqp.ConnectionOpen) error {
 		return e
 	}
 	c.bconn = bc
+	c.wr.setOnFull(bc.SetOutputFull)
 	c.vhost = m.VirtualHost
 	c.state = opened
 	c.log = c.log.With(logUser, c.user, logVHost, c.vhost)

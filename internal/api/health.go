@@ -26,7 +26,9 @@ type Health struct {
 // Alarm is one resource alarm in effect on a node.
 type Alarm struct {
 	Node     string `json:"node"`
-	Resource string `json:"resource"` // "memory" or "disk"
+	Resource string `json:"resource"` // "memory", "disk" or "store"
+	// Reason says what failed (the store alarm: why writes are refused).
+	Reason string `json:"reason,omitempty"`
 }
 
 // Node is GET /api/nodes/{name}: the fields of RabbitMQ's node object that
@@ -41,11 +43,16 @@ type Node struct {
 	DiskFree      uint64 `json:"disk_free"`
 	DiskFreeLimit uint64 `json:"disk_free_limit"`
 	DiskFreeAlarm bool   `json:"disk_free_alarm"`
-	FDUsed        int    `json:"fd_used"`
-	FDTotal       int64  `json:"fd_total"`
-	SocketsUsed   int    `json:"sockets_used"`
-	SocketsTotal  int64  `json:"sockets_total"`
-	Processors    int    `json:"processors"`
+	// StoreAlarm is raised when the message store failed (a full or
+	// failing disk, the data directory deleted) and the broker refuses
+	// writes until it is restarted; StoreAlarmReason says why.
+	StoreAlarm       bool   `json:"store_alarm"`
+	StoreAlarmReason string `json:"store_alarm_reason,omitempty"`
+	FDUsed           int    `json:"fd_used"`
+	FDTotal          int64  `json:"fd_total"`
+	SocketsUsed      int    `json:"sockets_used"`
+	SocketsTotal     int64  `json:"sockets_total"`
+	Processors       int    `json:"processors"`
 	// Uptime is in milliseconds, as RabbitMQ's.
 	Uptime int64 `json:"uptime"`
 	// Listeners are the node's protocol listeners.

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluicemq/sluice/internal/access"
 	"github.com/sluicemq/sluice/internal/message"
 )
 
@@ -301,11 +302,18 @@ func (discardOutlet) ConsumerCancelled(string) {}
 // caller closes the connection when done; unacked gets return to their
 // queue then.
 func (b *Broker) AdminSession(vhostName, user string) (*Connection, *Channel, error) {
+	return b.UserSession(vhostName, user, nil)
+}
+
+// UserSession is AdminSession with every operation checked by chk, as an
+// AMQP connection of the user is (nil: unchecked).
+func (b *Broker) UserSession(vhostName, user string, chk *access.Checker) (*Connection, *Channel, error) {
 	vh := b.vhost(vhostName)
 	if vh == nil {
 		return nil, nil, errorf(NotFound, "no vhost '%s'", vhostName)
 	}
 	conn := newConnection(vh, ConnInfo{Name: "http-api", User: user, VHost: vhostName})
+	conn.access = chk
 	conn.impersonator = b.users.hasTag(user, tagImpersonator)
 	return conn, conn.Channel(1, discardOutlet{}), nil
 }

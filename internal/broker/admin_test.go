@@ -66,7 +66,7 @@ func TestAdminUsersPermissionsAuditSurviveRestart(t *testing.T) {
 	if err := b2.SeedPermissions(); err != nil {
 		t.Fatal(err)
 	}
-	if err := b2.Authenticate("ops", "pw", false); err != nil {
+	if err := b2.Authenticate(Login{User: "ops", Password: "pw", Remote: "192.0.2.1:5000"}); err != nil {
 		t.Fatalf("ops after restart: %v", err)
 	}
 	if u, _ := b2.User("ops"); !u.HasTag(TagManagement) {

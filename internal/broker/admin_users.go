@@ -8,8 +8,6 @@ package broker
 
 import (
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -18,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluicemq/sluice/internal/access"
 	"github.com/sluicemq/sluice/internal/store"
 )
 
@@ -35,31 +34,25 @@ const (
 	TagPolicymaker   = "policymaker"
 )
 
-// UserInfo describes a user. PasswordHash is RabbitMQ's format:
-// base64(salt ‖ SHA-256(salt ‖ password)).
+// UserInfo describes a user. PasswordHash is the stored hash as
+// definitions carry it, in HashingAlgorithm: bcrypt's string, or
+// RabbitMQ's base64(salt ‖ SHA-256(salt ‖ password)) for a hash imported
+// from RabbitMQ whose user has not logged in since.
 type UserInfo struct {
-	Name         string
-	Tags         []string
-	PasswordHash string
-	LoopbackOnly bool
+	Name             string
+	Tags             []string
+	PasswordHash     string
+	HashingAlgorithm string
+	LoopbackOnly     bool
 }
 
 // HasTag reports whether u has tag.
 func (u UserInfo) HasTag(tag string) bool { return slices.Contains(u.Tags, tag) }
 
-// Permission is a user's access to one vhost: regular expressions over
-// the resource names it may configure, write and read, as RabbitMQ's.
-type Permission struct {
-	User      string
-	VHost     string
-	Configure string
-	Write     string
-	Read      string
-}
-
 func userInfo(u userDef) UserInfo {
+	h := u.hash()
 	return UserInfo{Name: u.Name, Tags: slices.Clone(u.Tags), LoopbackOnly: u.LoopbackOnly,
-		PasswordHash: base64.StdEncoding.EncodeToString(append(slices.Clone(u.Salt), u.Hash...))}
+		PasswordHash: h.String(), HashingAlgorithm: h.Algorithm()}
 }
 
 // Users lists the users, sorted by name.
@@ -85,38 +78,38 @@ func (b *Broker) User(name string) (UserInfo, error) {
 	return userInfo(u), nil
 }
 
-// PutUser creates or updates a user. Exactly one of password and
-// passwordHash (RabbitMQ's base64 salted SHA-256) may be set; with
-// neither, an existing user keeps its password and a new one cannot log
-// in with any password. An update keeps the user's loopback restriction.
-func (b *Broker) PutUser(name, password, hash string, tags []string) (created bool, err error) {
-	if name == "" {
-		return false, errorf(InvalidArgument, "user name is empty")
+// PutUser creates or updates a user. Exactly one of password (stored as
+// bcrypt) and passwordHash (bcrypt's string, or RabbitMQ's base64 salted
+// SHA-256) may be set; with neither, an existing user keeps its password
+// and a new one cannot log in with any password. An update keeps the
+// user's loopback restriction.
+func (b *Broker) PutUser(name, password, passwordHash string, tags []string) (created bool, err error) {
+	if err := CheckName("user", name); err != nil {
+		return false, err
 	}
-	if password != "" && hash != "" {
+	if password != "" && passwordHash != "" {
 		return false, errorf(InvalidArgument, "give password or password_hash, not both")
+	}
+	var h access.Hash
+	switch {
+	case password != "":
+		if h, err = access.NewHash(password, b.users.cost); err != nil {
+			return false, errorf(InvalidArgument, "%v", err)
+		}
+	case passwordHash != "":
+		if h, err = access.ParseHash(passwordHash, ""); err != nil {
+			return false, errorf(InvalidArgument, "%v", err)
+		}
 	}
 	db := b.users
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	old, exists := db.users[name]
 	u := userDef{Name: name, Tags: slices.Clone(tags), LoopbackOnly: old.LoopbackOnly}
-	switch {
-	case password != "":
-		u.Salt = make([]byte, 4)
-		_, _ = rand.Read(u.Salt)
-		u.Hash = passwordHash(u.Salt, password)
-	case hash != "":
-		raw, err := base64.StdEncoding.DecodeString(hash)
-		if err != nil || len(raw) != 4+sha256.Size {
-			return false, errorf(InvalidArgument, "password_hash: want base64 of a 4-byte salt and a SHA-256 digest")
-		}
-		u.Salt, u.Hash = raw[:4], raw[4:]
-	case exists:
-		u.Salt, u.Hash = old.Salt, old.Hash
-	default:
-		u.Salt, u.Hash = []byte{0, 0, 0, 0}, make([]byte, sha256.Size) // matches no password
+	if h.IsZero() && exists {
+		h = old.hash()
 	}
+	u.setHash(h)
 	var batch store.Batch
 	batch.PutMeta(userKey(name), encodeUserDef(u))
 	if err := b.env.st.Apply(&batch, true); err != nil {
@@ -147,6 +140,7 @@ func (b *Broker) DeleteUser(name string) error {
 		return internalError("delete user", err)
 	}
 	delete(db.users, name)
+	db.verifier.Forget(name)
 	db.permGen.Add(1)
 	return nil
 }
@@ -221,7 +215,7 @@ func (b *Broker) SetPermission(p Permission) error {
 	if _, err := b.User(p.User); err != nil {
 		return err
 	}
-	if _, err := compilePermission(p); err != nil {
+	if err := access.Compile(p); err != nil {
 		return errorf(InvalidArgument, "%v", err)
 	}
 	var batch store.Batch
@@ -285,16 +279,29 @@ func (b *Broker) RecordAudit(e AuditEntry) (AuditEntry, error) {
 	var r [4]byte
 	_, _ = rand.Read(r[:])
 	e.ID = fmt.Sprintf("%020d-%08x", e.Time.UnixNano(), binary.BigEndian.Uint32(r[:]))
+	return e, b.putAudit(e)
+}
+
+// UpdateAudit rewrites the stored entry e.ID (a long action's entry,
+// recorded when it started, with its outcome); Time stays when it began.
+func (b *Broker) UpdateAudit(e AuditEntry) error {
+	if e.ID == "" {
+		return errorf(InvalidArgument, "audit entry without an id")
+	}
+	return b.putAudit(e)
+}
+
+func (b *Broker) putAudit(e AuditEntry) error {
 	v, err := json.Marshal(e)
 	if err != nil {
-		return e, internalError("encode audit entry", err)
+		return internalError("encode audit entry", err)
 	}
 	var batch store.Batch
 	batch.PutMeta(metaAudit+e.ID, append([]byte{recordV1}, v...))
 	if err := b.env.st.Apply(&batch, true); err != nil {
-		return e, internalError("store audit entry", err)
+		return internalError("store audit entry", err)
 	}
-	return e, nil
+	return nil
 }
 
 // Audit returns audit entries with ids after after (oldest first), at most

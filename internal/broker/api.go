@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/sluicemq/sluice/internal/access"
 	"github.com/sluicemq/sluice/internal/message"
 )
 
@@ -33,6 +34,14 @@ type Config struct {
 	// x-delivery-limit on a queue without a dead-letter exchange is then
 	// dropped (as RabbitMQ does) instead of moved to sluice.dead-letters.
 	NoPoisonQueue bool
+	// Cluster replicates quorum queues (quorum.go); nil for a single node.
+	// The store the broker is opened on must then be the cluster's.
+	Cluster Cluster
+	// PasswordCost is the bcrypt cost of new passwords
+	// (access.DefaultCost; tests lower it to save time).
+	PasswordCost int
+	// LoginThrottle slows down sources that fail to log in.
+	LoginThrottle access.ThrottleConfig
 }
 
 // DefaultConfig returns the configuration `sluice serve` starts with.
@@ -44,6 +53,8 @@ func DefaultConfig() Config {
 		DefaultPassword: "guest",
 		OutletWindow:    2000,
 		BodyCacheBytes:  defaultCacheBytes,
+		PasswordCost:    access.DefaultCost,
+		LoginThrottle:   access.DefaultThrottleConfig(),
 	}
 }
 
@@ -54,6 +65,12 @@ func (c Config) Validate() error {
 	}
 	if c.BodyCacheBytes < 0 {
 		return fmt.Errorf("broker config: BodyCacheBytes %d is negative", c.BodyCacheBytes)
+	}
+	if c.PasswordCost < access.MinCost || c.PasswordCost > access.MaxCost {
+		return fmt.Errorf("broker config: PasswordCost %d, want %d to %d", c.PasswordCost, access.MinCost, access.MaxCost)
+	}
+	if err := c.LoginThrottle.Validate(); err != nil {
+		return fmt.Errorf("broker config: %w", err)
 	}
 	if c.DefaultUser != "" && c.DefaultPassword == "" {
 		return fmt.Errorf("broker config: default user %q has an empty password", c.DefaultUser)

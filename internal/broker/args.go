@@ -87,6 +87,12 @@ func parseQueueArgs(args message.Table, queue, vhost string) (QueueOptions, erro
 			*a.set = true
 		}
 	}
+	if err := CheckName("dead-letter exchange", o.DeadLetterExchange); err != nil { // names.go
+		return o, bad("x-dead-letter-exchange", err.Error())
+	}
+	if err := CheckRoutingKey(o.DeadLetterRoutingKey); err != nil {
+		return o, bad("x-dead-letter-routing-key", err.Error())
+	}
 	if _, ok := args["x-dead-letter-routing-key"]; ok && !o.HasDeadLetter {
 		return o, bad("x-dead-letter-routing-key", "routing_key_but_no_dlx_defined")
 	}

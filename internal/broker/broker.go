@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/sluicemq/sluice/internal/access"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -39,6 +40,7 @@ type env struct {
 	delays        *scheduler
 	expiry        *expirer // expiry.go
 	noPoisonQueue bool
+	cluster       Cluster        // quorum.go; nil for a single node
 	stats         msgCounters    // stats.go: broker-wide
 	objects       objectCounters // lifecycle.go
 }
@@ -87,6 +89,7 @@ func Open(cfg Config, st store.Store) (*Broker, error) {
 		reply:  newReplyRegistry(),
 
 		noPoisonQueue: cfg.NoPoisonQueue,
+		cluster:       cfg.Cluster,
 	}
 	b.env.newQueueID = b.allocQueueID
 	if err := b.openSchemas(); err != nil {
@@ -185,17 +188,19 @@ func (b *Broker) Close(ctx context.Context) error {
 	return err
 }
 
-// Authenticate checks a user's password. A user restricted to loopback is
-// refused when loopback is false. Failure is AccessRefused.
-func (b *Broker) Authenticate(username, password string, loopback bool) error {
-	return b.users.authenticate(username, password, loopback)
+// Authenticate checks a login (users.go). Failure is AccessRefused, with
+// one reason for every refused password (the log says more); a source
+// that failed too often is refused unchecked for a while, the error
+// wrapping *access.Throttled.
+func (b *Broker) Authenticate(l Login) error {
+	return b.users.authenticate(l)
 }
 
 // AuthenticateExternal admits a user whose identity a verified TLS client
 // certificate proved (SASL EXTERNAL): the user must exist, and one
 // restricted to loopback must come from there. Failure is AccessRefused.
-func (b *Broker) AuthenticateExternal(username string, loopback bool) error {
-	return b.users.authenticateExternal(username, loopback)
+func (b *Broker) AuthenticateExternal(username, remote string) error {
+	return b.users.authenticateExternal(username, access.SourceOf(remote).Loopback)
 }
 
 // Connect opens a session of one client connection with one vhost. It

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"github.com/sluicemq/sluice/internal/access"
 	"github.com/sluicemq/sluice/internal/message"
 )
 
@@ -24,7 +25,7 @@ func (ch *Channel) Consume(req ConsumeRequest) (string, error) {
 	if req.Queue == replyToQueue {
 		return ch.consumeReply(req)
 	}
-	if err := ch.allow(PermRead, "queue", req.Queue); err != nil {
+	if err := ch.allow(access.Read, "queue", req.Queue); err != nil {
 		return "", err
 	}
 	q, err := ch.vh.queueFor(ch.conn, req.Queue)

@@ -5,6 +5,7 @@ package broker
 import (
 	"strings"
 
+	"github.com/sluicemq/sluice/internal/access"
 	"github.com/sluicemq/sluice/internal/store"
 )
 
@@ -18,6 +19,9 @@ func (ch *Channel) DeclareQueue(d QueueDecl) (QueueStatus, error) {
 			return QueueStatus{Name: d.Name, Consumers: 1}, nil
 		}
 		return QueueStatus{}, vh.noQueue(d.Name)
+	}
+	if err := CheckName("queue", d.Name); err != nil { // names.go
+		return QueueStatus{}, err
 	}
 	serverNamed := d.Name == ""
 	if serverNamed {
@@ -45,6 +49,18 @@ func (ch *Channel) DeclareQueue(d QueueDecl) (QueueStatus, error) {
 	opts, err := parseQueueArgs(d.Args, d.Name, vh.name)
 	if err != nil {
 		return QueueStatus{}, err
+	}
+	if opts.QueueType == "quorum" && ch.env.cluster != nil {
+		if err := checkQuorumDecl(d, vh.name); err != nil {
+			return QueueStatus{}, err
+		}
+		vh.mu.RLock()
+		exists := vh.queues[d.Name] != nil
+		vh.mu.RUnlock()
+		if !exists {
+			ch.env.objects.qDeclared.Add(1)
+			return ch.declareQuorum(d) // quorum.go
+		}
 	}
 	ch.env.objects.qDeclared.Add(1)
 	vh.mu.Lock()
@@ -133,7 +149,7 @@ func (vh *vhost) createQueueLocked(conn *Connection, d QueueDecl, opts QueueOpti
 // PurgeQueue is queue.purge: it removes the ready messages (not the unacked
 // ones) and returns how many.
 func (ch *Channel) PurgeQueue(name string) (uint32, error) {
-	if err := ch.allow(PermRead, "queue", name); err != nil {
+	if err := ch.allow(access.Read, "queue", name); err != nil {
 		return 0, err
 	}
 	ch.conn.waitPublished()
@@ -141,13 +157,13 @@ func (ch *Channel) PurgeQueue(name string) (uint32, error) {
 	if err != nil {
 		return 0, err
 	}
-	return q.purge(), nil
+	return q.purge()
 }
 
 // DeleteQueue is queue.delete; it returns the number of ready messages
 // deleted. Deleting a missing queue succeeds with 0, as RabbitMQ 3.x.
 func (ch *Channel) DeleteQueue(name string, ifUnused, ifEmpty bool) (uint32, error) {
-	if err := ch.allow(PermConfigure, "queue", name); err != nil {
+	if err := ch.allow(access.Configure, "queue", name); err != nil {
 		return 0, err
 	}
 	ch.conn.waitPublished()
@@ -157,6 +173,10 @@ func (ch *Channel) DeleteQueue(name string, ifUnused, ifEmpty bool) (uint32, err
 	if q == nil {
 		vh.mu.Unlock()
 		return 0, nil
+	}
+	if q.quorum {
+		vh.mu.Unlock()
+		return 0, errorf(NotImplemented, "deleting quorum queue '%s' in vhost '%s' is not supported yet", name, vh.name)
 	}
 	if q.owner != nil && q.owner != ch.conn {
 		vh.mu.Unlock()

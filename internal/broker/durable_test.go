@@ -147,7 +147,7 @@ func TestDurableRecovery(t *testing.T) {
 	if d := c2.get("dq", true); d == nil || string(d.Body) != "x" {
 		t.Errorf("e2e + topic binding not recovered: %+v", d)
 	}
-	if err := b2.Authenticate("guest", "guest", true); err != nil {
+	if err := b2.Authenticate(Login{User: "guest", Password: "guest", Remote: "127.0.0.1:5000"}); err != nil {
 		t.Errorf("default user after restart: %v", err)
 	}
 }
@@ -254,12 +254,27 @@ func TestStoreFailureReportsToPublisher(t *testing.T) {
 	if err != nil || !routed {
 		t.Fatalf("publish: %v %v", routed, err)
 	}
-	if err := <-done; err == nil || CodeOf(err) != Internal {
-		t.Fatalf("done(%v), want an internal error", err)
+	// A store failure fences the broker (fence.go): the publisher hears
+	// of it with a resource error (a nack), and so does every later one,
+	// even once the store would take writes again.
+	if err := <-done; err == nil || CodeOf(err) != ResourceError {
+		t.Fatalf("done(%v), want a resource error", err)
 	}
 	st.fail.Store(false)
 	if d := c.get("dq", true); d != nil {
 		t.Fatalf("message that failed to store was delivered: %q", d.Body)
+	}
+	if err := c.b.Fenced(); err == nil {
+		t.Fatal("the broker is not fenced after a store failure")
+	}
+	if _, err := c.ch.Publish(newMsg("", "dq", "later", true), false, func(err error) { done <- err }); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; CodeOf(err) != ResourceError {
+		t.Fatalf("a publish after the fence: done(%v), want a resource error", err)
+	}
+	if _, err := c.ch.PurgeQueue("dq"); CodeOf(err) != ResourceError {
+		t.Fatalf("a purge after the fence = %v, want a resource error", err)
 	}
 }
 
@@ -303,7 +318,11 @@ func TestAuthenticate(t *testing.T) {
 		{"nobody", "guest", true, false},
 	}
 	for _, tt := range tests {
-		err := b.Authenticate(tt.user, tt.pass, tt.loopback)
+		remote := "192.0.2.1:5000"
+		if tt.loopback {
+			remote = "127.0.0.1:5000"
+		}
+		err := b.Authenticate(Login{User: tt.user, Password: tt.pass, Remote: remote})
 		if (err == nil) != tt.ok || (err != nil && CodeOf(err) != AccessRefused) {
 			t.Errorf("Authenticate(%q, %q, loopback=%v) = %v", tt.user, tt.pass, tt.loopback, err)
 		}

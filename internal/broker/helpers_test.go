@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicemq/sluice/internal/access"
 	"github.com/sluicemq/sluice/internal/message"
 	"github.com/sluicemq/sluice/internal/store"
 	"github.com/sluicemq/sluice/internal/store/memstore"
@@ -64,6 +65,7 @@ func (o *fakeOutlet) waitDeliveries(t *testing.T, n int) []*Delivery {
 func testConfig() Config {
 	cfg := DefaultConfig()
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg.PasswordCost = access.MinCost // bcrypt still, at the cost tests can afford
 	return cfg
 }
 

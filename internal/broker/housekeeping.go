@@ -28,6 +28,7 @@ func (b *Broker) runHousekeeping() {
 
 // housekeep does one round; tests call it directly.
 func (b *Broker) housekeep() {
+	b.users.failures.Flush() // users.go: the failed logins gathered per source
 	for _, vh := range b.vhostList() {
 		vh.mu.RLock()
 		qs := make([]*queue, 0, len(vh.queues))

@@ -2,30 +2,6 @@ package broker
 
 import "testing"
 
-// Permissions match as RabbitMQ's re:run: unanchored, "" only the empty
-// name, a broken expression nothing.
-func TestPermissionMatches(t *testing.T) {
-	tests := []struct {
-		expr, name string
-		want       bool
-	}{
-		{".*", "anything", true},
-		{".*", "", true},
-		{"", "", true},
-		{"", "q", false},
-		{"app", "my-app-queue", true},
-		{`^app\.`, "app.q", true},
-		{`^app\.`, "xapp.q", false},
-		{"^(app|amq\\.default)$", "amq.default", true},
-		{"(", "(", false},
-	}
-	for _, tt := range tests {
-		if got := PermissionMatches(tt.expr, tt.name); got != tt.want {
-			t.Errorf("PermissionMatches(%q, %q) = %v, want %v", tt.expr, tt.name, got, tt.want)
-		}
-	}
-}
-
 // A connection sees a permission change at its next operation.
 func TestConnectionPermissionsFollowChanges(t *testing.T) {
 	b := openBroker(t, nil)

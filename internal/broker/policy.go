@@ -255,12 +255,8 @@ func validPolicyName(name string) error {
 	switch {
 	case name == "":
 		return errorf(InvalidArgument, "policy name is empty")
-	case len(name) > 255:
-		return errorf(InvalidArgument, "policy name of %d bytes; at most 255", len(name))
-	case strings.ContainsRune(name, 0):
-		return errorf(InvalidArgument, "policy name contains a NUL byte")
 	}
-	return nil
+	return CheckName("policy", name) // names.go
 }
 
 // matchLocked returns the highest-priority policy of the kind that

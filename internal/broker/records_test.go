@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicemq/sluice/internal/access"
 	"github.com/sluicemq/sluice/internal/message"
 	"github.com/sluicemq/sluice/internal/store"
 )
@@ -82,7 +83,8 @@ func TestDefinitionRoundTrip(t *testing.T) {
 	if err != nil || bd.Source != "s" || !bd.ToExchange || bd.Dest != "d" || bd.Key != "k" {
 		t.Fatalf("binding def %+v %v", bd, err)
 	}
-	u := newUser("u", "pw", []string{"administrator"}, true)
+	u := userDef{Name: "u", Tags: []string{"administrator"}, LoopbackOnly: true}
+	u.setHash(access.SHA256Hash("pw"))
 	u2, err := decodeUserDef(encodeUserDef(u))
 	if err != nil || u2.Name != "u" || !bytes.Equal(u2.Hash, u.Hash) || !u2.LoopbackOnly || len(u2.Tags) != 1 {
 		t.Fatalf("user def %+v %v", u2, err)

@@ -95,12 +95,8 @@ func validSchemaName(name string) error {
 	switch {
 	case name == "":
 		return errorf(InvalidArgument, "schema name is empty")
-	case len(name) > 255:
-		return errorf(InvalidArgument, "schema name of %d bytes; at most 255", len(name))
-	case strings.ContainsRune(name, 0):
-		return errorf(InvalidArgument, "schema name contains a NUL byte")
 	}
-	return nil
+	return CheckName("schema", name) // names.go
 }
 
 // PutSchema registers (or replaces) a schema document: InvalidArgument with the

@@ -1,20 +1,31 @@
 package broker
 
-// Users: just enough for login. Passwords are kept as salted SHA-256, as
-// RabbitMQ's default rabbit_password_hashing_sha256 does.
+// Users: the table login reads. Passwords are hashed and checked by
+// package access (bcrypt; RabbitMQ's salted SHA-256 for imported hashes,
+// replaced by bcrypt at the user's next successful login); failed logins
+// are throttled per source and logged in aggregate there too. The table
+// is the store's user records, loaded at Open and written through.
 
 import (
-	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
+	"github.com/sluicemq/sluice/internal/access"
 	"github.com/sluicemq/sluice/internal/store"
 )
 
 type userDB struct {
+	st   store.Store
+	log  *slog.Logger
+	cost int // bcrypt cost of new passwords
+
+	verifier *access.Verifier
+	throttle *access.Throttle
+	failures *access.Failures
+
 	mu    sync.RWMutex
 	users map[string]userDef
 
@@ -23,11 +34,20 @@ type userDB struct {
 	permGen atomic.Uint64
 }
 
+// failureWindow is how long failed logins of one source are gathered
+// into one log line.
+const failureWindow = time.Minute
+
 // openUsers loads the users, creating Config's default user on first start.
 func openUsers(st store.Store, cfg Config) (*userDB, error) {
-	db := &userDB{users: make(map[string]userDef)}
+	throttle, err := access.NewThrottle(cfg.LoginThrottle)
+	if err != nil {
+		return nil, err
+	}
+	db := &userDB{st: st, log: cfg.Logger, cost: cfg.PasswordCost, verifier: access.NewVerifier(cfg.PasswordCost), throttle: throttle,
+		failures: access.NewFailures(cfg.Logger, failureWindow, cfg.Now), users: make(map[string]userDef)}
 	var derr error
-	err := st.ScanMeta(metaUser, func(key string, v []byte) bool {
+	err = st.ScanMeta(metaUser, func(key string, v []byte) bool {
 		u, err := decodeUserDef(v)
 		if err != nil {
 			derr = fmt.Errorf("user %q: %w", key, err)
@@ -43,7 +63,12 @@ func openUsers(st store.Store, cfg Config) (*userDB, error) {
 		return nil, fmt.Errorf("open broker: load users: %w", err)
 	}
 	if len(db.users) == 0 && cfg.DefaultUser != "" {
-		u := newUser(cfg.DefaultUser, cfg.DefaultPassword, []string{"administrator"}, true)
+		h, err := access.NewHash(cfg.DefaultPassword, db.cost)
+		if err != nil {
+			return nil, fmt.Errorf("open broker: default user: %w", err)
+		}
+		u := userDef{Name: cfg.DefaultUser, Tags: []string{TagAdministrator}, LoopbackOnly: true}
+		u.setHash(h)
 		var b store.Batch
 		b.PutMeta(userKey(u.Name), encodeUserDef(u))
 		if err := st.Apply(&b, true); err != nil {
@@ -54,28 +79,57 @@ func openUsers(st store.Store, cfg Config) (*userDB, error) {
 	return db, nil
 }
 
-func newUser(name, password string, tags []string, loopbackOnly bool) userDef {
-	salt := make([]byte, 4)
-	_, _ = rand.Read(salt)
-	return userDef{Name: name, Salt: salt, Hash: passwordHash(salt, password), Tags: tags, LoopbackOnly: loopbackOnly}
+func (u userDef) hash() access.Hash { return access.FromRecord(u.Salt, u.Hash) }
+
+func (u *userDef) setHash(h access.Hash) { u.Salt, u.Hash = h.Record() }
+
+// Login is one attempt to log in through a front door.
+type Login struct {
+	Door     string // "amqp", "http": for the log and the counters
+	Remote   string // the client's address, "host:port"
+	User     string
+	Password string
 }
 
-func passwordHash(salt []byte, password string) []byte {
-	h := sha256.New()
-	h.Write(salt)
-	h.Write([]byte(password))
-	return h.Sum(nil)
+// errInvalidCredentials is what every refused login is told, whatever the
+// reason (the log has it): a user restricted to loopback hears the same
+// from elsewhere for the right password as for a wrong one.
+func errInvalidCredentials(user string) error {
+	return errorf(AccessRefused, "user '%s' - invalid credentials", user)
 }
 
-func (db *userDB) authenticate(name, password string, loopback bool) error {
-	db.mu.RLock()
-	u, ok := db.users[name]
-	db.mu.RUnlock()
-	if !ok || subtle.ConstantTimeCompare(passwordHash(u.Salt, password), u.Hash) != 1 {
-		return errorf(AccessRefused, "user '%s' - invalid credentials", name)
+// authenticate checks a login. A source serving a throttle delay is
+// refused unchecked (AccessRefused wrapping *access.Throttled).
+func (db *userDB) authenticate(l Login) error {
+	src := access.SourceOf(l.Remote)
+	if wait := db.throttle.Wait(src.Key); wait > 0 {
+		db.failures.Throttled(l.Door, l.Remote, src, l.User)
+		t := &access.Throttled{Wait: wait}
+		return &Error{Code: AccessRefused, Reason: t.Error(), Err: t}
 	}
-	if u.LoopbackOnly && !loopback {
-		return errorf(AccessRefused, "user '%s' can only connect via localhost", name)
+	db.mu.RLock()
+	u, ok := db.users[l.User]
+	db.mu.RUnlock()
+	var why string
+	switch {
+	case !ok:
+		db.verifier.VerifyUnknown(l.Password)
+		why = "no such user"
+	case u.LoopbackOnly && !src.Loopback:
+		// Not checked, and as slow as a check: neither the answer nor
+		// its timing tells whether the password was right.
+		db.verifier.VerifyUnknown(l.Password)
+		why = "user may log in from loopback only"
+	case !db.verifier.Verify(u.Name, u.hash(), l.Password):
+		why = "wrong password"
+	}
+	if why != "" {
+		db.throttle.Failed(src.Key)
+		db.failures.Failed(l.Door, l.Remote, src, l.User, why)
+		return errInvalidCredentials(l.User)
+	}
+	if u.hash().Legacy() {
+		db.upgrade(u, l.Password)
 	}
 	return nil
 }
@@ -93,9 +147,37 @@ func (db *userDB) authenticateExternal(name string, loopback bool) error {
 	return nil
 }
 
+// upgrade replaces u's SHA-256 hash with bcrypt of the password that just
+// verified, unless the user changed meanwhile. A failure leaves the old
+// hash, which still works; it is logged, not the login's concern.
+func (db *userDB) upgrade(u userDef, password string) {
+	h, err := access.NewHash(password, db.cost)
+	if err != nil {
+		return // longer than bcrypt takes: stays SHA-256
+	}
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	cur, ok := db.users[u.Name]
+	if !ok || !cur.hash().Equal(u.hash()) {
+		return
+	}
+	cur.setHash(h)
+	var b store.Batch
+	b.PutMeta(userKey(cur.Name), encodeUserDef(cur))
+	if err := db.st.Apply(&b, true); err != nil {
+		db.log.Error("upgrade password hash to bcrypt", "user", u.Name, "err", err)
+		return
+	}
+	db.users[cur.Name] = cur
+}
+
 func (db *userDB) exists(name string) bool {
 	db.mu.RLock()
 	defer db.mu.RUnlock()
 	_, ok := db.users[name]
 	return ok
 }
+
+// LoginFailures returns the failed and throttled logins since Open, by
+// door.
+func (b *Broker) LoginFailures() access.FailureCounts { return b.users.failures.Counts() }

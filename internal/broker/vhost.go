@@ -4,6 +4,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/sluicemq/sluice/internal/access"
 	"github.com/sluicemq/sluice/internal/message"
 	"github.com/sluicemq/sluice/internal/store"
 )
@@ -97,6 +98,14 @@ func (vh *vhost) apply(b *store.Batch) error {
 // checked for equivalence, and the reserved prefix refuses new ones.
 func (ch *Channel) DeclareExchange(d ExchangeDecl) error {
 	vh := ch.vh
+	if err := CheckName("exchange", d.Name); err != nil { // names.go
+		return err
+	}
+	if ae, ok := d.Args["alternate-exchange"].(string); ok {
+		if err := CheckName("alternate exchange", ae); err != nil {
+			return err
+		}
+	}
 	if d.Passive {
 		if d.Name == "" {
 			return errDefaultExchange
@@ -180,7 +189,7 @@ func (ch *Channel) DeleteExchange(name string, ifUnused bool) error {
 	if strings.HasPrefix(name, "amq.") {
 		return errorf(AccessRefused, "deletion of system exchange '%s' in vhost '%s' not allowed", name, vh.name)
 	}
-	if err := ch.allow(PermConfigure, "exchange", name); err != nil {
+	if err := ch.allow(access.Configure, "exchange", name); err != nil {
 		return err
 	}
 	vh.mu.Lock()
@@ -253,6 +262,9 @@ func (ch *Channel) bind(bnd Binding, toExchange, unbind bool) error {
 	vh := ch.vh
 	if bnd.Source == "" || (toExchange && bnd.Destination == "") {
 		return errDefaultExchange
+	}
+	if err := CheckRoutingKey(bnd.Key); err != nil { // names.go
+		return err
 	}
 	if err := ch.allowBind(bnd, toExchange); err != nil { // permissions.go
 		return err

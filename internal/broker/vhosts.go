@@ -18,7 +18,6 @@ package broker
 import (
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/sluicemq/sluice/internal/store"
 )
@@ -85,8 +84,11 @@ func (b *Broker) loadVHosts() error {
 // PutVHost creates a vhost (durably) with the standard exchanges; it
 // reports false when the vhost exists already.
 func (b *Broker) PutVHost(name string) (created bool, err error) {
-	if name == "" || strings.ContainsRune(name, 0) {
-		return false, errorf(InvalidArgument, "vhost name %q: want a non-empty name without NUL", name)
+	if name == "" {
+		return false, errorf(InvalidArgument, "vhost name is empty")
+	}
+	if err := CheckName("vhost", name); err != nil { // names.go
+		return false, err
 	}
 	b.vhMu.Lock()
 	defer b.vhMu.Unlock()

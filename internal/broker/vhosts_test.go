@@ -20,7 +20,7 @@ func TestVHostLifecycle(t *testing.T) {
 		t.Fatalf("PutVHost again = %v, %v; want not created", created, err)
 	}
 	_, err := b.PutVHost("a\x00b")
-	wantCode(t, err, InvalidArgument, `vhost name "a\x00b": want a non-empty name without NUL`)
+	wantCode(t, err, InvalidArgument, `vhost name "a\x00b" has control character U+0000 at byte 1`)
 	if err := b.SetPermission(Permission{User: "guest", VHost: "v1", Configure: ".*", Write: ".*", Read: ".*"}); err != nil {
 		t.Fatal(err)
 	}

@@ -43,10 +43,11 @@ import (
 // writeBehind wraps the broker's store; see the file comment.
 type writeBehind struct {
 	store.Store
-	log  *slog.Logger
-	wake chan struct{} // capacity 1: a pending flush request
-	stop chan struct{}
-	wg   sync.WaitGroup
+	log   *slog.Logger
+	fence storeFence    // fence.go: every write error trips it
+	wake  chan struct{} // capacity 1: a pending flush request
+	stop  chan struct{}
+	wg    sync.WaitGroup
 
 	// applyMu serializes applies through the writeBehind, so queued changes
 	// reach the store in order. It guards merged and flushing. Nothing is
@@ -66,7 +67,7 @@ type writeBehind struct {
 }
 
 func newWriteBehind(st store.Store, log *slog.Logger) *writeBehind {
-	return &writeBehind{Store: st, log: log, wake: make(chan struct{}, 1), stop: make(chan struct{}),
+	return &writeBehind{Store: st, log: log, fence: storeFence{log: log}, wake: make(chan struct{}, 1), stop: make(chan struct{}),
 		floorAt: make(map[store.QueueID]int), markAt: make(map[store.QueueID]int)}
 }
 
@@ -160,11 +161,14 @@ func (w *writeBehind) flush() {
 	w.applyMu.Lock()
 	defer w.applyMu.Unlock()
 	w.takePendingLocked(&w.flushing)
-	if w.flushing.Len() == 0 {
+	if w.flushing.Len() == 0 || w.fence.check() != nil {
+		// Fenced: the changes (acks, floors) stay in memory only; a
+		// restart redelivers what they settled.
+		w.flushing.Reset()
 		return
 	}
 	if err := w.Store.Apply(&w.flushing, false); err != nil {
-		w.log.Error("apply queue changes", "changes", w.flushing.Len(), "err", err)
+		w.fence.failed("apply queue changes", err)
 	}
 	w.flushing.Reset()
 }
@@ -198,12 +202,18 @@ func (w *writeBehind) Apply(b *store.Batch, sync bool) error {
 	if err := b.Validate(); err != nil {
 		return err
 	}
+	if err := w.fence.check(); err != nil {
+		return err
+	}
 	w.applyMu.Lock()
 	defer w.applyMu.Unlock()
 	all := w.withPendingLocked(b)
 	err := w.Store.Apply(all, sync)
 	w.merged.Reset()
-	return err
+	if err != nil {
+		return w.fence.failed("apply", err)
+	}
+	return nil
 }
 
 // ApplyAsync applies the queued changes and b as one batch, synced.
@@ -211,12 +221,23 @@ func (w *writeBehind) ApplyAsync(b *store.Batch) (func() error, error) {
 	if err := b.Validate(); err != nil {
 		return nil, err
 	}
+	if err := w.fence.check(); err != nil {
+		return nil, err
+	}
 	w.applyMu.Lock()
 	defer w.applyMu.Unlock()
 	all := w.withPendingLocked(b)
 	wait, err := w.Store.ApplyAsync(all)
 	w.merged.Reset()
-	return wait, err
+	if err != nil {
+		return nil, w.fence.failed("apply", err)
+	}
+	return func() error {
+		if err := wait(); err != nil {
+			return w.fence.failed("sync", err)
+		}
+		return nil
+	}, nil
 }
 
 // The reads below see every change queued before them.

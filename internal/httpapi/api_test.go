@@ -41,6 +41,7 @@ func TestAuth(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			req, _ := http.NewRequest(tc.method, e.url+tc.path, strings.NewReader("{}"))
+			req.Header.Set("Content-Type", "application/json")
 			if tc.user != "" {
 				req.SetBasicAuth(tc.user, tc.pw)
 			}

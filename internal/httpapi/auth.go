@@ -7,19 +7,18 @@ package httpapi
 
 import (
 	"errors"
-	"fmt"
-	"net"
 	"net/http"
 	"slices"
 
+	"github.com/sluicemq/sluice/internal/access"
 	"github.com/sluicemq/sluice/internal/broker"
 )
 
-// access is the tag a route needs.
-type access uint8
+// tagNeed is the tag a route needs.
+type tagNeed uint8
 
 const (
-	needAny access = iota
+	needAny tagNeed = iota
 	needMonitoringOrManagement
 	needManagement
 	needAdministrator
@@ -38,7 +37,7 @@ func (u *user) admin() bool { return u.has(broker.TagAdministrator) }
 func (u *user) monitoring() bool { return u.admin() || u.has(broker.TagMonitoring) }
 
 // may checks the route's tag requirement.
-func (u *user) may(need access) bool {
+func (u *user) may(need tagNeed) bool {
 	mgmt := u.admin() || u.has(broker.TagMonitoring) || u.has(broker.TagManagement) || u.has(broker.TagPolicymaker)
 	switch need {
 	case needAny:
@@ -56,7 +55,8 @@ func (s *Server) authenticate(r *http.Request) (*user, error) {
 	if !ok {
 		return nil, errors.New("basic auth required")
 	}
-	if err := s.b.Authenticate(name, password, isLoopback(r.RemoteAddr)); err != nil {
+	login := broker.Login{Door: "http", Remote: r.RemoteAddr, User: name, Password: password}
+	if err := s.b.Authenticate(login); err != nil {
 		return nil, err
 	}
 	info, err := s.b.User(name)
@@ -66,27 +66,12 @@ func (s *Server) authenticate(r *http.Request) (*user, error) {
 	return &user{name: name, tags: info.Tags, b: s.b}, nil
 }
 
-func isLoopback(remote string) bool {
-	host, _, err := net.SplitHostPort(remote)
-	if err != nil {
-		host = remote
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
-// permKind is one of RabbitMQ's three permissions.
-type permKind uint8
-
+// The permission kinds, as the routes name them.
 const (
-	permConfigure permKind = iota
-	permWrite
-	permRead
+	permConfigure = access.Configure
+	permWrite     = access.Write
+	permRead      = access.Read
 )
-
-func (k permKind) String() string {
-	return [...]string{"configure", "write", "read"}[k]
-}
 
 // seesVHost reports whether u may see a vhost's objects: monitoring and
 // administrator users see all, others those they have permissions on.
@@ -94,33 +79,35 @@ func (u *user) seesVHost(vhost string) bool {
 	if u.monitoring() {
 		return true
 	}
-	_, err := u.b.Permission(vhost, u.name)
-	return err == nil
+	ok, err := u.b.Checker(vhost, u.name).HasVHost()
+	return err == nil && ok
 }
 
-// check returns an AccessRefused error unless u holds permission kind on
-// the resource named name in vhost. Administrators hold every permission
-// the API checks, as the operators of the dead letter workflow.
-func (u *user) check(vhost string, kind permKind, resourceType, name string) error {
+// checker is u's permission checker on vhost, the one its AMQP
+// connections use; nil for an administrator, who holds every permission
+// the API checks, as the operator of the dead letter workflow.
+func (u *user) checker(vhost string) *access.Checker {
 	if u.admin() {
 		return nil
 	}
-	p, err := u.b.Permission(vhost, u.name)
-	if err != nil {
-		return &broker.Error{Code: broker.AccessRefused,
-			Reason: fmt.Sprintf("access to vhost '%s' refused for user '%s'", vhost, u.name)}
+	return u.b.Checker(vhost, u.name)
+}
+
+// check returns an AccessRefused error unless u holds permission kind on
+// the resource named name in vhost, by the rules AMQP checks; the reason
+// names the permission, which the API's users cannot look up in a log.
+func (u *user) check(vhost string, kind access.Kind, resourceType, name string) error {
+	err := u.checker(vhost).Check(kind, resourceType, name)
+	var d *access.Denied
+	if errors.As(err, &d) {
+		return &broker.Error{Code: broker.AccessRefused, Reason: d.Reason + " (" + kind.String() + " permission)", Err: err}
 	}
-	// RabbitMQ's matching, as AMQP checks it: unanchored, "" matches "".
-	if broker.PermissionMatches([...]string{p.Configure, p.Write, p.Read}[kind], name) {
-		return nil
-	}
-	return &broker.Error{Code: broker.AccessRefused,
-		Reason: fmt.Sprintf("access to %s '%s' in vhost '%s' refused for user '%s' (%s permission)", resourceType, name, vhost, u.name, kind)}
+	return err
 }
 
 // queueAllowed answers 404 for a queue that does not exist and 403 when u
 // lacks kind permission on it; it reports whether the request may go on.
-func (s *Server) queueAllowed(w http.ResponseWriter, u *user, vh, name string, kind permKind) bool {
+func (s *Server) queueAllowed(w http.ResponseWriter, u *user, vh, name string, kind access.Kind) bool {
 	if _, err := s.b.Queue(vh, name); err != nil {
 		writeBrokerError(w, err)
 		return false

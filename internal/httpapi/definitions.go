@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/sluicemq/sluice/internal/access"
 	"github.com/sluicemq/sluice/internal/api"
 	"github.com/sluicemq/sluice/internal/broker"
 )
@@ -21,16 +22,8 @@ import (
 func (s *Server) routeDefinitions() {
 	s.route("GET /api/definitions", needAdministrator, s.exportDefinitions)
 	s.route("GET /api/definitions/{vhost}", needAdministrator, s.exportDefinitions)
-	s.route("POST /api/definitions", needAdministrator, s.importDefinitions)
-	s.route("POST /api/definitions/{vhost}", needAdministrator, s.importDefinitions)
-}
-
-// hashingAlgorithm names a stored hash's algorithm as RabbitMQ does.
-func hashingAlgorithm(hash string) string {
-	if strings.HasPrefix(hash, "$2") {
-		return "bcrypt"
-	}
-	return "rabbit_password_hashing_sha256"
+	s.routeSized("POST /api/definitions", needAdministrator, s.cfg.MaxDefinitionsBytes, s.importDefinitions)
+	s.routeSized("POST /api/definitions/{vhost}", needAdministrator, s.cfg.MaxDefinitionsBytes, s.importDefinitions)
 }
 
 func (s *Server) exportDefinitions(w http.ResponseWriter, r *http.Request, u *user) {
@@ -62,7 +55,7 @@ func (s *Server) Definitions(vh string) (api.Definitions, error) {
 	if vh == "" {
 		for _, x := range s.b.Users() {
 			d.Users = append(d.Users, api.DefUser{Name: x.Name, PasswordHash: x.PasswordHash,
-				HashingAlgorithm: hashingAlgorithm(x.PasswordHash), Tags: nonNil(x.Tags), Limits: map[string]any{}})
+				HashingAlgorithm: x.HashingAlgorithm, Tags: nonNil(x.Tags), Limits: map[string]any{}})
 		}
 		for _, n := range s.b.VHosts() {
 			d.VHosts = append(d.VHosts, api.DefVHost{Name: n})
@@ -319,11 +312,8 @@ func (s *Server) planImport(d api.Definitions, only string) (*importPlan, error)
 			if x.Name == "" {
 				return nil, bad("users[%d]: name is empty", i)
 			}
-			switch x.HashingAlgorithm {
-			case "", "rabbit_password_hashing_sha256":
-			case "bcrypt":
-			default:
-				return nil, bad("users[%d] '%s': hashing_algorithm '%s' is not supported; Sluice reads rabbit_password_hashing_sha256", i, x.Name, x.HashingAlgorithm)
+			if _, err := access.ParseHash(x.PasswordHash, x.HashingAlgorithm); err != nil {
+				return nil, bad("users[%d] '%s': %v", i, x.Name, err)
 			}
 			tags, err := parseTags(x.Tags)
 			if err != nil {

@@ -50,6 +50,9 @@ func (s *Server) alarms() []api.Alarm {
 	if st.DiskAlarm {
 		out = append(out, api.Alarm{Node: s.cfg.NodeName, Resource: "disk"})
 	}
+	if err := s.b.Fenced(); err != nil {
+		out = append(out, api.Alarm{Node: s.cfg.NodeName, Resource: "store", Reason: err.Error()})
+	}
 	return out
 }
 
@@ -181,6 +184,10 @@ func (s *Server) alivenessTest(w http.ResponseWriter, r *http.Request, u *user) 
 func (s *Server) node() api.Node {
 	st := s.nodeStatus()
 	fdTotal := maxFDs()
+	fenced := ""
+	if err := s.b.Fenced(); err != nil {
+		fenced = err.Error()
+	}
 	sockets := 0
 	if s.conns != nil {
 		sockets = len(s.conns.Connections())
@@ -189,6 +196,7 @@ func (s *Server) node() api.Node {
 		Name: s.cfg.NodeName, Type: "disc", Running: true,
 		MemUsed: st.MemoryUsed, MemLimit: st.MemoryLimit, MemAlarm: st.MemoryAlarm,
 		DiskFree: st.DiskFree, DiskFreeLimit: st.DiskFreeLimit, DiskFreeAlarm: st.DiskAlarm,
+		StoreAlarm: fenced != "", StoreAlarmReason: fenced,
 		FDUsed: openFDs(), FDTotal: fdTotal, SocketsUsed: sockets, SocketsTotal: fdTotal,
 		Processors: runtime.NumCPU(), Uptime: s.cfg.Now().Sub(s.started).Milliseconds(),
 		Listeners: s.listeners(),
@@ -196,7 +204,23 @@ func (s *Server) node() api.Node {
 }
 
 func (s *Server) listNodes(w http.ResponseWriter, r *http.Request, u *user) {
-	writeJSON(w, http.StatusOK, []api.Node{s.node()})
+	self := s.node()
+	nodes := s.b.ClusterNodes()
+	if nodes == nil {
+		writeJSON(w, http.StatusOK, []api.Node{self})
+		return
+	}
+	// In a cluster every node answers for all: this one in full, the
+	// others by name and whether this node reaches them.
+	out := make([]api.Node, 0, len(nodes))
+	for _, n := range nodes {
+		if n.Name == s.cfg.NodeName {
+			out = append(out, self)
+			continue
+		}
+		out = append(out, api.Node{Name: n.Name, Type: "disc", Running: n.Running})
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) getNode(w http.ResponseWriter, r *http.Request, u *user) {

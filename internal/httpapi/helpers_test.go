@@ -36,7 +36,12 @@ func start(t *testing.T) *testEnv {
 // startWith is start with the API's configuration changed by mod.
 func startWith(t testing.TB, mod func(*httpapi.Config)) *testEnv {
 	t.Helper()
-	sb := sluicetest.Start(t)
+	return startOn(t, sluicetest.Start(t), mod)
+}
+
+// startOn is startWith over a broker the test started.
+func startOn(t testing.TB, sb *sluicetest.Broker, mod func(*httpapi.Config)) *testEnv {
+	t.Helper()
 	cfg := httpapi.DefaultConfig()
 	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	cfg.DataDir = t.TempDir()
@@ -82,6 +87,9 @@ func (e *testEnv) raw(t *testing.T, method, path, body string) (int, []byte) {
 		t.Fatal(err)
 	}
 	req.SetBasicAuth("guest", "guest")
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

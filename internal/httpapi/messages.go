@@ -10,8 +10,10 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/sluicemq/sluice/internal/access"
 	"github.com/sluicemq/sluice/internal/api"
 	"github.com/sluicemq/sluice/internal/broker"
+	"github.com/sluicemq/sluice/internal/dlq"
 	"github.com/sluicemq/sluice/internal/message"
 )
 
@@ -21,13 +23,31 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request, u *user) {
 		return
 	}
 	x := exchangeName(r, "name")
+	// Authorised before the body is read (guard.go).
+	if _, err := s.b.Exchange(vh, x); err != nil {
+		writeBrokerError(w, err)
+		return
+	}
+	if err := u.check(vh, permWrite, "exchange", x); err != nil {
+		writeBrokerError(w, err)
+		return
+	}
 	var p api.Publish
 	if !decodeBody(w, r, &p) {
+		return
+	}
+	if err := broker.CheckRoutingKey(p.RoutingKey); err != nil {
+		writeBrokerError(w, err)
 		return
 	}
 	body, err := decodePayload(p.Payload, p.PayloadEncoding)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	if int64(len(body)) > s.cfg.MaxMessageSize {
+		writeError(w, http.StatusRequestEntityTooLarge, "bad_request",
+			fmt.Sprintf("payload of %d bytes; the largest message is %d bytes (--max-message-size)", len(body), s.cfg.MaxMessageSize))
 		return
 	}
 	props, err := amqpProperties(p.Properties, nil)
@@ -45,14 +65,6 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request, u *user) {
 		}
 		props.Headers["x-delay"] = p.Delay
 		props.Flags |= message.FlagHeaders
-	}
-	if _, err := s.b.Exchange(vh, x); err != nil {
-		writeBrokerError(w, err)
-		return
-	}
-	if err := u.check(vh, permWrite, "exchange", x); err != nil {
-		writeBrokerError(w, err)
-		return
 	}
 	msg := &message.Message{Exchange: x, RoutingKey: p.RoutingKey, Properties: props, Body: body}
 	var routed bool
@@ -162,7 +174,7 @@ func (s *Server) purgeQueue(w http.ResponseWriter, r *http.Request, u *user) {
 }
 
 // queueForMessages resolves {vhost}/{name} and checks read permission.
-func (s *Server) queueForMessages(w http.ResponseWriter, r *http.Request, u *user, kind permKind) (string, string, bool) {
+func (s *Server) queueForMessages(w http.ResponseWriter, r *http.Request, u *user, kind access.Kind) (string, string, bool) {
 	vh, ok := s.vhostParam(w, r, u)
 	if !ok {
 		return "", "", false
@@ -198,13 +210,13 @@ func (s *Server) browse(w http.ResponseWriter, r *http.Request, u *user) {
 		}
 		limit = n
 	}
-	f, err := parseFilter(api.Filter{Reason: q.Get("reason"), Source: q.Get("source"), Header: q.Get("header"),
+	f, err := dlq.ParseFilter(api.Filter{Reason: q.Get("reason"), Source: q.Get("source"), Header: q.Get("header"),
 		Body: q.Get("body"), Since: q.Get("since"), Until: q.Get("until")})
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
-	page, err := s.b.Browse(vh, name, after, limit, f)
+	page, err := s.dlq.Browse(vh, name, after, limit, f)
 	if err != nil {
 		writeBrokerError(w, err)
 		return
@@ -236,7 +248,7 @@ func (s *Server) getMessage(w http.ResponseWriter, r *http.Request, u *user) {
 	if !ok {
 		return
 	}
-	m, err := s.b.Message(vh, name, id)
+	m, err := s.dlq.Message(vh, name, id)
 	if err != nil {
 		writeBrokerError(w, err)
 		return
@@ -257,27 +269,36 @@ func (s *Server) putMessage(w http.ResponseWriter, r *http.Request, u *user) {
 	if !decodeBody(w, r, &e) {
 		return
 	}
-	cur, err := s.b.Message(vh, name, id)
+	got, err := s.dlq.Replace(u, vh, name, id, func(cur *message.Message) (*message.Message, []string, error) {
+		return editedMessage(cur, e)
+	})
 	if err != nil {
 		writeBrokerError(w, err)
 		return
 	}
-	m := *cur.Message
+	writeJSON(w, http.StatusOK, apiMessage(got, false))
+}
+
+// editedMessage applies the edit e to a copy of cur and names what it
+// changed; an edit that is malformed or changes nothing is InvalidArgument.
+func editedMessage(cur *message.Message, e api.MessageEdit) (*message.Message, []string, error) {
+	bad := func(reason string) (*message.Message, []string, error) {
+		return nil, nil, &broker.Error{Code: broker.InvalidArgument, Reason: reason}
+	}
+	m := *cur
 	var changed []string
 	if e.Payload != nil {
 		body, err := decodePayload(*e.Payload, e.PayloadEncoding)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, "bad_request", err.Error())
-			return
+			return bad(err.Error())
 		}
 		m.Body = body
 		changed = append(changed, "payload")
 	}
 	if e.Properties != nil {
-		props, err := amqpProperties(*e.Properties, cur.Message.Properties.Headers)
+		props, err := amqpProperties(*e.Properties, cur.Properties.Headers)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, "bad_request", err.Error())
-			return
+			return bad(err.Error())
 		}
 		m.Properties = props
 		changed = append(changed, "properties")
@@ -287,20 +308,9 @@ func (s *Server) putMessage(w http.ResponseWriter, r *http.Request, u *user) {
 		changed = append(changed, "routing_key")
 	}
 	if len(changed) == 0 {
-		writeError(w, http.StatusBadRequest, "bad_request", "nothing to change: give payload, properties or routing_key")
-		return
+		return bad("nothing to change: give payload, properties or routing_key")
 	}
-	if err := s.b.ReplaceMessage(vh, name, id, &m); err != nil {
-		writeBrokerError(w, err)
-		return
-	}
-	s.audit1(u, "edit", vh, name, fmt.Sprintf("replaced %v", changed), []uint64{id}, 1)
-	got, err := s.b.Message(vh, name, id)
-	if err != nil {
-		writeBrokerError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, apiMessage(got, false))
+	return &m, changed, nil
 }
 
 func (s *Server) deleteMessage(w http.ResponseWriter, r *http.Request, u *user) {
@@ -312,11 +322,10 @@ func (s *Server) deleteMessage(w http.ResponseWriter, r *http.Request, u *user) 
 	if !ok {
 		return
 	}
-	if err := s.b.DeleteMessage(vh, name, id); err != nil {
+	if err := s.dlq.Delete(u, vh, name, id); err != nil {
 		writeBrokerError(w, err)
 		return
 	}
-	s.audit1(u, "delete", vh, name, "", []uint64{id}, 1)
 	w.WriteHeader(http.StatusNoContent)
 }
 

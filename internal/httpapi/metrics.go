@@ -11,7 +11,9 @@ package httpapi
 
 import (
 	"net/http"
+	"strings"
 	"syscall"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -35,13 +37,20 @@ type brokerCollector struct {
 	channels       *prometheus.Desc
 	consumers      *prometheus.Desc
 	diskFree       *prometheus.Desc
+	storeFenced    *prometheus.Desc
 	queues         *prometheus.Desc
 
 	counters      []counterDesc
 	deadLettered  *prometheus.Desc
 	qDeadLettered *prometheus.Desc
 	unroutable    *prometheus.Desc
+
+	loginFailed, loginThrottled *prometheus.Desc
 }
+
+// loginDoors are the doors the login counters are reported for, always
+// both, so that rate() has a series before the first failure.
+var loginDoors = []string{"amqp", "http"}
 
 // counterDesc is one message counter, broker-wide and per queue.
 type counterDesc struct {
@@ -74,6 +83,8 @@ func newBrokerCollector(s *Server, perObject bool) *brokerCollector {
 		queues:      prometheus.NewDesc("sluice_queues", "Queues.", nil, nil),
 		diskFree: prometheus.NewDesc("sluice_disk_free_bytes", "Free bytes on the data directory's file system.",
 			nil, nil),
+		storeFenced: prometheus.NewDesc("sluice_store_fenced",
+			"1 while the message store is fenced after a failure: publishes are refused until a restart.", nil, nil),
 		counters: []counterDesc{
 			newCounterDesc("published", "Messages published (broker-wide: by clients; per queue: entering the queue).",
 				func(s broker.MessageStats) uint64 { return s.Publish }),
@@ -94,12 +105,17 @@ func newBrokerCollector(s *Server, perObject bool) *brokerCollector {
 			"Messages dead-lettered from a queue, by reason.", []string{"vhost", "queue", "reason"}, nil),
 		unroutable: prometheus.NewDesc("sluice_messages_unroutable_total",
 			"Publishes no queue took, returned to the publisher (mandatory) or dropped.", []string{"outcome"}, nil),
+		loginFailed: prometheus.NewDesc("sluice_login_failures_total",
+			"Logins refused for a wrong password, an unknown user or a user not allowed from its address, by door.", []string{"door"}, nil),
+		loginThrottled: prometheus.NewDesc("sluice_login_throttled_total",
+			"Logins refused unchecked because their source failed too often, by door.", []string{"door"}, nil),
 	}
 }
 
 func (c *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.queueMessages, c.queueBytes, c.queueConsumers, c.queueOldest, c.connections,
-		c.channels, c.consumers, c.queues, c.diskFree, c.deadLettered, c.qDeadLettered, c.unroutable} {
+		c.channels, c.consumers, c.queues, c.diskFree, c.storeFenced, c.deadLettered, c.qDeadLettered, c.unroutable,
+		c.loginFailed, c.loginThrottled} {
 		ch <- d
 	}
 	for _, cd := range c.counters {
@@ -129,13 +145,26 @@ func (c *brokerCollector) collectCounters(ch chan<- prometheus.Metric, s broker.
 	}
 }
 
-// send sends one sample; a sample that cannot be made (a label value that
-// is not valid UTF-8) is left out and logged, never a panic.
+// send sends one sample; a sample that cannot be made is left out and
+// logged, never a panic.
 func (c *brokerCollector) send(ch chan<- prometheus.Metric, desc *prometheus.Desc, vt prometheus.ValueType, v float64, labels ...string) {
 	sendMetric(ch, c.s, desc, vt, v, labels...)
 }
 
+// labelValue makes a name a label value: names are valid UTF-8 at every
+// door now (broker.CheckName), but a store written before may hold one
+// that is not, and its queue should still be seen.
+func labelValue(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
 func sendMetric(ch chan<- prometheus.Metric, s *Server, desc *prometheus.Desc, vt prometheus.ValueType, v float64, labels ...string) {
+	for i, l := range labels {
+		labels[i] = labelValue(l)
+	}
 	m, err := prometheus.NewConstMetric(desc, vt, v, labels...)
 	if err != nil {
 		s.log.Warn("metrics: sample left out", "metric", desc.String(), "err", err)
@@ -169,6 +198,11 @@ func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 	c.send(ch, c.unroutable, prometheus.CounterValue, float64(all.ReturnUnroutable), "returned")
 	c.send(ch, c.unroutable, prometheus.CounterValue, float64(all.DropUnroutable), "dropped")
 	c.send(ch, c.consumers, prometheus.GaugeValue, float64(consumers))
+	logins := c.s.b.LoginFailures()
+	for _, door := range loginDoors {
+		c.send(ch, c.loginFailed, prometheus.CounterValue, float64(logins.Failed[door]), door)
+		c.send(ch, c.loginThrottled, prometheus.CounterValue, float64(logins.Throttled[door]), door)
+	}
 	var open []*broker.Connection
 	if c.s.conns != nil {
 		open = c.s.conns.Connections()
@@ -185,6 +219,7 @@ func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 			c.send(ch, c.diskFree, prometheus.GaugeValue, float64(st.Bavail)*float64(st.Bsize))
 		}
 	}
+	c.send(ch, c.storeFenced, prometheus.GaugeValue, float64(b2i(c.s.b.Fenced() != nil)))
 	c.collectRabbit(ch, qs, open)
 }
 
@@ -193,7 +228,9 @@ func (s *Server) metricsHandler(perObject bool) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newBrokerCollector(s, perObject), collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog2promLogger{s}})
+	// ContinueOnError: a sample that fails (two names that label the
+	// same once made valid UTF-8) costs that sample, not the scrape.
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog2promLogger{s}, ErrorHandling: promhttp.ContinueOnError})
 }
 
 // slog2promLogger adapts the server's logger to promhttp's.

@@ -15,7 +15,7 @@ import (
 )
 
 func (s *Server) routeSchemaCheck() {
-	s.route("POST /api/schemas/{vhost}/{name}/validate", needMonitoringOrManagement, s.validateAgainstSchema)
+	s.routeSized("POST /api/schemas/{vhost}/{name}/validate", needMonitoringOrManagement, s.messageBodyBytes(), s.validateAgainstSchema) // a message body
 }
 
 func (s *Server) validateAgainstSchema(w http.ResponseWriter, r *http.Request, u *user) {

@@ -7,9 +7,9 @@
 // monitoring and per-vhost permissions decide what a user may do.
 //
 // Goroutines: Serve runs net/http's server on the caller's goroutine;
-// net/http runs each request on its own goroutine. Each redrive task runs
-// on one goroutine owned by the Server's task manager; Close cancels the
-// tasks and waits for them. The rate sampler (stats.go) runs on one
+// net/http runs each request on its own goroutine. Redrive tasks run in
+// the dead-letter workflow (package dlq), which New starts (resuming the
+// tasks a restart interrupted) and Close stops. The rate sampler (stats.go) runs on one
 // goroutine started by New and stopped by Close. A Server is safe for
 // concurrent use.
 package httpapi
@@ -25,13 +25,16 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/sluicemq/sluice/internal/access"
 	"github.com/sluicemq/sluice/internal/api"
 	"github.com/sluicemq/sluice/internal/broker"
+	"github.com/sluicemq/sluice/internal/dlq"
 	"github.com/sluicemq/sluice/internal/listen"
 )
 
@@ -42,8 +45,13 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock; tests replace it.
 	Now func() time.Time
-	// MaxBodyBytes bounds a request body.
+	// MaxBodyBytes bounds a request body, except those below.
 	MaxBodyBytes int64
+	// MaxMessageSize is the largest message body (--max-message-size);
+	// a publish or an edit may send it base64-encoded with its envelope.
+	MaxMessageSize int64
+	// MaxDefinitionsBytes bounds a definitions import.
+	MaxDefinitionsBytes int64
 	// DataDir is the broker's data directory, for the free-disk metric
 	// ("" leaves the metric out).
 	DataDir string
@@ -82,12 +90,15 @@ func DefaultConfig() Config {
 		Addr:         "127.0.0.1:15672",
 		Logger:       slog.Default(),
 		Now:          time.Now,
-		MaxBodyBytes: 64 << 20,
-		ClusterName:  "sluice",
-		NodeName:     "sluice@localhost",
-		Version:      "dev",
-		RedriveChunk: 100,
-		KeepTasks:    100,
+		MaxBodyBytes: 1 << 20,
+
+		MaxMessageSize:      128 << 20,
+		MaxDefinitionsBytes: 16 << 20,
+		ClusterName:         "sluice",
+		NodeName:            "sluice@localhost",
+		Version:             "dev",
+		RedriveChunk:        100,
+		KeepTasks:           100,
 
 		SampleInterval: 5 * time.Second,
 
@@ -103,6 +114,10 @@ func (c Config) Validate() error {
 	switch {
 	case c.MaxBodyBytes < 1:
 		return fmt.Errorf("http config: MaxBodyBytes %d, want at least 1", c.MaxBodyBytes)
+	case c.MaxMessageSize < 1:
+		return fmt.Errorf("http config: MaxMessageSize %d, want at least 1", c.MaxMessageSize)
+	case c.MaxDefinitionsBytes < 1:
+		return fmt.Errorf("http config: MaxDefinitionsBytes %d, want at least 1", c.MaxDefinitionsBytes)
 	case c.RedriveChunk < 1:
 		return fmt.Errorf("http config: RedriveChunk %d, want at least 1", c.RedriveChunk)
 	case c.KeepTasks < 1:
@@ -136,8 +151,8 @@ type Server struct {
 	conns Connections // may be nil: no connections listed
 	log   *slog.Logger
 	mux   *http.ServeMux
-	tasks *taskManager
-	rates *sampler // stats.go
+	dlq   *dlq.Workflow // the dead-letter workflow: edits, redrive tasks
+	rates *sampler      // stats.go
 	http  *http.Server
 	// started is when New ran, for the node's uptime.
 	started time.Time
@@ -178,7 +193,12 @@ func New(cfg Config, b *broker.Broker, conns Connections) (*Server, error) {
 		return nil, fmt.Errorf("httpapi: %w", err)
 	}
 	s := &Server{cfg: cfg, b: b, conns: conns, log: cfg.Logger, mux: http.NewServeMux(), started: cfg.Now()}
-	s.tasks = newTaskManager(s)
+	var err error
+	s.dlq, err = dlq.New(dlq.Config{Logger: cfg.Logger, Now: cfg.Now, RedriveChunk: cfg.RedriveChunk,
+		KeepTasks: cfg.KeepTasks, User: s.workflowUser}, b)
+	if err != nil {
+		return nil, fmt.Errorf("httpapi: %w", err)
+	}
 	s.sessions = newSessionStore(cfg.Now)
 	s.rates = newSampler(b, conns, cfg.Now, cfg.SampleInterval)
 	s.rates.start()
@@ -208,7 +228,7 @@ func (s *Server) Close(ctx context.Context) error {
 	var err error
 	s.closeOnce.Do(func() {
 		err = s.http.Shutdown(ctx)
-		if terr := s.tasks.close(ctx); err == nil {
+		if terr := s.dlq.Close(ctx); err == nil {
 			err = terr
 		}
 		s.rates.close()
@@ -216,23 +236,53 @@ func (s *Server) Close(ctx context.Context) error {
 	return err
 }
 
-// route registers an authenticated handler.
-func (s *Server) route(pattern string, need access, h func(w http.ResponseWriter, r *http.Request, u *user)) {
+// handler is an authenticated route's handler.
+type handler func(w http.ResponseWriter, r *http.Request, u *user)
+
+// route registers an authenticated handler whose body may be up to
+// Config.MaxBodyBytes.
+func (s *Server) route(pattern string, need tagNeed, h handler) {
+	s.routeSized(pattern, need, s.cfg.MaxBodyBytes, h)
+}
+
+// messageBodyBytes bounds a body that carries a message (publish, edit):
+// the largest message, base64-encoded, and its envelope.
+func (s *Server) messageBodyBytes() int64 { return s.cfg.MaxMessageSize/3*4 + 4 + messageEnvelopeBytes }
+
+// messageEnvelopeBytes is what a message body may carry beside its
+// payload: properties, headers, routing key.
+const messageEnvelopeBytes = 1 << 20
+
+// routeSized registers an authenticated handler whose body may be up to
+// limit bytes. The guards (guard.go) and the authentication come first;
+// the handler reads the body, after it has checked permissions.
+func (s *Server) routeSized(pattern string, need tagNeed, limit int64, h handler) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		if guardForged(w, r) {
+			return
+		}
 		u, err := s.authenticateAny(r) // session.go: basic auth or the console's cookie
 		if writeSessionError(w, err) {
 			return
 		}
+		var throttled *access.Throttled
+		if errors.As(err, &throttled) {
+			w.Header().Set("Retry-After", strconv.Itoa(int(throttled.Wait/time.Second)+1))
+			writeError(w, http.StatusTooManyRequests, "too_many_requests", err.Error())
+			return
+		}
 		if err != nil {
-			w.Header().Set("WWW-Authenticate", `Basic realm="Sluice"`)
-			writeError(w, http.StatusUnauthorized, "not_authorised", err.Error())
+			challenge(w, r, err.Error())
 			return
 		}
 		if !u.may(need) {
 			writeError(w, http.StatusForbidden, "not_authorised", fmt.Sprintf("user '%s' lacks the tag for this request", u.name))
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+		if guardJSON(w, r) {
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		h(w, r, u)
 	})
 }
@@ -257,7 +307,7 @@ func (s *Server) routes() {
 	s.route("GET /api/queues/{vhost}/{name}/bindings", needMonitoringOrManagement, s.queueBindings)
 	s.route("GET /api/queues/{vhost}/{name}/messages", needManagement, s.browse)
 	s.route("GET /api/queues/{vhost}/{name}/messages/{id}", needManagement, s.getMessage)
-	s.route("PUT /api/queues/{vhost}/{name}/messages/{id}", needManagement, s.putMessage)
+	s.routeSized("PUT /api/queues/{vhost}/{name}/messages/{id}", needManagement, s.messageBodyBytes(), s.putMessage)
 	s.route("DELETE /api/queues/{vhost}/{name}/messages/{id}", needManagement, s.deleteMessage)
 	s.route("POST /api/queues/{vhost}/{name}/redrive", needManagement, s.redrive)
 	s.route("GET /api/tasks", needManagement, s.listTasks)
@@ -270,7 +320,7 @@ func (s *Server) routes() {
 	s.route("GET /api/exchanges/{vhost}/{name}", needMonitoringOrManagement, s.getExchange)
 	s.route("PUT /api/exchanges/{vhost}/{name}", needManagement, s.putExchange)
 	s.route("DELETE /api/exchanges/{vhost}/{name}", needManagement, s.deleteExchange)
-	s.route("POST /api/exchanges/{vhost}/{name}/publish", needManagement, s.publish)
+	s.routeSized("POST /api/exchanges/{vhost}/{name}/publish", needManagement, s.messageBodyBytes(), s.publish)
 
 	s.route("GET /api/bindings", needMonitoringOrManagement, s.listBindings)
 	s.route("GET /api/bindings/{vhost}", needMonitoringOrManagement, s.listBindings)
@@ -309,6 +359,11 @@ func (s *Server) routes() {
 // ServeHTTP dispatches to the routes, answering an unknown path (404) or
 // method (405) with a JSON error as well.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.Contains(r.URL.Path, slashMark) {
+		// No name holds NUL (broker.CheckName), and markSlashes uses it.
+		writeError(w, http.StatusBadRequest, "bad_request", "a path may not hold NUL (%00): no name does")
+		return
+	}
 	r = markSlashes(r)
 	r = trimTrailingSlash(r)
 	h, pattern := s.mux.Handler(r)
@@ -333,15 +388,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // slashMark stands for an escaped slash (%2F) inside a path segment while
 // the mux matches: vhost "/" is "%2F", and ServeMux would otherwise clean
-// "/api/queues/%2F/q" into another path. pathValue turns it back.
-const slashMark = "\uE000"
+// "/api/queues/%2F/q" into another path. pathValue turns it back. It is
+// NUL, which no name may hold, so no character a name may hold turns
+// into "/" (U+E000, the mark once, did); a path holding NUL is refused.
+const slashMark = "\x00"
 
 func markSlashes(r *http.Request) *http.Request {
 	esc := r.URL.EscapedPath()
 	if !strings.Contains(esc, "%2F") && !strings.Contains(esc, "%2f") {
 		return r
 	}
-	esc = strings.NewReplacer("%2F", "%EE%80%80", "%2f", "%EE%80%80").Replace(esc)
+	esc = strings.NewReplacer("%2F", "%00", "%2f", "%00").Replace(esc)
 	p, err := url.PathUnescape(esc)
 	if err != nil {
 		return r
@@ -364,6 +421,16 @@ func trimTrailingSlash(r *http.Request) *http.Request {
 		r2.URL.RawPath = strings.TrimSuffix(r2.URL.RawPath, "/")
 	}
 	return r2
+}
+
+// escapedPath is r's path as the client sent it, escaped slashes and all,
+// for a Location header.
+func escapedPath(r *http.Request) string {
+	segs := strings.Split(r.URL.Path, "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(strings.ReplaceAll(s, slashMark, "/"))
+	}
+	return strings.Join(segs, "/")
 }
 
 // pathValue is r.PathValue with escaped slashes restored.

@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sluicemq/sluice/internal/access"
 	"github.com/sluicemq/sluice/internal/api"
 	"github.com/sluicemq/sluice/internal/broker"
 	"github.com/sluicemq/sluice/internal/console"
@@ -256,6 +257,10 @@ func safeNext(next string) string {
 
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	setConsoleHeaders(w.Header())
+	if why := forgedWhy(r); why != "" { // guard.go: no sign-in into someone else's account from another site
+		writeError(w, http.StatusForbidden, "csrf_refused", why)
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	if err := r.ParseForm(); err != nil {
 		http.Redirect(w, r, "/login?error=form", http.StatusSeeOther)
@@ -272,8 +277,12 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	probe.Header = http.Header{}
 	probe.SetBasicAuth(name, password)
 	u, err := s.authenticate(probe)
-	if err != nil {
-		s.log.Info("console sign-in refused", "user", name, "remote", r.RemoteAddr)
+	var throttled *access.Throttled
+	if errors.As(err, &throttled) {
+		back("throttled")
+		return
+	}
+	if err != nil { // the broker logs failed logins, gathered per source
 		back("invalid")
 		return
 	}
@@ -289,6 +298,10 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	setConsoleHeaders(w.Header())
+	if why := forgedWhy(r); why != "" {
+		writeError(w, http.StatusForbidden, "csrf_refused", why)
+		return
+	}
 	id, sess, ok := s.cookieSession(r)
 	if ok {
 		token := r.Header.Get(csrfHeader)

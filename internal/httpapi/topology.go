@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 
 	"github.com/sluicemq/sluice/internal/api"
@@ -138,7 +139,7 @@ func (s *Server) getQueue(w http.ResponseWriter, r *http.Request, u *user) {
 // session opens an admin session for u on vh and calls fn with its
 // channel, closing it afterwards.
 func (s *Server) session(vh string, u *user, fn func(ch *broker.Channel) error) error {
-	conn, ch, err := s.b.AdminSession(vh, u.name)
+	conn, ch, err := s.b.UserSession(vh, u.name, u.checker(vh))
 	if err != nil {
 		return err
 	}
@@ -399,7 +400,7 @@ func (s *Server) bindQueue(w http.ResponseWriter, r *http.Request, u *user) {
 		writeBrokerError(w, err)
 		return
 	}
-	w.Header().Set("Location", r.URL.Path+"/"+propertiesKey(d.RoutingKey, args))
+	w.Header().Set("Location", escapedPath(r)+"/"+url.PathEscape(propertiesKey(d.RoutingKey, args)))
 	w.WriteHeader(http.StatusCreated)
 }
 

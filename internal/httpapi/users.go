@@ -16,7 +16,7 @@ func apiUser(u broker.UserInfo) api.User {
 	if tags == nil {
 		tags = []string{}
 	}
-	return api.User{Name: u.Name, PasswordHash: u.PasswordHash, HashingAlgorithm: "rabbit_password_hashing_sha256", Tags: tags}
+	return api.User{Name: u.Name, PasswordHash: u.PasswordHash, HashingAlgorithm: u.HashingAlgorithm, Tags: tags}
 }
 
 func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, u *user) {

@@ -15,9 +15,11 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/sluicemq/sluice/internal/access"
 	"github.com/sluicemq/sluice/internal/amqpserver"
 	"github.com/sluicemq/sluice/internal/broker"
 	"github.com/sluicemq/sluice/internal/store"
@@ -33,6 +35,7 @@ type options struct {
 	level   slog.Level
 	server  func(*amqpserver.Config)
 	broker  func(*broker.Config)
+	store   func(*pebblestore.Options)
 	tls     *tls.Config
 }
 
@@ -50,6 +53,10 @@ func WithServerConfig(f func(*amqpserver.Config)) Option { return func(o *option
 
 // WithBrokerConfig lets a test change the broker's configuration.
 func WithBrokerConfig(f func(*broker.Config)) Option { return func(o *options) { o.broker = f } }
+
+// WithStoreOptions lets a test change the durable store's options (its
+// file system, for faults); it needs WithDataDir.
+func WithStoreOptions(f func(*pebblestore.Options)) Option { return func(o *options) { o.store = f } }
 
 // WithTLS adds a TLS listener with conf (TLSAddr), beside the plain one.
 func WithTLS(conf *tls.Config) Option { return func(o *options) { o.tls = conf } }
@@ -73,13 +80,24 @@ func Start(t testing.TB, opts ...Option) *Broker {
 
 	bcfg := broker.DefaultConfig()
 	bcfg.Logger = log
+	bcfg.PasswordCost = access.MinCost // still bcrypt, at a cost a test can afford per user
 	if o.broker != nil {
 		o.broker(&bcfg)
 	}
 	var st store.Store = memstore.New()
+	var fenceTo atomic.Pointer[broker.Broker]
 	if o.dataDir != "" {
 		sopts := pebblestore.DefaultOptions()
 		sopts.Logger = log
+		// As cmd/sluice: the store's own failures fence the broker.
+		sopts.OnFence = func(err error) {
+			if b := fenceTo.Load(); b != nil {
+				b.FenceStore(err)
+			}
+		}
+		if o.store != nil {
+			o.store(&sopts)
+		}
 		ps, err := pebblestore.Open(o.dataDir, sopts)
 		if err != nil {
 			t.Fatalf("open store: %v", err)
@@ -90,6 +108,7 @@ func Start(t testing.TB, opts ...Option) *Broker {
 	if err != nil {
 		t.Fatalf("open broker: %v", err)
 	}
+	fenceTo.Store(b)
 
 	scfg := amqpserver.DefaultConfig()
 	scfg.Logger = log

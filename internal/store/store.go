@@ -41,6 +41,11 @@ var ErrCorrupt = errors.New("store: corrupt data")
 // ErrClosed is returned by every method after Close.
 var ErrClosed = errors.New("store: closed")
 
+// ErrFenced is returned by writes after an engine failure (a full or
+// failing disk, the data directory deleted) fenced the store: nothing is
+// written until a restart. Reads go on. The error wraps the failure.
+var ErrFenced = errors.New("store: fenced after an engine failure")
+
 // ErrInvalidBatch is returned by Apply for a malformed batch (unknown op
 // kind, a range whose end is below its start); nothing was applied.
 var ErrInvalidBatch = errors.New("store: invalid batch")

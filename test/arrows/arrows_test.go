@@ -72,13 +72,16 @@ var rules = []rule{
 	{"internal/store", []string{"internal/broker", "internal/amqp", "internal/amqpserver", "internal/httpapi",
 		"internal/message", "internal/access", "internal/dlq"}, "the store has its own vocabulary, never broker types"},
 	{"internal/broker", append(frontDoors, "net", "net/http"), "the messaging domain knows nothing of sockets, HTTP or the workflow above it"},
-	{"internal/access", append(frontDoors, "internal/broker", "internal/store"), "access is used by both front doors and the broker"},
+	{"internal/broker", []string{"internal/cluster"}, "the broker sees the cluster through its Cluster interface and the store; cmd/sluice wires them"},
+	{"internal/cluster", append(frontDoors, "internal/broker"), "the cluster replicates store writes; it never sees broker types"},
+	{"internal/access", append(frontDoors, "internal/broker", "internal/store", "internal/message", "net/http"),
+		"access is used by both front doors and the broker: rules over names and addresses, no HTTP, no storage"},
 	{"internal/amqpserver", []string{"internal/httpapi", "internal/cli", "internal/dlq", "internal/console", "internal/api"},
 		"the AMQP front door does not reach into the HTTP one"},
 	{"internal/httpapi", []string{"internal/amqp", "internal/amqpserver", "internal/cli", "internal/store"},
 		"the HTTP front door talks to the broker, not to the AMQP server or the store"},
-	{"internal/dlq", []string{"internal/httpapi", "internal/amqp", "internal/amqpserver", "internal/cli"},
-		"the dead-letter workflow sits between httpapi and broker"},
+	{"internal/dlq", []string{"internal/httpapi", "internal/amqp", "internal/amqpserver", "internal/cli", "internal/store",
+		"net", "net/http"}, "the dead-letter workflow sits between httpapi and broker: no HTTP, no store of its own"},
 	{"internal/cli", []string{"internal/broker", "internal/store", "internal/httpapi", "internal/amqpserver",
 		"internal/amqp", "internal/dlq", "internal/access"}, "the CLI is a client of the API only"},
 	{"internal/api", []string{"internal/broker", "internal/store", "internal/httpapi", "internal/amqpserver", "internal/cli"},
@@ -121,15 +124,21 @@ func TestRulesCatchWrongArrows(t *testing.T) {
 		{ImportPath: "internal/broker", Imports: []string{"internal/amqp"}},
 		{ImportPath: "internal/broker", Imports: []string{"net/http"}},
 		{ImportPath: "internal/broker", Imports: []string{"internal/dlq"}},
+		{ImportPath: "internal/dlq", Imports: []string{"internal/httpapi"}},
+		{ImportPath: "internal/dlq", Imports: []string{"internal/store"}},
 		{ImportPath: "internal/cli", Imports: []string{"internal/broker"}},
 		{ImportPath: "internal/store/pebblestore", Imports: []string{"internal/broker"}},
 		{ImportPath: "internal/httpapi", Imports: []string{"internal/sluicetest"}},
+		{ImportPath: "internal/access", Imports: []string{"internal/broker"}},
+		{ImportPath: "internal/access", Imports: []string{"net/http"}},
 	} {
 		if len(violations([]pkg{bad})) == 0 {
 			t.Errorf("%s → %v passed the check", bad.ImportPath, bad.Imports)
 		}
 	}
-	if v := violations([]pkg{{ImportPath: "internal/broker", Imports: []string{"internal/store", "internal/message"}}}); len(v) > 0 {
+	if v := violations([]pkg{{ImportPath: "internal/broker", Imports: []string{"internal/store", "internal/message", "internal/access"}},
+		{ImportPath: "internal/httpapi", Imports: []string{"internal/access", "internal/broker"}},
+		{ImportPath: "internal/amqpserver", Imports: []string{"internal/access", "internal/broker"}}}); len(v) > 0 {
 		t.Errorf("allowed arrows refused: %v", v)
 	}
 }

@@ -46,6 +46,7 @@ func TestMain(m *testing.M) {
 type broker struct {
 	cmd  *exec.Cmd
 	addr string
+	http string // the HTTP API's host:port
 	log  *os.File
 }
 
@@ -59,26 +60,43 @@ func freePort(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func start(t *testing.T, dataDir string) *broker {
+// start runs the binary on dataDir, with extra flags, and waits until it
+// accepts AMQP connections.
+func start(t *testing.T, dataDir string, extra ...string) *broker {
 	t.Helper()
-	addr := freePort(t)
+	b := launch(t, dataDir, extra...)
+	b.await(t)
+	return b
+}
+
+// launch starts the binary without waiting for it.
+func launch(t *testing.T, dataDir string, extra ...string) *broker {
+	t.Helper()
+	addr, httpAddr := freePort(t), freePort(t)
 	logFile, err := os.CreateTemp(t.TempDir(), "sluice-*.log")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(binary, "serve", "--data", dataDir, "--amqp", addr, "--http", freePort(t))
+	args := append([]string{"serve", "--data", dataDir, "--amqp", addr, "--http", httpAddr}, extra...)
+	cmd := exec.Command(binary, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	b := &broker{cmd: cmd, addr: addr, log: logFile}
+	b := &broker{cmd: cmd, addr: addr, http: httpAddr, log: logFile}
 	t.Cleanup(func() { b.kill() })
+	return b
+}
+
+// await waits until b accepts AMQP connections.
+func (b *broker) await(t *testing.T) {
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		conn, err := amqp.Dial(b.url())
 		if err == nil {
 			conn.Close()
-			return b
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("broker did not accept connections within 30s: %v\n%s", err, b.output())

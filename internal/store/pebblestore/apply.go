@@ -18,7 +18,7 @@ func (s *Store) Apply(b *store.Batch, sync bool) error {
 	if err := b.Validate(); err != nil {
 		return err
 	}
-	if err := s.enter(); err != nil {
+	if err := s.enterWrite(); err != nil {
 		return err
 	}
 	defer s.exit()
@@ -44,11 +44,23 @@ func (s *Store) ApplyAsync(b *store.Batch) (wait func() error, err error) {
 	if err := b.Validate(); err != nil {
 		return nil, err
 	}
-	if err := s.enter(); err != nil {
+	if err := s.enterWrite(); err != nil {
 		return nil, err
 	}
-	pb, err := s.commit(b, func(pb *pebble.Batch) error { return s.db.ApplyNoSyncWait(pb, pebble.Sync) })
+	applied := false
+	pb, err := s.commit(b, func(pb *pebble.Batch) error {
+		err := s.db.ApplyNoSyncWait(pb, pebble.Sync)
+		applied = err == nil
+		return err
+	})
 	if err != nil {
+		if applied {
+			// Fenced after Pebble took the batch: its WAL sync is still
+			// pending and will touch the batch, so wait for it (fenceFS
+			// makes it return at once) before the batch goes back to
+			// Pebble's pool.
+			_ = pb.SyncWait()
+		}
 		if pb != nil {
 			pb.Close()
 		}
@@ -59,10 +71,13 @@ func (s *Store) ApplyAsync(b *store.Batch) (wait func() error, err error) {
 		defer s.exit()
 		err := pb.SyncWait()
 		pb.Close()
-		if f := s.fatal.Load(); f != nil {
-			return fmt.Errorf("apply: %w", f)
+		if err := s.Fenced(); err != nil {
+			return fmt.Errorf("apply: %w", err)
 		}
 		if err != nil {
+			// fenceFS keeps WAL failures from Pebble; anything else
+			// that fails a sync leaves the store unusable as well.
+			s.fence(fmt.Errorf("wait for sync: %w", err))
 			return s.wrap("apply", err)
 		}
 		return nil
@@ -123,10 +138,11 @@ func (s *Store) commit(b *store.Batch, apply func(*pebble.Batch) error) (*pebble
 		return pb, s.wrap("apply", err)
 	}
 	err := apply(pb)
-	if f := s.fatal.Load(); f != nil {
-		// Pebble reports a failed WAL write or sync through Logger.Fatalf and
-		// returns nil: the batch may be visible but is not durable.
-		return pb, fmt.Errorf("apply: %w", f)
+	if err := s.Fenced(); err != nil {
+		// fenceFS hid a failed WAL write or sync from Pebble (or Pebble
+		// reported one through Logger.Fatalf) and apply returned nil: the
+		// batch may be visible but is not durable.
+		return pb, fmt.Errorf("apply: %w", err)
 	}
 	if err != nil {
 		return pb, s.wrap("apply", err)

@@ -100,7 +100,7 @@ func (c *compactor) run() {
 // messages) is compacted whole.
 func (c *compactor) maybeCompact(q store.QueueID) {
 	s := c.s
-	if s.enter() != nil {
+	if s.enterWrite() != nil {
 		return
 	}
 	defer s.exit()

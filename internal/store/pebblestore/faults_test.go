@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -110,13 +111,16 @@ func TestWriteErrorFencesStore(t *testing.T) {
 			if fault.hits.Load() == 0 {
 				t.Fatal("the fault was never hit")
 			}
-			// Fenced: every call says so rather than serving a batch that
-			// may or may not be durable.
-			if _, err := s.Get(1, 1); !errors.Is(err, store.ErrClosed) || !errors.Is(err, tt.err) {
-				t.Fatalf("Get after the write error = %v, want ErrClosed wrapping %v", err, tt.err)
+			// Fenced: every write says so rather than take a batch that
+			// may or may not be durable; reads of what was synced go on.
+			if err := s.Apply(batchOf(good+1), true); !errors.Is(err, store.ErrFenced) || !errors.Is(err, tt.err) {
+				t.Fatalf("Apply after the write error = %v, want ErrFenced wrapping %v", err, tt.err)
 			}
-			if err := s.Apply(batchOf(good+1), true); !errors.Is(err, store.ErrClosed) {
-				t.Fatalf("Apply after the write error = %v, want ErrClosed", err)
+			if err := s.Fenced(); !errors.Is(err, tt.err) {
+				t.Fatalf("Fenced() = %v, want an error wrapping %v", err, tt.err)
+			}
+			if got := batchPresence(t, s, good-1); got != "all" {
+				t.Fatalf("read of a synced batch after the fence: %s, want all", got)
 			}
 			_ = s.Close() // may report the WAL error again; must not hang or panic
 			fault.armed.Store(false)
@@ -183,5 +187,91 @@ func TestCrashKeepsSyncedBatches(t *testing.T) {
 			}
 			t.Logf("%d synced; after crash: %v", len(synced), counts)
 		})
+	}
+}
+
+// bigBatch is a batch of about 64 KiB, so a few dozen fill a 1 MiB
+// memtable and make Pebble rotate its WAL.
+func bigBatch(i int) *store.Batch {
+	var b store.Batch
+	b.PutMessage(2, uint64(i+1), make([]byte, 64<<10))
+	return &b
+}
+
+// TestWALFailureNeverPanics keeps writing after a failed WAL sync, through
+// the memtable rotations that made Pebble panic on the log's sticky error:
+// every write after the failure is refused, none panics, and the broker
+// hears of the fence once.
+func TestWALFailureNeverPanics(t *testing.T) {
+	mem := vfs.NewMem()
+	fault := &walFault{kinds: []errorfs.OpKind{errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo,
+		errorfs.OpFileWrite, errorfs.OpFileWriteAt}, err: syscall.ENOSPC}
+	opts := testOptions(errorfs.Wrap(mem, fault))
+	opts.MemTableSize = 1 << 20
+	var fences atomic.Int64
+	opts.OnFence = func(err error) {
+		fences.Add(1)
+		if !errors.Is(err, store.ErrFenced) || !errors.Is(err, syscall.ENOSPC) {
+			t.Errorf("OnFence(%v), want ErrFenced wrapping ENOSPC", err)
+		}
+	}
+	s, err := Open("/data", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustApply(t, s, bigBatch(0), true)
+	fault.armed.Store(true)
+	refused := 0
+	for i := 1; i < 100; i++ {
+		wait, err := s.ApplyAsync(bigBatch(i))
+		if err == nil {
+			err = wait()
+		}
+		if err == nil {
+			t.Fatalf("batch %d reported durable after the WAL failed", i)
+		}
+		refused++
+	}
+	if got := fences.Load(); got != 1 {
+		t.Fatalf("OnFence called %d times, want once", got)
+	}
+	if _, err := s.Get(2, 1); err != nil {
+		t.Fatalf("Get of a synced record after the fence: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close after the fence: %v", err)
+	}
+	t.Logf("%d batches refused", refused)
+}
+
+// TestDeletedDirectoryFences deletes the data directory under an open
+// store: the next synced write must fail (its WAL file is gone, so it
+// would not survive), not be reported durable.
+func TestDeletedDirectoryFences(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	opts := testOptions(nil)
+	opts.MemTableSize = 1 << 20
+	s, err := Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustApply(t, s, batchOf(0), true)
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	err = s.Apply(batchOf(1), true)
+	if !errors.Is(err, store.ErrFenced) {
+		t.Fatalf("Apply after the directory was deleted = %v, want ErrFenced", err)
+	}
+	for i := 2; i < 100; i++ { // through WAL rotations: no panic
+		if err := s.Apply(bigBatch(i), true); !errors.Is(err, store.ErrFenced) {
+			t.Fatalf("Apply %d = %v, want ErrFenced", i, err)
+		}
+	}
+	if got := batchPresence(t, s, 0); got != "all" {
+		t.Fatalf("read after the fence: batch 0 is %s, want all", got)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close after the fence: %v", err)
 	}
 }

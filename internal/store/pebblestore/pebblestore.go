@@ -35,6 +35,15 @@ type Options struct {
 	// CompactEvery is how far a drained queue's floor must move past the
 	// point of its last compaction before it is compacted again.
 	CompactEvery uint64
+	// OnFence, if set, is called once, from whichever goroutine met the
+	// failure, when an engine failure fences the store (fence.go); it must
+	// not call the store's write methods. The store then logs nothing of its
+	// own: the caller says what to do. nil: the store logs the fence.
+	OnFence func(err error)
+	// RepairWAL accepts the loss of everything after damage found inside
+	// the newest write-ahead log when Open checks it (walcheck.go); without
+	// it Open refuses such a directory.
+	RepairWAL bool
 
 	// upgradeBatchHook, if set (by tests), is called after each committed
 	// batch of a format upgrade with the number of batches so far.
@@ -125,12 +134,16 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err := makeDir(fs, dir); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
+	if err := checkWALs(fs, fs.PathJoin(dir, pebbleDir), opts.RepairWAL, log); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
 	lock, err := lockDir(fs, dir)
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	s := &Store{dir: dir, fs: fs, opts: opts, log: log, lock: lock, floors: make(map[store.QueueID]floorState), ahead: newReadahead()}
+	s := &Store{dir: dir, opts: opts, log: log, lock: lock, floors: make(map[store.QueueID]floorState), ahead: newReadahead()}
 	s.idle = sync.NewCond(&s.mu)
+	s.fs = &fenceFS{FS: fs, s: s}
 	if err := s.open(); err != nil {
 		lock.Close()
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
@@ -151,10 +164,8 @@ func (s *Store) open() error {
 		Cache:              cache,
 		MemTableSize:       s.opts.MemTableSize,
 		FormatMajorVersion: pebble.FormatNewest, // FormatValueSeparation or later
-		Logger:             pebbleLogger{log: s.log, fail: s.fail},
-		EventListener: &pebble.EventListener{
-			BackgroundError: func(err error) { s.log.Error("pebble background error", "err", err) },
-		},
+		Logger:             pebbleLogger{log: s.log, fail: s.fail, fenced: func() bool { return s.fatal.Load() != nil }},
+		EventListener:      &pebble.EventListener{BackgroundError: s.backgroundError},
 	}
 	po.Experimental.ValueSeparationPolicy = valueSeparation
 	path := s.fs.PathJoin(s.dir, pebbleDir)
@@ -217,8 +228,29 @@ func (e *fatalError) Unwrap() error { return e.cause }
 
 // fail fences the store after an error Pebble cannot continue from.
 func (s *Store) fail(e *fatalError) {
-	if s.fatal.CompareAndSwap(nil, e) {
-		s.log.Error("store fenced after a fatal engine error; restart to recover", "dir", s.dir, "err", e)
+	if !s.fatal.CompareAndSwap(nil, e) {
+		return
+	}
+	if s.opts.OnFence != nil {
+		s.opts.OnFence(fmt.Errorf("%w: %s: %w", store.ErrFenced, s.dir, e))
+		return
+	}
+	s.log.Error("store fenced after an engine failure: writes are refused; free disk space or fix the disk, then restart",
+		"dir", s.dir, "err", e)
+}
+
+// backgroundError handles a failed flush or compaction. Pebble retries
+// them, but one the disk refuses (full, failing, the directory gone) will
+// fail again while memtables pile up until writes stall: fence instead.
+// After a fence Pebble's retries are logged at debug only.
+func (s *Store) backgroundError(err error) {
+	switch {
+	case s.fatal.Load() != nil:
+		s.log.Debug("pebble background error after the fence", "err", err)
+	case isDiskError(err):
+		s.fence(fmt.Errorf("background write: %w", err))
+	default:
+		s.log.Error("pebble background error", "err", err)
 	}
 }
 
@@ -226,8 +258,9 @@ func (s *Store) fail(e *fatalError) {
 // cannot continue (a WAL or MANIFEST write failed) and expects it not to
 // return; instead of exiting the process it fences the store.
 type pebbleLogger struct {
-	log  *slog.Logger
-	fail func(*fatalError)
+	log    *slog.Logger
+	fail   func(*fatalError)
+	fenced func() bool
 }
 
 func (l pebbleLogger) Infof(format string, args ...any) {
@@ -235,6 +268,12 @@ func (l pebbleLogger) Infof(format string, args ...any) {
 }
 
 func (l pebbleLogger) Errorf(format string, args ...any) {
+	if l.fenced != nil && l.fenced() {
+		// Pebble retries what failed and says so each time; the fence
+		// was logged once.
+		l.log.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+		return
+	}
 	l.log.Error(fmt.Sprintf(format, args...), "component", "pebble")
 }
 
@@ -249,19 +288,24 @@ func (l pebbleLogger) Fatalf(format string, args ...any) {
 	l.fail(e)
 }
 
-// enter registers a call in flight; the caller must call exit if it
-// returns nil.
+// enter registers a read in flight; the caller must call exit if it
+// returns nil. Reads go on after a fence.
 func (s *Store) enter() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return store.ErrClosed
 	}
-	if f := s.fatal.Load(); f != nil {
-		return fmt.Errorf("%w: fenced after a fatal write error: %w", store.ErrClosed, f)
-	}
 	s.active++
 	return nil
+}
+
+// enterWrite is enter for a write, which a fence refuses.
+func (s *Store) enterWrite() error {
+	if err := s.Fenced(); err != nil {
+		return err
+	}
+	return s.enter()
 }
 
 func (s *Store) exit() {

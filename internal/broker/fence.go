@@ -1,0 +1,81 @@
+package broker
+
+// The store fence. A store write that fails leaves the broker unsure what
+// is on disk: the batch may be half there, the disk full or gone. Going on
+// (log the error, drop the batch) loses acks, purges and moves without a
+// word, and a publisher whose batch failed would be told nothing. So the
+// first store write error fences the broker instead:
+//
+//   - every later write fails at once (no store call): publishes are
+//     nacked, declares, purges, deletes and edits answer ResourceError
+//     (AMQP 506, HTTP 503) with the reason;
+//   - reads and deliveries of what the queues hold go on; acks are kept in
+//     memory only, so a restart redelivers them (at-least-once);
+//   - one error line says what happened and what to do, and Fenced feeds
+//     the alarm the API reports (/api/health/checks/alarms, /api/nodes,
+//     /metrics).
+//
+// The writeBehind (writeback.go), through which every store write goes,
+// owns the fence. The pebble store can also fence itself from a background
+// failure; cmd/sluice passes that to Broker.FenceStore.
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+
+	"github.com/sluicemq/sluice/internal/store"
+)
+
+// storeFence records the failure that fenced the store; safe for
+// concurrent use.
+type storeFence struct {
+	log *slog.Logger
+	err atomic.Pointer[Error] // the error writes fail with, nil until fenced
+}
+
+// failed handles a store write error: it fences the store (once) unless
+// the error says the batch was malformed or the store is closing, and
+// returns the error the operation fails with.
+func (f *storeFence) failed(op string, err error) error {
+	if errors.Is(err, store.ErrInvalidBatch) || (errors.Is(err, store.ErrClosed) && !errors.Is(err, store.ErrFenced)) {
+		return internalError(op, err)
+	}
+	f.trip(err)
+	return f.check()
+}
+
+// trip fences the store after err; only the first call logs.
+func (f *storeFence) trip(err error) {
+	e := &Error{Code: ResourceError, Err: fmt.Errorf("%w: %w", errFenced, err),
+		Reason: "the message store failed and the broker refuses writes until it is restarted: " + err.Error()}
+	if f.err.CompareAndSwap(nil, e) {
+		f.log.Error("message store failed: publishes are refused (nacked) and nothing more is written; "+
+			"consumers can still drain the queues, their acks are kept in memory only; "+
+			"free disk space or fix the disk (or restore the data directory), then restart the broker",
+			"err", err)
+	}
+}
+
+// check returns the fence's error, or nil when the store is not fenced.
+func (f *storeFence) check() error {
+	if e := f.err.Load(); e != nil {
+		return e
+	}
+	return nil
+}
+
+// errFenced marks the fence's error.
+var errFenced = errors.New("broker fenced after a store failure")
+
+// isFence reports whether err is the fence's, logged once already.
+func isFence(err error) bool { return errors.Is(err, errFenced) }
+
+// Fenced returns why the broker refuses writes after a store failure, or
+// nil while it does not.
+func (b *Broker) Fenced() error { return b.env.wb.fence.check() }
+
+// FenceStore fences the broker after a store failure the store met on its
+// own (a background flush, say); the error should wrap store.ErrFenced.
+func (b *Broker) FenceStore(err error) { b.env.wb.fence.trip(err) }
