@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"github.com/sluicemq/sluice/internal/access"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -35,6 +34,7 @@ type env struct {
 	reply      *replyRegistry
 	schemas    *schemaRegistry // schema.go
 	policies   *policyRegistry // policy.go
+	limits     *limitsDB       // limits.go: set by Open before any vhost serves
 	// dead and delays are set by Open before the goroutines start.
 	dead          *deadLetterer
 	delays        *scheduler
@@ -197,10 +197,12 @@ func (b *Broker) Authenticate(l Login) error {
 }
 
 // AuthenticateExternal admits a user whose identity a verified TLS client
-// certificate proved (SASL EXTERNAL): the user must exist, and one
-// restricted to loopback must come from there. Failure is AccessRefused.
-func (b *Broker) AuthenticateExternal(username, remote string) error {
-	return b.users.authenticateExternal(username, access.SourceOf(remote).Loopback)
+// certificate proved (SASL EXTERNAL; l.Password is not read): the user
+// must exist, and one restricted to loopback must come from there; the
+// throttle and the failure log apply as to any login. Failure is
+// AccessRefused.
+func (b *Broker) AuthenticateExternal(l Login) error {
+	return b.users.authenticateExternal(l)
 }
 
 // Connect opens a session of one client connection with one vhost. It
@@ -219,7 +221,7 @@ func (b *Broker) Connect(info ConnInfo) (*Connection, error) {
 		return nil, err
 	}
 	c := newConnection(vh, info)
-	c.release = release
+	c.release, c.limits = release, b.limits
 	c.impersonator = b.users.hasTag(info.User, tagImpersonator)
 	if info.User != "" {
 		access, err := b.newConnAccess(info.VHost, info.User) // permissions.go
