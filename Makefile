@@ -4,7 +4,7 @@ GO ?= go
 
 .PHONY: test deps generate check-generate vet unit integration build
 .PHONY: integration-core crosslang compat rabbitmq-install rabbitmq-start rabbitmq-stop compare-rabbitmq
-.PHONY: release release-bin release-image release-probe fuzz-http
+.PHONY: release release-bin release-image release-probe fuzz-http fuzz-store
 
 # Unit tests and the integration tiers run once each: -tags integration
 # builds both, so `test` does not run the unit tests a second time.
@@ -94,3 +94,11 @@ FUZZTIME ?= 10m
 fuzz-http:
 	$(GO) test -run '^$$' -fuzz '^FuzzAPIBodies$$' -fuzztime $(FUZZTIME) ./internal/httpapi/
 	$(GO) test -run '^$$' -fuzz '^FuzzCheckName$$' -fuzztime $(FUZZTIME) ./internal/broker/
+
+# The on-disk decoders: message records, index entries and states, metadata
+# records, and the WAL check, FUZZTIME each.
+fuzz-store:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $(FUZZTIME) ./internal/broker/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeIndex$$' -fuzztime $(FUZZTIME) ./internal/broker/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMeta$$' -fuzztime $(FUZZTIME) ./internal/broker/
+	$(GO) test -run '^$$' -fuzz '^FuzzCheckWAL$$' -fuzztime $(FUZZTIME) ./internal/store/pebblestore/
