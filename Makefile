@@ -4,7 +4,7 @@ GO ?= go
 
 .PHONY: test deps generate check-generate vet unit integration build
 .PHONY: integration-core crosslang compat rabbitmq-install rabbitmq-start rabbitmq-stop compare-rabbitmq
-.PHONY: release release-bin release-image release-probe fuzz-http fuzz-store
+.PHONY: release release-bin release-image release-probe fuzz-http fuzz fuzz-store
 
 # Unit tests and the integration tiers run once each: -tags integration
 # builds both, so `test` does not run the unit tests a second time.
@@ -88,14 +88,18 @@ PROBE_OUT ?= $(DIST)/probe
 release-probe:
 	$(call release_build,$(shell $(GO) env GOARCH),$(PROBE_OUT),./packaging/checkstatic/testdata/probe)
 
-# The HTTP API's JSON bodies and the name rule under Go's fuzzer, FUZZTIME
-# each (not part of `make test`); crashers land in each package's testdata.
+# Every Go fuzz target in the module, FUZZTIME each (default 10m); not part
+# of `make test`. Crashers land in the package's testdata/fuzz/.
 FUZZTIME ?= 10m
+fuzz:
+	GO=$(GO) FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
+
+# The HTTP API's JSON bodies and the name rule alone.
 fuzz-http:
 	$(GO) test -run '^$$' -fuzz '^FuzzAPIBodies$$' -fuzztime $(FUZZTIME) ./internal/httpapi/
 	$(GO) test -run '^$$' -fuzz '^FuzzCheckName$$' -fuzztime $(FUZZTIME) ./internal/broker/
 
-# The on-disk decoders: message records, index entries and states, metadata
+# The on-disk decoders alone: message records, index entries and states, metadata
 # records, and the WAL check, FUZZTIME each.
 fuzz-store:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $(FUZZTIME) ./internal/broker/

@@ -27,6 +27,7 @@ import (
 	"github.com/sluicemq/sluice/internal/httpapi"
 	"github.com/sluicemq/sluice/internal/listen"
 	"github.com/sluicemq/sluice/internal/resource"
+	"github.com/sluicemq/sluice/internal/store"
 	"github.com/sluicemq/sluice/internal/store/pebblestore"
 )
 
@@ -65,7 +66,9 @@ The config file is JSON with any of these keys:
     "memory_limit": "40%%",
     "max_message_size": "128MiB",
     "pprof": "",
-    "load_definitions": ""
+    "load_definitions": "",
+    "node": "",
+    "cluster": ""
   }
 `
 
@@ -88,6 +91,11 @@ type serveConfig struct {
 	// LoadDefinitions is a definitions file (RabbitMQ's format) imported
 	// at boot, before the listeners open; empty imports nothing.
 	LoadDefinitions string `json:"load_definitions"`
+	// Node and Cluster make this node a member of a cluster (cluster.go):
+	// its name, and every member as name=host:port (its own entry is its
+	// cluster listen address). Empty: a single node.
+	Node    string `json:"node"`
+	Cluster string `json:"cluster"`
 	// AMQPS and HTTPS are the TLS listeners (empty: none); TLSCert,
 	// TLSKey, TLSCA and TLSClientAuth their certificate files and whether
 	// clients must present a certificate ("none", the default, or "verify").
@@ -146,6 +154,8 @@ func (c *serveConfig) settings() []struct {
 		{"max-message-size", "SLUICE_MAX_MESSAGE_SIZE", "largest message body a publisher may send (e.g. 128MiB, RabbitMQ's default)", &c.MaxMessageSize},
 		{"memory-limit", "SLUICE_MEMORY_LIMIT", "block publishers while the broker uses more memory (e.g. 2GiB, or 40% of the machine; 0 turns it off)", &c.MemoryLimit},
 		{"load-definitions", "SLUICE_LOAD_DEFINITIONS", "import this definitions file (RabbitMQ's or Sluice's export) at boot", &c.LoadDefinitions},
+		{"node", "SLUICE_NODE", "this node's name in --cluster", &c.Node},
+		{"cluster", "SLUICE_CLUSTER", "cluster members as n1=host:port,n2=host:port,... (empty: a single node)", &c.Cluster},
 		{"pprof", "SLUICE_PPROF", "serve Go's profiling endpoints /debug/pprof/ on this address (empty: off; keep it on localhost)", &c.Pprof},
 	}
 }
@@ -307,15 +317,31 @@ func runBroker(ctx context.Context, cfg serveConfig, log *slog.Logger, hup <-cha
 	bcfg := broker.DefaultConfig()
 	bcfg.Logger = log
 	bcfg.BodyCacheBytes = 8 << 20
-	b, err := broker.Open(bcfg, st)
+	// Shutdown runs in the reverse order of these steps: HTTP first (so
+	// running redrive tasks stop), then AMQP (every connection closed with
+	// 320), the monitor, the broker, the cluster host and transport, the
+	// store.
+	var closers []func(context.Context) error
+	var bst store.Store = st
+	var cn *clusterNode
+	if cfg.Cluster != "" {
+		if cn, err = openCluster(cfg.Node, cfg.Cluster, st, log); err != nil { // cluster.go
+			return fmt.Errorf("open cluster: %w", err)
+		}
+		closers = append(closers, cn.close)
+		bst, bcfg.Cluster = cn.store(st), cn
+	}
+	b, err := broker.Open(bcfg, bst)
 	if err != nil {
+		for _, c := range closers {
+			c(context.Background())
+		}
 		return fmt.Errorf("open broker: %w", err)
 	}
 	fenceTo.Store(b)
-	// Shutdown runs in the reverse order of these steps: HTTP first (so
-	// running redrive tasks stop), then AMQP (every connection closed with
-	// 320), the monitor, the broker, the store.
-	var closers []func(context.Context) error
+	if cn != nil {
+		cn.start(b)
+	}
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
@@ -341,6 +367,7 @@ func runBroker(ctx context.Context, cfg serveConfig, log *slog.Logger, hup <-cha
 	if scfg.MaxMessageSize, err = parseSize(cfg.MaxMessageSize, 0); err != nil || scfg.MaxMessageSize == 0 {
 		return fmt.Errorf("max message size %q: want a size such as 128MiB", cfg.MaxMessageSize)
 	}
+	scfg.BodyMemory = monCfg.MemoryLimit // unfinished bodies count against it at once
 	srv, err := amqpserver.New(scfg, b)
 	if err != nil {
 		return err
@@ -378,6 +405,9 @@ func runBroker(ctx context.Context, cfg serveConfig, log *slog.Logger, hup <-cha
 		hcfg.Addr, hcfg.Logger, hcfg.DataDir, hcfg.Version = cfg.HTTP, log, cfg.Data, version
 		hcfg.MaxMessageSize = int64(scfg.MaxMessageSize) // an HTTP publish is bounded as an AMQP one
 		hcfg.NodeName = nodeName()
+		if cfg.Node != "" {
+			hcfg.NodeName = cfg.Node
+		}
 		hcfg.Listeners = lns.api
 		hcfg.Node = func() httpapi.NodeStatus {
 			st := monitor.Status()

@@ -208,11 +208,20 @@ func (w *Writer) writeFrame(typ uint8, channel uint16, payload []byte) error {
 	return w.bw.WriteByte(FrameEnd)
 }
 
+// EncodeError is a frame the Writer could not encode: an argument that
+// does not fit its wire type (a short string over 255 bytes, a header frame
+// over the frame max). Nothing of the frame, or of the method and content it
+// belongs to, was written: the stream is intact and the caller may go on.
+type EncodeError struct{ Err error }
+
+func (e *EncodeError) Error() string { return e.Err.Error() }
+func (e *EncodeError) Unwrap() error { return e.Err }
+
 // WriteMethod encodes m and writes it as a method frame on channel.
 func (w *Writer) WriteMethod(channel uint16, m Method) error {
 	p, err := AppendMethod(w.scratch[:0], m)
 	if err != nil {
-		return err
+		return &EncodeError{err}
 	}
 	w.keepScratch(p)
 	return w.writeFrame(FrameMethod, channel, p)
@@ -223,22 +232,44 @@ func (w *Writer) WriteMethod(channel uint16, m Method) error {
 // is at most frameMax bytes (0 means no limit). An empty body has no body
 // frames. It does not write the method the content belongs to.
 func (w *Writer) WriteContent(channel uint16, classID uint16, props *message.Properties, body []byte, frameMax uint32) error {
+	return w.WriteMethodContent(channel, nil, classID, props, body, frameMax)
+}
+
+// WriteMethodContent writes m (unless nil) followed by its content, as
+// WriteContent does. Both are encoded before anything is written, so an
+// *EncodeError leaves the stream as it was.
+func (w *Writer) WriteMethodContent(channel uint16, m Method, classID uint16, props *message.Properties, body []byte, frameMax uint32) error {
 	if frameMax != 0 && frameMax <= frameOverhead {
-		return fmt.Errorf("write content: frame max %d leaves no room for a payload", frameMax)
+		return &EncodeError{fmt.Errorf("write content: frame max %d leaves no room for a payload", frameMax)}
 	}
+	p := w.scratch[:0]
+	var err error
+	if m != nil {
+		if p, err = AppendMethod(p, m); err != nil {
+			return &EncodeError{err}
+		}
+	}
+	split := len(p)
 	h := ContentHeader{ClassID: classID, BodySize: uint64(len(body))}
 	if props != nil {
 		h.Properties = *props
 	}
-	p, err := AppendContentHeader(w.scratch[:0], &h)
-	if err != nil {
-		return err
+	if p, err = AppendContentHeader(p, &h); err != nil {
+		return &EncodeError{err}
 	}
 	w.keepScratch(p)
-	if frameMax != 0 && uint64(len(p))+frameOverhead > uint64(frameMax) {
-		return fmt.Errorf("write content: header frame of %d bytes exceeds frame max %d", len(p)+frameOverhead, frameMax)
+	if frameMax != 0 && uint64(split)+frameOverhead > uint64(frameMax) {
+		return &EncodeError{fmt.Errorf("write content: method frame of %d bytes exceeds frame max %d", split+frameOverhead, frameMax)}
 	}
-	if err := w.writeFrame(FrameHeader, channel, p); err != nil {
+	if frameMax != 0 && uint64(len(p)-split)+frameOverhead > uint64(frameMax) {
+		return &EncodeError{fmt.Errorf("write content: header frame of %d bytes exceeds frame max %d", len(p)-split+frameOverhead, frameMax)}
+	}
+	if m != nil {
+		if err := w.writeFrame(FrameMethod, channel, p[:split]); err != nil {
+			return err
+		}
+	}
+	if err := w.writeFrame(FrameHeader, channel, p[split:]); err != nil {
 		return err
 	}
 	chunk := len(body)

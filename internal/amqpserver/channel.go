@@ -74,7 +74,7 @@ func (ch *channel) exception(err error) error {
 	ch.c.log.Info("amqp channel exception", logChannel, ch.id, logCode, ae.code, logReason, ae.text)
 	ch.shutdown()
 	ch.closing = true
-	ch.c.wr.method(ch.id, &amqp.ChannelClose{ReplyCode: ae.code, ReplyText: ae.text, ClassId: ae.classID, MethodId: ae.methodID})
+	ch.c.wr.method(ch.id, &amqp.ChannelClose{ReplyCode: ae.code, ReplyText: ae.wireText(), ClassId: ae.classID, MethodId: ae.methodID})
 	return nil
 }
 
@@ -85,7 +85,17 @@ func (ch *channel) shutdown() {
 		ch.confirms.close()
 	}
 	ch.b.Close()
-	ch.publish, ch.header, ch.draft = nil, false, nil
+	ch.dropDraft()
+	ch.publish, ch.header = nil, false
+}
+
+// dropDraft forgets the message being received, returning its body bytes
+// to the connection's and the server's count of bodies in progress.
+func (ch *channel) dropDraft() {
+	if ch.draft != nil {
+		ch.c.addPartial(-int64(ch.draft.Len()))
+		ch.draft = nil
+	}
 }
 
 // reply queues m unless the client asked for nowait.
@@ -334,7 +344,7 @@ func (ch *channel) get(m *amqp.BasicGet) error {
 		ch.c.wr.method(ch.id, &amqp.BasicGetEmpty{})
 		return nil
 	}
-	ch.c.wr.enqueue(outItem{
+	it := outItem{
 		channel: ch.id,
 		method: &amqp.BasicGetOk{
 			DeliveryTag: d.DeliveryTag, Redelivered: d.Redelivered, Exchange: d.Exchange,
@@ -343,7 +353,17 @@ func (ch *channel) get(m *amqp.BasicGet) error {
 		content: true,
 		props:   &d.Properties,
 		body:    d.Body,
-	})
+	}
+	// A basic.get-ok that cannot be encoded: the message is taken back and
+	// the client, which waits for an answer, hears get-empty.
+	b, tag, noAck := ch.b, d.DeliveryTag, m.NoAck
+	it.refused = func() {
+		if !noAck {
+			b.Undeliverable(tag)
+		}
+		ch.c.wr.method(ch.id, &amqp.BasicGetEmpty{})
+	}
+	ch.c.wr.enqueue(it)
 	return nil
 }
 
@@ -405,6 +425,7 @@ func (ch *channel) content(f amqp.Frame) error {
 			have+uint64(len(f.Payload)), ch.bodySize)
 	}
 	ch.draft.Append(f.Payload) // copies: the frame's payload is the reader's
+	ch.c.addPartial(int64(len(f.Payload)))
 	if have+uint64(len(f.Payload)) == ch.bodySize {
 		return ch.published()
 	}
@@ -433,7 +454,8 @@ func (ch *channel) skipOversize(n int) error {
 // with basic.return and the confirm, in that order.
 func (ch *channel) published() error {
 	p, d := ch.publish, ch.draft
-	ch.publish, ch.header, ch.draft = nil, false, nil
+	ch.dropDraft()
+	ch.publish, ch.header = nil, false
 
 	var seq uint64
 	done := func(error) {}

@@ -32,6 +32,21 @@ type Config struct {
 	// CloseTimeout bounds the wait for connection.close-ok after the server
 	// sent connection.close.
 	CloseTimeout time.Duration
+	// MaxOutputBytes bounds the bytes a connection's writer holds for its
+	// client. When they reach it, the connection's consumers get no more
+	// deliveries (the messages stay ready for other consumers) and its
+	// socket is not read until half of it has drained.
+	MaxOutputBytes int
+	// WriteTimeout closes a connection whose socket accepted no byte for
+	// this long while the server had something to send; heartbeats from
+	// the client do not keep it open.
+	WriteTimeout time.Duration
+	// BodyMemory bounds the body bytes received of publishes not complete
+	// yet, over all connections (0: no bound): past it, connections in the
+	// middle of a body are not read until it drops below. sluice serve sets
+	// it to the memory limit, so unfinished bodies count against it
+	// before the memory alarm's next look.
+	BodyMemory uint64
 	// Product is the product name reported in server properties.
 	Product string
 	// Version is the product version reported in server properties.
@@ -55,6 +70,8 @@ func DefaultConfig() Config {
 		MaxMessageSize:   128 << 20,
 		HandshakeTimeout: 10 * time.Second,
 		CloseTimeout:     3 * time.Second,
+		MaxOutputBytes:   1 << 20,
+		WriteTimeout:     30 * time.Second,
 		Product:          "Sluice",
 		Version:          "0.1.0",
 		ClusterName:      "sluice",
@@ -87,6 +104,12 @@ func (c Config) Validate() error {
 	}
 	if c.CloseTimeout <= 0 {
 		errs = append(errs, errors.New("close timeout must be positive"))
+	}
+	if c.MaxOutputBytes <= 0 {
+		errs = append(errs, errors.New("max output bytes must be positive"))
+	}
+	if c.WriteTimeout <= 0 {
+		errs = append(errs, errors.New("write timeout must be positive"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("amqpserver config: %w", err)

@@ -63,7 +63,7 @@ func runConfirms(t *testing.T, n int, steps func(*confirms)) string {
 	t.Helper()
 	server, client := net.Pipe()
 	defer client.Close()
-	wr := newWriter(server, server, slog.New(slog.DiscardHandler))
+	wr := newWriter(server, server, slog.New(slog.DiscardHandler), 1<<20, time.Minute)
 	c := newConfirms(wr, 1)
 	for range n {
 		c.next()

@@ -1,6 +1,7 @@
 package amqpserver
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -43,6 +44,9 @@ type conn struct {
 	name string
 	// recvOct and sendOct count the socket's bytes (traffic.go).
 	recvOct, sendOct atomic.Uint64
+	// partial counts the body bytes received of publishes not complete
+	// yet, on all channels; the server sums them over connections.
+	partial atomic.Int64
 
 	state      connState
 	done       bool // the connection is finished: close-ok sent or received
@@ -84,7 +88,7 @@ func newConn(s *Server, nc net.Conn, id uint64) *conn {
 		closeReq: make(chan struct{}),
 	}
 	c.r = amqp.NewReader(countingReader{nc, &c.recvOct})
-	c.wr = newWriter(nc, countingWriter{nc, &c.sendOct}, c.log)
+	c.wr = newWriter(nc, countingWriter{nc, &c.sendOct}, c.log, int64(s.cfg.MaxOutputBytes), s.cfg.WriteTimeout)
 	return c
 }
 
@@ -112,6 +116,7 @@ func (c *conn) serve() {
 		if c.counted {
 			c.srv.openConns.Add(-1)
 		}
+		c.srv.partial.Add(-c.partial.Swap(0))
 		if c.bconn != nil {
 			c.bconn.Close()
 		}
@@ -142,6 +147,10 @@ func (c *conn) loop() {
 		}
 	}()
 	for !c.done {
+		c.waitOutput()
+		if c.waitBody(); c.done {
+			return
+		}
 		if c.heartbeat > 0 && c.state == opened && !c.isClosing() {
 			c.pushDeadline(time.Now())
 		}
@@ -226,7 +235,7 @@ func (c *conn) shutdown(e *amqpError) {
 		level = slog.LevelDebug
 	}
 	c.log.Log(context.Background(), level, "amqp closing connection", logCode, e.code, logReason, e.text)
-	c.wr.method(0, &amqp.ConnectionClose{ReplyCode: e.code, ReplyText: e.text, ClassId: e.classID, MethodId: e.methodID})
+	c.wr.method(0, &amqp.ConnectionClose{ReplyCode: e.code, ReplyText: e.wireText(), ClassId: e.classID, MethodId: e.methodID})
 	c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.CloseTimeout))
 }
 
@@ -373,7 +382,7 @@ func (c *conn) notifyBlocked(reason string) {
 	}
 	c.mu.Unlock()
 	if send {
-		c.wr.method(0, &amqp.ConnectionBlocked{Reason: reason})
+		c.wr.method(0, &amqp.ConnectionBlocked{Reason: cutShortstr(reason)})
 	}
 }
 
@@ -398,10 +407,90 @@ func (c *conn) waitUnblocked() {
 	c.log.Info("amqp connection blocked", logReason, reason)
 	c.nc.SetReadDeadline(time.Time{}) // no heartbeat timeout while we do not read
 	c.deadlineAt = time.Time{}
+	for {
+		select {
+		case <-unblocked:
+			c.log.Info("amqp connection unblocked")
+			return
+		case <-c.closeReq:
+			return
+		case <-time.After(250 * time.Millisecond):
+		}
+		if c.peerGone() {
+			return
+		}
+	}
+}
+
+// peerGone ends a connection paused without reading whose client went
+// away, so that what it holds is freed.
+func (c *conn) peerGone() bool {
+	if !peerClosed(c.nc) {
+		return false
+	}
+	c.log.Debug("amqp client went away while not read")
+	c.done = true
+	return true
+}
+
+// waitOutput stops reading while the writer is full: a client that sends
+// requests and does not read the replies (or its deliveries) would
+// otherwise grow them without bound. The writer drains or, when the client
+// reads nothing for the write timeout, closes the socket.
+func (c *conn) waitOutput() {
+	room := c.wr.waitRoom()
+	if room == nil {
+		return
+	}
+	c.nc.SetReadDeadline(time.Time{}) // no heartbeat timeout while we do not read
+	c.deadlineAt = time.Time{}
 	select {
-	case <-unblocked:
-		c.log.Info("amqp connection unblocked")
+	case <-room:
+	case <-c.wr.done:
 	case <-c.closeReq:
+	}
+}
+
+// addPartial counts n more (or, negative, fewer) body bytes of publishes
+// in progress.
+func (c *conn) addPartial(n int64) {
+	c.partial.Add(n)
+	c.srv.partial.Add(n)
+}
+
+// waitBody stops reading a connection in the middle of a message body
+// while publishers are blocked or the bodies in progress broker-wide are
+// over Config.BodyMemory: waiting for the publish to complete, as
+// waitUnblocked does, would let the rest of every announced body in, and
+// many channels' bodies can exceed any memory limit before one completes.
+func (c *conn) waitBody() {
+	logged := false
+	for c.partial.Load() > 0 && (c.srv.blockedNow.Load() || c.srv.bodiesOver()) {
+		reason, unblocked := c.srv.blockState()
+		if reason == "" && !c.srv.bodiesOver() {
+			break
+		}
+		if !logged {
+			c.log.Info("amqp connection paused in a message body", logReason, cmp.Or(reason, "bodies in progress over the limit"))
+			c.nc.SetReadDeadline(time.Time{}) // no heartbeat timeout while we do not read
+			c.deadlineAt = time.Time{}
+			logged = true
+		}
+		if reason == "" {
+			unblocked = nil // only the body total can change: look again soon
+		}
+		select {
+		case <-unblocked:
+		case <-time.After(50 * time.Millisecond):
+		case <-c.closeReq:
+			return
+		}
+		if c.peerGone() {
+			return
+		}
+	}
+	if logged {
+		c.log.Info("amqp connection resumed")
 	}
 }
 

@@ -3,6 +3,7 @@ package amqpserver
 import (
 	"errors"
 	"fmt"
+	"unicode/utf8"
 
 	"github.com/sluicemq/sluice/internal/amqp"
 	"github.com/sluicemq/sluice/internal/broker"
@@ -16,6 +17,26 @@ type amqpError struct {
 	classID    uint16 // the method that failed, 0 when none
 	methodID   uint16
 	connection bool
+}
+
+// wireText is the reply text as sent: AMQP's short string holds at most
+// 255 bytes, and a longer one (a reason quoting a long name) would make
+// the close unencodable, so the client would get a dropped socket instead
+// of the error. It is cut on a UTF-8 boundary; logs keep the whole text.
+func (e *amqpError) wireText() string { return cutShortstr(e.text) }
+
+// cutShortstr cuts s to at most 255 bytes without splitting a UTF-8
+// sequence.
+func cutShortstr(s string) string {
+	const max = 255
+	if len(s) <= max {
+		return s
+	}
+	n := max
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 func (e *amqpError) Error() string {

@@ -166,6 +166,7 @@ func (c *conn) open(m *amqp.ConnectionOpen) error {
 		return e
 	}
 	c.bconn = bc
+	c.wr.setOnFull(bc.SetOutputFull)
 	c.vhost = m.VirtualHost
 	c.state = opened
 	c.log = c.log.With(logUser, c.user, logVHost, c.vhost)

@@ -63,9 +63,13 @@ func (o *outlet) enqueueLocked(d *broker.Delivery) {
 		props:   &d.Properties,
 		body:    d.Body,
 	}
-	if o.noAck[d.ConsumerTag] && o.b != nil {
-		b := o.b
-		it.after = func() { b.Written(1) }
+	if b := o.b; b != nil {
+		if o.noAck[d.ConsumerTag] {
+			it.after = func() { b.Written(1) }
+		} else {
+			tag := d.DeliveryTag
+			it.refused = func() { b.Undeliverable(tag) }
+		}
 	}
 	o.wr.enqueue(it)
 }

@@ -31,6 +31,11 @@ type Server struct {
 	// was closed at accept for the connection limit.
 	capWarned atomic.Int64
 	conns     sync.WaitGroup // one per connection goroutine pair
+	// partial counts the body bytes received of publishes in progress on
+	// every connection, against Config.BodyMemory.
+	partial atomic.Int64
+	// blockedNow mirrors blocked != "" for the readers' per-frame look.
+	blockedNow atomic.Bool
 
 	// mu guards the fields below.
 	mu        sync.Mutex
@@ -203,6 +208,7 @@ func (s *Server) SetBlocked(reason string) {
 		reason = "blocked"
 	}
 	s.blocked = reason
+	s.blockedNow.Store(true)
 	conns := s.liveLocked()
 	s.mu.Unlock()
 	for _, c := range conns {
@@ -219,6 +225,7 @@ func (s *Server) SetUnblocked() {
 		return
 	}
 	s.blocked = ""
+	s.blockedNow.Store(false)
 	close(s.unblocked)
 	conns := s.liveLocked()
 	s.mu.Unlock()
@@ -234,6 +241,16 @@ func (s *Server) blockState() (string, <-chan struct{}) {
 	defer s.mu.Unlock()
 	return s.blocked, s.unblocked
 }
+
+// bodiesOver reports whether the bodies in progress are over
+// Config.BodyMemory.
+func (s *Server) bodiesOver() bool {
+	return s.cfg.BodyMemory > 0 && s.partial.Load() > int64(s.cfg.BodyMemory)
+}
+
+// PartialBodyBytes returns the body bytes received of publishes not
+// complete yet, on every connection.
+func (s *Server) PartialBodyBytes() int64 { return s.partial.Load() }
 
 func (s *Server) liveLocked() []*conn {
 	conns := make([]*conn, 0, len(s.live))

@@ -1,6 +1,7 @@
 package amqpserver
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -21,20 +22,41 @@ type outItem struct {
 	props   *message.Properties
 	body    []byte
 	after   func()
+	// refused, when set, is called instead of sending an item that cannot
+	// be encoded (after still runs): a delivery is then taken back.
+	refused func()
 	// lazy, when set instead of method, yields the methods to write at the
 	// moment the writer reaches the item (publisher confirms coalesce so).
 	lazy func() []amqp.Method
+}
+
+// size estimates the bytes an item holds until it is written: its body and
+// a flat allowance for the method, the header and the item itself. The
+// estimate only has to grow with what the client does not read.
+func (it *outItem) size() int64 {
+	const overhead = 256
+	return overhead + int64(len(it.body))
 }
 
 // writer owns a connection's amqp.Writer. Other goroutines hand it items
 // with enqueue; its goroutine writes them in order and flushes whenever the
 // queue runs dry, so bursts share one syscall. It also sends heartbeats when
 // nothing else was written for half the heartbeat interval.
+//
+// The bytes queued and not yet written are bounded: once they reach limit
+// the writer is full until they drain to half of it. While full, onFull
+// stops the broker's deliveries to the connection's consumers and the
+// reader stops reading the socket (waitRoom), so neither deliveries nor
+// replies to a client that does not read can grow without bound. A socket
+// that accepts no byte for the write timeout is closed (deadlineWriter).
 type writer struct {
 	w        *amqp.Writer
 	nc       net.Conn
 	log      *slog.Logger
 	frameMax atomic.Uint32
+	limit    int64
+	queued   atomic.Int64 // bytes of items enqueued and not yet written
+	full     atomic.Bool  // written under mu
 
 	signal    chan struct{} // capacity 1: items are queued
 	heartbeat chan time.Duration
@@ -44,16 +66,20 @@ type writer struct {
 	// mu guards the fields below.
 	mu      sync.Mutex
 	queue   []outItem
-	stopped bool // no more items are accepted
+	stopped bool          // no more items are accepted
+	room    chan struct{} // while full: closed when it drains
+	onFull  func(full bool)
 }
 
 // newWriter returns the writer of nc; frames go out through out (nc,
-// counted).
-func newWriter(nc net.Conn, out io.Writer, log *slog.Logger) *writer {
+// counted), each write given writeTimeout to make progress. The writer
+// holds at most about limit bytes for the client.
+func newWriter(nc net.Conn, out io.Writer, log *slog.Logger, limit int64, writeTimeout time.Duration) *writer {
 	wr := &writer{
-		w:         amqp.NewWriter(out),
+		w:         amqp.NewWriter(deadlineWriter{nc: nc, w: out, timeout: writeTimeout}),
 		nc:        nc,
 		log:       log,
+		limit:     limit,
 		signal:    make(chan struct{}, 1),
 		heartbeat: make(chan time.Duration, 1),
 		stop:      make(chan struct{}),
@@ -66,18 +92,73 @@ func newWriter(nc net.Conn, out io.Writer, log *slog.Logger) *writer {
 // enqueue queues items for writing; it never blocks. It reports false when
 // the writer has stopped.
 func (wr *writer) enqueue(items ...outItem) bool {
+	var n int64
+	for i := range items {
+		n += items[i].size()
+	}
 	wr.mu.Lock()
 	if wr.stopped {
 		wr.mu.Unlock()
 		return false
 	}
 	wr.queue = append(wr.queue, items...)
+	if wr.queued.Add(n) >= wr.limit && !wr.full.Load() {
+		wr.setFullLocked(true)
+	}
 	wr.mu.Unlock()
 	select {
 	case wr.signal <- struct{}{}:
 	default:
 	}
 	return true
+}
+
+// setFullLocked changes the full state; called with mu held.
+func (wr *writer) setFullLocked(full bool) {
+	wr.full.Store(full)
+	if full {
+		wr.room = make(chan struct{})
+	} else {
+		close(wr.room)
+		wr.room = nil
+	}
+	if wr.onFull != nil {
+		wr.onFull(full)
+	}
+}
+
+// written notes that an item of n bytes left the queue for the socket.
+func (wr *writer) written(n int64) {
+	if wr.queued.Add(-n) > wr.limit/2 || !wr.full.Load() {
+		return
+	}
+	wr.mu.Lock()
+	if wr.full.Load() && wr.queued.Load() <= wr.limit/2 {
+		wr.setFullLocked(false)
+	}
+	wr.mu.Unlock()
+}
+
+// setOnFull sets the function told of every change of the full state, and
+// tells it the current one when full. It must not block.
+func (wr *writer) setOnFull(f func(full bool)) {
+	wr.mu.Lock()
+	wr.onFull = f
+	if wr.full.Load() {
+		f(true)
+	}
+	wr.mu.Unlock()
+}
+
+// waitRoom returns a channel closed when the writer has room again, or nil
+// when it has room now.
+func (wr *writer) waitRoom() <-chan struct{} {
+	if !wr.full.Load() {
+		return nil
+	}
+	wr.mu.Lock()
+	defer wr.mu.Unlock()
+	return wr.room
 }
 
 func (wr *writer) method(channel uint16, m amqp.Method) bool {
@@ -171,9 +252,15 @@ func (wr *writer) drain() bool {
 			break
 		}
 		for i := range batch {
-			if err := wr.write(&batch[i]); err != nil {
-				wr.fail(err)
-				return false
+			err := wr.write(&batch[i])
+			wr.written(batch[i].size())
+			if err != nil {
+				var ee *amqp.EncodeError
+				if !errors.As(err, &ee) {
+					wr.fail(err)
+					return false
+				}
+				wr.refuse(&batch[i], err)
 			}
 			if batch[i].after != nil {
 				afters = append(afters, batch[i].after)
@@ -200,24 +287,61 @@ func (wr *writer) write(it *outItem) error {
 		}
 		return nil
 	}
-	if err := wr.w.WriteMethod(it.channel, it.method); err != nil {
-		return err
-	}
 	if it.content {
-		props := it.props
-		if props == nil {
-			props = &message.Properties{}
-		}
-		return wr.w.WriteContent(it.channel, it.method.ClassID(), props, it.body, wr.frameMax.Load())
+		return wr.w.WriteMethodContent(it.channel, it.method, it.method.ClassID(), it.props, it.body, wr.frameMax.Load())
 	}
-	return nil
+	return wr.w.WriteMethod(it.channel, it.method)
+}
+
+// refuse handles an item that cannot be encoded (nothing of it was
+// written). Dropping the connection for it, as a write error does, would
+// make a message that cannot be sent to this client cost every consumer of
+// its queue its connection, again and again; instead the item is skipped
+// and its refused callback takes a delivery back.
+func (wr *writer) refuse(it *outItem, err error) {
+	name := "lazy"
+	if it.method != nil {
+		name = it.method.Name()
+	}
+	wr.log.Warn("amqp frame cannot be encoded, not sent", logChannel, it.channel, logMethod, name, logErr, err)
+	if it.refused != nil {
+		it.refused()
+	}
 }
 
 func (wr *writer) fail(err error) {
-	wr.log.Debug("write failed", logErr, err)
+	if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
+		wr.log.Warn("amqp client accepted nothing for the write timeout, closing", logErr, err)
+	} else {
+		wr.log.Debug("write failed", logErr, err)
+	}
 	wr.mu.Lock()
 	wr.stopped = true
 	wr.queue = nil
 	wr.mu.Unlock()
 	wr.nc.Close()
+}
+
+// deadlineWriter writes to nc (through w, which counts) with a write
+// deadline of timeout from each call and from each partial progress: a
+// client slow to read keeps its connection as long as it takes some bytes,
+// one that takes none for timeout loses it, whatever else it sends.
+type deadlineWriter struct {
+	nc      net.Conn
+	w       io.Writer
+	timeout time.Duration
+}
+
+func (d deadlineWriter) Write(p []byte) (int, error) {
+	total := 0
+	for {
+		d.nc.SetWriteDeadline(time.Now().Add(d.timeout))
+		n, err := d.w.Write(p)
+		total += n
+		p = p[n:]
+		var ne net.Error
+		if err == nil || n == 0 || len(p) == 0 || !errors.As(err, &ne) || !ne.Timeout() {
+			return total, err
+		}
+	}
 }

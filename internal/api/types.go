@@ -173,6 +173,11 @@ type Queue struct {
 	Policy                    *string        `json:"policy"`
 	OperatorPolicy            *string        `json:"operator_policy"`
 	EffectivePolicyDefinition map[string]any `json:"effective_policy_definition"`
+	// Leader, Members and Online place a quorum queue in a cluster
+	// (RabbitMQ's fields; node names as given to --node).
+	Leader  string   `json:"leader,omitempty"`
+	Members []string `json:"members,omitempty"`
+	Online  []string `json:"online,omitempty"`
 }
 
 // Policy is GET /api/policies/{vhost}/{name} (and an operator policy),
@@ -490,6 +495,12 @@ type Task struct {
 type TaskError struct {
 	ID     uint64 `json:"id"`
 	Reason string `json:"reason"`
+	// Status is the HTTP status the failure has: 422 when the target's
+	// x-schema refuses the message (Errors then says why), 403 without
+	// write permission on its destination, 409 while it is unacked, 404
+	// when it is gone.
+	Status int               `json:"status,omitempty"`
+	Errors []ValidationError `json:"errors,omitempty"`
 }
 
 // TaskMove is where a message goes.

@@ -221,7 +221,7 @@ func (q *queue) lowestLocked() uint64 {
 	for s := range q.delayed {
 		low = min(low, s)
 	}
-	for s := range q.dying {
+	for s := range q.held {
 		low = min(low, s)
 	}
 	return low
@@ -362,7 +362,12 @@ func (q *queue) readyEntryLocked(id uint64) (*entry, error) {
 // ReplaceMessage replaces a ready message's exchange, routing key,
 // properties and body in place: it keeps its id, place and delivery count.
 // A message that is unacked is PreconditionFailed; one that is gone is
-// NotFound.
+// NotFound; one the queue's x-schema or size limit refuses is
+// PreconditionFailed with a *ValidationError (and stays as it was).
+//
+// The message is held (move.go) while its new record is written, synced,
+// without the queue's lock: consumers neither get the old message nor
+// wait for the write.
 func (b *Broker) ReplaceMessage(vhostName, queueName string, id uint64, m *message.Message) error {
 	if err := CheckRoutingKey(m.RoutingKey); err != nil { // names.go: else no consumer could be sent it
 		return err
@@ -371,12 +376,34 @@ func (b *Broker) ReplaceMessage(vhostName, queueName string, id uint64, m *messa
 	if err != nil {
 		return err
 	}
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	e, err := q.readyEntryLocked(id)
-	if err != nil {
+	if err := q.vh.checkMove(m, "", []*queue{q}); err != nil {
 		return err
 	}
+	if _, err := q.holdReady(id); err != nil {
+		return err
+	}
+	err = b.rewriteRecord(q, id, m)
+	q.release(id, false, func(e *entry) {
+		if err != nil {
+			return
+		}
+		if e.flags&entryCached != 0 {
+			b.env.cache.drop(cacheKey{q.id, id})
+			e.flags &^= entryCached
+		}
+		e.size = uint32(min(len(m.Body), 1<<32-1))
+		if m.Persistent() {
+			e.flags |= entryPersistent
+		} else {
+			e.flags &^= entryPersistent
+		}
+	})
+	return err
+}
+
+// rewriteRecord stores m as the record of message id of q, keeping its
+// publish time, synced for a durable queue.
+func (b *Broker) rewriteRecord(q *queue, id uint64, m *message.Message) error {
 	old, err := b.env.st.Get(q.id, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return b.noMessage(q, id)
@@ -402,42 +429,43 @@ func (b *Broker) ReplaceMessage(vhostName, queueName string, id uint64, m *messa
 	if err := b.env.st.Apply(&batch, q.durable); err != nil {
 		return internalError("replace message", err)
 	}
-	if e.flags&entryCached != 0 {
-		b.env.cache.drop(cacheKey{q.id, id})
-		e.flags &^= entryCached
-	}
-	q.ready.resize(id, uint32(min(len(m.Body), 1<<32-1)))
-	if m.Persistent() {
-		e.flags |= entryPersistent
-	} else {
-		e.flags &^= entryPersistent
-	}
 	return nil
 }
 
-// DeleteMessage removes one ready message.
+// holdReady takes the ready message id into the held table.
+func (q *queue) holdReady(id uint64) (entry, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if _, err := q.readyEntryLocked(id); err != nil {
+		return entry{}, err
+	}
+	es := q.ready.removeSeqs(map[uint64]bool{id: true})
+	q.holdLocked(es[0])
+	return es[0], nil
+}
+
+// DeleteMessage removes one ready message. The delete is synced for a
+// durable queue, without the queue's lock held (the message is held
+// meanwhile).
 func (b *Broker) DeleteMessage(vhostName, queueName string, id uint64) error {
 	q, err := b.lookupQueue(vhostName, queueName)
 	if err != nil {
 		return err
 	}
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if _, err := q.readyEntryLocked(id); err != nil {
+	e, err := q.holdReady(id)
+	if err != nil {
 		return err
 	}
-	es := q.ready.removeSeqs(map[uint64]bool{id: true})
 	var batch store.Batch
-	for _, e := range es {
-		q.removeLocked(&batch, e)
+	batch.DeleteMessage(q.id, id)
+	if e.flags&entryState != 0 {
+		batch.DeleteState(q.id, id)
 	}
-	q.advanceFloorLocked(&batch)
 	if err := b.env.st.Apply(&batch, q.durable); err != nil {
-		for _, e := range es {
-			q.ready.putBack(e)
-		}
+		q.release(id, false, nil)
 		return internalError("delete message", err)
 	}
+	q.release(id, true, nil)
 	return nil
 }
 

@@ -1,16 +1,16 @@
 package broker
 
 // Redrive: moving dead letters back to the queue each one died in (from
-// its x-death header), or to a named queue or exchange. Each move is one
-// publish through the commit loop that carries the delete of the message
-// from its dead letter queue in the same store batch, so after a crash a
-// message is in exactly one of the two queues. While a move is in flight
-// the message is held in the source queue's unacked set: no consumer can
-// take it and the source's ack floor stays below it.
+// its x-death header), or to a named queue or exchange. Each message is
+// one move (move.go): one store batch puts it in its targets and deletes
+// it from its dead letter queue, so after a crash a message is in exactly
+// one of the two queues. A message its targets refuse (their x-schema or
+// size limit, a full reject-publish queue) stays where it was.
 
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/sluicemq/sluice/internal/message"
@@ -25,6 +25,16 @@ const RedriveCountHeader = "x-redrive-count"
 type MoveTarget struct {
 	Queue    string // a queue, through the default exchange
 	Exchange string // or an exchange, routed with the message's routing key
+	// Allow, when set, is asked about every queue a message would go to;
+	// its error keeps that message where it is and is its result (the
+	// caller's write permission on each destination).
+	Allow func(queue string) error
+	// Progress, when set, is called for each message about to move, in
+	// order, with the results of the messages before it in this call as
+	// they stood when the moves were planned (an Err nil there is a
+	// message on its way); the records it returns are stored in that
+	// message's move batch, so they are durable exactly when it moved.
+	Progress func(i int, before []MoveResult) []TaskRecord
 }
 
 // MoveResult is the outcome of one message's move.
@@ -58,7 +68,7 @@ func (b *Broker) Redrive(vhostName, queueName string, ids []uint64, t MoveTarget
 		}
 	}
 	results := make([]MoveResult, len(ids))
-	moves := make([]*move, 0, len(ids))
+	moves := make([]*redriveMove, 0, len(ids))
 	for i, id := range ids {
 		results[i].ID = id
 		mv, err := b.planMove(src, id, t)
@@ -67,7 +77,7 @@ func (b *Broker) Redrive(vhostName, queueName string, ids []uint64, t MoveTarget
 			continue
 		}
 		results[i].To = mv.to
-		mv.result = &results[i]
+		mv.i, mv.result = i, &results[i]
 		moves = append(moves, mv)
 	}
 	if dryRun {
@@ -81,30 +91,43 @@ func (b *Broker) Redrive(vhostName, queueName string, ids []uint64, t MoveTarget
 		return results, nil
 	}
 	src.holdMoves(moves)
+	planned := slices.Clone(results)
 	var wg sync.WaitGroup
 	for _, mv := range moves {
 		if mv.result.Err != nil {
 			continue
 		}
+		req := &moveReq{src: src, e: mv.entry, msg: mv.msg, targets: mv.targets, sync: src.durable, keep: true}
+		if t.Progress != nil {
+			req.also = taskBatch(t.Progress(mv.i, planned[:mv.i]))
+		}
+		res := mv.result
+		req.done = func(err error) {
+			if err != nil {
+				res.Err = err
+			}
+			wg.Done()
+		}
 		wg.Add(1)
-		b.submitMove(src, mv, wg.Done)
+		b.env.move(req)
 	}
 	wg.Wait()
 	return results, nil
 }
 
-// move is one message on its way out of a dead letter queue.
-type move struct {
+// redriveMove is one message planned to leave a dead letter queue.
+type redriveMove struct {
 	id      uint64
+	i       int // its place in the call's ids
 	to      string
-	msg     *message.Message
+	msg     *message.Message // as its targets get it
 	targets []*queue
-	entry   entry
+	entry   entry // once held
 	result  *MoveResult
 }
 
 // planMove reads the message and finds its destination.
-func (b *Broker) planMove(src *queue, id uint64, t MoveTarget) (*move, error) {
+func (b *Broker) planMove(src *queue, id uint64, t MoveTarget) (*redriveMove, error) {
 	rec, err := b.env.st.Get(src.id, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, b.noMessage(src, id)
@@ -117,10 +140,30 @@ func (b *Broker) planMove(src *queue, id uint64, t MoveTarget) (*move, error) {
 		return nil, internalError("decode message", err)
 	}
 	m = redriven(m)
-	vh := src.vh
+	mv, err := src.vh.redriveTargets(m, id, t)
+	if err != nil {
+		return nil, err
+	}
+	for _, q := range mv.targets {
+		if t.Allow == nil {
+			break
+		}
+		if err := t.Allow(q.name); err != nil {
+			return nil, err
+		}
+	}
+	if err := src.vh.checkMove(m, t.Exchange, mv.targets); err != nil {
+		return nil, err
+	}
+	return mv, nil
+}
+
+// redriveTargets finds where the redriven m goes: the target, else the
+// queue it died in, with the exchange and routing key it died with.
+func (vh *vhost) redriveTargets(m *message.Message, id uint64, t MoveTarget) (*redriveMove, error) {
 	vh.mu.RLock()
 	defer vh.mu.RUnlock()
-	mv := &move{id: id, msg: m}
+	mv := &redriveMove{id: id, msg: m}
 	switch {
 	case t.Exchange != "":
 		x := vh.exchanges[t.Exchange]
@@ -178,80 +221,23 @@ func redriven(m *message.Message) *message.Message {
 	return &c
 }
 
-// holdMoves takes the moving messages out of the ready list into the
-// unacked set. A message that is no longer ready gets its error.
-func (q *queue) holdMoves(moves []*move) {
+// holdMoves takes the moving messages out of the ready list into the held
+// table. A message that is no longer ready gets its error.
+func (q *queue) holdMoves(moves []*redriveMove) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	want := make(map[uint64]bool, len(moves))
+	bySeq := make(map[uint64]*redriveMove, len(moves))
 	for _, mv := range moves {
 		if _, err := q.readyEntryLocked(mv.id); err != nil {
 			mv.result.Err = err
 			continue
 		}
 		want[mv.id] = true
+		bySeq[mv.id] = mv
 	}
 	for _, e := range q.ready.removeSeqs(want) {
-		q.unacked[e.seq] = e
-		q.holdSeqLocked(e.seq)
-		for _, mv := range moves {
-			if mv.id == e.seq {
-				mv.entry = e
-			}
-		}
+		q.holdLocked(e)
+		bySeq[e.seq].entry = e
 	}
-}
-
-// submitMove publishes mv's message to its targets with the delete from
-// src in the same batch; done is called once the move settled.
-func (b *Broker) submitMove(src *queue, mv *move, done func()) {
-	req, err := newPublishReq(mv.msg, mv.targets, nil, b.env.now())
-	if err != nil {
-		mv.result.Err = err
-		src.finishMove(mv, false)
-		done()
-		return
-	}
-	also := &store.Batch{}
-	also.DeleteMessage(src.id, mv.id)
-	if mv.entry.flags&entryState != 0 {
-		also.DeleteState(src.id, mv.id)
-	}
-	req.sync = req.sync || src.durable
-	req.also = also
-	req.done = func(err error) {
-		if err != nil {
-			mv.result.Err = err
-		}
-		src.finishMove(mv, err == nil)
-		done()
-	}
-	if err := b.env.commit.submit(req); err != nil {
-		mv.result.Err = err
-		src.finishMove(mv, false)
-		done()
-	}
-}
-
-// finishMove ends a held move: the message left (moved) or returns to the
-// ready list.
-func (q *queue) finishMove(mv *move, moved bool) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	e, ok := q.unacked[mv.id]
-	if !ok || q.deleted {
-		return
-	}
-	delete(q.unacked, mv.id)
-	var batch store.Batch
-	if moved {
-		if e.flags&entryCached != 0 {
-			q.env.cache.drop(cacheKey{q.id, e.seq})
-		}
-	} else {
-		q.ready.putBack(e)
-		q.dispatchLocked()
-	}
-	q.advanceFloorLocked(&batch)
-	q.applyLocked(&batch)
 }

@@ -279,16 +279,29 @@ func (b *Broker) RecordAudit(e AuditEntry) (AuditEntry, error) {
 	var r [4]byte
 	_, _ = rand.Read(r[:])
 	e.ID = fmt.Sprintf("%020d-%08x", e.Time.UnixNano(), binary.BigEndian.Uint32(r[:]))
+	return e, b.putAudit(e)
+}
+
+// UpdateAudit rewrites the stored entry e.ID (a long action's entry,
+// recorded when it started, with its outcome); Time stays when it began.
+func (b *Broker) UpdateAudit(e AuditEntry) error {
+	if e.ID == "" {
+		return errorf(InvalidArgument, "audit entry without an id")
+	}
+	return b.putAudit(e)
+}
+
+func (b *Broker) putAudit(e AuditEntry) error {
 	v, err := json.Marshal(e)
 	if err != nil {
-		return e, internalError("encode audit entry", err)
+		return internalError("encode audit entry", err)
 	}
 	var batch store.Batch
 	batch.PutMeta(metaAudit+e.ID, append([]byte{recordV1}, v...))
 	if err := b.env.st.Apply(&batch, true); err != nil {
-		return e, internalError("store audit entry", err)
+		return internalError("store audit entry", err)
 	}
-	return e, nil
+	return nil
 }
 
 // Audit returns audit entries with ids after after (oldest first), at most

@@ -34,6 +34,9 @@ type Config struct {
 	// x-delivery-limit on a queue without a dead-letter exchange is then
 	// dropped (as RabbitMQ does) instead of moved to sluice.dead-letters.
 	NoPoisonQueue bool
+	// Cluster replicates quorum queues (quorum.go); nil for a single node.
+	// The store the broker is opened on must then be the cluster's.
+	Cluster Cluster
 	// PasswordCost is the bcrypt cost of new passwords
 	// (access.DefaultCost; tests lower it to save time).
 	PasswordCost int

@@ -40,6 +40,7 @@ type env struct {
 	delays        *scheduler
 	expiry        *expirer // expiry.go
 	noPoisonQueue bool
+	cluster       Cluster        // quorum.go; nil for a single node
 	stats         msgCounters    // stats.go: broker-wide
 	objects       objectCounters // lifecycle.go
 }
@@ -88,6 +89,7 @@ func Open(cfg Config, st store.Store) (*Broker, error) {
 		reply:  newReplyRegistry(),
 
 		noPoisonQueue: cfg.NoPoisonQueue,
+		cluster:       cfg.Cluster,
 	}
 	b.env.newQueueID = b.allocQueueID
 	if err := b.openSchemas(); err != nil {

@@ -80,7 +80,7 @@ func (ch *Channel) hasCredit(c *consumer) bool {
 }
 
 func (ch *Channel) creditLocked(c *consumer) bool {
-	if ch.closed || !ch.flowActive || c.cancelled || ch.holdCredit > 0 {
+	if ch.closed || !ch.flowActive || c.cancelled || ch.holdCredit > 0 || ch.conn.outputFull.Load() {
 		return false
 	}
 	// As RabbitMQ's limiter: while the channel-wide limit is full, no-ack
@@ -297,6 +297,25 @@ func (ch *Channel) Recover(requeue bool) error {
 	return nil
 }
 
+// Undeliverable takes back a delivery the front door could not send (a
+// field the wire format cannot encode): it is rejected without requeue, so
+// it is dead-lettered when its queue has a dead-letter exchange and dropped
+// otherwise; requeued, it would come straight back. Unlike Nack it may be
+// called from any goroutine and is never part of a transaction. A no-ack
+// delivery is not tracked: there is nothing to take back.
+func (ch *Channel) Undeliverable(tag uint64) {
+	ch.mu.Lock()
+	p, ok := ch.unacked[tag]
+	if !ok || p.stale {
+		ch.mu.Unlock()
+		return
+	}
+	delete(ch.unacked, tag)
+	ch.releaseCreditLocked(p)
+	ch.mu.Unlock()
+	ch.settle([]pending{p}, settleDiscard)
+}
+
 // Written reports that n no-ack deliveries handed to the Outlet reached the
 // socket, returning their share of Config.OutletWindow.
 func (ch *Channel) Written(n int) {
@@ -431,6 +450,10 @@ func (ch *Channel) publish(msg *message.Message, d *Draft, mandatory bool, done 
 		done(nil)
 		return false, nil
 	}
+	if q := notServed(targets); q != nil { // quorum.go
+		done(errorf(ResourceError, "quorum queue '%s' in vhost '%s' is led by another node", q.name, q.vh.name))
+		return true, nil
+	}
 	req, err := newDraftReq(msg, d, targets, done, ch.env.now())
 	if err != nil {
 		return false, err
@@ -472,6 +495,14 @@ func newDraftReq(msg *message.Message, d *Draft, targets []*queue, done func(err
 		req.flags |= entryPersistent
 		for _, q := range targets {
 			req.sync = req.sync || q.durable
+		}
+	}
+	for _, q := range targets {
+		if q.quorum {
+			// As RabbitMQ, a quorum queue keeps every message, and its
+			// confirm waits for a majority.
+			req.flags |= entryPersistent
+			req.sync = true
 		}
 	}
 	return req, nil

@@ -51,8 +51,11 @@ type publishReq struct {
 	prio    uint8 // the message's priority property
 	full    error // set when a reject-publish queue refused the message
 	// also holds operations applied atomically with the message (a
-	// redrive's delete from the source queue); nil for a publish.
+	// move's delete from its source, move.go); nil for a publish.
 	also *store.Batch
+	// keep: when a reject-publish queue refuses the message, it goes to
+	// none of its targets and also is not applied (a redrive stays whole).
+	keep bool
 	// delayDue, when set, holds the message (rec is then a delayed-publish
 	// record) in the delay queue until that unix ms.
 	delayDue int64
@@ -173,6 +176,9 @@ func (c *committer) apply(group []*publishReq, batch *store.Batch) appliedGroup 
 		r.seqs = r.seqs[:0]
 		if rejectsAny(r.targets) {
 			fill = c.refuseFull(r, fill)
+			if r.full != nil && r.keep {
+				r.targets = nil
+			}
 		}
 		if r.delayDue != 0 {
 			r.seqs = append(r.seqs, c.delaySeq)
@@ -194,7 +200,7 @@ func (c *committer) apply(group []*publishReq, batch *store.Batch) appliedGroup 
 			}
 			batch.PutIndexed(q.id, seq, r.rec, idx)
 		}
-		if r.also != nil {
+		if r.also != nil && !(r.keep && r.full != nil) {
 			batch.Append(r.also)
 		}
 		sync = sync || r.sync

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/sluicemq/sluice/internal/access"
 )
@@ -17,6 +18,10 @@ type Connection struct {
 	impersonator bool
 	// release gives back the connection's slot in the limits (limits.go).
 	release func()
+
+	// outputFull: the front door's output to this client is full; its
+	// consumers get nothing until it drains (SetOutputFull).
+	outputFull atomic.Bool
 
 	mu        sync.Mutex
 	channels  map[uint16]*Channel
@@ -54,6 +59,29 @@ func (c *Connection) Channel(id uint16, out Outlet) *Channel {
 		old.Close()
 	}
 	return ch
+}
+
+// SetOutputFull stops (true) or resumes (false) deliveries to every
+// consumer of the connection: the front door calls it when the bytes it
+// holds for the client pass its bound and when they drained. Meanwhile the
+// messages stay ready in their queues and other consumers take them. It
+// never blocks and may be called with the front door's locks held: the
+// queues are dispatched again on a goroutine of their own.
+func (c *Connection) SetOutputFull(full bool) {
+	if c.outputFull.Swap(full) == full || full {
+		return
+	}
+	go func() {
+		c.mu.Lock()
+		chans := make([]*Channel, 0, len(c.channels))
+		for _, ch := range c.channels {
+			chans = append(chans, ch)
+		}
+		c.mu.Unlock()
+		for _, ch := range chans {
+			ch.kick(nil)
+		}
+	}()
 }
 
 // Close closes every channel (returning their unacked messages to their

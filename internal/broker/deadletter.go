@@ -6,18 +6,16 @@ package broker
 //
 // queue.discardLocked cannot route or wait for the commit loop (it runs
 // under queue.mu, often on the commit loop itself), so it parks the entry
-// in the queue's dying set (which holds the ack floor below it) and hands a
-// job to the dead-letterer goroutine. The goroutine reads the message,
-// builds the dead letter, routes it and submits it to the commit loop with
-// the delete from the source queue in the same batch: after a crash the
-// message is in the source or in the targets, never both, never neither.
+// in the queue's held table (move.go) and hands a job to the dead-letterer
+// goroutine. The goroutine reads the message, builds the dead letter,
+// routes it and moves it (env.move): after a crash the message is in the
+// source or in the targets, never both, never neither.
 
 import (
 	"sync"
 	"time"
 
 	"github.com/sluicemq/sluice/internal/message"
-	"github.com/sluicemq/sluice/internal/store"
 )
 
 // Dead-letter reasons, as RabbitMQ names them.
@@ -35,7 +33,7 @@ const PoisonQueue = "sluice.dead-letters"
 // deadJob is one message to dead-letter.
 type deadJob struct {
 	src    *queue
-	e      entry  // the source entry, held in src.dying (when rec is nil)
+	e      entry  // the source entry, in src.held (when rec is nil)
 	rec    []byte // the record of a message that never entered src (reject-publish-dlx)
 	reason string
 	at     time.Time
@@ -120,68 +118,46 @@ func (d *deadLetterer) finished() {
 	d.mu.Unlock()
 }
 
-// process dead-letters one message.
+// process dead-letters one message: a move from its source (or from
+// nowhere, for a publish a full queue refused) to the queues its
+// dead-letter exchange routes it to.
 func (d *deadLetterer) process(j deadJob) {
 	src := j.src
+	mv := &moveReq{done: func(error) { d.finished() }}
+	if j.rec == nil {
+		mv.src, mv.e = src, j.e
+	}
+	// drop ends the job without a move: the message leaves its source.
+	drop := func(what string, err error) {
+		if err != nil {
+			d.env.log.Error(what+"; dropping it", "queue", src.name, "seq", j.e.seq, "err", err)
+		}
+		if mv.src != nil {
+			src.release(j.e.seq, true, nil)
+		}
+		d.finished()
+	}
 	rec := j.rec
 	if rec == nil {
 		var err error
-		rec, err = src.readRecord(j.e)
-		if err != nil {
-			d.env.log.Error("read message to dead-letter; dropping it", "queue", src.name, "seq", j.e.seq, "err", err)
-			src.finishDying(j.e.seq, true)
-			d.finished()
+		if rec, err = src.readRecord(j.e); err != nil {
+			drop("read message to dead-letter", err)
 			return
 		}
 	}
 	m, err := decodeRecord(rec)
 	if err != nil {
-		d.env.log.Error("decode message to dead-letter; dropping it", "queue", src.name, "err", err)
-		if j.rec == nil {
-			src.finishDying(j.e.seq, true)
-		}
-		d.finished()
+		drop("decode message to dead-letter", err)
 		return
 	}
-	dl := deadLetterMessage(m, src, j.reason, j.at)
-	targets := src.vh.deadLetterTargets(src, dl, j.reason)
-	if len(targets) == 0 {
-		if j.rec == nil {
-			src.finishDying(j.e.seq, true)
-		}
-		d.finished()
+	mv.msg = deadLetterMessage(m, src, j.reason, j.at)
+	mv.targets = src.vh.deadLetterTargets(src, mv.msg, j.reason)
+	if len(mv.targets) == 0 {
+		drop("", nil)
 		return
 	}
 	src.countDeadLettered(j.reason)
-	req, err := newPublishReq(dl, targets, nil, d.env.now())
-	if err != nil {
-		d.env.log.Error("encode dead letter; dropping it", "queue", src.name, "err", err)
-		if j.rec == nil {
-			src.finishDying(j.e.seq, true)
-		}
-		d.finished()
-		return
-	}
-	if j.rec == nil {
-		also := &store.Batch{}
-		also.DeleteMessage(src.id, j.e.seq)
-		if j.e.flags&entryState != 0 {
-			also.DeleteState(src.id, j.e.seq)
-		}
-		req.also = also
-		req.sync = req.sync || (src.durable && j.e.flags&entryPersistent != 0)
-	}
-	req.done = func(err error) {
-		if j.rec == nil {
-			// A store failure leaves the message where it was; a full
-			// reject-publish target drops it there, as RabbitMQ does.
-			src.finishDying(j.e.seq, err == nil || CodeOf(err) != Internal)
-		}
-		d.finished()
-	}
-	if err := d.env.commit.submit(req); err != nil {
-		req.done(err)
-	}
+	d.env.move(mv)
 }
 
 // readRecord reads the stored record of e (which is in no list).
@@ -192,32 +168,6 @@ func (q *queue) readRecord(e entry) ([]byte, error) {
 		}
 	}
 	return q.env.st.Get(q.id, e.seq)
-}
-
-// finishDying ends the dying state of seq: gone (moved or dropped, deleted
-// here if it was not moved in the commit batch) or back to ready.
-func (q *queue) finishDying(seq uint64, gone bool) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	e, ok := q.dying[seq]
-	if !ok {
-		return
-	}
-	delete(q.dying, seq)
-	if q.deleted {
-		return
-	}
-	var b store.Batch
-	if gone {
-		// Deleting again after a move is harmless: the move batch
-		// already deleted the key; this covers the drop paths.
-		q.removeLocked(&b, e)
-	} else {
-		q.ready.putBack(e)
-		q.dispatchLocked()
-	}
-	q.advanceFloorLocked(&b)
-	q.applyLocked(&b)
 }
 
 // deadLetterTargets resolves where a dead letter from src goes: the queues
@@ -382,7 +332,7 @@ func deadLetterMessage(m *message.Message, src *queue, reason string, at time.Ti
 	return &dl
 }
 
-// dyingLocked reports whether discardLocked would dead-letter (rather than
+// deadLettersLocked reports whether discardLocked would dead-letter (rather than
 // drop) a message leaving for reason.
 func (q *queue) deadLettersLocked(reason string) bool {
 	return q.opts().HasDeadLetter || (reason == reasonDeliveryLimit && !q.env.noPoisonQueue && q.name != PoisonQueue)

@@ -50,6 +50,18 @@ func (ch *Channel) DeclareQueue(d QueueDecl) (QueueStatus, error) {
 	if err != nil {
 		return QueueStatus{}, err
 	}
+	if opts.QueueType == "quorum" && ch.env.cluster != nil {
+		if err := checkQuorumDecl(d, vh.name); err != nil {
+			return QueueStatus{}, err
+		}
+		vh.mu.RLock()
+		exists := vh.queues[d.Name] != nil
+		vh.mu.RUnlock()
+		if !exists {
+			ch.env.objects.qDeclared.Add(1)
+			return ch.declareQuorum(d) // quorum.go
+		}
+	}
 	ch.env.objects.qDeclared.Add(1)
 	vh.mu.Lock()
 	defer vh.mu.Unlock()
@@ -161,6 +173,10 @@ func (ch *Channel) DeleteQueue(name string, ifUnused, ifEmpty bool) (uint32, err
 	if q == nil {
 		vh.mu.Unlock()
 		return 0, nil
+	}
+	if q.quorum {
+		vh.mu.Unlock()
+		return 0, errorf(NotImplemented, "deleting quorum queue '%s' in vhost '%s' is not supported yet", name, vh.name)
 	}
 	if q.owner != nil && q.owner != ch.conn {
 		vh.mu.Unlock()

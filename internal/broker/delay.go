@@ -6,9 +6,9 @@ package broker
 // Every wait is an entry (due, queue, seq) of the store's delay index. A
 // delayed publish is stored, before routing, in the broker's hidden delay
 // queue (its own queue id): when it is due the scheduler routes it through
-// its exchange as it is then and moves it into the queues it reaches in one
-// commit-loop batch (put in the targets, delete from the delay queue and
-// the index), so after a crash it is in exactly one place. A retry wait
+// its exchange as it is then and moves it (move.go) into the queues it
+// reaches: one batch puts it in the targets and deletes it from the delay
+// queue and the index, so after a crash it is in exactly one place. A retry wait
 // keeps the message in its queue; when due it is ready again.
 //
 // The scheduler keeps only a window of the earliest entries in memory
@@ -339,17 +339,16 @@ func (b *Broker) releaseDelayedPublish(it delayItem) {
 		return
 	}
 	stripBCC(m)
-	req, err := newPublishReq(m, targets, nil, b.env.now())
-	if err != nil {
-		b.env.log.Warn("re-encode delayed message; dropping it", "seq", it.seq, "err", err)
-		b.applyOrLog(&gone, "drop a delayed message")
-		return
-	}
-	req.also = &gone
-	req.sync = req.sync || m.Persistent()
-	if err := b.env.commit.submit(req); err != nil {
-		b.env.log.Warn("release delayed message", "seq", it.seq, "err", err)
-	}
+	b.env.move(&moveReq{msg: m, targets: targets, also: &gone, sync: m.Persistent(), done: func(err error) {
+		switch {
+		case err == nil:
+		case CodeOf(err) == InvalidArgument: // it cannot be stored again: it never will
+			b.env.log.Warn("re-encode delayed message; dropping it", "seq", it.seq, "err", err)
+			b.applyOrLog(&gone, "drop a delayed message")
+		default: // a store failure: it stays, and is released again after a restart
+			b.env.log.Warn("release delayed message", "seq", it.seq, "err", err)
+		}
+	}})
 }
 
 func (b *Broker) applyOrLog(batch *store.Batch, op string) {

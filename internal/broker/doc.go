@@ -42,6 +42,12 @@
 // (their per-message state records a delivery count), transient ones are
 // deleted.
 //
+// A message that leaves a queue for others — dead lettered, a delayed
+// publish coming due, redriven by an operator — takes one path (move.go):
+// its source holds it in one table (queue.held: out of the ready list, not
+// unacked, the ack floor below it) while the commit loop puts it in its
+// targets and deletes it from the source in one batch.
+//
 // Durable exchanges, queues (with their arguments), bindings between durable
 // ends, users and the queue-id mapping are metadata records (records.go),
 // written with a synced Apply before the declaring call returns.
@@ -82,7 +88,8 @@
 //   - vhost.mu (RWMutex) guards the topology: the exchange and queue maps,
 //     every exchange's bindings and routing indexes, and each queue's list
 //     of bindings that point at it. Routing holds it for reading.
-//   - queue.mu guards the queue's message index (ready and unacked), its
+//   - queue.mu guards the queue's message index (ready, unacked, delayed
+//     and held by a move), its
 //     consumers, round-robin cursor, ack floor, deleted flag and the due
 //     time its expiry wake-up is armed for (expiry.go). Store
 //     writes of deliveries, acks and floors are queued to the write-behind
@@ -105,8 +112,9 @@
 //     is taken before vhost.mu; policyRegistry.mu is a leaf, read under
 //     vhost.mu by declares. A queue's effective options are an
 //     atomic.Pointer swapped on a policy change, read without a lock.
-//   - The operator views (admin*.go, for the HTTP API) take the same locks
-//     in the same order and copy what they report.
+//   - The operator views (admin*.go, for the HTTP API and the dead-letter
+//     workflow, package dlq, which the broker never imports) take the same
+//     locks in the same order and copy what they report.
 //
 // # Lock order
 //

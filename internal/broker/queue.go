@@ -17,9 +17,13 @@ type queue struct {
 	name string
 
 	durable, exclusive, autoDelete bool
-	declaredDurable                bool          // as declared (exclusive queues are never stored)
-	owner                          *Connection   // exclusive queues only
-	args                           message.Table // as declared
+	// quorum marks a replicated queue (quorum.go); serving says this node
+	// leads its group and may deliver and write it.
+	quorum          bool
+	serving         atomic.Bool
+	declaredDurable bool          // as declared (exclusive queues are never stored)
+	owner           *Connection   // exclusive queues only
+	args            message.Table // as declared
 	// optsP are the effective options: the declared arguments merged with
 	// the matching policies (policy.go); a policy change swaps them.
 	optsP atomic.Pointer[QueueOptions]
@@ -39,9 +43,9 @@ type queue struct {
 	mu          sync.Mutex
 	ready       readyIndex
 	unacked     map[uint64]entry
-	unackedSeqs heap[uint64]         // seqs held out of ready (unacked, delayed, dying); may hold stale ones (lazy deletion)
+	unackedSeqs heap[uint64]         // seqs held out of ready (unacked, delayed, held); may hold stale ones (lazy deletion)
 	delayed     map[uint64]retryWait // returned messages waiting out their x-retry-backoff
-	dying       map[uint64]entry     // messages on their way to the dead-letter exchange
+	held        map[uint64]entry     // messages on their way out through a move (move.go)
 	timeouts    map[uint64]tracked   // unacked deliveries, for x-consumer-timeout
 	consumers   []*consumer
 	rr          int  // round-robin cursor into consumers
@@ -56,7 +60,7 @@ type queue struct {
 
 func newQueue(vh *vhost, id store.QueueID, name string) *queue {
 	return &queue{env: vh.env, vh: vh, id: id, name: name, nextSeq: 1, high: 1, floor: 0,
-		unacked: make(map[uint64]entry), delayed: make(map[uint64]retryWait), dying: make(map[uint64]entry),
+		unacked: make(map[uint64]entry), delayed: make(map[uint64]retryWait), held: make(map[uint64]entry),
 		timeouts: make(map[uint64]tracked), lastUsed: vh.env.now().UnixMilli()}
 }
 
@@ -99,7 +103,7 @@ func (q *queue) dispatchLocked() { q.dispatchFromLocked(^uint64(0)) }
 // just enqueued, are delivered without an expiry check.
 func (q *queue) dispatchFromLocked(fresh uint64) {
 	var b store.Batch
-	for !q.deleted && len(q.consumers) > 0 && q.ready.len() > 0 {
+	for !q.deleted && len(q.consumers) > 0 && q.ready.len() > 0 && q.servesHere() {
 		c := q.pickConsumerLocked()
 		if c == nil {
 			break
@@ -219,10 +223,10 @@ func (q *queue) deliveredLocked(b *store.Batch, e entry, noAck bool) {
 }
 
 // holdSeqLocked notes that seq is held out of the ready list (unacked,
-// delayed or dying), so the ack floor stays at or below it.
+// delayed or held by a move), so the ack floor stays at or below it.
 func (q *queue) holdSeqLocked(seq uint64) {
 	q.unackedSeqs.push(seq)
-	live := len(q.unacked) + len(q.delayed) + len(q.dying)
+	live := len(q.unacked) + len(q.delayed) + len(q.held)
 	if n := q.unackedSeqs.len(); n > 64 && n > 2*live {
 		// Settled seqs above a long-held one never reach the top:
 		// rebuild the heap from the live sets now and then.
@@ -233,7 +237,7 @@ func (q *queue) holdSeqLocked(seq uint64) {
 		for s := range q.delayed {
 			q.unackedSeqs.push(s)
 		}
-		for s := range q.dying {
+		for s := range q.held {
 			q.unackedSeqs.push(s)
 		}
 	}
@@ -247,7 +251,7 @@ func (q *queue) heldLocked(seq uint64) bool {
 	if _, ok := q.delayed[seq]; ok {
 		return true
 	}
-	_, ok := q.dying[seq]
+	_, ok := q.held[seq]
 	return ok
 }
 
@@ -338,8 +342,7 @@ func (q *queue) discardLocked(b *store.Batch, e entry, reason string) {
 		q.removeLocked(b, e)
 		return
 	}
-	q.dying[e.seq] = e
-	q.holdSeqLocked(e.seq)
+	q.holdLocked(e)
 	q.env.dead.add(deadJob{src: q, e: e, reason: reason, at: q.env.now()})
 }
 
@@ -405,7 +408,7 @@ func (q *queue) get(ch *Channel, noAck bool) (*Delivery, error) {
 	var b store.Batch
 	defer q.applyLocked(&b)
 	q.touchLocked()
-	for {
+	for q.servesHere() {
 		e, ok := q.ready.pop()
 		if !ok {
 			return nil, nil
@@ -430,6 +433,7 @@ func (q *queue) get(ch *Channel, noAck bool) (*Delivery, error) {
 		q.armExpiryLocked()
 		return d, nil
 	}
+	return nil, nil
 }
 
 // purge removes the ready messages and returns how many. For a durable
@@ -548,19 +552,9 @@ func (q *queue) removeConsumer(c *consumer) (autoDelete bool) {
 func (q *queue) dropLocked(b *store.Batch) (consumers []*consumer, ready uint32) {
 	q.deleted = true
 	consumers, q.consumers = q.consumers, nil
-	es := q.ready.takeAll()
-	for _, e := range es {
-		if e.flags&entryCached != 0 {
-			q.env.cache.drop(cacheKey{q.id, e.seq})
-		}
-	}
-	q.unacked = make(map[uint64]entry)
-	q.delayed = make(map[uint64]retryWait)
-	q.dying = make(map[uint64]entry)
-	q.timeouts = make(map[uint64]tracked)
-	q.unackedSeqs = heap[uint64]{}
+	n := q.resetIndexLocked()
 	b.DropQueue(q.id)
-	return consumers, uint32(min(len(es), 1<<32-1))
+	return consumers, uint32(min(n, 1<<32-1))
 }
 
 // batchHolder allocates a batch on first use.

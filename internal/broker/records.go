@@ -8,6 +8,7 @@ package broker
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 
 	"github.com/sluicemq/sluice/internal/message"
 	"github.com/sluicemq/sluice/internal/store"
@@ -81,19 +82,20 @@ type Draft struct {
 	head    int    // the head's length
 	replyTo string // Msg.Properties.ReplyTo when the head was encoded
 	recode  bool   // the headers changed since (BCC removed)
+	size    int    // the body size announced
 }
 
 // draftRoomMax bounds the body room a Draft allocates before the body
 // arrives: a header may announce a body as large as the maximum message
 // size and then send nothing, on each of many channels, so a larger body
-// grows as its frames arrive.
-const draftRoomMax = 1 << 20
+// is given room as its frames arrive (at most twice what arrived).
+const draftRoomMax = 4 << 10
 
 // NewDraft starts a message of bodySize bytes (bounded by the caller to the
 // maximum message size). Room for up to draftRoomMax bytes of body is
 // allocated up front.
 func NewDraft(exchange, routingKey string, props *message.Properties, bodySize int) *Draft {
-	d := &Draft{Msg: message.Message{Exchange: exchange, RoutingKey: routingKey, Properties: *props}}
+	d := &Draft{Msg: message.Message{Exchange: exchange, RoutingKey: routingKey, Properties: *props}, size: bodySize}
 	room := min(bodySize, draftRoomMax)
 	head, err := appendRecordHead(make([]byte, 0, recordHeadEstimate(&d.Msg)+room), &d.Msg, 0)
 	if err != nil {
@@ -111,10 +113,21 @@ func NewDraft(exchange, routingKey string, props *message.Properties, bodySize i
 // Append adds p, a piece of the body, copying it.
 func (d *Draft) Append(p []byte) {
 	if d.rec == nil {
-		d.Msg.Body = append(d.Msg.Body, p...)
+		d.Msg.Body = appendBounded(d.Msg.Body, p, d.size)
 		return
 	}
-	d.rec = append(d.rec, p...)
+	d.rec = appendBounded(d.rec, p, d.head+d.size)
+}
+
+// appendBounded appends p to b, doubling b's room when it must grow but
+// never past limit bytes (unless p itself goes past them): room follows the
+// bytes that arrived, and the last piece of a body does not leave a
+// quarter of it unused as append's own growth would.
+func appendBounded(b, p []byte, limit int) []byte {
+	if need := len(b) + len(p); need > cap(b) {
+		b = slices.Grow(b, max(min(2*cap(b), limit), need)-len(b))
+	}
+	return append(b, p...)
 }
 
 // Len returns the body bytes appended so far.

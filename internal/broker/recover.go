@@ -39,6 +39,10 @@ func (b *Broker) recover() error {
 		q.setOpts(b.env.policies.effectiveOptions(d.VHost, d.Name, d.Args, opts)) // policy.go
 		vh.queues[q.name] = q
 		known[q.id] = true
+		if b.env.cluster != nil && b.env.cluster.Replicated(q.id) {
+			q.quorum = true // rebuilt when this node serves it (quorum.go)
+			return
+		}
 		queues = append(queues, q)
 	}); err != nil {
 		return err

@@ -258,16 +258,13 @@ func (ch *Channel) admitWith(msg *message.Message, targets *[]*queue, done *func
 	var invalid []invalidCopy
 	for _, q := range *targets {
 		o := q.opts().Validation
-		target := "queue '" + q.name + "'"
-		if o.MaxMessageSize >= 0 && int64(len(msg.Body)) > o.MaxMessageSize {
-			return ch.refuse(&ValidationError{Target: target, Errors: []schema.Error{{Message: fmt.Sprintf(
-				"message size %d is larger than max size %d of queue '%s' in vhost '%s'",
-				len(msg.Body), o.MaxMessageSize, q.name, ch.vh.name)}}}, *done)
+		if verr := sizeRefusal(q, msg); verr != nil {
+			return ch.refuse(verr, *done)
 		}
 		if o.Schema == "" {
 			continue
 		}
-		verr := c.check(o.Schema, target)
+		verr := c.check(o.Schema, "queue '"+q.name+"'")
 		switch {
 		case verr == nil:
 		case o.DeadLetter && deadLetter:
@@ -280,6 +277,44 @@ func (ch *Channel) admitWith(msg *message.Message, targets *[]*queue, done *func
 		return false, false, nil
 	}
 	return ch.deadLetterInvalid(msg, targets, done, invalid)
+}
+
+// sizeRefusal returns why msg is larger than q takes (x-max-message-size),
+// nil when it is not.
+func sizeRefusal(q *queue, msg *message.Message) *ValidationError {
+	limit := q.opts().Validation.MaxMessageSize
+	if limit < 0 || int64(len(msg.Body)) <= limit {
+		return nil
+	}
+	return &ValidationError{Target: "queue '" + q.name + "'", Errors: []schema.Error{{Message: fmt.Sprintf(
+		"message size %d is larger than max size %d of queue '%s' in vhost '%s'",
+		len(msg.Body), limit, q.name, q.vh.name)}}}
+}
+
+// checkMove checks a message an operator puts into targets (a redrive,
+// routed through exchange when it is not ""; an edit in place) against
+// what they take: the exchange's schema, each queue's size limit and
+// schema. Unlike a publish, dead-letter mode does not apply: a refused
+// move leaves the message where it was. The error is an *Error with a
+// *ValidationError inside (the HTTP API's 422).
+func (vh *vhost) checkMove(msg *message.Message, exchange string, targets []*queue) error {
+	c := checker{reg: vh.env.schemas, vhost: vh.name, msg: msg}
+	if xs := vh.exchangeSchema(exchange); exchange != "" && xs != "" {
+		if verr := c.check(xs, "exchange '"+exchange+"'"); verr != nil {
+			return verr.asError()
+		}
+	}
+	for _, q := range targets {
+		if verr := sizeRefusal(q, msg); verr != nil {
+			return verr.asError()
+		}
+		if s := q.opts().Validation.Schema; s != "" {
+			if verr := c.check(s, "queue '"+q.name+"'"); verr != nil {
+				return verr.asError()
+			}
+		}
+	}
+	return nil
 }
 
 // admitDelayed checks a delayed publish (x-delay) at once, against the

@@ -261,38 +261,6 @@ func apiMessage(sm broker.StoredMessage, forceBase64 bool) api.Message {
 	return out
 }
 
-// parseFilter turns the API's filter into the broker's; errors name the
-// field.
-func parseFilter(f api.Filter) (broker.Filter, error) {
-	out := broker.Filter{Reason: f.Reason, Source: f.Source, Body: f.Body}
-	switch f.Reason {
-	case "", "rejected", "expired", "maxlen", "delivery_limit", "invalid":
-	default:
-		return out, fmt.Errorf("filter reason: %q is not one of rejected, expired, maxlen, delivery_limit, invalid", f.Reason)
-	}
-	if f.Header != "" {
-		out.ParseHeaderFilter(f.Header)
-		if out.Header == "" {
-			return out, fmt.Errorf("filter header: %q has an empty name; want name or name=value", f.Header)
-		}
-	}
-	for _, t := range []struct {
-		name string
-		in   string
-		dst  *time.Time
-	}{{"since", f.Since, &out.Since}, {"until", f.Until, &out.Until}} {
-		if t.in == "" {
-			continue
-		}
-		v, err := time.Parse(time.RFC3339, t.in)
-		if err != nil {
-			return out, fmt.Errorf("filter %s: %q is not an RFC 3339 time (like 2026-01-02T15:04:05Z)", t.name, t.in)
-		}
-		*t.dst = v
-	}
-	return out, nil
-}
-
 func (s *Server) apiQueue(q broker.QueueInfo) api.Queue {
 	out := api.Queue{MessageStats: s.rates.queueStats(q), Name: q.Name, VHost: q.VHost, Durable: q.Durable, AutoDelete: q.AutoDelete, Exclusive: q.Exclusive,
 		Arguments: jsonTable(q.Args), Type: "classic", State: "running",
@@ -303,6 +271,9 @@ func (s *Server) apiQueue(q broker.QueueInfo) api.Queue {
 	}
 	if t, ok := q.Args["x-queue-type"].(string); ok {
 		out.Type = t
+	}
+	if rs, ok := s.b.Replica(q.VHost, q.Name); ok {
+		out.Leader, out.Members, out.Online = rs.Leader, rs.Members, rs.Online
 	}
 	if q.Owner != "" {
 		out.OwnerPIDDetails = &api.Owner{Name: q.Owner}

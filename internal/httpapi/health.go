@@ -204,7 +204,23 @@ func (s *Server) node() api.Node {
 }
 
 func (s *Server) listNodes(w http.ResponseWriter, r *http.Request, u *user) {
-	writeJSON(w, http.StatusOK, []api.Node{s.node()})
+	self := s.node()
+	nodes := s.b.ClusterNodes()
+	if nodes == nil {
+		writeJSON(w, http.StatusOK, []api.Node{self})
+		return
+	}
+	// In a cluster every node answers for all: this one in full, the
+	// others by name and whether this node reaches them.
+	out := make([]api.Node, 0, len(nodes))
+	for _, n := range nodes {
+		if n.Name == s.cfg.NodeName {
+			out = append(out, self)
+			continue
+		}
+		out = append(out, api.Node{Name: n.Name, Type: "disc", Running: n.Running})
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) getNode(w http.ResponseWriter, r *http.Request, u *user) {

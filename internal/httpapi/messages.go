@@ -13,6 +13,7 @@ import (
 	"github.com/sluicemq/sluice/internal/access"
 	"github.com/sluicemq/sluice/internal/api"
 	"github.com/sluicemq/sluice/internal/broker"
+	"github.com/sluicemq/sluice/internal/dlq"
 	"github.com/sluicemq/sluice/internal/message"
 )
 
@@ -209,13 +210,13 @@ func (s *Server) browse(w http.ResponseWriter, r *http.Request, u *user) {
 		}
 		limit = n
 	}
-	f, err := parseFilter(api.Filter{Reason: q.Get("reason"), Source: q.Get("source"), Header: q.Get("header"),
+	f, err := dlq.ParseFilter(api.Filter{Reason: q.Get("reason"), Source: q.Get("source"), Header: q.Get("header"),
 		Body: q.Get("body"), Since: q.Get("since"), Until: q.Get("until")})
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
-	page, err := s.b.Browse(vh, name, after, limit, f)
+	page, err := s.dlq.Browse(vh, name, after, limit, f)
 	if err != nil {
 		writeBrokerError(w, err)
 		return
@@ -247,7 +248,7 @@ func (s *Server) getMessage(w http.ResponseWriter, r *http.Request, u *user) {
 	if !ok {
 		return
 	}
-	m, err := s.b.Message(vh, name, id)
+	m, err := s.dlq.Message(vh, name, id)
 	if err != nil {
 		writeBrokerError(w, err)
 		return
@@ -268,27 +269,36 @@ func (s *Server) putMessage(w http.ResponseWriter, r *http.Request, u *user) {
 	if !decodeBody(w, r, &e) {
 		return
 	}
-	cur, err := s.b.Message(vh, name, id)
+	got, err := s.dlq.Replace(u, vh, name, id, func(cur *message.Message) (*message.Message, []string, error) {
+		return editedMessage(cur, e)
+	})
 	if err != nil {
 		writeBrokerError(w, err)
 		return
 	}
-	m := *cur.Message
+	writeJSON(w, http.StatusOK, apiMessage(got, false))
+}
+
+// editedMessage applies the edit e to a copy of cur and names what it
+// changed; an edit that is malformed or changes nothing is InvalidArgument.
+func editedMessage(cur *message.Message, e api.MessageEdit) (*message.Message, []string, error) {
+	bad := func(reason string) (*message.Message, []string, error) {
+		return nil, nil, &broker.Error{Code: broker.InvalidArgument, Reason: reason}
+	}
+	m := *cur
 	var changed []string
 	if e.Payload != nil {
 		body, err := decodePayload(*e.Payload, e.PayloadEncoding)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, "bad_request", err.Error())
-			return
+			return bad(err.Error())
 		}
 		m.Body = body
 		changed = append(changed, "payload")
 	}
 	if e.Properties != nil {
-		props, err := amqpProperties(*e.Properties, cur.Message.Properties.Headers)
+		props, err := amqpProperties(*e.Properties, cur.Properties.Headers)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, "bad_request", err.Error())
-			return
+			return bad(err.Error())
 		}
 		m.Properties = props
 		changed = append(changed, "properties")
@@ -298,20 +308,9 @@ func (s *Server) putMessage(w http.ResponseWriter, r *http.Request, u *user) {
 		changed = append(changed, "routing_key")
 	}
 	if len(changed) == 0 {
-		writeError(w, http.StatusBadRequest, "bad_request", "nothing to change: give payload, properties or routing_key")
-		return
+		return bad("nothing to change: give payload, properties or routing_key")
 	}
-	if err := s.b.ReplaceMessage(vh, name, id, &m); err != nil {
-		writeBrokerError(w, err)
-		return
-	}
-	s.audit1(u, "edit", vh, name, fmt.Sprintf("replaced %v", changed), []uint64{id}, 1)
-	got, err := s.b.Message(vh, name, id)
-	if err != nil {
-		writeBrokerError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, apiMessage(got, false))
+	return &m, changed, nil
 }
 
 func (s *Server) deleteMessage(w http.ResponseWriter, r *http.Request, u *user) {
@@ -323,11 +322,10 @@ func (s *Server) deleteMessage(w http.ResponseWriter, r *http.Request, u *user) 
 	if !ok {
 		return
 	}
-	if err := s.b.DeleteMessage(vh, name, id); err != nil {
+	if err := s.dlq.Delete(u, vh, name, id); err != nil {
 		writeBrokerError(w, err)
 		return
 	}
-	s.audit1(u, "delete", vh, name, "", []uint64{id}, 1)
 	w.WriteHeader(http.StatusNoContent)
 }
 

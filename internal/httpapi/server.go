@@ -7,9 +7,9 @@
 // monitoring and per-vhost permissions decide what a user may do.
 //
 // Goroutines: Serve runs net/http's server on the caller's goroutine;
-// net/http runs each request on its own goroutine. Each redrive task runs
-// on one goroutine owned by the Server's task manager; Close cancels the
-// tasks and waits for them. The rate sampler (stats.go) runs on one
+// net/http runs each request on its own goroutine. Redrive tasks run in
+// the dead-letter workflow (package dlq), which New starts (resuming the
+// tasks a restart interrupted) and Close stops. The rate sampler (stats.go) runs on one
 // goroutine started by New and stopped by Close. A Server is safe for
 // concurrent use.
 package httpapi
@@ -34,6 +34,7 @@ import (
 	"github.com/sluicemq/sluice/internal/access"
 	"github.com/sluicemq/sluice/internal/api"
 	"github.com/sluicemq/sluice/internal/broker"
+	"github.com/sluicemq/sluice/internal/dlq"
 	"github.com/sluicemq/sluice/internal/listen"
 )
 
@@ -150,8 +151,8 @@ type Server struct {
 	conns Connections // may be nil: no connections listed
 	log   *slog.Logger
 	mux   *http.ServeMux
-	tasks *taskManager
-	rates *sampler // stats.go
+	dlq   *dlq.Workflow // the dead-letter workflow: edits, redrive tasks
+	rates *sampler      // stats.go
 	http  *http.Server
 	// started is when New ran, for the node's uptime.
 	started time.Time
@@ -192,7 +193,12 @@ func New(cfg Config, b *broker.Broker, conns Connections) (*Server, error) {
 		return nil, fmt.Errorf("httpapi: %w", err)
 	}
 	s := &Server{cfg: cfg, b: b, conns: conns, log: cfg.Logger, mux: http.NewServeMux(), started: cfg.Now()}
-	s.tasks = newTaskManager(s)
+	var err error
+	s.dlq, err = dlq.New(dlq.Config{Logger: cfg.Logger, Now: cfg.Now, RedriveChunk: cfg.RedriveChunk,
+		KeepTasks: cfg.KeepTasks, User: s.workflowUser}, b)
+	if err != nil {
+		return nil, fmt.Errorf("httpapi: %w", err)
+	}
 	s.sessions = newSessionStore(cfg.Now)
 	s.rates = newSampler(b, conns, cfg.Now, cfg.SampleInterval)
 	s.rates.start()
@@ -222,7 +228,7 @@ func (s *Server) Close(ctx context.Context) error {
 	var err error
 	s.closeOnce.Do(func() {
 		err = s.http.Shutdown(ctx)
-		if terr := s.tasks.close(ctx); err == nil {
+		if terr := s.dlq.Close(ctx); err == nil {
 			err = terr
 		}
 		s.rates.close()

@@ -15,7 +15,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -27,9 +31,14 @@ import (
 type Config struct {
 	DataDir       string
 	DiskFreeLimit uint64        // bytes; alarm while free space is below it
-	MemoryLimit   uint64        // bytes; alarm while resident memory is above it
+	MemoryLimit   uint64        // bytes; alarm while the memory held is above it
 	Interval      time.Duration // how often to look
 	Logger        *slog.Logger
+	// GoMemoryLimit makes Start set the Go runtime's soft memory limit
+	// (debug.SetMemoryLimit) to MemoryLimit, unless GOMEMLIMIT is set: the
+	// collector then works to keep the process under the limit instead of
+	// letting garbage grow the heap to twice what is live.
+	GoMemoryLimit bool
 
 	// DiskFree and MemoryUsed read the machine; tests replace them.
 	DiskFree   func(dir string) (uint64, error)
@@ -37,15 +46,18 @@ type Config struct {
 }
 
 // DefaultConfig watches dir with a 1 GiB free-disk limit and a memory limit
-// of 40% of the machine's memory (RabbitMQ's default high watermark).
+// of 40% of the machine's memory (RabbitMQ's default high watermark). It
+// looks five times a second: both readings cost microseconds, and memory a
+// client fills at network speed must be caught soon.
 func DefaultConfig(dir string) Config {
 	cfg := Config{
 		DataDir:       dir,
 		DiskFreeLimit: 1 << 30,
-		Interval:      time.Second,
+		Interval:      200 * time.Millisecond,
 		Logger:        slog.Default(),
 		DiskFree:      DiskFree,
-		MemoryUsed:    ResidentMemory,
+		MemoryUsed:    HeldMemory,
+		GoMemoryLimit: true,
 	}
 	if total, err := TotalMemory(); err == nil {
 		cfg.MemoryLimit = total / 10 * 4
@@ -94,6 +106,8 @@ type Monitor struct {
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 
+	lastGC time.Time // when collect last ran a collection; the checks' own
+
 	mu     sync.Mutex
 	state  Alarm
 	status Status // the values of the latest check
@@ -122,6 +136,9 @@ func New(cfg Config, onChange func(Alarm)) (*Monitor, error) {
 
 // Start runs a first check at once and then one every Interval.
 func (m *Monitor) Start() {
+	if m.cfg.GoMemoryLimit && m.cfg.MemoryLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(int64(min(m.cfg.MemoryLimit, math.MaxInt64)))
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
 	m.Check()
@@ -190,7 +207,14 @@ func (m *Monitor) Check() {
 		}
 	}
 	if m.cfg.MemoryLimit > 0 {
-		if used, err := m.cfg.MemoryUsed(); err != nil {
+		used, err := m.cfg.MemoryUsed()
+		if err == nil && next.Memory && used > m.cfg.MemoryLimit && m.cfg.GoMemoryLimit {
+			// The live heap is measured by a collection: while the
+			// alarm stops publishers, few allocations trigger one, and
+			// memory consumers freed would not show for minutes.
+			used, err = m.collect()
+		}
+		if err != nil {
 			m.cfg.Logger.Warn("read memory use", "err", err)
 		} else {
 			read.MemoryUsed = used
@@ -225,6 +249,51 @@ func DiskFree(dir string) (uint64, error) {
 		return 0, fmt.Errorf("statfs %s: %w", dir, err)
 	}
 	return st.Bavail * uint64(st.Bsize), nil
+}
+
+// collect runs a collection, unless it ran one in the last second (a
+// collection of a large heap costs more than a look), and reads the memory
+// held again.
+func (m *Monitor) collect() (uint64, error) {
+	if time.Since(m.lastGC) >= time.Second {
+		runtime.GC()
+		m.lastGC = time.Now()
+	}
+	return m.cfg.MemoryUsed()
+}
+
+// heldSamples are the runtime metrics HeldMemory reads.
+var heldSamples = []string{
+	"/memory/classes/total:bytes",
+	"/memory/classes/heap/released:bytes",
+	"/memory/classes/heap/free:bytes",
+	"/memory/classes/heap/objects:bytes",
+	"/memory/classes/heap/unused:bytes",
+	"/gc/heap/live:bytes",
+}
+
+// HeldMemory returns the memory the process holds: the heap objects the
+// last collection found live, plus everything else the Go runtime has
+// mapped and in use (stacks, its own structures). Garbage not collected
+// yet and pages the runtime keeps free or has released do not count: the
+// resident set includes them for minutes after they were freed, which kept
+// an alarm on RSS raised long after the memory was given back.
+func HeldMemory() (uint64, error) {
+	s := make([]metrics.Sample, len(heldSamples))
+	for i, name := range heldSamples {
+		s[i].Name = name
+	}
+	metrics.Read(s)
+	var v [6]uint64
+	for i := range s {
+		if s[i].Value.Kind() != metrics.KindUint64 {
+			return 0, fmt.Errorf("runtime metric %s unsupported", s[i].Name)
+		}
+		v[i] = s[i].Value.Uint64()
+	}
+	total, released, free, objects, unused, live := v[0], v[1], v[2], v[3], v[4], v[5]
+	other := total - min(total, released+free+objects+unused)
+	return live + other, nil
 }
 
 // ResidentMemory returns the process's resident set size.

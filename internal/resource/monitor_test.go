@@ -3,6 +3,7 @@ package resource
 import (
 	"io"
 	"log/slog"
+	"runtime"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -128,5 +129,39 @@ func TestMonitorStatus(t *testing.T) {
 	m.Check()
 	if st := m.Status(); st.Disk || st.DiskFree != 50 || st.DiskFreeLimit != 0 {
 		t.Errorf("without a disk limit: %+v", st)
+	}
+}
+
+// TestHeldMemoryFollowsTheLiveHeap checks that the memory reading counts
+// what is live and drops as soon as a collection freed it, unlike the
+// resident set, which keeps freed pages for minutes.
+func TestHeldMemoryFollowsTheLiveHeap(t *testing.T) {
+	runtime.GC()
+	before, err := HeldMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const size = 64 << 20
+	keep := make([]byte, size)
+	for i := range keep {
+		keep[i] = byte(i)
+	}
+	runtime.GC()
+	held, err := HeldMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if held < before+size*9/10 {
+		t.Fatalf("held %d bytes with 64 MiB live, %d before", held, before)
+	}
+	runtime.KeepAlive(keep)
+	keep = nil
+	runtime.GC()
+	after, err := HeldMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after > before+size/10 {
+		t.Fatalf("held %d bytes after freeing 64 MiB, %d before", after, before)
 	}
 }

@@ -1,0 +1,109 @@
+package main
+
+// Clustering: --node and --cluster turn on the Raft host that replicates
+// quorum queues (internal/cluster), wired between the store and the broker.
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/sluicemq/sluice/internal/broker"
+	"github.com/sluicemq/sluice/internal/cluster"
+	"github.com/sluicemq/sluice/internal/store"
+)
+
+// replicateTimeout bounds a replicated write's wait for its commit; past
+// it the publish is nacked (it may still be committed: at-least-once).
+const replicateTimeout = 10 * time.Second
+
+// parseCluster reads "n1=host:port,n2=host:port".
+func parseCluster(spec string) (map[string]string, error) {
+	nodes := make(map[string]string)
+	for _, part := range strings.Split(spec, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		name, addr, ok := strings.Cut(part, "=")
+		if !ok || name == "" || addr == "" {
+			return nil, fmt.Errorf("cluster member %q: want name=host:port", part)
+		}
+		if _, dup := nodes[name]; dup {
+			return nil, fmt.Errorf("cluster member %q given twice", name)
+		}
+		nodes[name] = addr
+	}
+	return nodes, nil
+}
+
+// clusterNode is this node's Raft host and transport; it is the broker's
+// broker.Cluster.
+type clusterNode struct {
+	cfg  cluster.Config
+	host *cluster.Host
+	tr   *cluster.TCPTransport
+}
+
+func openCluster(node, spec string, st store.Store, log *slog.Logger) (*clusterNode, error) {
+	nodes, err := parseCluster(spec)
+	if err != nil {
+		return nil, err
+	}
+	cfg := cluster.DefaultConfig()
+	cfg.Node, cfg.Nodes, cfg.Logger = node, nodes, log
+	h, err := cluster.New(cfg, st)
+	if err != nil {
+		return nil, err
+	}
+	tr, err := cluster.NewTCPTransport(cfg, h)
+	if err != nil {
+		return nil, err
+	}
+	return &clusterNode{cfg: cfg, host: h, tr: tr}, nil
+}
+
+// store returns the store the broker writes through.
+func (c *clusterNode) store(local store.Store) store.Store {
+	return cluster.NewStore(local, c.host, replicateTimeout)
+}
+
+func (c *clusterNode) start(b *broker.Broker) { c.host.Start(c.tr, b) }
+
+func (c *clusterNode) close(context.Context) error {
+	c.host.Stop()
+	return c.tr.Close()
+}
+
+func (c *clusterNode) NewQueueID() store.QueueID        { return cluster.NewQueueID() }
+func (c *clusterNode) Replicated(id store.QueueID) bool { return cluster.Replicated(id) }
+
+func (c *clusterNode) CreateQueue(ctx context.Context, id store.QueueID, def []byte) error {
+	return c.host.CreateQueue(ctx, id, def)
+}
+
+func (c *clusterNode) QueueStatus(id store.QueueID) (broker.ReplicaStatus, bool) {
+	gs, ok := c.host.QueueStatus(id)
+	if !ok {
+		return broker.ReplicaStatus{}, false
+	}
+	rs := broker.ReplicaStatus{Leader: gs.Leader, Members: gs.Members}
+	for _, m := range gs.Members {
+		if c.tr.Connected(m) {
+			rs.Online = append(rs.Online, m)
+		}
+	}
+	return rs, true
+}
+
+func (c *clusterNode) Nodes() []broker.NodeStatus {
+	var out []broker.NodeStatus
+	for name := range c.cfg.Nodes {
+		out = append(out, broker.NodeStatus{Name: name, Running: c.tr.Connected(name)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}

@@ -1,0 +1,176 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sluicemq/sluice/internal/message"
+	"github.com/sluicemq/sluice/internal/store"
+	"github.com/sluicemq/sluice/internal/store/memstore"
+)
+
+// gateStore holds every synced batch's sync until open is closed, while
+// armed: a move stays in flight as long as the test wants.
+type gateStore struct {
+	store.Store
+	armed atomic.Bool
+	open  chan struct{}
+}
+
+func (s *gateStore) ApplyAsync(b *store.Batch) (func() error, error) {
+	wait, err := s.Store.ApplyAsync(b)
+	if err != nil || !s.armed.Load() {
+		return wait, err
+	}
+	return func() error { <-s.open; return wait() }, nil
+}
+
+// TestMovingMessageIsNeitherReadyNorUnacked: while a redriven message is
+// on its way, its dead letter queue holds it in the move's held table: no
+// consumer gets it, and it is counted and listed neither as ready nor as
+// unacked.
+func TestMovingMessageIsNeitherReadyNorUnacked(t *testing.T) {
+	st := &gateStore{Store: memstore.New(), open: make(chan struct{})}
+	b := openBroker(t, st)
+	c := newClient(t, b)
+	c.declareQueue("orders", true, nil)
+	c.declareQueue("dlq", true, nil)
+	c.publishMsg(deadLetter("orders", "a"))
+	ids, _ := browseIDs(t, b, "dlq")
+	st.armed.Store(true)
+	done := make(chan []MoveResult, 1)
+	go func() {
+		res, err := b.Redrive("/", "dlq", ids, MoveTarget{}, false)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- res
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if q, _ := b.Queue("/", "dlq"); q.Ready == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the redrive did not take the message")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	q, _ := b.Queue("/", "dlq")
+	_, states := browseIDs(t, b, "dlq")
+	if q.Unacked != 0 || q.Ready != 0 || len(states) != 0 {
+		t.Fatalf("a moving message: %+v, listed %v", q, states)
+	}
+	if d := c.get("dlq", true); d != nil {
+		t.Fatalf("a moving message was delivered: %s", d.Body)
+	}
+	st.armed.Store(false)
+	close(st.open)
+	if res := <-done; res[0].Err != nil {
+		t.Fatalf("redrive: %v", res[0].Err)
+	}
+	if _, orders := browseIDs(t, b, "orders"); fmt.Sprint(orders) != "[a:ready:0]" {
+		t.Fatalf("orders %v", orders)
+	}
+}
+
+// TestRedriveToFullQueueStaysWhole: a reject-publish queue that is full
+// refuses a redriven message; it stays in its dead letter queue, ready,
+// in the store too (so still there after a restart), and nothing reaches
+// the full queue.
+func TestRedriveToFullQueueStaysWhole(t *testing.T) {
+	st := memstore.New()
+	b1, err := Open(testConfig(), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, b1)
+	c.declareQueue("orders", true, message.Table{"x-max-length": int64(1), "x-overflow": "reject-publish"})
+	c.declareQueue("dlq", true, nil)
+	c.publish("", "orders", "first", true)
+	c.publishMsg(deadLetter("orders", "a"))
+	ids, _ := browseIDs(t, b1, "dlq")
+	res, err := b1.Redrive("/", "dlq", ids, MoveTarget{}, false)
+	if err != nil || res[0].Err == nil || CodeOf(res[0].Err) != ResourceError {
+		t.Fatalf("redrive into a full queue: %+v %v", res, err)
+	}
+	if _, dlq := browseIDs(t, b1, "dlq"); fmt.Sprint(dlq) != "[a:ready:0]" {
+		t.Fatalf("dlq %v", dlq)
+	}
+	c.conn.Close()
+	if err := b1.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	b2, err := Open(testConfig(), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b2.Close(context.Background())
+	_, dlq := browseIDs(t, b2, "dlq")
+	_, orders := browseIDs(t, b2, "orders")
+	if fmt.Sprint(dlq) != "[a:ready:0]" || fmt.Sprint(orders) != "[first:ready:0]" {
+		t.Fatalf("after restart dlq %v orders %v", dlq, orders)
+	}
+}
+
+// slowApplyStore holds every synced Apply until open is closed, while
+// armed.
+type slowApplyStore struct {
+	store.Store
+	armed atomic.Bool
+	open  chan struct{}
+}
+
+func (s *slowApplyStore) Apply(b *store.Batch, sync bool) error {
+	if sync && s.armed.Load() {
+		<-s.open
+	}
+	return s.Store.Apply(b, sync)
+}
+
+// TestEditDoesNotHoldQueueAcrossSync: an edit's synced write does not
+// keep the queue's lock (issue 12: no store I/O under a queue lock): while
+// it waits for its fsync, a get of the same queue answers with the next
+// message; the edited one comes after, edited, in its place.
+func TestEditDoesNotHoldQueueAcrossSync(t *testing.T) {
+	st := &slowApplyStore{Store: memstore.New(), open: make(chan struct{})}
+	b := openBroker(t, st)
+	c := newClient(t, b)
+	c.declareQueue("q", true, nil)
+	for _, body := range []string{"a", "b"} {
+		c.publish("", "q", body, true)
+	}
+	ids, _ := browseIDs(t, b, "q")
+	st.armed.Store(true)
+	edited := make(chan error, 1)
+	go func() { edited <- b.ReplaceMessage("/", "q", ids[0], newMsg("", "q", "a!", true)) }()
+	got := make(chan *Delivery, 1)
+	go func() {
+		for {
+			if q, _ := b.Queue("/", "q"); q.Ready == 1 { // the edit holds "a"
+				got <- c.get("q", false)
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	select {
+	case d := <-got:
+		if string(d.Body) != "b" {
+			t.Fatalf("got %q during the edit, want b", d.Body)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("get waited for the edit's sync")
+	}
+	st.armed.Store(false)
+	close(st.open)
+	if err := <-edited; err != nil {
+		t.Fatal(err)
+	}
+	if _, states := browseIDs(t, b, "q"); fmt.Sprint(states) != "[a!:ready:0 b:unacked:1]" {
+		t.Fatalf("after the edit %v", states)
+	}
+}

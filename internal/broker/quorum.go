@@ -1,0 +1,230 @@
+package broker
+
+// Quorum queues in a cluster (x-queue-type: quorum with Config.Cluster
+// set). The queue's store writes go through a Raft group (the store the
+// broker was opened on replicates writes to the queue's id); this file is
+// the broker's side: declaring one, defining it on every member, and
+// serving it only on the node that leads its group.
+//
+// Every member holds the queue object, its definition and (in its local
+// store) its messages. Only the serving node (the group's leader, once it
+// has applied everything committed before its term) delivers, takes
+// publishes and writes: Serving(true) rebuilds the queue's index from the
+// local store as a restart does (recoverMessages), so unacked messages
+// come back redelivered with their delivery count; Serving(false) drops
+// the in-memory index and keeps the consumers attached, to be served again
+// if this node leads again. A publish routed to a quorum queue this node
+// does not serve is refused (nack); consumers on such a node wait.
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/sluicemq/sluice/internal/store"
+)
+
+// Cluster is what the broker needs of the cluster layer (internal/cluster,
+// wired by cmd/sluice). nil: a single node, where x-queue-type quorum is
+// accepted and behaves as a classic queue.
+type Cluster interface {
+	// NewQueueID returns a fresh id for a replicated queue.
+	NewQueueID() store.QueueID
+	// CreateQueue starts the queue's group and commits its definition,
+	// which reaches every member's Broker.DefineQueue (this node's before
+	// CreateQueue returns).
+	CreateQueue(ctx context.Context, id store.QueueID, def []byte) error
+	// QueueStatus describes a replicated queue's group.
+	QueueStatus(id store.QueueID) (ReplicaStatus, bool)
+	// Nodes lists the cluster's nodes.
+	Nodes() []NodeStatus
+	// Replicated reports whether id is a replicated queue's.
+	Replicated(id store.QueueID) bool
+}
+
+// ReplicaStatus is where a quorum queue lives.
+type ReplicaStatus struct {
+	Leader  string
+	Members []string
+	Online  []string // the members this node is connected to (itself included)
+}
+
+// NodeStatus is one cluster node as this node sees it.
+type NodeStatus struct {
+	Name    string
+	Running bool
+}
+
+// createQuorumTimeout bounds a quorum queue's declaration: its group's
+// first election and the commit of its definition.
+const createQuorumTimeout = 10 * time.Second
+
+// checkQuorumDecl refuses what RabbitMQ refuses for a quorum queue.
+func checkQuorumDecl(d QueueDecl, vhost string) error {
+	bad := func(prop string) error {
+		return errorf(PreconditionFailed, "invalid property '%s' for queue '%s' in vhost '%s'", prop, d.Name, vhost)
+	}
+	switch {
+	case d.Exclusive:
+		return bad("exclusive")
+	case d.AutoDelete:
+		return bad("auto-delete")
+	case !d.Durable:
+		return bad("non-durable")
+	}
+	return nil
+}
+
+// declareQuorum creates a quorum queue through the cluster; the queue
+// object appears when its definition applies here (DefineQueue).
+func (ch *Channel) declareQuorum(d QueueDecl) (QueueStatus, error) {
+	vh := ch.vh
+	cl := ch.env.cluster
+	id := cl.NewQueueID()
+	def, err := encodeQueueDef(queueDef{VHost: vh.name, Name: d.Name, ID: id, Args: d.Args})
+	if err != nil {
+		return QueueStatus{}, &Error{Code: PreconditionFailed, Reason: "queue arguments: " + err.Error(), Err: err}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), createQuorumTimeout)
+	defer cancel()
+	if err := cl.CreateQueue(ctx, id, def); err != nil {
+		return QueueStatus{}, internalError("create quorum queue", err)
+	}
+	q, err := vh.queueFor(ch.conn, d.Name)
+	if err != nil {
+		return QueueStatus{}, err
+	}
+	if q.id != id {
+		// Declared at the same time on another node: its group won here.
+		if err := vh.queueEquivalent(q, d); err != nil {
+			return QueueStatus{}, err
+		}
+	}
+	return q.status(), nil
+}
+
+// DefineQueue creates a quorum queue from its replicated definition
+// (cluster.Handler). Idempotent: a queue that exists is left alone.
+func (b *Broker) DefineQueue(id store.QueueID, def []byte) error {
+	d, err := decodeQueueDef(def)
+	if err != nil {
+		return fmt.Errorf("define quorum queue: %w", err)
+	}
+	b.vhMu.RLock()
+	vh := b.vhosts[d.VHost]
+	b.vhMu.RUnlock()
+	if vh == nil {
+		return fmt.Errorf("define quorum queue %q: no vhost %q here", d.Name, d.VHost)
+	}
+	opts, err := parseQueueArgs(d.Args, d.Name, d.VHost)
+	if err != nil {
+		return fmt.Errorf("define quorum queue %q: %w", d.Name, err)
+	}
+	vh.mu.Lock()
+	defer vh.mu.Unlock()
+	if q := vh.queues[d.Name]; q != nil {
+		if q.id != id {
+			b.env.log.Warn("quorum queue declared twice; keeping the first", "queue", d.Name, "vhost", d.VHost)
+		}
+		return nil
+	}
+	var batch store.Batch
+	batch.PutMeta(queueKey(vh.name, d.Name), def)
+	if err := vh.apply(&batch); err != nil {
+		return err
+	}
+	q := newQueue(vh, id, d.Name)
+	q.durable, q.declaredDurable, q.args, q.quorum = true, true, d.Args, true
+	q.setOpts(vh.env.policies.effectiveOptions(vh.name, q.name, q.args, opts))
+	vh.queues[q.name] = q
+	vh.env.objects.qCreated.Add(1)
+	return nil
+}
+
+// Serving starts or stops serving a quorum queue on this node
+// (cluster.Handler).
+func (b *Broker) Serving(id store.QueueID, serving bool) {
+	q := b.queueByID(id)
+	if q == nil {
+		b.env.log.Warn("serving an unknown quorum queue", "id", fmt.Sprintf("%x", uint64(id)))
+		return
+	}
+	if !serving {
+		q.serving.Store(false)
+		q.mu.Lock()
+		q.resetIndexLocked()
+		q.mu.Unlock()
+		b.env.log.Info("quorum queue led elsewhere now", "queue", q.name, "vhost", q.vh.name)
+		return
+	}
+	q.mu.Lock()
+	q.resetIndexLocked()
+	q.mu.Unlock()
+	if err := q.recoverMessages(); err != nil {
+		b.env.log.Error("quorum queue: rebuild from the replicated log", "queue", q.name, "err", err)
+		return
+	}
+	q.serving.Store(true)
+	b.env.log.Info("serving quorum queue", "queue", q.name, "vhost", q.vh.name)
+	q.mu.Lock()
+	q.dispatchLocked()
+	q.mu.Unlock()
+}
+
+// resetIndexLocked forgets the queue's messages (not its consumers) and
+// returns how many were ready.
+func (q *queue) resetIndexLocked() int {
+	es := q.ready.takeAll()
+	for _, e := range es {
+		if e.flags&entryCached != 0 {
+			q.env.cache.drop(cacheKey{q.id, e.seq})
+		}
+	}
+	q.unacked = make(map[uint64]entry)
+	q.delayed = make(map[uint64]retryWait)
+	q.held = make(map[uint64]entry)
+	q.timeouts = make(map[uint64]tracked)
+	q.unackedSeqs = heap[uint64]{}
+	return len(es)
+}
+
+// servesHere reports whether this node may deliver and write the queue:
+// always for a classic queue, only on the leader for a quorum queue.
+func (q *queue) servesHere() bool { return !q.quorum || q.serving.Load() }
+
+// notServed returns the first target this node does not serve.
+func notServed(targets []*queue) *queue {
+	for _, q := range targets {
+		if !q.servesHere() {
+			return q
+		}
+	}
+	return nil
+}
+
+// Replica is a quorum queue's replication status; ok is false for a
+// classic queue or a single node.
+func (b *Broker) Replica(vhost, name string) (ReplicaStatus, bool) {
+	if b.env.cluster == nil {
+		return ReplicaStatus{}, false
+	}
+	b.vhMu.RLock()
+	vh := b.vhosts[vhost]
+	b.vhMu.RUnlock()
+	if vh == nil {
+		return ReplicaStatus{}, false
+	}
+	q, err := vh.queueFor(nil, name)
+	if err != nil || !q.quorum {
+		return ReplicaStatus{}, false
+	}
+	return b.env.cluster.QueueStatus(q.id)
+}
+
+// ClusterNodes lists the cluster's nodes (nil for a single node).
+func (b *Broker) ClusterNodes() []NodeStatus {
+	if b.env.cluster == nil {
+		return nil
+	}
+	return b.env.cluster.Nodes()
+}

@@ -1,0 +1,79 @@
+package broker
+
+// Task records: the dead-letter workflow (package dlq) keeps its durable
+// redrive tasks in the broker's store, so a task survives a restart. The
+// broker does not read them: they are opaque values under metaTask, written
+// synced on their own or inside a move's batch (MoveTarget.Progress).
+
+import (
+	"strings"
+
+	"github.com/sluicemq/sluice/internal/store"
+)
+
+const metaTask = "task/" // task/<the workflow's key>
+
+// TaskRecord is one record of the workflow's tasks.
+type TaskRecord struct {
+	Key   string
+	Value []byte
+}
+
+// taskBatch is a batch that stores recs (nil for none).
+func taskBatch(recs []TaskRecord) *store.Batch {
+	if len(recs) == 0 {
+		return nil
+	}
+	b := &store.Batch{}
+	for _, r := range recs {
+		b.PutMeta(metaTask+r.Key, append([]byte{recordV1}, r.Value...))
+	}
+	return b
+}
+
+// PutTaskRecords stores recs durably (synced) and atomically.
+func (b *Broker) PutTaskRecords(recs ...TaskRecord) error {
+	batch := taskBatch(recs)
+	if batch == nil {
+		return nil
+	}
+	if err := b.env.st.Apply(batch, true); err != nil {
+		return internalError("store task", err)
+	}
+	return nil
+}
+
+// DeleteTaskRecords deletes the records whose keys start with prefix.
+func (b *Broker) DeleteTaskRecords(prefix string) error {
+	var batch store.Batch
+	err := b.env.st.ScanMeta(metaTask+prefix, func(key string, _ []byte) bool {
+		batch.DeleteMeta(key)
+		return true
+	})
+	if err == nil && batch.Len() > 0 {
+		err = b.env.st.Apply(&batch, true)
+	}
+	if err != nil {
+		return internalError("delete task", err)
+	}
+	return nil
+}
+
+// TaskRecords calls fn for every stored task record, in key order.
+func (b *Broker) TaskRecords(fn func(TaskRecord) bool) error {
+	var derr error
+	err := b.env.st.ScanMeta(metaTask, func(key string, v []byte) bool {
+		if len(v) < 1 || v[0] != recordV1 {
+			derr = recordErr("task record %q", key)
+			return false
+		}
+		return fn(TaskRecord{Key: strings.TrimPrefix(key, metaTask), Value: v[1:]})
+	})
+	if err == nil {
+		err = derr
+	}
+	if err != nil {
+		return internalError("read tasks", err)
+	}
+	return nil
+}

@@ -1,0 +1,47 @@
+// Package cluster replicates quorum queues over etcd-io/raft: one Raft
+// group per replicated queue, all of a node's groups driven by one Host
+// whose logs live in the node's store, and the TCP transport between
+// nodes.
+//
+// # The replicated state machine
+//
+// A replicated queue's state is what the node's store holds for its queue
+// id: message records, index entries, per-message states, its floor. Every
+// write to it is a log entry of the queue's group carrying the store
+// operations (codec.go), and applying an entry applies those operations to
+// the member's local store: deterministic by construction (no clock, no
+// randomness; times travel inside the records). The first data entry of a
+// group is the queue's definition, which each member hands to its broker
+// (Handler.DefineQueue). Only the leader's broker serves a queue and
+// writes it (it assigns the seqs); it starts once it has applied every
+// entry committed before its term (Handler.Serving), by rebuilding the
+// queue from its local store as a restart does.
+//
+// Store (replicated.go) is the store.Store the broker writes through: a
+// batch's operations on replicated queues are proposed to their groups and
+// waited for, the rest goes to the local store. A write that returned
+// without error was fsynced by a majority of the group's members.
+//
+// # Layout in the store
+//
+//	queue logQueue(g) (1<<62 | g), seq = index  -> a raftpb.Entry
+//	meta cluster/g/<g>/hard                       -> raftpb.HardState
+//	meta cluster/g/<g>/conf                       -> raftpb.ConfState
+//	meta cluster/g/<g>/applied                    -> u64, written with the applied ops
+//	meta cluster/groups/<g>                       -> the groups this node hosts
+//
+// # Goroutines
+//
+// Host owns two: the loop, which owns every RawNode and storage, and the
+// notifier, which runs the loop's effects (handler calls, proposer
+// wake-ups) in order, outside the loop. TCPTransport owns a listener
+// goroutine and, per peer, a reader and a writer. Start starts them; Stop
+// and Close stop and wait for them.
+//
+// # Dependencies
+//
+// cluster imports store only; the broker never imports cluster. cmd/sluice
+// hands the broker the cluster's Store and a narrow interface for quorum
+// queue declarations and status, and hands the host the broker as its
+// Handler.
+package cluster

@@ -1,0 +1,735 @@
+package cluster
+
+// The host: every Raft group of this node, driven by one loop goroutine.
+//
+// The loop owns the groups' RawNodes and storages. It ticks them, steps
+// the messages the transport delivers, proposes what callers hand it and,
+// after each round of events, handles every group's Ready together: all
+// groups' new entries and hard states go into one store batch applied with
+// one fsync, then their messages are sent, then their committed entries
+// are applied to the local store (one unsynced batch, with each group's
+// applied index), then each group advances. Effects outside the loop —
+// the handler's DefineQueue and Serving calls and the wake-up of waiting
+// proposers — go in order to the notifier goroutine, so a handler may call
+// back into the host (propose) without deadlocking the loop.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sluicemq/sluice/internal/store"
+)
+
+// Errors a proposer may see. Neither says whether the entry was
+// committed: a proposal that timed out or whose leader stepped down may
+// still be applied later (at-least-once).
+var (
+	ErrNotLeader = errors.New("cluster: this node does not lead the queue's group")
+	ErrNoGroup   = errors.New("cluster: no such group on this node")
+	ErrTimeout   = errors.New("cluster: proposal not committed in time")
+	ErrStopped   = errors.New("cluster: host stopped")
+)
+
+// Handler is what the host tells the broker. Calls come from the host's
+// notifier goroutine, one at a time, in log order.
+type Handler interface {
+	// DefineQueue is called when a group's definition entry applies on
+	// this node (again after a restart that replays it: it must be
+	// idempotent).
+	DefineQueue(id store.QueueID, def []byte) error
+	// Serving says this node now leads the queue's group and has applied
+	// every entry committed before its term (true), or no longer leads it
+	// (false). Only a serving node's writes to the queue are accepted.
+	Serving(id store.QueueID, serving bool)
+}
+
+// Transport carries Raft messages between nodes. Send must not block; it
+// may drop messages (Raft retransmits).
+type Transport interface {
+	Send(to uint64, group uint64, m *pb.Message)
+}
+
+// Config configures a Host.
+type Config struct {
+	Node  string            // this node's name
+	Nodes map[string]string // every node's name and cluster address, this one's included
+	// Tick is Raft's logical clock period; ElectionTicks and
+	// HeartbeatTicks count it.
+	Tick           time.Duration
+	ElectionTicks  int
+	HeartbeatTicks int
+	Logger         *slog.Logger
+}
+
+func DefaultConfig() Config {
+	return Config{Tick: 100 * time.Millisecond, ElectionTicks: 10, HeartbeatTicks: 1}
+}
+
+func (c Config) Validate() error {
+	if c.Node == "" {
+		return errors.New("cluster: no node name")
+	}
+	if _, ok := c.Nodes[c.Node]; !ok {
+		return fmt.Errorf("cluster: node %q is not in the cluster list", c.Node)
+	}
+	if c.Tick <= 0 || c.ElectionTicks <= c.HeartbeatTicks || c.HeartbeatTicks <= 0 {
+		return errors.New("cluster: need tick > 0 and election ticks > heartbeat ticks > 0")
+	}
+	ids := make(map[uint64]string)
+	for n := range c.Nodes {
+		id := NodeID(n)
+		if other, ok := ids[id]; ok {
+			return fmt.Errorf("cluster: node names %q and %q hash to the same id", n, other)
+		}
+		ids[id] = n
+	}
+	return nil
+}
+
+// NodeID is the Raft id of a node: a hash of its name, so it is the same
+// on every node and stays the same when the list is reordered.
+func NodeID(name string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	if id := h.Sum64(); id != 0 {
+		return id
+	}
+	return 1
+}
+
+// Host runs this node's groups. Its exported methods are safe for
+// concurrent use.
+type Host struct {
+	cfg   Config
+	self  uint64
+	st    store.Store
+	log   *slog.Logger
+	names map[uint64]string // node id -> name
+	peers []raft.Peer       // every node, sorted by id
+
+	tr      Transport
+	handler Handler
+
+	recv  chan inbound
+	props chan proposal
+	ctrl  chan func()
+	stop  chan struct{}
+	wg    sync.WaitGroup
+
+	notes *notifier
+
+	nextID  atomic.Uint64
+	wmu     sync.Mutex
+	waiters map[uint64]*waiter // guarded by wmu
+
+	// Owned by the loop.
+	groups  map[uint64]*group
+	applied []uint64 // ids of this node's proposals applied in this round
+}
+
+type inbound struct {
+	group uint64
+	m     *pb.Message
+}
+
+type proposal struct {
+	group uint64
+	data  []byte
+	id    uint64
+}
+
+type waiter struct {
+	group uint64
+	done  chan error // buffered 1
+}
+
+// group is one Raft group, owned by the loop.
+type group struct {
+	id      uint64
+	rn      *raft.RawNode
+	st      *groupStorage
+	listed  bool   // its key under groupsPrefix is written
+	leader  bool   // raft state is leader
+	term    uint64 // the term it leads in
+	serving bool   // told the handler it serves (leader, term's first entry applied)
+	lead    uint64 // the leader as last known
+	// campaign: bootstrapped here, to campaign once its membership applies
+	campaign bool
+}
+
+// New opens the host's groups from st (the node's local store). The host
+// does nothing until Start.
+func New(cfg Config, st store.Store) (*Host, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	h := &Host{
+		cfg: cfg, self: NodeID(cfg.Node), st: st, log: log,
+		names: make(map[uint64]string),
+		recv:  make(chan inbound, 4096), props: make(chan proposal, 4096), ctrl: make(chan func(), 64),
+		stop: make(chan struct{}), waiters: make(map[uint64]*waiter), groups: make(map[uint64]*group),
+	}
+	// Proposal ids start from the clock so that an entry this node
+	// proposed before a restart, applied again on replay, never completes
+	// a new proposal's waiter.
+	h.nextID.Store(uint64(time.Now().UnixNano()))
+	for n := range cfg.Nodes {
+		id := NodeID(n)
+		h.names[id] = n
+		h.peers = append(h.peers, raft.Peer{ID: id})
+	}
+	sort.Slice(h.peers, func(i, j int) bool { return h.peers[i].ID < h.peers[j].ID })
+	var ids []uint64
+	err := st.ScanMeta(groupsPrefix, func(key string, _ []byte) bool {
+		var id uint64
+		if _, err := fmt.Sscanf(key[len(groupsPrefix):], "%x", &id); err == nil {
+			ids = append(ids, id)
+		}
+		return true
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open cluster host: list groups: %w", err)
+	}
+	for _, id := range ids {
+		g, err := h.openGroup(id)
+		if err != nil {
+			return nil, err
+		}
+		g.listed = true
+		h.groups[id] = g
+	}
+	return h, nil
+}
+
+// Self returns this node's Raft id.
+func (h *Host) Self() uint64 { return h.self }
+
+// Name returns the name of a node id ("" when unknown).
+func (h *Host) Name(id uint64) string { return h.names[id] }
+
+func (h *Host) openGroup(id uint64) (*group, error) {
+	gs, err := openStorage(h.st, id)
+	if err != nil {
+		return nil, err
+	}
+	applied, err := loadApplied(h.st, id)
+	if err != nil {
+		return nil, err
+	}
+	rn, err := raft.NewRawNode(&raft.Config{
+		ID: h.self, ElectionTick: h.cfg.ElectionTicks, HeartbeatTick: h.cfg.HeartbeatTicks,
+		Storage: gs, Applied: applied,
+		MaxSizePerMsg: 1 << 20, MaxInflightMsgs: 256, MaxUncommittedEntriesSize: 1 << 30,
+		CheckQuorum: true, PreVote: true,
+		// Only the leader's broker writes a queue (it assigns the seqs),
+		// so a follower's proposal is refused, not forwarded.
+		DisableProposalForwarding: true,
+		Logger:                    raftLogger{h.log.With("group", fmt.Sprintf("%x", id))},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open group %x: %w", id, err)
+	}
+	return &group{id: id, rn: rn, st: gs}, nil
+}
+
+// Start runs the host: the loop and the notifier. tr carries messages to
+// the other nodes; handler hears of definitions and leadership.
+func (h *Host) Start(tr Transport, handler Handler) {
+	h.tr, h.handler = tr, handler
+	h.notes = newNotifier()
+	h.wg.Add(2)
+	go func() { defer h.wg.Done(); h.notes.run(h.stop) }()
+	go func() { defer h.wg.Done(); h.run() }()
+}
+
+// Stop ends the loop and the notifier and fails the waiting proposals.
+// The transport is the caller's to close (after Stop).
+func (h *Host) Stop() {
+	close(h.stop)
+	h.wg.Wait()
+	h.wmu.Lock()
+	for id, w := range h.waiters {
+		w.done <- ErrStopped
+		delete(h.waiters, id)
+	}
+	h.wmu.Unlock()
+}
+
+// Deliver hands the host a message received from another node. It blocks
+// while the loop is behind (backpressure on the connection).
+func (h *Host) Deliver(group uint64, m *pb.Message) {
+	select {
+	case h.recv <- inbound{group, m}:
+	case <-h.stop:
+	}
+}
+
+// do runs fn on the loop and waits for it.
+func (h *Host) do(ctx context.Context, fn func()) error {
+	done := make(chan struct{})
+	select {
+	case h.ctrl <- func() { fn(); close(done) }:
+	case <-h.stop:
+		return ErrStopped
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-h.stop:
+		return ErrStopped
+	}
+}
+
+func (h *Host) run() {
+	t := time.NewTicker(h.cfg.Tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-t.C:
+			for _, g := range h.groups {
+				g.rn.Tick()
+			}
+		case in := <-h.recv:
+			h.step(in)
+		case p := <-h.props:
+			h.propose(p)
+		case fn := <-h.ctrl:
+			fn()
+		}
+		// Take whatever else is waiting, so one Ready round (one fsync)
+		// covers as much as possible.
+	drain:
+		for range 1024 {
+			select {
+			case in := <-h.recv:
+				h.step(in)
+			case p := <-h.props:
+				h.propose(p)
+			default:
+				break drain
+			}
+		}
+		if err := h.handleReady(); err != nil {
+			// A store that cannot write makes this node unable to take
+			// part; raft must not advance past what is not durable.
+			h.log.Error("cluster: persist raft state; stopping the raft loop", "err", err)
+			h.failAll(err)
+			<-h.stop
+			return
+		}
+	}
+}
+
+func (h *Host) step(in inbound) {
+	g := h.groups[in.group]
+	if g == nil {
+		// A group this node has not heard of: another node created it
+		// with this one as a member. Join with an empty log; the leader
+		// sends the log from its first entry, membership included.
+		switch in.m.GetType() {
+		case pb.MsgApp, pb.MsgHeartbeat, pb.MsgVote, pb.MsgPreVote, pb.MsgSnap:
+		default:
+			return
+		}
+		var err error
+		if g, err = h.openGroup(in.group); err != nil {
+			h.log.Error("cluster: create group", "group", in.group, "err", err)
+			return
+		}
+		h.groups[in.group] = g
+	}
+	if err := g.rn.Step(in.m); err != nil && !errors.Is(err, raft.ErrStepPeerNotFound) {
+		h.log.Debug("cluster: step", "group", in.group, "err", err)
+	}
+}
+
+func (h *Host) propose(p proposal) {
+	g := h.groups[p.group]
+	if g == nil {
+		h.finish(p.id, ErrNoGroup)
+		return
+	}
+	if !g.leader {
+		h.finish(p.id, ErrNotLeader)
+		return
+	}
+	if err := g.rn.Propose(p.data); err != nil {
+		h.finish(p.id, fmt.Errorf("%w: %v", ErrNotLeader, err))
+	}
+}
+
+// finish completes a waiter now (from the loop, for a proposal that never
+// entered the log).
+func (h *Host) finish(id uint64, err error) {
+	h.wmu.Lock()
+	w := h.waiters[id]
+	delete(h.waiters, id)
+	h.wmu.Unlock()
+	if w != nil {
+		w.done <- err
+	}
+}
+
+func (h *Host) failAll(err error) {
+	h.wmu.Lock()
+	defer h.wmu.Unlock()
+	for id, w := range h.waiters {
+		w.done <- err
+		delete(h.waiters, id)
+	}
+}
+
+// failGroup fails the waiters of a group whose leadership this node lost.
+func (h *Host) failGroup(group uint64) {
+	h.wmu.Lock()
+	defer h.wmu.Unlock()
+	for id, w := range h.waiters {
+		if w.group == group {
+			w.done <- ErrNotLeader
+			delete(h.waiters, id)
+		}
+	}
+}
+
+type ready struct {
+	g    *group
+	rd   raft.Ready
+	sent bool // its messages went out before the fsync
+}
+
+func (h *Host) send(g *group, msgs []*pb.Message) {
+	for _, m := range msgs {
+		h.tr.Send(m.GetTo(), g.id, m)
+	}
+}
+
+// leads reports whether g is leader as of rd.
+func leads(g *group, rd raft.Ready) bool {
+	if rd.SoftState != nil {
+		return rd.SoftState.RaftState == raft.StateLeader
+	}
+	return g.leader
+}
+
+func (h *Host) handleReady() error {
+	var rds []ready
+	var persist store.Batch
+	for _, g := range h.groups {
+		if !g.rn.HasReady() {
+			continue
+		}
+		rd := g.rn.Ready()
+		if !raft.IsEmptySnap(rd.Snapshot) {
+			return fmt.Errorf("group %x: snapshots are not supported yet", g.id)
+		}
+		early := false
+		if leads(g, rd) && (rd.HardState == nil ||
+			rd.HardState.GetTerm() == g.st.hard.GetTerm() && rd.HardState.GetVote() == g.st.hard.GetVote()) {
+			// A leader whose term and vote are already durable sends its
+			// appends while it writes its own log (Raft thesis §10.2.1):
+			// an entry counts towards commit only once a majority,
+			// this node included only after its fsync, has it.
+			early = true
+			h.send(g, rd.Messages)
+		}
+		if err := g.st.stage(&persist, rd.Entries, rd.HardState); err != nil {
+			return err
+		}
+		if !g.listed {
+			persist.PutMeta(groupListKey(g.id), nil)
+			g.listed = true
+		}
+		rds = append(rds, ready{g, rd, early})
+	}
+	if len(rds) == 0 {
+		return nil
+	}
+	if persist.Len() > 0 {
+		// One fsync for every group's entries and hard state.
+		if err := h.st.Apply(&persist, true); err != nil {
+			return err
+		}
+	}
+	for _, r := range rds {
+		if !r.sent {
+			h.send(r.g, r.rd.Messages)
+		}
+	}
+	var applied store.Batch
+	var notes []func()
+	for _, r := range rds {
+		n, err := h.apply(r.g, r.rd, &applied)
+		if err != nil {
+			return err
+		}
+		notes = append(notes, n...)
+	}
+	if applied.Len() > 0 {
+		if err := h.st.Apply(&applied, false); err != nil {
+			return err
+		}
+	}
+	// Proposers wake up here, not on the notifier: a handler call may
+	// itself wait for a proposal. What they wrote is in the local store.
+	for _, id := range h.applied {
+		h.finish(id, nil)
+	}
+	h.applied = h.applied[:0]
+	h.notes.push(notes)
+	for _, r := range rds {
+		if r.g.campaign {
+			// A bootstrapped group campaigns once its membership is
+			// applied (raft refuses before), not after an election timeout.
+			r.g.campaign = false
+			defer r.g.rn.Campaign()
+		}
+	}
+	for _, r := range rds {
+		r.g.rn.Advance(r.rd)
+	}
+	return nil
+}
+
+// apply stages a Ready's committed entries and leadership change; it
+// returns what to tell the handler and the waiters once staged is applied.
+func (h *Host) apply(g *group, rd raft.Ready, staged *store.Batch) ([]func(), error) {
+	var notes []func()
+	if ss := rd.SoftState; ss != nil {
+		g.lead = ss.Lead
+		isLeader := ss.RaftState == raft.StateLeader
+		if isLeader && !g.leader {
+			g.term = g.rn.BasicStatus().GetTerm()
+		}
+		if !isLeader && g.leader {
+			h.failGroup(g.id)
+			if g.serving {
+				g.serving = false
+				notes = append(notes, h.servingNote(g.id, false))
+			}
+		}
+		g.leader = isLeader
+	}
+	var last uint64
+	for _, e := range rd.CommittedEntries {
+		last = e.GetIndex()
+		switch e.GetType() {
+		case pb.EntryConfChange, pb.EntryConfChangeV2:
+			cc, err := decodeConfChange(e)
+			if err != nil {
+				return nil, fmt.Errorf("%w: group %x conf change %d: %v", store.ErrCorrupt, g.id, last, err)
+			}
+			if err := g.st.stageConf(staged, g.rn.ApplyConfChange(cc)); err != nil {
+				return nil, err
+			}
+		case pb.EntryNormal:
+			if len(e.GetData()) > 0 {
+				n, err := h.applyCommand(g, e, staged)
+				if err != nil {
+					return nil, err
+				}
+				notes = append(notes, n...)
+			}
+		}
+		if g.leader && !g.serving && e.GetTerm() == g.term {
+			// The first entry of our term is applied, so is everything
+			// committed before it: the queue's state here is complete.
+			g.serving = true
+			notes = append(notes, h.servingNote(g.id, true))
+		}
+	}
+	if last > 0 {
+		stageApplied(staged, g.id, last)
+	}
+	return notes, nil
+}
+
+func decodeConfChange(e *pb.Entry) (pb.ConfChangeI, error) {
+	if e.GetType() == pb.EntryConfChange {
+		var cc pb.ConfChange
+		return &cc, proto.Unmarshal(e.GetData(), &cc)
+	}
+	var cc pb.ConfChangeV2
+	return &cc, proto.Unmarshal(e.GetData(), &cc)
+}
+
+func (h *Host) applyCommand(g *group, e *pb.Entry, staged *store.Batch) ([]func(), error) {
+	c, err := decodeCommand(e.GetData())
+	if err != nil {
+		return nil, fmt.Errorf("group %x entry %d: %w", g.id, e.GetIndex(), err)
+	}
+	var notes []func()
+	switch c.kind {
+	case cmdOps:
+		ops, err := decodeOps(c.body, store.QueueID(g.id))
+		if err != nil {
+			return nil, fmt.Errorf("group %x entry %d: %w", g.id, e.GetIndex(), err)
+		}
+		staged.Ops = append(staged.Ops, ops...)
+	case cmdDefine:
+		def := c.body
+		id := store.QueueID(g.id)
+		notes = append(notes, func() {
+			if err := h.handler.DefineQueue(id, def); err != nil {
+				h.log.Error("cluster: define queue", "group", fmt.Sprintf("%x", g.id), "err", err)
+			}
+		})
+		if g.serving {
+			// The leader began serving before the queue existed here.
+			notes = append(notes, h.servingNote(g.id, true))
+		}
+	default:
+		// A command of a newer version: skipped the same way everywhere.
+		h.log.Warn("cluster: unknown command", "group", fmt.Sprintf("%x", g.id), "kind", c.kind)
+	}
+	if c.proposer == h.self {
+		h.applied = append(h.applied, c.id)
+	}
+	return notes, nil
+}
+
+func (h *Host) servingNote(group uint64, serving bool) func() {
+	return func() { h.handler.Serving(store.QueueID(group), serving) }
+}
+
+// proposeCmd replicates a command in a group this node leads and waits
+// until it is committed and applied here.
+func (h *Host) proposeCmd(ctx context.Context, group uint64, kind cmdKind, body []byte) error {
+	return h.await(ctx, h.submit(ctx, group, kind, body))
+}
+
+// submit hands a command to the loop; commands submitted one after the
+// other by one goroutine enter the log in that order. await waits for it.
+func (h *Host) submit(ctx context.Context, group uint64, kind cmdKind, body []byte) pending {
+	id := h.nextID.Add(1)
+	data := appendCommand(make([]byte, 0, cmdHeaderLen+len(body)), command{kind: kind, proposer: h.self, id: id, body: body})
+	w := &waiter{group: group, done: make(chan error, 1)}
+	h.wmu.Lock()
+	h.waiters[id] = w
+	h.wmu.Unlock()
+	select {
+	case h.props <- proposal{group: group, data: data, id: id}:
+	case <-h.stop:
+		h.finish(id, ErrStopped)
+	case <-ctx.Done():
+		h.finish(id, ErrTimeout)
+	}
+	return pending{id, w}
+}
+
+// submitNoWait hands a command to the loop with no one waiting for it:
+// proposal id 0 has no waiter.
+func (h *Host) submitNoWait(group uint64, kind cmdKind, body []byte) {
+	data := appendCommand(make([]byte, 0, cmdHeaderLen+len(body)), command{kind: kind, proposer: h.self, body: body})
+	select {
+	case h.props <- proposal{group: group, data: data}:
+	case <-h.stop:
+	}
+}
+
+type pending struct {
+	id uint64
+	w  *waiter
+}
+
+func (h *Host) await(ctx context.Context, p pending) error {
+	select {
+	case err := <-p.w.done:
+		return err
+	case <-ctx.Done():
+		h.finish(p.id, ErrTimeout)
+		return <-p.w.done
+	}
+}
+
+// barrier waits until the notifier has run everything queued before it.
+func (h *Host) barrier(ctx context.Context) error {
+	done := make(chan struct{})
+	h.notes.push([]func(){func() { close(done) }})
+	select {
+	case <-done:
+		return nil
+	case <-h.stop:
+		return ErrStopped
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// notifier runs the host's effects outside the loop, in order.
+type notifier struct {
+	mu   sync.Mutex
+	q    []func()
+	wake chan struct{}
+}
+
+func newNotifier() *notifier { return &notifier{wake: make(chan struct{}, 1)} }
+
+func (n *notifier) push(fns []func()) {
+	if len(fns) == 0 {
+		return
+	}
+	n.mu.Lock()
+	n.q = append(n.q, fns...)
+	n.mu.Unlock()
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (n *notifier) run(stop <-chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		case <-n.wake:
+		}
+		for {
+			n.mu.Lock()
+			q := n.q
+			n.q = nil
+			n.mu.Unlock()
+			if len(q) == 0 {
+				break
+			}
+			for _, fn := range q {
+				fn()
+			}
+		}
+	}
+}
+
+// raftLogger sends etcd-io/raft's log lines to slog.
+type raftLogger struct{ l *slog.Logger }
+
+func (r raftLogger) Debug(v ...any)              { r.l.Debug(fmt.Sprint(v...)) }
+func (r raftLogger) Debugf(f string, v ...any)   { r.l.Debug(fmt.Sprintf(f, v...)) }
+func (r raftLogger) Info(v ...any)               { r.l.Debug(fmt.Sprint(v...)) }
+func (r raftLogger) Infof(f string, v ...any)    { r.l.Debug(fmt.Sprintf(f, v...)) }
+func (r raftLogger) Warning(v ...any)            { r.l.Warn(fmt.Sprint(v...)) }
+func (r raftLogger) Warningf(f string, v ...any) { r.l.Warn(fmt.Sprintf(f, v...)) }
+func (r raftLogger) Error(v ...any)              { r.l.Error(fmt.Sprint(v...)) }
+func (r raftLogger) Errorf(f string, v ...any)   { r.l.Error(fmt.Sprintf(f, v...)) }
+func (r raftLogger) Fatal(v ...any)              { panic(fmt.Sprint(v...)) }
+func (r raftLogger) Fatalf(f string, v ...any)   { panic(fmt.Sprintf(f, v...)) }
+func (r raftLogger) Panic(v ...any)              { panic(fmt.Sprint(v...)) }
+func (r raftLogger) Panicf(f string, v ...any)   { panic(fmt.Sprintf(f, v...)) }

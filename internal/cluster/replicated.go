@@ -1,0 +1,225 @@
+package cluster
+
+// Replicated queues: a queue id with replicatedBit set is a Raft group of
+// its own (the group id is the queue id), and every store write to it is
+// a log entry of that group, applied to each member's local store once
+// committed.
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/sluicemq/sluice/internal/store"
+)
+
+// replicatedBit marks the ids of replicated queues: below logQueueBit and
+// above any id the broker allocates for a classic queue.
+const replicatedBit = store.QueueID(1) << 61
+
+// Replicated reports whether q is a replicated queue's id.
+func Replicated(q store.QueueID) bool { return q&replicatedBit != 0 && q&logQueueBit == 0 }
+
+// NewQueueID returns a fresh id for a replicated queue (random, so that
+// nodes need not agree on a counter).
+func NewQueueID() store.QueueID {
+	var b [8]byte
+	rand.Read(b[:])
+	return replicatedBit | store.QueueID(binary.BigEndian.Uint64(b[:])>>4)
+}
+
+// CreateQueue starts the group of a new replicated queue with every node
+// as a member, becomes its leader and commits its definition (handed to
+// every member's Handler.DefineQueue). It returns once the definition is
+// applied here.
+func (h *Host) CreateQueue(ctx context.Context, id store.QueueID, def []byte) error {
+	if !Replicated(id) {
+		return fmt.Errorf("cluster: %x is not a replicated queue id", uint64(id))
+	}
+	gid := uint64(id)
+	var err error
+	if derr := h.do(ctx, func() {
+		if h.groups[gid] != nil {
+			err = fmt.Errorf("cluster: group %x exists", gid)
+			return
+		}
+		var g *group
+		if g, err = h.openGroup(gid); err != nil {
+			return
+		}
+		if err = g.rn.Bootstrap(h.peers); err != nil {
+			return
+		}
+		h.groups[gid] = g
+		g.campaign = true
+	}); derr != nil {
+		return derr
+	}
+	if err != nil {
+		return fmt.Errorf("create queue group: %w", err)
+	}
+	// Propose the definition once this node leads the group (the
+	// election takes a round trip to the other members).
+	for {
+		err := h.proposeCmd(ctx, gid, cmdDefine, def)
+		if err == nil {
+			// The handler has defined the queue once the notifier
+			// has run what the definition's apply queued.
+			return h.barrier(ctx)
+		}
+		if !errors.Is(err, ErrNotLeader) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("create queue group: %w", ErrTimeout)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// GroupStatus describes one group as this node sees it.
+type GroupStatus struct {
+	Leader  string   // "" when unknown
+	Members []string // sorted
+	Serving bool     // this node leads and serves it
+}
+
+// QueueStatus returns the status of a replicated queue's group, or false
+// when this node does not host it.
+func (h *Host) QueueStatus(id store.QueueID) (GroupStatus, bool) {
+	var gs GroupStatus
+	found := false
+	err := h.do(context.Background(), func() {
+		g := h.groups[uint64(id)]
+		if g == nil {
+			return
+		}
+		found = true
+		gs.Leader = h.names[g.lead]
+		gs.Serving = g.serving
+		for _, v := range g.st.conf.GetVoters() {
+			gs.Members = append(gs.Members, h.names[v])
+		}
+		sort.Strings(gs.Members)
+	})
+	return gs, err == nil && found
+}
+
+// Store is the node's store with replicated queues' writes going through
+// their groups. Reads go to the local store, which holds what this node
+// has applied. Apply and ApplyAsync split a batch: the local part is
+// applied as usual, each replicated queue's part is proposed to its group
+// and waited for; a batch touching several groups is therefore not atomic
+// across them. A replicated write is visible to reads once it is waited
+// for (Apply's return, ApplyAsync's wait), not when ApplyAsync returns.
+type Store struct {
+	store.Store
+	h       *Host
+	timeout time.Duration
+}
+
+// NewStore wraps local (the store h was opened on). A replicated write
+// not committed within timeout fails with ErrTimeout.
+func NewStore(local store.Store, h *Host, timeout time.Duration) *Store {
+	return &Store{Store: local, h: h, timeout: timeout}
+}
+
+// split returns b's local ops and each replicated queue's ops, both in
+// b's order; groups is nil when b touches no replicated queue.
+func split(b *store.Batch) (local *store.Batch, groups map[uint64][]store.Op) {
+	for i, op := range b.Ops {
+		if !Replicated(op.Queue) || op.Kind == store.OpPutMeta || op.Kind == store.OpDeleteMeta {
+			if groups != nil {
+				local.Ops = append(local.Ops, op)
+			}
+			continue
+		}
+		if groups == nil {
+			groups = make(map[uint64][]store.Op)
+			local = &store.Batch{Ops: append([]store.Op(nil), b.Ops[:i]...)}
+		}
+		groups[uint64(op.Queue)] = append(groups[uint64(op.Queue)], op)
+	}
+	if groups == nil {
+		return b, nil
+	}
+	return local, groups
+}
+
+func (s *Store) Apply(b *store.Batch, sync bool) error {
+	local, groups := split(b)
+	if groups == nil {
+		return s.Store.Apply(b, sync)
+	}
+	if err := b.Validate(); err != nil {
+		return err
+	}
+	if !sync {
+		// An unsynced write (a delivery's state, an ack, a floor) does not
+		// wait for its commit: it enters each log after the writes
+		// submitted before it, and if it is lost with a leader the
+		// message is delivered again (at-least-once).
+		for g, ops := range groups {
+			s.h.submitNoWait(g, cmdOps, encodeOps(nil, ops))
+		}
+		if local.Len() == 0 {
+			return nil
+		}
+		return s.Store.Apply(local, false)
+	}
+	wait := s.propose(groups)
+	var lerr error
+	if local.Len() > 0 {
+		lerr = s.Store.Apply(local, sync)
+	}
+	return errors.Join(lerr, wait())
+}
+
+func (s *Store) ApplyAsync(b *store.Batch) (func() error, error) {
+	local, groups := split(b)
+	if groups == nil {
+		return s.Store.ApplyAsync(b)
+	}
+	if err := b.Validate(); err != nil {
+		return nil, err
+	}
+	wait := s.propose(groups)
+	lwait := func() error { return nil }
+	if local.Len() > 0 {
+		var err error
+		if lwait, err = s.Store.ApplyAsync(local); err != nil {
+			wait()
+			return nil, err
+		}
+	}
+	return func() error { return errors.Join(lwait(), wait()) }, nil
+}
+
+// propose submits each group's ops now, so that successive calls enter
+// each log in call order, and returns a function that waits for them.
+func (s *Store) propose(groups map[uint64][]store.Op) func() error {
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	type sub struct {
+		group uint64
+		p     pending
+	}
+	subs := make([]sub, 0, len(groups))
+	for g, ops := range groups {
+		subs = append(subs, sub{g, s.h.submit(ctx, g, cmdOps, encodeOps(nil, ops))})
+	}
+	return func() error {
+		defer cancel()
+		var all []error
+		for _, sb := range subs {
+			if err := s.h.await(ctx, sb.p); err != nil {
+				all = append(all, fmt.Errorf("replicate queue %x: %w", sb.group, err))
+			}
+		}
+		return errors.Join(all...)
+	}
+}

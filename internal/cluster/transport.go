@@ -1,0 +1,338 @@
+package cluster
+
+// TCPTransport: one TCP connection per pair of nodes carries every group's
+// messages both ways. The node whose name sorts first dials; the other
+// accepts. A frame is
+//
+//	length u32 | group u64 | raftpb.Message (protobuf)
+//
+// where length counts group and message. Messages are marshalled by Send,
+// on the host's loop, and queued per peer; a full queue or a peer that is
+// not connected drops them (Raft retransmits).
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+)
+
+const (
+	handshakeMagic = "SLUICE-RAFT-1\n"
+	maxFrame       = 64 << 20
+	peerQueueLen   = 8192
+)
+
+// Receiver takes the messages a transport reads (the Host).
+type Receiver interface {
+	Deliver(group uint64, m *pb.Message)
+}
+
+// TCPTransport is safe for concurrent use.
+type TCPTransport struct {
+	self  string
+	selfN uint64
+	ln    net.Listener
+	recv  Receiver
+	log   *slog.Logger
+	peers map[uint64]*peer // fixed after NewTCPTransport
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+type peer struct {
+	id       uint64
+	name     string
+	addr     string
+	dial     bool
+	out      chan frame
+	accepted chan net.Conn
+	up       atomic.Bool
+}
+
+type frame struct {
+	group uint64
+	data  []byte
+}
+
+// NewTCPTransport listens on this node's cluster address (cfg.Nodes[cfg.Node])
+// and connects to the others; messages read go to recv.
+func NewTCPTransport(cfg Config, recv Receiver) (*TCPTransport, error) {
+	ln, err := net.Listen("tcp", cfg.Nodes[cfg.Node])
+	if err != nil {
+		return nil, fmt.Errorf("cluster transport: %w", err)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	t := &TCPTransport{self: cfg.Node, selfN: NodeID(cfg.Node), ln: ln, recv: recv, log: log,
+		peers: make(map[uint64]*peer), stop: make(chan struct{})}
+	for name, addr := range cfg.Nodes {
+		if name == cfg.Node {
+			continue
+		}
+		p := &peer{id: NodeID(name), name: name, addr: addr, dial: cfg.Node < name,
+			out: make(chan frame, peerQueueLen), accepted: make(chan net.Conn, 1)}
+		t.peers[p.id] = p
+	}
+	t.wg.Add(1 + len(t.peers))
+	go func() { defer t.wg.Done(); t.acceptLoop() }()
+	for _, p := range t.peers {
+		go func() { defer t.wg.Done(); t.session(p) }()
+	}
+	return t, nil
+}
+
+// Addr returns the listening address.
+func (t *TCPTransport) Addr() net.Addr { return t.ln.Addr() }
+
+// Close stops every connection and goroutine.
+func (t *TCPTransport) Close() error {
+	close(t.stop)
+	err := t.ln.Close()
+	t.wg.Wait()
+	return err
+}
+
+// Connected reports whether the connection to a node is up (true for this
+// node itself).
+func (t *TCPTransport) Connected(name string) bool {
+	if name == t.self {
+		return true
+	}
+	p := t.peers[NodeID(name)]
+	return p != nil && p.up.Load()
+}
+
+func (t *TCPTransport) Send(to, group uint64, m *pb.Message) {
+	p := t.peers[to]
+	if p == nil || !p.up.Load() {
+		return
+	}
+	data, err := proto.Marshal(m)
+	if err != nil {
+		t.log.Error("cluster transport: encode message", "err", err)
+		return
+	}
+	select {
+	case p.out <- frame{group, data}:
+	default: // the peer is behind: drop, Raft retransmits
+	}
+}
+
+func (t *TCPTransport) acceptLoop() {
+	for {
+		c, err := t.ln.Accept()
+		if err != nil {
+			select {
+			case <-t.stop:
+				return
+			default:
+			}
+			t.log.Warn("cluster transport: accept", "err", err)
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		p, err := t.handshakeIn(c)
+		if err != nil {
+			t.log.Warn("cluster transport: refused connection", "remote", c.RemoteAddr().String(), "err", err)
+			c.Close()
+			continue
+		}
+		select {
+		case old := <-p.accepted: // superseded before its session took it
+			old.Close()
+		default:
+		}
+		p.accepted <- c
+	}
+}
+
+func (t *TCPTransport) handshakeIn(c net.Conn) (*peer, error) {
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	defer c.SetReadDeadline(time.Time{})
+	buf := make([]byte, len(handshakeMagic)+16)
+	if _, err := io.ReadFull(c, buf); err != nil {
+		return nil, err
+	}
+	if string(buf[:len(handshakeMagic)]) != handshakeMagic {
+		return nil, errors.New("not a sluice cluster peer")
+	}
+	from := binary.BigEndian.Uint64(buf[len(handshakeMagic):])
+	to := binary.BigEndian.Uint64(buf[len(handshakeMagic)+8:])
+	p := t.peers[from]
+	if p == nil || p.dial || to != t.selfN {
+		return nil, fmt.Errorf("unexpected peer id %x (to %x)", from, to)
+	}
+	return p, nil
+}
+
+func (t *TCPTransport) handshakeOut(p *peer, c net.Conn) error {
+	buf := append([]byte(handshakeMagic), make([]byte, 16)...)
+	binary.BigEndian.PutUint64(buf[len(handshakeMagic):], t.selfN)
+	binary.BigEndian.PutUint64(buf[len(handshakeMagic)+8:], p.id)
+	c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	defer c.SetWriteDeadline(time.Time{})
+	_, err := c.Write(buf)
+	return err
+}
+
+// session keeps the connection to one peer: it gets one (dials or waits
+// for the peer to dial), runs a reader for it and writes the peer's queue
+// to it until it breaks, then starts over.
+func (t *TCPTransport) session(p *peer) {
+	backoff := 50 * time.Millisecond
+	var c net.Conn
+	for {
+		select {
+		case <-t.stop:
+			if c != nil {
+				c.Close()
+			}
+			return
+		default:
+		}
+		if c == nil {
+			c = t.connect(p, &backoff)
+			if c == nil {
+				return // stopped
+			}
+		}
+		next := t.serve(p, c)
+		c.Close()
+		c = next
+	}
+}
+
+// connect returns a new connection to p, or nil once the transport stops.
+// Messages queued meanwhile are dropped: they would be stale.
+func (t *TCPTransport) connect(p *peer, backoff *time.Duration) net.Conn {
+	for {
+		if p.dial {
+			d := net.Dialer{Timeout: time.Second}
+			c, err := d.Dial("tcp", p.addr)
+			if err == nil {
+				if err = t.handshakeOut(p, c); err == nil {
+					*backoff = 50 * time.Millisecond
+					return c
+				}
+				c.Close()
+			}
+			timer := time.NewTimer(*backoff)
+			*backoff = min(2**backoff, time.Second)
+			for waiting := true; waiting; {
+				select {
+				case <-t.stop:
+					timer.Stop()
+					return nil
+				case <-p.out:
+				case <-timer.C:
+					waiting = false
+				}
+			}
+			continue
+		}
+		select {
+		case <-t.stop:
+			return nil
+		case <-p.out:
+		case c := <-p.accepted:
+			return c
+		}
+	}
+}
+
+// serve runs one connection until it breaks or the transport stops; it
+// returns a connection that superseded it (the peer redialled), if any.
+func (t *TCPTransport) serve(p *peer, c net.Conn) net.Conn {
+	p.up.Store(true)
+	defer p.up.Store(false)
+	readerDone := make(chan struct{})
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		defer close(readerDone)
+		t.read(p, c)
+	}()
+	w := bufio.NewWriterSize(c, 64<<10)
+	var hdr [12]byte
+	var next net.Conn
+	for {
+		var f frame
+		select {
+		case <-t.stop:
+			c.Close()
+			<-readerDone
+			return nil
+		case <-readerDone:
+			return nil
+		case next = <-p.accepted:
+			c.Close()
+			<-readerDone
+			return next
+		case f = <-p.out:
+		}
+		// Write what is queued, then flush once (batching).
+		for {
+			binary.BigEndian.PutUint32(hdr[:4], uint32(8+len(f.data)))
+			binary.BigEndian.PutUint64(hdr[4:], f.group)
+			w.Write(hdr[:])
+			w.Write(f.data)
+			more := false
+			select {
+			case f = <-p.out:
+				more = true
+			default:
+			}
+			if !more {
+				break
+			}
+		}
+		if err := w.Flush(); err != nil {
+			t.log.Debug("cluster transport: write", "peer", p.name, "err", err)
+			c.Close()
+			<-readerDone
+			return nil
+		}
+	}
+}
+
+func (t *TCPTransport) read(p *peer, c net.Conn) {
+	r := bufio.NewReaderSize(c, 64<<10)
+	var hdr [12]byte
+	for {
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			c.Close()
+			return
+		}
+		n := binary.BigEndian.Uint32(hdr[:4])
+		if n < 8 || n > maxFrame {
+			t.log.Warn("cluster transport: bad frame length; dropping the connection", "peer", p.name, "len", n)
+			c.Close()
+			return
+		}
+		data := make([]byte, n-8)
+		if _, err := io.ReadFull(r, data); err != nil {
+			c.Close()
+			return
+		}
+		m := &pb.Message{}
+		if err := proto.Unmarshal(data, m); err != nil {
+			t.log.Warn("cluster transport: bad message; dropping the connection", "peer", p.name, "err", err)
+			c.Close()
+			return
+		}
+		t.recv.Deliver(binary.BigEndian.Uint64(hdr[4:]), m)
+	}
+}

@@ -1,0 +1,111 @@
+package cluster
+
+import (
+	"fmt"
+	"net"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/sluicemq/sluice/internal/store/memstore"
+)
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+type tcpNode struct {
+	st  *memstore.MemStore
+	h   *Host
+	tr  *TCPTransport
+	rec *recorder
+	rs  *Store
+}
+
+func startTCPNode(t *testing.T, cfg Config, st *memstore.MemStore) *tcpNode {
+	t.Helper()
+	h, err := New(cfg, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := NewTCPTransport(cfg, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &tcpNode{st: st, h: h, tr: tr, rec: newRecorder(), rs: NewStore(st, h, 5*time.Second)}
+	h.Start(tr, n.rec)
+	return n
+}
+
+func (n *tcpNode) stop() {
+	n.h.Stop()
+	n.tr.Close()
+}
+
+// Three hosts over loopback TCP: a queue created on one is replicated to
+// all; when its leader's process goes away, the others elect a new one,
+// which holds every confirmed write; the old leader rejoins on its data.
+func TestTCPTransportFailover(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Tick = 10 * time.Millisecond
+	cfg.Nodes = map[string]string{"n1": freeAddr(t), "n2": freeAddr(t), "n3": freeAddr(t)}
+	names := []string{"n1", "n2", "n3"}
+	nodes := make(map[string]*tcpNode)
+	for _, name := range names {
+		c := cfg
+		c.Node = name
+		nodes[name] = startTCPNode(t, c, memstore.New())
+	}
+	t.Cleanup(func() {
+		for _, n := range nodes {
+			n.stop()
+		}
+	})
+	waitFor(t, "connections", func() bool {
+		return nodes["n1"].tr.Connected("n2") && nodes["n1"].tr.Connected("n3") && nodes["n2"].tr.Connected("n3")
+	})
+	q := NewQueueID()
+	if err := nodes["n2"].h.CreateQueue(ctx(t), q, []byte("def")); err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(1); i <= 50; i++ {
+		if err := nodes["n2"].rs.Apply(put(q, i), true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nodes["n2"].stop()
+	dead := nodes["n2"]
+	delete(nodes, "n2")
+
+	var leader *tcpNode
+	waitFor(t, "a new leader", func() bool {
+		for _, n := range nodes {
+			if gs, ok := n.h.QueueStatus(q); ok && gs.Serving {
+				leader = n
+				return true
+			}
+		}
+		return false
+	})
+	if got := len(contents(t, leader.st, q)); got != 50 {
+		t.Fatalf("new leader holds %d messages, want 50", got)
+	}
+	if err := leader.rs.Apply(put(q, 51), true); err != nil {
+		t.Fatal(err)
+	}
+	c := cfg
+	c.Node = "n2"
+	nodes["n2"] = startTCPNode(t, c, dead.st)
+	var want []string
+	for i := 1; i <= 51; i++ {
+		want = append(want, fmt.Sprintf("%d=msg %d", i, i))
+	}
+	for name, n := range nodes {
+		waitFor(t, name+" converges", func() bool { return slices.Equal(contents(t, n.st, q), want) })
+	}
+}

@@ -1,0 +1,504 @@
+//go:build integration
+
+// Package cluster runs three real `sluice serve` processes on loopback as
+// a cluster and injects faults into a quorum queue's group: every message
+// the cluster confirmed must be consumed at least once afterwards.
+package cluster
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/sluicemq/sluice/internal/sluicetest"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "sluice-cluster-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "sluice")
+	build := exec.Command("go", "build", "-o", binary, "github.com/sluicemq/sluice/cmd/sluice")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build sluice:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// node is one member: its addresses, data directory and current process.
+type node struct {
+	name, amqpAddr, httpAddr, data string
+	cmd                            *exec.Cmd
+	log                            *os.File
+}
+
+type cluster struct {
+	t     *testing.T
+	spec  string
+	nodes []*node
+}
+
+func newCluster(t *testing.T, n int) *cluster {
+	c := &cluster{t: t}
+	var parts []string
+	for i := range n {
+		nd := &node{name: fmt.Sprintf("n%d", i+1), amqpAddr: sluicetest.FreeAddr(t), httpAddr: sluicetest.FreeAddr(t), data: t.TempDir()}
+		c.nodes = append(c.nodes, nd)
+		parts = append(parts, nd.name+"="+sluicetest.FreeAddr(t))
+	}
+	c.spec = strings.Join(parts, ",")
+	for _, nd := range c.nodes {
+		c.start(nd)
+	}
+	for _, nd := range c.nodes {
+		c.waitUp(nd)
+	}
+	t.Cleanup(func() {
+		for _, nd := range c.nodes {
+			c.kill(nd)
+		}
+		if t.Failed() {
+			for _, nd := range c.nodes {
+				b, _ := os.ReadFile(nd.log.Name())
+				t.Logf("log of %s:\n%s", nd.name, tail(string(b), 4000))
+			}
+		}
+	})
+	return c
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+func (c *cluster) start(nd *node) {
+	c.t.Helper()
+	if nd.log == nil {
+		f, err := os.CreateTemp(c.t.TempDir(), nd.name+"-*.log")
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		nd.log = f
+	}
+	nd.cmd = exec.Command(binary, "serve", "--data", nd.data, "--amqp", nd.amqpAddr, "--http", nd.httpAddr,
+		"--node", nd.name, "--cluster", c.spec)
+	nd.cmd.Stdout, nd.cmd.Stderr = nd.log, nd.log
+	if err := nd.cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+func (c *cluster) waitUp(nd *node) {
+	c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		conn, err := amqp.Dial(nd.url())
+		if err == nil {
+			conn.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("%s did not come up: %v", nd.name, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// kill is kill -9.
+func (c *cluster) kill(nd *node) {
+	if nd.cmd == nil || nd.cmd.Process == nil {
+		return
+	}
+	nd.cmd.Process.Signal(syscall.SIGKILL)
+	nd.cmd.Wait()
+	nd.cmd = nil
+}
+
+func (nd *node) url() string { return "amqp://guest:guest@" + nd.amqpAddr + "/" }
+
+func (c *cluster) byName(name string) *node {
+	for _, nd := range c.nodes {
+		if nd.name == name {
+			return nd
+		}
+	}
+	return nil
+}
+
+type queueJSON struct {
+	Type    string   `json:"type"`
+	Leader  string   `json:"leader"`
+	Members []string `json:"members"`
+	Online  []string `json:"online"`
+}
+
+func (nd *node) queue(name string) (queueJSON, error) {
+	var q queueJSON
+	req, _ := http.NewRequest("GET", "http://"+nd.httpAddr+"/api/queues/%2F/"+name, nil)
+	req.SetBasicAuth("guest", "guest")
+	cl := http.Client{Timeout: 2 * time.Second}
+	resp, err := cl.Do(req)
+	if err != nil {
+		return q, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return q, fmt.Errorf("GET queue: %s", resp.Status)
+	}
+	return q, json.NewDecoder(resp.Body).Decode(&q)
+}
+
+// leader asks the live nodes until one names a live leader that itself
+// agrees it leads.
+func (c *cluster) leader(queue string) *node {
+	c.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, nd := range c.nodes {
+			if nd.cmd == nil {
+				continue
+			}
+			q, err := nd.queue(queue)
+			if err != nil || q.Leader == "" {
+				continue
+			}
+			l := c.byName(q.Leader)
+			if l == nil || l.cmd == nil {
+				continue
+			}
+			if lq, err := l.queue(queue); err == nil && lq.Leader == l.name {
+				return l
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.t.Fatal("no live leader")
+	return nil
+}
+
+func declare(t *testing.T, nd *node, name string, args amqp.Table, exclusive bool) error {
+	t.Helper()
+	conn, err := amqp.Dial(nd.url())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = ch.QueueDeclare(name, true, false, exclusive, false, args)
+	return err
+}
+
+var quorum = amqp.Table{"x-queue-type": "quorum"}
+
+func TestQuorumQueueDeclare(t *testing.T) {
+	c := newCluster(t, 3)
+	if err := declare(t, c.nodes[1], "qq", quorum, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, nd := range c.nodes {
+		var q queueJSON
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			var err error
+			q, err = nd.queue("qq")
+			if err == nil && q.Leader != "" && len(q.Online) == 3 || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if q.Type != "quorum" || q.Leader != "n2" || strings.Join(q.Members, ",") != "n1,n2,n3" || len(q.Online) != 3 {
+			t.Errorf("%s reports %+v, want quorum led by n2 with members and online n1,n2,n3", nd.name, q)
+		}
+	}
+	// As RabbitMQ: exclusive quorum queues are refused with 406.
+	err := declare(t, c.nodes[0], "qx", quorum, true)
+	var ae *amqp.Error
+	if !errors.As(err, &ae) || ae.Code != 406 {
+		t.Errorf("exclusive quorum queue: %v, want 406", err)
+	}
+}
+
+// Publish with confirms to the leader, kill -9 it midway, go on through the
+// new leader; every confirmed message must be consumed at least once, and
+// nothing is consumed that was not published.
+func TestLeaderKillLosesNoConfirmedMessage(t *testing.T) {
+	c := newCluster(t, 3)
+	if err := declare(t, c.nodes[0], "orders", quorum, false); err != nil {
+		t.Fatal(err)
+	}
+	const total = 3000
+	var (
+		mu        sync.Mutex
+		confirmed = make(map[int]bool)
+		consumed  = make(map[int]int)
+	)
+	next := 0
+	killed := false
+	var failover time.Duration
+	nacks := 0
+	deadline := time.Now().Add(90 * time.Second)
+	for len(confirmed) < total {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d confirmed in time (%d nacks)", len(confirmed), total, nacks)
+		}
+		l := c.leader("orders")
+		conn, err := amqp.Dial(l.url())
+		if err != nil {
+			continue
+		}
+		ch, err := conn.Channel()
+		if err != nil {
+			conn.Close()
+			continue
+		}
+		ch.Confirm(false)
+		for next < total*2 && len(confirmed) < total {
+			id := next
+			next++
+			dc, err := ch.PublishWithDeferredConfirm("", "orders", false, false,
+				amqp.Publishing{DeliveryMode: amqp.Persistent, Body: []byte(strconv.Itoa(id))})
+			if err != nil {
+				break
+			}
+			if !killed && len(confirmed) == total/2 {
+				// Kill the leader with this publish in flight.
+				killed = true
+				start := time.Now()
+				c.kill(l)
+				nl := c.leader("orders")
+				failover = time.Since(start)
+				t.Logf("killed leader %s; %s leads after %v", l.name, nl.name, failover)
+			}
+			if ok := dc.Wait(); !ok {
+				nacks++
+				break
+			}
+			mu.Lock()
+			confirmed[id] = true
+			mu.Unlock()
+		}
+		conn.Close()
+	}
+
+	// Drain through the (new) leader, acking.
+	l := c.leader("orders")
+	conn, err := amqp.Dial(l.url())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch.Qos(500, 0, false)
+	msgs, err := ch.Consume("orders", "", false, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idle := time.NewTimer(3 * time.Second)
+	for done := false; !done; {
+		select {
+		case m := <-msgs:
+			id, err := strconv.Atoi(string(m.Body))
+			if err != nil || id >= next {
+				t.Fatalf("consumed %q, which was never published", m.Body)
+			}
+			consumed[id]++
+			m.Ack(false)
+			idle.Reset(3 * time.Second)
+		case <-idle.C:
+			done = true
+		}
+	}
+	lost := 0
+	for id := range confirmed {
+		if consumed[id] == 0 {
+			lost++
+		}
+	}
+	if lost > 0 {
+		t.Fatalf("%d of %d confirmed messages lost", lost, len(confirmed))
+	}
+	t.Logf("%d confirmed, %d distinct consumed, %d published; failover %v", len(confirmed), len(consumed), next, failover)
+}
+
+// publishConfirmed publishes ids [from, to) through the queue's leader
+// with confirms, retrying a nacked or cut-off publish, and returns once
+// every one is confirmed.
+func publishConfirmed(t *testing.T, c *cluster, queue string, from, to int) {
+	t.Helper()
+	publishConfirmedFunc(t, c, queue, from, to, func(int) {})
+}
+
+// publishConfirmedFunc is publishConfirmed calling confirmed for each id.
+func publishConfirmedFunc(t *testing.T, c *cluster, queue string, from, to int, confirmed func(id int)) {
+	deadline := time.Now().Add(60 * time.Second)
+	for id := from; id < to; {
+		if time.Now().After(deadline) {
+			t.Fatalf("published only up to %d of [%d,%d) in time", id, from, to)
+		}
+		l := c.leader(queue)
+		conn, err := amqp.Dial(l.url())
+		if err != nil {
+			continue
+		}
+		ch, err := conn.Channel()
+		if err == nil {
+			err = ch.Confirm(false)
+		}
+		for err == nil && id < to {
+			var dc *amqp.DeferredConfirmation
+			dc, err = ch.PublishWithDeferredConfirm("", queue, false, false,
+				amqp.Publishing{DeliveryMode: amqp.Persistent, Body: []byte(strconv.Itoa(id))})
+			if err == nil && dc.Wait() {
+				confirmed(id)
+				id++
+			} else if err == nil {
+				err = errors.New("nacked")
+			}
+		}
+		conn.Close()
+	}
+}
+
+// drain consumes and acks everything the queue's leader holds, until it
+// is idle, and counts each id.
+func drain(t *testing.T, c *cluster, queue string) map[int]int {
+	t.Helper()
+	l := c.leader(queue)
+	conn, err := amqp.Dial(l.url())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch.Qos(500, 0, false)
+	msgs, err := ch.Consume(queue, "", false, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(map[int]int)
+	idle := time.NewTimer(3 * time.Second)
+	for {
+		select {
+		case m := <-msgs:
+			id, err := strconv.Atoi(string(m.Body))
+			if err != nil {
+				t.Fatalf("consumed %q, which was never published", m.Body)
+			}
+			got[id]++
+			m.Ack(false)
+			idle.Reset(3 * time.Second)
+		case <-idle.C:
+			return got
+		}
+	}
+}
+
+// A follower killed and restarted catches up; all three killed at once
+// (power loss) and restarted keep every confirmed message.
+func TestFollowerKillAndPowerLoss(t *testing.T) {
+	c := newCluster(t, 3)
+	if err := declare(t, c.nodes[0], "pl", quorum, false); err != nil {
+		t.Fatal(err)
+	}
+	publishConfirmed(t, c, "pl", 0, 500)
+	l := c.leader("pl")
+	var f *node
+	for _, nd := range c.nodes {
+		if nd != l {
+			f = nd
+			break
+		}
+	}
+	c.kill(f)
+	publishConfirmed(t, c, "pl", 500, 1000)
+	c.start(f)
+	c.waitUp(f)
+	publishConfirmed(t, c, "pl", 1000, 1500)
+
+	for _, nd := range c.nodes {
+		c.kill(nd)
+	}
+	for _, nd := range c.nodes {
+		c.start(nd)
+	}
+	for _, nd := range c.nodes {
+		c.waitUp(nd)
+	}
+	got := drain(t, c, "pl")
+	lost := 0
+	for id := range 1500 {
+		if got[id] == 0 {
+			lost++
+		}
+	}
+	if lost > 0 || len(got) > 1500 {
+		t.Fatalf("after power loss: %d of 1500 confirmed lost, %d distinct consumed", lost, len(got))
+	}
+}
+
+// The leader paused (SIGSTOP) past the election timeout, then resumed:
+// the others elect a new leader, the old one steps down when it wakes, and
+// no confirmed message is lost.
+func TestLeaderPause(t *testing.T) {
+	c := newCluster(t, 3)
+	if err := declare(t, c.nodes[0], "paused", quorum, false); err != nil {
+		t.Fatal(err)
+	}
+	const total = 2000
+	var confirmedN atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		publishConfirmedFunc(t, c, "paused", 0, total, func(int) { confirmedN.Add(1) })
+	}()
+	for confirmedN.Load() < total/4 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	l := c.leader("paused")
+	l.cmd.Process.Signal(syscall.SIGSTOP)
+	time.Sleep(4 * time.Second)
+	l.cmd.Process.Signal(syscall.SIGCONT)
+	<-done
+	if nl := c.leader("paused"); nl == l {
+		t.Logf("%s leads again after its pause", l.name)
+	}
+	got := drain(t, c, "paused")
+	for id := range total {
+		if got[id] == 0 {
+			t.Fatalf("confirmed message %d lost (of %d distinct consumed)", id, len(got))
+		}
+	}
+}
