@@ -1,6 +1,7 @@
 package amqpserver
 
 import (
+	"crypto/tls"
 	"net"
 	"syscall"
 
@@ -12,6 +13,9 @@ import (
 // mid-body must notice its client left, or the memory it holds would keep
 // the alarm raised that keeps it paused.
 func peerClosed(nc net.Conn) bool {
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
 	sc, ok := nc.(syscall.Conn)
 	if !ok {
 		return false
