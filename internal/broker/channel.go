@@ -22,6 +22,10 @@ type Channel struct {
 	env  *env
 	vh   *vhost
 	out  Outlet
+	// release gives back the channel's slot in its user's max-channels
+	// limit (limits.go); nil when none was taken. Set before the channel
+	// is shared.
+	release func()
 
 	mu             sync.Mutex
 	closed         bool
@@ -450,9 +454,23 @@ func (ch *Channel) publish(msg *message.Message, d *Draft, mandatory bool, done 
 		done(nil)
 		return false, nil
 	}
-	if q := notServed(targets); q != nil { // quorum.go
-		done(errorf(ResourceError, "quorum queue '%s' in vhost '%s' is led by another node", q.name, q.vh.name))
-		return true, nil
+	if local, remote := splitServed(targets); remote != nil { // quorum.go
+		if ch.inTx() {
+			done(errorf(NotImplemented, "a transaction cannot publish to quorum queue '%s' led by another node", remote[0].name))
+			return true, nil
+		}
+		parts := 0
+		if len(local) > 0 {
+			parts = 1
+		}
+		joined, err := ch.forward(msg, remote, done, parts)
+		if err != nil {
+			return false, err
+		}
+		if len(local) == 0 {
+			return true, nil
+		}
+		targets, done = local, joined
 	}
 	req, err := newDraftReq(msg, d, targets, done, ch.env.now())
 	if err != nil {
@@ -486,13 +504,12 @@ func newDraftReq(msg *message.Message, d *Draft, targets []*queue, done func(err
 			return nil, &Error{Code: InvalidArgument, Reason: err.Error(), Err: err}
 		}
 	}
-	req := &publishReq{rec: rec, size: uint32(min(len(msg.Body), 1<<32-1)), targets: targets, done: done,
-		pubMs: pubMs, ttl: ttl}
+	req := &publishReq{rec: rec, targets: targets, done: done,
+		meta: msgIndex{persistent: msg.Persistent(), size: uint32(min(len(msg.Body), 1<<32-1)), pubMs: pubMs, ttl: ttl}}
 	if msg.Properties.Flags&message.FlagPriority != 0 {
-		req.prio = msg.Properties.Priority
+		req.meta.prio = msg.Properties.Priority
 	}
 	if msg.Persistent() {
-		req.flags |= entryPersistent
 		for _, q := range targets {
 			req.sync = req.sync || q.durable
 		}
@@ -501,7 +518,7 @@ func newDraftReq(msg *message.Message, d *Draft, targets []*queue, done func(err
 		if q.quorum {
 			// As RabbitMQ, a quorum queue keeps every message, and its
 			// confirm waits for a majority.
-			req.flags |= entryPersistent
+			req.meta.persistent = true
 			req.sync = true
 		}
 	}
@@ -525,7 +542,7 @@ func messageTTL(msg *message.Message) (int64, error) {
 	return n, nil
 }
 
-// submit hands req to the commit loop, tracking it in the connection's
+// submit hands req to the write pipeline, tracking it in the connection's
 // publish progress.
 func (ch *Channel) submit(req *publishReq) error {
 	conn, done := ch.conn, req.done
@@ -534,7 +551,7 @@ func (ch *Channel) submit(req *publishReq) error {
 		conn.publishFinished()
 		done(err)
 	}
-	if err := ch.env.commit.submit(req); err != nil {
+	if err := ch.env.submit(req); err != nil {
 		conn.publishFinished()
 		return err
 	}
@@ -566,6 +583,9 @@ func (ch *Channel) Close() {
 	}
 	ch.closed = true
 	ch.env.objects.chanClosed.Add(1)
+	if ch.release != nil {
+		ch.release()
+	}
 	cs := make([]*consumer, 0, len(ch.consumers))
 	for _, c := range ch.consumers {
 		c.cancelled = true
