@@ -107,7 +107,7 @@ async function browse(el, vhost, name, base, tasks) {
 
   const p = new URLSearchParams({ limit: 50 });
   if (after) p.set('after', after);
-  for (const k of ['reason', 'source', 'header', 'body']) if (f[k]) p.set(k, f[k]);
+  for (const k of FILTERS) if (f[k]) p.set(k, f[k]);
   let page;
   try {
     page = await get(`${base}/messages?${p}`);
@@ -115,9 +115,7 @@ async function browse(el, vhost, name, base, tasks) {
     replace(list, e.status === 403 ? empty(`You may see this queue but not read its messages: ${e.message}`) : failure('the messages', e));
     return;
   }
-  // The API filters by death and content; the state filter is applied to
-  // the page it answers.
-  const msgs = f.state ? page.messages.filter((m) => m.state === f.state) : page.messages;
+  const msgs = page.messages;
   const selected = new Set();
   const count = h('span', { class: 'count' }, '');
   const updateCount = () => { count.textContent = selected.size ? `${selected.size} selected` : 'Select messages to act on them, or act on all that match.'; };
@@ -185,10 +183,20 @@ function pager(page, after) {
 async function deleteIDs(base, ids) {
   if (!ids.length) { toast('Select messages first.', 'error'); return; }
   if (!await confirmDialog({ title: `Delete ${ids.length} message(s)?`, body: 'They are removed for good.', confirm: 'Delete', danger: true })) return;
-  let ok = 0, failed = 0;
-  for (const id of ids) {
-    try { await call('DELETE', `${base}/messages/${id}`); ok++; } catch { failed++; }
-  }
+  // A few requests at a time, with the count shown, so a long selection
+  // neither floods the broker nor leaves the page looking stuck.
+  let ok = 0, failed = 0, next = 0;
+  const progress = h('div', { class: 'toast', role: 'status' });
+  document.getElementById('toast').append(progress);
+  const worker = async () => {
+    while (next < ids.length) {
+      const id = ids[next++];
+      try { await call('DELETE', `${base}/messages/${id}`); ok++; } catch { failed++; }
+      progress.textContent = `Deleting: ${num(ok + failed)} of ${num(ids.length)}…`;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(8, ids.length) }, worker));
+  progress.remove();
   toast(`Deleted ${ok} message(s)${failed ? `; ${failed} could not be deleted (gone or being delivered)` : ''}.`, failed ? 'error' : 'ok');
   navigate(location.pathname + location.search, true);
 }
@@ -199,9 +207,9 @@ async function deleteMatching(base, f) {
   let after = 0;
   for (;;) {
     const p = new URLSearchParams({ limit: 1000, after });
-    for (const [k, v] of Object.entries(apiFilter(f))) p.set(k, v);
+    for (const k of FILTERS) if (f[k]) p.set(k, f[k]);
     const page = await get(`${base}/messages?${p}`);
-    for (const m of page.messages) if (!f.state || m.state === f.state) ids.push(m.id);
+    for (const m of page.messages) ids.push(m.id);
     if (!page.more || ids.length >= 100000) break;
     after = page.next;
   }
