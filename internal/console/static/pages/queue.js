@@ -222,7 +222,7 @@ function queueActions(vhost, name, base) {
   const payload = h('textarea', { name: 'payload', rows: 3 }, '{"test": true}');
   const delay = h('input', { name: 'delay', type: 'number', min: 0, value: 0 });
   const ct = h('input', { name: 'content_type', value: 'application/json' });
-  const pub = h('form', { class: 'card action' }, h('h2', {}, 'Publish a test message'),
+  const pub = h('form', { class: 'card action publish' }, h('h2', {}, 'Publish a test message'),
     h('p', { class: 'hint' }, 'Published to the default exchange with this queue as the routing key, unless you change it.'),
     field('Routing key', rk), field('Body', payload), field('Content type', ct), field('Delay (x-delay, ms)', delay),
     h('button', { type: 'submit', class: 'primary' }, 'Publish'));
