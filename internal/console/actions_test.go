@@ -56,6 +56,24 @@ func idsOf(t *testing.T, e *env, q, text string) []uint64 {
 	return ids
 }
 
+// redriveTo fills the open redrive dialog with a target queue, starts it
+// and waits for its progress bar to say done.
+func redriveTo(target string) chromedp.Action {
+	return chromedp.Tasks{
+		chromedp.WaitVisible(`dialog.redrive`, chromedp.ByQuery),
+		chromedp.SendKeys(`dialog.redrive input[name="target"]`, target, chromedp.ByQuery),
+		chromedp.Click(`button[data-action="start-redrive"]`, chromedp.ByQuery),
+		waitJS(`(document.querySelector('section.task') || {dataset: {}}).dataset.state === 'done'`),
+	}
+}
+
+func declareQueue(t *testing.T, e *env, name string) {
+	t.Helper()
+	if err := e.c.DeclareQueue(context.Background(), "/", name, api.QueueDeclare{}); err != nil {
+		t.Fatalf("declare %s: %v", name, err)
+	}
+}
+
 func TestConsoleActions(t *testing.T) {
 	e := startEnv(t)
 	ctx := browser(t)
@@ -77,7 +95,7 @@ func TestConsoleActions(t *testing.T) {
 	// Test messages from the queue page's form.
 	run(t, ctx, "open the publish form", chromedp.Click(`details.actions-box summary`, chromedp.ByQuery),
 		chromedp.WaitVisible(`form.publish`, chromedp.ByQuery))
-	bodies := []string{"keep-1", "sel-1", "sel-2", "drop-1", "drop-2", "one-1"}
+	bodies := []string{"keep-1", "sel-1", "sel-2", "mov-1", "mov-2", "drop-1", "drop-2", "one-1", "red-1"}
 	for i, b := range bodies {
 		run(t, ctx, "publish "+b,
 			chromedp.SetValue(`form.publish textarea[name="payload"]`, b, chromedp.ByQuery),
@@ -118,9 +136,30 @@ func TestConsoleActions(t *testing.T) {
 	var unackedRow string
 	run(t, ctx, "filter by state", chromedp.Navigate(e.url+"/queues/%2F/scratch?state=unacked"),
 		rows(1), chromedp.Text(`table.messages tbody tr`, &unackedRow, chromedp.ByQuery),
-		chromedp.Navigate(e.url+"/queues/%2F/scratch?state=ready"), rows(len(bodies)))
+		chromedp.Navigate(e.url+"/queues/%2F/scratch?state=ready"), rows(len(bodies)),
+		chromedp.Navigate(e.url+"/queues/%2F/scratch?state=delayed"),
+		waitJS(`(document.querySelector('.browser .state.empty') || {textContent: ''}).textContent.includes('No message matches this filter')`))
 	if !strings.Contains(unackedRow, "keep-1") || !strings.Contains(unackedRow, "unacked") {
 		t.Fatalf("the unacked filter shows %q", unackedRow)
+	}
+
+	// Redrive one from its page, then a selection, to a chosen queue.
+	declareQueue(t, e, "scratch.moved")
+	red := idsOf(t, e, "scratch", "red-1")
+	run(t, ctx, "redrive one", chromedp.Navigate(fmt.Sprintf("%s/queues/%%2F/scratch/messages/%d", e.url, red[0])),
+		chromedp.WaitVisible(`button[data-action="redrive-one"]`, chromedp.ByQuery),
+		chromedp.Click(`button[data-action="redrive-one"]`, chromedp.ByQuery),
+		redriveTo("scratch.moved"))
+	waitDepth(t, e, "scratch.moved", 1)
+	mov := idsOf(t, e, "scratch", "mov-")
+	run(t, ctx, "redrive the selection", chromedp.Navigate(e.url+"/queues/%2F/scratch"), rows(len(bodies)),
+		chromedp.Click(fmt.Sprintf(`tr[data-id="%d"] input[type="checkbox"]`, mov[0]), chromedp.ByQuery),
+		chromedp.Click(fmt.Sprintf(`tr[data-id="%d"] input[type="checkbox"]`, mov[1]), chromedp.ByQuery),
+		chromedp.Click(`button[data-action="redrive-selected"]`, chromedp.ByQuery),
+		redriveTo("scratch.moved"))
+	waitDepth(t, e, "scratch.moved", 3)
+	if ids := idsOf(t, e, "scratch", "mov-"); len(ids) != 0 {
+		t.Fatalf("redriven messages %v are still in scratch", ids)
 	}
 
 	// Delete one, from its own page.
@@ -136,7 +175,7 @@ func TestConsoleActions(t *testing.T) {
 	// Delete a selection.
 	sel := idsOf(t, e, "scratch", "sel-")
 	var count string
-	run(t, ctx, "select two", chromedp.Navigate(e.url+"/queues/%2F/scratch"), rows(len(bodies)),
+	run(t, ctx, "select two", chromedp.Navigate(e.url+"/queues/%2F/scratch"), rows(len(bodies)-3),
 		chromedp.Click(fmt.Sprintf(`tr[data-id="%d"] input[type="checkbox"]`, sel[0]), chromedp.ByQuery),
 		chromedp.Click(fmt.Sprintf(`tr[data-id="%d"] input[type="checkbox"]`, sel[1]), chromedp.ByQuery),
 		chromedp.Text(`.selection .count`, &count, chromedp.ByQuery))
@@ -144,7 +183,7 @@ func TestConsoleActions(t *testing.T) {
 		t.Fatalf("the selection says %q", count)
 	}
 	run(t, ctx, "delete the selection", chromedp.Click(`button[data-action="delete-selected"]`, chromedp.ByQuery), confirm(),
-		toastSays("Deleted 2 message(s)"), rows(len(bodies)-2))
+		toastSays("Deleted 2 message(s)"), rows(len(bodies)-5))
 	if ids := idsOf(t, e, "scratch", "sel-"); len(ids) != 0 {
 		t.Fatalf("selected messages %v survived", ids)
 	}
