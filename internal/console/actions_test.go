@@ -203,7 +203,7 @@ func TestConsoleActions(t *testing.T) {
 		chromedp.Evaluate(`document.querySelector('dialog[open] button[type="submit"]').disabled`, &early),
 		chromedp.SendKeys(`dialog[open] input.confirm-type`, "scratc", chromedp.ByQuery),
 		chromedp.Evaluate(`document.querySelector('dialog[open] button[type="submit"]').disabled`, &wrong),
-		chromedp.SendKeys(`dialog[open] input.confirm-type`, "h", chromedp.ByQuery), confirm(),
+		chromedp.SendKeys(`dialog[open] input.confirm-type`, "h", chromedp.ByQuery), shot(t, "purge-confirm"), confirm(),
 		toastSays("Purged 1 message(s) from scratch"))
 	if !early || !wrong {
 		t.Fatalf("purge could be confirmed before the name was typed (empty: %v, partial: %v)", !early, !wrong)

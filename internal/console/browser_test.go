@@ -349,7 +349,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	run(t, ctx, "edit against the schema",
 		chromedp.SetValue(`textarea[name="edit-body"]`, `{"order":2,"sku":"sku-2","amount":"twelve"}`, chromedp.ByQuery),
 		chromedp.Click(`button[data-action="save-edit"]`, chromedp.ByQuery),
-		waitJS(`document.querySelector('#edit-body-error li[data-pointer="/amount"]')`))
+		waitJS(`document.querySelector('#edit-body-error li[data-pointer="/amount"]') && document.querySelector('textarea[name="edit-body"][aria-invalid="true"]') === document.activeElement`))
 	var schemaErr string
 	run(t, ctx, "read the schema error", chromedp.Text("#edit-body-error", &schemaErr, chromedp.ByID), shot(t, "edit-schema-error"))
 	if !strings.Contains(schemaErr, `schema “order”`) || !strings.Contains(schemaErr, "/amount") {
