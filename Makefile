@@ -36,7 +36,7 @@ unit:
 integration: integration-core crosslang compat
 
 integration-core:
-	$(GO) test -race -count=1 -tags integration $$($(GO) list ./... | grep -v -e '/test/crosslang$$' -e '/test/compat$$')
+	$(GO) test -race -count=1 -tags integration $$($(GO) list -tags integration ./... | grep -v -e '/test/crosslang$$' -e '/test/compat$$')
 
 # pika (python3-pika) and amqplib (npm) smoke scripts against Sluice.
 crosslang:

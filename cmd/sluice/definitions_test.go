@@ -23,7 +23,7 @@ func TestServeLoadDefinitions(t *testing.T) {
 	var stdout, stderr syncBuffer
 	exit := make(chan int, 1)
 	go func() {
-		exit <- run(ctx, []string{"serve", "--amqp", "127.0.0.1:0", "--http", "", "--init", "--data", filepath.Join(t.TempDir(), "d"),
+		exit <- run(ctx, []string{"serve", "--password-cost", "4", "--amqp", "127.0.0.1:0", "--http", "", "--init", "--data", filepath.Join(t.TempDir(), "d"),
 			"--log-format", "json", "--load-definitions", file}, &stdout, &stderr)
 	}()
 	loaded := waitLog(t, &stderr, "definitions loaded")
@@ -53,7 +53,7 @@ func TestServeLoadDefinitions(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out2, err2 syncBuffer
-	code := run(context.Background(), []string{"serve", "--amqp", "127.0.0.1:0", "--http", "", "--init", "--data", filepath.Join(t.TempDir(), "d2"),
+	code := run(context.Background(), []string{"serve", "--password-cost", "4", "--amqp", "127.0.0.1:0", "--http", "", "--init", "--data", filepath.Join(t.TempDir(), "d2"),
 		"--load-definitions", bad}, &out2, &err2)
 	if code == 0 || !strings.Contains(err2.String(), "vhost 'nowhere'") {
 		t.Errorf("bad file: exit %d, stderr %s", code, err2.String())

@@ -54,6 +54,7 @@ SLUICE_USER, SLUICE_PASSWORD; --tls-ca or --insecure for https):
   permissions  ls | set | delete
   policy       ls | set | delete: policies and operator policies
   definitions  export | import: the topology as RabbitMQ's definitions file
+  limits       ls | set | delete: user and vhost limits (max-connections, …)
   health       a health check; exit 0 when it passes
   completion   bash | zsh: a shell completion script
 

@@ -15,7 +15,7 @@ func TestServePprofFlag(t *testing.T) {
 	var stdout, stderr syncBuffer
 	exit := make(chan int, 1)
 	go func() {
-		exit <- run(ctx, []string{"serve", "--amqp", "127.0.0.1:0", "--http", "", "--pprof", "127.0.0.1:0", "--data", data, "--init", "--log-format", "json"}, &stdout, &stderr)
+		exit <- run(ctx, []string{"serve", "--password-cost", "4", "--amqp", "127.0.0.1:0", "--http", "", "--pprof", "127.0.0.1:0", "--data", data, "--init", "--log-format", "json"}, &stdout, &stderr)
 	}()
 	defer func() { cancel(); <-exit }()
 	addr, _ := waitLog(t, &stderr, "pprof listening")["addr"].(string)

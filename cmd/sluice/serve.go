@@ -49,7 +49,7 @@ the config file, the default. Environment variables:
   SLUICE_LOG_FORMAT, SLUICE_DISK_FREE_LIMIT, SLUICE_MEMORY_LIMIT,
   SLUICE_MAX_MESSAGE_SIZE, SLUICE_PPROF, SLUICE_LOAD_DEFINITIONS,
   SLUICE_AMQPS, SLUICE_HTTPS, SLUICE_TLS_CERT, SLUICE_TLS_KEY, SLUICE_TLS_CA,
-  SLUICE_TLS_CLIENT_AUTH, SLUICE_MAX_CONNECTIONS,
+  SLUICE_TLS_CLIENT_AUTH, SLUICE_MAX_CONNECTIONS, SLUICE_PASSWORD_COST,
   SLUICE_CONFIG (the config file)
 
 The config file is JSON with any of these keys:
@@ -60,6 +60,7 @@ The config file is JSON with any of these keys:
     "amqps": "", "https": "", "tls_cert": "", "tls_key": "", "tls_ca": "",
     "tls_client_auth": "none",
     "max_connections": "0",
+    "password_cost": "10",
     "log_level": "info",
     "log_format": "text",
     "disk_free_limit": "1GiB",
@@ -108,6 +109,9 @@ type serveConfig struct {
 	// MaxConnections bounds the open AMQP connections ("" or "0": no
 	// bound).
 	MaxConnections string `json:"max_connections"`
+	// PasswordCost is the bcrypt cost of new passwords ("": bcrypt's
+	// default, 10).
+	PasswordCost string `json:"password_cost"`
 
 	// Flags only, for one start: Init creates a data directory that was
 	// named explicitly and does not exist; Repair accepts the loss of what
@@ -147,6 +151,7 @@ func (c *serveConfig) settings() []struct {
 		{"tls-key", "SLUICE_TLS_KEY", "TLS private key, PEM (re-read on SIGHUP)", &c.TLSKey},
 		{"tls-ca", "SLUICE_TLS_CA", "CA certificates that sign client certificates, PEM", &c.TLSCA},
 		{"tls-client-auth", "SLUICE_TLS_CLIENT_AUTH", "none, or verify: TLS clients must present a certificate --tls-ca signed (SASL EXTERNAL logs in as its CN)", &c.TLSClientAuth},
+		{"password-cost", "SLUICE_PASSWORD_COST", "bcrypt cost of new passwords, 4 to 31 (default 10; each step doubles the work of a login)", &c.PasswordCost},
 		{"max-connections", "SLUICE_MAX_CONNECTIONS", "most open AMQP connections; one more is refused at connection.open (0: no bound)", &c.MaxConnections},
 		{"log-level", "SLUICE_LOG_LEVEL", "log level: debug, info, warn, error", &c.LogLevel},
 		{"log-format", "SLUICE_LOG_FORMAT", "log format: text or json", &c.LogFormat},
@@ -317,6 +322,11 @@ func runBroker(ctx context.Context, cfg serveConfig, log *slog.Logger, hup <-cha
 	bcfg := broker.DefaultConfig()
 	bcfg.Logger = log
 	bcfg.BodyCacheBytes = 8 << 20
+	if cfg.PasswordCost != "" {
+		if bcfg.PasswordCost, err = strconv.Atoi(cfg.PasswordCost); err != nil {
+			return fmt.Errorf("--password-cost %q: want a number from 4 to 31", cfg.PasswordCost)
+		}
+	}
 	// Shutdown runs in the reverse order of these steps: HTTP first (so
 	// running redrive tasks stop), then AMQP (every connection closed with
 	// 320), the monitor, the broker, the cluster host and transport, the

@@ -33,7 +33,7 @@ func startServe(t *testing.T, args ...string) (map[string]any, *syncBuffer) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var stdout, stderr syncBuffer
 	exit := make(chan int, 1)
-	args = append([]string{"serve", "--init", "--data", filepath.Join(t.TempDir(), "data"), "--log-format", "json"}, args...)
+	args = append([]string{"serve", "--password-cost", "4", "--init", "--data", filepath.Join(t.TempDir(), "data"), "--log-format", "json"}, args...)
 	go func() { exit <- run(ctx, args, &stdout, &stderr) }()
 	t.Cleanup(func() {
 		cancel()
@@ -139,7 +139,7 @@ func TestServeNamesTheFlagOfAPortInUse(t *testing.T) {
 	}
 	defer ln.Close()
 	var stdout, stderr syncBuffer
-	code := run(context.Background(), []string{"serve", "--init", "--data", filepath.Join(t.TempDir(), "d"), "--amqp", ln.Addr().String(), "--http", ""}, &stdout, &stderr)
+	code := run(context.Background(), []string{"serve", "--password-cost", "4", "--init", "--data", filepath.Join(t.TempDir(), "d"), "--amqp", ln.Addr().String(), "--http", ""}, &stdout, &stderr)
 	if code != 1 || !strings.Contains(stderr.String(), "--amqp "+ln.Addr().String()+": the address is in use") {
 		t.Errorf("exit %d, log:\n%s", code, stderr.String())
 	}

@@ -365,7 +365,13 @@ func (c *conn) openChannel(id uint16, m amqp.Method) error {
 		return newError(amqp.NotAllowed, m, "channel id %d exceeds the negotiated channel_max (%d)", id, c.channelMax)
 	}
 	ch := newChannel(c, id)
-	ch.b = c.bconn.Channel(id, ch.out)
+	bch, err := c.bconn.OpenChannel(id, ch.out) // a user's max-channels limit
+	if err != nil {
+		e := fromBroker(err, m)
+		e.connection = true // as RabbitMQ: the channel limit closes the connection
+		return e
+	}
+	ch.b = bch
 	ch.out.setBroker(ch.b)
 	c.channels[id] = ch
 	c.wr.method(id, &amqp.ChannelOpenOk{})

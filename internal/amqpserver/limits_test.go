@@ -66,8 +66,8 @@ func TestUserAndVHostConnectionLimits(t *testing.T) {
 	b.Dial(t) // negative: no limit
 
 	var be *broker.Error
-	if err := b.Broker.SetLimit(broker.UserLimit, "guest", "max-channels", 5); !errors.As(err, &be) || be.Code != broker.InvalidArgument {
-		t.Errorf("max-channels: %v, want InvalidArgument", err)
+	if err := b.Broker.SetLimit(broker.VHostLimit, "/", "max-channels", 5); !errors.As(err, &be) || be.Code != broker.InvalidArgument {
+		t.Errorf("max-channels of a vhost: %v, want InvalidArgument", err)
 	}
 	if err := b.Broker.SetLimit(broker.UserLimit, "nobody", broker.LimitMaxConnections, 5); broker.CodeOf(err) != broker.NotFound {
 		t.Errorf("limit of an unknown user: %v, want NotFound", err)
@@ -145,5 +145,51 @@ func TestMaxConnectionsBoundsHandshakingSockets(t *testing.T) {
 	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := nc.Read(make([]byte, 8)); !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
 		t.Errorf("third socket: read %v, want it closed at accept", err)
+	}
+}
+
+// RabbitMQ's user limit max-channels counts a user's channels across its
+// connections; one more closes the connection with 530.
+func TestUserChannelLimit(t *testing.T) {
+	b := sluicetest.Start(t)
+	if err := b.Broker.SetLimit(broker.UserLimit, "guest", broker.LimitMaxChannels, 2); err != nil {
+		t.Fatal(err)
+	}
+	first, second := b.Dial(t), b.Dial(t)
+	ch := sluicetest.Channel(t, first)
+	sluicetest.Channel(t, second)
+	closed := second.NotifyClose(make(chan *amqp091.Error, 1))
+	_, err := second.Channel()
+	wantAMQPError(t, err, amqp091.NotAllowed)
+	e := closedWith(t, closed, amqp091.NotAllowed)
+	if !strings.Contains(e.Reason, "number of channels opened for user 'guest' has reached the maximum allowed user limit of (2)") {
+		t.Errorf("reason %q", e.Reason)
+	}
+	ch.Close() // a slot frees up
+	if _, err := first.Channel(); err != nil {
+		t.Errorf("a channel after one closed: %v", err)
+	}
+}
+
+// RabbitMQ's vhost limit max-queues: a declare over it is refused with 406
+// (a channel error); existing queues may still be declared again.
+func TestVHostQueueLimit(t *testing.T) {
+	b, conn, ch := start(t)
+	if _, err := ch.QueueDeclare("first", false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Broker.SetLimit(broker.VHostLimit, "/", broker.LimitMaxQueues, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDeclare("first", false, false, false, false, nil); err != nil {
+		t.Errorf("redeclare under the limit: %v", err)
+	}
+	_, err := ch.QueueDeclare("second", false, false, false, false, nil)
+	ae := wantAMQPError(t, err, amqp091.PreconditionFailed)
+	if ae.Reason != "PRECONDITION_FAILED - cannot declare queue 'second': queue limit in vhost '/' (1) is reached" {
+		t.Errorf("reason %q", ae.Reason)
+	}
+	if conn.IsClosed() {
+		t.Error("the connection closed; want a channel error")
 	}
 }

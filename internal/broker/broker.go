@@ -35,6 +35,7 @@ type env struct {
 	reply      *replyRegistry
 	schemas    *schemaRegistry // schema.go
 	policies   *policyRegistry // policy.go
+	limits     *limitsDB       // limits.go: set by Open before any vhost serves
 	// dead and delays are set by Open before the goroutines start.
 	dead          *deadLetterer
 	delays        *scheduler
@@ -219,7 +220,7 @@ func (b *Broker) Connect(info ConnInfo) (*Connection, error) {
 		return nil, err
 	}
 	c := newConnection(vh, info)
-	c.release = release
+	c.release, c.limits = release, b.limits
 	c.impersonator = b.users.hasTag(info.User, tagImpersonator)
 	if info.User != "" {
 		access, err := b.newConnAccess(info.VHost, info.User) // permissions.go

@@ -22,6 +22,10 @@ type Channel struct {
 	env  *env
 	vh   *vhost
 	out  Outlet
+	// release gives back the channel's slot in its user's max-channels
+	// limit (limits.go); nil when none was taken. Set before the channel
+	// is shared.
+	release func()
 
 	mu             sync.Mutex
 	closed         bool
@@ -566,6 +570,9 @@ func (ch *Channel) Close() {
 	}
 	ch.closed = true
 	ch.env.objects.chanClosed.Add(1)
+	if ch.release != nil {
+		ch.release()
+	}
 	cs := make([]*consumer, 0, len(ch.consumers))
 	for _, c := range ch.consumers {
 		c.cancelled = true

@@ -16,8 +16,10 @@ type Connection struct {
 	// impersonator: the user has the impersonator tag and may publish
 	// with any user_id (senders.go). Read when the connection opens.
 	impersonator bool
-	// release gives back the connection's slot in the limits (limits.go).
+	// release gives back the connection's slot in the limits (limits.go);
+	// limits admits its channels (nil: unchecked).
 	release func()
+	limits  *limitsDB
 
 	// outputFull: the front door's output to this client is full; its
 	// consumers get nothing until it drains (SetOutputFull).
@@ -49,7 +51,25 @@ func (c *Connection) Info() ConnInfo { return c.info }
 // cancellations go to out. Opening an id that is open replaces it (the old
 // one is closed first).
 func (c *Connection) Channel(id uint16, out Outlet) *Channel {
+	return c.channel(id, out, nil)
+}
+
+// OpenChannel is Channel once the user's max-channels limit admits one
+// more channel; over it, it fails with NotAllowed (limits.go).
+func (c *Connection) OpenChannel(id uint16, out Outlet) (*Channel, error) {
+	var release func()
+	if c.limits != nil {
+		var err error
+		if release, err = c.limits.admitChannel(c.info.User); err != nil {
+			return nil, err
+		}
+	}
+	return c.channel(id, out, release), nil
+}
+
+func (c *Connection) channel(id uint16, out Outlet, release func()) *Channel {
 	ch := newChannel(c, id, out)
+	ch.release = release
 	c.vh.env.objects.chanOpened.Add(1)
 	c.mu.Lock()
 	old := c.channels[id]

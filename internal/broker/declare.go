@@ -75,6 +75,9 @@ func (ch *Channel) DeclareQueue(d QueueDecl) (QueueStatus, error) {
 		q.touch()
 		return q.status(), nil
 	}
+	if err := vh.env.limits.checkQueues(vh.name, d.Name, len(vh.queues)); err != nil { // limits.go
+		return QueueStatus{}, err
+	}
 	q, err := vh.createQueueLocked(ch.conn, d, opts)
 	if err != nil {
 		return QueueStatus{}, err

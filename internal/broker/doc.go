@@ -118,7 +118,7 @@
 //
 // # Lock order
 //
-//	vhost.mu → queue.mu → Channel.mu → leaves (bodyCache.mu, replyRegistry.mu, …)
+//	vhost.mu → queue.mu → Channel.mu → leaves (bodyCache.mu, replyRegistry.mu, limitsDB.mu, …)
 //	vhost.mu → Connection.mu
 //
 // A method that holds Channel.mu and must touch a queue releases it first

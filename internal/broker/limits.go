@@ -3,7 +3,8 @@ package broker
 // Limits: RabbitMQ's per-user limits (rabbitmqctl set_user_limits, PUT
 // /api/user-limits/{user}/{name}) and per-vhost limits (set_vhost_limits,
 // PUT /api/vhost-limits/{vhost}/{name}). Sluice enforces max-connections of
-// both; other names are refused. A negative value means no limit, 0 allows
+// both, max-channels of users and max-queues of vhosts; other names are
+// refused. A negative value means no limit, 0 allows
 // no connection at all, as in RabbitMQ. Limits are durable.
 
 import (
@@ -17,8 +18,14 @@ import (
 	"github.com/sluicemq/sluice/internal/store"
 )
 
-// LimitMaxConnections is the one limit name Sluice enforces.
-const LimitMaxConnections = "max-connections"
+// The limits Sluice enforces: max-connections of users and vhosts,
+// max-channels of users (all of a user's channels, across connections),
+// max-queues of vhosts.
+const (
+	LimitMaxConnections = "max-connections"
+	LimitMaxChannels    = "max-channels"
+	LimitMaxQueues      = "max-queues"
+)
 
 // LimitScope says what a limit is set on.
 type LimitScope byte
@@ -42,12 +49,14 @@ type limitsDB struct {
 	mu     sync.Mutex
 	values map[LimitScope]map[string]map[string]int64
 	open   map[LimitScope]map[string]int // open connections per user / vhost
+	chans  map[string]int                // open channels per user
 }
 
 func newLimitsDB() *limitsDB {
 	return &limitsDB{
 		values: map[LimitScope]map[string]map[string]int64{UserLimit: {}, VHostLimit: {}},
 		open:   map[LimitScope]map[string]int{UserLimit: {}, VHostLimit: {}},
+		chans:  map[string]int{},
 	}
 }
 
@@ -72,7 +81,7 @@ func (b *Broker) openLimits() error {
 	if err != nil {
 		return fmt.Errorf("open broker: load limits: %w", err)
 	}
-	b.limits = db
+	b.limits, b.env.limits = db, db
 	return nil
 }
 
@@ -92,8 +101,8 @@ func (db *limitsDB) setLocked(scope LimitScope, owner, name string, v int64) {
 // SetLimit sets limit name of a user or vhost. Only max-connections is
 // known; the user or vhost must exist.
 func (b *Broker) SetLimit(scope LimitScope, owner, name string, value int64) error {
-	if name != LimitMaxConnections {
-		return errorf(InvalidArgument, "limit '%s' is not supported; Sluice knows %s", name, LimitMaxConnections)
+	if err := CheckLimitName(scope, name); err != nil {
+		return err
 	}
 	if err := b.limitOwnerExists(scope, owner); err != nil {
 		return err
@@ -145,6 +154,25 @@ func (b *Broker) LimitsOf(scope LimitScope, owner string) []Limits {
 	return out
 }
 
+// CheckLimitName refuses a limit name Sluice does not enforce in scope.
+func CheckLimitName(scope LimitScope, name string) error {
+	other := LimitMaxQueues
+	if scope == UserLimit {
+		other = LimitMaxChannels
+	}
+	if name == LimitMaxConnections || name == other {
+		return nil
+	}
+	return errorf(InvalidArgument, "limit '%s' is not supported on a %s; Sluice knows %s and %s", name, scopeName(scope), LimitMaxConnections, other)
+}
+
+func scopeName(scope LimitScope) string {
+	if scope == UserLimit {
+		return "user"
+	}
+	return "vhost"
+}
+
 func (b *Broker) limitOwnerExists(scope LimitScope, owner string) error {
 	if scope == UserLimit && !b.users.exists(owner) {
 		return errorf(NotFound, "no user '%s'", owner)
@@ -184,4 +212,37 @@ func (db *limitsDB) decLocked(scope LimitScope, owner string) {
 	if db.open[scope][owner]--; db.open[scope][owner] <= 0 {
 		delete(db.open[scope], owner)
 	}
+}
+
+// admitChannel counts a new channel of user, or refuses it with
+// NotAllowed and RabbitMQ's reason when its max-channels is reached.
+func (db *limitsDB) admitChannel(user string) (release func(), err error) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if max, ok := db.values[UserLimit][user][LimitMaxChannels]; ok && max >= 0 && int64(db.chans[user]) >= max {
+		return nil, errorf(NotAllowed, "number of channels opened for user '%s' has reached the maximum allowed user limit of (%d)", user, max)
+	}
+	db.chans[user]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			db.mu.Lock()
+			defer db.mu.Unlock()
+			if db.chans[user]--; db.chans[user] <= 0 {
+				delete(db.chans, user)
+			}
+		})
+	}, nil
+}
+
+// checkQueues refuses a new queue of vhost when it holds n queues and its
+// max-queues is n or less, with RabbitMQ's PRECONDITION_FAILED reason.
+// Called with vhost.mu held.
+func (db *limitsDB) checkQueues(vhost, queue string, n int) error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if max, ok := db.values[VHostLimit][vhost][LimitMaxQueues]; ok && max >= 0 && int64(n) >= max {
+		return errorf(PreconditionFailed, "cannot declare queue '%s': queue limit in vhost '%s' (%d) is reached", queue, vhost, max)
+	}
+	return nil
 }

@@ -45,6 +45,7 @@ Commands that talk to a running broker over its HTTP API:
   schema ls|get|put|delete             JSON Schemas for x-schema
   policy ls|set|delete                 policies (--operator: operator policies)
   definitions export|import            the topology as RabbitMQ's definitions file
+  limits ls|set|delete                 user and vhost limits (max-connections, …)
   health [CHECK]                       a health check (default virtual-hosts; 0 when ok)
   completion bash|zsh                  a shell completion script
 
@@ -246,7 +247,7 @@ func firstWord(s string) string {
 func commands() map[string]*command {
 	m := map[string]*command{}
 	for _, group := range [][]*command{queueCommands(), exchangeCommands(), messageCommands(), dlqCommands(), userCommands(),
-		schemaCommands(), policyCommands(), healthCommands(), {completionCommand()}} {
+		schemaCommands(), policyCommands(), limitsCommands(), healthCommands(), {completionCommand()}} {
 		for _, c := range group {
 			name := c.usage
 			if i := strings.Index(name, " ["); i >= 0 {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sluicemq/sluice/internal/broker"
 	"github.com/sluicemq/sluice/internal/listen"
 	"github.com/sluicemq/sluice/internal/sluicetest"
 )
@@ -145,5 +146,30 @@ func TestCompletionScripts(t *testing.T) {
 	}
 	if r := call("completion", "fish"); r.code != ExitUsage {
 		t.Errorf("completion fish: %d, want %d", r.code, ExitUsage)
+	}
+}
+
+func TestLimitsCommands(t *testing.T) {
+	server, sb := startServer(t)
+	for _, tc := range []struct {
+		args   []string
+		code   int
+		stdout string
+	}{
+		{[]string{"limits", "set", "max-connections", "3", "--for-user", "guest"}, 0, "limit max-connections of user guest set to 3"},
+		{[]string{"limits", "set", "max-queues", "10"}, 0, "limit max-queues of vhost / set to 10"},
+		{[]string{"limits", "ls", "--for-user", "guest"}, 0, "max-connections"},
+		{[]string{"limits", "ls", "--json"}, 0, `"max-queues": 10`},
+		{[]string{"limits", "set", "max-bananas", "1"}, ExitUsage, ""},
+		{[]string{"limits", "set", "max-queues", "lots"}, ExitUsage, ""},
+		{[]string{"limits", "delete", "max-queues"}, 0, "cleared"},
+		{[]string{"limits", "delete", "max-queues"}, ExitNotFound, ""},
+	} {
+		if r := sluice(t, server, "", tc.args...); r.code != tc.code || !strings.Contains(r.stdout, tc.stdout) {
+			t.Errorf("%q: exit %d (want %d)\nstdout: %s\nstderr: %s", tc.args, r.code, tc.code, r.stdout, r.stderr)
+		}
+	}
+	if ls := sb.Broker.LimitsOf(broker.UserLimit, "guest"); len(ls) != 1 || ls[0].Values["max-connections"] != 3 {
+		t.Errorf("guest's limits in the broker: %+v", ls)
 	}
 }

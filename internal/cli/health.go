@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -27,6 +28,11 @@ node-is-quorum-critical. The container image's HEALTHCHECK runs it.`,
 			err := e.client.Do(e.ctx, "GET", "/api/health/checks/"+strings.TrimPrefix(check, "/"), nil, nil, &h)
 			var ae *api.Error
 			if errors.As(err, &ae) && ae.Status == 503 {
+				// The body is the check's {"status":"failed","reason":…}.
+				if json.Unmarshal([]byte(ae.Reason), &h) == nil && h.Reason != "" {
+					b, _ := json.Marshal(h)
+					return fmt.Errorf("health check %s failed: %s (%s)", check, h.Reason, b)
+				}
 				return fmt.Errorf("health check %s failed: %s", check, ae.Reason)
 			}
 			if err != nil {

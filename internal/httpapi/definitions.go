@@ -55,7 +55,7 @@ func (s *Server) Definitions(vh string) (api.Definitions, error) {
 	if vh == "" {
 		for _, x := range s.b.Users() {
 			d.Users = append(d.Users, api.DefUser{Name: x.Name, PasswordHash: x.PasswordHash,
-				HashingAlgorithm: x.HashingAlgorithm, Tags: nonNil(x.Tags), Limits: map[string]any{}})
+				HashingAlgorithm: x.HashingAlgorithm, Tags: nonNil(x.Tags), Limits: s.userLimitsOf(x.Name)}) // limits.go
 		}
 		for _, n := range s.b.VHosts() {
 			d.VHosts = append(d.VHosts, api.DefVHost{Name: n})
@@ -76,6 +76,7 @@ func (s *Server) Definitions(vh string) (api.Definitions, error) {
 	for _, p := range ops {
 		d.Parameters = append(d.Parameters, operatorParameter(p)) // policies.go
 	}
+	d.Parameters = append(d.Parameters, s.vhostLimitParameters(vh)...) // limits.go
 	if d.Parameters == nil {
 		d.Parameters = []api.DefParameter{}
 	}
@@ -211,6 +212,11 @@ func (s *Server) ImportDefinitions(d api.Definitions, vhost, user string) error 
 			return fmt.Errorf("permission of '%s' on vhost '%s': %w", p.User, p.VHost, err)
 		}
 	}
+	for _, l := range plan.limits {
+		if err := s.b.SetLimit(l.scope, l.owner, l.name, l.value); err != nil {
+			return fmt.Errorf("limit %s of '%s': %w", l.name, l.owner, err)
+		}
+	}
 	for _, sc := range plan.schemas {
 		if _, err := s.b.PutSchema(sc.VHost, sc.Name, sc.Schema); err != nil {
 			return fmt.Errorf("schema '%s' in vhost '%s': %w", sc.Name, sc.VHost, err)
@@ -261,6 +267,7 @@ type importPlan struct {
 		tags       []string
 	}
 	perms     []broker.Permission
+	limits    []plannedLimit // limits.go
 	policies  []broker.Policy
 	schemas   []api.DefSchema
 	exchanges []struct {
@@ -323,6 +330,11 @@ func (s *Server) planImport(d api.Definitions, only string) (*importPlan, error)
 				name, hash string
 				tags       []string
 			}{x.Name, x.PasswordHash, tags})
+			lims, err := planLimits(broker.UserLimit, x.Name, fmt.Sprintf("users[%d] '%s'", i, x.Name), x.Limits)
+			if err != nil {
+				return nil, err
+			}
+			p.limits = append(p.limits, lims...)
 		}
 		for i, x := range d.Permissions {
 			vh, err := vhostOf("permissions", i, x.VHost)
@@ -344,12 +356,20 @@ func (s *Server) planImport(d api.Definitions, only string) (*importPlan, error)
 		}
 	}
 	for i, x := range d.Parameters {
-		if x.Component != "operator_policy" {
-			return nil, bad("parameters[%d]: component '%s' is not supported; Sluice knows operator_policy", i, x.Component)
+		if x.Component != "operator_policy" && x.Component != "vhost-limits" {
+			return nil, bad("parameters[%d]: component '%s' is not supported; Sluice knows operator_policy and vhost-limits", i, x.Component)
 		}
 		vh, err := vhostOf("parameters", i, x.VHost)
 		if err != nil {
 			return nil, err
+		}
+		if x.Component == "vhost-limits" {
+			lims, err := planVHostLimits(x, vh, fmt.Sprintf("parameters[%d] vhost-limits of '%s'", i, vh)) // limits.go
+			if err != nil {
+				return nil, err
+			}
+			p.limits = append(p.limits, lims...)
+			continue
 		}
 		var v api.PolicyPut
 		dec := json.NewDecoder(bytes.NewReader(x.Value))

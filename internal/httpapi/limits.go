@@ -5,10 +5,14 @@ package httpapi
 // with a body {"value": N}. Changes are recorded in the audit log.
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 
+	"github.com/sluicemq/sluice/internal/api"
 	"github.com/sluicemq/sluice/internal/broker"
 )
 
@@ -93,4 +97,68 @@ func limitKind(scope broker.LimitScope) string {
 		return "user"
 	}
 	return "vhost"
+}
+
+// Limits in a definitions file, as RabbitMQ writes them: a user's under
+// "limits" of its users entry, a vhost's as the runtime parameter
+// {"component": "vhost-limits", "name": "limits", "value": {...}}.
+
+// plannedLimit is one limit an import sets.
+type plannedLimit struct {
+	scope       broker.LimitScope
+	owner, name string
+	value       int64
+}
+
+// userLimitsOf is a user's limits for its definitions entry.
+func (s *Server) userLimitsOf(user string) map[string]any {
+	out := map[string]any{}
+	for _, l := range s.b.LimitsOf(broker.UserLimit, user) {
+		for k, v := range l.Values {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// vhostLimitParameters are the vhost-limits parameters of vh ("": all).
+func (s *Server) vhostLimitParameters(vh string) []api.DefParameter {
+	var out []api.DefParameter
+	for _, l := range s.b.LimitsOf(broker.VHostLimit, vh) {
+		v, _ := json.Marshal(l.Values)
+		out = append(out, api.DefParameter{VHost: l.Name, Component: "vhost-limits", Name: "limits", Value: v})
+	}
+	return out
+}
+
+// planLimits reads the limits of an owner from a definitions file; where
+// names the entry in errors.
+func planLimits(scope broker.LimitScope, owner, where string, values map[string]any) ([]plannedLimit, error) {
+	var out []plannedLimit
+	for _, name := range sortedNames(values) {
+		if err := broker.CheckLimitName(scope, name); err != nil {
+			return nil, &importError{reason: fmt.Sprintf("%s: %s", where, reasonOf(err))}
+		}
+		n, err := json.Number(fmt.Sprint(values[name])).Int64()
+		if err != nil {
+			return nil, &importError{reason: fmt.Sprintf("%s: limit %s = %v, want an integer", where, name, values[name])}
+		}
+		out = append(out, plannedLimit{scope, owner, name, n})
+	}
+	return out, nil
+}
+
+// planVHostLimits reads one vhost-limits parameter.
+func planVHostLimits(x api.DefParameter, vh, where string) ([]plannedLimit, error) {
+	var values map[string]any
+	dec := json.NewDecoder(bytes.NewReader(x.Value))
+	dec.UseNumber()
+	if err := dec.Decode(&values); err != nil {
+		return nil, &importError{reason: fmt.Sprintf("%s: value: %v", where, err)}
+	}
+	return planLimits(broker.VHostLimit, vh, where, values)
+}
+
+func sortedNames(m map[string]any) []string {
+	return slices.Sorted(maps.Keys(m))
 }

@@ -39,7 +39,7 @@ func TestUserAndVHostLimitsAPI(t *testing.T) {
 		method, path, body string
 		want               int
 	}{
-		{"PUT", "/api/user-limits/guest/max-channels", `{"value": 1}`, http.StatusBadRequest},
+		{"PUT", "/api/vhost-limits/%2F/max-channels", `{"value": 1}`, http.StatusBadRequest},
 		{"PUT", "/api/user-limits/nobody/max-connections", `{"value": 1}`, http.StatusNotFound},
 		{"PUT", "/api/vhost-limits/%2F/max-connections", `{"value": 1.5}`, http.StatusBadRequest},
 		{"PUT", "/api/vhost-limits/%2F/max-connections", `{}`, http.StatusBadRequest},
@@ -53,5 +53,39 @@ func TestUserAndVHostLimitsAPI(t *testing.T) {
 	}
 	if st, b := e.raw(t, "GET", "/api/vhost-limits", ""); st != http.StatusOK || strings.TrimSpace(string(b)) != "[]" {
 		t.Errorf("vhost-limits after delete: %d %s", st, b)
+	}
+}
+
+// Limits travel in definitions files as RabbitMQ writes them: users[].limits
+// and the vhost-limits runtime parameter.
+func TestLimitsInDefinitions(t *testing.T) {
+	e := start(t)
+	for _, p := range []string{"/api/user-limits/guest/max-connections", "/api/vhost-limits/%2F/max-connections"} {
+		if st, b := e.raw(t, "PUT", p, `{"value": 7}`); st != http.StatusNoContent {
+			t.Fatalf("put %s: %d %s", p, st, b)
+		}
+	}
+	st, defs := e.raw(t, "GET", "/api/definitions", "")
+	if st != http.StatusOK || !strings.Contains(string(defs), `"limits":{"max-connections":7}`) ||
+		!strings.Contains(string(defs), `{"vhost":"/","component":"vhost-limits","name":"limits","value":{"max-connections":7}}`) {
+		t.Fatalf("export: %d %s", st, defs)
+	}
+	for _, p := range []string{"/api/user-limits/guest/max-connections", "/api/vhost-limits/%2F/max-connections"} {
+		if st, b := e.raw(t, "DELETE", p, ""); st != http.StatusNoContent {
+			t.Fatalf("delete %s: %d %s", p, st, b)
+		}
+	}
+	if st, b := e.raw(t, "POST", "/api/definitions", string(defs)); st/100 != 2 {
+		t.Fatalf("import: %d %s", st, b)
+	}
+	if st, b := e.raw(t, "GET", "/api/user-limits/guest", ""); st != http.StatusOK || !strings.Contains(string(b), `"max-connections":7`) {
+		t.Errorf("user limit after import: %d %s", st, b)
+	}
+	if st, b := e.raw(t, "GET", "/api/vhost-limits/%2F", ""); st != http.StatusOK || !strings.Contains(string(b), `"max-connections":7`) {
+		t.Errorf("vhost limit after import: %d %s", st, b)
+	}
+	bad := `{"users":[{"name":"guest","password_hash":"","tags":["administrator"],"limits":{"max-queues":5}}]}`
+	if st, b := e.raw(t, "POST", "/api/definitions", bad); st != http.StatusBadRequest || !strings.Contains(string(b), "max-queues") {
+		t.Errorf("import of an unsupported limit: %d %s", st, b)
 	}
 }

@@ -48,6 +48,9 @@ type broker struct {
 	addr string
 	http string // the HTTP API's host:port
 	log  *os.File
+	// done is closed once the process has exited and been reaped (one
+	// goroutine waits for it, so kill and exited never race on Wait).
+	done chan struct{}
 }
 
 func freePort(t *testing.T) string {
@@ -83,7 +86,8 @@ func launch(t *testing.T, dataDir string, extra ...string) *broker {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	b := &broker{cmd: cmd, addr: addr, http: httpAddr, log: logFile}
+	b := &broker{cmd: cmd, addr: addr, http: httpAddr, log: logFile, done: make(chan struct{})}
+	go func() { cmd.Wait(); close(b.done) }()
 	t.Cleanup(func() { b.kill() })
 	return b
 }
@@ -112,13 +116,16 @@ func (b *broker) output() string {
 	return string(data)
 }
 
-// kill sends SIGKILL and reaps the process; a second call does nothing.
+// kill sends SIGKILL and waits until the process is reaped; a second call
+// does nothing.
 func (b *broker) kill() {
-	if b.cmd.ProcessState != nil {
+	select {
+	case <-b.done:
 		return
+	default:
 	}
 	b.cmd.Process.Signal(syscall.SIGKILL)
-	b.cmd.Wait()
+	<-b.done
 }
 
 func dial(t *testing.T, url string) (*amqp.Connection, *amqp.Channel) {

@@ -58,6 +58,17 @@ func TestKillDuringDeadLettering(t *testing.T) {
 		}
 	}()
 	waitFor(t, "2000 rejections", func() bool { mu.Lock(); defer mu.Unlock(); return rejected >= 2000 })
+	// The dead-letterer trails the rejections, by more on a loaded machine:
+	// kill once it has moved a good part of them, so the kill falls in the
+	// middle of its work rather than at its start.
+	watch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "1000 dead letters", func() bool {
+		q, err := watch.QueueDeclarePassive("dl-dst", true, false, false, false, nil)
+		return err == nil && q.Messages >= 1000
+	})
 	b.kill()
 
 	b = start(t, data)

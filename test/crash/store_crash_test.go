@@ -20,10 +20,8 @@ import (
 // exited waits up to d for b to exit on its own and returns its exit code
 // (-1 when it is still running).
 func (b *broker) exited(d time.Duration) int {
-	done := make(chan struct{})
-	go func() { b.cmd.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-b.done:
 		return b.cmd.ProcessState.ExitCode()
 	case <-time.After(d):
 		return -1
