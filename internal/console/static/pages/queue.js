@@ -123,7 +123,7 @@ async function browse(el, vhost, name, base, tasks) {
   if (session.can_manage) {
     replace(bar, count,
       h('button', { type: 'button', 'data-action': 'redrive-selected', onclick: () => selected.size && redrivePanel(tasks, vhost, name, { ids: [...selected] }) }, 'Redrive selected'),
-      h('button', { type: 'button', 'data-action': 'redrive-matching', onclick: () => redrivePanel(tasks, vhost, name, { filter: apiFilter(f), all: true }) }, 'Redrive all matching'),
+      h('button', { type: 'button', 'data-action': 'redrive-matching', onclick: () => redrivePanel(tasks, vhost, name, { filter: apiFilter(f), all: true, state: f.state }) }, 'Redrive all matching'),
       h('button', { type: 'button', class: 'danger', 'data-action': 'delete-selected', onclick: () => deleteIDs(base, [...selected]) }, 'Delete selected'),
       h('button', { type: 'button', class: 'danger', 'data-action': 'delete-matching', onclick: () => deleteMatching(base, f) }, 'Delete all matching'));
   }
@@ -205,16 +205,30 @@ async function deleteIDs(base, ids) {
 async function deleteMatching(base, f) {
   const ids = [];
   let after = 0;
-  for (;;) {
-    const p = new URLSearchParams({ limit: 1000, after });
-    for (const k of FILTERS) if (f[k]) p.set(k, f[k]);
-    const page = await get(`${base}/messages?${p}`);
-    for (const m of page.messages) ids.push(m.id);
-    if (!page.more || ids.length >= 100000) break;
-    after = page.next;
+  const finding = h('div', { class: 'toast', role: 'status' }, 'Finding the messages that match…');
+  document.getElementById('toast').append(finding);
+  try {
+    await collect();
+  } catch (x) {
+    toast(`Could not list the matching messages: ${x.message}`, 'error');
+    return;
+  } finally {
+    finding.remove();
   }
   if (!ids.length) { toast('No message matches the filter.', 'error'); return; }
   await deleteIDs(base, ids);
+
+  async function collect() {
+    for (;;) {
+      const p = new URLSearchParams({ limit: 1000, after });
+      for (const k of FILTERS) if (f[k]) p.set(k, f[k]);
+      const page = await get(`${base}/messages?${p}`);
+      for (const m of page.messages) ids.push(m.id);
+      finding.textContent = `Finding the messages that match… ${num(ids.length)} so far`;
+      if (!page.more || ids.length >= 100000) return;
+      after = page.next;
+    }
+  }
 }
 
 function queueActions(vhost, name, base) {
