@@ -21,6 +21,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/sluicemq/sluice/internal/api"
+	"github.com/sluicemq/sluice/internal/sluicetest"
 )
 
 // toastSays waits for a toast containing text.
@@ -226,6 +227,31 @@ func TestConsoleActions(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the client's connection stayed open")
 	}
+
+	// A dead-letter queue fed by two queues: the dry run counts per
+	// destination and moves nothing.
+	declareQueue(t, e, "mixed.dlq")
+	mix := sluicetest.Channel(t, e.sb.Dial(t))
+	for i, src := range []string{"scratch", "scratch.moved", "scratch"} {
+		h := amqp.Table{"x-death": []any{amqp.Table{"count": int64(1), "reason": "rejected", "queue": src,
+			"time": time.Now(), "exchange": "", "routing-keys": []any{src}}}}
+		if err := mix.PublishWithContext(bg, "", "mixed.dlq", false, false, amqp.Publishing{Headers: h, Body: []byte(fmt.Sprint(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitDepth(t, e, "mixed.dlq", 3)
+	var dry string
+	run(t, ctx, "dry run to two queues", chromedp.Navigate(e.url+"/queues/%2F/mixed.dlq"), rows(3),
+		chromedp.Click(`button[data-action="redrive-matching"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`dialog.redrive`, chromedp.ByQuery),
+		chromedp.Click(`button[data-action="dry-run"]`, chromedp.ByQuery),
+		waitJS(`(document.querySelector('.dry-run') || {textContent: ''}).textContent.includes('would move')`),
+		chromedp.Text(`.dry-run`, &dry, chromedp.ByQuery),
+		chromedp.Click(`dialog.redrive button:not([data-action])`, chromedp.ByQuery))
+	if !strings.Contains(dry, "3 message(s) would move") || !strings.Contains(dry, "2 to queue 'scratch'") || !strings.Contains(dry, "1 to queue 'scratch.moved'") {
+		t.Fatalf("the dry run says %q", dry)
+	}
+	waitDepth(t, e, "mixed.dlq", 3)
 
 	// Declare an exchange, bind the queue to it, delete the exchange.
 	var xrow string
