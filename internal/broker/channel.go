@@ -490,13 +490,12 @@ func newDraftReq(msg *message.Message, d *Draft, targets []*queue, done func(err
 			return nil, &Error{Code: InvalidArgument, Reason: err.Error(), Err: err}
 		}
 	}
-	req := &publishReq{rec: rec, size: uint32(min(len(msg.Body), 1<<32-1)), targets: targets, done: done,
-		pubMs: pubMs, ttl: ttl}
+	req := &publishReq{rec: rec, targets: targets, done: done,
+		meta: msgIndex{persistent: msg.Persistent(), size: uint32(min(len(msg.Body), 1<<32-1)), pubMs: pubMs, ttl: ttl}}
 	if msg.Properties.Flags&message.FlagPriority != 0 {
-		req.prio = msg.Properties.Priority
+		req.meta.prio = msg.Properties.Priority
 	}
 	if msg.Persistent() {
-		req.flags |= entryPersistent
 		for _, q := range targets {
 			req.sync = req.sync || q.durable
 		}
@@ -505,7 +504,7 @@ func newDraftReq(msg *message.Message, d *Draft, targets []*queue, done func(err
 		if q.quorum {
 			// As RabbitMQ, a quorum queue keeps every message, and its
 			// confirm waits for a majority.
-			req.flags |= entryPersistent
+			req.meta.persistent = true
 			req.sync = true
 		}
 	}
@@ -529,7 +528,7 @@ func messageTTL(msg *message.Message) (int64, error) {
 	return n, nil
 }
 
-// submit hands req to the commit loop, tracking it in the connection's
+// submit hands req to the write pipeline, tracking it in the connection's
 // publish progress.
 func (ch *Channel) submit(req *publishReq) error {
 	conn, done := ch.conn, req.done
@@ -538,7 +537,7 @@ func (ch *Channel) submit(req *publishReq) error {
 		conn.publishFinished()
 		done(err)
 	}
-	if err := ch.env.commit.submit(req); err != nil {
+	if err := ch.env.submit(req); err != nil {
 		conn.publishFinished()
 		return err
 	}

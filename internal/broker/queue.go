@@ -31,7 +31,7 @@ type queue struct {
 	// nextSeq is the seq the next published message gets. Only the commit
 	// loop touches it (recovery sets it before the loop starts).
 	nextSeq uint64
-	// inflight counts messages the commit loop has stored for the queue
+	// inflight counts messages the write pipeline has stored for the queue
 	// but not yet enqueued (their group is waiting for its sync).
 	inflight atomic.Int64
 
@@ -56,15 +56,21 @@ type queue struct {
 	high        uint64 // one past the highest seq added to the index
 	lastUsed    int64  // unix ms of the last declare, get or consumer change (x-expires)
 	expArmed    int64  // the due time (unix ms) the expirer will wake the queue at; 0: none (expiry.go)
+	waking      bool   // a dispatcher is on its way (wakeLocked)
+	fresh       uint64 // the lowest seq enqueued since the dispatcher last ran; ^0: none
 }
 
 func newQueue(vh *vhost, id store.QueueID, name string) *queue {
-	return &queue{env: vh.env, vh: vh, id: id, name: name, nextSeq: 1, high: 1, floor: 0,
+	return &queue{env: vh.env, vh: vh, id: id, name: name, nextSeq: 1, high: 1, floor: 0, fresh: ^uint64(0),
 		unacked: make(map[uint64]entry), delayed: make(map[uint64]retryWait), held: make(map[uint64]entry),
 		timeouts: make(map[uint64]tracked), lastUsed: vh.env.now().UnixMilli()}
 }
 
-// enqueue adds entries the commit loop has stored, then delivers.
+// enqueue adds entries the write pipeline has stored (commit.go). It runs
+// on the pipeline's completion goroutine, so it delivers nothing itself:
+// when a consumer can take the new messages it wakes the queue's
+// dispatcher, which delivers them, then applies the length limits and
+// expiry; otherwise it applies them at once.
 func (q *queue) enqueue(es []entry) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -82,12 +88,68 @@ func (q *queue) enqueue(es []entry) {
 		q.high = max(q.high, e.seq+1)
 	}
 	q.countEnqueued(len(es))
-	// Consumers that can take the new messages at once get them even when
-	// their TTL is already up (TTL 0), as RabbitMQ hands a publish to a
-	// waiting consumer before it checks expiry; the rest expire now.
-	q.dispatchFromLocked(es[0].seq)
+	if q.anyCreditLocked() {
+		q.wakeLocked(es[0].seq)
+		return
+	}
 	q.enforceLimitsLocked()
 	q.dropExpiredLocked()
+}
+
+// wakeLocked has the queue's dispatcher deliver, entries from seq fresh on
+// without an expiry check. A dispatcher is a goroutine that lives for one
+// wake-up; at most one is pending per queue, and it delivers everything
+// that became ready before it took the lock.
+func (q *queue) wakeLocked(fresh uint64) {
+	q.fresh = min(q.fresh, fresh)
+	if q.waking {
+		return
+	}
+	q.waking = true
+	q.env.dispatchers.Go(q.runDispatcher)
+}
+
+// runDispatcher is the dispatcher's wake-up. Consumers that could take the
+// new messages when they were enqueued get them even when their TTL is
+// already up (TTL 0), as RabbitMQ hands a publish to a waiting consumer
+// before it checks expiry; the rest expire now.
+func (q *queue) runDispatcher() { q.dispatchWoken() }
+
+func (q *queue) dispatchWoken() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.dispatchWokenLocked()
+}
+
+// dispatchWokenLocked does the pending wake-up's work, if any, on the
+// caller's goroutine: a consumer that leaves first gets what was enqueued
+// for it (messages published before a basic.cancel reach the consumers
+// that were there).
+func (q *queue) dispatchWokenLocked() {
+	if !q.waking {
+		return
+	}
+	fresh := q.fresh
+	q.waking, q.fresh = false, ^uint64(0)
+	q.dispatchFromLocked(fresh)
+	q.enforceLimitsLocked()
+	q.dropExpiredLocked()
+}
+
+// anyCreditLocked reports whether a consumer could take a message now.
+func (q *queue) anyCreditLocked() bool {
+	if q.deleted || len(q.consumers) == 0 {
+		return false
+	}
+	if q.opts().SingleActiveConsumer {
+		return q.consumers[0].ch.hasCredit(q.consumers[0])
+	}
+	for _, c := range q.consumers {
+		if c.ch.hasCredit(c) {
+			return true
+		}
+	}
+	return false
 }
 
 // dispatch hands ready messages to consumers with credit.
@@ -395,10 +457,11 @@ func (q *queue) advanceFloorLocked(b *store.Batch) {
 	}
 }
 
-// applyLocked queues b's changes for the write-behind flusher (writeback.go),
-// unsynced, in order, and empties b.
+// applyLocked defers b's changes to the write pipeline (commit.go): they
+// are applied unsynced, in order, and ride the next synced write. It
+// empties b.
 func (q *queue) applyLocked(b *store.Batch) {
-	q.env.wb.queue(b)
+	q.env.pipe.Defer(b)
 }
 
 // get takes one ready message for basic.get.
@@ -436,31 +499,43 @@ func (q *queue) get(ch *Channel, noAck bool) (*Delivery, error) {
 	return nil, nil
 }
 
-// purge removes the ready messages and returns how many. For a durable
-// queue the removal is synced before purge returns; when the store fails
-// the messages stay and purge returns the error.
+// purge removes the ready messages and returns how many. The removal is
+// applied (for a durable queue synced) before purge returns, after the
+// queue's lock is released; when the store fails the messages stay and
+// purge returns the error.
 func (q *queue) purge() (uint32, error) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
-	if err := q.env.wb.fence.check(); err != nil {
+	if err := q.env.fence.check(); err != nil {
+		q.mu.Unlock()
 		return 0, err
 	}
 	floor := q.floor
 	es := q.ready.takeAll()
 	if len(es) == 0 {
+		q.mu.Unlock()
 		return 0, nil
 	}
 	var b store.Batch
 	deleteEntries(&b, q.id, es, q.env.cache)
 	q.advanceFloorLocked(&b)
+	q.applyLocked(&b)
+	q.mu.Unlock()
 	// A purge is rare and its client is told it happened: make it stick
 	// before purge-ok, so purged messages never come back after a crash.
-	if err := q.env.st.Apply(&b, q.durable); err != nil {
-		q.floor = floor
+	var err error
+	if q.durable {
+		err = q.env.pipe.Sync()
+	} else {
+		err = q.env.pipe.Flush()
+	}
+	if err != nil {
+		q.mu.Lock()
+		q.floor = min(q.floor, floor)
 		for _, e := range es {
 			e.flags &^= entryCached // deleteEntries dropped the bodies from the cache
 			q.ready.putBack(e)
 		}
+		q.mu.Unlock()
 		return 0, err
 	}
 	return uint32(min(len(es), 1<<32-1)), nil
@@ -536,6 +611,7 @@ func (q *queue) removeConsumer(c *consumer) (autoDelete bool) {
 	if i < 0 {
 		return false
 	}
+	q.dispatchWokenLocked()
 	q.consumers = slices.Delete(q.consumers, i, i+1)
 	q.touchLocked()
 	if c.exclusive {

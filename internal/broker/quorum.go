@@ -120,25 +120,21 @@ func (b *Broker) DefineQueue(id store.QueueID, def []byte) error {
 	if err != nil {
 		return fmt.Errorf("define quorum queue %q: %w", d.Name, err)
 	}
-	vh.mu.Lock()
-	defer vh.mu.Unlock()
-	if q := vh.queues[d.Name]; q != nil {
-		if q.id != id {
-			b.env.log.Warn("quorum queue declared twice; keeping the first", "queue", d.Name, "vhost", d.VHost)
+	return vh.topology(func(batch *store.Batch) error {
+		if q := vh.queues[d.Name]; q != nil {
+			if q.id != id {
+				b.env.log.Warn("quorum queue declared twice; keeping the first", "queue", d.Name, "vhost", d.VHost)
+			}
+			return nil
 		}
+		batch.PutMeta(queueKey(vh.name, d.Name), def)
+		q := newQueue(vh, id, d.Name)
+		q.durable, q.declaredDurable, q.args, q.quorum = true, true, d.Args, true
+		q.setOpts(vh.env.policies.effectiveOptions(vh.name, q.name, q.args, opts))
+		vh.queues[q.name] = q
+		vh.env.objects.qCreated.Add(1)
 		return nil
-	}
-	var batch store.Batch
-	batch.PutMeta(queueKey(vh.name, d.Name), def)
-	if err := vh.apply(&batch); err != nil {
-		return err
-	}
-	q := newQueue(vh, id, d.Name)
-	q.durable, q.declaredDurable, q.args, q.quorum = true, true, d.Args, true
-	q.setOpts(vh.env.policies.effectiveOptions(vh.name, q.name, q.args, opts))
-	vh.queues[q.name] = q
-	vh.env.objects.qCreated.Add(1)
-	return nil
+	})
 }
 
 // Serving starts or stops serving a quorum queue on this node

@@ -144,7 +144,7 @@ type msgState struct {
 }
 
 // recoverMessages rebuilds a durable queue's index from its floor, reading
-// only the small index entries the commit loop wrote next to each record
+// only the small index entries the write pipeline wrote next to each record
 // (store.Store.ScanIndex), never the records: persistent messages come back
 // ready (redelivered, with their delivery count, when they had been
 // delivered; waiting when they were waiting out a retry backoff), transient

@@ -90,6 +90,9 @@ func (s *Server) getMessages(w http.ResponseWriter, r *http.Request, u *user) {
 		return
 	}
 	name := pathValue(r, "name")
+	if !s.queueAllowed(w, u, vh, name, permRead) { // before the body is read
+		return
+	}
 	var g api.Get
 	if !decodeBody(w, r, &g) {
 		return
@@ -112,9 +115,6 @@ func (s *Server) getMessages(w http.ResponseWriter, r *http.Request, u *user) {
 	}
 	if g.Encoding != "" && g.Encoding != "auto" && g.Encoding != "base64" {
 		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("encoding: %q, want auto or base64", g.Encoding))
-		return
-	}
-	if !s.queueAllowed(w, u, vh, name, permRead) {
 		return
 	}
 	out := []api.GotMessage{}
