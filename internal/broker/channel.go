@@ -44,6 +44,7 @@ type Channel struct {
 	tx             txState
 	reply          *replyConsumer // direct reply-to consumer, if any
 	confirmFrom    uint64         // stats.publish at confirm.select
+	one            [1]pending     // takeLocked's result for a single tag
 
 	stats        msgCounters   // stats.go
 	confirmsSent atomic.Uint64 // acks and nacks sent to the publisher
@@ -173,7 +174,10 @@ func (ch *Channel) takeLocked(tag uint64, multiple bool) ([]pending, error) {
 	if len(ch.order) > 64 && len(ch.order) > 2*len(ch.unacked) {
 		ch.order = slices.DeleteFunc(ch.order, func(t uint64) bool { _, ok := ch.unacked[t]; return !ok })
 	}
-	return []pending{p}, nil
+	// A single ack is the common case: its slice is the channel's own,
+	// valid until the next take (the channel's methods run one at a time).
+	ch.one[0] = p
+	return ch.one[:], nil
 }
 
 func (ch *Channel) takeUpToLocked(tag uint64) []pending {
@@ -237,7 +241,7 @@ func (ch *Channel) settleTags(tag uint64, multiple bool, how settleKind) error {
 		return err
 	}
 	if ch.mode == modeTx {
-		ch.tx.settles = append(ch.tx.settles, txSettle{how: how, ps: ps})
+		ch.tx.settles = append(ch.tx.settles, txSettle{how: how, ps: slices.Clone(ps)})
 		ch.mu.Unlock()
 		return nil
 	}
@@ -250,6 +254,14 @@ func (ch *Channel) settleTags(tag uint64, multiple bool, how settleKind) error {
 // settle hands settled deliveries to their queues, then lets every queue
 // this channel consumes from use the credit the settlement freed.
 func (ch *Channel) settle(ps []pending, how settleKind) {
+	if len(ps) == 1 && !ps[0].stale && !ch.sharesCredit() {
+		// One delivery, one queue: no grouping needed.
+		one := [1]settled{{seq: ps[0].seq, gen: ps[0].gen}}
+		done := [1]*queue{ps[0].q}
+		done[0].settle(one[:], how)
+		ch.kick(done[:])
+		return
+	}
 	byQ := make(map[*queue][]settled, 1)
 	var qs []*queue
 	for _, p := range ps {

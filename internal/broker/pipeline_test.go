@@ -120,7 +120,7 @@ func TestAckOrderingUnderLoad(t *testing.T) {
 	}
 	// The last ack was queued before this synced declare.
 	pub.declareQueue("q2", true, nil)
-	lastAckApply := 0
+	lastAckApply, deletes := 0, 0
 	putAt := map[uint64]int{}
 	var floor uint64
 	for i, o := range st.ops() {
@@ -136,15 +136,28 @@ func TestAckOrderingUnderLoad(t *testing.T) {
 				t.Fatalf("ack of seq %d applied before its put", o.op.Seq)
 			}
 			lastAckApply = o.apply
+			deletes++
 		case store.OpSetFloor:
+			// A floor move is the ack of everything below it.
 			if o.op.Seq < floor {
 				t.Fatalf("floor went back from %d to %d", floor, o.op.Seq)
+			}
+			if at, ok := putAt[o.op.Seq-1]; o.op.Seq > 1 && (!ok || at > i) {
+				t.Fatalf("floor moved to %d before the put of seq %d", o.op.Seq, o.op.Seq-1)
+			}
+			if o.op.Seq > floor {
+				lastAckApply = o.apply
 			}
 			floor = o.op.Seq
 		}
 	}
 	if floor != n+1 {
 		t.Fatalf("floor %d after acking all, want %d", floor, n+1)
+	}
+	// Acked in order, every message fell below the floor as it was acked:
+	// the floor moves are its deletes.
+	if deletes != 0 {
+		t.Errorf("%d point deletes of messages acked in order, want 0 (the floor covers them)", deletes)
 	}
 	// The declare of q2 was a synced apply after every ack was queued.
 	var declareApply int

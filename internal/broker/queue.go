@@ -52,12 +52,15 @@ type queue struct {
 	hadConsumer bool // for auto-delete
 	exclusiveC  bool // the (only) consumer is exclusive
 	deleted     bool
-	floor       uint64 // the ack floor last persisted
-	high        uint64 // one past the highest seq added to the index
-	lastUsed    int64  // unix ms of the last declare, get or consumer change (x-expires)
-	expArmed    int64  // the due time (unix ms) the expirer will wake the queue at; 0: none (expiry.go)
-	waking      bool   // a dispatcher is on its way (wakeLocked)
-	fresh       uint64 // the lowest seq enqueued since the dispatcher last ran; ^0: none
+	floor       uint64      // the ack floor last persisted
+	mark        uint64      // the delivered mark last queued for the store (durable queues; records.go)
+	markBuf     markBuf     // where the encoded marks are cut from
+	high        uint64      // one past the highest seq added to the index
+	lastUsed    int64       // unix ms of the last declare, get or consumer change (x-expires)
+	names       recordNames // the names of the last record read for delivery
+	expArmed    int64       // the due time (unix ms) the expirer will wake the queue at; 0: none (expiry.go)
+	waking      bool        // a dispatcher is on its way (wakeLocked)
+	fresh       uint64      // the lowest seq enqueued since the dispatcher last ran; ^0: none
 }
 
 func newQueue(vh *vhost, id store.QueueID, name string) *queue {
@@ -175,13 +178,13 @@ func (q *queue) dispatchFromLocked(fresh uint64) {
 			q.discardLocked(&b, e, reasonExpired)
 			continue
 		}
-		m, err := q.readLocked(e)
-		if err != nil {
+		var m message.Message
+		if err := q.readLocked(&m, e); err != nil {
 			q.env.log.Error("read message for delivery; dropping it", "queue", q.name, "seq", e.seq, "err", err)
 			q.removeLocked(&b, e)
 			continue
 		}
-		d := newDelivery(m, e)
+		d := newDelivery(&m, e)
 		if !c.ch.deliver(c, q, e.seq, nextGen(e), d) {
 			q.ready.putBack(e) // lost the credit meanwhile
 			break
@@ -221,19 +224,19 @@ func (q *queue) pickConsumerLocked() *consumer {
 	return best
 }
 
-// readLocked returns the message of e, from the cache or the store.
-func (q *queue) readLocked(e entry) (*message.Message, error) {
+// readLocked decodes the message of e into m, from the cache or the store.
+func (q *queue) readLocked(m *message.Message, e entry) error {
 	k := cacheKey{q.id, e.seq}
 	if e.flags&entryCached != 0 {
 		if rec, ok := q.env.cache.take(k); ok {
-			return decodeRecord(rec)
+			return decodeRecordTo(m, rec, &q.names)
 		}
 	}
 	rec, err := q.env.st.Get(q.id, e.seq)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return decodeRecord(rec)
+	return decodeRecordTo(m, rec, &q.names)
 }
 
 // newDelivery builds the delivery of m. A message delivered before carries
@@ -277,11 +280,30 @@ func (q *queue) deliveredLocked(b *store.Batch, e entry, noAck bool) {
 		return
 	}
 	if q.durable && e.flags&entryPersistent != 0 {
-		b.PutState(q.id, e.seq, encodeState(uint32(e.deliveries)))
-		e.flags |= entryState
+		if e.deliveries == 1 && q.firstReadyLocked(e.seq) {
+			// Every message below e that is still stored went out
+			// before: the delivered mark covers e (records.go).
+			if e.seq+1 > q.mark {
+				q.mark = e.seq + 1
+				b.PutState(q.id, markSeq, q.markBuf.encode(q.mark))
+			}
+		} else {
+			b.PutState(q.id, e.seq, encodeState(uint32(e.deliveries)))
+			e.flags |= entryState
+		}
 	}
 	q.unacked[e.seq] = e
 	q.holdSeqLocked(e.seq)
+}
+
+// firstReadyLocked reports whether no ready message has a seq below seq.
+// Messages enter the ready index in seq order (the commit loop's
+// completer) and a returned one goes back with its delivery count, so a
+// message delivered when nothing below it is ready has only delivered
+// messages below it.
+func (q *queue) firstReadyLocked(seq uint64) bool {
+	s, ok := q.ready.minSeq()
+	return !ok || s > seq
 }
 
 // holdSeqLocked notes that seq is held out of the ready list (unacked,
@@ -338,6 +360,8 @@ func (q *queue) settle(ds []settled, how settleKind) {
 		return
 	}
 	var b store.Batch
+	var ackedBuf [16]entry
+	acked := ackedBuf[:0]
 	for _, d := range ds {
 		e, ok := q.unacked[d.seq]
 		if !ok || (d.gen != 0 && e.deliveries != d.gen) {
@@ -347,7 +371,7 @@ func (q *queue) settle(ds []settled, how settleKind) {
 		delete(q.timeouts, d.seq)
 		switch how {
 		case settleAck:
-			q.removeLocked(&b, e)
+			acked = append(acked, e)
 		case settleRequeue:
 			q.returnLocked(&b, e)
 		case settleDiscard:
@@ -361,7 +385,24 @@ func (q *queue) settle(ds []settled, how settleKind) {
 	}
 	q.dispatchLocked()
 	q.advanceFloorLocked(&b)
+	q.removeAckedLocked(&b, acked)
 	q.applyLocked(&b)
+}
+
+// removeAckedLocked deletes acked messages, after advanceFloorLocked: those
+// below the floor it persisted need no deletes of their own, since a
+// SetFloor means that every message below it is gone (the store clears the
+// prefix with one range delete now and then). A consumer that acks in
+// order thus costs the store one floor move per batch instead of three
+// point deletes per message.
+func (q *queue) removeAckedLocked(b *store.Batch, acked []entry) {
+	for _, e := range acked {
+		if e.seq >= q.floor {
+			q.removeLocked(b, e)
+		} else if e.flags&entryCached != 0 {
+			q.env.cache.drop(cacheKey{q.id, e.seq})
+		}
+	}
 }
 
 // settled names one delivery to settle: its seq and generation.
@@ -480,13 +521,13 @@ func (q *queue) get(ch *Channel, noAck bool) (*Delivery, error) {
 			q.discardLocked(&b, e, reasonExpired)
 			continue
 		}
-		m, err := q.readLocked(e)
-		if err != nil {
+		var m message.Message
+		if err := q.readLocked(&m, e); err != nil {
 			q.env.log.Error("read message for get; dropping it", "queue", q.name, "seq", e.seq, "err", err)
 			q.removeLocked(&b, e)
 			continue
 		}
-		d := newDelivery(m, e)
+		d := newDelivery(&m, e)
 		d.MessageCount = uint32(min(q.ready.len(), 1<<32-1))
 		ch.deliverGet(q, e.seq, nextGen(e), noAck, d)
 		q.deliveredLocked(&b, e, noAck)

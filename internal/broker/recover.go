@@ -177,6 +177,16 @@ func (q *queue) rebuildLocked(batch *store.Batch) error {
 	q.floor = floor
 	states := make(map[uint64]msgState)
 	err = st.ScanState(q.id, func(seq uint64, v []byte) bool {
+		if seq == markSeq {
+			mark, derr := decodeMark(v)
+			if derr != nil {
+				q.env.log.Warn("recover queue: unreadable delivered mark; its messages come back undelivered",
+					"queue", q.name, "err", derr)
+				batch.DeleteState(q.id, seq)
+			}
+			q.mark = mark
+			return true
+		}
 		n, due, derr := decodeState(v)
 		if derr != nil || seq < floor {
 			batch.DeleteState(q.id, seq)
@@ -236,6 +246,11 @@ func (q *queue) recoverEntry(batch *store.Batch, seq uint64, v []byte, states ma
 	}
 	e := entry{seq: seq, size: x.size, flags: entryPersistent,
 		expires: expiry(x.pubMs, x.ttl, q.opts().MessageTTL), priority: q.priorityLevel(x.prio)}
+	if !hasState && seq < q.mark {
+		// Delivered once, under the delivered mark.
+		e.flags |= entryRedelivered
+		e.deliveries = 1
+	}
 	if hasState {
 		e.flags |= entryRedelivered | entryState
 		e.deliveries = uint16(min(st.deliveries, 1<<16-1))

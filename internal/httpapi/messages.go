@@ -216,6 +216,15 @@ func (s *Server) browse(w http.ResponseWriter, r *http.Request, u *user) {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
+	// The state is filtered here, not in the console, so a page of a
+	// million-message queue still holds the unacked or delayed ones.
+	switch st := q.Get("state"); st {
+	case "", broker.StateReady, broker.StateUnacked, broker.StateDelayed:
+		f.State = st
+	default:
+		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("state: %q, want ready, unacked or delayed", st))
+		return
+	}
 	page, err := s.dlq.Browse(vh, name, after, limit, f)
 	if err != nil {
 		writeBrokerError(w, err)
