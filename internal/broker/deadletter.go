@@ -243,7 +243,7 @@ func (vh *vhost) poisonQueue() *queue {
 	if q != nil {
 		return q
 	}
-	q, _, err := vh.declareQueue(nil, QueueDecl{Name: PoisonQueue, Durable: true}, defaultQueueOptions())
+	q, _, err := vh.declareQueue(nil, QueueDecl{Name: PoisonQueue, Durable: true}, defaultQueueOptions(), false)
 	if err != nil {
 		vh.env.log.Error("declare the poison queue", "vhost", vh.name, "err", err)
 		return nil

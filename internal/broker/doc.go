@@ -28,9 +28,11 @@
 // follow the record's write. A queue does not apply those changes itself:
 // it defers them, under its lock, to the pipeline (Defer), which applies
 // them unsynced, in order, many settles per batch; a synced write carries
-// everything deferred before it. Definitions (declares, binds, deletes),
-// purges and message edits are deferred the same way under their locks
-// and synced (Pipeline.Sync) after the locks are released.
+// everything deferred before it. Definitions (exchange declares, binds,
+// deletes) and purges are deferred the same way under their locks and
+// synced (Pipeline.Sync) after the locks are released; a new queue's
+// definition is applied, synced, after the vhost lock, its name reserved
+// meanwhile; message edits hold the message (move.go), not the lock.
 //
 // Delivery is not the pipeline's work: completion only makes messages
 // ready. When a consumer has credit, the queue's dispatcher (a goroutine

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -173,5 +174,55 @@ func TestAckOrderingUnderLoad(t *testing.T) {
 	}
 	if err := b.Close(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// slowGetStore makes reads of message records take delay once armed, as
+// a cold read from a slow disk would.
+type slowGetStore struct {
+	store.Store
+	armed atomic.Bool
+	delay time.Duration
+}
+
+func (s *slowGetStore) Get(q store.QueueID, seq uint64) ([]byte, error) {
+	if s.armed.Load() {
+		time.Sleep(s.delay)
+	}
+	return s.Store.Get(q, seq)
+}
+
+// TestConfirmDoesNotWaitForDelivery: delivery is off the write path. A
+// message for a consumer whose delivery needs a slow body read is
+// confirmed once it is stored, not once that read is done: the read
+// happens on the queue's dispatcher, after the confirm.
+func TestConfirmDoesNotWaitForDelivery(t *testing.T) {
+	const delay = 300 * time.Millisecond
+	st := &slowGetStore{Store: memstore.New(), delay: delay}
+	cfg := testConfig()
+	cfg.BodyCacheBytes = 1 // no record fits: every delivery reads the store
+	b, err := Open(cfg, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close(context.Background()) })
+	c := newClient(t, b)
+	c.declareQueue("q", true, nil)
+	c.consume("q", false)
+	st.armed.Store(true)
+	start := time.Now()
+	c.publish("", "q", "m", true) // waits for the confirm (done)
+	confirmed := time.Since(start)
+	ds := c.out.waitDeliveries(t, 1)
+	delivered := time.Since(start)
+	st.armed.Store(false)
+	if string(ds[0].Body) != "m" {
+		t.Fatalf("delivered %q", ds[0].Body)
+	}
+	if confirmed >= delay {
+		t.Fatalf("the confirm took %v: it waited for the delivery's %v read", confirmed, delay)
+	}
+	if delivered < delay {
+		t.Fatalf("delivered after %v, before the %v read could finish", delivered, delay)
 	}
 }

@@ -112,7 +112,7 @@ func (vh *vhost) topology(fn func(b *store.Batch) error) error {
 // syncDefs makes the definitions deferred so far durable.
 func (e *env) syncDefs() error {
 	if err := e.pipe.Sync(); err != nil {
-		return internalError("store definitions", err)
+		return storeError("store definitions", err)
 	}
 	return nil
 }
