@@ -156,7 +156,14 @@ func (b *Broker) Serving(id store.QueueID, serving bool) {
 		q.serving.Store(false)
 		q.mu.Lock()
 		q.resetIndexLocked()
+		// Consumers here would receive nothing: cancel them (basic.cancel)
+		// so their clients reconnect to the new leader.
+		consumers := q.consumers
+		q.consumers = nil
 		q.mu.Unlock()
+		for _, c := range consumers {
+			c.ch.brokerCancel(c)
+		}
 		b.env.log.Info("quorum queue led elsewhere now", "queue", q.name, "vhost", q.vh.name)
 		return
 	}
@@ -199,6 +206,20 @@ func (q *queue) resetIndexLocked() int {
 // servesHere reports whether this node may deliver and write the queue:
 // always for a classic queue, only on the leader for a quorum queue.
 func (q *queue) servesHere() bool { return !q.quorum || q.serving.Load() }
+
+// refuseUnserved is the channel error for basic.get and basic.consume on
+// a quorum queue this node does not serve: they are not forwarded, and
+// answering "empty" or attaching an idle consumer would be silently wrong.
+func (q *queue) refuseUnserved() error {
+	if q.servesHere() {
+		return nil
+	}
+	leader := q.env.cluster.Leader(q.id)
+	if leader == "" {
+		return errorf(ResourceLocked, "quorum queue '%s' in vhost '%s' has no leader yet; retry", q.name, q.vh.name)
+	}
+	return errorf(ResourceLocked, "quorum queue '%s' in vhost '%s' is led by node %s; consume and get there", q.name, q.vh.name, leader)
+}
 
 // Replica is a quorum queue's replication status; ok is false for a
 // classic queue or a single node.

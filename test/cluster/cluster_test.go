@@ -385,21 +385,8 @@ func publishConfirmedFunc(t *testing.T, c *cluster, queue string, from, to int, 
 // is idle, and counts each id.
 func drain(t *testing.T, c *cluster, queue string) map[int]int {
 	t.Helper()
-	l := c.leader(queue)
-	conn, err := amqp.Dial(l.url())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch.Qos(500, 0, false)
-	msgs, err := ch.Consume(queue, "", false, false, false, false, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	msgs, closeConn := consumeOnLeader(t, c, queue)
+	defer closeConn()
 	got := make(map[int]int)
 	idle := time.NewTimer(3 * time.Second)
 	for {
@@ -415,6 +402,35 @@ func drain(t *testing.T, c *cluster, queue string) map[int]int {
 		case <-idle.C:
 			return got
 		}
+	}
+}
+
+// consumeOnLeader consumes from the queue's leader, retrying while the
+// node named leader does not serve the queue yet (basic.consume is
+// refused there until it has applied its predecessor's log).
+func consumeOnLeader(t *testing.T, c *cluster, queue string) (<-chan amqp.Delivery, func()) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		l := c.leader(queue)
+		conn, err := amqp.Dial(l.url())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch, err := conn.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch.Qos(500, 0, false)
+		msgs, err := ch.Consume(queue, "", false, false, false, false, nil)
+		if err == nil {
+			return msgs, func() { conn.Close() }
+		}
+		conn.Close()
+		if time.Now().After(deadline) {
+			t.Fatalf("consume on leader %s: %v", l.name, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
@@ -598,4 +614,79 @@ func TestFailoverTime(t *testing.T) {
 	}
 	slices.Sort(times)
 	t.Logf("failover over %d trials: median %v, min %v, max %v", trials, times[len(times)/2], times[0], times[len(times)-1])
+}
+
+// basic.get and basic.consume on a node that does not lead a quorum queue
+// are refused with a channel error naming the leader (they are not
+// forwarded); a consumer on a leader that loses the lead is cancelled.
+func TestFollowerRefusesGetAndConsume(t *testing.T) {
+	c := newCluster(t, 3)
+	if err := declare(t, c.nodes[0], "led", quorum, false); err != nil {
+		t.Fatal(err)
+	}
+	l := c.leader("led")
+	var f *node
+	for _, nd := range c.nodes {
+		if nd != l {
+			f = nd
+		}
+	}
+	publishConfirmed(t, c, "led", 0, 1)
+	conn, err := amqp.Dial(f.url())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	want := "led by node " + l.name
+	for _, op := range []string{"get", "consume"} {
+		ch, err := conn.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if op == "get" {
+			_, _, err = ch.Get("led", false)
+		} else {
+			_, err = ch.Consume("led", "", false, false, false, false, nil)
+		}
+		var ae *amqp.Error
+		if !errors.As(err, &ae) || ae.Code != 405 || !strings.Contains(ae.Reason, want) {
+			t.Errorf("basic.%s on follower %s: %v, want 405 naming %q", op, f.name, err, want)
+		}
+	}
+
+	// The leader serves it; pausing the leader past the election timeout
+	// moves the lead, and on resuming it cancels its consumer.
+	lconn, err := amqp.Dial(l.url())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lconn.Close()
+	lch, err := lconn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancels := lch.NotifyCancel(make(chan string, 1))
+	msgs, err := lch.Consume("led", "old-leader", false, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-msgs:
+		m.Ack(false)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the leader delivered nothing")
+	}
+	l.cmd.Process.Signal(syscall.SIGSTOP)
+	time.Sleep(3 * time.Second)
+	l.cmd.Process.Signal(syscall.SIGCONT)
+	select {
+	case tag := <-cancels:
+		if tag != "old-leader" {
+			t.Errorf("cancelled %q, want old-leader", tag)
+		}
+	case <-time.After(10 * time.Second):
+		if nl := c.leader("led"); nl != l {
+			t.Errorf("%s lost the lead to %s and kept its consumer without cancelling it", l.name, nl.name)
+		}
+	}
 }
