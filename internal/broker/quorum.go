@@ -30,8 +30,9 @@ import (
 // wired by cmd/sluice). nil: a single node, where x-queue-type quorum is
 // accepted and behaves as a classic queue.
 type Cluster interface {
-	// NewQueueID returns a fresh id for a replicated queue.
-	NewQueueID() store.QueueID
+	// QueueID returns the id of a replicated queue: the same on every
+	// node for one vhost and name, so concurrent declarations meet.
+	QueueID(vhost, name string) store.QueueID
 	// CreateQueue starts the queue's group and commits its definition,
 	// which reaches every member's Broker.DefineQueue (this node's before
 	// CreateQueue returns).
@@ -87,7 +88,7 @@ func checkQuorumDecl(d QueueDecl, vhost string) error {
 func (ch *Channel) declareQuorum(d QueueDecl) (QueueStatus, error) {
 	vh := ch.vh
 	cl := ch.env.cluster
-	id := cl.NewQueueID()
+	id := cl.QueueID(vh.name, d.Name)
 	def, err := encodeQueueDef(queueDef{VHost: vh.name, Name: d.Name, ID: id, Args: d.Args})
 	if err != nil {
 		return QueueStatus{}, &Error{Code: PreconditionFailed, Reason: "queue arguments: " + err.Error(), Err: err}
@@ -101,11 +102,10 @@ func (ch *Channel) declareQuorum(d QueueDecl) (QueueStatus, error) {
 	if err != nil {
 		return QueueStatus{}, err
 	}
-	if q.id != id {
-		// Declared at the same time on another node: its group won here.
-		if err := vh.queueEquivalent(q, d); err != nil {
-			return QueueStatus{}, err
-		}
+	// Declared at the same time on another node, whose definition applied
+	// first: this declaration must match it.
+	if err := vh.queueEquivalent(q, d); err != nil {
+		return QueueStatus{}, err
 	}
 	return q.status(), nil
 }

@@ -172,6 +172,8 @@ type group struct {
 	lead    uint64 // the leader as last known
 	// campaign: bootstrapped here, to campaign once its membership applies
 	campaign bool
+	// defined: its queue's definition applied here since the start
+	defined bool
 }
 
 // New opens the host's groups from st (the node's local store). The host
@@ -637,6 +639,7 @@ func (h *Host) applyCommand(g *group, e *pb.Entry, staged *store.Batch) ([]func(
 		}
 		staged.Ops = append(staged.Ops, ops...)
 	case cmdDefine:
+		g.defined = true
 		def := c.body
 		id := store.QueueID(g.id)
 		notes = append(notes, func() {

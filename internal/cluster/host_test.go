@@ -29,6 +29,39 @@ func TestCreateQueueDefinesOnEveryMember(t *testing.T) {
 	waitFor(t, "n3 knows the leader", func() bool { gs, _ := c.nodes[2].h.QueueStatus(q); return gs.Leader == "n1" })
 }
 
+// Every node declaring one queue at the same moment creates one group:
+// the id comes from the name, each node bootstraps the same membership,
+// and all of them return with the one definition that won.
+func TestConcurrentCreateMakesOneGroup(t *testing.T) {
+	c := newTestCluster(t, 3)
+	q := QueueID("/", "same")
+	if q != QueueID("/", "same") || q == QueueID("/", "other") || q == QueueID("/same", "") || !Replicated(q) {
+		t.Fatalf("QueueID is not a deterministic replicated id per vhost and name")
+	}
+	errs := make(chan error, len(c.nodes))
+	for _, tn := range c.nodes {
+		go func() { errs <- tn.h.CreateQueue(ctx(t), q, []byte("def-"+tn.name)) }()
+	}
+	for range c.nodes {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	l := c.leader(q)
+	want := string(l.rec.def(q))
+	for _, tn := range c.nodes {
+		if got := string(tn.rec.def(q)); got != want || want == "" {
+			t.Errorf("%s defined %q, want %q as the leader", tn.name, got, want)
+		}
+	}
+	if err := l.rs.Apply(put(q, 1), true); err != nil {
+		t.Fatal(err)
+	}
+	for _, tn := range c.nodes {
+		waitFor(t, tn.name+" applies the write", func() bool { return len(contents(t, tn.st, q)) == 1 })
+	}
+}
+
 // A write a leader confirmed is on a majority; after the leader dies the
 // new one holds it, serves, and the old one catches up when it returns.
 func TestLeaderKillKeepsConfirmedWrites(t *testing.T) {

@@ -8,6 +8,7 @@ package cluster
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -32,10 +33,21 @@ func NewQueueID() store.QueueID {
 	return replicatedBit | store.QueueID(binary.BigEndian.Uint64(b[:])>>4)
 }
 
+// QueueID is the id of the replicated queue name in vhost: the same on
+// every node, so that nodes declaring one queue at the same moment create
+// one group (a collision of two names in 60 bits is not a concern).
+func QueueID(vhost, name string) store.QueueID {
+	h := sha256.Sum256([]byte(vhost + "\x00" + name))
+	return replicatedBit | store.QueueID(binary.BigEndian.Uint64(h[:8])>>4)
+}
+
 // CreateQueue starts the group of a new replicated queue with every node
-// as a member, becomes its leader and commits its definition (handed to
-// every member's Handler.DefineQueue). It returns once the definition is
-// applied here.
+// as a member, campaigns and commits its definition (handed to every
+// member's Handler.DefineQueue). It returns once the definition is
+// applied here. Several nodes may create one group at once: each
+// bootstraps the same membership (identical first entries), one of them
+// is elected, and the others see its definition apply; a node that
+// already hosts the group only waits for the definition.
 func (h *Host) CreateQueue(ctx context.Context, id store.QueueID, def []byte) error {
 	if !Replicated(id) {
 		return fmt.Errorf("cluster: %x is not a replicated queue id", uint64(id))
@@ -44,7 +56,6 @@ func (h *Host) CreateQueue(ctx context.Context, id store.QueueID, def []byte) er
 	var err error
 	if derr := h.do(ctx, func() {
 		if h.groups[gid] != nil {
-			err = fmt.Errorf("cluster: group %x exists", gid)
 			return
 		}
 		var g *group
@@ -63,16 +74,30 @@ func (h *Host) CreateQueue(ctx context.Context, id store.QueueID, def []byte) er
 		return fmt.Errorf("create queue group: %w", err)
 	}
 	// Propose the definition once this node leads the group (the
-	// election takes a round trip to the other members).
+	// election takes a round trip to the other members), unless another
+	// node's definition applied first.
 	for {
-		err := h.proposeCmd(ctx, gid, cmdDefine, def)
-		if err == nil {
-			// The handler has defined the queue once the notifier
-			// has run what the definition's apply queued.
+		var defined, leader bool
+		if err := h.do(ctx, func() {
+			if g := h.groups[gid]; g != nil {
+				defined, leader = g.defined, g.leader
+			}
+		}); err != nil {
+			return err
+		}
+		if defined {
 			return h.barrier(ctx)
 		}
-		if !errors.Is(err, ErrNotLeader) {
-			return err
+		if leader {
+			err := h.proposeCmd(ctx, gid, cmdDefine, def)
+			if err == nil {
+				// The handler has defined the queue once the notifier
+				// has run what the definition's apply queued.
+				return h.barrier(ctx)
+			}
+			if !errors.Is(err, ErrNotLeader) {
+				return err
+			}
 		}
 		select {
 		case <-ctx.Done():

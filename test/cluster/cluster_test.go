@@ -241,6 +241,29 @@ func TestQuorumQueueDeclare(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "qq            n2      n1,n2,n3  n1,n2,n3") {
 		t.Errorf("sluice cluster status: %v\n%s", err, out)
 	}
+	// Two nodes declaring one queue at the same moment make one group
+	// (one leader, as every node sees it).
+	errs := make(chan error, 2)
+	for _, nd := range []*node{c.nodes[0], c.nodes[2]} {
+		go func() { errs <- declare(t, nd, "both", quorum, false) }()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatalf("concurrent declaration: %v", err)
+		}
+	}
+	l := c.leader("both")
+	for _, nd := range c.nodes {
+		deadline := time.Now().Add(5 * time.Second)
+		q, err := nd.queue("both")
+		for (err != nil || q.Leader != l.name) && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+			q, err = nd.queue("both")
+		}
+		if q.Leader != l.name {
+			t.Errorf("%s sees leader %q for the concurrently declared queue, %s sees itself: %v", nd.name, q.Leader, l.name, err)
+		}
+	}
 	// As RabbitMQ: exclusive, auto-delete and non-durable quorum queues
 	// are refused with 406.
 	for _, tc := range []struct {
