@@ -86,6 +86,10 @@ func (c *clusterNode) Replicated(id store.QueueID) bool         { return cluster
 
 func (c *clusterNode) Leader(id store.QueueID) string { return c.host.Leader(id) }
 
+func (c *clusterNode) DeleteQueue(ctx context.Context, id store.QueueID) error {
+	return c.host.DeleteQueue(ctx, id)
+}
+
 func (c *clusterNode) Forward(node string, body []byte, done func(error)) {
 	c.tr.Forward(node, body, replicateTimeout, done)
 }

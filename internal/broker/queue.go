@@ -670,7 +670,11 @@ func (q *queue) dropLocked(b *store.Batch) (consumers []*consumer, ready uint32)
 	q.deleted = true
 	consumers, q.consumers = q.consumers, nil
 	n := q.resetIndexLocked()
-	b.DropQueue(q.id)
+	if !q.quorum {
+		// A quorum queue's messages were dropped on every member by
+		// its group's deletion entry (cluster.Handler.QueueDeleted).
+		b.DropQueue(q.id)
+	}
 	return consumers, uint32(min(n, 1<<32-1))
 }
 

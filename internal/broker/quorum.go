@@ -20,6 +20,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/sluicemq/sluice/internal/message"
@@ -37,6 +38,9 @@ type Cluster interface {
 	// which reaches every member's Broker.DefineQueue (this node's before
 	// CreateQueue returns).
 	CreateQueue(ctx context.Context, id store.QueueID, def []byte) error
+	// DeleteQueue deletes a replicated queue this node leads, on every
+	// member; this node's QueueDeleted has run when it returns.
+	DeleteQueue(ctx context.Context, id store.QueueID) error
 	// QueueStatus describes a replicated queue's group.
 	QueueStatus(id store.QueueID) (ReplicaStatus, bool)
 	// Nodes lists the cluster's nodes.
@@ -251,23 +255,41 @@ func (b *Broker) ClusterNodes() []NodeStatus {
 // A publish routed to quorum queues led elsewhere goes to each one's
 // leader (forward), which publishes it to that queue alone
 // (AcceptForward); the publisher's confirm waits for every part. A
-// forwarded request is
+// queue.delete on another node than the leader goes there the same way.
+// A forwarded request is
 //
-//	vhost (uvarint length, bytes) | queue (same) | message record
+//	kind u8 | vhost (uvarint length, bytes) | queue (same) | payload
 //
-// Each part is confirmed on its own, so a message routed to several
-// queues is not atomic across them, as RabbitMQ's confirms are per queue.
+// where a publish's payload is the message record and a deletion's is one
+// byte of flags (if-unused 1, if-empty 2). Each publish part is confirmed
+// on its own, so a message routed to several queues is not atomic across
+// them, as RabbitMQ's confirms are per queue.
 
-func encodeForward(vhost, queue string, rec []byte) []byte {
-	b := make([]byte, 0, 2*binary.MaxVarintLen16+len(vhost)+len(queue)+len(rec))
+const (
+	fwdPublish byte = 1
+	fwdDelete  byte = 2
+)
+
+const (
+	delIfUnused byte = 1 << iota
+	delIfEmpty
+)
+
+func encodeForward(kind byte, vhost, queue string, payload []byte) []byte {
+	b := make([]byte, 0, 1+2*binary.MaxVarintLen16+len(vhost)+len(queue)+len(payload))
+	b = append(b, kind)
 	b = binary.AppendUvarint(b, uint64(len(vhost)))
 	b = append(b, vhost...)
 	b = binary.AppendUvarint(b, uint64(len(queue)))
 	b = append(b, queue...)
-	return append(b, rec...)
+	return append(b, payload...)
 }
 
-func decodeForward(b []byte) (vhost, queue string, rec []byte, err error) {
+func decodeForward(b []byte) (kind byte, vhost, queue string, payload []byte, err error) {
+	if len(b) == 0 {
+		return 0, "", "", nil, fmt.Errorf("empty forwarded request")
+	}
+	kind, b = b[0], b[1:]
 	next := func() (string, bool) {
 		n, k := binary.Uvarint(b)
 		if k <= 0 || n > uint64(len(b)-k) {
@@ -281,9 +303,9 @@ func decodeForward(b []byte) (vhost, queue string, rec []byte, err error) {
 	vhost, ok1 = next()
 	queue, ok2 = next()
 	if !ok1 || !ok2 {
-		return "", "", nil, fmt.Errorf("malformed forwarded publish")
+		return 0, "", "", nil, fmt.Errorf("malformed forwarded request")
 	}
-	return vhost, queue, b, nil
+	return kind, vhost, queue, b, nil
 }
 
 // forward sends msg to the leaders of the remote targets; done gets the
@@ -301,16 +323,17 @@ func (ch *Channel) forward(msg *message.Message, remote []*queue, done func(erro
 			j.one(errorf(ResourceError, "quorum queue '%s' in vhost '%s' has no leader", q.name, q.vh.name))
 			continue
 		}
-		ch.env.cluster.Forward(leader, encodeForward(q.vh.name, q.name, rec), j.one)
+		ch.env.cluster.Forward(leader, encodeForward(fwdPublish, q.vh.name, q.name, rec), j.one)
 	}
 	return j.one, nil
 }
 
 // AcceptForward publishes a message another node forwarded to a quorum
-// queue this node serves; reply gets the outcome once it is committed.
-// It does not block on the commit (the transport reads the next request).
+// queue this node serves, or deletes the queue; reply gets the outcome
+// once it is committed. It does not block on the commit (the transport
+// reads the next request).
 func (b *Broker) AcceptForward(body []byte, reply func(error)) {
-	vhost, name, rec, err := decodeForward(body)
+	kind, vhost, name, rec, err := decodeForward(body)
 	if err != nil {
 		reply(err)
 		return
@@ -331,6 +354,17 @@ func (b *Broker) AcceptForward(body []byte, reply func(error)) {
 		reply(fmt.Errorf("quorum queue %q is not led here", name))
 		return
 	}
+	if kind == fwdDelete && len(rec) == 1 {
+		go func() {
+			_, err := deleteServedQuorum(q, rec[0]&delIfUnused != 0, rec[0]&delIfEmpty != 0)
+			reply(encodeRemoteError(err))
+		}()
+		return
+	}
+	if kind != fwdPublish {
+		reply(fmt.Errorf("unknown forwarded request %d", kind))
+		return
+	}
 	msg, err := decodeRecord(rec)
 	if err != nil {
 		reply(err)
@@ -344,6 +378,88 @@ func (b *Broker) AcceptForward(body []byte, reply func(error)) {
 	if err := b.env.submit(req); err != nil {
 		reply(err)
 	}
+}
+
+// deleteQuorum is queue.delete of a quorum queue: through its group, so
+// that every member deletes it. The leader checks if-unused and if-empty
+// (it holds the consumers and the messages); another node forwards the
+// request there and reports 0 messages deleted (the count is the
+// leader's).
+func (ch *Channel) deleteQuorum(q *queue, ifUnused, ifEmpty bool) (uint32, error) {
+	if q.servesHere() {
+		return deleteServedQuorum(q, ifUnused, ifEmpty)
+	}
+	leader := ch.env.cluster.Leader(q.id)
+	if leader == "" {
+		return 0, errorf(ResourceLocked, "quorum queue '%s' in vhost '%s' has no leader yet; retry", q.name, q.vh.name)
+	}
+	var flags byte
+	if ifUnused {
+		flags |= delIfUnused
+	}
+	if ifEmpty {
+		flags |= delIfEmpty
+	}
+	done := make(chan error, 1)
+	ch.env.cluster.Forward(leader, encodeForward(fwdDelete, q.vh.name, q.name, []byte{flags}), func(err error) { done <- err })
+	return 0, decodeRemoteError(<-done)
+}
+
+// deleteServedQuorum deletes a quorum queue this node serves.
+func deleteServedQuorum(q *queue, ifUnused, ifEmpty bool) (uint32, error) {
+	q.mu.Lock()
+	n := q.ready.len()
+	inUse := len(q.consumers) > 0
+	q.mu.Unlock()
+	switch {
+	case ifUnused && inUse:
+		return 0, errorf(PreconditionFailed, "queue '%s' in vhost '%s' in use", q.name, q.vh.name)
+	case ifEmpty && n > 0:
+		return 0, errorf(PreconditionFailed, "queue '%s' in vhost '%s' is not empty", q.name, q.vh.name)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), createQuorumTimeout)
+	defer cancel()
+	if err := q.env.cluster.DeleteQueue(ctx, q.id); err != nil {
+		return 0, internalError("delete quorum queue", err)
+	}
+	return uint32(min(n, 1<<32-1)), nil
+}
+
+// QueueDeleted removes a quorum queue whose deletion applied here
+// (cluster.Handler); the cluster has dropped its messages.
+func (b *Broker) QueueDeleted(id store.QueueID) {
+	if q := b.queueByID(id); q != nil {
+		q.vh.deleteQueueObject(q)
+	}
+}
+
+// A forwarded request's error crosses the transport as text; its Code
+// goes with it ("broker code 4: reason"), so that the requesting node
+// answers its client with the leader's code and reason.
+const remoteCodeMark = "broker code "
+
+func encodeRemoteError(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s%d: %s", remoteCodeMark, CodeOf(err), err.Error())
+}
+
+func decodeRemoteError(err error) error {
+	if err == nil {
+		return nil
+	}
+	text := err.Error()
+	if i := strings.Index(text, remoteCodeMark); i >= 0 {
+		var code Code
+		rest := text[i+len(remoteCodeMark):]
+		if k, _ := fmt.Sscanf(rest, "%d:", &code); k == 1 {
+			if j := strings.Index(rest, ": "); j >= 0 {
+				return &Error{Code: code, Reason: rest[j+2:], Err: err}
+			}
+		}
+	}
+	return internalError("forward to the leader", err)
 }
 
 // splitServed returns the targets this node serves and the quorum queues

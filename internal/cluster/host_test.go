@@ -48,11 +48,11 @@ func TestConcurrentCreateMakesOneGroup(t *testing.T) {
 		}
 	}
 	l := c.leader(q)
-	want := string(l.rec.def(q))
 	for _, tn := range c.nodes {
-		if got := string(tn.rec.def(q)); got != want || want == "" {
-			t.Errorf("%s defined %q, want %q as the leader", tn.name, got, want)
-		}
+		waitFor(t, tn.name+" holds the leader's definition", func() bool {
+			want := l.rec.def(q)
+			return want != nil && string(tn.rec.def(q)) == string(want)
+		})
 	}
 	if err := l.rs.Apply(put(q, 1), true); err != nil {
 		t.Fatal(err)
@@ -188,5 +188,33 @@ func TestCompaction(t *testing.T) {
 	c.start(down)
 	for _, tn := range c.nodes {
 		waitFor(t, tn.name+" holds all 120", func() bool { return len(contents(t, tn.st, q)) == 120 })
+	}
+}
+
+// Deleting a queue drops its messages on every member; the group stays,
+// and creating the queue again defines it anew there.
+func TestDeleteQueueOnEveryMember(t *testing.T) {
+	c := newTestCluster(t, 3)
+	q := QueueID("/", "gone")
+	if err := c.nodes[0].h.CreateQueue(ctx(t), q, []byte("def")); err != nil {
+		t.Fatal(err)
+	}
+	l := c.leader(q)
+	if err := l.rs.Apply(put(q, 1, 2), true); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.h.DeleteQueue(ctx(t), q); err != nil {
+		t.Fatal(err)
+	}
+	for _, tn := range c.nodes {
+		waitFor(t, tn.name+" deletes the queue", func() bool {
+			return tn.rec.def(q) == nil && len(contents(t, tn.st, q)) == 0
+		})
+	}
+	if err := c.nodes[1].h.CreateQueue(ctx(t), q, []byte("def2")); err != nil {
+		t.Fatal(err)
+	}
+	for _, tn := range c.nodes {
+		waitFor(t, tn.name+" defines the queue again", func() bool { return string(tn.rec.def(q)) == "def2" })
 	}
 }

@@ -73,14 +73,15 @@ func (h *Host) CreateQueue(ctx context.Context, id store.QueueID, def []byte) er
 	if err != nil {
 		return fmt.Errorf("create queue group: %w", err)
 	}
-	// Propose the definition once this node leads the group (the
-	// election takes a round trip to the other members), unless another
-	// node's definition applied first.
+	// Propose the definition (a follower's goes to the leader; the first
+	// attempts fail until the group has elected one), unless another
+	// node's definition applied first. A definition applying twice is
+	// harmless: DefineQueue is idempotent.
 	for {
-		var defined, leader bool
+		var defined bool
 		if err := h.do(ctx, func() {
 			if g := h.groups[gid]; g != nil {
-				defined, leader = g.defined, g.leader
+				defined = g.defined
 			}
 		}); err != nil {
 			return err
@@ -88,16 +89,18 @@ func (h *Host) CreateQueue(ctx context.Context, id store.QueueID, def []byte) er
 		if defined {
 			return h.barrier(ctx)
 		}
-		if leader {
-			err := h.proposeCmd(ctx, gid, cmdDefine, def)
-			if err == nil {
-				// The handler has defined the queue once the notifier
-				// has run what the definition's apply queued.
-				return h.barrier(ctx)
-			}
-			if !errors.Is(err, ErrNotLeader) {
-				return err
-			}
+		// A forwarded proposal lost on the way has no answer: bound
+		// each attempt.
+		actx, cancel := context.WithTimeout(ctx, time.Second)
+		err := h.proposeCmd(actx, gid, cmdDefine, def)
+		cancel()
+		if err == nil {
+			// The handler has defined the queue once the notifier has
+			// run what the definition's apply queued.
+			return h.barrier(ctx)
+		}
+		if !errors.Is(err, ErrNotLeader) && !errors.Is(err, ErrTimeout) {
+			return err
 		}
 		select {
 		case <-ctx.Done():
@@ -105,6 +108,17 @@ func (h *Host) CreateQueue(ctx context.Context, id store.QueueID, def []byte) er
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// DeleteQueue deletes a replicated queue this node leads: every member
+// drops its messages and hears Handler.QueueDeleted. It returns once that
+// has run here. The group stays (idle), so that declaring the name again
+// defines the queue anew in it.
+func (h *Host) DeleteQueue(ctx context.Context, id store.QueueID) error {
+	if err := h.proposeCmd(ctx, uint64(id), cmdDelete, nil); err != nil {
+		return err
+	}
+	return h.barrier(ctx)
 }
 
 // GroupStatus describes one group as this node sees it.

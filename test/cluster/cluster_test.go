@@ -713,3 +713,61 @@ func TestFollowerRefusesGetAndConsume(t *testing.T) {
 		}
 	}
 }
+
+// queue.delete of a quorum queue deletes it on every member, from any
+// node (a follower forwards it to the leader, which checks if-empty); the
+// name can be declared again, empty.
+func TestQuorumQueueDelete(t *testing.T) {
+	c := newCluster(t, 3)
+	if err := declare(t, c.nodes[0], "del", quorum, false); err != nil {
+		t.Fatal(err)
+	}
+	l := c.leader("del")
+	var f *node
+	for _, nd := range c.nodes {
+		if nd != l {
+			f = nd
+		}
+	}
+	publishConfirmed(t, c, "del", 0, 3)
+	conn, err := amqp.Dial(f.url())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = ch.QueueDelete("del", false, true, false)
+	var ae *amqp.Error
+	if !errors.As(err, &ae) || ae.Code != 406 || !strings.Contains(ae.Reason, "not empty") {
+		t.Fatalf("if-empty delete of a queue with 3 messages through follower %s: %v, want 406 not empty", f.name, err)
+	}
+	if ch, err = conn.Channel(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDelete("del", false, false, false); err != nil {
+		t.Fatalf("delete through follower %s: %v", f.name, err)
+	}
+	for _, nd := range c.nodes {
+		deadline := time.Now().Add(5 * time.Second)
+		_, err := nd.queue("del")
+		for err == nil && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+			_, err = nd.queue("del")
+		}
+		if err == nil || !strings.Contains(err.Error(), "404") {
+			t.Errorf("%s after the deletion: %v, want 404", nd.name, err)
+		}
+	}
+	// Declared again (on a follower of the old group), it starts empty.
+	if err := declare(t, f, "del", quorum, false); err != nil {
+		t.Fatal(err)
+	}
+	publishConfirmed(t, c, "del", 7, 8)
+	got := drain(t, c, "del")
+	if len(got) != 1 || got[7] != 1 {
+		t.Fatalf("the queue declared again holds %v, want only message 7", got)
+	}
+}
