@@ -21,9 +21,10 @@ type queue struct {
 	// leads its group and may deliver and write it.
 	quorum          bool
 	serving         atomic.Bool
-	declaredDurable bool          // as declared (exclusive queues are never stored)
-	owner           *Connection   // exclusive queues only
-	args            message.Table // as declared
+	replicated      replicatedCount // what a non-serving member reports (quorum.go)
+	declaredDurable bool            // as declared (exclusive queues are never stored)
+	owner           *Connection     // exclusive queues only
+	args            message.Table   // as declared
 	// optsP are the effective options: the declared arguments merged with
 	// the matching policies (policy.go); a policy change swaps them.
 	optsP atomic.Pointer[QueueOptions]

@@ -19,8 +19,10 @@ package broker
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sluicemq/sluice/internal/message"
@@ -223,6 +225,36 @@ func (q *queue) refuseUnserved() error {
 		return errorf(ResourceLocked, "quorum queue '%s' in vhost '%s' has no leader yet; retry", q.name, q.vh.name)
 	}
 	return errorf(ResourceLocked, "quorum queue '%s' in vhost '%s' is led by node %s; consume and get there", q.name, q.vh.name, leader)
+}
+
+// replicatedCount is how many messages a quorum queue holds in this
+// node's copy, for the API of a member that does not serve it (it keeps no
+// in-memory index). It is read from the local store's index, at most once
+// a second. Messages unacked on the leader count as ready: they would be,
+// were this node to take over.
+type replicatedCount struct {
+	mu sync.Mutex
+	n  int
+	at time.Time
+}
+
+func (c *replicatedCount) get(q *queue) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	if !c.at.IsZero() && now.Sub(c.at) < time.Second {
+		return c.n
+	}
+	floor, err := q.env.st.Floor(q.id)
+	if err != nil {
+		return c.n
+	}
+	n := 0
+	if err := q.env.st.ScanIndex(q.id, floor, func(uint64, []byte) bool { n++; return true }); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return c.n
+	}
+	c.n, c.at = n, now
+	return n
 }
 
 // Replica is a quorum queue's replication status; ok is false for a

@@ -150,10 +150,11 @@ func (c *cluster) byName(name string) *node {
 }
 
 type queueJSON struct {
-	Type    string   `json:"type"`
-	Leader  string   `json:"leader"`
-	Members []string `json:"members"`
-	Online  []string `json:"online"`
+	Type     string   `json:"type"`
+	Leader   string   `json:"leader"`
+	Members  []string `json:"members"`
+	Online   []string `json:"online"`
+	Messages int      `json:"messages"`
 }
 
 func (nd *node) queue(name string) (queueJSON, error) {
@@ -572,6 +573,18 @@ func TestPublishThroughFollower(t *testing.T) {
 	for id, dc := range dcs {
 		if !dc.Wait() {
 			t.Fatalf("publish %d through follower %s nacked", id, f.name)
+		}
+	}
+	// Every node reports the replicated count, followers included.
+	for _, nd := range c.nodes {
+		deadline := time.Now().Add(5 * time.Second)
+		q, err := nd.queue("fwd")
+		for (err != nil || q.Messages != n) && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+			q, err = nd.queue("fwd")
+		}
+		if q.Messages != n {
+			t.Errorf("%s reports %d messages (%v), want %d", nd.name, q.Messages, err, n)
 		}
 	}
 	got := drain(t, c, "fwd")
