@@ -13,11 +13,16 @@
 #   BACKLOG           messages of the backlog scenario (default 1000000; QUICK: 5000)
 #   BACKLOG_DURATION  time bound of the backlog's fill and of its drain each (default 300s)
 #   CHURN_MESSAGES    messages of the churn scenario (default 20000; QUICK: 1000)
+#   CONSUME_MESSAGES  messages the consume-ack and nack-requeue scenarios pre-fill the
+#                     queue with (default 300000; QUICK: 5000)
+#   LATENCY_RATE      steady publish rate of the latency scenario (default 5000 msg/s)
 #   RABBITMQ_PORT     port of the private RabbitMQ node (default 5681)
 #   RABBITMQ_BASE     its directory, as scripts/rabbitmq-local.sh uses it
 #   CLIENT            the bench's publishing client: amqp091-go (default) or batching (see
 #                     `sluice bench --help` and docs/benchmarks.md)
-#   SCENARIOS         runs to make, in order (default "publish publish-consume backlog churn")
+#   SCENARIOS         runs to make, in order (default "publish publish-consume backlog churn");
+#                     "consume" is short for the consume side of issue 16:
+#                     "publish consume-ack nack-requeue fanout latency"
 #   ROUNDS            how many times to measure every target, alternating them, so a noisy
 #                     machine shows as spread between rounds (default 1)
 #   OUT               directory for the JSON results (default: a new temporary directory)
@@ -35,9 +40,13 @@ if [ "${QUICK:-0}" = 1 ]; then
 	BACKLOG="${BACKLOG:-5000}"
 	BACKLOG_DURATION="${BACKLOG_DURATION:-60s}"
 	CHURN_MESSAGES="${CHURN_MESSAGES:-1000}"
+	CONSUME_MESSAGES="${CONSUME_MESSAGES:-5000}"
 fi
 TARGETS="${TARGETS:-sluice rabbitmq}"
 SCENARIOS="${SCENARIOS:-publish publish-consume backlog churn}"
+[ "$SCENARIOS" != consume ] || SCENARIOS="publish consume-ack nack-requeue fanout latency"
+CONSUME_MESSAGES="${CONSUME_MESSAGES:-300000}"
+LATENCY_RATE="${LATENCY_RATE:-5000}"
 ROUNDS="${ROUNDS:-1}"
 CLIENT="${CLIENT:-amqp091-go}"
 DURATION="${DURATION:-20s}"
@@ -162,7 +171,22 @@ scenario() {
 	churn)
 		bench churn --scenario churn --requeues 3 --messages "$CHURN_MESSAGES" --publishers 1 --consumers 1 \
 			--size 1024 --persistent --confirms 256 --prefetch 256 --duration "$DURATION" ;;
-	*) die "unknown scenario $1 (want publish, publish-consume, backlog or churn)" ;;
+	consume-ack)
+		# Consume with acks from a pre-filled queue: the drain phase is the figure.
+		bench consume-ack --scenario backlog --backlog "$CONSUME_MESSAGES" --publishers 1 --consumers 1 \
+			--size 1024 --persistent --confirms 256 --prefetch 256 --duration "$BACKLOG_DURATION" ;;
+	nack-requeue)
+		# Every message of a pre-filled queue nacked with requeue once, then acked.
+		bench nack-requeue --scenario requeue --requeues 1 --backlog "$CONSUME_MESSAGES" --publishers 1 \
+			--consumers 1 --size 1024 --persistent --confirms 256 --prefetch 256 --duration "$BACKLOG_DURATION" ;;
+	fanout)
+		bench fanout --scenario publish --fanout 4 --publishers 1 --consumers 4 --size 1024 --persistent \
+			--confirms 256 --prefetch 256 --duration "$DURATION" ;;
+	latency)
+		# A steady load well below capacity: publish->delivery latency is the figure.
+		bench latency --scenario publish --rate "$LATENCY_RATE" --publishers 1 --consumers 1 --size 1024 \
+			--persistent --confirms 256 --prefetch 256 --duration "$DURATION" ;;
+	*) die "unknown scenario $1 (want publish, publish-consume, backlog, churn, consume-ack, nack-requeue, fanout or latency)" ;;
 	esac
 }
 
@@ -213,4 +237,56 @@ log "JSON results in $OUT (publishing client: $CLIENT)"
 		done
 	done
 } | column -t -s "$(printf '\t')"
+
+# headline NAME: a jq expression for the one figure of run NAME the comparison is about.
+headline() {
+	case "$1" in
+	publish | fanout) echo '.phases[0].confirmed_per_s' ;;
+	publish-consume) echo '.phases[0].consumed_per_s' ;;
+	churn) echo '.phases[0].acked_per_s' ;;
+	backlog | consume-ack | nack-requeue) echo '.phases[1].acked_per_s' ;;
+	latency) echo '.phases[0].consume_latency.p99_ms' ;;
+	esac
+}
+headline_unit() {
+	case "$1" in
+	publish | fanout) echo "msg/s confirmed" ;;
+	publish-consume) echo "msg/s consumed" ;;
+	churn | nack-requeue) echo "msg/s completed (acked)" ;;
+	backlog | consume-ack) echo "msg/s drained (acked)" ;;
+	latency) echo "p99 publish->delivery ms" ;;
+	esac
+}
+
+# median TARGET NAME: the median of the headline figure over the rounds.
+median() {
+	local expr files=()
+	expr="$(headline "$2")"
+	for round in $(seq "$ROUNDS"); do
+		[ -s "$OUT/$1-$2-$round.json" ] && files+=("$OUT/$1-$2-$round.json")
+	done
+	[ "${#files[@]}" -gt 0 ] || { echo "-"; return; }
+	jq -s "[.[] | $expr] | sort | if length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end | . * 10 | round / 10" "${files[@]}"
+}
+
+if [[ " $TARGETS " == *" sluice "* && " $TARGETS " == *" rabbitmq "* ]]; then
+	echo
+	echo "median of $ROUNDS round(s), Sluice / RabbitMQ (latency: RabbitMQ / Sluice):"
+	{
+		printf 'run\tfigure\tsluice\trabbitmq\tratio\n'
+		for name in $SCENARIOS; do
+			a="$(median sluice "$name")"
+			b="$(median rabbitmq "$name")"
+			ratio="-"
+			if [ "$a" != "-" ] && [ "$b" != "-" ]; then
+				if [ "$name" = latency ]; then
+					ratio="$(jq -n "if $a == 0 then \"-\" else ($b / $a * 10 | round / 10 | tostring) + \"x\" end" -r)"
+				else
+					ratio="$(jq -n "if $b == 0 then \"-\" else ($a / $b * 10 | round / 10 | tostring) + \"x\" end" -r)"
+				fi
+			fi
+			printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$(headline_unit "$name")" "$a" "$b" "$ratio"
+		done
+	} | column -t -s "$(printf '\t')"
+fi
 [ "$failures" = 0 ] || die "$failures run(s) failed"

@@ -71,7 +71,10 @@ func (c *clusterNode) store(local store.Store) store.Store {
 	return cluster.NewStore(local, c.host, replicateTimeout)
 }
 
-func (c *clusterNode) start(b *broker.Broker) { c.host.Start(c.tr, b) }
+func (c *clusterNode) start(b *broker.Broker) {
+	c.tr.SetForwardHandler(b.AcceptForward)
+	c.host.Start(c.tr, b)
+}
 
 func (c *clusterNode) close(context.Context) error {
 	c.host.Stop()
@@ -80,6 +83,12 @@ func (c *clusterNode) close(context.Context) error {
 
 func (c *clusterNode) NewQueueID() store.QueueID        { return cluster.NewQueueID() }
 func (c *clusterNode) Replicated(id store.QueueID) bool { return cluster.Replicated(id) }
+
+func (c *clusterNode) Leader(id store.QueueID) string { return c.host.Leader(id) }
+
+func (c *clusterNode) Forward(node string, body []byte, done func(error)) {
+	c.tr.Forward(node, body, replicateTimeout, done)
+}
 
 func (c *clusterNode) CreateQueue(ctx context.Context, id store.QueueID, def []byte) error {
 	return c.host.CreateQueue(ctx, id, def)

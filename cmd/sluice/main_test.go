@@ -59,7 +59,7 @@ func TestServeRunsTheBroker(t *testing.T) {
 	var stdout, stderr syncBuffer
 	exit := make(chan int, 1)
 	go func() {
-		exit <- run(ctx, []string{"serve", "--password-cost", "4", "--amqp", "127.0.0.1:0", "--data", data, "--init", "--log-format", "json"}, &stdout, &stderr)
+		exit <- run(ctx, []string{"serve", "--password-cost", "4", "--amqp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--data", data, "--init", "--log-format", "json"}, &stdout, &stderr)
 	}()
 	started := waitLog(t, &stderr, "sluice started")
 	addr, _ := started["amqp"].(string)

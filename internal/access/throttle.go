@@ -30,7 +30,7 @@ type ThrottleConfig struct {
 	// MaxSources bounds the table; past it the source that failed least
 	// recently is forgotten first.
 	MaxSources int
-	// Now is the clock; tests replace it.
+	// Now is the clock (nil: time.Now; the broker gives its own).
 	Now func() time.Time
 }
 
@@ -38,7 +38,7 @@ type ThrottleConfig struct {
 // five free failures, then 1 s, 2 s, 4 s … up to a minute.
 func DefaultThrottleConfig() ThrottleConfig {
 	return ThrottleConfig{Free: 5, Delay: time.Second, MaxDelay: time.Minute, Forget: 15 * time.Minute,
-		MaxSources: 100_000, Now: time.Now}
+		MaxSources: 100_000}
 }
 
 // Validate reports a configuration that cannot work.

@@ -4,6 +4,8 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+
+	"github.com/sluicemq/sluice/internal/broker"
 )
 
 // SASL EXTERNAL over mutual TLS, as RabbitMQ's rabbitmq_auth_mechanism_ssl
@@ -24,7 +26,8 @@ func (c *conn) startOkExternal(failureClose bool) error {
 	if c.peerCN == "" {
 		return c.loginRefused("", "EXTERNAL", failureClose, errors.New("no verified TLS client certificate"))
 	}
-	if err := c.srv.broker.AuthenticateExternal(c.peerCN, c.nc.RemoteAddr().String()); err != nil {
+	login := broker.Login{Door: "amqp", Remote: c.nc.RemoteAddr().String(), User: c.peerCN}
+	if err := c.srv.broker.AuthenticateExternal(login); err != nil {
 		return c.loginRefused(c.peerCN, "EXTERNAL", failureClose, err)
 	}
 	c.loggedIn(c.peerCN)

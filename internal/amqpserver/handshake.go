@@ -97,9 +97,9 @@ func (c *conn) startOk(m *amqp.ConnectionStartOk) error {
 	return nil
 }
 
-// loginRefused answers a failed login.
+// loginRefused answers a failed login. The broker logs failed logins,
+// gathered per source; this line is for debugging one connection.
 func (c *conn) loginRefused(user, mechanism string, failureClose bool, err error) error {
-	// The broker logs failed password logins, gathered per source.
 	c.log.Debug("amqp login refused", logUser, user, "mechanism", mechanism, logErr, err)
 	if !failureClose {
 		// As RabbitMQ: a client without the

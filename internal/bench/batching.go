@@ -296,8 +296,8 @@ type publishFrames struct {
 	header []byte // content header payload
 }
 
-func newPublishFrames(queue string, persistent bool, bodySize int) (publishFrames, error) {
-	m, err := amqp.AppendMethod(nil, &amqp.BasicPublish{RoutingKey: queue})
+func newPublishFrames(exchange, key string, persistent bool, bodySize int) (publishFrames, error) {
+	m, err := amqp.AppendMethod(nil, &amqp.BasicPublish{Exchange: exchange, RoutingKey: key})
 	if err != nil {
 		return publishFrames{}, fmt.Errorf("encode basic.publish: %w", err)
 	}
@@ -520,15 +520,26 @@ var errReaderFailed = errors.New("connection reader stopped")
 // reached, then flushes. It writes to the socket only when no window token
 // is free, when batchFlushAt bytes are buffered, and at the end.
 func (s *session) batchPublishLoop(ctx context.Context, c *batchConn, r *confirmReader, idx int, p *phaseRun) error {
-	pf, err := newPublishFrames(s.cfg.Queue, s.cfg.Persistent, s.cfg.MessageSize)
+	exchange, key := s.cfg.exchange()
+	pf, err := newPublishFrames(exchange, key, s.cfg.Persistent, s.cfg.MessageSize)
 	if err != nil {
 		return err
 	}
 	k := uint64(len(r.slots))
 	body := newBody(s.cfg.MessageSize)
 	done := ctx.Done()
+	pace := newPacer(p.interval)
 loop:
 	for seq := uint64(0); p.claim(); seq++ {
+		if p.interval > 0 {
+			// Paced: what is buffered goes out before the wait.
+			if err := c.w.Flush(); err != nil {
+				return fmt.Errorf("write: %w", err)
+			}
+			if !pace.wait(ctx) {
+				break loop
+			}
+		}
 		select {
 		case <-done:
 			break loop

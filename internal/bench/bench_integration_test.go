@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"sync"
@@ -102,6 +103,49 @@ func TestBenchAgainstSluice(t *testing.T) {
 				}
 			},
 		},
+		{
+			name: "requeue",
+			cfg: func(c bench.Config) bench.Config {
+				c.Scenario, c.Requeues, c.Backlog = bench.ScenarioRequeue, 1, 500
+				return c
+			},
+			check: func(t *testing.T, r bench.Result) {
+				if len(r.Phases) != 2 {
+					t.Fatalf("requeue phases %+v, want fill and drain", r.Phases)
+				}
+				drain := r.Phases[1]
+				if drain.Acked != 500 || drain.Requeued != 500 || drain.Consumed != 1000 || !drain.Complete {
+					t.Errorf("drain %+v, want 500 acked after 500 requeues", drain)
+				}
+			},
+		},
+		{
+			name: "fanout",
+			cfg: func(c bench.Config) bench.Config {
+				c.Fanout, c.Consumers, c.Messages = 3, 1, 300
+				return c
+			},
+			check: func(t *testing.T, r bench.Result) {
+				p := onePhase(t, r, "publish")
+				if r.Consumers != 3 || p.Confirmed != 300 || p.Acked != 900 || !p.Complete {
+					t.Errorf("fanout: %d consumers, phase %+v; want 3 consumers, 300 confirmed, 900 acked", r.Consumers, p)
+				}
+			},
+		},
+		{
+			name: "paced",
+			cfg: func(c bench.Config) bench.Config {
+				c.Rate, c.Consumers, c.Messages = 1000, 1, 300
+				return c
+			},
+			check: func(t *testing.T, r bench.Result) {
+				p := onePhase(t, r, "publish")
+				// 300 messages at 1000/s take at least 0.3 s.
+				if p.Acked != 300 || p.Seconds < 0.29 {
+					t.Errorf("paced phase %+v, want 300 acked over at least 0.3 s", p)
+				}
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -117,6 +161,12 @@ func TestBenchAgainstSluice(t *testing.T) {
 			tt.check(t, r)
 			if !strings.Contains(out.String(), "msg/s") {
 				t.Errorf("summary lacks rates:\n%s", out.String())
+			}
+			if cfg.Fanout > 1 {
+				for i := 1; i <= cfg.Fanout; i++ {
+					assertQueueGone(t, b.URL(), fmt.Sprintf("%s.%d", cfg.Queue, i))
+				}
+				return
 			}
 			assertQueueGone(t, b.URL(), cfg.Queue)
 		})

@@ -13,6 +13,10 @@ const (
 	ScenarioPublish = "publish"
 	ScenarioBacklog = "backlog"
 	ScenarioChurn   = "churn"
+	// ScenarioRequeue fills the queue like backlog, then drains it with
+	// consumers that nack every message Requeues times with requeue before
+	// they ack it: the redelivery path on its own, without publishers.
+	ScenarioRequeue = "requeue"
 )
 
 // Client names accepted by Config.Client: the library the publishers use.
@@ -76,9 +80,17 @@ type Config struct {
 	// MultiAck acks with multiple=true once this many deliveries are
 	// waiting to be acked; 0 or 1 acks each delivery.
 	MultiAck int
-	// Requeues is how many times the churn consumers nack each message
-	// with requeue before they ack it.
+	// Requeues is how many times the churn (and requeue) consumers nack
+	// each message with requeue before they ack it.
 	Requeues int
+	// Fanout, when above 1, makes publish publish to a fanout exchange
+	// (Queue + ".fanout") bound to Fanout queues (Queue + ".1" …), each
+	// consumed by its own consumers (at least one per queue).
+	Fanout int
+	// Rate, when positive, paces the publishers to this many messages per
+	// second in all (a steady load for latency), instead of as fast as the
+	// confirm window allows.
+	Rate int
 
 	// Messages bounds the messages published in publish and churn, summed
 	// over publishers; 0 leaves only the time bound.
@@ -132,9 +144,9 @@ func (c Config) Validate() error {
 		bad("url %q: no host", redactURL(c.URL))
 	}
 	switch c.Scenario {
-	case ScenarioPublish, ScenarioBacklog, ScenarioChurn:
+	case ScenarioPublish, ScenarioBacklog, ScenarioChurn, ScenarioRequeue:
 	default:
-		bad("scenario %q: want %s, %s or %s", c.Scenario, ScenarioPublish, ScenarioBacklog, ScenarioChurn)
+		bad("scenario %q: want %s, %s, %s or %s", c.Scenario, ScenarioPublish, ScenarioBacklog, ScenarioChurn, ScenarioRequeue)
 	}
 	switch c.Client {
 	case ClientAMQP091, ClientBatching:
@@ -169,13 +181,21 @@ func (c Config) Validate() error {
 	if c.Requeues < 0 {
 		bad("requeues %d: must not be negative", c.Requeues)
 	}
-	if c.Scenario == ScenarioChurn && c.Requeues < 1 {
-		bad("churn needs requeues of at least 1")
+	if (c.Scenario == ScenarioChurn || c.Scenario == ScenarioRequeue) && c.Requeues < 1 {
+		bad("%s needs requeues of at least 1", c.Scenario)
+	}
+	if c.Fanout < 0 || c.Fanout > maxWorkers {
+		bad("fanout %d: want 0 to %d", c.Fanout, maxWorkers)
+	} else if c.Fanout > 1 && c.Scenario != ScenarioPublish {
+		bad("fanout works with scenario %s only", ScenarioPublish)
+	}
+	if c.Rate < 0 {
+		bad("rate %d: must not be negative", c.Rate)
 	}
 	if c.Messages < 0 {
 		bad("messages %d: must not be negative", c.Messages)
 	}
-	if c.Scenario == ScenarioBacklog && c.Backlog < 1 {
+	if (c.Scenario == ScenarioBacklog || c.Scenario == ScenarioRequeue) && c.Backlog < 1 {
 		bad("backlog %d: must be at least 1", c.Backlog)
 	}
 	if c.Duration <= 0 {
@@ -192,7 +212,31 @@ func (c Config) consumers() int {
 	if c.Scenario != ScenarioPublish && c.Consumers < 1 {
 		return 1
 	}
+	if c.Fanout > 1 && c.Consumers > 0 && c.Consumers < c.Fanout {
+		return c.Fanout
+	}
 	return c.Consumers
+}
+
+// queues returns the queues the bench declares: Queue, or the fanout's.
+func (c Config) queues() []string {
+	if c.Fanout <= 1 {
+		return []string{c.Queue}
+	}
+	qs := make([]string, c.Fanout)
+	for i := range qs {
+		qs[i] = fmt.Sprintf("%s.%d", c.Queue, i+1)
+	}
+	return qs
+}
+
+// exchange is where publishers publish: the fanout exchange, or the
+// default exchange ("") with Queue as the routing key.
+func (c Config) exchange() (exchange, key string) {
+	if c.Fanout <= 1 {
+		return "", c.Queue
+	}
+	return c.Queue + ".fanout", ""
 }
 
 // Flags registers c's fields as flags on fs, with c's current values as the
@@ -203,7 +247,7 @@ func Flags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "amqps: client certificate `file` (PEM), for mutual TLS")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "amqps: client key `file` (PEM)")
 	fs.BoolVar(&c.TLSInsecure, "tls-insecure", c.TLSInsecure, "amqps: do not verify the broker's certificate")
-	fs.StringVar(&c.Scenario, "scenario", c.Scenario, "publish, backlog or churn")
+	fs.StringVar(&c.Scenario, "scenario", c.Scenario, "publish, backlog, churn or requeue")
 	fs.StringVar(&c.Queue, "queue", c.Queue, "durable queue the bench declares (must be empty)")
 	fs.StringVar(&c.QueueType, "queue-type", c.QueueType, "x-queue-type of the queue (classic, quorum; empty: broker default)")
 	fs.StringVar(&c.Client, "client", c.Client, "publishers' client: amqp091-go, or batching (the bench's own, which writes many publishes per system call)")
@@ -215,9 +259,11 @@ func Flags(fs *flag.FlagSet, c *Config) {
 	fs.IntVar(&c.Confirms, "confirms", c.Confirms, "unconfirmed messages outstanding per publisher (0: no confirm mode)")
 	fs.IntVar(&c.Prefetch, "prefetch", c.Prefetch, "consumer prefetch count (0: unlimited)")
 	fs.IntVar(&c.MultiAck, "multi-ack", c.MultiAck, "ack with multiple=true every `N` deliveries (0 or 1: ack each)")
-	fs.IntVar(&c.Requeues, "requeues", c.Requeues, "churn: nacks with requeue per message before its ack")
+	fs.IntVar(&c.Requeues, "requeues", c.Requeues, "churn and requeue: nacks with requeue per message before its ack")
+	fs.IntVar(&c.Fanout, "fanout", c.Fanout, "publish: publish to a fanout exchange bound to `N` queues, each with its own consumer")
+	fs.IntVar(&c.Rate, "rate", c.Rate, "publish at a steady `N` messages/s in all (0: as fast as confirms allow)")
 	fs.IntVar(&c.Messages, "messages", c.Messages, "publish and churn: messages to publish in all (0: only --duration bounds the run)")
-	fs.IntVar(&c.Backlog, "backlog", c.Backlog, "backlog: messages to fill the queue with")
+	fs.IntVar(&c.Backlog, "backlog", c.Backlog, "backlog and requeue: messages to fill the queue with")
 	fs.DurationVar(&c.Duration, "duration", c.Duration, "time bound of the run (backlog: of the fill and of the drain each)")
 	fs.IntVar(&c.PID, "pid", c.PID, "broker process id on this machine, to report its resident memory")
 	fs.BoolVar(&c.JSON, "json", c.JSON, "write the result as JSON")

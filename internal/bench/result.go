@@ -21,6 +21,10 @@ type Result struct {
 	MessageSize int    `json:"message_size"`
 	Persistent  bool   `json:"persistent"`
 	Confirms    int    `json:"confirms"`
+	// Fanout is the number of queues each message reached (0: one queue);
+	// Rate the paced publish rate (0: unpaced).
+	Fanout int `json:"fanout,omitempty"`
+	Rate   int `json:"rate,omitempty"`
 	// Phases are in the order they ran: publish and churn have one,
 	// backlog has "fill" and "drain".
 	Phases []Phase `json:"phases"`
@@ -104,6 +108,12 @@ func (r Result) WriteSummary(w io.Writer) error {
 	pr("scenario %s on %s, queue %q\n", r.Scenario, r.URL, r.Queue)
 	pr("%d publisher(s) (%s client), %d consumer(s), %d-byte %s messages, confirms %s\n",
 		r.Publishers, r.Client, r.Consumers, r.MessageSize, persistence(r.Persistent), confirmsText(r.Confirms))
+	if r.Fanout > 1 {
+		pr("fanout exchange to %d queues\n", r.Fanout)
+	}
+	if r.Rate > 0 {
+		pr("publishers paced to %d msg/s\n", r.Rate)
+	}
 	if r.Interrupted {
 		pr("interrupted: the figures cover the run until then\n")
 	}

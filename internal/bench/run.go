@@ -71,7 +71,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 	res := Result{
 		Scenario: cfg.Scenario, URL: redactURL(cfg.URL), Queue: cfg.Queue, Client: cfg.Client,
 		Publishers: cfg.Publishers, Consumers: cfg.consumers(), MessageSize: cfg.MessageSize,
-		Persistent: cfg.Persistent, Confirms: cfg.Confirms,
+		Persistent: cfg.Persistent, Confirms: cfg.Confirms, Fanout: cfg.Fanout, Rate: cfg.Rate,
 	}
 	err = s.run(ctx, &res)
 	if ctx.Err() != nil {
@@ -127,14 +127,15 @@ func (s *session) run(ctx context.Context, res *Result) error {
 		ph, err := s.runPhase(ctx, "churn", cfg.Publishers, cfg.consumers(), int64(cfg.Messages), 0, cfg.Requeues)
 		res.Phases = append(res.Phases, ph)
 		return err
-	case ScenarioBacklog:
+	case ScenarioBacklog, ScenarioRequeue:
 		return s.runBacklog(ctx, ch, res)
 	}
 	return fmt.Errorf("scenario %q: unknown", cfg.Scenario) // Validate refuses it
 }
 
 // runBacklog fills the queue, measures its depth and the broker's memory,
-// then drains it.
+// then drains it (in requeue, nacking every message cfg.Requeues times
+// before its ack).
 func (s *session) runBacklog(ctx context.Context, ch *amqp.Channel, res *Result) error {
 	fill, err := s.runPhase(ctx, "fill", s.cfg.Publishers, 0, int64(s.cfg.Backlog), 0, 0)
 	if err == nil {
@@ -158,26 +159,44 @@ func (s *session) runBacklog(ctx context.Context, ch *amqp.Channel, res *Result)
 	if fill.QueueDepth == 0 {
 		return nil
 	}
-	drain, err := s.runPhase(ctx, "drain", 0, s.cfg.consumers(), 0, fill.QueueDepth, 0)
+	requeues := 0
+	if s.cfg.Scenario == ScenarioRequeue {
+		requeues = s.cfg.Requeues
+	}
+	drain, err := s.runPhase(ctx, "drain", 0, s.cfg.consumers(), 0, fill.QueueDepth, requeues)
 	res.Phases = append(res.Phases, drain)
 	return err
 }
 
-// declare declares the bench's durable queue and checks that it is empty, so
-// that old messages do not skew the figures.
+// declare declares the bench's durable queues (and, with fanout, the
+// exchange that binds them) and checks that they are empty, so that old
+// messages do not skew the figures.
 func (s *session) declare(ch *amqp.Channel) error {
 	var args amqp.Table
 	if s.cfg.QueueType != "" {
 		args = amqp.Table{"x-queue-type": s.cfg.QueueType}
 	}
-	q, err := ch.QueueDeclare(s.cfg.Queue, true, false, false, false, args)
-	if err != nil {
-		return fmt.Errorf("declare queue %q: %w", s.cfg.Queue, err)
+	ex, _ := s.cfg.exchange()
+	if ex != "" {
+		if err := ch.ExchangeDeclare(ex, amqp.ExchangeFanout, true, false, false, false, nil); err != nil {
+			return fmt.Errorf("declare exchange %q: %w", ex, err)
+		}
 	}
-	if q.Messages > 0 {
-		return fmt.Errorf("queue %q holds %d messages already: delete it or pick another --queue", s.cfg.Queue, q.Messages)
+	for _, name := range s.cfg.queues() {
+		q, err := ch.QueueDeclare(name, true, false, false, false, args)
+		if err != nil {
+			return fmt.Errorf("declare queue %q: %w", name, err)
+		}
+		if q.Messages > 0 {
+			return fmt.Errorf("queue %q holds %d messages already: delete it or pick another --queue", name, q.Messages)
+		}
+		s.declared = true
+		if ex != "" {
+			if err := ch.QueueBind(name, "", ex, false, nil); err != nil {
+				return fmt.Errorf("bind queue %q to %q: %w", name, ex, err)
+			}
+		}
 	}
-	s.declared = true
 	return nil
 }
 
@@ -196,8 +215,15 @@ func (s *session) cleanup() error {
 	if err != nil {
 		return fmt.Errorf("cleanup: open channel: %w", err)
 	}
-	if _, err := ch.QueueDelete(s.cfg.Queue, false, false, false); err != nil {
-		return fmt.Errorf("cleanup: delete queue %q: %w", s.cfg.Queue, err)
+	for _, name := range s.cfg.queues() {
+		if _, err := ch.QueueDelete(name, false, false, false); err != nil {
+			return fmt.Errorf("cleanup: delete queue %q: %w", name, err)
+		}
+	}
+	if ex, _ := s.cfg.exchange(); ex != "" {
+		if err := ch.ExchangeDelete(ex, false, false); err != nil {
+			return fmt.Errorf("cleanup: delete exchange %q: %w", ex, err)
+		}
 	}
 	return nil
 }
@@ -268,6 +294,10 @@ func (s *session) progress(format string, args ...any) {
 // publishers), all of them at cfg.Duration or when ctx ends.
 func (s *session) runPhase(ctx context.Context, name string, pubs, cons int, limit, drainTarget int64, requeues int) (Phase, error) {
 	p := newPhaseRun(limit, drainTarget, requeues)
+	p.copies = int64(max(1, s.cfg.Fanout))
+	if pubs > 0 && s.cfg.Rate > 0 {
+		p.interval = time.Duration(float64(time.Second) * float64(pubs) / float64(s.cfg.Rate))
+	}
 	pctx, cancel := context.WithTimeout(ctx, s.cfg.Duration)
 	defer cancel()
 	hard, hardCancel := context.WithTimeout(ctx, s.cfg.Duration+stopGrace)

@@ -34,10 +34,17 @@ type phaseRun struct {
 	doneOnce sync.Once
 
 	churn *churnTable // nil unless consumers requeue
+
+	// copies is how many queues each published message reaches (fanout),
+	// so consumers are done at that many acks per message.
+	copies int64
+	// interval, when positive, is the time between one publisher's
+	// messages (Config.Rate).
+	interval time.Duration
 }
 
 func newPhaseRun(limit, drainTarget int64, requeues int) *phaseRun {
-	p := &phaseRun{limit: limit, drainTarget: drainTarget, done: make(chan struct{})}
+	p := &phaseRun{limit: limit, drainTarget: drainTarget, done: make(chan struct{}), copies: 1}
 	if requeues > 0 {
 		p.churn = &churnTable{counts: make(map[uint64]int)}
 	}
@@ -64,6 +71,9 @@ func (p *phaseRun) checkDone(confirms bool) {
 		target = p.confirmed.Load()
 	default:
 		target = p.sent.Load()
+	}
+	if p.drainTarget == 0 {
+		target *= p.copies
 	}
 	if p.acked.Load() >= target {
 		p.doneOnce.Do(func() { close(p.done) })
@@ -168,7 +178,12 @@ func (s *session) publisher(ctx, hard context.Context, idx int, p *phaseRun, lat
 	}
 	body := newBody(s.cfg.MessageSize)
 	msg := amqp.Publishing{DeliveryMode: mode, Body: body}
+	exchange, key := s.cfg.exchange()
+	pace := newPacer(p.interval)
 	for seq := uint64(0); p.claim(); seq++ {
+		if !pace.wait(ctx) {
+			return s.awaitConfirms(hard, idx, tokens, readerDone)
+		}
 		if k > 0 {
 			select {
 			case tokens <- struct{}{}:
@@ -185,7 +200,7 @@ func (s *session) publisher(ctx, hard context.Context, idx int, p *phaseRun, lat
 			slots[ch.GetNextPublishSeqNo()%uint64(k)].Store(int64(sentAt))
 		}
 		stampBody(body, sentAt, uint64(idx)<<40|seq)
-		if err := ch.Publish("", s.cfg.Queue, false, false, msg); err != nil {
+		if err := ch.Publish(exchange, key, false, false, msg); err != nil {
 			return fmt.Errorf("publisher %d: publish: %w", idx, err)
 		}
 		p.sent.Add(1)
@@ -233,7 +248,8 @@ func (s *session) consumer(ctx, hard context.Context, idx int, p *phaseRun, lat 
 	if err := ch.Qos(s.cfg.Prefetch, 0, false); err != nil {
 		return fmt.Errorf("consumer %d: basic.qos: %w", idx, err)
 	}
-	deliveries, err := ch.Consume(s.cfg.Queue, fmt.Sprintf("sluice-bench-%d", idx), false, false, false, false, nil)
+	qs := s.cfg.queues()
+	deliveries, err := ch.Consume(qs[idx%len(qs)], fmt.Sprintf("sluice-bench-%d", idx), false, false, false, false, nil)
 	if err != nil {
 		return fmt.Errorf("consumer %d: basic.consume: %w", idx, err)
 	}
@@ -271,6 +287,34 @@ func (s *session) consumer(ctx, hard context.Context, idx int, p *phaseRun, lat 
 			p.checkDone(s.cfg.Confirms > 0)
 		}
 	}
+}
+
+// pacer spaces a publisher's messages interval apart (none when 0). It
+// keeps to the schedule rather than to the gap since the last message, so a
+// late wake-up is made up by the next messages and the rate holds.
+type pacer struct {
+	interval time.Duration
+	next     time.Time
+}
+
+func newPacer(interval time.Duration) *pacer { return &pacer{interval: interval, next: time.Now()} }
+
+// wait returns once the next message is due: true, or false when ctx ended.
+func (pc *pacer) wait(ctx context.Context) bool {
+	if pc.interval <= 0 {
+		return true
+	}
+	if d := time.Until(pc.next); d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		}
+	}
+	pc.next = pc.next.Add(pc.interval)
+	return true
 }
 
 // acker acks deliveries one by one, or every `every` with multiple=true.

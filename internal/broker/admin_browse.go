@@ -47,6 +47,10 @@ type Filter struct {
 	Body        string    // substring of the body
 	Since       time.Time // death time (or timestamp property) at or after
 	Until       time.Time // death time (or timestamp property) before
+	// State, when set, is StateReady, StateUnacked or StateDelayed: Browse
+	// returns only messages in that state. Match does not see it (a
+	// message's state is the queue's, not the message's).
+	State string
 }
 
 // IsZero reports whether f matches everything.
@@ -153,6 +157,9 @@ func (b *Broker) Browse(vhostName, queueName string, after uint64, limit int, f 
 	if limit <= 0 {
 		limit = 100
 	}
+	if f.State == StateUnacked || f.State == StateDelayed {
+		return b.browseFew(q, after, limit, f)
+	}
 	q.mu.Lock()
 	from, high := q.lowestLocked(), q.high
 	q.mu.Unlock()
@@ -174,6 +181,10 @@ func (b *Broker) Browse(vhostName, queueName string, after uint64, limit int, f 
 			}
 			page.Next = seq
 			scanned++
+			if f.State == StateReady && !q.isReady(seq) {
+				page.More = scanned >= browseScanCap
+				return !page.More
+			}
 			m, err := decodeRecord(slices.Clone(rec))
 			if err != nil {
 				derr = fmt.Errorf("queue %q message %d: %w", q.name, seq, err)
@@ -198,13 +209,75 @@ func (b *Broker) Browse(vhostName, queueName string, after uint64, limit int, f 
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for _, c := range cands {
-		if sm, ok := q.classifyLocked(c.seq); ok {
+		if sm, ok := q.classifyLocked(c.seq); ok && (f.State == "" || sm.State == f.State) {
 			sm.Message = c.m
 			page.Messages = append(page.Messages, sm)
 		}
 	}
 	if page.More && page.Next+1 >= q.high {
 		page.More = false
+	}
+	return page, nil
+}
+
+// isReady reports whether seq is in the queue and neither delivered nor
+// delayed.
+func (q *queue) isReady(seq uint64) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	sm, ok := q.classifyLocked(seq)
+	return ok && sm.State == StateReady
+}
+
+// browseFew is Browse for the unacked or delayed messages: they are held
+// in the queue's index, so it reads just them instead of scanning a queue
+// that may hold a million ready messages.
+func (b *Broker) browseFew(q *queue, after uint64, limit int, f Filter) (BrowsePage, error) {
+	var seqs []uint64
+	q.mu.Lock()
+	if f.State == StateUnacked {
+		for s := range q.unacked {
+			if s > after {
+				seqs = append(seqs, s)
+			}
+		}
+	} else {
+		for s := range q.delayed {
+			if s > after {
+				seqs = append(seqs, s)
+			}
+		}
+	}
+	q.mu.Unlock()
+	slices.Sort(seqs)
+	var page BrowsePage
+	for i, seq := range seqs {
+		if i >= browseScanCap || len(page.Messages) >= limit {
+			page.More = true
+			break
+		}
+		page.Next = seq
+		rec, err := b.env.st.Get(q.id, seq)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // acked or moved since
+		}
+		if err != nil {
+			return BrowsePage{}, internalError("browse queue", err)
+		}
+		m, err := decodeRecord(rec)
+		if err != nil {
+			return BrowsePage{}, internalError("browse queue", fmt.Errorf("queue %q message %d: %w", q.name, seq, err))
+		}
+		if !f.Match(m) {
+			continue
+		}
+		q.mu.Lock()
+		sm, ok := q.classifyLocked(seq)
+		q.mu.Unlock()
+		if ok && sm.State == f.State {
+			sm.Message = m
+			page.Messages = append(page.Messages, sm)
+		}
 	}
 	return page, nil
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"github.com/sluicemq/sluice/internal/access"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -23,11 +22,13 @@ const defaultCacheBytes = 64 << 20
 // env is what vhosts, queues and channels need of the broker: the narrow
 // dependencies, not the broker itself.
 type env struct {
-	st     store.Store // wb
-	wb     *writeBehind
+	// st is the store seen through pipe: writes go through the pipeline,
+	// reads see its deferred changes.
+	st     store.Store
+	pipe   store.Pipeline[*publishReq] // commit.go
+	fence  *storeFence                 // fence.go: the pipeline writes through it
 	log    *slog.Logger
 	cache  *bodyCache
-	commit *committer
 	now    func() time.Time
 	window int
 	// newQueueID allocates and records a queue id.
@@ -41,9 +42,12 @@ type env struct {
 	delays        *scheduler
 	expiry        *expirer // expiry.go
 	noPoisonQueue bool
-	cluster       Cluster        // quorum.go; nil for a single node
-	stats         msgCounters    // stats.go: broker-wide
-	objects       objectCounters // lifecycle.go
+	cluster       Cluster // quorum.go; nil for a single node
+	// dispatchers are the queues' dispatcher wake-ups (queue.wakeLocked);
+	// Close waits for them after the pipeline stopped.
+	dispatchers sync.WaitGroup
+	stats       msgCounters    // stats.go: broker-wide
+	objects     objectCounters // lifecycle.go
 }
 
 // Broker is the domain: vhosts, exchanges, queues, consumers.
@@ -79,10 +83,13 @@ func Open(cfg Config, st store.Store) (*Broker, error) {
 		cfg.Now = time.Now
 	}
 	b := &Broker{cfg: cfg, vhosts: make(map[string]*vhost)}
-	wb := newWriteBehind(st, cfg.Logger)
+	pub := &publishing{log: cfg.Logger}
+	fence := &storeFence{log: cfg.Logger}
+	pipe := newPipeline(fencingStore{st, fence}, pub)
 	b.env = &env{
-		st:     wb,
-		wb:     wb,
+		st:     pipe.Store(),
+		pipe:   pipe,
+		fence:  fence,
 		log:    cfg.Logger,
 		cache:  newBodyCache(cmp.Or(cfg.BodyCacheBytes, defaultCacheBytes)),
 		now:    cfg.Now,
@@ -121,17 +128,14 @@ func Open(cfg Config, st store.Store) (*Broker, error) {
 	if err := b.recover(); err != nil {
 		return nil, err
 	}
-	c := newCommitter(b.env.st, cfg.Logger)
-	if err := b.openDelayQueue(c); err != nil {
+	if err := b.openDelayQueue(pub); err != nil {
 		return nil, err
 	}
-	b.env.commit = c
 	b.env.dead = startDeadLetterer(b.env)
 	b.env.delays = newScheduler(b, delayWindow)
 	b.env.expiry = startExpirer(cfg.Now)
-	c.delays, c.dead = b.env.delays, b.env.dead
-	wb.start()
-	c.start()
+	pub.delays, pub.dead = b.env.delays, b.env.dead
+	pipe.Start()
 	b.env.delays.start()
 	b.armAll() // expiry.go
 	b.stop = make(chan struct{})
@@ -142,7 +146,7 @@ func Open(cfg Config, st store.Store) (*Broker, error) {
 
 // openDelayQueue finds (or allocates) the hidden delay queue and where its
 // seqs continue.
-func (b *Broker) openDelayQueue(c *committer) error {
+func (b *Broker) openDelayQueue(c *publishing) error {
 	v, err := b.env.st.GetMeta(metaDelayQueueID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -183,8 +187,8 @@ func (b *Broker) Close(ctx context.Context) error {
 		b.env.dead.close()
 		close(b.stop)
 		b.wg.Wait()
-		err = b.env.commit.close(ctx)
-		b.env.wb.close()
+		err = b.env.pipe.Close(ctx)
+		b.env.dispatchers.Wait()
 	})
 	return err
 }
@@ -198,10 +202,12 @@ func (b *Broker) Authenticate(l Login) error {
 }
 
 // AuthenticateExternal admits a user whose identity a verified TLS client
-// certificate proved (SASL EXTERNAL): the user must exist, and one
-// restricted to loopback must come from there. Failure is AccessRefused.
-func (b *Broker) AuthenticateExternal(username, remote string) error {
-	return b.users.authenticateExternal(username, access.SourceOf(remote).Loopback)
+// certificate proved (SASL EXTERNAL; l.Password is not read): the user
+// must exist, and one restricted to loopback must come from there; the
+// throttle and the failure log apply as to any login. Failure is
+// AccessRefused.
+func (b *Broker) AuthenticateExternal(l Login) error {
+	return b.users.authenticateExternal(l)
 }
 
 // Connect opens a session of one client connection with one vhost. It
@@ -253,7 +259,9 @@ func (b *Broker) loadNextQueueID() error {
 
 // allocQueueID hands out a queue id that was never used, recording it (and
 // whether its queue is durable) so that Open can drop the leftovers of
-// non-durable queues.
+// non-durable queues. The records are deferred to the write pipeline, in
+// id order (under idMu), so they reach the store before any message of the
+// queue; a durable queue's declare syncs them with its definition.
 func (b *Broker) allocQueueID(durable bool) (store.QueueID, error) {
 	b.idMu.Lock()
 	defer b.idMu.Unlock()
@@ -261,9 +269,7 @@ func (b *Broker) allocQueueID(durable bool) (store.QueueID, error) {
 	var batch store.Batch
 	batch.PutMeta(metaNextQueueID, []byte(strconv.FormatUint(uint64(id)+1, 10)))
 	batch.PutMeta(queueIDKey(id), []byte{boolsByte(durable)})
-	if err := b.env.st.Apply(&batch, durable); err != nil {
-		return 0, internalError("allocate queue id", err)
-	}
+	b.env.pipe.Defer(&batch)
 	b.nextQueueID++
 	return id, nil
 }

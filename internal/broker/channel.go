@@ -44,6 +44,7 @@ type Channel struct {
 	tx             txState
 	reply          *replyConsumer // direct reply-to consumer, if any
 	confirmFrom    uint64         // stats.publish at confirm.select
+	one            [1]pending     // takeLocked's result for a single tag
 
 	stats        msgCounters   // stats.go
 	confirmsSent atomic.Uint64 // acks and nacks sent to the publisher
@@ -173,7 +174,10 @@ func (ch *Channel) takeLocked(tag uint64, multiple bool) ([]pending, error) {
 	if len(ch.order) > 64 && len(ch.order) > 2*len(ch.unacked) {
 		ch.order = slices.DeleteFunc(ch.order, func(t uint64) bool { _, ok := ch.unacked[t]; return !ok })
 	}
-	return []pending{p}, nil
+	// A single ack is the common case: its slice is the channel's own,
+	// valid until the next take (the channel's methods run one at a time).
+	ch.one[0] = p
+	return ch.one[:], nil
 }
 
 func (ch *Channel) takeUpToLocked(tag uint64) []pending {
@@ -237,7 +241,7 @@ func (ch *Channel) settleTags(tag uint64, multiple bool, how settleKind) error {
 		return err
 	}
 	if ch.mode == modeTx {
-		ch.tx.settles = append(ch.tx.settles, txSettle{how: how, ps: ps})
+		ch.tx.settles = append(ch.tx.settles, txSettle{how: how, ps: slices.Clone(ps)})
 		ch.mu.Unlock()
 		return nil
 	}
@@ -250,6 +254,14 @@ func (ch *Channel) settleTags(tag uint64, multiple bool, how settleKind) error {
 // settle hands settled deliveries to their queues, then lets every queue
 // this channel consumes from use the credit the settlement freed.
 func (ch *Channel) settle(ps []pending, how settleKind) {
+	if len(ps) == 1 && !ps[0].stale && !ch.sharesCredit() {
+		// One delivery, one queue: no grouping needed.
+		one := [1]settled{{seq: ps[0].seq, gen: ps[0].gen}}
+		done := [1]*queue{ps[0].q}
+		done[0].settle(one[:], how)
+		ch.kick(done[:])
+		return
+	}
 	byQ := make(map[*queue][]settled, 1)
 	var qs []*queue
 	for _, p := range ps {
@@ -454,9 +466,23 @@ func (ch *Channel) publish(msg *message.Message, d *Draft, mandatory bool, done 
 		done(nil)
 		return false, nil
 	}
-	if q := notServed(targets); q != nil { // quorum.go
-		done(errorf(ResourceError, "quorum queue '%s' in vhost '%s' is led by another node", q.name, q.vh.name))
-		return true, nil
+	if local, remote := splitServed(targets); remote != nil { // quorum.go
+		if ch.inTx() {
+			done(errorf(NotImplemented, "a transaction cannot publish to quorum queue '%s' led by another node", remote[0].name))
+			return true, nil
+		}
+		parts := 0
+		if len(local) > 0 {
+			parts = 1
+		}
+		joined, err := ch.forward(msg, remote, done, parts)
+		if err != nil {
+			return false, err
+		}
+		if len(local) == 0 {
+			return true, nil
+		}
+		targets, done = local, joined
 	}
 	req, err := newDraftReq(msg, d, targets, done, ch.env.now())
 	if err != nil {
@@ -490,13 +516,12 @@ func newDraftReq(msg *message.Message, d *Draft, targets []*queue, done func(err
 			return nil, &Error{Code: InvalidArgument, Reason: err.Error(), Err: err}
 		}
 	}
-	req := &publishReq{rec: rec, size: uint32(min(len(msg.Body), 1<<32-1)), targets: targets, done: done,
-		pubMs: pubMs, ttl: ttl}
+	req := &publishReq{rec: rec, targets: targets, done: done,
+		meta: msgIndex{persistent: msg.Persistent(), size: uint32(min(len(msg.Body), 1<<32-1)), pubMs: pubMs, ttl: ttl}}
 	if msg.Properties.Flags&message.FlagPriority != 0 {
-		req.prio = msg.Properties.Priority
+		req.meta.prio = msg.Properties.Priority
 	}
 	if msg.Persistent() {
-		req.flags |= entryPersistent
 		for _, q := range targets {
 			req.sync = req.sync || q.durable
 		}
@@ -505,7 +530,7 @@ func newDraftReq(msg *message.Message, d *Draft, targets []*queue, done func(err
 		if q.quorum {
 			// As RabbitMQ, a quorum queue keeps every message, and its
 			// confirm waits for a majority.
-			req.flags |= entryPersistent
+			req.meta.persistent = true
 			req.sync = true
 		}
 	}
@@ -529,7 +554,7 @@ func messageTTL(msg *message.Message) (int64, error) {
 	return n, nil
 }
 
-// submit hands req to the commit loop, tracking it in the connection's
+// submit hands req to the write pipeline, tracking it in the connection's
 // publish progress.
 func (ch *Channel) submit(req *publishReq) error {
 	conn, done := ch.conn, req.done
@@ -538,7 +563,7 @@ func (ch *Channel) submit(req *publishReq) error {
 		conn.publishFinished()
 		done(err)
 	}
-	if err := ch.env.commit.submit(req); err != nil {
+	if err := ch.env.submit(req); err != nil {
 		conn.publishFinished()
 		return err
 	}

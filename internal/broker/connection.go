@@ -31,7 +31,7 @@ type Connection struct {
 	closed    bool
 
 	// pubMu guards the publish progress: how many publishes were handed to
-	// the commit loop and how many of them reached their queues (in order).
+	// the write pipeline and how many of them reached their queues (in order).
 	pubMu     sync.Mutex
 	pubCond   sync.Cond
 	pubIssued uint64
@@ -162,7 +162,7 @@ func (c *Connection) forgetExclusive(q *queue) {
 	delete(c.exclusive, q)
 }
 
-// publishStarted notes a publish handed to the commit loop.
+// publishStarted notes a publish handed to the write pipeline.
 func (c *Connection) publishStarted() {
 	c.pubMu.Lock()
 	c.pubIssued++

@@ -86,6 +86,13 @@ func (ch *Channel) Cancel(consumerTag string) error {
 	ch.conn.waitPublished()
 	ch.mu.Lock()
 	c, ok := ch.consumers[consumerTag]
+	ch.mu.Unlock()
+	if ok && c.q != nil {
+		// They may still wait for the queue's dispatcher.
+		c.q.dispatchWoken()
+	}
+	ch.mu.Lock()
+	c, ok = ch.consumers[consumerTag]
 	if ok {
 		delete(ch.consumers, consumerTag)
 		c.cancelled = true

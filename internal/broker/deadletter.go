@@ -4,8 +4,8 @@ package broker
 // length limit or past its delivery limit is republished to its queue's
 // dead-letter exchange with an x-death history, as RabbitMQ 3.13 does.
 //
-// queue.discardLocked cannot route or wait for the commit loop (it runs
-// under queue.mu, often on the commit loop itself), so it parks the entry
+// queue.discardLocked cannot route or wait for the write pipeline (it runs
+// under queue.mu), so it parks the entry
 // in the queue's held table (move.go) and hands a job to the dead-letterer
 // goroutine. The goroutine reads the message, builds the dead letter,
 // routes it and moves it (env.move): after a crash the message is in the
@@ -237,12 +237,13 @@ func isDeathCycle(queueName string, deaths []any) bool {
 // poisonQueue returns the vhost's poison queue, declaring it (durable) on
 // demand.
 func (vh *vhost) poisonQueue() *queue {
-	vh.mu.Lock()
-	defer vh.mu.Unlock()
-	if q := vh.queues[PoisonQueue]; q != nil {
+	vh.mu.RLock()
+	q := vh.queues[PoisonQueue]
+	vh.mu.RUnlock()
+	if q != nil {
 		return q
 	}
-	q, err := vh.createQueueLocked(nil, QueueDecl{Name: PoisonQueue, Durable: true}, defaultQueueOptions())
+	q, _, err := vh.declareQueue(nil, QueueDecl{Name: PoisonQueue, Durable: true}, defaultQueueOptions(), false)
 	if err != nil {
 		vh.env.log.Error("declare the poison queue", "vhost", vh.name, "err", err)
 		return nil

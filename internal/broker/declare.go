@@ -63,26 +63,59 @@ func (ch *Channel) DeclareQueue(d QueueDecl) (QueueStatus, error) {
 		}
 	}
 	ch.env.objects.qDeclared.Add(1)
-	vh.mu.Lock()
-	defer vh.mu.Unlock()
-	if q := vh.queues[d.Name]; q != nil {
-		if q.owner != nil && q.owner != ch.conn || (q.owner == nil) == d.Exclusive {
-			return QueueStatus{}, vh.locked(d.Name)
-		}
-		if err := vh.queueEquivalent(q, d); err != nil {
-			return QueueStatus{}, err
-		}
-		q.touch()
-		return q.status(), nil
-	}
-	if err := vh.env.limits.checkQueues(vh.name, d.Name, len(vh.queues)); err != nil { // limits.go
+	q, created, err := vh.declareQueue(ch.conn, d, opts, true)
+	switch {
+	case err != nil:
 		return QueueStatus{}, err
+	case created:
+		return QueueStatus{Name: q.name}, nil
 	}
-	q, err := vh.createQueueLocked(ch.conn, d, opts)
-	if err != nil {
-		return QueueStatus{}, err
+	return q.status(), nil
+}
+
+// declareQueue returns the queue d names, creating it when there is none.
+// A new queue is stored with no vhost lock held: its name is reserved
+// (vh.creating) while its records are synced, so a second declare of the
+// name waits for the first, and the queue is seen only once it is durable.
+// With limited, a new queue counts against the vhost's queue limit.
+func (vh *vhost) declareQueue(conn *Connection, d QueueDecl, opts QueueOptions, limited bool) (q *queue, created bool, err error) {
+	for {
+		vh.mu.Lock()
+		if q := vh.queues[d.Name]; q != nil {
+			err := vh.existingQueueLocked(conn, q, d)
+			vh.mu.Unlock()
+			return q, false, err
+		}
+		if wait := vh.creating[d.Name]; wait != nil {
+			vh.mu.Unlock()
+			<-wait
+			continue
+		}
+		if limited {
+			if err := vh.env.limits.checkQueues(vh.name, d.Name, len(vh.queues)+len(vh.creating)); err != nil { // limits.go
+				vh.mu.Unlock()
+				return nil, false, err
+			}
+		}
+		q, def, err := vh.newQueueLocked(d, opts)
+		vh.mu.Unlock()
+		if err != nil {
+			return nil, false, err
+		}
+		return q, true, vh.addQueue(conn, q, def, d.Exclusive)
 	}
-	return QueueStatus{Name: q.name}, nil
+}
+
+// existingQueueLocked checks a declare of an existing queue.
+func (vh *vhost) existingQueueLocked(conn *Connection, q *queue, d QueueDecl) error {
+	if q.owner != nil && q.owner != conn || (q.owner == nil) == d.Exclusive {
+		return vh.locked(d.Name)
+	}
+	if err := vh.queueEquivalent(q, d); err != nil {
+		return err
+	}
+	q.touch() // under vh.mu, so that x-expires (expireQueue) sees it
+	return nil
 }
 
 func (q *queue) status() QueueStatus {
@@ -106,47 +139,74 @@ func (vh *vhost) queueEquivalent(q *queue, d QueueDecl) error {
 	return argsEquivalent("queue", q.name, vh.name, equivalenceArgs, d.Args, q.args)
 }
 
-// createQueueLocked makes a new queue; a durable (and not exclusive) one is
-// recorded in the store first.
-func (vh *vhost) createQueueLocked(conn *Connection, d QueueDecl, opts QueueOptions) (*queue, error) {
+// newQueueLocked makes a new queue and reserves its name; its id's
+// records are deferred to the write pipeline, and a durable one's
+// definition is returned in def. addQueue stores them and adds the queue.
+func (vh *vhost) newQueueLocked(d QueueDecl, opts QueueOptions) (q *queue, def *store.Batch, err error) {
 	if err := vh.goneLocked(); err != nil { // vhosts.go
-		return nil, err
+		return nil, nil, err
 	}
 	if err := vh.checkQueueSchemaLocked(d.Name, opts); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	durable := d.Durable && !d.Exclusive
 	id, err := vh.env.newQueueID(durable)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	q := newQueue(vh, id, d.Name)
+	q = newQueue(vh, id, d.Name)
 	q.durable, q.declaredDurable, q.exclusive, q.autoDelete = durable, d.Durable, d.Exclusive, d.AutoDelete
 	q.args = d.Args
 	q.setOpts(vh.env.policies.effectiveOptions(vh.name, q.name, q.args, opts)) // policy.go
 	if durable {
 		v, err := encodeQueueDef(queueDef{VHost: vh.name, Name: q.name, ID: id, AutoDelete: q.autoDelete, Args: q.args})
 		if err != nil {
-			return nil, &Error{Code: PreconditionFailed, Reason: "queue arguments: " + err.Error(), Err: err}
+			return nil, nil, &Error{Code: PreconditionFailed, Reason: "queue arguments: " + err.Error(), Err: err}
 		}
-		var b store.Batch
-		b.PutMeta(queueKey(vh.name, q.name), v)
-		if err := vh.apply(&b); err != nil {
-			return nil, err
+		def = &store.Batch{}
+		def.PutMeta(queueKey(vh.name, q.name), v)
+	}
+	vh.creating[q.name] = make(chan struct{})
+	return q, def, nil
+}
+
+// addQueue stores the definition of a queue from newQueueLocked (synced,
+// with the id records deferred before it) with no lock held, then adds
+// the queue to the vhost and releases its name. A failure (the store, a
+// vhost deleted meanwhile, an exclusive owner gone) takes its records back.
+func (vh *vhost) addQueue(conn *Connection, q *queue, def *store.Batch, exclusive bool) error {
+	var err error
+	if def != nil {
+		if err = vh.env.pipe.Apply(def, true); err != nil {
+			err = storeError("store definitions", err)
 		}
 	}
-	if d.Exclusive {
+	vh.mu.Lock()
+	close(vh.creating[q.name])
+	delete(vh.creating, q.name)
+	if err == nil {
+		err = vh.goneLocked()
+	}
+	if err == nil && exclusive {
 		q.owner = conn
 		if !conn.addExclusive(q) {
-			var b store.Batch
-			b.DeleteMeta(queueIDKey(id))
-			_ = vh.apply(&b)
-			return nil, errorf(ResourceLocked, "connection is closed")
+			err = errorf(ResourceLocked, "connection is closed")
 		}
+	}
+	if err != nil {
+		var b store.Batch
+		if q.durable {
+			b.DeleteMeta(queueKey(vh.name, q.name))
+		}
+		b.DeleteMeta(queueIDKey(q.id))
+		vh.env.pipe.Defer(&b)
+		vh.mu.Unlock()
+		return err
 	}
 	vh.queues[q.name] = q
 	vh.env.objects.qCreated.Add(1)
-	return q, nil
+	vh.mu.Unlock()
+	return nil
 }
 
 // PurgeQueue is queue.purge: it removes the ready messages (not the unacked
@@ -197,39 +257,48 @@ func (ch *Channel) DeleteQueue(name string, ifUnused, ifEmpty bool) (uint32, err
 		return 0, errorf(PreconditionFailed, "queue '%s' in vhost '%s' is not empty", name, vh.name)
 	}
 	q.mu.Unlock()
-	n, err := vh.deleteQueueLocked(q, false)
+	n, deleted := vh.deleteQueueLocked(q, false)
 	vh.mu.Unlock()
-	return n, err
+	if deleted && q.durable {
+		return n, vh.env.syncDefs()
+	}
+	return n, nil
 }
 
 // deleteQueueObject deletes q if it is still in the vhost (an exclusive
 // queue whose connection closed).
-func (vh *vhost) deleteQueueObject(q *queue) {
-	vh.mu.Lock()
-	defer vh.mu.Unlock()
-	if vh.queues[q.name] == q {
-		_, _ = vh.deleteQueueLocked(q, false)
-	}
-}
+func (vh *vhost) deleteQueueObject(q *queue) { vh.deleteQueueIf(q, false) }
 
 // autoDeleteQueue deletes an auto-delete queue whose last consumer left,
 // unless a consumer came back meanwhile.
-func (vh *vhost) autoDeleteQueue(q *queue) {
+func (vh *vhost) autoDeleteQueue(q *queue) { vh.deleteQueueIf(q, true) }
+
+// deleteQueueIf deletes q if it is still in the vhost (and, with
+// onlyIfIdle, has no consumers), syncing after the lock is released. A
+// store failure has been logged by the pipeline, and the deletion's
+// records stay queued for the next write.
+func (vh *vhost) deleteQueueIf(q *queue, onlyIfIdle bool) {
 	vh.mu.Lock()
-	defer vh.mu.Unlock()
+	deleted := false
 	if vh.queues[q.name] == q {
-		_, _ = vh.deleteQueueLocked(q, true)
+		_, deleted = vh.deleteQueueLocked(q, onlyIfIdle)
+	}
+	vh.mu.Unlock()
+	if deleted && q.durable {
+		_ = vh.env.syncDefs()
 	}
 }
 
 // deleteQueueLocked removes q, its bindings and its messages, and cancels
-// its consumers. With onlyIfIdle it does nothing if q has consumers.
-func (vh *vhost) deleteQueueLocked(q *queue, onlyIfIdle bool) (uint32, error) {
+// its consumers; it reports whether it did (with onlyIfIdle it does
+// nothing if q has consumers). Its store changes are deferred: the caller
+// syncs them after releasing vh.mu.
+func (vh *vhost) deleteQueueLocked(q *queue, onlyIfIdle bool) (uint32, bool) {
 	var b store.Batch
 	q.mu.Lock()
 	if q.deleted || (onlyIfIdle && len(q.consumers) > 0) {
 		q.mu.Unlock()
-		return 0, nil
+		return 0, false
 	}
 	delete(vh.queues, q.name)
 	vh.env.objects.qDeleted.Add(1)
@@ -241,7 +310,7 @@ func (vh *vhost) deleteQueueLocked(q *queue, onlyIfIdle bool) (uint32, error) {
 	}
 	b.DeleteMeta(queueIDKey(q.id))
 	consumers, n := q.dropLocked(&b)
-	err := vh.env.st.Apply(&b, q.durable)
+	vh.env.pipe.Defer(&b)
 	q.mu.Unlock()
 	for _, c := range consumers {
 		c.ch.brokerCancel(c)
@@ -249,8 +318,5 @@ func (vh *vhost) deleteQueueLocked(q *queue, onlyIfIdle bool) (uint32, error) {
 	if q.owner != nil {
 		q.owner.forgetExclusive(q)
 	}
-	if err != nil {
-		return n, internalError("delete queue", err)
-	}
-	return n, nil
+	return n, true
 }

@@ -13,28 +13,41 @@
 // published messages until their first delivery, so a backlog lives in the
 // store, not in RAM.
 //
-// Publishes go through one commit loop goroutine (commit.go). It assigns
-// each routed message its seq in every target queue, writes the records of
-// many publishers as one Batch, applies it once — synced when any message
-// in the group is persistent and routed to a durable queue (group commit)
-// — then adds the entries to the queues' indexes and calls each publisher's
+// Every write goes through one write pipeline, the store's
+// store.Pipeline (commit.go says what the broker gives it). A publish is
+// an intent: the pipeline's goroutine assigns each routed message its seq
+// in every target queue, writes the records of many publishers as one
+// Batch and applies it once — synced when any message in the group is
+// persistent and routed to a durable queue (group commit) — and its
+// completion goroutine, in order and once the group is durable, adds the
+// entries to the queues' indexes, wakes them and calls each publisher's
 // done. Transient messages take the same path unsynced. Non-durable queues
 // keep their messages in the store too (unsynced); their leftovers are
 // dropped by the next Open. Because a message enters a queue's index only
-// after the commit loop has applied its record, deliveries, acks and state
-// changes always follow the record's write. A queue does not apply those
-// changes itself: it queues them, under its lock, to the write-behind
-// (writeback.go), whose flusher applies them unsynced, in order, many
-// settles per batch; a synced write carries everything queued before it.
-// A channel's Get, Cancel, queue declare, purge and delete first
-// wait for the connection's earlier publishes to reach their queues, so a
+// after its record was applied, deliveries, acks and state changes always
+// follow the record's write. A queue does not apply those changes itself:
+// it defers them, under its lock, to the pipeline (Defer), which applies
+// them unsynced, in order, many settles per batch; a synced write carries
+// everything deferred before it. Definitions (exchange declares, binds,
+// deletes) and purges are deferred the same way under their locks and
+// synced (Pipeline.Sync) after the locks are released; a new queue's
+// definition is applied, synced, after the vhost lock, its name reserved
+// meanwhile; message edits hold the message (move.go), not the lock.
+//
+// Delivery is not the pipeline's work: completion only makes messages
+// ready. When a consumer has credit, the queue's dispatcher (a goroutine
+// living for one wake-up, queue.wakeLocked) reads the bodies and hands the
+// deliveries to the channels' outlets; an ack, a requeue or a new consumer
+// dispatches on its own channel's goroutine. A channel's Get, Cancel,
+// queue declare, purge and delete first wait for the connection's earlier
+// publishes to reach their queues (and Cancel for their dispatch), so a
 // client that publishes and then gets sees its message, and what it
 // published before a cancel goes to the consumers it was published to, as
 // with RabbitMQ.
 //
 // Each queue keeps an ack floor, the lowest seq it still holds, and
 // persists it with SetFloor as it advances. Next to each record of a
-// durable queue the commit loop writes a small index entry (records.go:
+// durable queue the write pipeline writes a small index entry (records.go:
 // persistence, body size, publish time, TTL, priority). Open reads every
 // durable queue's index entries from its floor, never the records, so a
 // large backlog is serving again in about a second: persistent messages
@@ -45,12 +58,16 @@
 // A message that leaves a queue for others — dead lettered, a delayed
 // publish coming due, redriven by an operator — takes one path (move.go):
 // its source holds it in one table (queue.held: out of the ready list, not
-// unacked, the ack floor below it) while the commit loop puts it in its
+// unacked, the ack floor below it) while the write pipeline puts it in its
 // targets and deletes it from the source in one batch.
 //
 // Durable exchanges, queues (with their arguments), bindings between durable
 // ends, users and the queue-id mapping are metadata records (records.go),
-// written with a synced Apply before the declaring call returns.
+// synced before the declaring call returns. A new queue's name is reserved
+// while its records are synced (vhost.creating), so a second declare of it
+// waits and nobody sees the queue before it is durable; an exchange or a
+// binding is visible a moment before it is durable, and whatever depends
+// on it is written after it through the same pipeline.
 //
 // Message TTL (x-message-ttl, the expiration property) is checked at the
 // head of the queue: a message is expired once now >= its due time, when
@@ -63,16 +80,17 @@
 //
 // # Goroutines
 //
-// The broker owns six goroutines, started by Open and stopped by Close:
-// the commit loop (Close waits for pending commits), the write-behind's
-// flusher (stopped after the commit loop, with a last flush), the housekeeping
-// loop (housekeeping.go: expired messages, consumer timeouts, x-expires),
-// the expirer (expiry.go: wakes queues whose head is due), the
-// dead-letterer and the delay scheduler (stopped first; work they had
-// not done stays in the store and resumes after a restart). Everything else runs
-// on the callers' goroutines: a channel's methods on its connection's
-// reader, deliveries on whichever goroutine made a message available (the
-// commit loop, or a channel that acked, requeued or consumed).
+// The broker owns these goroutines, started by Open and stopped by Close:
+// the write pipeline's two (Close waits for pending publishes and applies
+// what is deferred), the queues' dispatcher wake-ups (Close waits for
+// them after the pipeline), the housekeeping loop (housekeeping.go:
+// expired messages, consumer timeouts, x-expires), the expirer (expiry.go:
+// wakes queues whose head is due), the dead-letterer and the delay
+// scheduler (stopped first; work they had not done stays in the store and
+// resumes after a restart). Everything else runs on the callers'
+// goroutines: a channel's methods on its connection's reader, deliveries
+// on a queue's dispatcher or on the channel that acked, requeued or
+// consumed.
 //
 // # Synchronization
 //
@@ -91,10 +109,11 @@
 //   - queue.mu guards the queue's message index (ready, unacked, delayed
 //     and held by a move), its
 //     consumers, round-robin cursor, ack floor, deleted flag and the due
-//     time its expiry wake-up is armed for (expiry.go). Store
-//     writes of deliveries, acks and floors are queued to the write-behind
-//     under it, so they are ordered per queue; purges are applied under it,
-//     synced. queue.nextSeq is owned by the commit loop alone.
+//     time its expiry wake-up is armed for (expiry.go) and whether a
+//     dispatcher is on its way. Store writes of deliveries, acks, floors
+//     and purges are deferred to the pipeline under it, so they are
+//     ordered per queue. queue.nextSeq is owned by the pipeline's
+//     goroutine alone (commit.go's prepare).
 //   - Channel.mu guards the channel's delivery tags, unacked deliveries,
 //     consumers, prefetch counters, flow, tx buffers and closed flag.
 //     Outlet.Deliver and Outlet.ConsumerCancelled are called with
@@ -102,8 +121,15 @@
 //     delivery-tag order.
 //   - Connection.mu guards its channel map and exclusive queues;
 //     Connection.pubMu its publish progress counters.
-//   - writeBehind.applyMu is held across a store apply and takes only
-//     writeBehind.mu, a leaf; nothing else is locked under either.
+//   - The write pipeline (store.LocalPipeline) has two locks: mu, held
+//     across every store apply and nothing else, and pendingMu, a leaf
+//     guarding the deferred changes. Defer takes only pendingMu, so it may
+//     be called under any broker lock; Apply, Sync and Flush (every read
+//     through env.st but Get) take mu and may wait for an fsync, so they
+//     are never called under vhost.mu, queue.mu or Channel.mu. Submit
+//     blocks while the pipeline is behind and the pipeline's prepare takes
+//     queue.mu (reject-publish limits), so Submit is never called under a
+//     queue's lock either.
 //   - bodyCache.mu, userDB.mu, Broker.idMu, replyRegistry.mu, the
 //     committer's mutex, deadLetterer.mu, expirer.mu and scheduler.mu are
 //     leaves (the scheduler reads the store's delay index under its mutex,
@@ -118,12 +144,26 @@
 //
 // # Lock order
 //
-//	vhost.mu → queue.mu → Channel.mu → leaves (bodyCache.mu, replyRegistry.mu, limitsDB.mu, …)
+// Within the broker:
+//
+//	policyRegistry.writeMu → vhost.mu → queue.mu → Channel.mu → leaves (bodyCache.mu, replyRegistry.mu, limitsDB.mu, …)
 //	vhost.mu → Connection.mu
+//
+// Across packages (the arrow is "may be taken while holding"):
+//
+//	amqpserver conn.mu, server.mu: released before calling the broker
+//	broker Channel.mu → amqpserver outlet.mu → writer.mu (Outlet.Deliver)
+//	pipeline completion (no lock) → queue.mu … ; done → amqpserver confirms.mu → writer.mu
+//	any broker lock → store LocalPipeline.pendingMu (Defer; a leaf)
+//	Broker.idMu → LocalPipeline.pendingMu (queue ids are deferred in id order)
+//	no vhost.mu, queue.mu or Channel.mu → LocalPipeline.mu → pebblestore.applyMu → Pebble's own
 //
 // A method that holds Channel.mu and must touch a queue releases it first
 // (acks collect their entries under Channel.mu, then settle them queue by
 // queue). Deleting an auto-delete queue after its last consumer leaves
 // re-enters from the top (vhost.mu, then queue.mu) and re-checks. Nothing
-// holds a lock while waiting for the commit loop.
+// holds a vhost's, queue's or channel's lock while waiting for the
+// pipeline: TestNoLockHeldAcrossFsync (locks_test.go) watches every fsync
+// of a run of declares, binds, publishes, purges, edits and deletes and
+// fails when one of those locks stays held across it.
 package broker

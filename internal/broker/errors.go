@@ -60,9 +60,15 @@ func errorf(code Code, format string, args ...any) *Error {
 	return &Error{Code: code, Reason: fmt.Sprintf(format, args...)}
 }
 
-// internalError wraps an unexpected failure (a store error, say).
+// internalError wraps an unexpected failure (a store error, say). A store
+// fence (fence.go) keeps its ResourceError: the client should hear that the
+// broker refuses writes, not that it broke.
 func internalError(op string, err error) *Error {
-	return &Error{Code: Internal, Reason: op + ": " + err.Error(), Err: err}
+	code := Internal
+	if isFence(err) {
+		code = ResourceError
+	}
+	return &Error{Code: code, Reason: op + ": " + err.Error(), Err: err}
 }
 
 // CodeOf returns the Code of err: that of the *Error in its chain, or

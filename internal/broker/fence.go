@@ -15,9 +15,10 @@ package broker
 //     the alarm the API reports (/api/health/checks/alarms, /api/nodes,
 //     /metrics).
 //
-// The writeBehind (writeback.go), through which every store write goes,
-// owns the fence. The pebble store can also fence itself from a background
-// failure; cmd/sluice passes that to Broker.FenceStore.
+// The write pipeline, through which every store write goes, writes
+// through a fencingStore, which owns the fence. The pebble store can also
+// fence itself from a background failure; cmd/sluice passes that to
+// Broker.FenceStore.
 
 import (
 	"errors"
@@ -69,13 +70,56 @@ func (f *storeFence) check() error {
 // errFenced marks the fence's error.
 var errFenced = errors.New("broker fenced after a store failure")
 
+// storeError is the error an operation fails with after the store write
+// for op failed: the fence's own (ResourceError) as it is, any other an
+// internal error.
+func storeError(op string, err error) error {
+	if isFence(err) {
+		return err
+	}
+	return internalError(op, err)
+}
+
 // isFence reports whether err is the fence's, logged once already.
 func isFence(err error) bool { return errors.Is(err, errFenced) }
 
 // Fenced returns why the broker refuses writes after a store failure, or
 // nil while it does not.
-func (b *Broker) Fenced() error { return b.env.wb.fence.check() }
+func (b *Broker) Fenced() error { return b.env.fence.check() }
 
 // FenceStore fences the broker after a store failure the store met on its
 // own (a background flush, say); the error should wrap store.ErrFenced.
-func (b *Broker) FenceStore(err error) { b.env.wb.fence.trip(err) }
+func (b *Broker) FenceStore(err error) { b.env.fence.trip(err) }
+
+// fencingStore is the store the write pipeline writes to: a write fails at
+// once while the fence is up, and a failed write trips it.
+type fencingStore struct {
+	store.Store
+	fence *storeFence
+}
+
+func (s fencingStore) Apply(b *store.Batch, sync bool) error {
+	if err := s.fence.check(); err != nil {
+		return err
+	}
+	if err := s.Store.Apply(b, sync); err != nil {
+		return s.fence.failed("apply", err)
+	}
+	return nil
+}
+
+func (s fencingStore) ApplyAsync(b *store.Batch) (func() error, error) {
+	if err := s.fence.check(); err != nil {
+		return nil, err
+	}
+	wait, err := s.Store.ApplyAsync(b)
+	if err != nil {
+		return nil, s.fence.failed("apply", err)
+	}
+	return func() error {
+		if err := wait(); err != nil {
+			return s.fence.failed("sync", err)
+		}
+		return nil
+	}, nil
+}

@@ -46,7 +46,7 @@ func TestWriteBehindFailureFences(t *testing.T) {
 	if err := c.ch.Ack(d.DeliveryTag, false); err != nil {
 		t.Fatal(err)
 	}
-	b.env.wb.flush()
+	_ = b.env.pipe.Flush()
 	st.fail.Store(false)
 	if err := b.Fenced(); err == nil || CodeOf(err) != ResourceError {
 		t.Fatalf("Fenced() after a failed write-behind batch = %v, want a resource error", err)

@@ -75,14 +75,17 @@ func (q *queue) touch() {
 // the locks.
 func (vh *vhost) expireQueue(q *queue) {
 	vh.mu.Lock()
-	defer vh.mu.Unlock()
-	if vh.queues[q.name] != q {
-		return
+	deleted := false
+	if vh.queues[q.name] == q {
+		q.mu.Lock()
+		idle := q.idleExpiredLocked()
+		q.mu.Unlock()
+		if idle {
+			_, deleted = vh.deleteQueueLocked(q, true)
+		}
 	}
-	q.mu.Lock()
-	idle := q.idleExpiredLocked()
-	q.mu.Unlock()
-	if idle {
-		_, _ = vh.deleteQueueLocked(q, true)
+	vh.mu.Unlock()
+	if deleted && q.durable {
+		_ = vh.env.syncDefs()
 	}
 }

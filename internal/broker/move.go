@@ -3,7 +3,7 @@ package broker
 // Moves: the one way a message leaves a place for queues. Dead lettering
 // (deadletter.go), a delayed publish coming due (delay.go) and a redrive
 // (redrive.go) all build a moveReq and hand it to env.move, which
-// publishes the message to its targets through the commit loop with the
+// publishes the message to its targets through the write pipeline with the
 // delete from its source in the same store batch: after a crash the
 // message is in its source or in its targets, never both, never neither.
 //
@@ -47,7 +47,7 @@ func (q *queue) holdLocked(e entry) {
 	q.holdSeqLocked(e.seq)
 }
 
-// move submits mv; it never blocks on the commit loop's result.
+// move submits mv; it never blocks on the write pipeline's result.
 func (e *env) move(mv *moveReq) {
 	req, err := newPublishReq(mv.msg, mv.targets, nil, e.now())
 	if err != nil {
@@ -69,7 +69,7 @@ func (e *env) move(mv *moveReq) {
 	req.sync = req.sync || mv.sync
 	req.keep = mv.keep
 	req.done = func(err error) { e.settleMove(mv, err) }
-	if err := e.commit.submit(req); err != nil {
+	if err := e.submit(req); err != nil {
 		e.settleMove(mv, err)
 	}
 }

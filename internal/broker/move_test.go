@@ -131,6 +131,17 @@ func (s *slowApplyStore) Apply(b *store.Batch, sync bool) error {
 	return s.Store.Apply(b, sync)
 }
 
+// ApplyAsync holds the sync (wait) of a synced write while armed: the
+// write pipeline syncs through it.
+func (s *slowApplyStore) ApplyAsync(b *store.Batch) (func() error, error) {
+	armed := s.armed.Load()
+	wait, err := s.Store.ApplyAsync(b)
+	if err != nil || !armed {
+		return wait, err
+	}
+	return func() error { <-s.open; return wait() }, nil
+}
+
 // TestEditDoesNotHoldQueueAcrossSync: an edit's synced write does not
 // keep the queue's lock (issue 12: no store I/O under a queue lock): while
 // it waits for its fsync, a get of the same queue answers with the next

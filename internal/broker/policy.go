@@ -222,8 +222,12 @@ func compilePolicy(p Policy) (*compiledPolicy, error) {
 			continue
 		}
 		if k == "alternate-exchange" {
-			if _, ok := v.(string); !ok {
+			ae, ok := v.(string)
+			if !ok {
 				return nil, bad("alternate-exchange: want the name of an exchange, got %v", v)
+			}
+			if err := CheckName("alternate exchange", ae); err != nil { // names.go
+				return nil, bad("alternate-exchange: %v", err)
 			}
 		}
 		if s.arg == "" {

@@ -31,7 +31,7 @@ type queue struct {
 	// nextSeq is the seq the next published message gets. Only the commit
 	// loop touches it (recovery sets it before the loop starts).
 	nextSeq uint64
-	// inflight counts messages the commit loop has stored for the queue
+	// inflight counts messages the write pipeline has stored for the queue
 	// but not yet enqueued (their group is waiting for its sync).
 	inflight atomic.Int64
 
@@ -52,19 +52,28 @@ type queue struct {
 	hadConsumer bool // for auto-delete
 	exclusiveC  bool // the (only) consumer is exclusive
 	deleted     bool
-	floor       uint64 // the ack floor last persisted
-	high        uint64 // one past the highest seq added to the index
-	lastUsed    int64  // unix ms of the last declare, get or consumer change (x-expires)
-	expArmed    int64  // the due time (unix ms) the expirer will wake the queue at; 0: none (expiry.go)
+	floor       uint64      // the ack floor last persisted
+	mark        uint64      // the delivered mark last queued for the store (durable queues; records.go)
+	markBuf     markBuf     // where the encoded marks are cut from
+	high        uint64      // one past the highest seq added to the index
+	lastUsed    int64       // unix ms of the last declare, get or consumer change (x-expires)
+	names       recordNames // the names of the last record read for delivery
+	expArmed    int64       // the due time (unix ms) the expirer will wake the queue at; 0: none (expiry.go)
+	waking      bool        // a dispatcher is on its way (wakeLocked)
+	fresh       uint64      // the lowest seq enqueued since the dispatcher last ran; ^0: none
 }
 
 func newQueue(vh *vhost, id store.QueueID, name string) *queue {
-	return &queue{env: vh.env, vh: vh, id: id, name: name, nextSeq: 1, high: 1, floor: 0,
+	return &queue{env: vh.env, vh: vh, id: id, name: name, nextSeq: 1, high: 1, floor: 0, fresh: ^uint64(0),
 		unacked: make(map[uint64]entry), delayed: make(map[uint64]retryWait), held: make(map[uint64]entry),
 		timeouts: make(map[uint64]tracked), lastUsed: vh.env.now().UnixMilli()}
 }
 
-// enqueue adds entries the commit loop has stored, then delivers.
+// enqueue adds entries the write pipeline has stored (commit.go). It runs
+// on the pipeline's completion goroutine, so it delivers nothing itself:
+// when a consumer can take the new messages it wakes the queue's
+// dispatcher, which delivers them, then applies the length limits and
+// expiry; otherwise it applies them at once.
 func (q *queue) enqueue(es []entry) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -82,12 +91,68 @@ func (q *queue) enqueue(es []entry) {
 		q.high = max(q.high, e.seq+1)
 	}
 	q.countEnqueued(len(es))
-	// Consumers that can take the new messages at once get them even when
-	// their TTL is already up (TTL 0), as RabbitMQ hands a publish to a
-	// waiting consumer before it checks expiry; the rest expire now.
-	q.dispatchFromLocked(es[0].seq)
+	if q.anyCreditLocked() {
+		q.wakeLocked(es[0].seq)
+		return
+	}
 	q.enforceLimitsLocked()
 	q.dropExpiredLocked()
+}
+
+// wakeLocked has the queue's dispatcher deliver, entries from seq fresh on
+// without an expiry check. A dispatcher is a goroutine that lives for one
+// wake-up; at most one is pending per queue, and it delivers everything
+// that became ready before it took the lock.
+func (q *queue) wakeLocked(fresh uint64) {
+	q.fresh = min(q.fresh, fresh)
+	if q.waking {
+		return
+	}
+	q.waking = true
+	q.env.dispatchers.Go(q.runDispatcher)
+}
+
+// runDispatcher is the dispatcher's wake-up. Consumers that could take the
+// new messages when they were enqueued get them even when their TTL is
+// already up (TTL 0), as RabbitMQ hands a publish to a waiting consumer
+// before it checks expiry; the rest expire now.
+func (q *queue) runDispatcher() { q.dispatchWoken() }
+
+func (q *queue) dispatchWoken() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.dispatchWokenLocked()
+}
+
+// dispatchWokenLocked does the pending wake-up's work, if any, on the
+// caller's goroutine: a consumer that leaves first gets what was enqueued
+// for it (messages published before a basic.cancel reach the consumers
+// that were there).
+func (q *queue) dispatchWokenLocked() {
+	if !q.waking {
+		return
+	}
+	fresh := q.fresh
+	q.waking, q.fresh = false, ^uint64(0)
+	q.dispatchFromLocked(fresh)
+	q.enforceLimitsLocked()
+	q.dropExpiredLocked()
+}
+
+// anyCreditLocked reports whether a consumer could take a message now.
+func (q *queue) anyCreditLocked() bool {
+	if q.deleted || len(q.consumers) == 0 {
+		return false
+	}
+	if q.opts().SingleActiveConsumer {
+		return q.consumers[0].ch.hasCredit(q.consumers[0])
+	}
+	for _, c := range q.consumers {
+		if c.ch.hasCredit(c) {
+			return true
+		}
+	}
+	return false
 }
 
 // dispatch hands ready messages to consumers with credit.
@@ -103,7 +168,7 @@ func (q *queue) dispatchLocked() { q.dispatchFromLocked(^uint64(0)) }
 // just enqueued, are delivered without an expiry check.
 func (q *queue) dispatchFromLocked(fresh uint64) {
 	var b store.Batch
-	for !q.deleted && len(q.consumers) > 0 && q.ready.len() > 0 && q.servesHere() {
+	for !q.deleted && q.servesHere() && len(q.consumers) > 0 && q.ready.len() > 0 {
 		c := q.pickConsumerLocked()
 		if c == nil {
 			break
@@ -113,13 +178,13 @@ func (q *queue) dispatchFromLocked(fresh uint64) {
 			q.discardLocked(&b, e, reasonExpired)
 			continue
 		}
-		m, err := q.readLocked(e)
-		if err != nil {
+		var m message.Message
+		if err := q.readLocked(&m, e); err != nil {
 			q.env.log.Error("read message for delivery; dropping it", "queue", q.name, "seq", e.seq, "err", err)
 			q.removeLocked(&b, e)
 			continue
 		}
-		d := newDelivery(m, e)
+		d := newDelivery(&m, e)
 		if !c.ch.deliver(c, q, e.seq, nextGen(e), d) {
 			q.ready.putBack(e) // lost the credit meanwhile
 			break
@@ -159,19 +224,19 @@ func (q *queue) pickConsumerLocked() *consumer {
 	return best
 }
 
-// readLocked returns the message of e, from the cache or the store.
-func (q *queue) readLocked(e entry) (*message.Message, error) {
+// readLocked decodes the message of e into m, from the cache or the store.
+func (q *queue) readLocked(m *message.Message, e entry) error {
 	k := cacheKey{q.id, e.seq}
 	if e.flags&entryCached != 0 {
 		if rec, ok := q.env.cache.take(k); ok {
-			return decodeRecord(rec)
+			return decodeRecordTo(m, rec, &q.names)
 		}
 	}
 	rec, err := q.env.st.Get(q.id, e.seq)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return decodeRecord(rec)
+	return decodeRecordTo(m, rec, &q.names)
 }
 
 // newDelivery builds the delivery of m. A message delivered before carries
@@ -215,11 +280,30 @@ func (q *queue) deliveredLocked(b *store.Batch, e entry, noAck bool) {
 		return
 	}
 	if q.durable && e.flags&entryPersistent != 0 {
-		b.PutState(q.id, e.seq, encodeState(uint32(e.deliveries)))
-		e.flags |= entryState
+		if e.deliveries == 1 && q.firstReadyLocked(e.seq) {
+			// Every message below e that is still stored went out
+			// before: the delivered mark covers e (records.go).
+			if e.seq+1 > q.mark {
+				q.mark = e.seq + 1
+				b.PutState(q.id, markSeq, q.markBuf.encode(q.mark))
+			}
+		} else {
+			b.PutState(q.id, e.seq, encodeState(uint32(e.deliveries)))
+			e.flags |= entryState
+		}
 	}
 	q.unacked[e.seq] = e
 	q.holdSeqLocked(e.seq)
+}
+
+// firstReadyLocked reports whether no ready message has a seq below seq.
+// Messages enter the ready index in seq order (the commit loop's
+// completer) and a returned one goes back with its delivery count, so a
+// message delivered when nothing below it is ready has only delivered
+// messages below it.
+func (q *queue) firstReadyLocked(seq uint64) bool {
+	s, ok := q.ready.minSeq()
+	return !ok || s > seq
 }
 
 // holdSeqLocked notes that seq is held out of the ready list (unacked,
@@ -276,6 +360,8 @@ func (q *queue) settle(ds []settled, how settleKind) {
 		return
 	}
 	var b store.Batch
+	var ackedBuf [16]entry
+	acked := ackedBuf[:0]
 	for _, d := range ds {
 		e, ok := q.unacked[d.seq]
 		if !ok || (d.gen != 0 && e.deliveries != d.gen) {
@@ -285,7 +371,7 @@ func (q *queue) settle(ds []settled, how settleKind) {
 		delete(q.timeouts, d.seq)
 		switch how {
 		case settleAck:
-			q.removeLocked(&b, e)
+			acked = append(acked, e)
 		case settleRequeue:
 			q.returnLocked(&b, e)
 		case settleDiscard:
@@ -299,7 +385,24 @@ func (q *queue) settle(ds []settled, how settleKind) {
 	}
 	q.dispatchLocked()
 	q.advanceFloorLocked(&b)
+	q.removeAckedLocked(&b, acked)
 	q.applyLocked(&b)
+}
+
+// removeAckedLocked deletes acked messages, after advanceFloorLocked: those
+// below the floor it persisted need no deletes of their own, since a
+// SetFloor means that every message below it is gone (the store clears the
+// prefix with one range delete now and then). A consumer that acks in
+// order thus costs the store one floor move per batch instead of three
+// point deletes per message.
+func (q *queue) removeAckedLocked(b *store.Batch, acked []entry) {
+	for _, e := range acked {
+		if e.seq >= q.floor {
+			q.removeLocked(b, e)
+		} else if e.flags&entryCached != 0 {
+			q.env.cache.drop(cacheKey{q.id, e.seq})
+		}
+	}
 }
 
 // settled names one delivery to settle: its seq and generation.
@@ -395,10 +498,11 @@ func (q *queue) advanceFloorLocked(b *store.Batch) {
 	}
 }
 
-// applyLocked queues b's changes for the write-behind flusher (writeback.go),
-// unsynced, in order, and empties b.
+// applyLocked defers b's changes to the write pipeline (commit.go): they
+// are applied unsynced, in order, and ride the next synced write. It
+// empties b.
 func (q *queue) applyLocked(b *store.Batch) {
-	q.env.wb.queue(b)
+	q.env.pipe.Defer(b)
 }
 
 // get takes one ready message for basic.get.
@@ -417,13 +521,13 @@ func (q *queue) get(ch *Channel, noAck bool) (*Delivery, error) {
 			q.discardLocked(&b, e, reasonExpired)
 			continue
 		}
-		m, err := q.readLocked(e)
-		if err != nil {
+		var m message.Message
+		if err := q.readLocked(&m, e); err != nil {
 			q.env.log.Error("read message for get; dropping it", "queue", q.name, "seq", e.seq, "err", err)
 			q.removeLocked(&b, e)
 			continue
 		}
-		d := newDelivery(m, e)
+		d := newDelivery(&m, e)
 		d.MessageCount = uint32(min(q.ready.len(), 1<<32-1))
 		ch.deliverGet(q, e.seq, nextGen(e), noAck, d)
 		q.deliveredLocked(&b, e, noAck)
@@ -436,31 +540,43 @@ func (q *queue) get(ch *Channel, noAck bool) (*Delivery, error) {
 	return nil, nil
 }
 
-// purge removes the ready messages and returns how many. For a durable
-// queue the removal is synced before purge returns; when the store fails
-// the messages stay and purge returns the error.
+// purge removes the ready messages and returns how many. The removal is
+// applied (for a durable queue synced) before purge returns, after the
+// queue's lock is released; when the store fails the messages stay and
+// purge returns the error.
 func (q *queue) purge() (uint32, error) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
-	if err := q.env.wb.fence.check(); err != nil {
+	if err := q.env.fence.check(); err != nil {
+		q.mu.Unlock()
 		return 0, err
 	}
 	floor := q.floor
 	es := q.ready.takeAll()
 	if len(es) == 0 {
+		q.mu.Unlock()
 		return 0, nil
 	}
 	var b store.Batch
 	deleteEntries(&b, q.id, es, q.env.cache)
 	q.advanceFloorLocked(&b)
+	q.applyLocked(&b)
+	q.mu.Unlock()
 	// A purge is rare and its client is told it happened: make it stick
 	// before purge-ok, so purged messages never come back after a crash.
-	if err := q.env.st.Apply(&b, q.durable); err != nil {
-		q.floor = floor
+	var err error
+	if q.durable {
+		err = q.env.pipe.Sync()
+	} else {
+		err = q.env.pipe.Flush()
+	}
+	if err != nil {
+		q.mu.Lock()
+		q.floor = min(q.floor, floor)
 		for _, e := range es {
 			e.flags &^= entryCached // deleteEntries dropped the bodies from the cache
 			q.ready.putBack(e)
 		}
+		q.mu.Unlock()
 		return 0, err
 	}
 	return uint32(min(len(es), 1<<32-1)), nil
@@ -536,6 +652,7 @@ func (q *queue) removeConsumer(c *consumer) (autoDelete bool) {
 	if i < 0 {
 		return false
 	}
+	q.dispatchWokenLocked()
 	q.consumers = slices.Delete(q.consumers, i, i+1)
 	q.touchLocked()
 	if c.exclusive {

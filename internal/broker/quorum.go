@@ -18,9 +18,11 @@ package broker
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"time"
 
+	"github.com/sluicemq/sluice/internal/message"
 	"github.com/sluicemq/sluice/internal/store"
 )
 
@@ -40,6 +42,11 @@ type Cluster interface {
 	Nodes() []NodeStatus
 	// Replicated reports whether id is a replicated queue's.
 	Replicated(id store.QueueID) bool
+	// Leader names the node leading a replicated queue ("" when unknown).
+	Leader(id store.QueueID) string
+	// Forward sends a request to another node's Broker.AcceptForward and
+	// calls done with its reply (or a transport error or timeout).
+	Forward(node string, body []byte, done func(error))
 }
 
 // ReplicaStatus is where a quorum queue lives.
@@ -120,25 +127,21 @@ func (b *Broker) DefineQueue(id store.QueueID, def []byte) error {
 	if err != nil {
 		return fmt.Errorf("define quorum queue %q: %w", d.Name, err)
 	}
-	vh.mu.Lock()
-	defer vh.mu.Unlock()
-	if q := vh.queues[d.Name]; q != nil {
-		if q.id != id {
-			b.env.log.Warn("quorum queue declared twice; keeping the first", "queue", d.Name, "vhost", d.VHost)
+	return vh.topology(func(batch *store.Batch) error {
+		if q := vh.queues[d.Name]; q != nil {
+			if q.id != id {
+				b.env.log.Warn("quorum queue declared twice; keeping the first", "queue", d.Name, "vhost", d.VHost)
+			}
+			return nil
 		}
+		batch.PutMeta(queueKey(vh.name, d.Name), def)
+		q := newQueue(vh, id, d.Name)
+		q.durable, q.declaredDurable, q.args, q.quorum = true, true, d.Args, true
+		q.setOpts(vh.env.policies.effectiveOptions(vh.name, q.name, q.args, opts))
+		vh.queues[q.name] = q
+		vh.env.objects.qCreated.Add(1)
 		return nil
-	}
-	var batch store.Batch
-	batch.PutMeta(queueKey(vh.name, d.Name), def)
-	if err := vh.apply(&batch); err != nil {
-		return err
-	}
-	q := newQueue(vh, id, d.Name)
-	q.durable, q.declaredDurable, q.args, q.quorum = true, true, d.Args, true
-	q.setOpts(vh.env.policies.effectiveOptions(vh.name, q.name, q.args, opts))
-	vh.queues[q.name] = q
-	vh.env.objects.qCreated.Add(1)
-	return nil
+	})
 }
 
 // Serving starts or stops serving a quorum queue on this node
@@ -157,18 +160,23 @@ func (b *Broker) Serving(id store.QueueID, serving bool) {
 		b.env.log.Info("quorum queue led elsewhere now", "queue", q.name, "vhost", q.vh.name)
 		return
 	}
+	// Rebuild and serve under one hold of q.mu, so no reader sees a half
+	// built index; the cleanup is written after (it waits for a commit).
+	var batch store.Batch
 	q.mu.Lock()
 	q.resetIndexLocked()
-	q.mu.Unlock()
-	if err := q.recoverMessages(); err != nil {
+	if err := q.rebuildLocked(&batch); err != nil { // recover.go
+		q.mu.Unlock()
 		b.env.log.Error("quorum queue: rebuild from the replicated log", "queue", q.name, "err", err)
 		return
 	}
 	q.serving.Store(true)
-	b.env.log.Info("serving quorum queue", "queue", q.name, "vhost", q.vh.name)
-	q.mu.Lock()
 	q.dispatchLocked()
 	q.mu.Unlock()
+	if err := q.env.st.Apply(&batch, true); err != nil {
+		b.env.log.Warn("quorum queue: write the rebuild's cleanup", "queue", q.name, "err", err)
+	}
+	b.env.log.Info("serving quorum queue", "queue", q.name, "vhost", q.vh.name)
 }
 
 // resetIndexLocked forgets the queue's messages (not its consumers) and
@@ -191,16 +199,6 @@ func (q *queue) resetIndexLocked() int {
 // servesHere reports whether this node may deliver and write the queue:
 // always for a classic queue, only on the leader for a quorum queue.
 func (q *queue) servesHere() bool { return !q.quorum || q.serving.Load() }
-
-// notServed returns the first target this node does not serve.
-func notServed(targets []*queue) *queue {
-	for _, q := range targets {
-		if !q.servesHere() {
-			return q
-		}
-	}
-	return nil
-}
 
 // Replica is a quorum queue's replication status; ok is false for a
 // classic queue or a single node.
@@ -227,4 +225,129 @@ func (b *Broker) ClusterNodes() []NodeStatus {
 		return nil
 	}
 	return b.env.cluster.Nodes()
+}
+
+// A publish routed to quorum queues led elsewhere goes to each one's
+// leader (forward), which publishes it to that queue alone
+// (AcceptForward); the publisher's confirm waits for every part. A
+// forwarded request is
+//
+//	vhost (uvarint length, bytes) | queue (same) | message record
+//
+// Each part is confirmed on its own, so a message routed to several
+// queues is not atomic across them, as RabbitMQ's confirms are per queue.
+
+func encodeForward(vhost, queue string, rec []byte) []byte {
+	b := make([]byte, 0, 2*binary.MaxVarintLen16+len(vhost)+len(queue)+len(rec))
+	b = binary.AppendUvarint(b, uint64(len(vhost)))
+	b = append(b, vhost...)
+	b = binary.AppendUvarint(b, uint64(len(queue)))
+	b = append(b, queue...)
+	return append(b, rec...)
+}
+
+func decodeForward(b []byte) (vhost, queue string, rec []byte, err error) {
+	next := func() (string, bool) {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n > uint64(len(b)-k) {
+			return "", false
+		}
+		v := string(b[k : k+int(n)])
+		b = b[k+int(n):]
+		return v, true
+	}
+	var ok1, ok2 bool
+	vhost, ok1 = next()
+	queue, ok2 = next()
+	if !ok1 || !ok2 {
+		return "", "", nil, fmt.Errorf("malformed forwarded publish")
+	}
+	return vhost, queue, b, nil
+}
+
+// forward sends msg to the leaders of the remote targets; done gets the
+// first error once every part has answered (parts more: the caller's
+// local part, which calls the returned function too).
+func (ch *Channel) forward(msg *message.Message, remote []*queue, done func(error), parts int) (func(error), error) {
+	rec, err := encodeRecord(msg, ch.env.now().UnixMilli())
+	if err != nil {
+		return nil, &Error{Code: InvalidArgument, Reason: err.Error(), Err: err}
+	}
+	j := &joinDone{left: len(remote) + parts, done: done}
+	for _, q := range remote {
+		leader := ch.env.cluster.Leader(q.id)
+		if leader == "" {
+			j.one(errorf(ResourceError, "quorum queue '%s' in vhost '%s' has no leader", q.name, q.vh.name))
+			continue
+		}
+		ch.env.cluster.Forward(leader, encodeForward(q.vh.name, q.name, rec), j.one)
+	}
+	return j.one, nil
+}
+
+// AcceptForward publishes a message another node forwarded to a quorum
+// queue this node serves; reply gets the outcome once it is committed.
+// It does not block on the commit (the transport reads the next request).
+func (b *Broker) AcceptForward(body []byte, reply func(error)) {
+	vhost, name, rec, err := decodeForward(body)
+	if err != nil {
+		reply(err)
+		return
+	}
+	b.vhMu.RLock()
+	vh := b.vhosts[vhost]
+	b.vhMu.RUnlock()
+	if vh == nil {
+		reply(fmt.Errorf("no vhost %q", vhost))
+		return
+	}
+	q, err := vh.queueFor(nil, name)
+	if err != nil {
+		reply(err)
+		return
+	}
+	if !q.servesHere() {
+		reply(fmt.Errorf("quorum queue %q is not led here", name))
+		return
+	}
+	msg, err := decodeRecord(rec)
+	if err != nil {
+		reply(err)
+		return
+	}
+	req, err := newPublishReq(msg, []*queue{q}, reply, b.env.now())
+	if err != nil {
+		reply(err)
+		return
+	}
+	if err := b.env.submit(req); err != nil {
+		reply(err)
+	}
+}
+
+// splitServed returns the targets this node serves and the quorum queues
+// it does not.
+func splitServed(targets []*queue) (local, remote []*queue) {
+	for i, q := range targets {
+		if q.servesHere() {
+			if remote != nil {
+				local = append(local, q)
+			}
+			continue
+		}
+		if remote == nil {
+			local = append([]*queue(nil), targets[:i]...)
+		}
+		remote = append(remote, q)
+	}
+	if remote == nil {
+		return targets, nil
+	}
+	return local, remote
+}
+
+func (ch *Channel) inTx() bool {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	return ch.mode == modeTx
 }

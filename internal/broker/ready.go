@@ -129,7 +129,7 @@ func (r *readyIndex) removeSeqs(want map[uint64]bool) []entry {
 }
 
 // readyList holds one priority level's ready entries in seq order: fifo has the
-// entries that were never handed out, in the order the commit loop added
+// entries that were never handed out, in the order the write pipeline added
 // them (ascending seq); back is a min-heap of entries returned by nack,
 // reject or a closed channel, which go before later fifo entries.
 type readyList struct {

@@ -144,12 +144,28 @@ type msgState struct {
 }
 
 // recoverMessages rebuilds a durable queue's index from its floor, reading
-// only the small index entries the commit loop wrote next to each record
+// only the small index entries the write pipeline wrote next to each record
 // (store.Store.ScanIndex), never the records: persistent messages come back
 // ready (redelivered, with their delivery count, when they had been
 // delivered; waiting when they were waiting out a retry backoff), transient
 // ones are deleted.
 func (q *queue) recoverMessages() error {
+	var batch store.Batch
+	q.mu.Lock()
+	err := q.rebuildLocked(&batch)
+	q.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if err := q.env.st.Apply(&batch, true); err != nil {
+		return fmt.Errorf("open broker: queue %q cleanup: %w", q.name, err)
+	}
+	return nil
+}
+
+// rebuildLocked fills the queue's index from the store and adds the
+// cleanup (transient messages, stale states, the floor) to batch.
+func (q *queue) rebuildLocked(batch *store.Batch) error {
 	st := q.env.st
 	floor, err := st.Floor(q.id)
 	if err != nil {
@@ -160,8 +176,17 @@ func (q *queue) recoverMessages() error {
 	// restart leave one more overlapping memtable flush behind).
 	q.floor = floor
 	states := make(map[uint64]msgState)
-	var batch store.Batch
 	err = st.ScanState(q.id, func(seq uint64, v []byte) bool {
+		if seq == markSeq {
+			mark, derr := decodeMark(v)
+			if derr != nil {
+				q.env.log.Warn("recover queue: unreadable delivered mark; its messages come back undelivered",
+					"queue", q.name, "err", derr)
+				batch.DeleteState(q.id, seq)
+			}
+			q.mark = mark
+			return true
+		}
 		n, due, derr := decodeState(v)
 		if derr != nil || seq < floor {
 			batch.DeleteState(q.id, seq)
@@ -178,7 +203,7 @@ func (q *queue) recoverMessages() error {
 		return fmt.Errorf("open broker: queue %q last seq: %w", q.name, err)
 	}
 	err = st.ScanIndex(q.id, floor, func(seq uint64, v []byte) bool {
-		q.recoverEntry(&batch, seq, v, states)
+		q.recoverEntry(batch, seq, v, states)
 		return true
 	})
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -189,12 +214,7 @@ func (q *queue) recoverMessages() error {
 	}
 	q.nextSeq = max(last, floor) + 1
 	q.high = q.nextSeq
-	q.mu.Lock()
-	q.advanceFloorLocked(&batch)
-	q.mu.Unlock()
-	if err := st.Apply(&batch, true); err != nil {
-		return fmt.Errorf("open broker: queue %q cleanup: %w", q.name, err)
-	}
+	q.advanceFloorLocked(batch)
 	return nil
 }
 
@@ -226,6 +246,11 @@ func (q *queue) recoverEntry(batch *store.Batch, seq uint64, v []byte, states ma
 	}
 	e := entry{seq: seq, size: x.size, flags: entryPersistent,
 		expires: expiry(x.pubMs, x.ttl, q.opts().MessageTTL), priority: q.priorityLevel(x.prio)}
+	if !hasState && seq < q.mark {
+		// Delivered once, under the delivered mark.
+		e.flags |= entryRedelivered
+		e.deliveries = 1
+	}
 	if hasState {
 		e.flags |= entryRedelivered | entryState
 		e.deliveries = uint16(min(st.deliveries, 1<<16-1))

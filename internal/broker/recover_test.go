@@ -11,6 +11,7 @@ import (
 	"github.com/sluicemq/sluice/internal/message"
 	"github.com/sluicemq/sluice/internal/store"
 	"github.com/sluicemq/sluice/internal/store/memstore"
+	"github.com/sluicemq/sluice/internal/store/storetest"
 )
 
 // recordReads counts the reads of message records (Scan and Get).
@@ -275,5 +276,56 @@ func TestRestartWritesNothingWhenNothingChanged(t *testing.T) {
 		if written := st.ops.Load() - before; restart > 0 && written != 0 {
 			t.Errorf("restart %d wrote %d operations over an unchanged backlog, want 0", restart, written)
 		}
+	}
+}
+
+// First deliveries of messages taken in seq order write no per-message
+// state: the queue's delivered mark covers them, and after a restart they
+// still come back redelivered with a count of 1. A redelivery writes its
+// own count.
+func TestDeliveredMark(t *testing.T) {
+	clock := newFakeClock()
+	st := storetest.NewRecording(memstore.New())
+	b1 := openOn(t, st, clock)
+	c := newClient(t, b1)
+	c.declareQueue("q", true, nil)
+	for i := 1; i <= 6; i++ {
+		c.publish("", "q", fmt.Sprint("m", i), true)
+	}
+	c.get("q", false)       // m1
+	d2 := c.get("q", false) // m2
+	c.get("q", false)       // m3
+	if err := c.ch.Nack(d2.DeliveryTag, false, true); err != nil {
+		t.Fatal(err)
+	}
+	c.get("q", false)                                                             // m2 again: count 2
+	if err := c.ch.Nack(c.get("q", false).DeliveryTag, false, true); err != nil { // m4
+		t.Fatal(err)
+	}
+	c.get("q", false) // m4 again: count 2
+	id := b1.vhosts["/"].queues["q"].id
+	if err := b1.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var states []uint64
+	marks := 0
+	for _, o := range st.Ops() {
+		if o.Op.Queue == id && o.Op.Kind == store.OpPutState {
+			if o.Op.Seq == markSeq {
+				marks++
+			} else {
+				states = append(states, o.Op.Seq)
+			}
+		}
+	}
+	if want := []uint64{2, 4}; !slices.Equal(states, want) || marks == 0 {
+		t.Errorf("per-message states written for seqs %v (and %d marks), want %v and a mark", states, marks, want)
+	}
+
+	b2 := openOn(t, st, clock)
+	c2 := newClient(t, b2)
+	want := []string{"m1:true:1", "m2:true:2", "m3:true:1", "m4:true:2", "m5:false:0", "m6:false:0"}
+	if got := c2.drainBodies("q"); !slices.Equal(got, want) {
+		t.Errorf("after restart: %v, want %v", got, want)
 	}
 }

@@ -34,10 +34,13 @@ func drain(t *testing.T, ch *amqp091.Channel, queue string) []amqp091.Table {
 	}
 }
 
-// wantChannelError waits for the broker to close ch and checks the text.
-func wantChannelError(t *testing.T, ch *amqp091.Channel, code int, text string) {
+// publishWantChannelError publishes p and waits for the broker to close ch
+// with code and text. It listens for the close before publishing: a close
+// that arrived before NotifyClose would be seen only as a closed channel.
+func publishWantChannelError(t *testing.T, ch *amqp091.Channel, key string, p amqp091.Publishing, code int, text string) {
 	t.Helper()
 	closed := ch.NotifyClose(make(chan *amqp091.Error, 1))
+	dlPublish(t, ch, "", key, p)
 	ch.Qos(0, 0, false) // a round trip: the close, if any, is on its way
 	select {
 	case e := <-closed:
@@ -113,8 +116,7 @@ func TestSenderSelectedDistributionRefusesNonArray(t *testing.T) {
 		{amqp091.Table{"BCC": int32(1)}, `PRECONDITION_FAILED - invalid message: {unacceptable_type_in_header,"BCC",signedint}`},
 	} {
 		ch := sluicetest.Channel(t, conn)
-		dlPublish(t, ch, "", "q", amqp091.Publishing{Headers: tt.headers})
-		wantChannelError(t, ch, 406, tt.text)
+		publishWantChannelError(t, ch, "q", amqp091.Publishing{Headers: tt.headers}, 406, tt.text)
 	}
 }
 
@@ -126,8 +128,7 @@ func TestUserIDValidation(t *testing.T) {
 	if d := dlWaitGet(t, ch, "q"); d.UserId != "guest" {
 		t.Fatalf("user_id %q, want guest", d.UserId)
 	}
-	dlPublish(t, ch, "", "q", amqp091.Publishing{UserId: "admin"})
-	wantChannelError(t, ch, 406, "PRECONDITION_FAILED - user_id property set to 'admin' but authenticated user was 'guest'")
+	publishWantChannelError(t, ch, "q", amqp091.Publishing{UserId: "admin"}, 406, "PRECONDITION_FAILED - user_id property set to 'admin' but authenticated user was 'guest'")
 
 	// A user tagged impersonator may claim any user_id (administrator
 	// does not suffice: guest is one).

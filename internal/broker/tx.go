@@ -137,7 +137,7 @@ func (ch *Channel) CommitTx(returned func(msg *message.Message)) error {
 // restamp makes the commit the message's publish time, from which its
 // TTL counts (RabbitMQ's TTL counts from the enqueue).
 func (r *publishReq) restamp(ms int64) {
-	r.pubMs = ms
+	r.meta.pubMs = ms
 	if len(r.rec) >= recordHeader {
 		binary.BigEndian.PutUint64(r.rec[2:recordHeader], uint64(ms))
 	}

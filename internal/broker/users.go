@@ -26,7 +26,7 @@ type userDB struct {
 	throttle *access.Throttle
 	failures *access.Failures
 
-	mu    sync.RWMutex
+	mu    sync.RWMutex // guards users
 	users map[string]userDef
 
 	// permGen moves whenever a permission or a user changes, so that
@@ -40,7 +40,11 @@ const failureWindow = time.Minute
 
 // openUsers loads the users, creating Config's default user on first start.
 func openUsers(st store.Store, cfg Config) (*userDB, error) {
-	throttle, err := access.NewThrottle(cfg.LoginThrottle)
+	tcfg := cfg.LoginThrottle
+	if tcfg.Now == nil {
+		tcfg.Now = cfg.Now
+	}
+	throttle, err := access.NewThrottle(tcfg)
 	if err != nil {
 		return nil, err
 	}
@@ -98,9 +102,22 @@ func errInvalidCredentials(user string) error {
 	return errorf(AccessRefused, "user '%s' - invalid credentials", user)
 }
 
-// authenticate checks a login. A source serving a throttle delay is
-// refused unchecked (AccessRefused wrapping *access.Throttled).
+// authenticate checks a login by its password.
 func (db *userDB) authenticate(l Login) error {
+	return db.admit(l, func(u userDef) bool { return db.verifier.Verify(u.Name, u.hash(), l.Password) })
+}
+
+// authenticateExternal admits a user a verified TLS client certificate
+// names (SASL EXTERNAL): no password, every other rule of a login.
+func (db *userDB) authenticateExternal(l Login) error {
+	return db.admit(l, func(userDef) bool { return true })
+}
+
+// admit checks a login: a source serving a throttle delay is refused
+// unchecked (AccessRefused wrapping *access.Throttled); an unknown user,
+// a loopback-only user from elsewhere and a failed proof are refused
+// alike, counted against the source and logged.
+func (db *userDB) admit(l Login, proves func(userDef) bool) error {
 	src := access.SourceOf(l.Remote)
 	if wait := db.throttle.Wait(src.Key); wait > 0 {
 		db.failures.Throttled(l.Door, l.Remote, src, l.User)
@@ -120,7 +137,7 @@ func (db *userDB) authenticate(l Login) error {
 		// its timing tells whether the password was right.
 		db.verifier.VerifyUnknown(l.Password)
 		why = "user may log in from loopback only"
-	case !db.verifier.Verify(u.Name, u.hash(), l.Password):
+	case !proves(u):
 		why = "wrong password"
 	}
 	if why != "" {
@@ -128,21 +145,8 @@ func (db *userDB) authenticate(l Login) error {
 		db.failures.Failed(l.Door, l.Remote, src, l.User, why)
 		return errInvalidCredentials(l.User)
 	}
-	if u.hash().Legacy() {
+	if l.Password != "" && u.hash().Legacy() {
 		db.upgrade(u, l.Password)
-	}
-	return nil
-}
-
-func (db *userDB) authenticateExternal(name string, loopback bool) error {
-	db.mu.RLock()
-	u, ok := db.users[name]
-	db.mu.RUnlock()
-	if !ok {
-		return errorf(AccessRefused, "user '%s' - no such user for the client certificate", name)
-	}
-	if u.LoopbackOnly && !loopback {
-		return errorf(AccessRefused, "user '%s' can only connect via localhost", name)
 	}
 	return nil
 }

@@ -17,11 +17,15 @@ type vhost struct {
 	mu        sync.RWMutex
 	exchanges map[string]*exchange
 	queues    map[string]*queue
-	deleted   bool // vhosts.go: nothing may be created any more
+	// creating reserves the names of queues being stored (declare.go);
+	// each channel is closed once its queue is added or given up.
+	creating map[string]chan struct{}
+	deleted  bool // vhosts.go: nothing may be created any more
 }
 
 func newVHost(name string, e *env) *vhost {
-	vh := &vhost{name: name, env: e, exchanges: make(map[string]*exchange), queues: make(map[string]*queue)}
+	vh := &vhost{name: name, env: e, exchanges: make(map[string]*exchange), queues: make(map[string]*queue),
+		creating: make(map[string]chan struct{})}
 	vh.exchanges[""] = newExchange("", kindDirect, true, false, false, nil)
 	for _, p := range []struct{ name, kind string }{
 		{"amq.direct", kindDirect}, {"amq.fanout", kindFanout}, {"amq.topic", kindTopic},
@@ -82,13 +86,33 @@ func (vh *vhost) queueForLocked(conn *Connection, name string) (*queue, error) {
 	return q, nil
 }
 
-// apply writes topology changes (synced: a declare-ok means durable).
-func (vh *vhost) apply(b *store.Batch) error {
-	if b.Len() == 0 {
-		return nil
+// topology runs fn, a change of the vhost's topology, under vh.mu. The
+// store changes fn adds to its batch are deferred to the write pipeline
+// under the lock and synced after it is released (a declare-ok means
+// durable), so no publisher of the vhost waits for that fsync. A change
+// is visible before it is durable; anything that depends on it (a publish
+// routed by a new binding, a declare of a binding to a new exchange) is
+// written after it through the same pipeline, so it is never durable
+// without it.
+func (vh *vhost) topology(fn func(b *store.Batch) error) error {
+	var b store.Batch
+	vh.mu.Lock()
+	err := fn(&b)
+	stored := err == nil && b.Len() > 0
+	if stored {
+		vh.env.pipe.Defer(&b)
 	}
-	if err := vh.env.st.Apply(b, true); err != nil {
-		return internalError("store definitions", err)
+	vh.mu.Unlock()
+	if stored {
+		return vh.env.syncDefs()
+	}
+	return err
+}
+
+// syncDefs makes the definitions deferred so far durable.
+func (e *env) syncDefs() error {
+	if err := e.pipe.Sync(); err != nil {
+		return storeError("store definitions", err)
 	}
 	return nil
 }
@@ -130,8 +154,10 @@ func (ch *Channel) DeclareExchange(d ExchangeDecl) error {
 	if err := ch.allowExchangeDeclare(d); err != nil { // permissions.go
 		return err
 	}
-	vh.mu.Lock()
-	defer vh.mu.Unlock()
+	return vh.topology(func(b *store.Batch) error { return vh.declareExchangeLocked(b, d) })
+}
+
+func (vh *vhost) declareExchangeLocked(b *store.Batch, d ExchangeDecl) error {
 	if x := vh.exchanges[d.Name]; x != nil {
 		return vh.exchangeEquivalent(x, d)
 	}
@@ -152,11 +178,7 @@ func (ch *Channel) DeclareExchange(d ExchangeDecl) error {
 		if err != nil {
 			return &Error{Code: PreconditionFailed, Reason: "exchange arguments: " + err.Error(), Err: err}
 		}
-		var b store.Batch
 		b.PutMeta(exchangeKey(vh.name, x.name), v)
-		if err := vh.apply(&b); err != nil {
-			return err
-		}
 	}
 	vh.exchanges[x.name] = x
 	return nil
@@ -192,18 +214,17 @@ func (ch *Channel) DeleteExchange(name string, ifUnused bool) error {
 	if err := ch.allow(access.Configure, "exchange", name); err != nil {
 		return err
 	}
-	vh.mu.Lock()
-	defer vh.mu.Unlock()
-	x := vh.exchanges[name]
-	if x == nil {
+	return vh.topology(func(b *store.Batch) error {
+		x := vh.exchanges[name]
+		if x == nil {
+			return nil
+		}
+		if ifUnused && len(x.bindings) > 0 {
+			return errorf(PreconditionFailed, "exchange '%s' in vhost '%s' in use", name, vh.name)
+		}
+		vh.deleteExchangeLocked(b, x)
 		return nil
-	}
-	if ifUnused && len(x.bindings) > 0 {
-		return errorf(PreconditionFailed, "exchange '%s' in vhost '%s' in use", name, vh.name)
-	}
-	var b store.Batch
-	vh.deleteExchangeLocked(&b, x)
-	return vh.apply(&b)
+	})
 }
 
 // deleteExchangeLocked removes x and its bindings both ways; sources left
@@ -269,8 +290,10 @@ func (ch *Channel) bind(bnd Binding, toExchange, unbind bool) error {
 	if err := ch.allowBind(bnd, toExchange); err != nil { // permissions.go
 		return err
 	}
-	vh.mu.Lock()
-	defer vh.mu.Unlock()
+	return vh.topology(func(b *store.Batch) error { return vh.bindLocked(b, ch.conn, bnd, toExchange, unbind) })
+}
+
+func (vh *vhost) bindLocked(b *store.Batch, conn *Connection, bnd Binding, toExchange, unbind bool) error {
 	// As RabbitMQ: a missing source is reported first, then a missing
 	// destination, then exclusivity.
 	src := vh.exchanges[bnd.Source]
@@ -293,7 +316,7 @@ func (ch *Channel) bind(bnd Binding, toExchange, unbind bool) error {
 		}
 	} else {
 		var err error
-		if q, err = vh.queueForLocked(ch.conn, bnd.Destination); err != nil {
+		if q, err = vh.queueForLocked(conn, bnd.Destination); err != nil {
 			if unbind && CodeOf(err) == NotFound {
 				return nil
 			}
@@ -301,12 +324,11 @@ func (ch *Channel) bind(bnd Binding, toExchange, unbind bool) error {
 		}
 	}
 	existing := src.findBinding(q, dx, bnd.Key, bnd.Args)
-	var b store.Batch
 	if unbind {
 		if existing != nil {
-			vh.unbindLocked(&b, existing, true)
+			vh.unbindLocked(b, existing, true)
 		}
-		return vh.apply(&b)
+		return nil
 	}
 	if existing != nil {
 		return nil
@@ -324,9 +346,6 @@ func (ch *Channel) bind(bnd Binding, toExchange, unbind bool) error {
 			return &Error{Code: PreconditionFailed, Reason: "binding arguments: " + err.Error(), Err: err}
 		}
 		b.PutMeta(bindingKey(vh.name, toExchange, src.name, bnd.Destination, bnd.Key, bnd.Args), v)
-		if err := vh.apply(&b); err != nil {
-			return err
-		}
 	}
 	src.addBinding(bd)
 	return nil

@@ -146,25 +146,22 @@ func (b *Broker) DeleteVHost(name string) error {
 
 // clear deletes every queue and exchange of vh and marks it deleted.
 func (vh *vhost) clear() error {
-	vh.mu.Lock()
-	defer vh.mu.Unlock()
-	vh.deleted = true
-	var firstErr error
-	for _, q := range vh.queues {
-		if _, err := vh.deleteQueueLocked(q, false); err != nil && firstErr == nil {
-			firstErr = err
+	err := vh.topology(func(b *store.Batch) error {
+		vh.deleted = true
+		for _, q := range vh.queues {
+			vh.deleteQueueLocked(q, false)
 		}
-	}
-	var batch store.Batch
-	for _, x := range vh.exchanges {
-		if vh.exchanges[x.name] == x { // auto-delete may have taken it already
-			vh.deleteExchangeLocked(&batch, x)
+		for _, x := range vh.exchanges {
+			if vh.exchanges[x.name] == x { // auto-delete may have taken it already
+				vh.deleteExchangeLocked(b, x)
+			}
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	if err := vh.env.st.Apply(&batch, true); err != nil && firstErr == nil {
-		firstErr = internalError("delete vhost exchanges", err)
-	}
-	return firstErr
+	return vh.env.syncDefs() // the queues' deletions, deferred by deleteQueueLocked
 }
 
 // goneLocked refuses to create anything in a deleted vhost.

@@ -47,6 +47,7 @@ Commands that talk to a running broker over its HTTP API:
   definitions export|import            the topology as RabbitMQ's definitions file
   limits ls|set|delete                 user and vhost limits (max-connections, …)
   health [CHECK]                       a health check (default virtual-hosts; 0 when ok)
+  cluster status                       nodes, and which quorum queues each leads
   completion bash|zsh                  a shell completion script
 
 Every command takes, anywhere on the line, --server (env SLUICE_SERVER, default
@@ -247,7 +248,7 @@ func firstWord(s string) string {
 func commands() map[string]*command {
 	m := map[string]*command{}
 	for _, group := range [][]*command{queueCommands(), exchangeCommands(), messageCommands(), dlqCommands(), userCommands(),
-		schemaCommands(), policyCommands(), limitsCommands(), healthCommands(), {completionCommand()}} {
+		schemaCommands(), policyCommands(), limitsCommands(), healthCommands(), clusterCommands(), {completionCommand()}} {
 		for _, c := range group {
 			name := c.usage
 			if i := strings.Index(name, " ["); i >= 0 {

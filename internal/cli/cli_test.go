@@ -120,6 +120,7 @@ func TestCommands(t *testing.T) {
 		{"as ops, refused", "", []string{"queue", "declare", "x", "--user", "ops", "--password", "pw"}, ExitAccess, "", "configure"},
 		{"permissions delete", "", []string{"permissions", "delete", "ops"}, 0, "deleted", ""},
 		{"user delete", "", []string{"user", "delete", "ops"}, 0, "deleted", ""},
+		{"cluster status", "", []string{"cluster", "status"}, 0, "RUNNING", ""},
 		{"queue delete", "", []string{"queue", "delete", "orders"}, 0, "deleted", ""},
 		{"exchange delete", "", []string{"exchange", "delete", "events"}, 0, "deleted", ""},
 	}

@@ -20,8 +20,9 @@ import (
 type cmdKind uint8
 
 const (
-	cmdOps    cmdKind = iota + 1 // body: encoded store ops
-	cmdDefine                    // body: the queue definition, opaque to the cluster
+	cmdOps     cmdKind = iota + 1 // body: encoded store ops
+	cmdDefine                     // body: the queue definition, opaque to the cluster
+	cmdCompact                    // body: u64 index; every member drops its log below it
 )
 
 const cmdHeaderLen = 1 + 8 + 8

@@ -19,8 +19,12 @@
 //
 // Store (replicated.go) is the store.Store the broker writes through: a
 // batch's operations on replicated queues are proposed to their groups and
-// waited for, the rest goes to the local store. A write that returned
-// without error was fsynced by a majority of the group's members.
+// waited for (synced writes), the rest goes to the local store. A synced
+// write that returned without error was fsynced by a majority of the
+// group's members.
+//
+// Forwarding (forward.go): a broker-level request from one node to
+// another on the same connection (a publish to a queue led elsewhere).
 //
 // # Layout in the store
 //
@@ -28,7 +32,12 @@
 //	meta cluster/g/<g>/hard                       -> raftpb.HardState
 //	meta cluster/g/<g>/conf                       -> raftpb.ConfState
 //	meta cluster/g/<g>/applied                    -> u64, written with the applied ops
+//	meta cluster/g/<g>/trunc                      -> u64 index, u64 term of the entry before the first
 //	meta cluster/groups/<g>                       -> the groups this node hosts
+//
+// A group's leader compacts its log below what every member holds and it
+// has applied (a cmdCompact entry each member applies), so no member ever
+// needs a snapshot; a member that is down holds compaction back.
 //
 // # Goroutines
 //

@@ -15,6 +15,7 @@ package cluster
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -69,11 +70,14 @@ type Config struct {
 	Tick           time.Duration
 	ElectionTicks  int
 	HeartbeatTicks int
+	// CompactEntries is how many applied entries a group's log keeps
+	// before its leader compacts it.
+	CompactEntries int
 	Logger         *slog.Logger
 }
 
 func DefaultConfig() Config {
-	return Config{Tick: 100 * time.Millisecond, ElectionTicks: 10, HeartbeatTicks: 1}
+	return Config{Tick: 100 * time.Millisecond, ElectionTicks: 10, HeartbeatTicks: 1, CompactEntries: 4096}
 }
 
 func (c Config) Validate() error {
@@ -128,6 +132,8 @@ type Host struct {
 	wg    sync.WaitGroup
 
 	notes *notifier
+
+	leaders sync.Map // group id -> leader's node id, as last known (read without the loop)
 
 	nextID  atomic.Uint64
 	wmu     sync.Mutex
@@ -216,6 +222,16 @@ func New(cfg Config, st store.Store) (*Host, error) {
 	return h, nil
 }
 
+// Leader returns the name of the node leading a replicated queue's group
+// as this node last heard ("" when unknown).
+func (h *Host) Leader(id store.QueueID) string {
+	v, ok := h.leaders.Load(uint64(id))
+	if !ok {
+		return ""
+	}
+	return h.names[v.(uint64)]
+}
+
 // Self returns this node's Raft id.
 func (h *Host) Self() uint64 { return h.self }
 
@@ -300,13 +316,18 @@ func (h *Host) do(ctx context.Context, fn func()) error {
 func (h *Host) run() {
 	t := time.NewTicker(h.cfg.Tick)
 	defer t.Stop()
+	ticks := 0
 	for {
 		select {
 		case <-h.stop:
 			return
 		case <-t.C:
+			ticks++
 			for _, g := range h.groups {
 				g.rn.Tick()
+				if ticks%compactEvery == 0 {
+					h.maybeCompact(g)
+				}
 			}
 		case in := <-h.recv:
 			h.step(in)
@@ -336,6 +357,36 @@ func (h *Host) run() {
 			<-h.stop
 			return
 		}
+	}
+}
+
+const (
+	// compactEvery is how many ticks apart a leader looks at compacting
+	// its group's log.
+	compactEvery = 50
+)
+
+// maybeCompact has a leader propose dropping the log below what every
+// member has and this node has applied: no member will need it again, so
+// no snapshot is ever needed (a member that is down holds compaction back
+// until it returns).
+func (h *Host) maybeCompact(g *group) {
+	if !g.leader {
+		return
+	}
+	st := g.rn.Status()
+	upTo := st.Applied
+	for id := range st.Config.Voters.IDs() {
+		if pr, ok := st.Progress[id]; ok && id != h.self {
+			upTo = min(upTo, pr.Match)
+		}
+	}
+	if upTo < g.st.first+uint64(h.cfg.CompactEntries) {
+		return
+	}
+	body := binary.BigEndian.AppendUint64(nil, upTo)
+	if err := g.rn.Propose(appendCommand(nil, command{kind: cmdCompact, proposer: h.self, body: body})); err != nil {
+		h.log.Debug("cluster: propose compaction", "group", fmt.Sprintf("%x", g.id), "err", err)
 	}
 }
 
@@ -515,6 +566,7 @@ func (h *Host) apply(g *group, rd raft.Ready, staged *store.Batch) ([]func(), er
 	var notes []func()
 	if ss := rd.SoftState; ss != nil {
 		g.lead = ss.Lead
+		h.leaders.Store(g.id, ss.Lead)
 		isLeader := ss.RaftState == raft.StateLeader
 		if isLeader && !g.leader {
 			g.term = g.rn.BasicStatus().GetTerm()
@@ -596,6 +648,11 @@ func (h *Host) applyCommand(g *group, e *pb.Entry, staged *store.Batch) ([]func(
 			// The leader began serving before the queue existed here.
 			notes = append(notes, h.servingNote(g.id, true))
 		}
+	case cmdCompact:
+		if len(c.body) != 8 {
+			return nil, fmt.Errorf("%w: group %x entry %d: compaction of %d bytes", errBadCommand, g.id, e.GetIndex(), len(c.body))
+		}
+		g.st.stageCompact(staged, min(binary.BigEndian.Uint64(c.body), e.GetIndex()))
 	default:
 		// A command of a newer version: skipped the same way everywhere.
 		h.log.Warn("cluster: unknown command", "group", fmt.Sprintf("%x", g.id), "kind", c.kind)

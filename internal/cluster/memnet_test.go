@@ -166,8 +166,13 @@ type testCluster struct {
 }
 
 func newTestCluster(t *testing.T, n int) *testCluster {
+	return newTestClusterWith(t, n, func(*Config) {})
+}
+
+func newTestClusterWith(t *testing.T, n int, set func(*Config)) *testCluster {
 	c := &testCluster{t: t, net: newMemNet(t), cfg: DefaultConfig()}
 	c.cfg.Tick = 10 * time.Millisecond
+	set(&c.cfg)
 	c.cfg.Nodes = make(map[string]string)
 	for i := range n {
 		c.cfg.Nodes[fmt.Sprintf("n%d", i+1)] = ""

@@ -114,9 +114,11 @@ func (h *Host) QueueStatus(id store.QueueID) (GroupStatus, bool) {
 // their groups. Reads go to the local store, which holds what this node
 // has applied. Apply and ApplyAsync split a batch: the local part is
 // applied as usual, each replicated queue's part is proposed to its group
-// and waited for; a batch touching several groups is therefore not atomic
-// across them. A replicated write is visible to reads once it is waited
-// for (Apply's return, ApplyAsync's wait), not when ApplyAsync returns.
+// and, for a synced Apply and for ApplyAsync, waited for; a batch touching
+// several groups is therefore not atomic across them. A replicated write
+// is visible to reads once it is waited for (Apply's return, ApplyAsync's
+// wait), not when ApplyAsync returns; an unsynced Apply's replicated part
+// is only submitted (in order after earlier writes), not waited for.
 type Store struct {
 	store.Store
 	h       *Host

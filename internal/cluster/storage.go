@@ -64,17 +64,26 @@ func openStorage(st store.Store, group uint64) (*groupStorage, error) {
 	if err := getProto(st, groupKey(group, "conf"), s.conf); err != nil {
 		return nil, err
 	}
+	// After a compaction the log starts above 1; the entry before its
+	// first is remembered by index and term.
+	if v, err := st.GetMeta(groupKey(group, "trunc")); err == nil && len(v) == 16 {
+		s.first = binary.BigEndian.Uint64(v) + 1
+		s.terms[0] = binary.BigEndian.Uint64(v[8:])
+	} else if err != nil && err != store.ErrNotFound {
+		return nil, fmt.Errorf("read group %x truncation: %w", group, err)
+	}
 	var derr error
 	next := uint64(0)
-	err := st.Scan(logQueue(group), 0, func(idx uint64, rec []byte) bool {
+	err := st.Scan(logQueue(group), s.first, func(idx uint64, rec []byte) bool {
 		var e pb.Entry
 		if derr = proto.Unmarshal(rec, &e); derr != nil {
 			derr = fmt.Errorf("%w: group %x entry %d: %v", store.ErrCorrupt, group, idx, derr)
 			return false
 		}
-		if next == 0 {
-			s.first = idx
-		} else if idx != next {
+		if next == 0 && idx != s.first {
+			derr = fmt.Errorf("%w: group %x log starts at %d, want %d", store.ErrCorrupt, group, idx, s.first)
+			return false
+		} else if next != 0 && idx != next {
 			derr = fmt.Errorf("%w: group %x log jumps from %d to %d", store.ErrCorrupt, group, next-1, idx)
 			return false
 		}
@@ -163,10 +172,24 @@ func (s *groupStorage) Term(i uint64) (uint64, error) {
 func (s *groupStorage) LastIndex() (uint64, error)  { return s.last(), nil }
 func (s *groupStorage) FirstIndex() (uint64, error) { return s.first, nil }
 
-// Snapshot returns an empty snapshot: logs are not compacted yet, so a
-// lagging member always catches up from entries.
+// Snapshot is never available: a log is compacted only below what every
+// member has (host.go), so no member needs one. A member that lost its
+// log waits (raft retries) instead of getting an empty state.
 func (s *groupStorage) Snapshot() (*pb.Snapshot, error) {
-	return &pb.Snapshot{Metadata: &pb.SnapshotMetadata{ConfState: proto.Clone(s.conf).(*pb.ConfState), Index: new(s.first - 1), Term: new(s.terms[0])}}, nil
+	return nil, raft.ErrSnapshotTemporarilyUnavailable
+}
+
+// stageCompact drops the entries below index (which must be applied and
+// held by every member) and records the term of the one before it.
+func (s *groupStorage) stageCompact(b *store.Batch, index uint64) {
+	if index <= s.first || index > s.last()+1 {
+		return
+	}
+	b.DeleteRange(logQueue(s.group), s.first, index)
+	s.terms = s.terms[index-s.first:]
+	s.first = index
+	v := binary.BigEndian.AppendUint64(nil, index-1)
+	b.PutMeta(groupKey(s.group, "trunc"), binary.BigEndian.AppendUint64(v, s.terms[0]))
 }
 
 // stage adds a Ready's entries and hard state to b and updates the cached

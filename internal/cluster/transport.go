@@ -46,6 +46,10 @@ type TCPTransport struct {
 	log   *slog.Logger
 	peers map[uint64]*peer // fixed after NewTCPTransport
 
+	fwd        forwards // forward.go
+	fwdMu      sync.Mutex
+	fwdHandler ForwardHandler // guarded by fwdMu
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
@@ -211,6 +215,7 @@ func (t *TCPTransport) session(p *peer) {
 		}
 		next := t.serve(p, c)
 		c.Close()
+		t.failForwards(p.id, p.name) // forward.go
 		c = next
 	}
 }
@@ -327,12 +332,21 @@ func (t *TCPTransport) read(p *peer, c net.Conn) {
 			c.Close()
 			return
 		}
+		group := binary.BigEndian.Uint64(hdr[4:])
+		if group == forwardGroup {
+			if err := t.forwardFrame(p, data); err != nil {
+				t.log.Warn("cluster transport: bad forward frame; dropping the connection", "peer", p.name, "err", err)
+				c.Close()
+				return
+			}
+			continue
+		}
 		m := &pb.Message{}
 		if err := proto.Unmarshal(data, m); err != nil {
 			t.log.Warn("cluster transport: bad message; dropping the connection", "peer", p.name, "err", err)
 			c.Close()
 			return
 		}
-		t.recv.Deliver(binary.BigEndian.Uint64(hdr[4:]), m)
+		t.recv.Deliver(group, m)
 	}
 }

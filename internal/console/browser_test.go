@@ -349,7 +349,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	run(t, ctx, "edit against the schema",
 		chromedp.SetValue(`textarea[name="edit-body"]`, `{"order":2,"sku":"sku-2","amount":"twelve"}`, chromedp.ByQuery),
 		chromedp.Click(`button[data-action="save-edit"]`, chromedp.ByQuery),
-		waitJS(`document.querySelector('#edit-body-error li[data-pointer="/amount"]')`))
+		waitJS(`document.querySelector('#edit-body-error li[data-pointer="/amount"]') && document.querySelector('textarea[name="edit-body"][aria-invalid="true"]') === document.activeElement`))
 	var schemaErr string
 	run(t, ctx, "read the schema error", chromedp.Text("#edit-body-error", &schemaErr, chromedp.ByID), shot(t, "edit-schema-error"))
 	if !strings.Contains(schemaErr, `schema “order”`) || !strings.Contains(schemaErr, "/amount") {
@@ -518,14 +518,55 @@ func TestConsoleInBrowser(t *testing.T) {
 	if buttons != 0 {
 		t.Fatalf("a monitoring user sees %d action controls", buttons)
 	}
-	var forced string
-	run(t, ctx, "force a purge", chromedp.Evaluate(`(async () => {
-		const s = await (await fetch('/api/session')).json();
-		const r = await fetch('/api/queues/%2F/payments.dlq/contents', {method: 'DELETE', headers: {'X-CSRF-Token': s.csrf_token}});
-		return r.status + ' ' + (await r.text());
-	})()`, &forced, func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }))
-	if !strings.HasPrefix(forced, "403 ") {
-		t.Fatalf("a forced purge by the monitoring user was answered %q", forced)
+	for _, pg := range []struct{ path, ready string }{
+		{"/queues", `document.querySelector('table.queues tr[data-queue="orders"]')`},
+		{"/exchanges", `document.querySelector('tr[data-exchange="amq.topic"]')`},
+		{"/connections", `document.querySelector('section.conn')`},
+		{"/queues/%2F/payments.dlq/messages/" + firstID(t, e, "payments.dlq"), `document.querySelector('ol.deaths li')`},
+	} {
+		run(t, ctx, "watcher's "+pg.path, chromedp.Navigate(e.url+pg.path), waitJS(pg.ready),
+			chromedp.Evaluate(`document.querySelectorAll('[data-action], .actions-box, form.action, form.edit, button.danger').length`, &buttons))
+		if buttons != 0 {
+			t.Errorf("on %s a monitoring user sees %d action controls", pg.path, buttons)
+		}
+	}
+	var usersNav bool
+	var usersPage string
+	run(t, ctx, "watcher's users page", chromedp.Navigate(e.url+"/users"),
+		waitJS(`document.querySelector('main .state.empty')`),
+		chromedp.Evaluate(`!document.querySelector('[data-nav="users"]').hidden`, &usersNav),
+		chromedp.Text("main", &usersPage, chromedp.ByQuery))
+	if usersNav || !strings.Contains(usersPage, "Only administrators") || strings.Contains(usersPage, "guest") {
+		t.Errorf("a monitoring user's users page (link shown: %v): %q", usersNav, usersPage)
+	}
+	// Actions forced from the page, with a valid CSRF token: refused.
+	for _, f := range []struct{ what, method, path, body string }{
+		{"purge", "DELETE", "/api/queues/%2F/payments.dlq/contents", ""},
+		{"redrive", "POST", "/api/queues/%2F/payments.dlq/redrive", `{}`},
+		{"delete a message", "DELETE", "/api/queues/%2F/payments.dlq/messages/" + firstID(t, e, "payments.dlq"), ""},
+		{"list users", "GET", "/api/users", ""},
+	} {
+		var forced string
+		run(t, ctx, "force "+f.what, chromedp.Evaluate(`(async () => {
+			const s = await (await fetch('/api/session')).json();
+			const init = {method: `+strconv.Quote(f.method)+`, headers: {'X-CSRF-Token': s.csrf_token, 'Content-Type': 'application/json'}};
+			if (`+strconv.Quote(f.body)+`) init.body = `+strconv.Quote(f.body)+`;
+			const r = await fetch(`+strconv.Quote(f.path)+`, init);
+			return r.status + ' ' + (await r.text());
+		})()`, &forced, func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }))
+		if !strings.HasPrefix(forced, "403 ") {
+			t.Errorf("a monitoring user's forced %s was answered %q", f.what, forced)
+		}
 	}
 	waitDepth(t, e, "payments.dlq", 5)
+}
+
+// firstID returns the id of the queue's first message, as a string.
+func firstID(t *testing.T, e *env, q string) string {
+	t.Helper()
+	page, err := e.c.Browse(context.Background(), "/", q, 0, 1, api.Filter{})
+	if err != nil || len(page.Messages) == 0 {
+		t.Fatalf("browse %s: %v (%d messages)", q, err, len(page.Messages))
+	}
+	return strconv.FormatUint(page.Messages[0].ID, 10)
 }

@@ -96,11 +96,22 @@ func BenchmarkConsoleBrowseDLQ(b *testing.B) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	b.Logf("filled %d messages in %v", n, time.Since(start))
+	// A consumer holds five, so the state filter has unacked ones to find.
+	hold := benchChannel(b, e)
+	if err := hold.Qos(5, 0, false); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := hold.Consume("big.dlq", "", false, false, false, false, nil); err != nil {
+		b.Fatal(err)
+	}
 	for _, c := range []struct{ name, path string }{
 		{"head", "/api/queues/%2F/big.dlq/messages?limit=50"},
 		{"middle", fmt.Sprintf("/api/queues/%%2F/big.dlq/messages?limit=50&after=%d", n/2)},
 		{"reason", fmt.Sprintf("/api/queues/%%2F/big.dlq/messages?limit=50&reason=rejected&source=orders&after=%d", n/2)},
 		{"body-text-miss", "/api/queues/%2F/big.dlq/messages?limit=50&body=NEEDLE"},
+		{"state-ready", fmt.Sprintf("/api/queues/%%2F/big.dlq/messages?limit=50&state=ready&after=%d", n/2)},
+		{"state-unacked", "/api/queues/%2F/big.dlq/messages?limit=50&state=unacked"},
+		{"state-delayed-none", "/api/queues/%2F/big.dlq/messages?limit=50&state=delayed"},
 		{"queue", "/api/queues/%2F/big.dlq"},
 		{"dead-letters", "/api/dead-letters"},
 	} {

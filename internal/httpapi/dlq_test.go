@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -259,5 +260,69 @@ func TestMessageReadEditDelete(t *testing.T) {
 	}
 	if strings.Join(actions, ",") != "edit,edit,delete" {
 		t.Fatalf("audit actions %v", actions)
+	}
+}
+
+// TestBrowseByState: the state filter is the server's, so a page holds
+// the unacked and delayed messages however many ready ones come first.
+func TestBrowseByState(t *testing.T) {
+	e := start(t)
+	declare(t, e.c, "work", map[string]any{"x-retry-backoff": "1h"})
+	_, ch := e.amqpChannel(t)
+	var msgs []amqp.Publishing
+	for i := range 10 {
+		msgs = append(msgs, amqp.Publishing{Body: []byte(fmt.Sprint(i))})
+	}
+	publishConfirmed(t, ch, "", "work", msgs...)
+	if err := ch.Qos(2, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	d, err := ch.Consume("work", "", false, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 0 is returned with an hour's backoff (delayed); 1 and 2 stay
+	// delivered (unacked); 3..9 are ready.
+	if err := (<-d).Nack(false, true); err != nil {
+		t.Fatal(err)
+	}
+	<-d
+	<-d
+	bodies := func(query string) string {
+		t.Helper()
+		var page api.MessagePage
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			status, body := e.raw(t, "GET", "/api/queues/%2F/work/messages?"+query, "")
+			if status != 200 {
+				t.Fatalf("%s: %d %s", query, status, body)
+			}
+			if err := json.Unmarshal(body, &page); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, m := range page.Messages {
+				got = append(got, m.State+":"+m.Payload)
+			}
+			if len(got) > 0 || time.Now().After(deadline) {
+				return strings.Join(got, ",") + fmt.Sprintf(" more=%v", page.More)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	for query, want := range map[string]string{
+		"state=delayed":         "delayed:0 more=false",
+		"state=unacked":         "unacked:1,unacked:2 more=false",
+		"state=ready":           "ready:3,ready:4,ready:5,ready:6,ready:7,ready:8,ready:9 more=false",
+		"state=ready&limit=2":   "ready:3,ready:4 more=true",
+		"state=unacked&limit=1": "unacked:1 more=true",
+		"state=unacked&body=1":  "unacked:1 more=false",
+	} {
+		if got := bodies(query); got != want {
+			t.Errorf("%s: %s, want %s", query, got, want)
+		}
+	}
+	if status, body := e.raw(t, "GET", "/api/queues/%2F/work/messages?state=sleeping", ""); status != 400 || !strings.Contains(string(body), "state") {
+		t.Errorf("state=sleeping: %d %s, want 400 naming state", status, body)
 	}
 }

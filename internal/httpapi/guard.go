@@ -53,10 +53,27 @@ func forgedWhy(r *http.Request) string {
 		return ""
 	}
 	u, err := url.Parse(origin)
-	if err != nil || u.Host == "" || !strings.EqualFold(u.Host, r.Host) {
+	if err != nil || u.Host == "" || !ownHost(r, u.Host) {
 		return "Origin " + origin + " is not this server (" + r.Host + ")"
 	}
 	return ""
+}
+
+// ownHost reports whether host names this server: the request's Host, or
+// the X-Forwarded-Host a reverse proxy in front of it set (a cross-site
+// page cannot set that header without a CORS preflight).
+func ownHost(r *http.Request, host string) bool {
+	if strings.EqualFold(host, r.Host) {
+		return true
+	}
+	for _, v := range r.Header.Values("X-Forwarded-Host") {
+		for _, h := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(h), host) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // hasBody reports whether r announces a body.

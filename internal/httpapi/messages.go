@@ -90,6 +90,9 @@ func (s *Server) getMessages(w http.ResponseWriter, r *http.Request, u *user) {
 		return
 	}
 	name := pathValue(r, "name")
+	if !s.queueAllowed(w, u, vh, name, permRead) { // before the body is read
+		return
+	}
 	var g api.Get
 	if !decodeBody(w, r, &g) {
 		return
@@ -112,9 +115,6 @@ func (s *Server) getMessages(w http.ResponseWriter, r *http.Request, u *user) {
 	}
 	if g.Encoding != "" && g.Encoding != "auto" && g.Encoding != "base64" {
 		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("encoding: %q, want auto or base64", g.Encoding))
-		return
-	}
-	if !s.queueAllowed(w, u, vh, name, permRead) {
 		return
 	}
 	out := []api.GotMessage{}
@@ -214,6 +214,15 @@ func (s *Server) browse(w http.ResponseWriter, r *http.Request, u *user) {
 		Body: q.Get("body"), Since: q.Get("since"), Until: q.Get("until")})
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	// The state is filtered here, not in the console, so a page of a
+	// million-message queue still holds the unacked or delayed ones.
+	switch st := q.Get("state"); st {
+	case "", broker.StateReady, broker.StateUnacked, broker.StateDelayed:
+		f.State = st
+	default:
+		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("state: %q, want ready, unacked or delayed", st))
 		return
 	}
 	page, err := s.dlq.Browse(vh, name, after, limit, f)

@@ -127,6 +127,10 @@ func TestOneNameRuleAtEveryDoor(t *testing.T) {
 		{"dead-letter key too long", "PUT", "/api/queues/%2F/dlk", `{"arguments":{"x-dead-letter-exchange":"","x-dead-letter-routing-key":"` + long + `"}}`, 409},
 		{"publish key too long", "POST", "/api/exchanges/%2F/amq.default/publish", `{"routing_key":"` + long + `","payload":"x","payload_encoding":"string","properties":{}}`, 400},
 		{"bind key too long", "POST", "/api/bindings/%2F/e/amq.direct/q/" + url.PathEscape("fine-ü-名前"), `{"routing_key":"` + long + `"}`, 400},
+		{"policy's dead-letter key too long", "PUT", "/api/policies/%2F/p1", `{"pattern":".*","apply-to":"queues","definition":{"dead-letter-exchange":"","dead-letter-routing-key":"` + long + `"}}`, 400},
+		{"policy's alternate exchange with NUL", "PUT", "/api/policies/%2F/p2", `{"pattern":".*","apply-to":"exchanges","definition":{"alternate-exchange":"a\u0000b"}}`, 400},
+		{"schema with newline", "PUT", "/api/schemas/%2F/s%0A", `{"schema":{"type":"object"}}`, 400},
+		{"definitions with a bad queue name", "POST", "/api/definitions", `{"queues":[{"name":"q\u0007","vhost":"/","durable":true}]}`, 400},
 		{"private-use character", "PUT", "/api/queues/%2F/a%EE%80%80b", `{}`, 201},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -201,13 +205,14 @@ func TestCrossSiteRequestsAreRefused(t *testing.T) {
 		{"same-site fetch", "application/json", map[string]string{"Sec-Fetch-Site": "same-site"}, 403},
 		{"own origin", "application/json; charset=utf-8", map[string]string{"Origin": "http://127.0.0.1:15672", "Sec-Fetch-Site": "same-origin"}, 200},
 		{"a tool", "application/json", nil, 200},
+		{"behind a proxy", "application/json", map[string]string{"Origin": "https://mq.example", "X-Forwarded-Host": "mq.example"}, 200},
 	} {
 		if rec := send(tc.ct, tc.hdr); rec.Code != tc.want {
 			t.Errorf("%s: status %d (%s), want %d", tc.name, rec.Code, rec.Body, tc.want)
 		}
 	}
-	if q, err := e.c.Queue(context.Background(), "/", "target"); err != nil || q.Messages != 2 {
-		t.Fatalf("target holds %d messages (%v), want the 2 allowed", q.Messages, err)
+	if q, err := e.c.Queue(context.Background(), "/", "target"); err != nil || q.Messages != 3 {
+		t.Fatalf("target holds %d messages (%v), want the 3 allowed", q.Messages, err)
 	}
 
 	req := httptest.NewRequest("GET", "/api/overview", nil)
@@ -260,6 +265,8 @@ func TestBodiesAreReadAfterAuthorisationWithinTheRoutesLimit(t *testing.T) {
 	}{
 		{"anonymous publish", "POST", "/api/exchanges/%2F/amq.default/publish", "", 401, 0},
 		{"publish without permission", "POST", "/api/exchanges/%2F/amq.default/publish", "noperm", 403, 0},
+		{"declare without permission", "PUT", "/api/queues/%2F/q", "noperm", 403, 0},
+		{"exchange without permission", "PUT", "/api/exchanges/%2F/x", "noperm", 403, 0},
 		{"publish past the message limit", "POST", "/api/exchanges/%2F/amq.default/publish", "guest", 413, 4 << 20},
 		{"declare past the small limit", "PUT", "/api/queues/%2F/q", "guest", 413, 2 << 20},
 		{"definitions past their limit", "POST", "/api/definitions", "guest", 413, 20 << 20},

@@ -153,6 +153,10 @@ func (s *Server) putQueue(w http.ResponseWriter, r *http.Request, u *user) {
 		return
 	}
 	name := pathValue(r, "name")
+	if err := u.check(vh, permConfigure, "queue", name); err != nil { // before the body is read
+		writeBrokerError(w, err)
+		return
+	}
 	var d api.QueueDeclare
 	if !decodeBody(w, r, &d) {
 		return
@@ -160,10 +164,6 @@ func (s *Server) putQueue(w http.ResponseWriter, r *http.Request, u *user) {
 	args, err := amqpTable(d.Arguments)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", "arguments: "+err.Error())
-		return
-	}
-	if err := u.check(vh, permConfigure, "queue", name); err != nil {
-		writeBrokerError(w, err)
 		return
 	}
 	durable := d.Durable == nil || *d.Durable
@@ -244,6 +244,10 @@ func (s *Server) putExchange(w http.ResponseWriter, r *http.Request, u *user) {
 		return
 	}
 	name := exchangeName(r, "name")
+	if err := u.check(vh, permConfigure, "exchange", name); err != nil { // before the body is read
+		writeBrokerError(w, err)
+		return
+	}
 	var d api.ExchangeDeclare
 	if !decodeBody(w, r, &d) {
 		return
@@ -255,10 +259,6 @@ func (s *Server) putExchange(w http.ResponseWriter, r *http.Request, u *user) {
 	args, err := amqpTable(d.Arguments)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", "arguments: "+err.Error())
-		return
-	}
-	if err := u.check(vh, permConfigure, "exchange", name); err != nil {
-		writeBrokerError(w, err)
 		return
 	}
 	_, exists := s.b.Exchange(vh, name)
@@ -366,15 +366,7 @@ func (s *Server) bindQueue(w http.ResponseWriter, r *http.Request, u *user) {
 	}
 	x := exchangeName(r, "exchange")
 	q, kind := bindingDest(r)
-	var d api.BindingCreate
-	if !decodeBody(w, r, &d) {
-		return
-	}
-	args, err := amqpTable(d.Arguments)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "bad_request", "arguments: "+err.Error())
-		return
-	}
+	// Authorised before the body is read.
 	if _, err := s.b.Exchange(vh, x); err != nil {
 		writeBrokerError(w, err)
 		return
@@ -388,6 +380,15 @@ func (s *Server) bindQueue(w http.ResponseWriter, r *http.Request, u *user) {
 			writeBrokerError(w, c)
 			return
 		}
+	}
+	var d api.BindingCreate
+	if !decodeBody(w, r, &d) {
+		return
+	}
+	args, err := amqpTable(d.Arguments)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", "arguments: "+err.Error())
+		return
 	}
 	err = s.session(vh, u, func(ch *broker.Channel) error {
 		bnd := broker.Binding{Source: x, Destination: q, Key: d.RoutingKey, Args: args}

@@ -22,6 +22,7 @@ import (
 	"runtime/metrics"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -110,6 +111,10 @@ type Monitor struct {
 	mu     sync.Mutex
 	state  Alarm
 	status Status // the values of the latest check
+
+	// diskUnread is set while free space cannot be read (the data
+	// directory deleted, say): it is logged when it starts, not each check.
+	diskUnread atomic.Bool
 }
 
 // Status is what the latest check read, beside the limits it compared them
@@ -191,8 +196,11 @@ func (m *Monitor) Check() {
 	var read Status
 	if m.cfg.DiskFreeLimit > 0 {
 		if free, err := m.cfg.DiskFree(m.cfg.DataDir); err != nil {
-			m.cfg.Logger.Warn("read free disk space", "dir", m.cfg.DataDir, "err", err)
+			if !m.diskUnread.Swap(true) {
+				m.cfg.Logger.Warn("cannot read free disk space; the disk alarm keeps its state until it can", "dir", m.cfg.DataDir, "err", err)
+			}
 		} else {
+			m.diskUnread.Store(false)
 			read.DiskFree = free
 			next.Disk = free < m.cfg.DiskFreeLimit
 			m.logEdge("disk", m.State().Disk, next.Disk, free, m.cfg.DiskFreeLimit)

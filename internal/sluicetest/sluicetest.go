@@ -35,6 +35,7 @@ type options struct {
 	level   slog.Level
 	server  func(*amqpserver.Config)
 	broker  func(*broker.Config)
+	wrap    func(store.Store) store.Store
 	store   func(*pebblestore.Options)
 	tls     *tls.Config
 }
@@ -53,6 +54,12 @@ func WithServerConfig(f func(*amqpserver.Config)) Option { return func(o *option
 
 // WithBrokerConfig lets a test change the broker's configuration.
 func WithBrokerConfig(f func(*broker.Config)) Option { return func(o *options) { o.broker = f } }
+
+// WithStoreWrapper hands the broker wrap's view of its store (to slow or
+// fail it); the store itself is still closed by the cleanup.
+func WithStoreWrapper(wrap func(store.Store) store.Store) Option {
+	return func(o *options) { o.wrap = wrap }
+}
 
 // WithStoreOptions lets a test change the durable store's options (its
 // file system, for faults); it needs WithDataDir.
@@ -104,7 +111,11 @@ func Start(t testing.TB, opts ...Option) *Broker {
 		}
 		st = ps
 	}
-	b, err := broker.Open(bcfg, st)
+	bst := st
+	if o.wrap != nil {
+		bst = o.wrap(st)
+	}
+	b, err := broker.Open(bcfg, bst)
 	if err != nil {
 		t.Fatalf("open broker: %v", err)
 	}

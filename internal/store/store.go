@@ -15,9 +15,11 @@
 //	meta     key -> value                definitions: exchanges, queues, bindings, users, …
 //
 // Every change goes through a Batch applied atomically by Apply; a batch
-// applied with sync=true is durable (fsynced) when Apply returns. Grouping
-// many publishers' batches into one synced Apply is the caller's job (the
-// broker's commit loop): a Store does not wait for company.
+// applied with sync=true is durable (fsynced) when Apply returns. A Store
+// does not wait for company: grouping many writers' batches into one
+// synced Apply, ordering them and completing each writer in order is the
+// write pipeline's job (Pipeline, pipeline.go), the one way the broker
+// writes.
 //
 // Implementations are safe for concurrent use.
 package store

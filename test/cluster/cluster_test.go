@@ -13,9 +13,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -237,11 +237,30 @@ func TestQuorumQueueDeclare(t *testing.T) {
 			t.Errorf("%s reports %+v, want quorum led by n2 with members and online n1,n2,n3", nd.name, q)
 		}
 	}
-	// As RabbitMQ: exclusive quorum queues are refused with 406.
-	err := declare(t, c.nodes[0], "qx", quorum, true)
-	var ae *amqp.Error
-	if !errors.As(err, &ae) || ae.Code != 406 {
-		t.Errorf("exclusive quorum queue: %v, want 406", err)
+	out, err := exec.Command(binary, "cluster", "status", "--server", c.nodes[2].httpAddr).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "qq            n2      n1,n2,n3  n1,n2,n3") {
+		t.Errorf("sluice cluster status: %v\n%s", err, out)
+	}
+	// As RabbitMQ: exclusive, auto-delete and non-durable quorum queues
+	// are refused with 406.
+	for _, tc := range []struct {
+		name                           string
+		durable, autoDelete, exclusive bool
+	}{{"exclusive", true, false, true}, {"auto-delete", true, true, false}, {"non-durable", false, false, false}} {
+		conn, err := amqp.Dial(c.nodes[0].url())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch, err := conn.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = ch.QueueDeclare("q-"+tc.name, tc.durable, tc.autoDelete, tc.exclusive, false, quorum)
+		var ae *amqp.Error
+		if !errors.As(err, &ae) || ae.Code != 406 || !strings.Contains(ae.Reason, tc.name) {
+			t.Errorf("%s quorum queue: %v, want 406 naming %s", tc.name, err, tc.name)
+		}
+		conn.Close()
 	}
 }
 
@@ -255,9 +274,8 @@ func TestLeaderKillLosesNoConfirmedMessage(t *testing.T) {
 	}
 	const total = 3000
 	var (
-		mu        sync.Mutex
 		confirmed = make(map[int]bool)
-		consumed  = make(map[int]int)
+		consumed  map[int]int
 	)
 	next := 0
 	killed := false
@@ -300,42 +318,16 @@ func TestLeaderKillLosesNoConfirmedMessage(t *testing.T) {
 				nacks++
 				break
 			}
-			mu.Lock()
 			confirmed[id] = true
-			mu.Unlock()
 		}
 		conn.Close()
 	}
 
 	// Drain through the (new) leader, acking.
-	l := c.leader("orders")
-	conn, err := amqp.Dial(l.url())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch.Qos(500, 0, false)
-	msgs, err := ch.Consume("orders", "", false, false, false, false, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	idle := time.NewTimer(3 * time.Second)
-	for done := false; !done; {
-		select {
-		case m := <-msgs:
-			id, err := strconv.Atoi(string(m.Body))
-			if err != nil || id >= next {
-				t.Fatalf("consumed %q, which was never published", m.Body)
-			}
-			consumed[id]++
-			m.Ack(false)
-			idle.Reset(3 * time.Second)
-		case <-idle.C:
-			done = true
+	consumed = drain(t, c, "orders")
+	for id := range consumed {
+		if id >= next {
+			t.Fatalf("consumed %d, which was never published", id)
 		}
 	}
 	lost := 0
@@ -501,4 +493,109 @@ func TestLeaderPause(t *testing.T) {
 			t.Fatalf("confirmed message %d lost (of %d distinct consumed)", id, len(got))
 		}
 	}
+}
+
+// A publish to a quorum queue through a node that does not lead it goes
+// to the leader over the cluster transport; its confirm waits for the
+// leader's commit.
+func TestPublishThroughFollower(t *testing.T) {
+	c := newCluster(t, 3)
+	if err := declare(t, c.nodes[0], "fwd", quorum, false); err != nil {
+		t.Fatal(err)
+	}
+	l := c.leader("fwd")
+	var f *node
+	for _, nd := range c.nodes {
+		if nd != l {
+			f = nd
+		}
+	}
+	conn, err := amqp.Dial(f.url())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch.Confirm(false)
+	const n = 500
+	var dcs []*amqp.DeferredConfirmation
+	for id := range n {
+		dc, err := ch.PublishWithDeferredConfirm("", "fwd", false, false,
+			amqp.Publishing{DeliveryMode: amqp.Persistent, Body: []byte(strconv.Itoa(id))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dcs = append(dcs, dc)
+	}
+	for id, dc := range dcs {
+		if !dc.Wait() {
+			t.Fatalf("publish %d through follower %s nacked", id, f.name)
+		}
+	}
+	got := drain(t, c, "fwd")
+	for id := range n {
+		if got[id] != 1 {
+			t.Fatalf("message %d consumed %d times, want once", id, got[id])
+		}
+	}
+}
+
+// TestFailoverTime measures, over SLUICE_FAILOVER_TRIALS trials (skipped
+// when unset), the time from kill -9 of a quorum queue's leader to the
+// first confirmed publish through a surviving node, and reports the
+// median. `make bench-failover` runs it.
+func TestFailoverTime(t *testing.T) {
+	trials, _ := strconv.Atoi(os.Getenv("SLUICE_FAILOVER_TRIALS"))
+	if trials <= 0 {
+		t.Skip("set SLUICE_FAILOVER_TRIALS to measure failover")
+	}
+	c := newCluster(t, 3)
+	var times []time.Duration
+	for i := range trials {
+		name := fmt.Sprintf("failover-%d", i)
+		if err := declare(t, c.nodes[i%3], name, quorum, false); err != nil {
+			t.Fatal(err)
+		}
+		publishConfirmed(t, c, name, 0, 10)
+		l := c.leader(name)
+		s := c.nodes[(i+1)%3]
+		if s == l {
+			s = c.nodes[(i+2)%3]
+		}
+		conn, err := amqp.Dial(s.url())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch, err := conn.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch.Confirm(false)
+		start := time.Now()
+		c.kill(l)
+		for {
+			dc, err := ch.PublishWithDeferredConfirm("", name, false, false, amqp.Publishing{DeliveryMode: amqp.Persistent, Body: []byte("x")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if dc.Wait() {
+				break
+			}
+			if time.Since(start) > 20*time.Second {
+				t.Fatal("no confirmed publish within 20 s of the leader's death")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		d := time.Since(start)
+		times = append(times, d)
+		t.Logf("trial %d: leader %s killed, first confirm through %s after %v", i, l.name, s.name, d)
+		conn.Close()
+		c.start(l)
+		c.waitUp(l)
+	}
+	slices.Sort(times)
+	t.Logf("failover over %d trials: median %v, min %v, max %v", trials, times[len(times)/2], times[0], times[len(times)-1])
 }

@@ -191,3 +191,46 @@ func TestKillWithDelaysAndCounts(t *testing.T) {
 		}
 	}
 }
+
+// TestKillKeepsFirstDeliveries: messages a consumer took in order and had
+// not acked at a SIGKILL come back redelivered with x-delivery-count 1
+// (the queue's delivered mark, not a state per message, records them), and
+// the ones it never got come back fresh.
+func TestKillKeepsFirstDeliveries(t *testing.T) {
+	const total, taken = 2000, 700
+	data := t.TempDir()
+	b := start(t, data)
+	fill(t, b.url(), "first", total)
+	conn, ch := dial(t, b.url())
+	if err := ch.Qos(taken, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	deliveries, err := ch.Consume("first", "", false, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range taken {
+		<-deliveries
+	}
+	// Delivery marks are written unsynced; the next group commit makes
+	// them durable. A confirmed persistent publish to another queue is one.
+	fill(t, b.url(), "barrier", 1)
+	b.kill()
+	conn.Close()
+
+	b = start(t, data)
+	conn, ch = dial(t, b.url())
+	defer conn.Close()
+	for i := 1; i <= total; i++ {
+		d, ok, err := ch.Get("first", true)
+		if err != nil || !ok {
+			t.Fatalf("get %d after restart: ok %v, %v", i, ok, err)
+		}
+		n, _ := strconv.Atoi(strings.TrimPrefix(string(d.Body), "msg-"))
+		count, _ := d.Headers["x-delivery-count"].(int64)
+		if wasTaken := n <= taken; d.Redelivered != wasTaken || (wasTaken && count != 1) || (!wasTaken && count != 0) {
+			t.Fatalf("msg-%d after restart: redelivered %v, x-delivery-count %d; taken before the kill: %v",
+				n, d.Redelivered, count, wasTaken)
+		}
+	}
+}

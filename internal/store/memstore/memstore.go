@@ -117,6 +117,13 @@ func (s *MemStore) applyLocked(op store.Op) {
 	case store.OpDeleteDelay:
 		s.delays.delete(delayKey{op.Due, op.Queue, op.Seq})
 	case store.OpSetFloor:
+		// Everything below the floor is gone: a caller need not delete
+		// what it acked below it one by one.
+		for _, m := range []map[store.QueueID]*table[uint64, []byte]{s.msgs, s.index, s.states} {
+			if t := m[op.Queue]; t != nil {
+				t.deleteRange(s.floors[op.Queue], op.Seq)
+			}
+		}
 		s.floors[op.Queue] = op.Seq
 	case store.OpDropQueue:
 		delete(s.msgs, op.Queue)

@@ -92,10 +92,16 @@ func (s *Store) commit(b *store.Batch, apply func(*pebble.Batch) error) (*pebble
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
 
-	pb := s.db.NewBatch()
+	// Sized up front: a batch grown by doubling copies every record it
+	// holds each time (a fanout message is one record per queue).
+	pb := s.db.NewBatchWithSize(batchSize(b))
 	// Point writes go through w, which adds each run of them between range
-	// deletes to pb in key order (see pointRun).
-	w := &pointRun{pb: pb}
+	// deletes to pb in key order (see pointRun). Its buffers are the
+	// store's, reused from commit to commit under applyMu: Pebble copies
+	// keys and values into its batch.
+	w := &s.points
+	w.pb = pb
+	defer w.reset()
 	// Floor states changed by this batch, installed in s.floors only once the
 	// batch is committed.
 	changed := make(map[store.QueueID]floorState)
@@ -157,19 +163,19 @@ func addOp(w *pointRun, op store.Op) error {
 	switch op.Kind {
 	case store.OpPutMessage:
 		if op.Index != nil {
-			w.add(pointSet, msgKey(kindIndex, op.Queue, op.Seq), op.Index)
+			w.add(pointSet, w.msgKey(kindIndex, op.Queue, op.Seq), op.Index)
 		}
-		w.add(pointSet, msgKey(kindRecord, op.Queue, op.Seq), op.Value)
+		w.add(pointSet, w.msgKey(kindRecord, op.Queue, op.Seq), op.Value)
 	case store.OpDeleteMessage:
 		// The message and index keys were written once (or never, for an
 		// index entry), so a SingleDelete removes each and its tombstone
 		// vanishes with the put at the next compaction.
-		w.add(pointSingleDelete, msgKey(kindIndex, op.Queue, op.Seq), nil)
-		w.add(pointSingleDelete, msgKey(kindRecord, op.Queue, op.Seq), nil)
+		w.add(pointSingleDelete, w.msgKey(kindIndex, op.Queue, op.Seq), nil)
+		w.add(pointSingleDelete, w.msgKey(kindRecord, op.Queue, op.Seq), nil)
 	case store.OpPutState:
-		w.add(pointSet, queueKey(prefixState, op.Queue, op.Seq), op.Value)
+		w.add(pointSet, w.stateKey(op.Queue, op.Seq), op.Value)
 	case store.OpDeleteState:
-		w.add(pointDelete, queueKey(prefixState, op.Queue, op.Seq), nil)
+		w.add(pointDelete, w.stateKey(op.Queue, op.Seq), nil)
 	case store.OpPutDelay:
 		w.add(pointSet, delayKey(op.Due, op.Queue, op.Seq), nil)
 	case store.OpDeleteDelay:
@@ -206,8 +212,50 @@ type pointOp struct {
 // the whole memtable. Range deletes are barriers: a point write never
 // crosses one, so what a range delete covers is unchanged.
 type pointRun struct {
-	pb  *pebble.Batch
-	ops []pointOp
+	pb    *pebble.Batch
+	ops   []pointOp
+	arena []byte // the keys of ops, cut from one buffer instead of one allocation each
+}
+
+// batchSize estimates the bytes of b's Pebble batch: every op's values and
+// keys, with room for their headers.
+func batchSize(b *store.Batch) int {
+	n := 64
+	for _, op := range b.Ops {
+		n += len(op.Value) + len(op.Index) + len(op.Key) + 2*(msgKeyLen+8)
+	}
+	return n
+}
+
+// keyBuf returns n bytes of the arena for a key.
+func (w *pointRun) keyBuf(n int) []byte {
+	if cap(w.arena)-len(w.arena) < n {
+		// Keys cut before stay in the old buffer, which they keep alive.
+		w.arena = make([]byte, 0, max(16<<10, 2*cap(w.arena)))
+	}
+	at := len(w.arena)
+	w.arena = w.arena[:at+n]
+	return w.arena[at : at+n : at+n]
+}
+
+func (w *pointRun) msgKey(kind byte, q store.QueueID, seq uint64) []byte {
+	return putMsgKey(w.keyBuf(msgKeyLen), kind, q, seq)
+}
+
+func (w *pointRun) stateKey(q store.QueueID, seq uint64) []byte {
+	return putQueueKey(w.keyBuf(queueKeyLen), prefixState, q, seq)
+}
+
+// reset forgets the batch and the ops, keeping the buffers for the next
+// commit (applyMu held).
+func (w *pointRun) reset() {
+	clear(w.ops)
+	w.ops = w.ops[:0]
+	w.pb = nil
+	if cap(w.arena) > 1<<20 {
+		w.arena = nil // a huge batch's buffer is not kept
+	}
+	w.arena = w.arena[:0]
 }
 
 func (w *pointRun) add(kind pointKind, key, value []byte) {
@@ -216,7 +264,10 @@ func (w *pointRun) add(kind pointKind, key, value []byte) {
 
 // flush adds the gathered writes to the batch in key order.
 func (w *pointRun) flush() error {
-	slices.SortStableFunc(w.ops, func(a, b pointOp) int { return bytes.Compare(a.key, b.key) })
+	cmp := func(a, b pointOp) int { return bytes.Compare(a.key, b.key) }
+	if !slices.IsSortedFunc(w.ops, cmp) {
+		slices.SortStableFunc(w.ops, cmp)
+	}
 	for _, op := range w.ops {
 		var err error
 		switch op.kind {
@@ -275,6 +326,38 @@ func (s *Store) setFloorLocked(w *pointRun, q store.QueueID, floor uint64, chang
 	changed[q] = f
 	w.add(pointSet, floorKey(q), f.encode())
 	return cleared, nil
+}
+
+// clearAcked range-deletes q's acked prefix that no SetFloor cleared yet
+// (one moves less than RangeDeleteEvery at a time), for a queue that has
+// drained: its acked messages need not have been deleted one by one, and
+// without this the last few thousand of them would stay on disk until the
+// floor moves on.
+func (s *Store) clearAcked(q store.QueueID) error {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	f, err := s.floorStateLocked(q)
+	if err != nil || f.cleared >= f.floor {
+		return err
+	}
+	pb := s.db.NewBatch()
+	defer pb.Close()
+	if err := deleteQueueRange(pb, q, f.cleared, f.floor); err != nil {
+		return err
+	}
+	f.cleared = f.floor
+	if err := pb.Set(floorKey(q), f.encode(), nil); err != nil {
+		return err
+	}
+	if err := s.db.Apply(pb, pebble.NoSync); err != nil {
+		return s.wrap("clear acked prefix", err)
+	}
+	if fatal := s.fatal.Load(); fatal != nil {
+		return fmt.Errorf("clear acked prefix: %w", fatal)
+	}
+	s.floors[q] = f
+	s.rangeDeletes.Add(1)
+	return nil
 }
 
 // floorStateLocked returns q's floor state from the cache or the database.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"sync"
+	"time"
 
 	"github.com/sluicemq/sluice/internal/store"
 )
@@ -57,7 +58,16 @@ func (c *compactor) stop() {
 	c.done.Wait()
 }
 
+// compactorPause is the least time between two looks at the same pending
+// set. A draining queue moves its floor with every batch of acks, and
+// looking means seeking an iterator past the floor: without the pause that
+// seek cost about a tenth of a consumer's broker CPU. The notifications
+// of a pause are coalesced; a drained queue is still found within it.
+const compactorPause = 100 * time.Millisecond
+
 func (c *compactor) run() {
+	pause := time.NewTimer(0)
+	defer pause.Stop()
 	for {
 		select {
 		case <-c.ctx.Done():
@@ -73,6 +83,12 @@ func (c *compactor) run() {
 				return
 			}
 			c.maybeCompact(q)
+		}
+		pause.Reset(compactorPause)
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-pause.C:
 		}
 	}
 }
@@ -103,6 +119,10 @@ func (c *compactor) maybeCompact(q store.QueueID) {
 		return
 	}
 	if !empty {
+		return
+	}
+	if err := s.clearAcked(q); err != nil {
+		s.log.Warn("compactor: clear acked prefix", "queue", q, "err", err)
 		return
 	}
 	end := floor

@@ -90,11 +90,19 @@
 // Apply(sync=true) commits with pebble.Sync, otherwise pebble.NoSync. Apply
 // calls are serialized; grouping many publishers into one synced Apply is the
 // caller's job. Corrupt data is reported as an error wrapping store.ErrCorrupt
-// that names the directory and what to do. A write error Pebble cannot recover
-// from (the WAL could not be written or synced: ENOSPC, EIO) is returned by
-// Apply and fences the store: every later call returns an error wrapping both
-// store.ErrClosed and the cause, because Pebble may already show the failed
-// batch to readers. Restart the process; Pebble replays what was synced.
+// that names the directory and what to do.
+//
+// An engine failure fences the store (fence.go): a WAL write, sync or create
+// that fails (ENOSPC, EIO, the directory deleted: a WAL whose link count
+// dropped to 0), a MANIFEST failure Pebble reports through Fatalf, a
+// background flush the disk refuses. The WAL failure never reaches Pebble,
+// which would panic on it; the batch that met it and every later write fail
+// with store.ErrFenced wrapping the cause, reads go on, and Options.OnFence
+// hears of it once. Restart the process; Pebble replays what was synced.
+//
+// Before Pebble opens, Open checks the newest WAL (walcheck.go): a torn final
+// record is cut with a warning, damage followed by intact records refuses to
+// open (ErrCorrupt, naming the file and offset) unless Options.RepairWAL.
 //
 // # Goroutines and concurrency
 //

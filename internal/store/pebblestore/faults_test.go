@@ -275,3 +275,35 @@ func TestDeletedDirectoryFences(t *testing.T) {
 		t.Fatalf("Close after the fence: %v", err)
 	}
 }
+
+// TestWALCreateFailureFences fails the create of the next WAL (a rotation
+// in a deleted or full directory), which Pebble panics on: the store
+// fences and the batch that needed the new WAL is refused.
+func TestWALCreateFailureFences(t *testing.T) {
+	mem := vfs.NewMem()
+	fault := &walFault{kinds: []errorfs.OpKind{errorfs.OpCreate, errorfs.OpReuseForWrite}, err: syscall.ENOENT}
+	opts := testOptions(errorfs.Wrap(mem, fault))
+	opts.MemTableSize = 1 << 20
+	s, err := Open("/data", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustApply(t, s, bigBatch(0), true)
+	fault.armed.Store(true)
+	var failed error
+	for i := 1; i < 100 && failed == nil; i++ {
+		failed = s.Apply(bigBatch(i), true)
+	}
+	if !errors.Is(failed, store.ErrFenced) || !errors.Is(failed, syscall.ENOENT) {
+		t.Fatalf("Apply across a failed WAL create = %v, want ErrFenced wrapping ENOENT", failed)
+	}
+	if fault.hits.Load() == 0 {
+		t.Fatal("no WAL create was attempted")
+	}
+	if _, err := s.Get(2, 1); err != nil {
+		t.Fatalf("Get after the fence: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close after the fence: %v", err)
+	}
+}

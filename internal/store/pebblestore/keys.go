@@ -26,7 +26,11 @@ const (
 
 // queueKey returns the state key of (q, seq).
 func queueKey(prefix byte, q store.QueueID, seq uint64) []byte {
-	k := make([]byte, queueKeyLen, queueKeyLen+1)
+	return putQueueKey(make([]byte, queueKeyLen, queueKeyLen+1), prefix, q, seq)
+}
+
+// putQueueKey writes the key into k (queueKeyLen bytes) and returns it.
+func putQueueKey(k []byte, prefix byte, q store.QueueID, seq uint64) []byte {
 	k[0] = prefix
 	binary.BigEndian.PutUint64(k[1:], uint64(q))
 	binary.BigEndian.PutUint64(k[9:], seq)
@@ -69,7 +73,11 @@ const (
 // msgKey returns the key of the record (kindRecord) or index entry
 // (kindIndex) of (q, seq).
 func msgKey(kind byte, q store.QueueID, seq uint64) []byte {
-	k := make([]byte, msgKeyLen)
+	return putMsgKey(make([]byte, msgKeyLen), kind, q, seq)
+}
+
+// putMsgKey writes the key into k (msgKeyLen bytes) and returns it.
+func putMsgKey(k []byte, kind byte, q store.QueueID, seq uint64) []byte {
 	k[0] = prefixMessage
 	binary.BigEndian.PutUint64(k[1:], uint64(q))
 	binary.BigEndian.PutUint64(k[9:], seq)

@@ -97,6 +97,7 @@ type Store struct {
 	// applyMu serializes Apply; it guards floors, the cached floor state of
 	// queues touched since Open.
 	applyMu sync.Mutex
+	points  pointRun // commit's scratch (apply.go), guarded by applyMu
 	floors  map[store.QueueID]floorState
 
 	// mu guards closed and active (calls in flight); Close waits on idle
@@ -384,8 +385,9 @@ func (s *Store) Get(q store.QueueID, seq uint64) ([]byte, error) {
 func (s *Store) getAhead(q store.QueueID, seq uint64, gen uint64) ([]byte, error) {
 	var (
 		first []byte
-		next  [][]byte
+		next  = make([][]byte, 0, readaheadRecords)
 		size  int
+		slab  []byte // the records are copied into shared buffers, not one allocation each
 	)
 	want := seq
 	err := s.iterate("get message", msgKey(kindRecord, q, seq), msgQueueEnd(q), isIndexKey,
@@ -397,7 +399,12 @@ func (s *Store) getAhead(q store.QueueID, seq uint64, gen uint64) ([]byte, error
 			if got != want {
 				return false, nil // a gap: read ahead only a contiguous run
 			}
-			rec := append(make([]byte, 0, len(v)), v...)
+			if cap(slab)-len(slab) < len(v) {
+				slab = make([]byte, 0, max(len(v), readaheadSlab))
+			}
+			at := len(slab)
+			slab = append(slab, v...)
+			rec := slab[at:len(slab):len(slab)] // capped: an append to one record never reaches the next
 			if first == nil {
 				first = rec
 			} else {

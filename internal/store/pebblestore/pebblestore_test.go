@@ -246,3 +246,38 @@ func TestDrainedQueueIsCompacted(t *testing.T) {
 		t.Fatalf("other queue holds %d messages, want 5000", n)
 	}
 }
+
+// A queue whose acks were floor moves only (the broker skips the point
+// deletes of messages below the floor), each shorter than RangeDeleteEvery,
+// loses the records below its floor once it has drained.
+func TestDrainedQueueAckedByFloorIsCleared(t *testing.T) {
+	o := testOptions(vfs.NewMem())
+	o.RangeDeleteEvery, o.CompactEvery = 1000, 1
+	s := open(t, "/data", o)
+	var b store.Batch
+	const n = 300
+	for seq := uint64(1); seq <= n; seq++ {
+		b.PutMessage(1, seq, make([]byte, 512))
+		b.PutState(1, seq, []byte{1})
+	}
+	mustApply(t, s, &b, true)
+	for seq := uint64(1); seq <= n; seq += 50 {
+		b.Reset()
+		b.SetFloor(1, seq+50)
+		mustApply(t, s, &b, false)
+	}
+	left := func() int {
+		return countKeys(t, s.db, msgQueueStart(1), msgQueueEnd(1)) +
+			countKeys(t, s.db, queueKey(prefixState, 1, 0), queueEnd(prefixState, 1))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for left() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d message and state keys left below the floor of a drained queue", left())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if f, err := s.Floor(1); err != nil || f != n+1 {
+		t.Fatalf("Floor = %d, %v; want %d", f, err, n+1)
+	}
+}

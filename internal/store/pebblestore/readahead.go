@@ -22,6 +22,9 @@ const (
 	readaheadRecords = 128     // records read ahead at a time
 	readaheadBytes   = 1 << 20 // bytes one read-ahead may hold
 	readaheadTotal   = 8 << 20 // bytes all windows may hold together
+	// readaheadSlab is the buffer read-ahead records are copied into, many
+	// to one allocation; a buffer lives until its last record is dropped.
+	readaheadSlab = 64 << 10
 )
 
 type window struct {

@@ -6,7 +6,7 @@ import { h, replace, num, loading, empty, failure, toast, every, confirmDialog }
 export default async function connections(main) {
   const body = h('div', {}, loading('the connections'));
   replace(main, h('h1', {}, 'Connections'), body);
-  every(5000, async () => {
+  const load = async () => {
     let cs, chs;
     try {
       [cs, chs] = await Promise.all([get('/api/connections'), get('/api/channels')]);
@@ -27,10 +27,11 @@ export default async function connections(main) {
         mine.length ? h('ul', { class: 'plain' }, mine.map((ch) => h('li', {},
           `Channel ${ch.number}: ${num(ch.consumer_count)} consumer(s), ${num(ch.messages_unacknowledged)} unacked, prefetch ${num(ch.prefetch_count)}${ch.confirm ? ', confirms' : ''}`)))
           : h('p', {}, 'No channels.'),
-        session.can_manage ? h('button', { type: 'button', class: 'danger', onclick: async () => {
+        session.can_manage ? h('button', { type: 'button', class: 'danger', 'data-action': 'close-connection', onclick: async () => {
           if (!await confirmDialog({ title: `Close ${c.name}?`, body: 'The client gets 320 CONNECTION_FORCED.', confirm: 'Close', danger: true })) return;
-          try { await call('DELETE', `/api/connections/${enc(c.name)}`); toast(`Closed ${c.name}.`); } catch (x) { toast(`Close refused: ${x.message}`, 'error'); }
+          try { await call('DELETE', `/api/connections/${enc(c.name)}`); toast(`Closed ${c.name}.`); load(); } catch (x) { toast(`Close refused: ${x.message}`, 'error'); }
         } }, 'Close connection…') : null);
     }));
-  });
+  };
+  every(5000, load);
 }

@@ -23,7 +23,7 @@ export default async function exchanges(main) {
       h('td', {}, mine.length ? h('ul', { class: 'plain' }, mine.map((b) => h('li', {}, `→ ${b.destination_type} `,
         b.destination_type === 'queue' ? h('a', { href: `/queues/${enc(b.vhost)}/${enc(b.destination)}` }, b.destination) : b.destination,
         b.routing_key ? ` (key “${b.routing_key}”)` : ''))) : (x.name ? 'none' : 'every queue, by name')),
-      h('td', {}, session.can_manage && !builtin ? h('button', { type: 'button', class: 'danger', onclick: () => remove(x) }, 'Delete…') : null));
+      h('td', {}, session.can_manage && !builtin ? h('button', { type: 'button', class: 'danger', 'data-action': 'delete-exchange', onclick: () => remove(x) }, 'Delete…') : null));
   })));
 }
 
@@ -37,7 +37,7 @@ function forms() {
   const vhost = h('input', { name: 'exchange-vhost', value: '/' });
   const type = h('select', { name: 'exchange-type' }, ['direct', 'fanout', 'topic', 'headers', 'x-delayed-message'].map((t) => h('option', { value: t }, t)));
   const err = h('p', { class: 'field-error', role: 'alert' });
-  const declare = h('form', { class: 'card action' }, h('h2', {}, 'Declare an exchange'), field('Name', name), field('Vhost', vhost), field('Type', type), err,
+  const declare = h('form', { class: 'card action declare-exchange' }, h('h2', {}, 'Declare an exchange'), field('Name', name), field('Vhost', vhost), field('Type', type), err,
     h('button', { type: 'submit', class: 'primary' }, 'Declare'));
   declare.addEventListener('submit', async (e) => {
     e.preventDefault(); err.textContent = '';
@@ -46,7 +46,7 @@ function forms() {
   const bx = h('input', { name: 'bind-exchange', required: true }), bq = h('input', { name: 'bind-queue', required: true });
   const bk = h('input', { name: 'bind-key' }), bv = h('input', { name: 'bind-vhost', value: '/' });
   const berr = h('p', { class: 'field-error', role: 'alert' });
-  const bind = h('form', { class: 'card action' }, h('h2', {}, 'Bind a queue'), field('Exchange', bx), field('Queue', bq), field('Routing key', bk), field('Vhost', bv), berr,
+  const bind = h('form', { class: 'card action bind' }, h('h2', {}, 'Bind a queue'), field('Exchange', bx), field('Queue', bq), field('Routing key', bk), field('Vhost', bv), berr,
     h('button', { type: 'submit', class: 'primary' }, 'Bind'));
   bind.addEventListener('submit', async (e) => {
     e.preventDefault(); berr.textContent = '';

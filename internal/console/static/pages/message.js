@@ -90,7 +90,7 @@ function actions(vhost, name, qurl, base, m, tasks) {
 // editor edits body, headers and properties in place; a schema error is
 // shown at the field it names.
 function editor(base, m, vhost, queue) {
-  const body = h('textarea', { name: 'edit-body', rows: 8, spellcheck: 'false' },
+  const body = h('textarea', { name: 'edit-body', rows: 8, spellcheck: 'false', 'aria-describedby': 'edit-body-error' },
     m.payload_encoding === 'base64' ? '' : prettyOr(m.payload));
   const bodyErr = h('p', { class: 'field-error', role: 'alert', id: 'edit-body-error' });
   const props = h('textarea', { name: 'edit-properties', rows: 6, spellcheck: 'false' }, JSON.stringify(m.properties, null, 2));
@@ -104,12 +104,17 @@ function editor(base, m, vhost, queue) {
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     bodyErr.textContent = propsErr.textContent = err.textContent = '';
+    body.removeAttribute('aria-invalid');
     const edit = {};
     if (!binary || body.value) { edit.payload = body.value; edit.payload_encoding = 'string'; }
     let p;
     try { p = JSON.parse(props.value); } catch (x) { propsErr.textContent = `Not JSON: ${x.message}`; return; }
     if (JSON.stringify(p) !== JSON.stringify(m.properties)) edit.properties = p;
-    if (edit.payload !== undefined && !await schemaOK(vhost, queue, m, edit.payload, bodyErr)) return;
+    if (edit.payload !== undefined && !await schemaOK(vhost, queue, m, edit.payload, bodyErr)) {
+      body.setAttribute('aria-invalid', 'true');
+      body.focus();
+      return;
+    }
     if (!await confirmDialog({ title: `Save message #${m.id}?`, body: 'The message keeps its place in the queue.', confirm: 'Save' })) return;
     try {
       await call('PUT', base, edit);
@@ -117,6 +122,7 @@ function editor(base, m, vhost, queue) {
       navigate(location.pathname, true);
     } catch (x) {
       if (x.errors.length) {
+        body.setAttribute('aria-invalid', 'true');
         bodyErr.replaceChildren(h('span', {}, 'The queue\'s schema refuses this body:'),
           h('ul', {}, x.errors.map((v) => h('li', {}, `${v.pointer || '(the whole body)'}: ${v.message}`))));
       } else {

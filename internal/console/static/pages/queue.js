@@ -107,7 +107,7 @@ async function browse(el, vhost, name, base, tasks) {
 
   const p = new URLSearchParams({ limit: 50 });
   if (after) p.set('after', after);
-  for (const k of ['reason', 'source', 'header', 'body']) if (f[k]) p.set(k, f[k]);
+  for (const k of FILTERS) if (f[k]) p.set(k, f[k]);
   let page;
   try {
     page = await get(`${base}/messages?${p}`);
@@ -115,9 +115,7 @@ async function browse(el, vhost, name, base, tasks) {
     replace(list, e.status === 403 ? empty(`You may see this queue but not read its messages: ${e.message}`) : failure('the messages', e));
     return;
   }
-  // The API filters by death and content; the state filter is applied to
-  // the page it answers.
-  const msgs = f.state ? page.messages.filter((m) => m.state === f.state) : page.messages;
+  const msgs = page.messages;
   const selected = new Set();
   const count = h('span', { class: 'count' }, '');
   const updateCount = () => { count.textContent = selected.size ? `${selected.size} selected` : 'Select messages to act on them, or act on all that match.'; };
@@ -125,7 +123,7 @@ async function browse(el, vhost, name, base, tasks) {
   if (session.can_manage) {
     replace(bar, count,
       h('button', { type: 'button', 'data-action': 'redrive-selected', onclick: () => selected.size && redrivePanel(tasks, vhost, name, { ids: [...selected] }) }, 'Redrive selected'),
-      h('button', { type: 'button', 'data-action': 'redrive-matching', onclick: () => redrivePanel(tasks, vhost, name, { filter: apiFilter(f), all: true }) }, 'Redrive all matching'),
+      h('button', { type: 'button', 'data-action': 'redrive-matching', onclick: () => redrivePanel(tasks, vhost, name, { filter: apiFilter(f), all: true, state: f.state }) }, 'Redrive all matching'),
       h('button', { type: 'button', class: 'danger', 'data-action': 'delete-selected', onclick: () => deleteIDs(base, [...selected]) }, 'Delete selected'),
       h('button', { type: 'button', class: 'danger', 'data-action': 'delete-matching', onclick: () => deleteMatching(base, f) }, 'Delete all matching'));
   }
@@ -185,10 +183,20 @@ function pager(page, after) {
 async function deleteIDs(base, ids) {
   if (!ids.length) { toast('Select messages first.', 'error'); return; }
   if (!await confirmDialog({ title: `Delete ${ids.length} message(s)?`, body: 'They are removed for good.', confirm: 'Delete', danger: true })) return;
-  let ok = 0, failed = 0;
-  for (const id of ids) {
-    try { await call('DELETE', `${base}/messages/${id}`); ok++; } catch { failed++; }
-  }
+  // A few requests at a time, with the count shown, so a long selection
+  // neither floods the broker nor leaves the page looking stuck.
+  let ok = 0, failed = 0, next = 0;
+  const progress = h('div', { class: 'toast', role: 'status' });
+  document.getElementById('toast').append(progress);
+  const worker = async () => {
+    while (next < ids.length) {
+      const id = ids[next++];
+      try { await call('DELETE', `${base}/messages/${id}`); ok++; } catch { failed++; }
+      progress.textContent = `Deleting: ${num(ok + failed)} of ${num(ids.length)}…`;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(8, ids.length) }, worker));
+  progress.remove();
   toast(`Deleted ${ok} message(s)${failed ? `; ${failed} could not be deleted (gone or being delivered)` : ''}.`, failed ? 'error' : 'ok');
   navigate(location.pathname + location.search, true);
 }
@@ -197,16 +205,30 @@ async function deleteIDs(base, ids) {
 async function deleteMatching(base, f) {
   const ids = [];
   let after = 0;
-  for (;;) {
-    const p = new URLSearchParams({ limit: 1000, after });
-    for (const [k, v] of Object.entries(apiFilter(f))) p.set(k, v);
-    const page = await get(`${base}/messages?${p}`);
-    for (const m of page.messages) if (!f.state || m.state === f.state) ids.push(m.id);
-    if (!page.more || ids.length >= 100000) break;
-    after = page.next;
+  const finding = h('div', { class: 'toast', role: 'status' }, 'Finding the messages that match…');
+  document.getElementById('toast').append(finding);
+  try {
+    await collect();
+  } catch (x) {
+    toast(`Could not list the matching messages: ${x.message}`, 'error');
+    return;
+  } finally {
+    finding.remove();
   }
   if (!ids.length) { toast('No message matches the filter.', 'error'); return; }
   await deleteIDs(base, ids);
+
+  async function collect() {
+    for (;;) {
+      const p = new URLSearchParams({ limit: 1000, after });
+      for (const k of FILTERS) if (f[k]) p.set(k, f[k]);
+      const page = await get(`${base}/messages?${p}`);
+      for (const m of page.messages) ids.push(m.id);
+      finding.textContent = `Finding the messages that match… ${num(ids.length)} so far`;
+      if (!page.more || ids.length >= 100000) return;
+      after = page.next;
+    }
+  }
 }
 
 function queueActions(vhost, name, base) {
@@ -214,7 +236,7 @@ function queueActions(vhost, name, base) {
   const payload = h('textarea', { name: 'payload', rows: 3 }, '{"test": true}');
   const delay = h('input', { name: 'delay', type: 'number', min: 0, value: 0 });
   const ct = h('input', { name: 'content_type', value: 'application/json' });
-  const pub = h('form', { class: 'card action' }, h('h2', {}, 'Publish a test message'),
+  const pub = h('form', { class: 'card action publish' }, h('h2', {}, 'Publish a test message'),
     h('p', { class: 'hint' }, 'Published to the default exchange with this queue as the routing key, unless you change it.'),
     field('Routing key', rk), field('Body', payload), field('Content type', ct), field('Delay (x-delay, ms)', delay),
     h('button', { type: 'submit', class: 'primary' }, 'Publish'));

@@ -106,7 +106,7 @@ function declareForm() {
   const durable = h('input', { type: 'checkbox', name: 'durable', checked: true });
   const args = h('textarea', { name: 'arguments', rows: 3, placeholder: '{"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "orders.dlq"}' });
   const err = h('p', { class: 'field-error', role: 'alert' });
-  const form = h('form', { class: 'card action' },
+  const form = h('form', { class: 'card action declare-queue' },
     field('Name', name), field('Vhost', vhost),
     h('label', { class: 'check' }, durable, ' Durable'), field('Arguments (JSON)', args), err,
     h('button', { type: 'submit', class: 'primary' }, 'Declare'));

@@ -48,7 +48,10 @@ export function redrivePanel(tasksEl, vhost, name, sel) {
       (t.errors || []).length ? h('ul', { class: 'errors' }, t.errors.slice(0, 10).map((e) => h('li', {}, `#${e.id}: ${e.reason}`))) : null);
   });
   goBtn.addEventListener('click', async () => {
+    // One click, one redrive: the buttons wait for the broker's answer.
+    goBtn.disabled = dryBtn.disabled = true;
     const t = await start(false);
+    goBtn.disabled = dryBtn.disabled = false;
     if (!t) return;
     dlg.close();
     toast(`Redrive started: ${num(t.total)} message(s).`);
@@ -59,6 +62,7 @@ export function redrivePanel(tasksEl, vhost, name, sel) {
   });
   replace(dlg, h('form', { method: 'dialog' },
     h('h2', {}, 'Redrive'), h('p', {}, `Move ${what}.`),
+    sel.state && sel.state !== 'ready' ? h('p', { class: 'hint' }, `Only ready messages are redriven; ${sel.state} ones stay until they are ready.`) : null,
     h('fieldset', {}, h('legend', {}, 'To'),
       h('label', { class: 'check' }, origin, ' the queue each one died in'),
       h('label', { class: 'check' }, other, ' this queue: ', target)),
