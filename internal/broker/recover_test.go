@@ -11,6 +11,7 @@ import (
 	"github.com/sluicemq/sluice/internal/message"
 	"github.com/sluicemq/sluice/internal/store"
 	"github.com/sluicemq/sluice/internal/store/memstore"
+	"github.com/sluicemq/sluice/internal/store/storetest"
 )
 
 // recordReads counts the reads of message records (Scan and Get).
@@ -284,7 +285,7 @@ func TestRestartWritesNothingWhenNothingChanged(t *testing.T) {
 // own count.
 func TestDeliveredMark(t *testing.T) {
 	clock := newFakeClock()
-	st := newRecordingStore()
+	st := storetest.NewRecording(memstore.New())
 	b1 := openOn(t, st, clock)
 	c := newClient(t, b1)
 	c.declareQueue("q", true, nil)
@@ -308,12 +309,12 @@ func TestDeliveredMark(t *testing.T) {
 	}
 	var states []uint64
 	marks := 0
-	for _, o := range st.ops() {
-		if o.op.Queue == id && o.op.Kind == store.OpPutState {
-			if o.op.Seq == markSeq {
+	for _, o := range st.Ops() {
+		if o.Op.Queue == id && o.Op.Kind == store.OpPutState {
+			if o.Op.Seq == markSeq {
 				marks++
 			} else {
-				states = append(states, o.op.Seq)
+				states = append(states, o.Op.Seq)
 			}
 		}
 	}
