@@ -24,14 +24,12 @@ import (
 	"time"
 
 	"github.com/sluicemq/sluice/internal/message"
+	"github.com/sluicemq/sluice/internal/records"
 	"github.com/sluicemq/sluice/internal/store"
 )
 
 // delayWindow bounds the delay-index entries held in memory.
 const delayWindow = 16384
-
-// metaDelayQueueID names the metadata key holding the hidden delay queue's id.
-const metaDelayQueueID = "delay-queue-id"
 
 // delayItem is one delay-index entry.
 type delayItem struct {
@@ -268,25 +266,6 @@ func publishDelay(msg *message.Message) int64 {
 	return n
 }
 
-// Delayed-publish record: version(1) uvarint(len) vhost, then the message
-// record.
-func encodeDelayed(vhost string, rec []byte) []byte {
-	b := appendString([]byte{recordV1}, vhost)
-	return append(b, rec...)
-}
-
-func decodeDelayed(v []byte) (vhost string, rec []byte, err error) {
-	r, err := versioned(v)
-	if err != nil {
-		return "", nil, err
-	}
-	vhost = r.string()
-	if r.err != nil {
-		return "", nil, r.err
-	}
-	return vhost, r.b, nil
-}
-
 // publishDelayed stores msg in the delay queue until due.
 func (ch *Channel) publishDelayed(msg *message.Message, delay int64, done func(error)) error {
 	vh := ch.vh
@@ -304,7 +283,7 @@ func (ch *Channel) publishDelayed(msg *message.Message, delay int64, done func(e
 	if err != nil {
 		return err
 	}
-	req.rec = encodeDelayed(vh.name, req.rec)
+	req.rec = records.EncodeDelayed(vh.name, req.rec)
 	req.delayDue = now.UnixMilli() + delay
 	req.sync = msg.Persistent()
 	ch.mu.Lock()
@@ -329,10 +308,10 @@ func (b *Broker) releaseDelayedPublish(it delayItem) {
 		b.applyOrLog(&gone, "drop a delayed message")
 		return
 	}
-	vhName, rec, err := decodeDelayed(v)
+	vhName, rec, err := records.DecodeDelayed(v)
 	var m *message.Message
 	if err == nil {
-		m, err = decodeRecord(rec)
+		m, err = records.DecodeRecord(rec)
 	}
 	vh := b.vhost(vhName)
 	if err != nil || vh == nil {
