@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sluicemq/sluice/internal/message"
+	"github.com/sluicemq/sluice/internal/records"
 )
 
 // Dead-letter reasons, as RabbitMQ names them.
@@ -145,7 +146,7 @@ func (d *deadLetterer) process(j deadJob) {
 			return
 		}
 	}
-	m, err := decodeRecord(rec)
+	m, err := records.DecodeRecord(rec)
 	if err != nil {
 		drop("decode message to dead-letter", err)
 		return

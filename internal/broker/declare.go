@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/sluicemq/sluice/internal/access"
+	"github.com/sluicemq/sluice/internal/records"
 	"github.com/sluicemq/sluice/internal/store"
 )
 
@@ -159,12 +160,12 @@ func (vh *vhost) newQueueLocked(d QueueDecl, opts QueueOptions) (q *queue, def *
 	q.args = d.Args
 	q.setOpts(vh.env.policies.effectiveOptions(vh.name, q.name, q.args, opts)) // policy.go
 	if durable {
-		v, err := encodeQueueDef(queueDef{VHost: vh.name, Name: q.name, ID: id, AutoDelete: q.autoDelete, Args: q.args})
+		v, err := records.EncodeQueueDef(records.QueueDef{VHost: vh.name, Name: q.name, ID: id, AutoDelete: q.autoDelete, Args: q.args})
 		if err != nil {
 			return nil, nil, &Error{Code: PreconditionFailed, Reason: "queue arguments: " + err.Error(), Err: err}
 		}
 		def = &store.Batch{}
-		def.PutMeta(queueKey(vh.name, q.name), v)
+		def.PutMeta(records.QueueKey(vh.name, q.name), v)
 	}
 	vh.creating[q.name] = make(chan struct{})
 	return q, def, nil
@@ -196,9 +197,9 @@ func (vh *vhost) addQueue(conn *Connection, q *queue, def *store.Batch, exclusiv
 	if err != nil {
 		var b store.Batch
 		if q.durable {
-			b.DeleteMeta(queueKey(vh.name, q.name))
+			b.DeleteMeta(records.QueueKey(vh.name, q.name))
 		}
-		b.DeleteMeta(queueIDKey(q.id))
+		b.DeleteMeta(records.QueueIDKey(q.id))
 		vh.env.pipe.Defer(&b)
 		vh.mu.Unlock()
 		return err
@@ -306,9 +307,9 @@ func (vh *vhost) deleteQueueLocked(q *queue, onlyIfIdle bool) (uint32, bool) {
 		vh.unbindLocked(&b, q.bindings[0], true)
 	}
 	if q.durable {
-		b.DeleteMeta(queueKey(vh.name, q.name))
+		b.DeleteMeta(records.QueueKey(vh.name, q.name))
 	}
-	b.DeleteMeta(queueIDKey(q.id))
+	b.DeleteMeta(records.QueueIDKey(q.id))
 	consumers, n := q.dropLocked(&b)
 	vh.env.pipe.Defer(&b)
 	q.mu.Unlock()

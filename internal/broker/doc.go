@@ -47,7 +47,7 @@
 //
 // Each queue keeps an ack floor, the lowest seq it still holds, and
 // persists it with SetFloor as it advances. Next to each record of a
-// durable queue the write pipeline writes a small index entry (records.go:
+// durable queue the write pipeline writes a small index entry (package records:
 // persistence, body size, publish time, TTL, priority). Open reads every
 // durable queue's index entries from its floor, never the records, so a
 // large backlog is serving again in about a second: persistent messages
@@ -62,7 +62,7 @@
 // targets and deletes it from the source in one batch.
 //
 // Durable exchanges, queues (with their arguments), bindings between durable
-// ends, users and the queue-id mapping are metadata records (records.go),
+// ends, users and the queue-id mapping are metadata records (package records),
 // synced before the declaring call returns. A new queue's name is reserved
 // while its records are synced (vhost.creating), so a second declare of it
 // waits and nobody sees the queue before it is durable; an exchange or a
