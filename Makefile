@@ -102,9 +102,9 @@ fuzz-http:
 # The on-disk decoders alone: message records, index entries and states, metadata
 # records, and the WAL check, FUZZTIME each.
 fuzz-store:
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $(FUZZTIME) ./internal/broker/
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeIndex$$' -fuzztime $(FUZZTIME) ./internal/broker/
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMeta$$' -fuzztime $(FUZZTIME) ./internal/broker/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $(FUZZTIME) ./internal/records/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeIndex$$' -fuzztime $(FUZZTIME) ./internal/records/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMeta$$' -fuzztime $(FUZZTIME) ./internal/records/
 	$(GO) test -run '^$$' -fuzz '^FuzzCheckWAL$$' -fuzztime $(FUZZTIME) ./internal/store/pebblestore/
 
 # Failover of a 3-node quorum queue: kill -9 of its leader until the first

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sluicemq/sluice/internal/access"
 	"github.com/sluicemq/sluice/internal/message"
+	"github.com/sluicemq/sluice/internal/records"
 )
 
 // ExchangeInfo describes an exchange.
@@ -378,10 +379,10 @@ func (b *Broker) OldestPublished(qi QueueInfo) (time.Time, bool) {
 	if err != nil {
 		return time.Time{}, false
 	}
-	if _, err := recordFlags(rec); err != nil {
+	if _, err := records.RecordFlags(rec); err != nil {
 		return time.Time{}, false
 	}
-	ms := recordPublished(rec)
+	ms := records.RecordPublished(rec)
 	if ms <= 0 {
 		return time.Time{}, false
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sluicemq/sluice/internal/message"
+	"github.com/sluicemq/sluice/internal/records"
 	"github.com/sluicemq/sluice/internal/store"
 )
 
@@ -185,7 +186,7 @@ func (b *Broker) Browse(vhostName, queueName string, after uint64, limit int, f 
 				page.More = scanned >= browseScanCap
 				return !page.More
 			}
-			m, err := decodeRecord(slices.Clone(rec))
+			m, err := records.DecodeRecord(slices.Clone(rec))
 			if err != nil {
 				derr = fmt.Errorf("queue %q message %d: %w", q.name, seq, err)
 				return false
@@ -264,7 +265,7 @@ func (b *Broker) browseFew(q *queue, after uint64, limit int, f Filter) (BrowseP
 		if err != nil {
 			return BrowsePage{}, internalError("browse queue", err)
 		}
-		m, err := decodeRecord(rec)
+		m, err := records.DecodeRecord(rec)
 		if err != nil {
 			return BrowsePage{}, internalError("browse queue", fmt.Errorf("queue %q message %d: %w", q.name, seq, err))
 		}
@@ -400,7 +401,7 @@ func (b *Broker) Message(vhostName, queueName string, id uint64) (StoredMessage,
 	if err != nil {
 		return StoredMessage{}, internalError("read message", err)
 	}
-	m, err := decodeRecord(rec)
+	m, err := records.DecodeRecord(rec)
 	if err != nil {
 		return StoredMessage{}, internalError("decode message", err)
 	}
@@ -484,18 +485,18 @@ func (b *Broker) rewriteRecord(q *queue, id uint64, m *message.Message) error {
 	if err != nil {
 		return internalError("read message", err)
 	}
-	rec, err := encodeRecord(m, recordPublished(old))
+	rec, err := records.EncodeRecord(m, records.RecordPublished(old))
 	if err != nil {
 		return &Error{Code: InvalidArgument, Reason: err.Error(), Err: err}
 	}
 	var batch store.Batch
 	batch.DeleteMessage(q.id, id)
 	if q.durable {
-		x, err := indexOfRecord(rec)
+		x, err := records.IndexOfRecord(rec)
 		if err != nil {
 			return internalError("index message", err)
 		}
-		batch.PutIndexed(q.id, id, rec, encodeIndex(x))
+		batch.PutIndexed(q.id, id, rec, records.EncodeIndex(x))
 	} else {
 		batch.PutMessage(q.id, id, rec)
 	}

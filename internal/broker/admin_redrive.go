@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/sluicemq/sluice/internal/message"
+	"github.com/sluicemq/sluice/internal/records"
 	"github.com/sluicemq/sluice/internal/store"
 )
 
@@ -135,7 +136,7 @@ func (b *Broker) planMove(src *queue, id uint64, t MoveTarget) (*redriveMove, er
 	if err != nil {
 		return nil, internalError("read message", err)
 	}
-	m, err := decodeRecord(rec)
+	m, err := records.DecodeRecord(rec)
 	if err != nil {
 		return nil, internalError("decode message", err)
 	}

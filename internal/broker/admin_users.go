@@ -17,13 +17,8 @@ import (
 	"time"
 
 	"github.com/sluicemq/sluice/internal/access"
+	"github.com/sluicemq/sluice/internal/records"
 	"github.com/sluicemq/sluice/internal/store"
-)
-
-const (
-	metaPermission  = "perm/" // perm/<vhost>\0<user>
-	metaPermsSeeded = "perm-seeded"
-	metaAudit       = "audit/" // audit/<unix nanos, 20 digits>-<random>
 )
 
 // User tags with a meaning, as RabbitMQ's.
@@ -49,8 +44,8 @@ type UserInfo struct {
 // HasTag reports whether u has tag.
 func (u UserInfo) HasTag(tag string) bool { return slices.Contains(u.Tags, tag) }
 
-func userInfo(u userDef) UserInfo {
-	h := u.hash()
+func userInfo(u records.UserDef) UserInfo {
+	h := userHash(u)
 	return UserInfo{Name: u.Name, Tags: slices.Clone(u.Tags), LoopbackOnly: u.LoopbackOnly,
 		PasswordHash: h.String(), HashingAlgorithm: h.Algorithm()}
 }
@@ -105,13 +100,13 @@ func (b *Broker) PutUser(name, password, passwordHash string, tags []string) (cr
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	old, exists := db.users[name]
-	u := userDef{Name: name, Tags: slices.Clone(tags), LoopbackOnly: old.LoopbackOnly}
+	u := records.UserDef{Name: name, Tags: slices.Clone(tags), LoopbackOnly: old.LoopbackOnly}
 	if h.IsZero() && exists {
-		h = old.hash()
+		h = userHash(old)
 	}
-	u.setHash(h)
+	setUserHash(&u, h)
 	var batch store.Batch
-	batch.PutMeta(userKey(name), encodeUserDef(u))
+	batch.PutMeta(records.UserKey(name), records.EncodeUserDef(u))
 	if err := b.env.st.Apply(&batch, true); err != nil {
 		return false, internalError("store user", err)
 	}
@@ -132,7 +127,7 @@ func (b *Broker) DeleteUser(name string) error {
 		return errorf(NotFound, "no user '%s'", name)
 	}
 	var batch store.Batch
-	batch.DeleteMeta(userKey(name))
+	batch.DeleteMeta(records.UserKey(name))
 	for _, p := range perms {
 		batch.DeleteMeta(permissionKey(p.VHost, p.User))
 	}
@@ -145,24 +140,7 @@ func (b *Broker) DeleteUser(name string) error {
 	return nil
 }
 
-func permissionKey(vhost, user string) string { return metaPermission + vhost + "\x00" + user }
-
-func encodePermission(p Permission) []byte {
-	v := []byte{recordV1}
-	for _, s := range []string{p.User, p.VHost, p.Configure, p.Write, p.Read} {
-		v = appendString(v, s)
-	}
-	return v
-}
-
-func decodePermission(v []byte) (Permission, error) {
-	r, err := versioned(v)
-	if err != nil {
-		return Permission{}, err
-	}
-	p := Permission{User: r.string(), VHost: r.string(), Configure: r.string(), Write: r.string(), Read: r.string()}
-	return p, r.done()
-}
+func permissionKey(vhost, user string) string { return records.MetaPermission + vhost + "\x00" + user }
 
 // Permissions lists permissions, optionally of one vhost and/or one user.
 func (b *Broker) Permissions(vhostName, user string) ([]Permission, error) {
@@ -170,14 +148,14 @@ func (b *Broker) Permissions(vhostName, user string) ([]Permission, error) {
 		out  []Permission
 		derr error
 	)
-	err := b.env.st.ScanMeta(metaPermission, func(key string, v []byte) bool {
-		p, err := decodePermission(v)
+	err := b.env.st.ScanMeta(records.MetaPermission, func(key string, v []byte) bool {
+		p, err := records.DecodePermission(v)
 		if err != nil {
 			derr = fmt.Errorf("permission %q: %w", key, err)
 			return false
 		}
 		if (vhostName == "" || p.VHost == vhostName) && (user == "" || p.User == user) {
-			out = append(out, p)
+			out = append(out, Permission(p))
 		}
 		return true
 	})
@@ -199,11 +177,11 @@ func (b *Broker) Permission(vhostName, user string) (Permission, error) {
 	if err != nil {
 		return Permission{}, internalError("read permission", err)
 	}
-	p, err := decodePermission(v)
+	p, err := records.DecodePermission(v)
 	if err != nil {
 		return Permission{}, internalError("decode permission", err)
 	}
-	return p, nil
+	return Permission(p), nil
 }
 
 // SetPermission grants a user access to a vhost. The regular expressions
@@ -219,7 +197,7 @@ func (b *Broker) SetPermission(p Permission) error {
 		return errorf(InvalidArgument, "%v", err)
 	}
 	var batch store.Batch
-	batch.PutMeta(permissionKey(p.VHost, p.User), encodePermission(p))
+	batch.PutMeta(permissionKey(p.VHost, p.User), records.EncodePermission(records.PermissionDef(p)))
 	if err := b.env.st.Apply(&batch, true); err != nil {
 		return internalError("store permission", err)
 	}
@@ -244,16 +222,16 @@ func (b *Broker) DeletePermission(vhostName, user string) error {
 // SeedPermissions gives the default user full access to vhost "/" the
 // first time it runs on a store, as RabbitMQ does for guest.
 func (b *Broker) SeedPermissions() error {
-	if _, err := b.env.st.GetMeta(metaPermsSeeded); err == nil {
+	if _, err := b.env.st.GetMeta(records.MetaPermsSeeded); err == nil {
 		return nil
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return internalError("read permissions marker", err)
 	}
 	var batch store.Batch
 	if u := b.cfg.DefaultUser; u != "" && b.users.exists(u) {
-		batch.PutMeta(permissionKey("/", u), encodePermission(Permission{User: u, VHost: "/", Configure: ".*", Write: ".*", Read: ".*"}))
+		batch.PutMeta(permissionKey("/", u), records.EncodePermission(records.PermissionDef{User: u, VHost: "/", Configure: ".*", Write: ".*", Read: ".*"}))
 	}
-	batch.PutMeta(metaPermsSeeded, []byte{1})
+	batch.PutMeta(records.MetaPermsSeeded, []byte{1})
 	if err := b.env.st.Apply(&batch, true); err != nil {
 		return internalError("seed permissions", err)
 	}
@@ -297,7 +275,7 @@ func (b *Broker) putAudit(e AuditEntry) error {
 		return internalError("encode audit entry", err)
 	}
 	var batch store.Batch
-	batch.PutMeta(metaAudit+e.ID, append([]byte{recordV1}, v...))
+	batch.PutMeta(records.MetaAudit+e.ID, records.EncodeOpaque(v))
 	if err := b.env.st.Apply(&batch, true); err != nil {
 		return internalError("store audit entry", err)
 	}
@@ -311,16 +289,17 @@ func (b *Broker) Audit(after string, limit int) ([]AuditEntry, error) {
 		out  []AuditEntry
 		derr error
 	)
-	err := b.env.st.ScanMeta(metaAudit, func(key string, v []byte) bool {
-		if key[len(metaAudit):] <= after {
+	err := b.env.st.ScanMeta(records.MetaAudit, func(key string, v []byte) bool {
+		if key[len(records.MetaAudit):] <= after {
 			return true
 		}
-		if len(v) < 1 || v[0] != recordV1 {
-			derr = recordErr("audit entry %q", key)
+		raw, err := records.DecodeOpaque(fmt.Sprintf("audit entry %q", key), v)
+		if err != nil {
+			derr = err
 			return false
 		}
 		var e AuditEntry
-		if err := json.Unmarshal(v[1:], &e); err != nil {
+		if err := json.Unmarshal(raw, &e); err != nil {
 			derr = fmt.Errorf("audit entry %q: %w", key, err)
 			return false
 		}

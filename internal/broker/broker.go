@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sluicemq/sluice/internal/records"
 	"github.com/sluicemq/sluice/internal/store"
 )
 
@@ -147,7 +148,7 @@ func Open(cfg Config, st store.Store) (*Broker, error) {
 // openDelayQueue finds (or allocates) the hidden delay queue and where its
 // seqs continue.
 func (b *Broker) openDelayQueue(c *publishing) error {
-	v, err := b.env.st.GetMeta(metaDelayQueueID)
+	v, err := b.env.st.GetMeta(records.MetaDelayQueueID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		id, err := b.allocQueueID(true)
@@ -155,7 +156,7 @@ func (b *Broker) openDelayQueue(c *publishing) error {
 			return fmt.Errorf("open broker: allocate the delay queue: %w", err)
 		}
 		var batch store.Batch
-		batch.PutMeta(metaDelayQueueID, []byte(strconv.FormatUint(uint64(id), 10)))
+		batch.PutMeta(records.MetaDelayQueueID, []byte(strconv.FormatUint(uint64(id), 10)))
 		if err := b.env.st.Apply(&batch, true); err != nil {
 			return fmt.Errorf("open broker: record the delay queue: %w", err)
 		}
@@ -241,7 +242,7 @@ func (b *Broker) Connect(info ConnInfo) (*Connection, error) {
 }
 
 func (b *Broker) loadNextQueueID() error {
-	v, err := b.env.st.GetMeta(metaNextQueueID)
+	v, err := b.env.st.GetMeta(records.MetaNextQueueID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		b.nextQueueID = 1
@@ -267,8 +268,8 @@ func (b *Broker) allocQueueID(durable bool) (store.QueueID, error) {
 	defer b.idMu.Unlock()
 	id := b.nextQueueID
 	var batch store.Batch
-	batch.PutMeta(metaNextQueueID, []byte(strconv.FormatUint(uint64(id)+1, 10)))
-	batch.PutMeta(queueIDKey(id), []byte{boolsByte(durable)})
+	batch.PutMeta(records.MetaNextQueueID, []byte(strconv.FormatUint(uint64(id)+1, 10)))
+	batch.PutMeta(records.QueueIDKey(id), []byte{records.BoolsByte(durable)})
 	b.env.pipe.Defer(&batch)
 	b.nextQueueID++
 	return id, nil

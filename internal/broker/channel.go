@@ -10,6 +10,7 @@ import (
 
 	"github.com/sluicemq/sluice/internal/access"
 	"github.com/sluicemq/sluice/internal/message"
+	"github.com/sluicemq/sluice/internal/records"
 )
 
 // Channel is one AMQP channel's broker state: its consumers, its delivery
@@ -515,14 +516,14 @@ func newDraftReq(msg *message.Message, d *Draft, targets []*queue, done func(err
 	pubMs := now.UnixMilli()
 	rec := d.record(pubMs)
 	if rec == nil {
-		if rec, err = encodeRecord(msg, pubMs); err != nil {
+		if rec, err = records.EncodeRecord(msg, pubMs); err != nil {
 			return nil, &Error{Code: InvalidArgument, Reason: err.Error(), Err: err}
 		}
 	}
 	req := &publishReq{rec: rec, targets: targets, done: done,
-		meta: msgIndex{persistent: msg.Persistent(), size: uint32(min(len(msg.Body), 1<<32-1)), pubMs: pubMs, ttl: ttl}}
+		meta: records.Index{Persistent: msg.Persistent(), Size: uint32(min(len(msg.Body), 1<<32-1)), PubMs: pubMs, TTL: ttl}}
 	if msg.Properties.Flags&message.FlagPriority != 0 {
-		req.meta.prio = msg.Properties.Priority
+		req.meta.Prio = msg.Properties.Priority
 	}
 	if msg.Persistent() {
 		for _, q := range targets {
@@ -533,7 +534,7 @@ func newDraftReq(msg *message.Message, d *Draft, targets []*queue, done func(err
 		if q.quorum {
 			// As RabbitMQ, a quorum queue keeps every message, and its
 			// confirm waits for a majority.
-			req.meta.persistent = true
+			req.meta.Persistent = true
 			req.sync = true
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/sluicemq/sluice/internal/records"
 	"github.com/sluicemq/sluice/internal/store"
 )
 
@@ -25,7 +26,7 @@ import (
 // publisher hands the pipeline, and (placed) what the pipeline decided.
 type publishReq struct {
 	rec     []byte
-	meta    msgIndex // what the message's index entry says of it
+	meta    records.Index // what the message's index entry says of it
 	targets []*queue
 	sync    bool // persistent and routed to a durable queue
 	// also holds operations applied atomically with the message (a move's
@@ -52,12 +53,12 @@ type placement struct {
 	// Room for seqs and the index entry, sparing two allocations for the
 	// usual message routed to one queue.
 	seqRoom [1]uint64
-	idxRoom [maxIndexLen]byte
+	idxRoom [records.MaxIndexLen]byte
 }
 
 // flags returns the entry flags the message starts with.
 func (r *publishReq) flags() uint8 {
-	if r.meta.persistent {
+	if r.meta.Persistent {
 		return entryPersistent
 	}
 	return 0
@@ -67,7 +68,7 @@ func (r *publishReq) flags() uint8 {
 // queue (recovery rebuilds the queue from these). The store may keep it:
 // it lives in r, written once.
 func (r *publishReq) index() []byte {
-	return appendIndex(r.placed.idxRoom[:0], r.meta)
+	return records.AppendIndex(r.placed.idxRoom[:0], r.meta)
 }
 
 // publishing is the broker's side of the write pipeline: the delay queue
@@ -192,13 +193,13 @@ func (p *publishing) enqueue(group []*publishReq) {
 		}
 		for _, q := range r.placed.dlx {
 			if p.dead != nil {
-				p.dead.add(deadJob{src: q, rec: r.rec, reason: reasonMaxLen, at: time.UnixMilli(r.meta.pubMs)})
+				p.dead.add(deadJob{src: q, rec: r.rec, reason: reasonMaxLen, at: time.UnixMilli(r.meta.PubMs)})
 			}
 		}
 		m := &r.meta
 		for i, q := range r.targets {
-			e := entry{seq: r.placed.seqs[i], size: m.size, flags: r.flags(), expires: expiry(m.pubMs, m.ttl, q.opts().MessageTTL),
-				priority: q.priorityLevel(m.prio)}
+			e := entry{seq: r.placed.seqs[i], size: m.Size, flags: r.flags(), expires: expiry(m.PubMs, m.TTL, q.opts().MessageTTL),
+				priority: q.priorityLevel(m.Prio)}
 			if q.env.cache.put(cacheKey{q.id, e.seq}, r.rec) {
 				e.flags |= entryCached
 			}
@@ -243,7 +244,7 @@ func refuseFull(r *publishReq, fill map[*queue]int) map[*queue]int {
 	kept := r.targets[:0]
 	for _, q := range r.targets {
 		// Messages of earlier groups still on their way count too.
-		if q.rejectsPublish() && q.full(fill[q]+int(q.inflight.Load()), r.meta.size) {
+		if q.rejectsPublish() && q.full(fill[q]+int(q.inflight.Load()), r.meta.Size) {
 			r.placed.full = errorf(ResourceError, "queue '%s' in vhost '%s' is full", q.name, q.vh.name)
 			if q.opts().Overflow == "reject-publish-dlx" && q.opts().HasDeadLetter {
 				r.placed.dlx = append(r.placed.dlx, q)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sluicemq/sluice/internal/message"
+	"github.com/sluicemq/sluice/internal/records"
 )
 
 // Dead-letter reasons, as RabbitMQ names them.
@@ -145,7 +146,7 @@ func (d *deadLetterer) process(j deadJob) {
 			return
 		}
 	}
-	m, err := decodeRecord(rec)
+	m, err := records.DecodeRecord(rec)
 	if err != nil {
 		drop("decode message to dead-letter", err)
 		return
@@ -243,7 +244,7 @@ func (vh *vhost) poisonQueue() *queue {
 	if q != nil {
 		return q
 	}
-	q, _, err := vh.declareQueue(nil, QueueDecl{Name: PoisonQueue, Durable: true}, defaultQueueOptions())
+	q, _, err := vh.declareQueue(nil, QueueDecl{Name: PoisonQueue, Durable: true}, defaultQueueOptions(), false)
 	if err != nil {
 		vh.env.log.Error("declare the poison queue", "vhost", vh.name, "err", err)
 		return nil

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/sluicemq/sluice/internal/access"
+	"github.com/sluicemq/sluice/internal/records"
 	"github.com/sluicemq/sluice/internal/store"
 )
 
@@ -63,7 +64,7 @@ func (ch *Channel) DeclareQueue(d QueueDecl) (QueueStatus, error) {
 		}
 	}
 	ch.env.objects.qDeclared.Add(1)
-	q, created, err := vh.declareQueue(ch.conn, d, opts)
+	q, created, err := vh.declareQueue(ch.conn, d, opts, true)
 	switch {
 	case err != nil:
 		return QueueStatus{}, err
@@ -77,7 +78,8 @@ func (ch *Channel) DeclareQueue(d QueueDecl) (QueueStatus, error) {
 // A new queue is stored with no vhost lock held: its name is reserved
 // (vh.creating) while its records are synced, so a second declare of the
 // name waits for the first, and the queue is seen only once it is durable.
-func (vh *vhost) declareQueue(conn *Connection, d QueueDecl, opts QueueOptions) (q *queue, created bool, err error) {
+// With limited, a new queue counts against the vhost's queue limit.
+func (vh *vhost) declareQueue(conn *Connection, d QueueDecl, opts QueueOptions, limited bool) (q *queue, created bool, err error) {
 	for {
 		vh.mu.Lock()
 		if q := vh.queues[d.Name]; q != nil {
@@ -90,16 +92,18 @@ func (vh *vhost) declareQueue(conn *Connection, d QueueDecl, opts QueueOptions) 
 			<-wait
 			continue
 		}
-		if err := vh.env.limits.checkQueues(vh.name, d.Name, len(vh.queues)+len(vh.creating)); err != nil { // limits.go
-			vh.mu.Unlock()
-			return nil, false, err
+		if limited {
+			if err := vh.env.limits.checkQueues(vh.name, d.Name, len(vh.queues)+len(vh.creating)); err != nil { // limits.go
+				vh.mu.Unlock()
+				return nil, false, err
+			}
 		}
-		q, err := vh.newQueueLocked(d, opts)
+		q, def, err := vh.newQueueLocked(d, opts)
 		vh.mu.Unlock()
 		if err != nil {
 			return nil, false, err
 		}
-		return q, true, vh.addQueue(conn, q, d.Exclusive)
+		return q, true, vh.addQueue(conn, q, def, d.Exclusive)
 	}
 }
 
@@ -136,45 +140,47 @@ func (vh *vhost) queueEquivalent(q *queue, d QueueDecl) error {
 	return argsEquivalent("queue", q.name, vh.name, equivalenceArgs, d.Args, q.args)
 }
 
-// newQueueLocked makes a new queue, reserves its name and defers its
-// records (its id and, for a durable one, its definition) to the write
-// pipeline; addQueue syncs them and adds the queue.
-func (vh *vhost) newQueueLocked(d QueueDecl, opts QueueOptions) (*queue, error) {
+// newQueueLocked makes a new queue and reserves its name; its id's
+// records are deferred to the write pipeline, and a durable one's
+// definition is returned in def. addQueue stores them and adds the queue.
+func (vh *vhost) newQueueLocked(d QueueDecl, opts QueueOptions) (q *queue, def *store.Batch, err error) {
 	if err := vh.goneLocked(); err != nil { // vhosts.go
-		return nil, err
+		return nil, nil, err
 	}
 	if err := vh.checkQueueSchemaLocked(d.Name, opts); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	durable := d.Durable && !d.Exclusive
 	id, err := vh.env.newQueueID(durable)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	q := newQueue(vh, id, d.Name)
+	q = newQueue(vh, id, d.Name)
 	q.durable, q.declaredDurable, q.exclusive, q.autoDelete = durable, d.Durable, d.Exclusive, d.AutoDelete
 	q.args = d.Args
 	q.setOpts(vh.env.policies.effectiveOptions(vh.name, q.name, q.args, opts)) // policy.go
 	if durable {
-		v, err := encodeQueueDef(queueDef{VHost: vh.name, Name: q.name, ID: id, AutoDelete: q.autoDelete, Args: q.args})
+		v, err := records.EncodeQueueDef(records.QueueDef{VHost: vh.name, Name: q.name, ID: id, AutoDelete: q.autoDelete, Args: q.args})
 		if err != nil {
-			return nil, &Error{Code: PreconditionFailed, Reason: "queue arguments: " + err.Error(), Err: err}
+			return nil, nil, &Error{Code: PreconditionFailed, Reason: "queue arguments: " + err.Error(), Err: err}
 		}
-		var b store.Batch
-		b.PutMeta(queueKey(vh.name, q.name), v)
-		vh.env.pipe.Defer(&b)
+		def = &store.Batch{}
+		def.PutMeta(records.QueueKey(vh.name, q.name), v)
 	}
 	vh.creating[q.name] = make(chan struct{})
-	return q, nil
+	return q, def, nil
 }
 
-// addQueue makes a queue from newQueueLocked durable (when it is), then
-// adds it to the vhost and releases its name. A failure (the store, a
+// addQueue stores the definition of a queue from newQueueLocked (synced,
+// with the id records deferred before it) with no lock held, then adds
+// the queue to the vhost and releases its name. A failure (the store, a
 // vhost deleted meanwhile, an exclusive owner gone) takes its records back.
-func (vh *vhost) addQueue(conn *Connection, q *queue, exclusive bool) error {
+func (vh *vhost) addQueue(conn *Connection, q *queue, def *store.Batch, exclusive bool) error {
 	var err error
-	if q.durable {
-		err = vh.env.syncDefs()
+	if def != nil {
+		if err = vh.env.pipe.Apply(def, true); err != nil {
+			err = storeError("store definitions", err)
+		}
 	}
 	vh.mu.Lock()
 	close(vh.creating[q.name])
@@ -191,9 +197,9 @@ func (vh *vhost) addQueue(conn *Connection, q *queue, exclusive bool) error {
 	if err != nil {
 		var b store.Batch
 		if q.durable {
-			b.DeleteMeta(queueKey(vh.name, q.name))
+			b.DeleteMeta(records.QueueKey(vh.name, q.name))
 		}
-		b.DeleteMeta(queueIDKey(q.id))
+		b.DeleteMeta(records.QueueIDKey(q.id))
 		vh.env.pipe.Defer(&b)
 		vh.mu.Unlock()
 		return err
@@ -301,9 +307,9 @@ func (vh *vhost) deleteQueueLocked(q *queue, onlyIfIdle bool) (uint32, bool) {
 		vh.unbindLocked(&b, q.bindings[0], true)
 	}
 	if q.durable {
-		b.DeleteMeta(queueKey(vh.name, q.name))
+		b.DeleteMeta(records.QueueKey(vh.name, q.name))
 	}
-	b.DeleteMeta(queueIDKey(q.id))
+	b.DeleteMeta(records.QueueIDKey(q.id))
 	consumers, n := q.dropLocked(&b)
 	vh.env.pipe.Defer(&b)
 	q.mu.Unlock()

@@ -24,14 +24,12 @@ import (
 	"time"
 
 	"github.com/sluicemq/sluice/internal/message"
+	"github.com/sluicemq/sluice/internal/records"
 	"github.com/sluicemq/sluice/internal/store"
 )
 
 // delayWindow bounds the delay-index entries held in memory.
 const delayWindow = 16384
-
-// metaDelayQueueID names the metadata key holding the hidden delay queue's id.
-const metaDelayQueueID = "delay-queue-id"
 
 // delayItem is one delay-index entry.
 type delayItem struct {
@@ -57,6 +55,13 @@ type scheduler struct {
 	wake   chan struct{}
 	stop   chan struct{}
 	wg     sync.WaitGroup
+
+	// releasing serialises releases: whoever takes a batch from next
+	// releases all of it before anyone takes the next one, so the moves
+	// reach the write pipeline in due order. Without it releaseDue (a
+	// fake clock's tick) and run, woken by a late poke, interleave their
+	// batches.
+	releasing sync.Mutex
 
 	mu sync.Mutex
 	// items is the window, sorted; items[head:] are pending.
@@ -182,11 +187,8 @@ func (s *scheduler) run() {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		due, wait, any := s.next(s.b.env.now().UnixMilli())
-		if len(due) > 0 {
-			for _, it := range due {
-				s.release(it)
-			}
+		released, wait, any := s.releaseBatch()
+		if released {
 			continue
 		}
 		if !sleep(timer, wait, any, s.stop, s.wake) {
@@ -198,14 +200,22 @@ func (s *scheduler) run() {
 // releaseDue releases every entry due at now (tests with a fake clock).
 func (s *scheduler) releaseDue() {
 	for {
-		due, _, _ := s.next(s.b.env.now().UnixMilli())
-		if len(due) == 0 {
+		if released, _, _ := s.releaseBatch(); !released {
 			return
 		}
-		for _, it := range due {
-			s.release(it)
-		}
 	}
+}
+
+// releaseBatch releases the next batch of due entries, if any, and else
+// returns how long to wait, as next.
+func (s *scheduler) releaseBatch() (released bool, wait time.Duration, any bool) {
+	s.releasing.Lock()
+	defer s.releasing.Unlock()
+	due, wait, any := s.next(s.b.env.now().UnixMilli())
+	for _, it := range due {
+		s.release(it)
+	}
+	return len(due) > 0, wait, any
 }
 
 func (s *scheduler) release(it delayItem) {
@@ -256,25 +266,6 @@ func publishDelay(msg *message.Message) int64 {
 	return n
 }
 
-// Delayed-publish record: version(1) uvarint(len) vhost, then the message
-// record.
-func encodeDelayed(vhost string, rec []byte) []byte {
-	b := appendString([]byte{recordV1}, vhost)
-	return append(b, rec...)
-}
-
-func decodeDelayed(v []byte) (vhost string, rec []byte, err error) {
-	r, err := versioned(v)
-	if err != nil {
-		return "", nil, err
-	}
-	vhost = r.string()
-	if r.err != nil {
-		return "", nil, r.err
-	}
-	return vhost, r.b, nil
-}
-
 // publishDelayed stores msg in the delay queue until due.
 func (ch *Channel) publishDelayed(msg *message.Message, delay int64, done func(error)) error {
 	vh := ch.vh
@@ -292,7 +283,7 @@ func (ch *Channel) publishDelayed(msg *message.Message, delay int64, done func(e
 	if err != nil {
 		return err
 	}
-	req.rec = encodeDelayed(vh.name, req.rec)
+	req.rec = records.EncodeDelayed(vh.name, req.rec)
 	req.delayDue = now.UnixMilli() + delay
 	req.sync = msg.Persistent()
 	ch.mu.Lock()
@@ -317,10 +308,10 @@ func (b *Broker) releaseDelayedPublish(it delayItem) {
 		b.applyOrLog(&gone, "drop a delayed message")
 		return
 	}
-	vhName, rec, err := decodeDelayed(v)
+	vhName, rec, err := records.DecodeDelayed(v)
 	var m *message.Message
 	if err == nil {
-		m, err = decodeRecord(rec)
+		m, err = records.DecodeRecord(rec)
 	}
 	vh := b.vhost(vhName)
 	if err != nil || vh == nil {

@@ -28,9 +28,11 @@
 // follow the record's write. A queue does not apply those changes itself:
 // it defers them, under its lock, to the pipeline (Defer), which applies
 // them unsynced, in order, many settles per batch; a synced write carries
-// everything deferred before it. Definitions (declares, binds, deletes),
-// purges and message edits are deferred the same way under their locks
-// and synced (Pipeline.Sync) after the locks are released.
+// everything deferred before it. Definitions (exchange declares, binds,
+// deletes) and purges are deferred the same way under their locks and
+// synced (Pipeline.Sync) after the locks are released; a new queue's
+// definition is applied, synced, after the vhost lock, its name reserved
+// meanwhile; message edits hold the message (move.go), not the lock.
 //
 // Delivery is not the pipeline's work: completion only makes messages
 // ready. When a consumer has credit, the queue's dispatcher (a goroutine
@@ -45,7 +47,7 @@
 //
 // Each queue keeps an ack floor, the lowest seq it still holds, and
 // persists it with SetFloor as it advances. Next to each record of a
-// durable queue the write pipeline writes a small index entry (records.go:
+// durable queue the write pipeline writes a small index entry (package records:
 // persistence, body size, publish time, TTL, priority). Open reads every
 // durable queue's index entries from its floor, never the records, so a
 // large backlog is serving again in about a second: persistent messages
@@ -60,7 +62,7 @@
 // targets and deletes it from the source in one batch.
 //
 // Durable exchanges, queues (with their arguments), bindings between durable
-// ends, users and the queue-id mapping are metadata records (records.go),
+// ends, users and the queue-id mapping are metadata records (package records),
 // synced before the declaring call returns. A new queue's name is reserved
 // while its records are synced (vhost.creating), so a second declare of it
 // waits and nobody sees the queue before it is durable; an exchange or a

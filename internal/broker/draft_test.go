@@ -5,11 +5,12 @@ import (
 	"testing"
 
 	"github.com/sluicemq/sluice/internal/message"
+	"github.com/sluicemq/sluice/internal/records"
 )
 
 // TestDraftRecord checks that a draft's record, its body appended in
-// pieces, is the record encodeRecord makes of the same message, and that a
-// draft whose reply-to changed leaves the record to encodeRecord.
+// pieces, is the record records.EncodeRecord makes of the same message, and that a
+// draft whose reply-to changed leaves the record to records.EncodeRecord.
 func TestDraftRecord(t *testing.T) {
 	body := bytes.Repeat([]byte("0123456789"), 300)
 	big := message.Table{"k": string(bytes.Repeat([]byte("v"), 500))}
@@ -54,14 +55,14 @@ func TestDraftRecord(t *testing.T) {
 				}
 				return
 			}
-			want, err := encodeRecord(&d.Msg, 1234567)
+			want, err := records.EncodeRecord(&d.Msg, 1234567)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if !bytes.Equal(rec, want) {
 				t.Fatalf("draft record\n% x\nwant\n% x", rec, want)
 			}
-			m, err := decodeRecord(rec)
+			m, err := records.DecodeRecord(rec)
 			if err != nil || m.Exchange != "ex" || m.RoutingKey != "key" || !bytes.Equal(m.Body, body[:size]) {
 				t.Errorf("decoded %+v, %v", m, err)
 			}
@@ -71,7 +72,7 @@ func TestDraftRecord(t *testing.T) {
 
 // TestDraftRoomIsBounded: a header announcing a huge body reserves at most
 // draftRoomMax before the body arrives, and a body past that room still
-// makes the same record as encodeRecord.
+// makes the same record as records.EncodeRecord.
 func TestDraftRoomIsBounded(t *testing.T) {
 	huge := NewDraft("", "q", &message.Properties{}, 128<<20)
 	if c := cap(huge.rec); c > draftRoomMax+1024 {
@@ -83,11 +84,11 @@ func TestDraftRoomIsBounded(t *testing.T) {
 		d.Append(body[off:min(off+131072-8, len(body))])
 	}
 	d.seal()
-	want, err := encodeRecord(&d.Msg, 42)
+	want, err := records.EncodeRecord(&d.Msg, 42)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if rec := d.record(42); !bytes.Equal(rec, want) {
-		t.Fatalf("record of a %d-byte body differs from encodeRecord's", len(body))
+		t.Fatalf("record of a %d-byte body differs from records.EncodeRecord's", len(body))
 	}
 }

@@ -70,6 +70,16 @@ func (f *storeFence) check() error {
 // errFenced marks the fence's error.
 var errFenced = errors.New("broker fenced after a store failure")
 
+// storeError is the error an operation fails with after the store write
+// for op failed: the fence's own (ResourceError) as it is, any other an
+// internal error.
+func storeError(op string, err error) error {
+	if isFence(err) {
+		return err
+	}
+	return internalError(op, err)
+}
+
 // isFence reports whether err is the fence's, logged once already.
 func isFence(err error) bool { return errors.Is(err, errFenced) }
 

@@ -5,78 +5,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/sluicemq/sluice/internal/store"
 	"github.com/sluicemq/sluice/internal/store/memstore"
+	"github.com/sluicemq/sluice/internal/store/storetest"
 )
-
-// appliedOp is one op as the store received it: in which apply, synced or
-// not.
-type appliedOp struct {
-	apply int
-	sync  bool
-	op    store.Op
-}
-
-// recordingStore logs every op applied, in order, and can hold applies
-// until released.
-type recordingStore struct {
-	store.Store
-	mu    sync.Mutex
-	log   []appliedOp
-	n     int
-	hold  chan struct{} // when set, an apply waits for it to be closed
-	entry chan struct{} // told (non-blocking) when an apply starts
-}
-
-func newRecordingStore() *recordingStore {
-	return &recordingStore{Store: memstore.New(), entry: make(chan struct{}, 1)}
-}
-
-func (s *recordingStore) record(b *store.Batch, sync bool) {
-	select {
-	case s.entry <- struct{}{}:
-	default:
-	}
-	s.mu.Lock()
-	hold := s.hold
-	s.mu.Unlock()
-	if hold != nil {
-		<-hold
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.n++
-	for _, op := range b.Ops {
-		s.log = append(s.log, appliedOp{s.n, sync, op})
-	}
-}
-
-func (s *recordingStore) Apply(b *store.Batch, sync bool) error {
-	s.record(b, sync)
-	return s.Store.Apply(b, sync)
-}
-
-func (s *recordingStore) ApplyAsync(b *store.Batch) (func() error, error) {
-	s.record(b, true)
-	return s.Store.ApplyAsync(b)
-}
-
-func (s *recordingStore) ops() []appliedOp {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.log)
-}
-
-func (s *recordingStore) applies() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.n
-}
 
 func discardLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
@@ -84,7 +21,7 @@ func discardLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard,
 // store no later than that write, and every ack follows its message's put.
 // Floors never go back.
 func TestAckOrderingUnderLoad(t *testing.T) {
-	st := newRecordingStore()
+	st := storetest.NewRecording(memstore.New())
 	b := openBroker(t, st)
 	pub := newClient(t, b)
 	pub.declareQueue("q", true, nil)
@@ -122,32 +59,32 @@ func TestAckOrderingUnderLoad(t *testing.T) {
 	lastAckApply, deletes := 0, 0
 	putAt := map[uint64]int{}
 	var floor uint64
-	for i, o := range st.ops() {
-		if o.op.Queue != id {
+	for i, o := range st.Ops() {
+		if o.Op.Queue != id {
 			continue
 		}
-		switch o.op.Kind {
+		switch o.Op.Kind {
 		case store.OpPutMessage:
-			putAt[o.op.Seq] = i
+			putAt[o.Op.Seq] = i
 		case store.OpDeleteMessage:
-			at, ok := putAt[o.op.Seq]
+			at, ok := putAt[o.Op.Seq]
 			if !ok || at > i {
-				t.Fatalf("ack of seq %d applied before its put", o.op.Seq)
+				t.Fatalf("ack of seq %d applied before its put", o.Op.Seq)
 			}
-			lastAckApply = o.apply
+			lastAckApply = o.Apply
 			deletes++
 		case store.OpSetFloor:
 			// A floor move is the ack of everything below it.
-			if o.op.Seq < floor {
-				t.Fatalf("floor went back from %d to %d", floor, o.op.Seq)
+			if o.Op.Seq < floor {
+				t.Fatalf("floor went back from %d to %d", floor, o.Op.Seq)
 			}
-			if at, ok := putAt[o.op.Seq-1]; o.op.Seq > 1 && (!ok || at > i) {
-				t.Fatalf("floor moved to %d before the put of seq %d", o.op.Seq, o.op.Seq-1)
+			if at, ok := putAt[o.Op.Seq-1]; o.Op.Seq > 1 && (!ok || at > i) {
+				t.Fatalf("floor moved to %d before the put of seq %d", o.Op.Seq, o.Op.Seq-1)
 			}
-			if o.op.Seq > floor {
-				lastAckApply = o.apply
+			if o.Op.Seq > floor {
+				lastAckApply = o.Apply
 			}
-			floor = o.op.Seq
+			floor = o.Op.Seq
 		}
 	}
 	if floor != n+1 {
@@ -160,9 +97,9 @@ func TestAckOrderingUnderLoad(t *testing.T) {
 	}
 	// The declare of q2 was a synced apply after every ack was queued.
 	var declareApply int
-	for _, o := range st.ops() {
-		if o.op.Kind == store.OpPutMeta && o.sync && o.apply > declareApply {
-			declareApply = o.apply
+	for _, o := range st.Ops() {
+		if o.Op.Kind == store.OpPutMeta && o.Sync && o.Apply > declareApply {
+			declareApply = o.Apply
 		}
 	}
 	if lastAckApply == 0 || lastAckApply > declareApply {
@@ -173,5 +110,55 @@ func TestAckOrderingUnderLoad(t *testing.T) {
 	}
 	if err := b.Close(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// slowGetStore makes reads of message records take delay once armed, as
+// a cold read from a slow disk would.
+type slowGetStore struct {
+	store.Store
+	armed atomic.Bool
+	delay time.Duration
+}
+
+func (s *slowGetStore) Get(q store.QueueID, seq uint64) ([]byte, error) {
+	if s.armed.Load() {
+		time.Sleep(s.delay)
+	}
+	return s.Store.Get(q, seq)
+}
+
+// TestConfirmDoesNotWaitForDelivery: delivery is off the write path. A
+// message for a consumer whose delivery needs a slow body read is
+// confirmed once it is stored, not once that read is done: the read
+// happens on the queue's dispatcher, after the confirm.
+func TestConfirmDoesNotWaitForDelivery(t *testing.T) {
+	const delay = 300 * time.Millisecond
+	st := &slowGetStore{Store: memstore.New(), delay: delay}
+	cfg := testConfig()
+	cfg.BodyCacheBytes = 1 // no record fits: every delivery reads the store
+	b, err := Open(cfg, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close(context.Background()) })
+	c := newClient(t, b)
+	c.declareQueue("q", true, nil)
+	c.consume("q", false)
+	st.armed.Store(true)
+	start := time.Now()
+	c.publish("", "q", "m", true) // waits for the confirm (done)
+	confirmed := time.Since(start)
+	ds := c.out.waitDeliveries(t, 1)
+	delivered := time.Since(start)
+	st.armed.Store(false)
+	if string(ds[0].Body) != "m" {
+		t.Fatalf("delivered %q", ds[0].Body)
+	}
+	if confirmed >= delay {
+		t.Fatalf("the confirm took %v: it waited for the delivery's %v read", confirmed, delay)
+	}
+	if delivered < delay {
+		t.Fatalf("delivered after %v, before the %v read could finish", delivered, delay)
 	}
 }

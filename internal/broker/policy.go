@@ -37,17 +37,16 @@ import (
 	"sync"
 
 	"github.com/sluicemq/sluice/internal/message"
+	"github.com/sluicemq/sluice/internal/records"
 	"github.com/sluicemq/sluice/internal/store"
 )
-
-const metaPolicy = "pol/" // pol/<u|o><vhost>\0<name>
 
 func policyKey(operator bool, vhost, name string) string {
 	kind := "u"
 	if operator {
 		kind = "o"
 	}
-	return metaPolicy + kind + vhost + "\x00" + name
+	return records.MetaPolicy + kind + vhost + "\x00" + name
 }
 
 // Policy is a policy or an operator policy.
@@ -121,7 +120,7 @@ func mapKey(operator bool, name string) string {
 
 func (b *Broker) openPolicies() error {
 	r := &policyRegistry{st: b.env.st, policies: make(map[string]map[string]*compiledPolicy)}
-	err := scanDefs(b.env.st, metaPolicy, decodePolicy, func(p Policy) {
+	err := scanDefs(b.env.st, records.MetaPolicy, decodePolicy, func(p Policy) {
 		cp, err := compilePolicy(p)
 		if err != nil {
 			b.env.log.Warn("recover policy: ignoring it", "vhost", p.VHost, "policy", p.Name, "err", err)
@@ -141,7 +140,7 @@ func decodePolicy(v []byte) (Policy, error) {
 	dec := json.NewDecoder(bytes.NewReader(v))
 	dec.UseNumber()
 	if err := dec.Decode(&p); err != nil {
-		return p, recordErr("policy: %v", err)
+		return p, records.Corruptf("policy: %v", err)
 	}
 	p.Definition = normalizeDefinition(p.Definition)
 	return p, nil

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 
 	"github.com/sluicemq/sluice/internal/message"
+	"github.com/sluicemq/sluice/internal/records"
 	"github.com/sluicemq/sluice/internal/store"
 )
 
@@ -53,15 +54,15 @@ type queue struct {
 	hadConsumer bool // for auto-delete
 	exclusiveC  bool // the (only) consumer is exclusive
 	deleted     bool
-	floor       uint64      // the ack floor last persisted
-	mark        uint64      // the delivered mark last queued for the store (durable queues; records.go)
-	markBuf     markBuf     // where the encoded marks are cut from
-	high        uint64      // one past the highest seq added to the index
-	lastUsed    int64       // unix ms of the last declare, get or consumer change (x-expires)
-	names       recordNames // the names of the last record read for delivery
-	expArmed    int64       // the due time (unix ms) the expirer will wake the queue at; 0: none (expiry.go)
-	waking      bool        // a dispatcher is on its way (wakeLocked)
-	fresh       uint64      // the lowest seq enqueued since the dispatcher last ran; ^0: none
+	floor       uint64          // the ack floor last persisted
+	mark        uint64          // the delivered mark last queued for the store (durable queues; package records)
+	markBuf     records.MarkBuf // where the encoded marks are cut from
+	high        uint64          // one past the highest seq added to the index
+	lastUsed    int64           // unix ms of the last declare, get or consumer change (x-expires)
+	names       records.Names   // the names of the last record read for delivery
+	expArmed    int64           // the due time (unix ms) the expirer will wake the queue at; 0: none (expiry.go)
+	waking      bool            // a dispatcher is on its way (wakeLocked)
+	fresh       uint64          // the lowest seq enqueued since the dispatcher last ran; ^0: none
 }
 
 func newQueue(vh *vhost, id store.QueueID, name string) *queue {
@@ -230,14 +231,14 @@ func (q *queue) readLocked(m *message.Message, e entry) error {
 	k := cacheKey{q.id, e.seq}
 	if e.flags&entryCached != 0 {
 		if rec, ok := q.env.cache.take(k); ok {
-			return decodeRecordTo(m, rec, &q.names)
+			return records.DecodeRecordTo(m, rec, &q.names)
 		}
 	}
 	rec, err := q.env.st.Get(q.id, e.seq)
 	if err != nil {
 		return err
 	}
-	return decodeRecordTo(m, rec, &q.names)
+	return records.DecodeRecordTo(m, rec, &q.names)
 }
 
 // newDelivery builds the delivery of m. A message delivered before carries
@@ -283,13 +284,13 @@ func (q *queue) deliveredLocked(b *store.Batch, e entry, noAck bool) {
 	if q.durable && e.flags&entryPersistent != 0 {
 		if e.deliveries == 1 && q.firstReadyLocked(e.seq) {
 			// Every message below e that is still stored went out
-			// before: the delivered mark covers e (records.go).
+			// before: the delivered mark covers e (records.MarkSeq).
 			if e.seq+1 > q.mark {
 				q.mark = e.seq + 1
-				b.PutState(q.id, markSeq, q.markBuf.encode(q.mark))
+				b.PutState(q.id, records.MarkSeq, q.markBuf.Encode(q.mark))
 			}
 		} else {
-			b.PutState(q.id, e.seq, encodeState(uint32(e.deliveries)))
+			b.PutState(q.id, e.seq, records.EncodeState(uint32(e.deliveries)))
 			e.flags |= entryState
 		}
 	}

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/sluicemq/sluice/internal/message"
+	"github.com/sluicemq/sluice/internal/records"
 	"github.com/sluicemq/sluice/internal/store"
 )
 
@@ -95,7 +96,7 @@ func (ch *Channel) declareQuorum(d QueueDecl) (QueueStatus, error) {
 	vh := ch.vh
 	cl := ch.env.cluster
 	id := cl.QueueID(vh.name, d.Name)
-	def, err := encodeQueueDef(queueDef{VHost: vh.name, Name: d.Name, ID: id, Args: d.Args})
+	def, err := records.EncodeQueueDef(records.QueueDef{VHost: vh.name, Name: d.Name, ID: id, Args: d.Args})
 	if err != nil {
 		return QueueStatus{}, &Error{Code: PreconditionFailed, Reason: "queue arguments: " + err.Error(), Err: err}
 	}
@@ -119,7 +120,7 @@ func (ch *Channel) declareQuorum(d QueueDecl) (QueueStatus, error) {
 // DefineQueue creates a quorum queue from its replicated definition
 // (cluster.Handler). Idempotent: a queue that exists is left alone.
 func (b *Broker) DefineQueue(id store.QueueID, def []byte) error {
-	d, err := decodeQueueDef(def)
+	d, err := records.DecodeQueueDef(def)
 	if err != nil {
 		return fmt.Errorf("define quorum queue: %w", err)
 	}
@@ -140,7 +141,7 @@ func (b *Broker) DefineQueue(id store.QueueID, def []byte) error {
 			}
 			return nil
 		}
-		batch.PutMeta(queueKey(vh.name, d.Name), def)
+		batch.PutMeta(records.QueueKey(vh.name, d.Name), def)
 		q := newQueue(vh, id, d.Name)
 		q.durable, q.declaredDurable, q.args, q.quorum = true, true, d.Args, true
 		q.setOpts(vh.env.policies.effectiveOptions(vh.name, q.name, q.args, opts))
@@ -344,7 +345,7 @@ func decodeForward(b []byte) (kind byte, vhost, queue string, payload []byte, er
 // first error once every part has answered (parts more: the caller's
 // local part, which calls the returned function too).
 func (ch *Channel) forward(msg *message.Message, remote []*queue, done func(error), parts int) (func(error), error) {
-	rec, err := encodeRecord(msg, ch.env.now().UnixMilli())
+	rec, err := records.EncodeRecord(msg, ch.env.now().UnixMilli())
 	if err != nil {
 		return nil, &Error{Code: InvalidArgument, Reason: err.Error(), Err: err}
 	}
@@ -397,7 +398,7 @@ func (b *Broker) AcceptForward(body []byte, reply func(error)) {
 		reply(fmt.Errorf("unknown forwarded request %d", kind))
 		return
 	}
-	msg, err := decodeRecord(rec)
+	msg, err := records.DecodeRecord(rec)
 	if err != nil {
 		reply(err)
 		return

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/sluicemq/sluice/internal/records"
 	"github.com/sluicemq/sluice/internal/store"
 )
 
@@ -15,7 +16,7 @@ func (b *Broker) recover() error {
 	st := b.env.st
 	known := make(map[store.QueueID]bool)
 	var queues []*queue
-	if err := scanDefs(st, metaExchange, decodeExchangeDef, func(d exchangeDef) {
+	if err := scanDefs(st, records.MetaExchange, records.DecodeExchangeDef, func(d records.ExchangeDef) {
 		vh := b.vhosts[d.VHost]
 		if vh == nil || vh.exchanges[d.Name] != nil {
 			return
@@ -24,7 +25,7 @@ func (b *Broker) recover() error {
 	}); err != nil {
 		return err
 	}
-	if err := scanDefs(st, metaQueue, decodeQueueDef, func(d queueDef) {
+	if err := scanDefs(st, records.MetaQueue, records.DecodeQueueDef, func(d records.QueueDef) {
 		vh := b.vhosts[d.VHost]
 		if vh == nil {
 			return
@@ -50,12 +51,12 @@ func (b *Broker) recover() error {
 	for _, vh := range b.vhosts {
 		vh.applyExchangePolicies() // policy.go
 	}
-	if err := scanDefs(st, metaBinding, decodeBindingDef, func(d bindingDef) {
+	if err := scanDefs(st, records.MetaBinding, records.DecodeBindingDef, func(d records.BindingDef) {
 		b.recoverBinding(d)
 	}); err != nil {
 		return err
 	}
-	if v, err := st.GetMeta(metaDelayQueueID); err == nil {
+	if v, err := st.GetMeta(records.MetaDelayQueueID); err == nil {
 		if n, perr := strconv.ParseUint(string(v), 10, 64); perr == nil {
 			known[store.QueueID(n)] = true
 		}
@@ -92,7 +93,7 @@ func scanDefs[D any](st store.Store, prefix string, decode func([]byte) (D, erro
 	return nil
 }
 
-func (b *Broker) recoverBinding(d bindingDef) {
+func (b *Broker) recoverBinding(d records.BindingDef) {
 	vh := b.vhosts[d.VHost]
 	if vh == nil {
 		return
@@ -117,8 +118,8 @@ func (b *Broker) recoverBinding(d bindingDef) {
 // (non-durable or exclusive ones of the previous run).
 func (b *Broker) dropUnknownQueues(known map[store.QueueID]bool) error {
 	var batch store.Batch
-	err := b.env.st.ScanMeta(metaQueueID, func(key string, _ []byte) bool {
-		n, err := strconv.ParseUint(key[len(metaQueueID):], 16, 64)
+	err := b.env.st.ScanMeta(records.MetaQueueID, func(key string, _ []byte) bool {
+		n, err := strconv.ParseUint(key[len(records.MetaQueueID):], 16, 64)
 		if err != nil {
 			return true
 		}
@@ -177,8 +178,8 @@ func (q *queue) rebuildLocked(batch *store.Batch) error {
 	q.floor = floor
 	states := make(map[uint64]msgState)
 	err = st.ScanState(q.id, func(seq uint64, v []byte) bool {
-		if seq == markSeq {
-			mark, derr := decodeMark(v)
+		if seq == records.MarkSeq {
+			mark, derr := records.DecodeMark(v)
 			if derr != nil {
 				q.env.log.Warn("recover queue: unreadable delivered mark; its messages come back undelivered",
 					"queue", q.name, "err", derr)
@@ -187,7 +188,7 @@ func (q *queue) rebuildLocked(batch *store.Batch) error {
 			q.mark = mark
 			return true
 		}
-		n, due, derr := decodeState(v)
+		n, due, derr := records.DecodeState(v)
 		if derr != nil || seq < floor {
 			batch.DeleteState(q.id, seq)
 			return true
@@ -224,28 +225,28 @@ func (q *queue) rebuildLocked(batch *store.Batch) error {
 // a message whose record is unreadable too is dropped. Called before the
 // queue is shared, so q.mu is not needed.
 func (q *queue) recoverEntry(batch *store.Batch, seq uint64, v []byte, states map[uint64]msgState) {
-	x, err := decodeIndex(v)
+	x, err := records.DecodeIndex(v)
 	if err != nil {
 		rec, gerr := q.env.st.Get(q.id, seq)
 		if gerr == nil {
-			x, gerr = indexOfRecord(rec)
+			x, gerr = records.IndexOfRecord(rec)
 		}
 		if gerr != nil {
 			q.env.log.Warn("recover queue: dropping unreadable message", "queue", q.name, "seq", seq, "err", gerr)
-			x.persistent = false
+			x.Persistent = false
 		}
 	}
 	st, hasState := states[seq]
 	delete(states, seq)
-	if !x.persistent {
+	if !x.Persistent {
 		batch.DeleteMessage(q.id, seq)
 		if hasState {
 			batch.DeleteState(q.id, seq)
 		}
 		return
 	}
-	e := entry{seq: seq, size: x.size, flags: entryPersistent,
-		expires: expiry(x.pubMs, x.ttl, q.opts().MessageTTL), priority: q.priorityLevel(x.prio)}
+	e := entry{seq: seq, size: x.Size, flags: entryPersistent,
+		expires: expiry(x.PubMs, x.TTL, q.opts().MessageTTL), priority: q.priorityLevel(x.Prio)}
 	if !hasState && seq < q.mark {
 		// Delivered once, under the delivered mark.
 		e.flags |= entryRedelivered

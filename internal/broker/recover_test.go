@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/sluicemq/sluice/internal/message"
+	"github.com/sluicemq/sluice/internal/records"
 	"github.com/sluicemq/sluice/internal/store"
 	"github.com/sluicemq/sluice/internal/store/memstore"
+	"github.com/sluicemq/sluice/internal/store/storetest"
 )
 
 // recordReads counts the reads of message records (Scan and Get).
@@ -208,23 +210,23 @@ func TestRecoverUnreadableIndex(t *testing.T) {
 }
 
 func TestIndexEncoding(t *testing.T) {
-	for _, x := range []msgIndex{
+	for _, x := range []records.Index{
 		{},
-		{persistent: true, size: 1 << 20, pubMs: 1_700_000_000_000, ttl: -1, prio: 9},
-		{size: 1<<32 - 1, pubMs: -5, ttl: 1 << 40, prio: 255},
+		{Persistent: true, Size: 1 << 20, PubMs: 1_700_000_000_000, TTL: -1, Prio: 9},
+		{Size: 1<<32 - 1, PubMs: -5, TTL: 1 << 40, Prio: 255},
 	} {
-		got, err := decodeIndex(encodeIndex(x))
+		got, err := records.DecodeIndex(records.EncodeIndex(x))
 		if err != nil || got != x {
 			t.Errorf("round trip of %+v: %+v, %v", x, got, err)
 		}
 	}
-	enc := encodeIndex(msgIndex{persistent: true, size: 300, pubMs: 1, ttl: 2, prio: 3})
+	enc := records.EncodeIndex(records.Index{Persistent: true, Size: 300, PubMs: 1, TTL: 2, Prio: 3})
 	for n := range len(enc) {
-		if _, err := decodeIndex(enc[:n]); err == nil {
+		if _, err := records.DecodeIndex(enc[:n]); err == nil {
 			t.Errorf("truncated to %d bytes: no error", n)
 		}
 	}
-	if _, err := decodeIndex(append(enc, 0)); err == nil {
+	if _, err := records.DecodeIndex(append(enc, 0)); err == nil {
 		t.Errorf("trailing byte: no error")
 	}
 }
@@ -284,7 +286,7 @@ func TestRestartWritesNothingWhenNothingChanged(t *testing.T) {
 // own count.
 func TestDeliveredMark(t *testing.T) {
 	clock := newFakeClock()
-	st := newRecordingStore()
+	st := storetest.NewRecording(memstore.New())
 	b1 := openOn(t, st, clock)
 	c := newClient(t, b1)
 	c.declareQueue("q", true, nil)
@@ -308,12 +310,12 @@ func TestDeliveredMark(t *testing.T) {
 	}
 	var states []uint64
 	marks := 0
-	for _, o := range st.ops() {
-		if o.op.Queue == id && o.op.Kind == store.OpPutState {
-			if o.op.Seq == markSeq {
+	for _, o := range st.Ops() {
+		if o.Op.Queue == id && o.Op.Kind == store.OpPutState {
+			if o.Op.Seq == records.MarkSeq {
 				marks++
 			} else {
-				states = append(states, o.op.Seq)
+				states = append(states, o.Op.Seq)
 			}
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sluicemq/sluice/internal/message"
+	"github.com/sluicemq/sluice/internal/records"
 	"github.com/sluicemq/sluice/internal/store"
 )
 
@@ -117,7 +118,7 @@ func (q *queue) backoffFor(n uint16) int64 {
 func (q *queue) delayLocked(b *store.Batch, e entry) {
 	due := q.env.now().UnixMilli() + q.backoffFor(e.deliveries)
 	if q.durable && e.flags&entryPersistent != 0 {
-		b.PutState(q.id, e.seq, encodeStateDue(uint32(e.deliveries), due))
+		b.PutState(q.id, e.seq, records.EncodeStateDue(uint32(e.deliveries), due))
 		e.flags |= entryState
 	}
 	b.PutDelay(due, q.id, e.seq)
@@ -143,7 +144,7 @@ func (q *queue) releaseRetry(seq uint64, due int64) {
 	delete(q.delayed, seq)
 	e := rw.e
 	if e.flags&entryState != 0 {
-		b.PutState(q.id, seq, encodeState(uint32(e.deliveries)))
+		b.PutState(q.id, seq, records.EncodeState(uint32(e.deliveries)))
 	}
 	q.ready.putBack(e)
 	q.dispatchLocked()

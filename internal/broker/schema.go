@@ -12,13 +12,12 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/sluicemq/sluice/internal/records"
 	"github.com/sluicemq/sluice/internal/schema"
 	"github.com/sluicemq/sluice/internal/store"
 )
 
-const metaSchema = "sch/" // sch/<vhost>\0<name>
-
-func schemaKey(vhost, name string) string { return metaSchema + vhost + "\x00" + name }
+func schemaKey(vhost, name string) string { return records.MetaSchema + vhost + "\x00" + name }
 
 // SchemaInfo is a registered schema as the operator sees it.
 type SchemaInfo struct {
@@ -54,7 +53,7 @@ type registeredSchema struct {
 // openSchemas recovers the registry from the store.
 func (b *Broker) openSchemas() error {
 	r := &schemaRegistry{st: b.env.st, cache: schema.NewCache(), schemas: make(map[string]map[string]*registeredSchema)}
-	err := scanDefs(b.env.st, metaSchema, decodeSchemaDef, func(d schemaDef) {
+	err := scanDefs(b.env.st, records.MetaSchema, records.DecodeSchemaDef, func(d records.SchemaDef) {
 		s, err := r.cache.Acquire(d.Doc)
 		if err != nil {
 			// It compiled when it was registered; a newer library may
@@ -122,7 +121,7 @@ func (b *Broker) PutSchema(vhostName, name string, doc []byte) (created bool, er
 	r.writeMu.Lock()
 	defer r.writeMu.Unlock()
 	var batch store.Batch
-	batch.PutMeta(schemaKey(vhostName, name), encodeSchemaDef(schemaDef{VHost: vhostName, Name: name, Doc: compact.Bytes()}))
+	batch.PutMeta(schemaKey(vhostName, name), records.EncodeSchemaDef(records.SchemaDef{VHost: vhostName, Name: name, Doc: compact.Bytes()}))
 	if err := b.env.st.Apply(&batch, true); err != nil {
 		r.cache.Release(s)
 		return false, internalError("store schema", err)
@@ -235,33 +234,4 @@ func (vh *vhost) schemaUsersLocked(name string) []string {
 	slices.Sort(xs)
 	slices.Sort(qs)
 	return append(qs, xs...)
-}
-
-// schemaDef is the stored form of a schema:
-//
-//	version(1) uvarint(len) vhost uvarint(len) name document(rest)
-type schemaDef struct {
-	VHost, Name string
-	Doc         []byte
-}
-
-func encodeSchemaDef(d schemaDef) []byte {
-	b := []byte{recordV1}
-	b = appendString(b, d.VHost)
-	b = appendString(b, d.Name)
-	return append(b, d.Doc...)
-}
-
-func decodeSchemaDef(v []byte) (schemaDef, error) {
-	r, err := versioned(v)
-	if err != nil {
-		return schemaDef{}, err
-	}
-	var d schemaDef
-	d.VHost, d.Name = r.string(), r.string()
-	if r.err != nil {
-		return schemaDef{}, r.err
-	}
-	d.Doc = slices.Clone(r.b)
-	return d, nil
 }

@@ -2,16 +2,16 @@ package broker
 
 // Task records: the dead-letter workflow (package dlq) keeps its durable
 // redrive tasks in the broker's store, so a task survives a restart. The
-// broker does not read them: they are opaque values under metaTask, written
-// synced on their own or inside a move's batch (MoveTarget.Progress).
+// broker does not read them: they are opaque values under records.MetaTask,
+// written synced on their own or inside a move's batch (MoveTarget.Progress).
 
 import (
+	"fmt"
 	"strings"
 
+	"github.com/sluicemq/sluice/internal/records"
 	"github.com/sluicemq/sluice/internal/store"
 )
-
-const metaTask = "task/" // task/<the workflow's key>
 
 // TaskRecord is one record of the workflow's tasks.
 type TaskRecord struct {
@@ -26,7 +26,7 @@ func taskBatch(recs []TaskRecord) *store.Batch {
 	}
 	b := &store.Batch{}
 	for _, r := range recs {
-		b.PutMeta(metaTask+r.Key, append([]byte{recordV1}, r.Value...))
+		b.PutMeta(records.MetaTask+r.Key, records.EncodeOpaque(r.Value))
 	}
 	return b
 }
@@ -46,7 +46,7 @@ func (b *Broker) PutTaskRecords(recs ...TaskRecord) error {
 // DeleteTaskRecords deletes the records whose keys start with prefix.
 func (b *Broker) DeleteTaskRecords(prefix string) error {
 	var batch store.Batch
-	err := b.env.st.ScanMeta(metaTask+prefix, func(key string, _ []byte) bool {
+	err := b.env.st.ScanMeta(records.MetaTask+prefix, func(key string, _ []byte) bool {
 		batch.DeleteMeta(key)
 		return true
 	})
@@ -62,12 +62,13 @@ func (b *Broker) DeleteTaskRecords(prefix string) error {
 // TaskRecords calls fn for every stored task record, in key order.
 func (b *Broker) TaskRecords(fn func(TaskRecord) bool) error {
 	var derr error
-	err := b.env.st.ScanMeta(metaTask, func(key string, v []byte) bool {
-		if len(v) < 1 || v[0] != recordV1 {
-			derr = recordErr("task record %q", key)
+	err := b.env.st.ScanMeta(records.MetaTask, func(key string, v []byte) bool {
+		val, err := records.DecodeOpaque(fmt.Sprintf("task record %q", key), v)
+		if err != nil {
+			derr = err
 			return false
 		}
-		return fn(TaskRecord{Key: strings.TrimPrefix(key, metaTask), Value: v[1:]})
+		return fn(TaskRecord{Key: strings.TrimPrefix(key, records.MetaTask), Value: val})
 	})
 	if err == nil {
 		err = derr

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/sluicemq/sluice/internal/message"
+	"github.com/sluicemq/sluice/internal/records"
 )
 
 // txState is what a transactional channel holds back until commit. As in
@@ -137,9 +138,9 @@ func (ch *Channel) CommitTx(returned func(msg *message.Message)) error {
 // restamp makes the commit the message's publish time, from which its
 // TTL counts (RabbitMQ's TTL counts from the enqueue).
 func (r *publishReq) restamp(ms int64) {
-	r.meta.pubMs = ms
-	if len(r.rec) >= recordHeader {
-		binary.BigEndian.PutUint64(r.rec[2:recordHeader], uint64(ms))
+	r.meta.PubMs = ms
+	if len(r.rec) >= records.RecordHeader {
+		binary.BigEndian.PutUint64(r.rec[2:records.RecordHeader], uint64(ms))
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sluicemq/sluice/internal/access"
+	"github.com/sluicemq/sluice/internal/records"
 	"github.com/sluicemq/sluice/internal/store"
 )
 
@@ -27,7 +28,7 @@ type userDB struct {
 	failures *access.Failures
 
 	mu    sync.RWMutex // guards users
-	users map[string]userDef
+	users map[string]records.UserDef
 
 	// permGen moves whenever a permission or a user changes, so that
 	// connections reload their permissions (permissions.go).
@@ -49,10 +50,10 @@ func openUsers(st store.Store, cfg Config) (*userDB, error) {
 		return nil, err
 	}
 	db := &userDB{st: st, log: cfg.Logger, cost: cfg.PasswordCost, verifier: access.NewVerifier(cfg.PasswordCost), throttle: throttle,
-		failures: access.NewFailures(cfg.Logger, failureWindow, cfg.Now), users: make(map[string]userDef)}
+		failures: access.NewFailures(cfg.Logger, failureWindow, cfg.Now), users: make(map[string]records.UserDef)}
 	var derr error
-	err = st.ScanMeta(metaUser, func(key string, v []byte) bool {
-		u, err := decodeUserDef(v)
+	err = st.ScanMeta(records.MetaUser, func(key string, v []byte) bool {
+		u, err := records.DecodeUserDef(v)
 		if err != nil {
 			derr = fmt.Errorf("user %q: %w", key, err)
 			return false
@@ -71,10 +72,10 @@ func openUsers(st store.Store, cfg Config) (*userDB, error) {
 		if err != nil {
 			return nil, fmt.Errorf("open broker: default user: %w", err)
 		}
-		u := userDef{Name: cfg.DefaultUser, Tags: []string{TagAdministrator}, LoopbackOnly: true}
-		u.setHash(h)
+		u := records.UserDef{Name: cfg.DefaultUser, Tags: []string{TagAdministrator}, LoopbackOnly: true}
+		setUserHash(&u, h)
 		var b store.Batch
-		b.PutMeta(userKey(u.Name), encodeUserDef(u))
+		b.PutMeta(records.UserKey(u.Name), records.EncodeUserDef(u))
 		if err := st.Apply(&b, true); err != nil {
 			return nil, fmt.Errorf("open broker: create default user: %w", err)
 		}
@@ -83,9 +84,10 @@ func openUsers(st store.Store, cfg Config) (*userDB, error) {
 	return db, nil
 }
 
-func (u userDef) hash() access.Hash { return access.FromRecord(u.Salt, u.Hash) }
+// userHash is the password hash a user record holds.
+func userHash(u records.UserDef) access.Hash { return access.FromRecord(u.Salt, u.Hash) }
 
-func (u *userDef) setHash(h access.Hash) { u.Salt, u.Hash = h.Record() }
+func setUserHash(u *records.UserDef, h access.Hash) { u.Salt, u.Hash = h.Record() }
 
 // Login is one attempt to log in through a front door.
 type Login struct {
@@ -104,20 +106,20 @@ func errInvalidCredentials(user string) error {
 
 // authenticate checks a login by its password.
 func (db *userDB) authenticate(l Login) error {
-	return db.admit(l, func(u userDef) bool { return db.verifier.Verify(u.Name, u.hash(), l.Password) })
+	return db.admit(l, func(u records.UserDef) bool { return db.verifier.Verify(u.Name, userHash(u), l.Password) })
 }
 
 // authenticateExternal admits a user a verified TLS client certificate
 // names (SASL EXTERNAL): no password, every other rule of a login.
 func (db *userDB) authenticateExternal(l Login) error {
-	return db.admit(l, func(userDef) bool { return true })
+	return db.admit(l, func(records.UserDef) bool { return true })
 }
 
 // admit checks a login: a source serving a throttle delay is refused
 // unchecked (AccessRefused wrapping *access.Throttled); an unknown user,
 // a loopback-only user from elsewhere and a failed proof are refused
 // alike, counted against the source and logged.
-func (db *userDB) admit(l Login, proves func(userDef) bool) error {
+func (db *userDB) admit(l Login, proves func(records.UserDef) bool) error {
 	src := access.SourceOf(l.Remote)
 	if wait := db.throttle.Wait(src.Key); wait > 0 {
 		db.failures.Throttled(l.Door, l.Remote, src, l.User)
@@ -145,7 +147,7 @@ func (db *userDB) admit(l Login, proves func(userDef) bool) error {
 		db.failures.Failed(l.Door, l.Remote, src, l.User, why)
 		return errInvalidCredentials(l.User)
 	}
-	if l.Password != "" && u.hash().Legacy() {
+	if l.Password != "" && userHash(u).Legacy() {
 		db.upgrade(u, l.Password)
 	}
 	return nil
@@ -154,7 +156,7 @@ func (db *userDB) admit(l Login, proves func(userDef) bool) error {
 // upgrade replaces u's SHA-256 hash with bcrypt of the password that just
 // verified, unless the user changed meanwhile. A failure leaves the old
 // hash, which still works; it is logged, not the login's concern.
-func (db *userDB) upgrade(u userDef, password string) {
+func (db *userDB) upgrade(u records.UserDef, password string) {
 	h, err := access.NewHash(password, db.cost)
 	if err != nil {
 		return // longer than bcrypt takes: stays SHA-256
@@ -162,12 +164,12 @@ func (db *userDB) upgrade(u userDef, password string) {
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	cur, ok := db.users[u.Name]
-	if !ok || !cur.hash().Equal(u.hash()) {
+	if !ok || !userHash(cur).Equal(userHash(u)) {
 		return
 	}
-	cur.setHash(h)
+	setUserHash(&cur, h)
 	var b store.Batch
-	b.PutMeta(userKey(cur.Name), encodeUserDef(cur))
+	b.PutMeta(records.UserKey(cur.Name), records.EncodeUserDef(cur))
 	if err := db.st.Apply(&b, true); err != nil {
 		db.log.Error("upgrade password hash to bcrypt", "user", u.Name, "err", err)
 		return

@@ -6,6 +6,7 @@ import (
 
 	"github.com/sluicemq/sluice/internal/access"
 	"github.com/sluicemq/sluice/internal/message"
+	"github.com/sluicemq/sluice/internal/records"
 	"github.com/sluicemq/sluice/internal/store"
 )
 
@@ -112,7 +113,7 @@ func (vh *vhost) topology(fn func(b *store.Batch) error) error {
 // syncDefs makes the definitions deferred so far durable.
 func (e *env) syncDefs() error {
 	if err := e.pipe.Sync(); err != nil {
-		return internalError("store definitions", err)
+		return storeError("store definitions", err)
 	}
 	return nil
 }
@@ -173,12 +174,12 @@ func (vh *vhost) declareExchangeLocked(b *store.Batch, d ExchangeDecl) error {
 	x := newExchange(d.Name, d.Type, d.Durable, d.AutoDelete, d.Internal, d.Args)
 	vh.applyExchangePolicyLocked(x) // policy.go
 	if d.Durable {
-		v, err := encodeExchangeDef(exchangeDef{VHost: vh.name, Name: x.name, Type: x.kind,
+		v, err := records.EncodeExchangeDef(records.ExchangeDef{VHost: vh.name, Name: x.name, Type: x.kind,
 			Durable: true, AutoDelete: x.autoDelete, Internal: x.internal, Args: x.args})
 		if err != nil {
 			return &Error{Code: PreconditionFailed, Reason: "exchange arguments: " + err.Error(), Err: err}
 		}
-		b.PutMeta(exchangeKey(vh.name, x.name), v)
+		b.PutMeta(records.ExchangeKey(vh.name, x.name), v)
 	}
 	vh.exchanges[x.name] = x
 	return nil
@@ -232,7 +233,7 @@ func (ch *Channel) DeleteExchange(name string, ifUnused bool) error {
 func (vh *vhost) deleteExchangeLocked(b *store.Batch, x *exchange) {
 	delete(vh.exchanges, x.name)
 	if x.durable {
-		b.DeleteMeta(exchangeKey(vh.name, x.name))
+		b.DeleteMeta(records.ExchangeKey(vh.name, x.name))
 	}
 	for len(x.bindings) > 0 {
 		vh.unbindLocked(b, x.bindings[0], false)
@@ -248,7 +249,7 @@ func (vh *vhost) unbindLocked(b *store.Batch, bd *binding, autoDelete bool) {
 	src := bd.src
 	src.removeBinding(bd)
 	if bindingDurable(bd) {
-		b.DeleteMeta(bindingKey(vh.name, bd.x != nil, src.name, bd.destName(), bd.key, bd.args))
+		b.DeleteMeta(records.BindingKey(vh.name, bd.x != nil, src.name, bd.destName(), bd.key, bd.args))
 	}
 	if autoDelete && src.autoDelete && len(src.bindings) == 0 && vh.exchanges[src.name] == src {
 		vh.deleteExchangeLocked(b, src)
@@ -340,12 +341,12 @@ func (vh *vhost) bindLocked(b *store.Batch, conn *Connection, bnd Binding, toExc
 	}
 	bd := &binding{src: src, q: q, x: dx, key: bnd.Key, args: bnd.Args}
 	if bindingDurable(bd) {
-		v, err := encodeBindingDef(bindingDef{VHost: vh.name, Source: src.name, ToExchange: toExchange,
+		v, err := records.EncodeBindingDef(records.BindingDef{VHost: vh.name, Source: src.name, ToExchange: toExchange,
 			Dest: bnd.Destination, Key: bnd.Key, Args: bnd.Args})
 		if err != nil {
 			return &Error{Code: PreconditionFailed, Reason: "binding arguments: " + err.Error(), Err: err}
 		}
-		b.PutMeta(bindingKey(vh.name, toExchange, src.name, bnd.Destination, bnd.Key, bnd.Args), v)
+		b.PutMeta(records.BindingKey(vh.name, toExchange, src.name, bnd.Destination, bnd.Key, bnd.Args), v)
 	}
 	src.addBinding(bd)
 	return nil

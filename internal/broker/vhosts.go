@@ -19,12 +19,11 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/sluicemq/sluice/internal/records"
 	"github.com/sluicemq/sluice/internal/store"
 )
 
-const metaVHost = "vh/" // vh/<name>
-
-func vhostKey(name string) string { return metaVHost + name }
+func vhostKey(name string) string { return records.MetaVHost + name }
 
 // vhost returns the named vhost, nil when there is none.
 func (b *Broker) vhost(name string) *vhost {
@@ -56,13 +55,8 @@ func (b *Broker) vhostList() []*vhost {
 // loadVHosts creates the durable vhosts recorded in the store (Open).
 func (b *Broker) loadVHosts() error {
 	var derr error
-	err := b.env.st.ScanMeta(metaVHost, func(key string, v []byte) bool {
-		r, err := versioned(v)
-		var name string
-		if err == nil {
-			name = r.string()
-			err = r.done()
-		}
+	err := b.env.st.ScanMeta(records.MetaVHost, func(key string, v []byte) bool {
+		name, err := records.DecodeVHost(v)
 		if err != nil {
 			derr = fmt.Errorf("vhost %q: %w", key, err)
 			return false
@@ -96,7 +90,7 @@ func (b *Broker) PutVHost(name string) (created bool, err error) {
 		return false, nil
 	}
 	var batch store.Batch
-	batch.PutMeta(vhostKey(name), appendString([]byte{recordV1}, name))
+	batch.PutMeta(vhostKey(name), records.EncodeVHost(name))
 	if err := b.env.st.Apply(&batch, true); err != nil {
 		return false, internalError("store vhost", err)
 	}

@@ -9,82 +9,8 @@ import (
 
 	"github.com/sluicemq/sluice/internal/store"
 	"github.com/sluicemq/sluice/internal/store/memstore"
+	"github.com/sluicemq/sluice/internal/store/storetest"
 )
-
-// appliedOp is one op as the store received it: in which apply, synced or
-// not.
-type appliedOp struct {
-	apply int
-	sync  bool
-	op    store.Op
-}
-
-// recordingStore logs every op applied, in order, can hold applies until
-// released and can fail them.
-type recordingStore struct {
-	store.Store
-	mu    sync.Mutex
-	log   []appliedOp
-	n     int
-	hold  chan struct{} // when set, an apply waits for it to be closed
-	fail  bool
-	entry chan struct{} // told (non-blocking) when an apply starts
-}
-
-func newRecordingStore() *recordingStore {
-	return &recordingStore{Store: memstore.New(), entry: make(chan struct{}, 1)}
-}
-
-var errDisk = errors.New("disk on fire")
-
-func (s *recordingStore) record(b *store.Batch, sync bool) error {
-	select {
-	case s.entry <- struct{}{}:
-	default:
-	}
-	s.mu.Lock()
-	hold := s.hold
-	s.mu.Unlock()
-	if hold != nil {
-		<-hold
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.fail {
-		return errDisk
-	}
-	s.n++
-	for _, op := range b.Ops {
-		s.log = append(s.log, appliedOp{s.n, sync, op})
-	}
-	return nil
-}
-
-func (s *recordingStore) Apply(b *store.Batch, sync bool) error {
-	if err := s.record(b, sync); err != nil {
-		return err
-	}
-	return s.Store.Apply(b, sync)
-}
-
-func (s *recordingStore) ApplyAsync(b *store.Batch) (func() error, error) {
-	if err := s.record(b, true); err != nil {
-		return nil, err
-	}
-	return s.Store.ApplyAsync(b)
-}
-
-func (s *recordingStore) ops() []appliedOp {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.log)
-}
-
-func (s *recordingStore) applies() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.n
-}
 
 // intent is a test intent: a message put in queue 1, synced or not.
 type intent struct {
@@ -121,9 +47,9 @@ func newTestPipeline(st store.Store) (*store.LocalPipeline[*intent], *[]uint64) 
 // Changes deferred while the pipeline is busy go to the store together, in
 // the order they were deferred, and before a later direct apply.
 func TestPipelineDefersInOrder(t *testing.T) {
-	st := newRecordingStore()
+	st := storetest.NewRecording(memstore.New())
 	release := make(chan struct{})
-	st.hold = release
+	st.Hold(release)
 	p, _ := newTestPipeline(st)
 	p.Start()
 	t.Cleanup(func() { _ = p.Close(context.Background()) })
@@ -131,7 +57,7 @@ func TestPipelineDefersInOrder(t *testing.T) {
 	var b store.Batch
 	b.DeleteMessage(1, 1)
 	p.Defer(&b)
-	<-st.entry // the pipeline is applying seq 1 and waits
+	<-st.Entered // the pipeline is applying seq 1 and waits
 	for seq := uint64(2); seq <= 50; seq++ {
 		b.DeleteMessage(1, seq)
 		b.SetFloor(1, seq+1)
@@ -146,18 +72,16 @@ func TestPipelineDefersInOrder(t *testing.T) {
 		d.PutMeta("after", []byte("x"))
 		direct <- p.Apply(&d, true)
 	}()
-	st.mu.Lock()
-	st.hold = nil
-	st.mu.Unlock()
+	st.Hold(nil)
 	close(release)
 	if err := <-direct; err != nil {
 		t.Fatal(err)
 	}
-	ops := st.ops()
+	ops := st.Ops()
 	var seqs []uint64
 	for _, o := range ops {
-		if o.op.Kind == store.OpDeleteMessage {
-			seqs = append(seqs, o.op.Seq)
+		if o.Op.Kind == store.OpDeleteMessage {
+			seqs = append(seqs, o.Op.Seq)
 		}
 	}
 	want := make([]uint64, 50)
@@ -168,18 +92,18 @@ func TestPipelineDefersInOrder(t *testing.T) {
 		t.Fatalf("deletes reached the store in order %v", seqs)
 	}
 	last := ops[len(ops)-1]
-	if last.op.Kind != store.OpPutMeta || !last.sync {
+	if last.Op.Kind != store.OpPutMeta || !last.Sync {
 		t.Fatalf("the direct apply is not last, or not synced: %+v", last)
 	}
 	// One apply for seq 1, then at most two for the 49 deferred meanwhile
 	// and the direct one (the pipeline may take them first, or the direct
 	// apply carries them).
-	if n := st.applies(); n > 3 {
+	if n := st.Applies(); n > 3 {
 		t.Fatalf("%d applies for 50 deferred changes and one direct apply", n)
 	}
 	floors := 0
 	for _, o := range ops {
-		if o.op.Kind == store.OpSetFloor {
+		if o.Op.Kind == store.OpSetFloor {
 			floors++
 		}
 	}
@@ -195,12 +119,12 @@ func TestPipelineDefersInOrder(t *testing.T) {
 // reads through the pipeline's Store see deferred changes; a malformed
 // batch fails alone.
 func TestPipelineNotRunning(t *testing.T) {
-	st := newRecordingStore()
+	st := storetest.NewRecording(memstore.New())
 	p, _ := newTestPipeline(st)
 	var b store.Batch
 	b.SetFloor(3, 7)
 	p.Defer(&b)
-	if n := st.applies(); n != 1 {
+	if n := st.Applies(); n != 1 {
 		t.Fatalf("%d applies before start, want 1", n)
 	}
 	p.Start()
@@ -226,7 +150,7 @@ func TestPipelineNotRunning(t *testing.T) {
 // failed apply fails its intents and keeps the deferred changes it carried
 // for the next write.
 func TestPipelineCompletesInOrder(t *testing.T) {
-	st := newRecordingStore()
+	st := storetest.NewRecording(memstore.New())
 	p, completed := newTestPipeline(st)
 	p.Start()
 	t.Cleanup(func() { _ = p.Close(context.Background()) })
@@ -254,9 +178,7 @@ func TestPipelineCompletesInOrder(t *testing.T) {
 		t.Fatalf("%d applies for %d intents: no grouping", p.Applies.Load(), n)
 	}
 
-	st.mu.Lock()
-	st.fail = true
-	st.mu.Unlock()
+	st.Fail(true)
 	var b store.Batch
 	b.SetFloor(1, 100)
 	p.Defer(&b)
@@ -265,12 +187,10 @@ func TestPipelineCompletesInOrder(t *testing.T) {
 	if err := p.Submit(it); err != nil {
 		t.Fatal(err)
 	}
-	if err := <-it.done; !errors.Is(err, errDisk) {
+	if err := <-it.done; !errors.Is(err, storetest.ErrInjected) {
 		t.Fatalf("intent of a failed apply: %v", err)
 	}
-	st.mu.Lock()
-	st.fail = false
-	st.mu.Unlock()
+	st.Fail(false)
 	if f, err := p.Store().Floor(1); err != nil || f != 100 {
 		t.Fatalf("floor %d, %v after the store recovered; want the deferred 100", f, err)
 	}

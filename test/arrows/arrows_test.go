@@ -70,10 +70,12 @@ var rules = []rule{
 	{"internal/amqp", []string{"internal/amqpserver", "internal/broker", "internal/store", "internal/httpapi", "net"},
 		"the codec knows no sockets and no broker"},
 	{"internal/store", []string{"internal/broker", "internal/amqp", "internal/amqpserver", "internal/httpapi",
-		"internal/message", "internal/access", "internal/dlq"}, "the store has its own vocabulary, never broker types"},
+		"internal/message", "internal/access", "internal/dlq", "internal/records"}, "the store has its own vocabulary, never broker types"},
 	{"internal/broker", append(frontDoors, "net", "net/http"), "the messaging domain knows nothing of sockets, HTTP or the workflow above it"},
 	{"internal/broker", []string{"internal/cluster"}, "the broker sees the cluster through its Cluster interface and the store; cmd/sluice wires them"},
 	{"internal/cluster", append(frontDoors, "internal/broker"), "the cluster replicates store writes; it never sees broker types"},
+	{"internal/records", append(frontDoors, "internal/broker", "internal/access", "internal/cluster", "net", "net/http", "os"),
+		"records are pure encodings of message and store types: the broker calls them, they call nothing back"},
 	{"internal/access", append(frontDoors, "internal/broker", "internal/store", "internal/message", "net/http"),
 		"access is used by both front doors and the broker: rules over names and addresses, no HTTP, no storage"},
 	{"internal/amqpserver", []string{"internal/httpapi", "internal/cli", "internal/dlq", "internal/console", "internal/api"},
@@ -131,12 +133,16 @@ func TestRulesCatchWrongArrows(t *testing.T) {
 		{ImportPath: "internal/httpapi", Imports: []string{"internal/sluicetest"}},
 		{ImportPath: "internal/access", Imports: []string{"internal/broker"}},
 		{ImportPath: "internal/access", Imports: []string{"net/http"}},
+		{ImportPath: "internal/records", Imports: []string{"internal/broker"}},
+		{ImportPath: "internal/records", Imports: []string{"internal/httpapi"}},
+		{ImportPath: "internal/store/pebblestore", Imports: []string{"internal/records"}},
 	} {
 		if len(violations([]pkg{bad})) == 0 {
 			t.Errorf("%s → %v passed the check", bad.ImportPath, bad.Imports)
 		}
 	}
-	if v := violations([]pkg{{ImportPath: "internal/broker", Imports: []string{"internal/store", "internal/message", "internal/access"}},
+	if v := violations([]pkg{{ImportPath: "internal/broker", Imports: []string{"internal/store", "internal/message", "internal/access", "internal/records"}},
+		{ImportPath: "internal/records", Imports: []string{"internal/store", "internal/message"}},
 		{ImportPath: "internal/httpapi", Imports: []string{"internal/access", "internal/broker"}},
 		{ImportPath: "internal/amqpserver", Imports: []string{"internal/access", "internal/broker"}}}); len(v) > 0 {
 		t.Errorf("allowed arrows refused: %v", v)

@@ -1,4 +1,4 @@
-package broker
+package records
 
 import (
 	"bytes"
@@ -22,27 +22,27 @@ func mustCorrupt(t *testing.T, what string, err error) {
 // FuzzDecodeIndex: index entries and per-message states decode without a
 // panic, and whatever decodes re-encodes to the same value.
 func FuzzDecodeIndex(f *testing.F) {
-	f.Add(encodeIndex(msgIndex{persistent: true, size: 1234, pubMs: 1700000000000, ttl: -1, prio: 3}))
-	f.Add(encodeIndex(msgIndex{}))
-	f.Add(encodeState(7))
-	f.Add(encodeStateDue(2, 1700000000000))
-	f.Add([]byte{recordV1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	f.Add(EncodeIndex(Index{Persistent: true, Size: 1234, PubMs: 1700000000000, TTL: -1, Prio: 3}))
+	f.Add(EncodeIndex(Index{}))
+	f.Add(EncodeState(7))
+	f.Add(EncodeStateDue(2, 1700000000000))
+	f.Add([]byte{V1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		x, err := decodeIndex(b)
+		x, err := DecodeIndex(b)
 		mustCorrupt(t, "index", err)
 		if err == nil {
-			if y, err := decodeIndex(encodeIndex(x)); err != nil || y != x {
+			if y, err := DecodeIndex(EncodeIndex(x)); err != nil || y != x {
 				t.Fatalf("index round trip: %+v -> %+v, %v", x, y, err)
 			}
 		}
-		n, due, err := decodeState(b)
+		n, due, err := DecodeState(b)
 		mustCorrupt(t, "state", err)
 		if err == nil {
-			again := encodeState(n)
-			if b[0] == stateV2 {
-				again = encodeStateDue(n, due)
+			again := EncodeState(n)
+			if b[0] == StateV2 {
+				again = EncodeStateDue(n, due)
 			}
-			if n2, due2, err := decodeState(again); err != nil || n2 != n || due2 != due {
+			if n2, due2, err := DecodeState(again); err != nil || n2 != n || due2 != due {
 				t.Fatalf("state round trip: %d %d -> %d %d, %v", n, due, n2, due2, err)
 			}
 		}
@@ -55,51 +55,51 @@ func FuzzDecodeIndex(f *testing.F) {
 func FuzzDecodeMeta(f *testing.F) {
 	args := message.Table{"x-max-length": int64(10), "x-dead-letter-exchange": "dlx"}
 	for _, seed := range [][]byte{
-		must(encodeExchangeDef(exchangeDef{VHost: "/", Name: "ex", Type: "topic", Durable: true, Args: args})),
-		must(encodeQueueDef(queueDef{VHost: "/", Name: "q", ID: 42, Args: args})),
-		must(encodeBindingDef(bindingDef{VHost: "/", Source: "ex", Dest: "q", Key: "a.#", Args: args})),
-		encodeUserDef(userDef{Name: "guest", Salt: []byte{1, 2, 3, 4}, Hash: []byte("hash"), Tags: []string{"administrator"}, LoopbackOnly: true}),
-		encodePermission(Permission{User: "guest", VHost: "/", Configure: ".*", Write: ".*", Read: ".*"}),
-		encodeSchemaDef(schemaDef{VHost: "/", Name: "s", Doc: []byte(`{"type":"object"}`)}),
-		encodeDelayed("/", must(encodeRecord(sampleMessage(), 1))),
-		{recordV1},
+		must(EncodeExchangeDef(ExchangeDef{VHost: "/", Name: "ex", Type: "topic", Durable: true, Args: args})),
+		must(EncodeQueueDef(QueueDef{VHost: "/", Name: "q", ID: 42, Args: args})),
+		must(EncodeBindingDef(BindingDef{VHost: "/", Source: "ex", Dest: "q", Key: "a.#", Args: args})),
+		EncodeUserDef(UserDef{Name: "guest", Salt: []byte{1, 2, 3, 4}, Hash: []byte("hash"), Tags: []string{"administrator"}, LoopbackOnly: true}),
+		EncodePermission(PermissionDef{User: "guest", VHost: "/", Configure: ".*", Write: ".*", Read: ".*"}),
+		EncodeSchemaDef(SchemaDef{VHost: "/", Name: "s", Doc: []byte(`{"type":"object"}`)}),
+		EncodeDelayed("/", must(EncodeRecord(sampleMessage(), 1))),
+		{V1},
 		{},
 	} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if d, err := decodeExchangeDef(b); err == nil {
-			roundTrip(t, "exchange", d, must(encodeExchangeDef(d)), decodeExchangeDef)
+		if d, err := DecodeExchangeDef(b); err == nil {
+			roundTrip(t, "exchange", d, must(EncodeExchangeDef(d)), DecodeExchangeDef)
 		} else {
 			mustCorrupt(t, "exchange", err)
 		}
-		if d, err := decodeQueueDef(b); err == nil {
-			roundTrip(t, "queue", d, must(encodeQueueDef(d)), decodeQueueDef)
+		if d, err := DecodeQueueDef(b); err == nil {
+			roundTrip(t, "queue", d, must(EncodeQueueDef(d)), DecodeQueueDef)
 		} else {
 			mustCorrupt(t, "queue", err)
 		}
-		if d, err := decodeBindingDef(b); err == nil {
-			roundTrip(t, "binding", d, must(encodeBindingDef(d)), decodeBindingDef)
+		if d, err := DecodeBindingDef(b); err == nil {
+			roundTrip(t, "binding", d, must(EncodeBindingDef(d)), DecodeBindingDef)
 		} else {
 			mustCorrupt(t, "binding", err)
 		}
-		if u, err := decodeUserDef(b); err == nil {
-			roundTrip(t, "user", u, encodeUserDef(u), decodeUserDef)
+		if u, err := DecodeUserDef(b); err == nil {
+			roundTrip(t, "user", u, EncodeUserDef(u), DecodeUserDef)
 		} else {
 			mustCorrupt(t, "user", err)
 		}
-		if p, err := decodePermission(b); err == nil {
-			roundTrip(t, "permission", p, encodePermission(p), decodePermission)
+		if p, err := DecodePermission(b); err == nil {
+			roundTrip(t, "permission", p, EncodePermission(p), DecodePermission)
 		} else {
 			mustCorrupt(t, "permission", err)
 		}
-		if s, err := decodeSchemaDef(b); err == nil {
-			roundTrip(t, "schema", s, encodeSchemaDef(s), decodeSchemaDef)
+		if s, err := DecodeSchemaDef(b); err == nil {
+			roundTrip(t, "schema", s, EncodeSchemaDef(s), DecodeSchemaDef)
 		} else {
 			mustCorrupt(t, "schema", err)
 		}
-		if vhost, rec, err := decodeDelayed(b); err == nil {
-			v2, rec2, err := decodeDelayed(encodeDelayed(vhost, rec))
+		if vhost, rec, err := DecodeDelayed(b); err == nil {
+			v2, rec2, err := DecodeDelayed(EncodeDelayed(vhost, rec))
 			if err != nil || v2 != vhost || !bytes.Equal(rec2, rec) {
 				t.Fatalf("delayed round trip: %q -> %q, %v", vhost, v2, err)
 			}

@@ -1,0 +1,114 @@
+// Package records is the broker's encoding of what it keeps in the store:
+// the pure functions that turn a message, its index entry, its delivery
+// state and every definition into the bytes of a store value or metadata
+// key, and back. It knows the store's and the message package's types and
+// nothing of the broker: the broker decides what to write and when, this
+// package only how it looks on disk. Where each value lives (which keyspace,
+// which key) is package pebblestore's; see its doc.
+//
+// Every value starts with a version byte. Decoding checks every length and
+// never panics on hostile or torn input; each of its errors wraps ErrRecord,
+// a store.ErrCorrupt. Since the bytes are on disk in existing data
+// directories, a layout here never changes in place: a new layout takes a
+// new version byte and the decoder keeps reading the old one (golden_test.go
+// holds the bytes the first layouts wrote).
+//
+// # Notation
+//
+//	u8            one byte
+//	u32be, u64be  fixed-width big-endian unsigned integers
+//	uvarint       encoding/binary's unsigned varint
+//	varint        encoding/binary's signed (zig-zag) varint
+//	str           uvarint(length) | bytes
+//	props         the AMQP basic class's property flags (u16be) and the
+//	              present properties in class order (message.AppendProperties)
+//	table         an AMQP field table: u32be length | entries in sorted key
+//	              order (message.AppendTable)
+//	bits          a byte of flags, bit 0 first in the order listed
+//	rest          every byte to the end of the value
+//
+// # Message record (store message keyspace, written once)
+//
+//	 0        1        2                10
+//	┌────────┬────────┬────────────────┬───────────┬─────────────┬────────┬───────────┬──────┐
+//	│ 0x01   │ flags  │ published      │ exchange  │ routing key │ plen   │ props     │ body │
+//	│ u8     │ u8     │ u64be, unix ms │ str       │ str         │ u32be  │ plen bytes│ rest │
+//	└────────┴────────┴────────────────┴───────────┴─────────────┴────────┴───────────┴──────┘
+//	flags: bit 0 FlagPersistent (delivery-mode 2)
+//
+// The header (RecordHeader, 10 bytes) is at fixed offsets so RecordFlags and
+// RecordPublished read it without decoding, and a draft's publish time is
+// patched in place (broker.Draft). The body is last and uncopied: decoding
+// aliases it, and a publish receives the body straight into the record's
+// tail. The publish time lets a restart restore message TTLs.
+//
+// # Index entry (store index keyspace, written once, with its record)
+//
+//	┌──────┬───────┬─────────────┬────────────────────┬──────────────┬──────────┐
+//	│ 0x01 │ flags │ body size   │ published (unix ms)│ ttl (ms, -1) │ priority │
+//	│ u8   │ u8    │ uvarint     │ varint             │ varint       │ u8       │
+//	└──────┴───────┴─────────────┴────────────────────┴──────────────┴──────────┘
+//	flags: bit 0 FlagPersistent; at most MaxIndexLen (23) bytes
+//
+// What a restart needs of a message without reading its record
+// (store.Store.ScanIndex); IndexOfRecord derives it from a record.
+//
+// # Per-message state (store state keyspace, mutable)
+//
+//	version 1  ┌──────┬────────────────┐   delivered, no retry wait
+//	           │ 0x01 │ uvarint count  │
+//	           └──────┴────────────────┘
+//	version 2  ┌──────┬────────────────┬──────────────────────┐   waiting out a retry backoff
+//	           │ 0x02 │ uvarint count  │ varint due (unix ms) │
+//	           └──────┴────────────────┴──────────────────────┘
+//	mark       ┌──────┬────────────────┐   at seq MarkSeq (2^64-1) of a queue only:
+//	           │ 0x03 │ uvarint mark   │   every stored message below mark was delivered
+//	           └──────┴────────────────┘
+//
+// The three share the state keyspace, so their first bytes differ;
+// DecodeState reads 1 and 2, DecodeMark only 3.
+//
+// # Metadata (store meta keyspace: key → value)
+//
+// Names in keys are joined with NUL (0x00), which AMQP short strings may
+// hold in theory but no client sends; every value repeats the names, so a
+// key is only an index and recovery reads the value.
+//
+//	key                                          value
+//	-------------------------------------------  -----------------------------------------------
+//	x/<vhost>\0<name>                            exchange
+//	q/<vhost>\0<name>                            queue
+//	b/<vhost>\0<src>\0<q|e><dst>\0<key>\0<hex>   binding (<hex>: its arguments' table, hex)
+//	qid/<16 hex digits of the queue id>          bits(durable), no version byte
+//	next-queue-id                                the next queue id, decimal ASCII, no version byte
+//	delay-queue-id                               the delay queue's id, decimal ASCII, no version byte
+//	u/<name>                                     user
+//	perm/<vhost>\0<user>                         permission
+//	perm-seeded                                  marker: default permissions granted once
+//	sch/<vhost>\0<name>                          schema
+//	vh/<name>                                    vhost
+//	pol/<u|o><vhost>\0<name>                     policy: JSON, no version byte (broker/policy.go)
+//	audit/<unix nanos, 20 digits>-<random>       opaque: 0x01 | the entry's JSON
+//	task/<the workflow's key>                    opaque: 0x01 | the dead-letter workflow's bytes
+//
+// The values:
+//
+//	exchange    0x01 | str vhost | str name | str type | bits(durable, auto-delete, internal) | table args
+//	queue       0x01 | str vhost | str name | uvarint queue id | bits(auto-delete) | table args
+//	binding     0x01 | str vhost | str source | bits(to-exchange) | str destination | str routing key | table args
+//	user        0x01 | str name | str salt | str hash | uvarint n | n × str tag | bits(loopback-only)
+//	permission  0x01 | str user | str vhost | str configure | str write | str read
+//	schema      0x01 | str vhost | str name | document (rest)
+//	vhost       0x01 | str name
+//	opaque      0x01 | payload (rest)
+//
+// A delayed publish is a message record in the hidden delay queue, the
+// message's vhost in front:
+//
+//	┌──────┬───────────┬─────────────────────────────┐
+//	│ 0x01 │ str vhost │ message record (rest)       │
+//	└──────┴───────────┴─────────────────────────────┘
+//
+// Not here: the quorum-queue forwarding request (broker/quorum.go) travels
+// between nodes and is never stored.
+package records
