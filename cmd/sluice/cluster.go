@@ -81,10 +81,14 @@ func (c *clusterNode) close(context.Context) error {
 	return c.tr.Close()
 }
 
-func (c *clusterNode) NewQueueID() store.QueueID        { return cluster.NewQueueID() }
-func (c *clusterNode) Replicated(id store.QueueID) bool { return cluster.Replicated(id) }
+func (c *clusterNode) QueueID(vhost, name string) store.QueueID { return cluster.QueueID(vhost, name) }
+func (c *clusterNode) Replicated(id store.QueueID) bool         { return cluster.Replicated(id) }
 
 func (c *clusterNode) Leader(id store.QueueID) string { return c.host.Leader(id) }
+
+func (c *clusterNode) DeleteQueue(ctx context.Context, id store.QueueID) error {
+	return c.host.DeleteQueue(ctx, id)
+}
 
 func (c *clusterNode) Forward(node string, body []byte, done func(error)) {
 	c.tr.Forward(node, body, replicateTimeout, done)

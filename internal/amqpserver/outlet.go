@@ -22,7 +22,8 @@ type outlet struct {
 	closed  bool
 	noAck   map[string]bool // consumer tags of no-ack consumers
 	holding string          // consumer being set up: its deliveries wait
-	held    []*broker.Delivery
+	held    []outItem       // their bytes reserved in wr
+	heldN   int64
 }
 
 func newOutlet(wr *writer, channel uint16, cancelNotify bool) *outlet {
@@ -42,14 +43,18 @@ func (o *outlet) Deliver(d *broker.Delivery) {
 	if o.closed {
 		return
 	}
+	it := o.itemLocked(d)
 	if d.ConsumerTag == o.holding {
-		o.held = append(o.held, d)
+		n := it.size()
+		o.wr.reserve(n)
+		o.held = append(o.held, it)
+		o.heldN += n
 		return
 	}
-	o.enqueueLocked(d)
+	o.wr.enqueue(it)
 }
 
-func (o *outlet) enqueueLocked(d *broker.Delivery) {
+func (o *outlet) itemLocked(d *broker.Delivery) outItem {
 	it := outItem{
 		channel: o.channel,
 		method: &amqp.BasicDeliver{
@@ -71,7 +76,15 @@ func (o *outlet) enqueueLocked(d *broker.Delivery) {
 			it.refused = func() { b.Undeliverable(tag) }
 		}
 	}
-	o.wr.enqueue(it)
+	return it
+}
+
+// dropHeldLocked forgets the held deliveries and their reserved bytes.
+func (o *outlet) dropHeldLocked() {
+	if o.heldN > 0 {
+		o.wr.written(o.heldN)
+	}
+	o.held, o.heldN = nil, 0
 }
 
 // ConsumerCancelled implements broker.Outlet: basic.cancel from the server,
@@ -109,12 +122,12 @@ func (o *outlet) release(first amqp.Method, ok bool) {
 	if first != nil && !o.closed {
 		o.wr.method(o.channel, first)
 	}
-	if ok && !o.closed {
-		for _, d := range o.held {
-			o.enqueueLocked(d)
-		}
+	if ok && !o.closed && len(o.held) > 0 {
+		o.wr.enqueueReserved(o.held...)
+		o.held, o.heldN = nil, 0
 	}
-	o.holding, o.held = "", nil
+	o.dropHeldLocked()
+	o.holding = ""
 }
 
 // forget drops a cancelled consumer's no-ack note.
@@ -128,6 +141,6 @@ func (o *outlet) forget(tag string) {
 func (o *outlet) close() {
 	o.mu.Lock()
 	o.closed = true
-	o.held = nil
+	o.dropHeldLocked()
 	o.mu.Unlock()
 }

@@ -73,6 +73,44 @@ func TestStalledConsumerLeavesMessagesToOthers(t *testing.T) {
 	}
 }
 
+// TestStalledConsumerOfBacklogLeavesMessagesToOthers: the same when the
+// backlog is there before the stalled consumer attaches. Deliveries made
+// while basic.consume is set up (held until consume-ok is queued) count
+// against the output bound too; they were not counted, and one such
+// consumer of a 1.4 GB backlog took it all into memory.
+func TestStalledConsumerOfBacklogLeavesMessagesToOthers(t *testing.T) {
+	b := sluicetest.Start(t)
+	pub := sluicetest.Channel(t, b.Dial(t))
+	if _, err := pub.QueueDeclare("backlog", false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	const n, size = 1000, 32 << 10
+	publishN(t, pub, "backlog", n, size)
+	if err := pub.Confirm(false); err != nil { // a round trip: the backlog is in
+		t.Fatal(err)
+	}
+	stalledConsumer(t, b.Addr(), "backlog")
+
+	ch := sluicetest.Channel(t, b.Dial(t))
+	deliveries, err := ch.Consume("backlog", "reader", false, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got atomic.Int64
+	go func() {
+		for d := range deliveries {
+			d.Ack(false)
+			got.Add(1)
+		}
+	}()
+	const want = n * 7 / 10
+	for deadline := time.Now().Add(15 * time.Second); got.Load() < want; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the reading consumer got %d of %d messages, want at least %d", got.Load(), n, want)
+		}
+	}
+}
+
 // TestWriteTimeoutClosesStalledClient checks that a client whose socket
 // accepts nothing for the write timeout is closed even though it keeps
 // sending heartbeats (issue 10, finding 16).

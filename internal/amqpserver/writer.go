@@ -96,6 +96,24 @@ func (wr *writer) enqueue(items ...outItem) bool {
 	for i := range items {
 		n += items[i].size()
 	}
+	return wr.add(items, n)
+}
+
+// reserve counts n bytes against the bound ahead of their items, which
+// are then handed over with enqueueReserved or given up with written(n):
+// deliveries held back while basic.consume is set up fill the writer as
+// if queued, so the broker stops delivering to a client that does not read.
+func (wr *writer) reserve(n int64) {
+	wr.add(nil, n)
+}
+
+// enqueueReserved is enqueue for items whose bytes reserve counted.
+func (wr *writer) enqueueReserved(items ...outItem) bool {
+	return wr.add(items, 0)
+}
+
+// add queues items and counts n more bytes.
+func (wr *writer) add(items []outItem, n int64) bool {
 	wr.mu.Lock()
 	if wr.stopped {
 		wr.mu.Unlock()

@@ -206,9 +206,16 @@ func (q *queue) info() QueueInfo {
 	if q.owner != nil {
 		qi.Owner = q.owner.info.Name
 	}
+	held := -1
+	if q.quorum && !q.servesHere() {
+		held = q.replicated.get(q) // quorum.go
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	qi.Ready = q.ready.len()
+	if held >= 0 {
+		qi.Ready = held
+	}
 	qi.ReadyBytes = q.ready.bytes
 	qi.Unacked = len(q.unacked)
 	qi.Delayed = len(q.delayed)

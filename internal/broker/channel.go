@@ -387,6 +387,9 @@ func (ch *Channel) Get(queueName string, noAck bool) (*Delivery, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := q.refuseUnserved(); err != nil { // quorum.go
+		return nil, err
+	}
 	d, err := q.get(ch, noAck)
 	if d == nil && err == nil {
 		ch.countGetEmpty(q)

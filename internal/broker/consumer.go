@@ -32,6 +32,9 @@ func (ch *Channel) Consume(req ConsumeRequest) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if err := q.refuseUnserved(); err != nil { // quorum.go
+		return "", err
+	}
 	prio, err := consumerPriority(req.Args)
 	if err != nil {
 		return "", err

@@ -8,6 +8,7 @@ import (
 	"context"
 	"reflect"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
@@ -63,23 +64,25 @@ func TestExpiryIsPromptWithoutConsumer(t *testing.T) {
 		{"expiration", nil, amqp091.Publishing{Body: []byte("m"), Expiration: "100"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, ch := dlStartAMQP(t)
-			dlDeclare(t, ch, "dlq", nil)
-			args := amqp091.Table{"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "dlq"}
-			for k, v := range tc.args {
-				args[k] = v
-			}
-			dlDeclare(t, ch, "src", args)
-			dead := consumeOne(t, ch, "dlq", true, nil)
-			start := time.Now()
-			dlPublish(t, ch, "", "src", tc.pub)
-			d := next(t, dead, 5*time.Second, "dead letter")
-			if took := time.Since(start); took < 90*time.Millisecond || took > 600*time.Millisecond {
-				t.Fatalf("dead-lettered %v after the publish, want soon after its 100 ms TTL (due in whole ms)", took)
-			}
-			if d.Headers["x-first-death-reason"] != "expired" {
-				t.Fatalf("headers %v", d.Headers)
-			}
+			synctest.Test(t, func(t *testing.T) {
+				_, ch := dlStartBubbled(t)
+				dlDeclare(t, ch, "dlq", nil)
+				args := amqp091.Table{"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "dlq"}
+				for k, v := range tc.args {
+					args[k] = v
+				}
+				dlDeclare(t, ch, "src", args)
+				dead := consumeOne(t, ch, "dlq", true, nil)
+				start := time.Now()
+				dlPublish(t, ch, "", "src", tc.pub)
+				d := next(t, dead, 5*time.Second, "dead letter")
+				if took := time.Since(start); took < 90*time.Millisecond || took > 600*time.Millisecond {
+					t.Fatalf("dead-lettered %v after the publish, want soon after its 100 ms TTL (due in whole ms)", took)
+				}
+				if d.Headers["x-first-death-reason"] != "expired" {
+					t.Fatalf("headers %v", d.Headers)
+				}
+			})
 		})
 	}
 }
@@ -87,37 +90,39 @@ func TestExpiryIsPromptWithoutConsumer(t *testing.T) {
 // Behaviour 4: "TTL 0: delivered only if a consumer can take it at once,
 // otherwise expired at enqueue; a requeued TTL-0 message expires."
 func TestExpiryTTLZero(t *testing.T) {
-	b, ch := dlStartAMQP(t)
-	dlDeclare(t, ch, "dlq", nil)
-	dlDeclare(t, ch, "zero", amqp091.Table{"x-message-ttl": int32(0),
-		"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "dlq"})
-	dead := consumeOne(t, ch, "dlq", true, nil)
+	synctest.Test(t, func(t *testing.T) {
+		b, ch := dlStartBubbled(t)
+		dlDeclare(t, ch, "dlq", nil)
+		dlDeclare(t, ch, "zero", amqp091.Table{"x-message-ttl": int32(0),
+			"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "dlq"})
+		dead := consumeOne(t, ch, "dlq", true, nil)
 
-	// No consumer: expired (dead-lettered) at once, not a second later.
-	start := time.Now()
-	dlPublish(t, ch, "", "zero", dlAmqp91Pub("nobody"))
-	d := next(t, dead, 5*time.Second, "dead letter")
-	if took := time.Since(start); string(d.Body) != "nobody" || took > 300*time.Millisecond {
-		t.Fatalf("dead letter %q after %v, want nobody at once", d.Body, took)
-	}
+		// No consumer: expired (dead-lettered) at once, not a second later.
+		start := time.Now()
+		dlPublish(t, ch, "", "zero", dlAmqp91Pub("nobody"))
+		d := next(t, dead, 5*time.Second, "dead letter")
+		if took := time.Since(start); string(d.Body) != "nobody" || took > 300*time.Millisecond {
+			t.Fatalf("dead letter %q after %v, want nobody at once", d.Body, took)
+		}
 
-	// A consumer that can take it gets it; requeued, it expires.
-	cch := sluicetest.Channel(t, b.Dial(t))
-	got := consumeOne(t, cch, "zero", false, nil)
-	dlPublish(t, ch, "", "zero", dlAmqp91Pub("taken"))
-	d = next(t, got, 5*time.Second, "delivery")
-	if string(d.Body) != "taken" {
-		t.Fatalf("delivered %q, want taken", d.Body)
-	}
-	if err := d.Nack(false, true); err != nil {
-		t.Fatal(err)
-	}
-	d = next(t, dead, 5*time.Second, "requeued dead letter")
-	if deaths := dlDeaths(t, d); string(d.Body) != "taken" || !reflect.DeepEqual(deaths,
-		[]amqp091.Table{dlDeath(1, "expired", "zero", "", "zero")}) {
-		t.Fatalf("requeued TTL-0 message: %q %v, want it expired", d.Body, deaths)
-	}
-	none(t, got, 50*time.Millisecond, "redelivery of an expired message")
+		// A consumer that can take it gets it; requeued, it expires.
+		cch := sluicetest.Channel(t, b.Dial(t))
+		got := consumeOne(t, cch, "zero", false, nil)
+		dlPublish(t, ch, "", "zero", dlAmqp91Pub("taken"))
+		d = next(t, got, 5*time.Second, "delivery")
+		if string(d.Body) != "taken" {
+			t.Fatalf("delivered %q, want taken", d.Body)
+		}
+		if err := d.Nack(false, true); err != nil {
+			t.Fatal(err)
+		}
+		d = next(t, dead, 5*time.Second, "requeued dead letter")
+		if deaths := dlDeaths(t, d); string(d.Body) != "taken" || !reflect.DeepEqual(deaths,
+			[]amqp091.Table{dlDeath(1, "expired", "zero", "", "zero")}) {
+			t.Fatalf("requeued TTL-0 message: %q %v, want it expired", d.Body, deaths)
+		}
+		none(t, got, 50*time.Millisecond, "redelivery of an expired message")
+	})
 }
 
 // Behaviour 4: "Dead-letter with a new routing key (x-dead-letter-routing-key)
@@ -125,37 +130,39 @@ func TestExpiryTTLZero(t *testing.T) {
 // exactly RabbitMQ's x-death" — now on the prompt path too: both hops
 // expire within their TTLs, not one housekeeping round each.
 func TestExpiryDoubleDeadLetterXDeath(t *testing.T) {
-	_, ch := dlStartAMQP(t)
-	dlDeclare(t, ch, "final", nil)
-	if err := ch.QueueBind("final", "to-final", "amq.direct", false, nil); err != nil {
-		t.Fatal(err)
-	}
-	dlDeclare(t, ch, "second", amqp091.Table{"x-message-ttl": int32(50),
-		"x-dead-letter-exchange": "amq.direct", "x-dead-letter-routing-key": "to-final"})
-	dlDeclare(t, ch, "first", amqp091.Table{"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "second"})
-	final := consumeOne(t, ch, "final", true, nil)
-	start := time.Now()
-	dlPublish(t, ch, "", "first", amqp091.Publishing{Body: []byte("twice"), Expiration: "50",
-		Headers: amqp091.Table{"CC": []any{"cc-key"}}})
-	d := next(t, final, 5*time.Second, "dead letter")
-	if took := time.Since(start); took > 700*time.Millisecond {
-		t.Fatalf("two 50 ms hops took %v", took)
-	}
-	first := dlDeath(1, "expired", "first", "", "first", "cc-key")
-	first["original-expiration"] = "50"
-	want := []amqp091.Table{dlDeath(1, "expired", "second", "", "second"), first}
-	if got := dlDeaths(t, d); !reflect.DeepEqual(got, want) {
-		t.Fatalf("x-death\n got %v\nwant %v", got, want)
-	}
-	if d.Exchange != "amq.direct" || d.RoutingKey != "to-final" || d.Expiration != "" {
-		t.Fatalf("dead letter from %q with %q, expiration %q", d.Exchange, d.RoutingKey, d.Expiration)
-	}
-	for k, v := range map[string]any{"x-first-death-queue": "first", "x-first-death-reason": "expired",
-		"x-first-death-exchange": "", "CC": nil} {
-		if d.Headers[k] != v {
-			t.Errorf("header %s = %v, want %v", k, d.Headers[k], v)
+	synctest.Test(t, func(t *testing.T) {
+		_, ch := dlStartBubbled(t)
+		dlDeclare(t, ch, "final", nil)
+		if err := ch.QueueBind("final", "to-final", "amq.direct", false, nil); err != nil {
+			t.Fatal(err)
 		}
-	}
+		dlDeclare(t, ch, "second", amqp091.Table{"x-message-ttl": int32(50),
+			"x-dead-letter-exchange": "amq.direct", "x-dead-letter-routing-key": "to-final"})
+		dlDeclare(t, ch, "first", amqp091.Table{"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "second"})
+		final := consumeOne(t, ch, "final", true, nil)
+		start := time.Now()
+		dlPublish(t, ch, "", "first", amqp091.Publishing{Body: []byte("twice"), Expiration: "50",
+			Headers: amqp091.Table{"CC": []any{"cc-key"}}})
+		d := next(t, final, 5*time.Second, "dead letter")
+		if took := time.Since(start); took > 700*time.Millisecond {
+			t.Fatalf("two 50 ms hops took %v", took)
+		}
+		first := dlDeath(1, "expired", "first", "", "first", "cc-key")
+		first["original-expiration"] = "50"
+		want := []amqp091.Table{dlDeath(1, "expired", "second", "", "second"), first}
+		if got := dlDeaths(t, d); !reflect.DeepEqual(got, want) {
+			t.Fatalf("x-death\n got %v\nwant %v", got, want)
+		}
+		if d.Exchange != "amq.direct" || d.RoutingKey != "to-final" || d.Expiration != "" {
+			t.Fatalf("dead letter from %q with %q, expiration %q", d.Exchange, d.RoutingKey, d.Expiration)
+		}
+		for k, v := range map[string]any{"x-first-death-queue": "first", "x-first-death-reason": "expired",
+			"x-first-death-exchange": "", "CC": nil} {
+			if d.Headers[k] != v {
+				t.Errorf("header %s = %v, want %v", k, d.Headers[k], v)
+			}
+		}
+	})
 }
 
 // Behaviour 5: "While a channel's channel-wide prefetch limit (basic.qos

@@ -7,6 +7,7 @@ import (
 	"context"
 	"reflect"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
@@ -18,6 +19,14 @@ func dlStartAMQP(t *testing.T, opts ...sluicetest.Option) (*sluicetest.Broker, *
 	t.Helper()
 	b := sluicetest.Start(t, opts...)
 	return b, sluicetest.Channel(t, b.Dial(t))
+}
+
+// dlStartBubbled is dlStartAMQP over in-memory pipes, for a test run in a
+// testing/synctest bubble: the delays, backoffs, timeouts and housekeeping
+// rounds it waits for pass in fake time, at once and exactly.
+func dlStartBubbled(t *testing.T, opts ...sluicetest.Option) (*sluicetest.Broker, *amqp091.Channel) {
+	t.Helper()
+	return dlStartAMQP(t, append(opts, sluicetest.WithPipe())...)
 }
 
 func dlDeclare(t *testing.T, ch *amqp091.Channel, name string, args amqp091.Table) {
@@ -156,50 +165,52 @@ func TestSpec2DeadLetterRejectedXDeath(t *testing.T) {
 // that entry's count grows and the entry moves to the front"; cycles are
 // detected as RabbitMQ does (a cycle with a rejection in it is allowed).
 func TestSpec2DeadLetterCountAndCycles(t *testing.T) {
-	_, ch := dlStartAMQP(t)
-	// a expires into b (via the default exchange); b's rejections go back to a.
-	dlDeclare(t, ch, "a", amqp091.Table{"x-message-ttl": int32(1), "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "b"})
-	dlDeclare(t, ch, "b", amqp091.Table{"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "a"})
-	dlPublish(t, ch, "", "a", amqp091.Publishing{Body: []byte("m")})
-	d := dlWaitGet(t, ch, "b")
-	if got, want := dlDeaths(t, d), []amqp091.Table{dlDeath(1, "expired", "a", "", "a")}; !reflect.DeepEqual(got, want) {
-		t.Fatalf("first x-death = %v, want %v", got, want)
-	}
-	first := d.Headers["x-death"].([]any)[0].(amqp091.Table)["time"]
-	d.Nack(false, false) // b -> a (rejected) -> expires -> b: not a cycle
-	d = dlWaitGet(t, ch, "b")
-	want := []amqp091.Table{dlDeath(2, "expired", "a", "", "a"), dlDeath(1, "rejected", "b", "", "b")}
-	if got := dlDeaths(t, d); !reflect.DeepEqual(got, want) {
-		t.Fatalf("x-death = %v\nwant %v", got, want)
-	}
-	if d.Headers["x-death"].([]any)[0].(amqp091.Table)["time"] != first {
-		t.Errorf("time of the grown entry changed")
-	}
-	if d.Headers["x-first-death-reason"] != "expired" || d.Headers["x-last-death-queue"] != "a" {
-		t.Errorf("first/last death headers: %v", d.Headers)
-	}
-	d.Ack(false)
+	synctest.Test(t, func(t *testing.T) {
+		_, ch := dlStartBubbled(t)
+		// a expires into b (via the default exchange); b's rejections go back to a.
+		dlDeclare(t, ch, "a", amqp091.Table{"x-message-ttl": int32(1), "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "b"})
+		dlDeclare(t, ch, "b", amqp091.Table{"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "a"})
+		dlPublish(t, ch, "", "a", amqp091.Publishing{Body: []byte("m")})
+		d := dlWaitGet(t, ch, "b")
+		if got, want := dlDeaths(t, d), []amqp091.Table{dlDeath(1, "expired", "a", "", "a")}; !reflect.DeepEqual(got, want) {
+			t.Fatalf("first x-death = %v, want %v", got, want)
+		}
+		first := d.Headers["x-death"].([]any)[0].(amqp091.Table)["time"]
+		d.Nack(false, false) // b -> a (rejected) -> expires -> b: not a cycle
+		d = dlWaitGet(t, ch, "b")
+		want := []amqp091.Table{dlDeath(2, "expired", "a", "", "a"), dlDeath(1, "rejected", "b", "", "b")}
+		if got := dlDeaths(t, d); !reflect.DeepEqual(got, want) {
+			t.Fatalf("x-death = %v\nwant %v", got, want)
+		}
+		if d.Headers["x-death"].([]any)[0].(amqp091.Table)["time"] != first {
+			t.Errorf("time of the grown entry changed")
+		}
+		if d.Headers["x-first-death-reason"] != "expired" || d.Headers["x-last-death-queue"] != "a" {
+			t.Errorf("first/last death headers: %v", d.Headers)
+		}
+		d.Ack(false)
 
-	// A queue that dead-letters expired messages to itself: a cycle with
-	// no rejection, so the message is dropped.
-	dlDeclare(t, ch, "loop", amqp091.Table{"x-message-ttl": int32(1), "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "loop"})
-	dlPublish(t, ch, "", "loop", amqp091.Publishing{Body: []byte("m")})
-	deadline := time.Now().Add(3 * time.Second)
-	for {
-		q, err := ch.QueueDeclarePassive("loop", true, false, false, false, nil)
-		if err != nil {
-			t.Fatal(err)
+		// A queue that dead-letters expired messages to itself: a cycle with
+		// no rejection, so the message is dropped.
+		dlDeclare(t, ch, "loop", amqp091.Table{"x-message-ttl": int32(1), "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "loop"})
+		dlPublish(t, ch, "", "loop", amqp091.Publishing{Body: []byte("m")})
+		deadline := time.Now().Add(3 * time.Second)
+		for {
+			q, err := ch.QueueDeclarePassive("loop", true, false, false, false, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if q.Messages == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("loop still holds %d messages", q.Messages)
+			}
+			time.Sleep(5 * time.Millisecond)
 		}
-		if q.Messages == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("loop still holds %d messages", q.Messages)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	time.Sleep(50 * time.Millisecond) // a cycling message would reappear
-	dlWantEmpty(t, ch, "loop")
+		time.Sleep(50 * time.Millisecond) // a cycling message would reappear
+		dlWantEmpty(t, ch, "loop")
+	})
 }
 
 // Length limits dead-letter with reason maxlen: drop-head the oldest,
@@ -271,113 +282,121 @@ func TestSpec2DeliveryLimitPoisonQueue(t *testing.T) {
 
 // The poison queue can be turned off: the message is then dropped.
 func TestDeliveryLimitNoPoisonQueue(t *testing.T) {
-	_, ch := dlStartAMQP(t, sluicetest.WithBrokerConfig(func(c *broker.Config) { c.NoPoisonQueue = true }))
-	dlDeclare(t, ch, "jobs", amqp091.Table{"x-delivery-limit": int32(0)})
-	dlPublish(t, ch, "", "jobs", dlAmqp91Pub("poison"))
-	dlWaitGet(t, ch, "jobs").Nack(false, true)
-	time.Sleep(20 * time.Millisecond)
-	dlWantEmpty(t, ch, "jobs")
-	if _, err := ch.QueueDeclarePassive("sluice.dead-letters", true, false, false, false, nil); err == nil {
-		t.Fatalf("poison queue declared although turned off")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		_, ch := dlStartBubbled(t, sluicetest.WithBrokerConfig(func(c *broker.Config) { c.NoPoisonQueue = true }))
+		dlDeclare(t, ch, "jobs", amqp091.Table{"x-delivery-limit": int32(0)})
+		dlPublish(t, ch, "", "jobs", dlAmqp91Pub("poison"))
+		dlWaitGet(t, ch, "jobs").Nack(false, true)
+		time.Sleep(20 * time.Millisecond)
+		dlWantEmpty(t, ch, "jobs")
+		if _, err := ch.QueueDeclarePassive("sluice.dead-letters", true, false, false, false, nil); err == nil {
+			t.Fatalf("poison queue declared although turned off")
+		}
+	})
 }
 
 // x-delay holds a message out of its queues until due; so does an
 // x-delayed-message exchange, which routes as its x-delayed-type.
 func TestSpec2Delay(t *testing.T) {
-	_, ch := dlStartAMQP(t)
-	dlDeclare(t, ch, "later", nil)
-	if err := ch.ExchangeDeclare("delayed", "x-delayed-message", true, false, false, false,
-		amqp091.Table{"x-delayed-type": "direct"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := ch.QueueBind("later", "k", "delayed", false, nil); err != nil {
-		t.Fatal(err)
-	}
-	start := time.Now()
-	dlPublish(t, ch, "", "later", amqp091.Publishing{Body: []byte("second"), Headers: amqp091.Table{"x-delay": int32(300)}})
-	dlPublish(t, ch, "delayed", "k", amqp091.Publishing{Body: []byte("first"), Headers: amqp091.Table{"x-delay": int64(150)}})
-	dlPublish(t, ch, "delayed", "k", dlAmqp91Pub("now"))
-	if d := dlWaitGet(t, ch, "later"); string(d.Body) != "now" {
-		t.Fatalf("got %q first, want the undelayed message", d.Body)
-	}
-	dlWantEmpty(t, ch, "later")
-	d := dlWaitGet(t, ch, "later")
-	if string(d.Body) != "first" || time.Since(start) < 150*time.Millisecond {
-		t.Fatalf("got %q after %v", d.Body, time.Since(start))
-	}
-	d = dlWaitGet(t, ch, "later")
-	if string(d.Body) != "second" || time.Since(start) < 300*time.Millisecond {
-		t.Fatalf("got %q after %v", d.Body, time.Since(start))
-	}
-	if err := ch.ExchangeDeclare("bad", "x-delayed-message", true, false, false, false, nil); err == nil {
-		t.Fatalf("x-delayed-message without x-delayed-type accepted")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		_, ch := dlStartBubbled(t)
+		dlDeclare(t, ch, "later", nil)
+		if err := ch.ExchangeDeclare("delayed", "x-delayed-message", true, false, false, false,
+			amqp091.Table{"x-delayed-type": "direct"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := ch.QueueBind("later", "k", "delayed", false, nil); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		dlPublish(t, ch, "", "later", amqp091.Publishing{Body: []byte("second"), Headers: amqp091.Table{"x-delay": int32(300)}})
+		dlPublish(t, ch, "delayed", "k", amqp091.Publishing{Body: []byte("first"), Headers: amqp091.Table{"x-delay": int64(150)}})
+		dlPublish(t, ch, "delayed", "k", dlAmqp91Pub("now"))
+		if d := dlWaitGet(t, ch, "later"); string(d.Body) != "now" {
+			t.Fatalf("got %q first, want the undelayed message", d.Body)
+		}
+		dlWantEmpty(t, ch, "later")
+		d := dlWaitGet(t, ch, "later")
+		if string(d.Body) != "first" || time.Since(start) < 150*time.Millisecond {
+			t.Fatalf("got %q after %v", d.Body, time.Since(start))
+		}
+		d = dlWaitGet(t, ch, "later")
+		if string(d.Body) != "second" || time.Since(start) < 300*time.Millisecond {
+			t.Fatalf("got %q after %v", d.Body, time.Since(start))
+		}
+		if err := ch.ExchangeDeclare("bad", "x-delayed-message", true, false, false, false, nil); err == nil {
+			t.Fatalf("x-delayed-message without x-delayed-type accepted")
+		}
+	})
 }
 
 // x-retry-backoff: a returned message waits (not blocking those behind
 // it, not counted as ready), then is ready again.
 func TestSpec2RetryBackoff(t *testing.T) {
-	_, ch := dlStartAMQP(t)
-	dlDeclare(t, ch, "r", amqp091.Table{"x-retry-backoff": "200ms,1s"})
-	dlPublish(t, ch, "", "r", dlAmqp91Pub("a"))
-	dlPublish(t, ch, "", "r", dlAmqp91Pub("b"))
-	d := dlWaitGet(t, ch, "r")
-	returned := time.Now()
-	d.Nack(false, true)
-	if d := dlWaitGet(t, ch, "r"); string(d.Body) != "b" {
-		t.Fatalf("got %q, want b (a waits)", d.Body)
-	} else {
-		d.Ack(false)
-	}
-	q, err := ch.QueueDeclarePassive("r", true, false, false, false, nil)
-	if err != nil || q.Messages != 0 {
-		t.Fatalf("ready count %d (%v), want 0 while a waits", q.Messages, err)
-	}
-	d = dlWaitGet(t, ch, "r")
-	if string(d.Body) != "a" || time.Since(returned) < 200*time.Millisecond || d.Headers["x-delivery-count"] != int64(1) {
-		t.Fatalf("got %q after %v, headers %v", d.Body, time.Since(returned), d.Headers)
-	}
-	if _, err := ch.QueueDeclare("bad", true, false, false, false, amqp091.Table{"x-retry-backoff": "soon"}); err == nil {
-		t.Fatalf("bad x-retry-backoff accepted")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		_, ch := dlStartBubbled(t)
+		dlDeclare(t, ch, "r", amqp091.Table{"x-retry-backoff": "200ms,1s"})
+		dlPublish(t, ch, "", "r", dlAmqp91Pub("a"))
+		dlPublish(t, ch, "", "r", dlAmqp91Pub("b"))
+		d := dlWaitGet(t, ch, "r")
+		returned := time.Now()
+		d.Nack(false, true)
+		if d := dlWaitGet(t, ch, "r"); string(d.Body) != "b" {
+			t.Fatalf("got %q, want b (a waits)", d.Body)
+		} else {
+			d.Ack(false)
+		}
+		q, err := ch.QueueDeclarePassive("r", true, false, false, false, nil)
+		if err != nil || q.Messages != 0 {
+			t.Fatalf("ready count %d (%v), want 0 while a waits", q.Messages, err)
+		}
+		d = dlWaitGet(t, ch, "r")
+		if string(d.Body) != "a" || time.Since(returned) < 200*time.Millisecond || d.Headers["x-delivery-count"] != int64(1) {
+			t.Fatalf("got %q after %v, headers %v", d.Body, time.Since(returned), d.Headers)
+		}
+		if _, err := ch.QueueDeclare("bad", true, false, false, false, amqp091.Table{"x-retry-backoff": "soon"}); err == nil {
+			t.Fatalf("bad x-retry-backoff accepted")
+		}
+	})
 }
 
 // x-consumer-timeout: an unacked delivery older than the timeout returns
 // to the queue (counted), the channel stays open, a late ack is ignored.
 func TestSpec2ConsumerTimeout(t *testing.T) {
-	_, ch := dlStartAMQP(t)
-	dlDeclare(t, ch, "slow", amqp091.Table{"x-consumer-timeout": int32(50)})
-	closed := ch.NotifyClose(make(chan *amqp091.Error, 1))
-	dlPublish(t, ch, "", "slow", dlAmqp91Pub("job"))
-	d := dlWaitGet(t, ch, "slow")
-	deadline := time.Now().Add(5 * time.Second)
-	var again amqp091.Delivery
-	for {
-		time.Sleep(20 * time.Millisecond)
-		if d2, ok, err := ch.Get("slow", false); err != nil {
+	synctest.Test(t, func(t *testing.T) {
+		_, ch := dlStartBubbled(t)
+		dlDeclare(t, ch, "slow", amqp091.Table{"x-consumer-timeout": int32(50)})
+		closed := ch.NotifyClose(make(chan *amqp091.Error, 1))
+		dlPublish(t, ch, "", "slow", dlAmqp91Pub("job"))
+		d := dlWaitGet(t, ch, "slow")
+		deadline := time.Now().Add(5 * time.Second)
+		var again amqp091.Delivery
+		for {
+			time.Sleep(20 * time.Millisecond)
+			if d2, ok, err := ch.Get("slow", false); err != nil {
+				t.Fatal(err)
+			} else if ok {
+				again = d2
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("delivery not taken back")
+			}
+		}
+		if again.Headers["x-delivery-count"] != int64(1) || !again.Redelivered {
+			t.Fatalf("redelivery headers %v redelivered %v", again.Headers, again.Redelivered)
+		}
+		if err := d.Ack(false); err != nil { // late: ignored
 			t.Fatal(err)
-		} else if ok {
-			again = d2
-			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("delivery not taken back")
+		if err := again.Ack(false); err != nil {
+			t.Fatal(err)
 		}
-	}
-	if again.Headers["x-delivery-count"] != int64(1) || !again.Redelivered {
-		t.Fatalf("redelivery headers %v redelivered %v", again.Headers, again.Redelivered)
-	}
-	if err := d.Ack(false); err != nil { // late: ignored
-		t.Fatal(err)
-	}
-	if err := again.Ack(false); err != nil {
-		t.Fatal(err)
-	}
-	dlWantEmpty(t, ch, "slow")
-	select {
-	case e := <-closed:
-		t.Fatalf("channel closed: %v", e)
-	default:
-	}
+		dlWantEmpty(t, ch, "slow")
+		select {
+		case e := <-closed:
+			t.Fatalf("channel closed: %v", e)
+		default:
+		}
+	})
 }

@@ -240,7 +240,7 @@ func (ch *Channel) DeleteQueue(name string, ifUnused, ifEmpty bool) (uint32, err
 	}
 	if q.quorum {
 		vh.mu.Unlock()
-		return 0, errorf(NotImplemented, "deleting quorum queue '%s' in vhost '%s' is not supported yet", name, vh.name)
+		return ch.deleteQuorum(q, ifUnused, ifEmpty) // quorum.go
 	}
 	if q.owner != nil && q.owner != ch.conn {
 		vh.mu.Unlock()

@@ -56,6 +56,13 @@ type scheduler struct {
 	stop   chan struct{}
 	wg     sync.WaitGroup
 
+	// releasing serialises releases: whoever takes a batch from next
+	// releases all of it before anyone takes the next one, so the moves
+	// reach the write pipeline in due order. Without it releaseDue (a
+	// fake clock's tick) and run, woken by a late poke, interleave their
+	// batches.
+	releasing sync.Mutex
+
 	mu sync.Mutex
 	// items is the window, sorted; items[head:] are pending.
 	items []delayItem
@@ -180,11 +187,8 @@ func (s *scheduler) run() {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		due, wait, any := s.next(s.b.env.now().UnixMilli())
-		if len(due) > 0 {
-			for _, it := range due {
-				s.release(it)
-			}
+		released, wait, any := s.releaseBatch()
+		if released {
 			continue
 		}
 		if !sleep(timer, wait, any, s.stop, s.wake) {
@@ -196,14 +200,22 @@ func (s *scheduler) run() {
 // releaseDue releases every entry due at now (tests with a fake clock).
 func (s *scheduler) releaseDue() {
 	for {
-		due, _, _ := s.next(s.b.env.now().UnixMilli())
-		if len(due) == 0 {
+		if released, _, _ := s.releaseBatch(); !released {
 			return
 		}
-		for _, it := range due {
-			s.release(it)
-		}
 	}
+}
+
+// releaseBatch releases the next batch of due entries, if any, and else
+// returns how long to wait, as next.
+func (s *scheduler) releaseBatch() (released bool, wait time.Duration, any bool) {
+	s.releasing.Lock()
+	defer s.releasing.Unlock()
+	due, wait, any := s.next(s.b.env.now().UnixMilli())
+	for _, it := range due {
+		s.release(it)
+	}
+	return len(due) > 0, wait, any
 }
 
 func (s *scheduler) release(it delayItem) {

@@ -22,9 +22,10 @@ type queue struct {
 	// leads its group and may deliver and write it.
 	quorum          bool
 	serving         atomic.Bool
-	declaredDurable bool          // as declared (exclusive queues are never stored)
-	owner           *Connection   // exclusive queues only
-	args            message.Table // as declared
+	replicated      replicatedCount // what a non-serving member reports (quorum.go)
+	declaredDurable bool            // as declared (exclusive queues are never stored)
+	owner           *Connection     // exclusive queues only
+	args            message.Table   // as declared
 	// optsP are the effective options: the declared arguments merged with
 	// the matching policies (policy.go); a policy change swaps them.
 	optsP atomic.Pointer[QueueOptions]
@@ -671,7 +672,11 @@ func (q *queue) dropLocked(b *store.Batch) (consumers []*consumer, ready uint32)
 	q.deleted = true
 	consumers, q.consumers = q.consumers, nil
 	n := q.resetIndexLocked()
-	b.DropQueue(q.id)
+	if !q.quorum {
+		// A quorum queue's messages were dropped on every member by
+		// its group's deletion entry (cluster.Handler.QueueDeleted).
+		b.DropQueue(q.id)
+	}
 	return consumers, uint32(min(n, 1<<32-1))
 }
 

@@ -19,7 +19,10 @@ package broker
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/sluicemq/sluice/internal/message"
@@ -31,12 +34,16 @@ import (
 // wired by cmd/sluice). nil: a single node, where x-queue-type quorum is
 // accepted and behaves as a classic queue.
 type Cluster interface {
-	// NewQueueID returns a fresh id for a replicated queue.
-	NewQueueID() store.QueueID
+	// QueueID returns the id of a replicated queue: the same on every
+	// node for one vhost and name, so concurrent declarations meet.
+	QueueID(vhost, name string) store.QueueID
 	// CreateQueue starts the queue's group and commits its definition,
 	// which reaches every member's Broker.DefineQueue (this node's before
 	// CreateQueue returns).
 	CreateQueue(ctx context.Context, id store.QueueID, def []byte) error
+	// DeleteQueue deletes a replicated queue this node leads, on every
+	// member; this node's QueueDeleted has run when it returns.
+	DeleteQueue(ctx context.Context, id store.QueueID) error
 	// QueueStatus describes a replicated queue's group.
 	QueueStatus(id store.QueueID) (ReplicaStatus, bool)
 	// Nodes lists the cluster's nodes.
@@ -88,7 +95,7 @@ func checkQuorumDecl(d QueueDecl, vhost string) error {
 func (ch *Channel) declareQuorum(d QueueDecl) (QueueStatus, error) {
 	vh := ch.vh
 	cl := ch.env.cluster
-	id := cl.NewQueueID()
+	id := cl.QueueID(vh.name, d.Name)
 	def, err := records.EncodeQueueDef(records.QueueDef{VHost: vh.name, Name: d.Name, ID: id, Args: d.Args})
 	if err != nil {
 		return QueueStatus{}, &Error{Code: PreconditionFailed, Reason: "queue arguments: " + err.Error(), Err: err}
@@ -102,11 +109,10 @@ func (ch *Channel) declareQuorum(d QueueDecl) (QueueStatus, error) {
 	if err != nil {
 		return QueueStatus{}, err
 	}
-	if q.id != id {
-		// Declared at the same time on another node: its group won here.
-		if err := vh.queueEquivalent(q, d); err != nil {
-			return QueueStatus{}, err
-		}
+	// Declared at the same time on another node, whose definition applied
+	// first: this declaration must match it.
+	if err := vh.queueEquivalent(q, d); err != nil {
+		return QueueStatus{}, err
 	}
 	return q.status(), nil
 }
@@ -157,7 +163,14 @@ func (b *Broker) Serving(id store.QueueID, serving bool) {
 		q.serving.Store(false)
 		q.mu.Lock()
 		q.resetIndexLocked()
+		// Consumers here would receive nothing: cancel them (basic.cancel)
+		// so their clients reconnect to the new leader.
+		consumers := q.consumers
+		q.consumers = nil
 		q.mu.Unlock()
+		for _, c := range consumers {
+			c.ch.brokerCancel(c)
+		}
 		b.env.log.Info("quorum queue led elsewhere now", "queue", q.name, "vhost", q.vh.name)
 		return
 	}
@@ -201,6 +214,50 @@ func (q *queue) resetIndexLocked() int {
 // always for a classic queue, only on the leader for a quorum queue.
 func (q *queue) servesHere() bool { return !q.quorum || q.serving.Load() }
 
+// refuseUnserved is the channel error for basic.get and basic.consume on
+// a quorum queue this node does not serve: they are not forwarded, and
+// answering "empty" or attaching an idle consumer would be silently wrong.
+func (q *queue) refuseUnserved() error {
+	if q.servesHere() {
+		return nil
+	}
+	leader := q.env.cluster.Leader(q.id)
+	if leader == "" {
+		return errorf(ResourceLocked, "quorum queue '%s' in vhost '%s' has no leader yet; retry", q.name, q.vh.name)
+	}
+	return errorf(ResourceLocked, "quorum queue '%s' in vhost '%s' is led by node %s; consume and get there", q.name, q.vh.name, leader)
+}
+
+// replicatedCount is how many messages a quorum queue holds in this
+// node's copy, for the API of a member that does not serve it (it keeps no
+// in-memory index). It is read from the local store's index, at most once
+// a second. Messages unacked on the leader count as ready: they would be,
+// were this node to take over.
+type replicatedCount struct {
+	mu sync.Mutex
+	n  int
+	at time.Time
+}
+
+func (c *replicatedCount) get(q *queue) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	if !c.at.IsZero() && now.Sub(c.at) < time.Second {
+		return c.n
+	}
+	floor, err := q.env.st.Floor(q.id)
+	if err != nil {
+		return c.n
+	}
+	n := 0
+	if err := q.env.st.ScanIndex(q.id, floor, func(uint64, []byte) bool { n++; return true }); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return c.n
+	}
+	c.n, c.at = n, now
+	return n
+}
+
 // Replica is a quorum queue's replication status; ok is false for a
 // classic queue or a single node.
 func (b *Broker) Replica(vhost, name string) (ReplicaStatus, bool) {
@@ -231,23 +288,41 @@ func (b *Broker) ClusterNodes() []NodeStatus {
 // A publish routed to quorum queues led elsewhere goes to each one's
 // leader (forward), which publishes it to that queue alone
 // (AcceptForward); the publisher's confirm waits for every part. A
-// forwarded request is
+// queue.delete on another node than the leader goes there the same way.
+// A forwarded request is
 //
-//	vhost (uvarint length, bytes) | queue (same) | message record
+//	kind u8 | vhost (uvarint length, bytes) | queue (same) | payload
 //
-// Each part is confirmed on its own, so a message routed to several
-// queues is not atomic across them, as RabbitMQ's confirms are per queue.
+// where a publish's payload is the message record and a deletion's is one
+// byte of flags (if-unused 1, if-empty 2). Each publish part is confirmed
+// on its own, so a message routed to several queues is not atomic across
+// them, as RabbitMQ's confirms are per queue.
 
-func encodeForward(vhost, queue string, rec []byte) []byte {
-	b := make([]byte, 0, 2*binary.MaxVarintLen16+len(vhost)+len(queue)+len(rec))
+const (
+	fwdPublish byte = 1
+	fwdDelete  byte = 2
+)
+
+const (
+	delIfUnused byte = 1 << iota
+	delIfEmpty
+)
+
+func encodeForward(kind byte, vhost, queue string, payload []byte) []byte {
+	b := make([]byte, 0, 1+2*binary.MaxVarintLen16+len(vhost)+len(queue)+len(payload))
+	b = append(b, kind)
 	b = binary.AppendUvarint(b, uint64(len(vhost)))
 	b = append(b, vhost...)
 	b = binary.AppendUvarint(b, uint64(len(queue)))
 	b = append(b, queue...)
-	return append(b, rec...)
+	return append(b, payload...)
 }
 
-func decodeForward(b []byte) (vhost, queue string, rec []byte, err error) {
+func decodeForward(b []byte) (kind byte, vhost, queue string, payload []byte, err error) {
+	if len(b) == 0 {
+		return 0, "", "", nil, fmt.Errorf("empty forwarded request")
+	}
+	kind, b = b[0], b[1:]
 	next := func() (string, bool) {
 		n, k := binary.Uvarint(b)
 		if k <= 0 || n > uint64(len(b)-k) {
@@ -261,9 +336,9 @@ func decodeForward(b []byte) (vhost, queue string, rec []byte, err error) {
 	vhost, ok1 = next()
 	queue, ok2 = next()
 	if !ok1 || !ok2 {
-		return "", "", nil, fmt.Errorf("malformed forwarded publish")
+		return 0, "", "", nil, fmt.Errorf("malformed forwarded request")
 	}
-	return vhost, queue, b, nil
+	return kind, vhost, queue, b, nil
 }
 
 // forward sends msg to the leaders of the remote targets; done gets the
@@ -281,16 +356,17 @@ func (ch *Channel) forward(msg *message.Message, remote []*queue, done func(erro
 			j.one(errorf(ResourceError, "quorum queue '%s' in vhost '%s' has no leader", q.name, q.vh.name))
 			continue
 		}
-		ch.env.cluster.Forward(leader, encodeForward(q.vh.name, q.name, rec), j.one)
+		ch.env.cluster.Forward(leader, encodeForward(fwdPublish, q.vh.name, q.name, rec), j.one)
 	}
 	return j.one, nil
 }
 
 // AcceptForward publishes a message another node forwarded to a quorum
-// queue this node serves; reply gets the outcome once it is committed.
-// It does not block on the commit (the transport reads the next request).
+// queue this node serves, or deletes the queue; reply gets the outcome
+// once it is committed. It does not block on the commit (the transport
+// reads the next request).
 func (b *Broker) AcceptForward(body []byte, reply func(error)) {
-	vhost, name, rec, err := decodeForward(body)
+	kind, vhost, name, rec, err := decodeForward(body)
 	if err != nil {
 		reply(err)
 		return
@@ -311,6 +387,17 @@ func (b *Broker) AcceptForward(body []byte, reply func(error)) {
 		reply(fmt.Errorf("quorum queue %q is not led here", name))
 		return
 	}
+	if kind == fwdDelete && len(rec) == 1 {
+		go func() {
+			_, err := deleteServedQuorum(q, rec[0]&delIfUnused != 0, rec[0]&delIfEmpty != 0)
+			reply(encodeRemoteError(err))
+		}()
+		return
+	}
+	if kind != fwdPublish {
+		reply(fmt.Errorf("unknown forwarded request %d", kind))
+		return
+	}
 	msg, err := records.DecodeRecord(rec)
 	if err != nil {
 		reply(err)
@@ -324,6 +411,88 @@ func (b *Broker) AcceptForward(body []byte, reply func(error)) {
 	if err := b.env.submit(req); err != nil {
 		reply(err)
 	}
+}
+
+// deleteQuorum is queue.delete of a quorum queue: through its group, so
+// that every member deletes it. The leader checks if-unused and if-empty
+// (it holds the consumers and the messages); another node forwards the
+// request there and reports 0 messages deleted (the count is the
+// leader's).
+func (ch *Channel) deleteQuorum(q *queue, ifUnused, ifEmpty bool) (uint32, error) {
+	if q.servesHere() {
+		return deleteServedQuorum(q, ifUnused, ifEmpty)
+	}
+	leader := ch.env.cluster.Leader(q.id)
+	if leader == "" {
+		return 0, errorf(ResourceLocked, "quorum queue '%s' in vhost '%s' has no leader yet; retry", q.name, q.vh.name)
+	}
+	var flags byte
+	if ifUnused {
+		flags |= delIfUnused
+	}
+	if ifEmpty {
+		flags |= delIfEmpty
+	}
+	done := make(chan error, 1)
+	ch.env.cluster.Forward(leader, encodeForward(fwdDelete, q.vh.name, q.name, []byte{flags}), func(err error) { done <- err })
+	return 0, decodeRemoteError(<-done)
+}
+
+// deleteServedQuorum deletes a quorum queue this node serves.
+func deleteServedQuorum(q *queue, ifUnused, ifEmpty bool) (uint32, error) {
+	q.mu.Lock()
+	n := q.ready.len()
+	inUse := len(q.consumers) > 0
+	q.mu.Unlock()
+	switch {
+	case ifUnused && inUse:
+		return 0, errorf(PreconditionFailed, "queue '%s' in vhost '%s' in use", q.name, q.vh.name)
+	case ifEmpty && n > 0:
+		return 0, errorf(PreconditionFailed, "queue '%s' in vhost '%s' is not empty", q.name, q.vh.name)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), createQuorumTimeout)
+	defer cancel()
+	if err := q.env.cluster.DeleteQueue(ctx, q.id); err != nil {
+		return 0, internalError("delete quorum queue", err)
+	}
+	return uint32(min(n, 1<<32-1)), nil
+}
+
+// QueueDeleted removes a quorum queue whose deletion applied here
+// (cluster.Handler); the cluster has dropped its messages.
+func (b *Broker) QueueDeleted(id store.QueueID) {
+	if q := b.queueByID(id); q != nil {
+		q.vh.deleteQueueObject(q)
+	}
+}
+
+// A forwarded request's error crosses the transport as text; its Code
+// goes with it ("broker code 4: reason"), so that the requesting node
+// answers its client with the leader's code and reason.
+const remoteCodeMark = "broker code "
+
+func encodeRemoteError(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s%d: %s", remoteCodeMark, CodeOf(err), err.Error())
+}
+
+func decodeRemoteError(err error) error {
+	if err == nil {
+		return nil
+	}
+	text := err.Error()
+	if i := strings.Index(text, remoteCodeMark); i >= 0 {
+		var code Code
+		rest := text[i+len(remoteCodeMark):]
+		if k, _ := fmt.Sscanf(rest, "%d:", &code); k == 1 {
+			if j := strings.Index(rest, ": "); j >= 0 {
+				return &Error{Code: code, Reason: rest[j+2:], Err: err}
+			}
+		}
+	}
+	return internalError("forward to the leader", err)
 }
 
 // splitServed returns the targets this node serves and the quorum queues

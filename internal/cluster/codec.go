@@ -23,6 +23,7 @@ const (
 	cmdOps     cmdKind = iota + 1 // body: encoded store ops
 	cmdDefine                     // body: the queue definition, opaque to the cluster
 	cmdCompact                    // body: u64 index; every member drops its log below it
+	cmdDelete                     // no body: the queue is deleted; its group stays for a redeclaration
 )
 
 const cmdHeaderLen = 1 + 8 + 8

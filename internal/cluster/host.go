@@ -53,6 +53,10 @@ type Handler interface {
 	// every entry committed before its term (true), or no longer leads it
 	// (false). Only a serving node's writes to the queue are accepted.
 	Serving(id store.QueueID, serving bool)
+	// QueueDeleted is called when a group's deletion entry applies on this
+	// node, after the queue's messages are dropped from the local store
+	// (idempotent, as DefineQueue).
+	QueueDeleted(id store.QueueID)
 }
 
 // Transport carries Raft messages between nodes. Send must not block; it
@@ -172,6 +176,8 @@ type group struct {
 	lead    uint64 // the leader as last known
 	// campaign: bootstrapped here, to campaign once its membership applies
 	campaign bool
+	// defined: its queue's definition applied here since the start
+	defined bool
 }
 
 // New opens the host's groups from st (the node's local store). The host
@@ -252,10 +258,9 @@ func (h *Host) openGroup(id uint64) (*group, error) {
 		Storage: gs, Applied: applied,
 		MaxSizePerMsg: 1 << 20, MaxInflightMsgs: 256, MaxUncommittedEntriesSize: 1 << 30,
 		CheckQuorum: true, PreVote: true,
-		// Only the leader's broker writes a queue (it assigns the seqs),
-		// so a follower's proposal is refused, not forwarded.
-		DisableProposalForwarding: true,
-		Logger:                    raftLogger{h.log.With("group", fmt.Sprintf("%x", id))},
+		// Followers' proposals are forwarded to the leader; propose lets
+		// only definitions through from a follower.
+		Logger: raftLogger{h.log.With("group", fmt.Sprintf("%x", id))},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open group %x: %w", id, err)
@@ -419,7 +424,12 @@ func (h *Host) propose(p proposal) {
 		h.finish(p.id, ErrNoGroup)
 		return
 	}
-	if !g.leader {
+	// Only the serving leader's broker writes a queue (it assigns the
+	// seqs): its raft state is checked too, since a Step may have demoted
+	// it since the last Ready, and Raft would forward the write. A
+	// definition may come from any member (a queue declared again on a
+	// follower after its deletion): Raft forwards it to the leader.
+	if cmdKind(p.data[0]) != cmdDefine && (!g.leader || g.rn.BasicStatus().RaftState != raft.StateLeader) {
 		h.finish(p.id, ErrNotLeader)
 		return
 	}
@@ -637,6 +647,7 @@ func (h *Host) applyCommand(g *group, e *pb.Entry, staged *store.Batch) ([]func(
 		}
 		staged.Ops = append(staged.Ops, ops...)
 	case cmdDefine:
+		g.defined = true
 		def := c.body
 		id := store.QueueID(g.id)
 		notes = append(notes, func() {
@@ -648,6 +659,13 @@ func (h *Host) applyCommand(g *group, e *pb.Entry, staged *store.Batch) ([]func(
 			// The leader began serving before the queue existed here.
 			notes = append(notes, h.servingNote(g.id, true))
 		}
+	case cmdDelete:
+		g.defined = false
+		id := store.QueueID(g.id)
+		var drop store.Batch
+		drop.DropQueue(id)
+		staged.Ops = append(staged.Ops, drop.Ops...)
+		notes = append(notes, func() { h.handler.QueueDeleted(id) })
 	case cmdCompact:
 		if len(c.body) != 8 {
 			return nil, fmt.Errorf("%w: group %x entry %d: compaction of %d bytes", errBadCommand, g.id, e.GetIndex(), len(c.body))

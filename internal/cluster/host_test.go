@@ -29,6 +29,39 @@ func TestCreateQueueDefinesOnEveryMember(t *testing.T) {
 	waitFor(t, "n3 knows the leader", func() bool { gs, _ := c.nodes[2].h.QueueStatus(q); return gs.Leader == "n1" })
 }
 
+// Every node declaring one queue at the same moment creates one group:
+// the id comes from the name, each node bootstraps the same membership,
+// and all of them return with the one definition that won.
+func TestConcurrentCreateMakesOneGroup(t *testing.T) {
+	c := newTestCluster(t, 3)
+	q := QueueID("/", "same")
+	if q != QueueID("/", "same") || q == QueueID("/", "other") || q == QueueID("/same", "") || !Replicated(q) {
+		t.Fatalf("QueueID is not a deterministic replicated id per vhost and name")
+	}
+	errs := make(chan error, len(c.nodes))
+	for _, tn := range c.nodes {
+		go func() { errs <- tn.h.CreateQueue(ctx(t), q, []byte("def-"+tn.name)) }()
+	}
+	for range c.nodes {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	l := c.leader(q)
+	for _, tn := range c.nodes {
+		waitFor(t, tn.name+" holds the leader's definition", func() bool {
+			want := l.rec.def(q)
+			return want != nil && string(tn.rec.def(q)) == string(want)
+		})
+	}
+	if err := l.rs.Apply(put(q, 1), true); err != nil {
+		t.Fatal(err)
+	}
+	for _, tn := range c.nodes {
+		waitFor(t, tn.name+" applies the write", func() bool { return len(contents(t, tn.st, q)) == 1 })
+	}
+}
+
 // A write a leader confirmed is on a majority; after the leader dies the
 // new one holds it, serves, and the old one catches up when it returns.
 func TestLeaderKillKeepsConfirmedWrites(t *testing.T) {
@@ -155,5 +188,33 @@ func TestCompaction(t *testing.T) {
 	c.start(down)
 	for _, tn := range c.nodes {
 		waitFor(t, tn.name+" holds all 120", func() bool { return len(contents(t, tn.st, q)) == 120 })
+	}
+}
+
+// Deleting a queue drops its messages on every member; the group stays,
+// and creating the queue again defines it anew there.
+func TestDeleteQueueOnEveryMember(t *testing.T) {
+	c := newTestCluster(t, 3)
+	q := QueueID("/", "gone")
+	if err := c.nodes[0].h.CreateQueue(ctx(t), q, []byte("def")); err != nil {
+		t.Fatal(err)
+	}
+	l := c.leader(q)
+	if err := l.rs.Apply(put(q, 1, 2), true); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.h.DeleteQueue(ctx(t), q); err != nil {
+		t.Fatal(err)
+	}
+	for _, tn := range c.nodes {
+		waitFor(t, tn.name+" deletes the queue", func() bool {
+			return tn.rec.def(q) == nil && len(contents(t, tn.st, q)) == 0
+		})
+	}
+	if err := c.nodes[1].h.CreateQueue(ctx(t), q, []byte("def2")); err != nil {
+		t.Fatal(err)
+	}
+	for _, tn := range c.nodes {
+		waitFor(t, tn.name+" defines the queue again", func() bool { return string(tn.rec.def(q)) == "def2" })
 	}
 }

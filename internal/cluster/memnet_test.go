@@ -130,6 +130,12 @@ func (r *recorder) DefineQueue(id store.QueueID, def []byte) error {
 	return nil
 }
 
+func (r *recorder) QueueDeleted(id store.QueueID) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.defs, id)
+}
+
 func (r *recorder) Serving(id store.QueueID, serving bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -8,6 +8,7 @@ package cluster
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -32,10 +33,21 @@ func NewQueueID() store.QueueID {
 	return replicatedBit | store.QueueID(binary.BigEndian.Uint64(b[:])>>4)
 }
 
+// QueueID is the id of the replicated queue name in vhost: the same on
+// every node, so that nodes declaring one queue at the same moment create
+// one group (a collision of two names in 60 bits is not a concern).
+func QueueID(vhost, name string) store.QueueID {
+	h := sha256.Sum256([]byte(vhost + "\x00" + name))
+	return replicatedBit | store.QueueID(binary.BigEndian.Uint64(h[:8])>>4)
+}
+
 // CreateQueue starts the group of a new replicated queue with every node
-// as a member, becomes its leader and commits its definition (handed to
-// every member's Handler.DefineQueue). It returns once the definition is
-// applied here.
+// as a member, campaigns and commits its definition (handed to every
+// member's Handler.DefineQueue). It returns once the definition is
+// applied here. Several nodes may create one group at once: each
+// bootstraps the same membership (identical first entries), one of them
+// is elected, and the others see its definition apply; a node that
+// already hosts the group only waits for the definition.
 func (h *Host) CreateQueue(ctx context.Context, id store.QueueID, def []byte) error {
 	if !Replicated(id) {
 		return fmt.Errorf("cluster: %x is not a replicated queue id", uint64(id))
@@ -44,7 +56,6 @@ func (h *Host) CreateQueue(ctx context.Context, id store.QueueID, def []byte) er
 	var err error
 	if derr := h.do(ctx, func() {
 		if h.groups[gid] != nil {
-			err = fmt.Errorf("cluster: group %x exists", gid)
 			return
 		}
 		var g *group
@@ -62,16 +73,33 @@ func (h *Host) CreateQueue(ctx context.Context, id store.QueueID, def []byte) er
 	if err != nil {
 		return fmt.Errorf("create queue group: %w", err)
 	}
-	// Propose the definition once this node leads the group (the
-	// election takes a round trip to the other members).
+	// Propose the definition (a follower's goes to the leader; the first
+	// attempts fail until the group has elected one), unless another
+	// node's definition applied first. A definition applying twice is
+	// harmless: DefineQueue is idempotent.
 	for {
-		err := h.proposeCmd(ctx, gid, cmdDefine, def)
-		if err == nil {
-			// The handler has defined the queue once the notifier
-			// has run what the definition's apply queued.
+		var defined bool
+		if err := h.do(ctx, func() {
+			if g := h.groups[gid]; g != nil {
+				defined = g.defined
+			}
+		}); err != nil {
+			return err
+		}
+		if defined {
 			return h.barrier(ctx)
 		}
-		if !errors.Is(err, ErrNotLeader) {
+		// A forwarded proposal lost on the way has no answer: bound
+		// each attempt.
+		actx, cancel := context.WithTimeout(ctx, time.Second)
+		err := h.proposeCmd(actx, gid, cmdDefine, def)
+		cancel()
+		if err == nil {
+			// The handler has defined the queue once the notifier has
+			// run what the definition's apply queued.
+			return h.barrier(ctx)
+		}
+		if !errors.Is(err, ErrNotLeader) && !errors.Is(err, ErrTimeout) {
 			return err
 		}
 		select {
@@ -80,6 +108,17 @@ func (h *Host) CreateQueue(ctx context.Context, id store.QueueID, def []byte) er
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// DeleteQueue deletes a replicated queue this node leads: every member
+// drops its messages and hears Handler.QueueDeleted. It returns once that
+// has run here. The group stays (idle), so that declaring the name again
+// defines the queue anew in it.
+func (h *Host) DeleteQueue(ctx context.Context, id store.QueueID) error {
+	if err := h.proposeCmd(ctx, uint64(id), cmdDelete, nil); err != nil {
+		return err
+	}
+	return h.barrier(ctx)
 }
 
 // GroupStatus describes one group as this node sees it.

@@ -38,6 +38,7 @@ type options struct {
 	wrap    func(store.Store) store.Store
 	store   func(*pebblestore.Options)
 	tls     *tls.Config
+	pipe    bool
 }
 
 // WithDataDir keeps the broker's state in the durable store in dir, so a
@@ -74,6 +75,7 @@ type Broker struct {
 	Server  *amqpserver.Server
 	addr    string
 	tlsAddr string
+	pipe    *pipeListener // WithPipe
 }
 
 // Start starts a broker and registers its shutdown with t.Cleanup.
@@ -131,9 +133,17 @@ func Start(t testing.TB, opts ...Option) *Broker {
 	if err != nil {
 		t.Fatalf("new amqp server: %v", err)
 	}
-	ln, err := net.Listen("tcp", scfg.Addr)
-	if err != nil {
-		t.Fatalf("listen: %v", err)
+	var ln net.Listener
+	var pipe *pipeListener
+	if o.pipe {
+		pipe = newPipeListener()
+		ln = pipe
+	} else {
+		var err error
+		ln, err = net.Listen("tcp", scfg.Addr)
+		if err != nil {
+			t.Fatalf("listen: %v", err)
+		}
 	}
 	served := make(chan error, 2)
 	go func() { served <- srv.Serve(ln) }()
@@ -167,7 +177,7 @@ func Start(t testing.TB, opts ...Option) *Broker {
 			t.Errorf("close store: %v", err)
 		}
 	})
-	return &Broker{Broker: b, Server: srv, addr: ln.Addr().String(), tlsAddr: tlsAddr}
+	return &Broker{Broker: b, Server: srv, addr: ln.Addr().String(), tlsAddr: tlsAddr, pipe: pipe}
 }
 
 // TLSAddr returns the TLS listener's host:port (WithTLS), or "".
@@ -189,7 +199,13 @@ func (b *Broker) URLFor(user, password, vhost string) string {
 // t.Cleanup.
 func (b *Broker) Dial(t testing.TB) *amqp091.Connection {
 	t.Helper()
-	conn, err := amqp091.Dial(b.URL())
+	var conn *amqp091.Connection
+	var err error
+	if b.pipe != nil {
+		conn, err = amqp091.DialConfig(b.URL(), amqp091.Config{Dial: b.pipe.dial, Heartbeat: 10 * time.Second, Locale: "en_US"})
+	} else {
+		conn, err = amqp091.Dial(b.URL())
+	}
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}

@@ -150,10 +150,11 @@ func (c *cluster) byName(name string) *node {
 }
 
 type queueJSON struct {
-	Type    string   `json:"type"`
-	Leader  string   `json:"leader"`
-	Members []string `json:"members"`
-	Online  []string `json:"online"`
+	Type     string   `json:"type"`
+	Leader   string   `json:"leader"`
+	Members  []string `json:"members"`
+	Online   []string `json:"online"`
+	Messages int      `json:"messages"`
 }
 
 func (nd *node) queue(name string) (queueJSON, error) {
@@ -240,6 +241,29 @@ func TestQuorumQueueDeclare(t *testing.T) {
 	out, err := exec.Command(binary, "cluster", "status", "--server", c.nodes[2].httpAddr).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "qq            n2      n1,n2,n3  n1,n2,n3") {
 		t.Errorf("sluice cluster status: %v\n%s", err, out)
+	}
+	// Two nodes declaring one queue at the same moment make one group
+	// (one leader, as every node sees it).
+	errs := make(chan error, 2)
+	for _, nd := range []*node{c.nodes[0], c.nodes[2]} {
+		go func() { errs <- declare(t, nd, "both", quorum, false) }()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatalf("concurrent declaration: %v", err)
+		}
+	}
+	l := c.leader("both")
+	for _, nd := range c.nodes {
+		deadline := time.Now().Add(5 * time.Second)
+		q, err := nd.queue("both")
+		for (err != nil || q.Leader != l.name) && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+			q, err = nd.queue("both")
+		}
+		if q.Leader != l.name {
+			t.Errorf("%s sees leader %q for the concurrently declared queue, %s sees itself: %v", nd.name, q.Leader, l.name, err)
+		}
 	}
 	// As RabbitMQ: exclusive, auto-delete and non-durable quorum queues
 	// are refused with 406.
@@ -385,21 +409,8 @@ func publishConfirmedFunc(t *testing.T, c *cluster, queue string, from, to int, 
 // is idle, and counts each id.
 func drain(t *testing.T, c *cluster, queue string) map[int]int {
 	t.Helper()
-	l := c.leader(queue)
-	conn, err := amqp.Dial(l.url())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch.Qos(500, 0, false)
-	msgs, err := ch.Consume(queue, "", false, false, false, false, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	msgs, closeConn := consumeOnLeader(t, c, queue)
+	defer closeConn()
 	got := make(map[int]int)
 	idle := time.NewTimer(3 * time.Second)
 	for {
@@ -415,6 +426,35 @@ func drain(t *testing.T, c *cluster, queue string) map[int]int {
 		case <-idle.C:
 			return got
 		}
+	}
+}
+
+// consumeOnLeader consumes from the queue's leader, retrying while the
+// node named leader does not serve the queue yet (basic.consume is
+// refused there until it has applied its predecessor's log).
+func consumeOnLeader(t *testing.T, c *cluster, queue string) (<-chan amqp.Delivery, func()) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		l := c.leader(queue)
+		conn, err := amqp.Dial(l.url())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch, err := conn.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch.Qos(500, 0, false)
+		msgs, err := ch.Consume(queue, "", false, false, false, false, nil)
+		if err == nil {
+			return msgs, func() { conn.Close() }
+		}
+		conn.Close()
+		if time.Now().After(deadline) {
+			t.Fatalf("consume on leader %s: %v", l.name, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
@@ -535,6 +575,18 @@ func TestPublishThroughFollower(t *testing.T) {
 			t.Fatalf("publish %d through follower %s nacked", id, f.name)
 		}
 	}
+	// Every node reports the replicated count, followers included.
+	for _, nd := range c.nodes {
+		deadline := time.Now().Add(5 * time.Second)
+		q, err := nd.queue("fwd")
+		for (err != nil || q.Messages != n) && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+			q, err = nd.queue("fwd")
+		}
+		if q.Messages != n {
+			t.Errorf("%s reports %d messages (%v), want %d", nd.name, q.Messages, err, n)
+		}
+	}
 	got := drain(t, c, "fwd")
 	for id := range n {
 		if got[id] != 1 {
@@ -598,4 +650,137 @@ func TestFailoverTime(t *testing.T) {
 	}
 	slices.Sort(times)
 	t.Logf("failover over %d trials: median %v, min %v, max %v", trials, times[len(times)/2], times[0], times[len(times)-1])
+}
+
+// basic.get and basic.consume on a node that does not lead a quorum queue
+// are refused with a channel error naming the leader (they are not
+// forwarded); a consumer on a leader that loses the lead is cancelled.
+func TestFollowerRefusesGetAndConsume(t *testing.T) {
+	c := newCluster(t, 3)
+	if err := declare(t, c.nodes[0], "led", quorum, false); err != nil {
+		t.Fatal(err)
+	}
+	l := c.leader("led")
+	var f *node
+	for _, nd := range c.nodes {
+		if nd != l {
+			f = nd
+		}
+	}
+	publishConfirmed(t, c, "led", 0, 1)
+	conn, err := amqp.Dial(f.url())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	want := "led by node " + l.name
+	for _, op := range []string{"get", "consume"} {
+		ch, err := conn.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if op == "get" {
+			_, _, err = ch.Get("led", false)
+		} else {
+			_, err = ch.Consume("led", "", false, false, false, false, nil)
+		}
+		var ae *amqp.Error
+		if !errors.As(err, &ae) || ae.Code != 405 || !strings.Contains(ae.Reason, want) {
+			t.Errorf("basic.%s on follower %s: %v, want 405 naming %q", op, f.name, err, want)
+		}
+	}
+
+	// The leader serves it; pausing the leader past the election timeout
+	// moves the lead, and on resuming it cancels its consumer.
+	lconn, err := amqp.Dial(l.url())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lconn.Close()
+	lch, err := lconn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancels := lch.NotifyCancel(make(chan string, 1))
+	msgs, err := lch.Consume("led", "old-leader", false, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-msgs:
+		m.Ack(false)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the leader delivered nothing")
+	}
+	l.cmd.Process.Signal(syscall.SIGSTOP)
+	time.Sleep(3 * time.Second)
+	l.cmd.Process.Signal(syscall.SIGCONT)
+	select {
+	case tag := <-cancels:
+		if tag != "old-leader" {
+			t.Errorf("cancelled %q, want old-leader", tag)
+		}
+	case <-time.After(10 * time.Second):
+		if nl := c.leader("led"); nl != l {
+			t.Errorf("%s lost the lead to %s and kept its consumer without cancelling it", l.name, nl.name)
+		}
+	}
+}
+
+// queue.delete of a quorum queue deletes it on every member, from any
+// node (a follower forwards it to the leader, which checks if-empty); the
+// name can be declared again, empty.
+func TestQuorumQueueDelete(t *testing.T) {
+	c := newCluster(t, 3)
+	if err := declare(t, c.nodes[0], "del", quorum, false); err != nil {
+		t.Fatal(err)
+	}
+	l := c.leader("del")
+	var f *node
+	for _, nd := range c.nodes {
+		if nd != l {
+			f = nd
+		}
+	}
+	publishConfirmed(t, c, "del", 0, 3)
+	conn, err := amqp.Dial(f.url())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = ch.QueueDelete("del", false, true, false)
+	var ae *amqp.Error
+	if !errors.As(err, &ae) || ae.Code != 406 || !strings.Contains(ae.Reason, "not empty") {
+		t.Fatalf("if-empty delete of a queue with 3 messages through follower %s: %v, want 406 not empty", f.name, err)
+	}
+	if ch, err = conn.Channel(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDelete("del", false, false, false); err != nil {
+		t.Fatalf("delete through follower %s: %v", f.name, err)
+	}
+	for _, nd := range c.nodes {
+		deadline := time.Now().Add(5 * time.Second)
+		_, err := nd.queue("del")
+		for err == nil && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+			_, err = nd.queue("del")
+		}
+		if err == nil || !strings.Contains(err.Error(), "404") {
+			t.Errorf("%s after the deletion: %v, want 404", nd.name, err)
+		}
+	}
+	// Declared again (on a follower of the old group), it starts empty.
+	if err := declare(t, f, "del", quorum, false); err != nil {
+		t.Fatal(err)
+	}
+	publishConfirmed(t, c, "del", 7, 8)
+	got := drain(t, c, "del")
+	if len(got) != 1 || got[7] != 1 {
+		t.Fatalf("the queue declared again holds %v, want only message 7", got)
+	}
 }
