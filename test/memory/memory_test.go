@@ -23,6 +23,7 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 	"github.com/sluicemq/sluice/internal/amqp"
 	"github.com/sluicemq/sluice/internal/message"
+	"github.com/sluicemq/sluice/internal/sluicetest"
 )
 
 const (
@@ -35,29 +36,8 @@ const (
 
 var binary string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "sluice-memory-bin")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, "sluice")
-	if b := os.Getenv("SLUICE_MEMTEST_BINARY"); b != "" {
-		binary = b // to compare another build, such as one before the fixes
-	} else if err := buildSluice(binary); err != nil {
-		fmt.Fprintln(os.Stderr, "build sluice:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-func buildSluice(binary string) error {
-	build := exec.Command("go", "build", "-o", binary, "github.com/sluicemq/sluice/cmd/sluice")
-	build.Stdout, build.Stderr = os.Stdout, os.Stderr
-	return build.Run()
-}
+// TestMain builds the broker; SLUICE_TEST_BINARY compares another build.
+func TestMain(m *testing.M) { sluicetest.MainWithBinary(m, &binary) }
 
 // broker is a running sluice process whose resident set is sampled.
 type broker struct {
