@@ -7,7 +7,6 @@ package crash
 
 import (
 	"context"
-	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -36,16 +35,6 @@ type broker struct {
 	done chan struct{}
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // start runs the binary on dataDir, with extra flags, and waits until it
 // accepts AMQP connections.
 func start(t *testing.T, dataDir string, extra ...string) *broker {
@@ -58,7 +47,7 @@ func start(t *testing.T, dataDir string, extra ...string) *broker {
 // launch starts the binary without waiting for it.
 func launch(t *testing.T, dataDir string, extra ...string) *broker {
 	t.Helper()
-	addr, httpAddr := freePort(t), freePort(t)
+	addr, httpAddr := sluicetest.FreeAddr(t), sluicetest.FreeAddr(t)
 	logFile, err := os.CreateTemp(t.TempDir(), "sluice-*.log")
 	if err != nil {
 		t.Fatal(err)

@@ -51,19 +51,9 @@ type broker struct {
 	done chan struct{}
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func start(t *testing.T) *broker {
 	t.Helper()
-	b := &broker{addr: freeAddr(t), log: filepath.Join(os.TempDir(), "sluice-memtest-"+t.Name()+".log"), stop: make(chan struct{}), done: make(chan struct{})}
+	b := &broker{addr: sluicetest.FreeAddr(t), log: filepath.Join(os.TempDir(), "sluice-memtest-"+t.Name()+".log"), stop: make(chan struct{}), done: make(chan struct{})}
 	logFile, err := os.Create(b.log)
 	if err != nil {
 		t.Fatal(err)
