@@ -267,17 +267,17 @@ func TestMessageReadEditDelete(t *testing.T) {
 // the unacked and delayed messages however many ready ones come first.
 func TestBrowseByState(t *testing.T) {
 	e := start(t)
-	declare(t, e.c, "work", map[string]any{"x-retry-backoff": "1h"})
+	declare(t, e.c, "jobs", map[string]any{"x-retry-backoff": "1h"})
 	_, ch := e.amqpChannel(t)
 	var msgs []amqp.Publishing
 	for i := range 10 {
 		msgs = append(msgs, amqp.Publishing{Body: []byte(fmt.Sprint(i))})
 	}
-	publishConfirmed(t, ch, "", "work", msgs...)
+	publishConfirmed(t, ch, "", "jobs", msgs...)
 	if err := ch.Qos(2, 0, false); err != nil {
 		t.Fatal(err)
 	}
-	d, err := ch.Consume("work", "", false, false, false, false, nil)
+	d, err := ch.Consume("jobs", "", false, false, false, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,7 +293,7 @@ func TestBrowseByState(t *testing.T) {
 		var page api.MessagePage
 		deadline := time.Now().Add(5 * time.Second)
 		for {
-			status, body := e.raw(t, "GET", "/api/queues/%2F/work/messages?"+query, "")
+			status, body := e.raw(t, "GET", "/api/queues/%2F/jobs/messages?"+query, "")
 			if status != 200 {
 				t.Fatalf("%s: %d %s", query, status, body)
 			}
@@ -322,7 +322,7 @@ func TestBrowseByState(t *testing.T) {
 			t.Errorf("%s: %s, want %s", query, got, want)
 		}
 	}
-	if status, body := e.raw(t, "GET", "/api/queues/%2F/work/messages?state=sleeping", ""); status != 400 || !strings.Contains(string(body), "state") {
+	if status, body := e.raw(t, "GET", "/api/queues/%2F/jobs/messages?state=sleeping", ""); status != 400 || !strings.Contains(string(body), "state") {
 		t.Errorf("state=sleeping: %d %s, want 400 naming state", status, body)
 	}
 }

@@ -156,6 +156,17 @@ func (nd *node) queue(name string) (queueJSON, error) {
 	return q, json.NewDecoder(resp.Body).Decode(&q)
 }
 
+// follower returns a node of the cluster other than l.
+func (c *cluster) follower(l *node) *node {
+	for _, nd := range c.nodes {
+		if nd != l {
+			return nd
+		}
+	}
+	c.t.Fatal("a cluster of one has no follower")
+	return nil
+}
+
 // leader asks the live nodes until one names a live leader that itself
 // agrees it leads.
 func (c *cluster) leader(queue string) *node {
@@ -450,13 +461,7 @@ func TestFollowerKillAndPowerLoss(t *testing.T) {
 	}
 	publishConfirmed(t, c, "pl", 0, 500)
 	l := c.leader("pl")
-	var f *node
-	for _, nd := range c.nodes {
-		if nd != l {
-			f = nd
-			break
-		}
-	}
+	f := c.follower(l)
 	c.kill(f)
 	publishConfirmed(t, c, "pl", 500, 1000)
 	c.start(f)
@@ -527,12 +532,7 @@ func TestPublishThroughFollower(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := c.leader("fwd")
-	var f *node
-	for _, nd := range c.nodes {
-		if nd != l {
-			f = nd
-		}
-	}
+	f := c.follower(l)
 	conn, err := amqp.Dial(f.url())
 	if err != nil {
 		t.Fatal(err)
@@ -644,12 +644,7 @@ func TestFollowerRefusesGetAndConsume(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := c.leader("led")
-	var f *node
-	for _, nd := range c.nodes {
-		if nd != l {
-			f = nd
-		}
-	}
+	f := c.follower(l)
 	publishConfirmed(t, c, "led", 0, 1)
 	conn, err := amqp.Dial(f.url())
 	if err != nil {
@@ -719,12 +714,7 @@ func TestQuorumQueueDelete(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := c.leader("del")
-	var f *node
-	for _, nd := range c.nodes {
-		if nd != l {
-			f = nd
-		}
-	}
+	f := c.follower(l)
 	publishConfirmed(t, c, "del", 0, 3)
 	conn, err := amqp.Dial(f.url())
 	if err != nil {
