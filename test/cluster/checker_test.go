@@ -66,8 +66,8 @@ type workload struct {
 }
 
 const (
-	publishWindow  = 8                // publishes in flight per publisher
-	confirmTimeout = 10 * time.Second // a publish not confirmed by then is abandoned
+	publishWindow  = 8               // publishes in flight per publisher
+	confirmTimeout = 5 * time.Second // a publish not confirmed by then is abandoned
 )
 
 // startWorkload declares queue as a quorum queue and starts a publisher on
@@ -134,6 +134,7 @@ func (w *workload) publisher(nd *node) {
 		}
 		w.publishOn(nd, conn)
 		conn.Close()
+		w.pause(50 * time.Millisecond) // a node that nacks at once is not hammered
 	}
 }
 
@@ -283,18 +284,20 @@ func (w *workload) confirmedBetween(from, to time.Time, except ...string) int {
 	return n
 }
 
-// confirmedThrough counts the publishes through node sent after from and
-// confirmed before to.
-func (w *workload) confirmedThrough(node string, from, to time.Time) int {
+// through counts the publishes through node sent between from and to, and
+// those of them confirmed before to.
+func (w *workload) through(node string, from, to time.Time) (sent, confirmed int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	n := 0
 	for _, s := range w.published {
-		if s.node == node && s.at.After(from) && !s.confirm.IsZero() && s.confirm.Before(to) {
-			n++
+		if s.node == node && s.at.After(from) && s.at.Before(to) {
+			sent++
+			if !s.confirm.IsZero() && s.confirm.Before(to) {
+				confirmed++
+			}
 		}
 	}
-	return n
+	return sent, confirmed
 }
 
 // awaitConfirmed waits until n more publishes than now are confirmed.

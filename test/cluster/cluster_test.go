@@ -39,6 +39,10 @@ type node struct {
 	// off from the majority, so the harness looks for leaders elsewhere.
 	netns    string
 	isolated atomic.Bool
+	// user logs in (guest, when empty, may log in from loopback only);
+	// flags are added to every start.
+	user  string
+	flags []string
 	// alive is set while the process runs (read by the workload's
 	// goroutines, which must not touch cmd).
 	alive atomic.Bool
@@ -105,7 +109,7 @@ func (c *cluster) start(nd *node, extra ...string) {
 		nd.log = f
 	}
 	args := append([]string{binary, "serve", "--data", nd.data, "--amqp", nd.amqpAddr, "--http", nd.httpAddr,
-		"--node", nd.name, "--cluster", c.spec}, extra...)
+		"--node", nd.name, "--cluster", c.spec}, append(slices.Clone(nd.flags), extra...)...)
 	if nd.netns != "" {
 		// ip netns exec execs the binary: the process is sluice itself.
 		args = append([]string{"ip", "netns", "exec", nd.netns}, args...)
@@ -145,7 +149,19 @@ func (c *cluster) kill(nd *node) {
 	nd.cmd = nil
 }
 
-func (nd *node) url() string { return "amqp://guest:guest@" + nd.amqpAddr + "/" }
+func (nd *node) url() string {
+	user, password := nd.login()
+	return "amqp://" + user + ":" + password + "@" + nd.amqpAddr + "/"
+}
+
+// login is the user and password the test logs in with (its password is
+// its name).
+func (nd *node) login() (string, string) {
+	if nd.user == "" {
+		return "guest", "guest"
+	}
+	return nd.user, nd.user
+}
 
 func (c *cluster) byName(name string) *node {
 	for _, nd := range c.nodes {
@@ -167,7 +183,7 @@ type queueJSON struct {
 func (nd *node) queue(name string) (queueJSON, error) {
 	var q queueJSON
 	req, _ := http.NewRequest("GET", "http://"+nd.httpAddr+"/api/queues/%2F/"+name, nil)
-	req.SetBasicAuth("guest", "guest")
+	req.SetBasicAuth(nd.login())
 	cl := http.Client{Timeout: 2 * time.Second}
 	resp, err := cl.Do(req)
 	if err != nil {
