@@ -37,17 +37,38 @@ import (
 )
 
 // sent is one publish: through which node, when, and when (if ever) the
-// broker confirmed it.
+// broker confirmed it. Publishes are mandatory: a node that does not know
+// the queue yet (a wiped member before its log is back) returns them
+// unroutable, and the confirm that follows says nothing about the queue.
 type sent struct {
 	node        string
 	at, confirm time.Time
+	returned    bool
 }
 
-// delivery is one message as a consumer got it.
+func (s *sent) confirmed() bool { return !s.confirm.IsZero() && !s.returned }
+
+// delivery is one message as a consumer got it, from which node and when.
 type delivery struct {
 	id          int
 	redelivered bool // redelivered flag or an x-delivery-count
+	node        string
+	at          time.Time
 }
+
+// struck is a node a fault hit (killed, paused, cut off), and when.
+type struck struct {
+	node string
+	at   time.Time
+}
+
+// unsyncedDelivery bounds how far from a fault a delivery by the struck
+// node may be redelivered unmarked: a delivery's state enters the queue's
+// log without the delivery waiting for it (docs/clustering.md), so a
+// leader lost right after delivering leaves no trace of it. After the
+// fault, a consumer still reads what the node sent before it died, and a
+// node cut off delivers until it notices (the election timeout).
+const unsyncedDelivery = 3 * time.Second
 
 // workload is the clients running through the cluster during faults.
 type workload struct {
@@ -59,6 +80,7 @@ type workload struct {
 	mu         sync.Mutex
 	published  map[int]*sent
 	deliveries []delivery
+	struck     []struck
 	problems   []string // what a client saw that the checker must fail on
 
 	stop chan struct{}
@@ -148,6 +170,17 @@ func (w *workload) publishOn(nd *node, conn *amqp.Connection) {
 	if err := ch.Confirm(false); err != nil {
 		return
 	}
+	returns := ch.NotifyReturn(make(chan amqp.Return, publishWindow))
+	go func() {
+		for r := range returns {
+			id, _ := strconv.Atoi(string(r.Body))
+			w.mu.Lock()
+			if s := w.published[id]; s != nil {
+				s.returned = true
+			}
+			w.mu.Unlock()
+		}
+	}()
 	for !w.stopped() {
 		type inflight struct {
 			id int
@@ -160,7 +193,7 @@ func (w *workload) publishOn(nd *node, conn *amqp.Connection) {
 			w.mu.Lock()
 			w.published[id] = s
 			w.mu.Unlock()
-			dc, err := ch.PublishWithDeferredConfirm("", w.queue, false, false,
+			dc, err := ch.PublishWithDeferredConfirm("", w.queue, true, false,
 				amqp.Publishing{DeliveryMode: amqp.Persistent, Body: []byte(strconv.Itoa(id))})
 			if err != nil {
 				return
@@ -201,7 +234,7 @@ func (w *workload) consumer() {
 			w.pause(200 * time.Millisecond)
 			continue
 		}
-		w.consumeOn(conn, w.stop)
+		w.consumeOn(l, conn, w.stop)
 		conn.Close()
 	}
 }
@@ -209,7 +242,7 @@ func (w *workload) consumer() {
 // consumeOn consumes from conn, recording and acking each delivery, until
 // the subscription ends or done closes. It reports whether it got to
 // subscribe.
-func (w *workload) consumeOn(conn *amqp.Connection, done <-chan struct{}) (subscribed bool, idle bool) {
+func (w *workload) consumeOn(nd *node, conn *amqp.Connection, done <-chan struct{}) (subscribed bool, idle bool) {
 	ch, err := conn.Channel()
 	if err != nil {
 		return false, false
@@ -235,14 +268,14 @@ func (w *workload) consumeOn(conn *amqp.Connection, done <-chan struct{}) (subsc
 			if !ok {
 				return true, false
 			}
-			w.record(m)
+			w.record(nd, m)
 			m.Ack(false)
 			timer.Reset(idleAfter)
 		}
 	}
 }
 
-func (w *workload) record(m amqp.Delivery) {
+func (w *workload) record(nd *node, m amqp.Delivery) {
 	id, err := strconv.Atoi(string(m.Body))
 	if err != nil {
 		w.problem("consumed %q, which was never published", m.Body)
@@ -253,7 +286,7 @@ func (w *workload) record(m amqp.Delivery) {
 		count = int64(c32)
 	}
 	w.mu.Lock()
-	w.deliveries = append(w.deliveries, delivery{id: id, redelivered: m.Redelivered || count > 0})
+	w.deliveries = append(w.deliveries, delivery{id: id, redelivered: m.Redelivered || count > 0, node: nd.name, at: time.Now()})
 	w.mu.Unlock()
 }
 
@@ -263,7 +296,7 @@ func (w *workload) confirmed() int {
 	defer w.mu.Unlock()
 	n := 0
 	for _, s := range w.published {
-		if !s.confirm.IsZero() {
+		if s.confirmed() {
 			n++
 		}
 	}
@@ -277,7 +310,7 @@ func (w *workload) confirmedBetween(from, to time.Time, except ...string) int {
 	defer w.mu.Unlock()
 	n := 0
 	for _, s := range w.published {
-		if s.at.After(from) && !s.confirm.IsZero() && s.confirm.Before(to) && !slices.Contains(except, s.node) {
+		if s.at.After(from) && s.confirmed() && s.confirm.Before(to) && !slices.Contains(except, s.node) {
 			n++
 		}
 	}
@@ -292,7 +325,7 @@ func (w *workload) through(node string, from, to time.Time) (sent, confirmed int
 	for _, s := range w.published {
 		if s.node == node && s.at.After(from) && s.at.Before(to) {
 			sent++
-			if !s.confirm.IsZero() && s.confirm.Before(to) {
+			if s.confirmed() && s.confirm.Before(to) {
 				confirmed++
 			}
 		}
@@ -313,10 +346,35 @@ func (w *workload) awaitConfirmed(t *testing.T, n int, timeout time.Duration) {
 	}
 }
 
+// result is what a workload's check counted.
+type result struct {
+	published, confirmed, consumed, deliveries, redelivered int
+	unsynced                                                int // unmarked redeliveries of the known gap (lostWithNode)
+	left                                                    int // messages the members held when the clients stopped
+	lost, dups                                              int // confirmed never consumed; unmarked duplicates otherwise
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("%d published, %d confirmed, %d distinct consumed (%d deliveries, %d marked redelivered, %d unmarked after a struck delivery), %d left at the end of the faults; %d confirmed lost, %d unmarked duplicates",
+		r.published, r.confirmed, r.consumed, r.deliveries, r.redelivered, r.unsynced, r.left, r.lost, r.dups)
+}
+
+func (r *result) add(o result) {
+	r.published += o.published
+	r.confirmed += o.confirmed
+	r.consumed += o.consumed
+	r.deliveries += o.deliveries
+	r.redelivered += o.redelivered
+	r.unsynced += o.unsynced
+	r.left += o.left
+	r.lost += o.lost
+	r.dups += o.dups
+}
+
 // finish stops the clients, waits until every member reports the same
 // message count, drains the queue through its leader and checks what was
-// consumed against what was confirmed. It returns the summary line.
-func (w *workload) finish(t *testing.T) string {
+// consumed against what was confirmed.
+func (w *workload) finish(t *testing.T) result {
 	t.Helper()
 	close(w.stop)
 	w.wg.Wait()
@@ -339,7 +397,7 @@ func (w *workload) drain(t *testing.T) {
 		if err != nil {
 			continue
 		}
-		subscribed, idle := w.consumeOn(conn, nil)
+		subscribed, idle := w.consumeOn(l, conn, nil)
 		conn.Close()
 		if subscribed && idle {
 			return
@@ -350,14 +408,14 @@ func (w *workload) drain(t *testing.T) {
 
 // check applies the checker's rules; before is the message count the
 // members agreed on before the drain.
-func (w *workload) check(t *testing.T, before int) string {
+func (w *workload) check(t *testing.T, before int) result {
 	t.Helper()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, p := range w.problems {
 		t.Error(p)
 	}
-	plain := make(map[int]int) // deliveries without a redelivery mark
+	plain := make(map[int][]delivery) // deliveries without a redelivery mark
 	seen := make(map[int]int)
 	redelivered := 0
 	for _, d := range w.deliveries {
@@ -368,23 +426,41 @@ func (w *workload) check(t *testing.T, before int) string {
 		if d.redelivered {
 			redelivered++
 		} else {
-			plain[d.id]++
+			plain[d.id] = append(plain[d.id], d)
 		}
 	}
 	var dups []string
-	for id, n := range plain {
-		if n > 1 {
-			dups = append(dups, fmt.Sprintf("%d (%d times)", id, n))
+	unsynced := 0
+	for id, ds := range plain {
+		if len(ds) < 2 {
+			continue
 		}
+		if len(ds) == 2 && w.lostWithNode(ds[0]) {
+			unsynced++
+			continue
+		}
+		var by []string
+		for _, d := range ds {
+			by = append(by, d.node+" at "+d.at.Format("15:04:05.000"))
+		}
+		dups = append(dups, fmt.Sprintf("%d (by %s)", id, strings.Join(by, ", ")))
+	}
+	if unsynced > 0 {
+		t.Logf("%d messages delivered again unmarked after the node that first delivered them was struck within %v (the known gap of docs/clustering.md)", unsynced, unsyncedDelivery)
 	}
 	if len(dups) > 0 {
 		slices.Sort(dups)
-		t.Errorf("%d messages delivered more than once without a redelivery mark: %s", len(dups), strings.Join(dups[:min(len(dups), 20)], ", "))
+		var hits []string
+		for _, s := range w.struck {
+			hits = append(hits, s.node+" at "+s.at.Format("15:04:05.000"))
+		}
+		t.Errorf("%d messages delivered more than once without a redelivery mark: %s; faults struck %s",
+			len(dups), strings.Join(dups[:min(len(dups), 20)], "; "), strings.Join(hits, ", "))
 	}
 	confirmed, lost := 0, 0
 	var lostIDs []int
 	for id, s := range w.published {
-		if s.confirm.IsZero() {
+		if !s.confirmed() {
 			continue
 		}
 		confirmed++
@@ -397,8 +473,26 @@ func (w *workload) check(t *testing.T, before int) string {
 		slices.Sort(lostIDs)
 		t.Errorf("%d of %d confirmed messages never consumed, among them %v", lost, confirmed, lostIDs[:min(len(lostIDs), 20)])
 	}
-	return fmt.Sprintf("%d published, %d confirmed, %d distinct consumed (%d deliveries, %d marked redelivered), %d left at the end of the faults",
-		len(w.published), confirmed, len(seen), len(w.deliveries), redelivered, before)
+	return result{published: len(w.published), confirmed: confirmed, consumed: len(seen), deliveries: len(w.deliveries),
+		redelivered: redelivered, unsynced: unsynced, left: before, lost: lost, dups: len(dups)}
+}
+
+// lostWithNode reports whether a fault struck d's node within
+// unsyncedDelivery of d.
+func (w *workload) lostWithNode(d delivery) bool {
+	for _, s := range w.struck {
+		if s.node == d.node && s.at.Sub(d.at).Abs() <= unsyncedDelivery {
+			return true
+		}
+	}
+	return false
+}
+
+// strike records that a fault hits nd now.
+func (w *workload) strike(nd *node) {
+	w.mu.Lock()
+	w.struck = append(w.struck, struck{nd.name, time.Now()})
+	w.mu.Unlock()
 }
 
 // converge waits until every member reports the same message count for
@@ -448,7 +542,7 @@ type fault struct {
 // runFaults runs a workload on a new quorum queue and injects faults one
 // after the other, with confirmed traffic before, between and after them,
 // then checks everything.
-func runFaults(t *testing.T, c *cluster, queue string, faults ...fault) string {
+func runFaults(t *testing.T, c *cluster, queue string, faults ...fault) result {
 	t.Helper()
 	w := startWorkload(t, c, queue, 2)
 	w.awaitConfirmed(t, 200, 60*time.Second)
@@ -468,9 +562,9 @@ func runFaults(t *testing.T, c *cluster, queue string, faults ...fault) string {
 		}
 		w.awaitConfirmed(t, 200, 60*time.Second)
 	}
-	summary := w.finish(t)
-	t.Log(summary)
-	return summary
+	r := w.finish(t)
+	t.Log(r)
+	return r
 }
 
 // The faults of a process: kill -9 and SIGSTOP.
@@ -478,6 +572,7 @@ func runFaults(t *testing.T, c *cluster, queue string, faults ...fault) string {
 var killLeader = fault{name: "kill -9 of the leader", hold: 5 * time.Second, majority: true,
 	inject: func(t *testing.T, c *cluster, w *workload) func() {
 		l := c.leader(w.queue)
+		w.strike(l)
 		c.kill(l)
 		return func() { c.start(l); c.waitUp(l) }
 	}}
@@ -485,6 +580,7 @@ var killLeader = fault{name: "kill -9 of the leader", hold: 5 * time.Second, maj
 var killFollower = fault{name: "kill -9 of a follower", hold: 3 * time.Second, majority: true,
 	inject: func(t *testing.T, c *cluster, w *workload) func() {
 		f := c.follower(c.leader(w.queue))
+		w.strike(f)
 		c.kill(f)
 		return func() { c.start(f); c.waitUp(f) }
 	}}
@@ -492,6 +588,7 @@ var killFollower = fault{name: "kill -9 of a follower", hold: 3 * time.Second, m
 var pauseLeader = fault{name: "SIGSTOP of the leader past the election timeout", hold: 5 * time.Second, majority: true,
 	inject: func(t *testing.T, c *cluster, w *workload) func() {
 		l := c.leader(w.queue)
+		w.strike(l)
 		l.cmd.Process.Signal(syscall.SIGSTOP)
 		return func() { l.cmd.Process.Signal(syscall.SIGCONT) }
 	}}
@@ -499,6 +596,7 @@ var pauseLeader = fault{name: "SIGSTOP of the leader past the election timeout",
 var powerLoss = fault{name: "kill -9 of all nodes at once (power loss)", hold: time.Second,
 	inject: func(t *testing.T, c *cluster, w *workload) func() {
 		for _, nd := range c.nodes {
+			w.strike(nd)
 			c.kill(nd)
 		}
 		return func() {

@@ -228,6 +228,7 @@ func (c *cluster) heal(nd *node) {
 var isolateLeader = fault{name: "the leader cut off from the network", hold: 8 * time.Second, majority: true,
 	inject: func(t *testing.T, c *cluster, w *workload) func() {
 		l := c.leader(w.queue)
+		w.strike(l)
 		c.partition(l, false)
 		return func() { c.heal(l) }
 	}}
@@ -238,6 +239,7 @@ var isolateLeader = fault{name: "the leader cut off from the network", hold: 8 *
 var isolateLeaderWithClients = fault{name: "the leader cut off from its peers, its clients still attached", hold: 8 * time.Second, majority: true,
 	inject: func(t *testing.T, c *cluster, w *workload) func() {
 		l := c.leader(w.queue)
+		w.strike(l)
 		c.partition(l, true)
 		start := time.Now()
 		return func() {
