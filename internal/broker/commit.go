@@ -89,8 +89,11 @@ func newPipeline(st store.Store, p *publishing) *store.LocalPipeline[*publishReq
 	return store.NewPipeline(store.PipelineEnv[*publishReq]{
 		Store: st, Prepare: p.prepare, Complete: p.complete, Logger: p.log,
 		// The fence's error is for good: what it kept from the store is
-		// dropped, not kept for a next write that will not come.
-		Permanent: isFence,
+		// dropped, not kept for a next write that will not come. So is a
+		// replicated write's that was not committed: the local part was
+		// applied, and the queue's part belongs to its next leader now
+		// (kept, it would fail every later write).
+		Permanent: func(err error) bool { return isFence(err) || errors.Is(err, store.ErrNotCommitted) },
 	})
 }
 

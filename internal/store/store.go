@@ -52,6 +52,14 @@ var ErrFenced = errors.New("store: fenced after an engine failure")
 // kind, a range whose end is below its start); nothing was applied.
 var ErrInvalidBatch = errors.New("store: invalid batch")
 
+// ErrNotCommitted is returned by a replicated store's write that its
+// replicas did not commit (this node lost the lead of the queue's group, or
+// a majority did not answer in time). Nothing is wrong with the local
+// store, so a writer must not fence on it; the write may still take
+// effect if the next leader holds it, and any part of the batch for local
+// or other queues was applied.
+var ErrNotCommitted = errors.New("store: write not committed by the replicas")
+
 // Store is the durable engine.
 type Store interface {
 	// Apply commits b atomically. With sync it returns once the batch is on

@@ -51,6 +51,7 @@ func TestChaos(t *testing.T) {
 	var rounds []string
 	t.Cleanup(func() {
 		writeChaosSummary(t, seed, time.Since(start), duration, pool, counts, rounds, total)
+		keepChaosLogs(t, c)
 	})
 	for round := 1; time.Since(start) < duration; round++ {
 		faults := randomFaults(rng, pool, 1+rng.IntN(4))
@@ -115,5 +116,22 @@ func writeChaosSummary(t *testing.T, seed uint64, ran, duration time.Duration, p
 	}
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 		t.Errorf("write the chaos summary: %v", err)
+	}
+}
+
+// keepChaosLogs copies the nodes' logs (without the connection lines)
+// beside the summary when the run failed, as the test's own directory goes.
+func keepChaosLogs(t *testing.T, c *cluster) {
+	path := os.Getenv("SLUICE_CHAOS_SUMMARY")
+	if path == "" || !t.Failed() {
+		return
+	}
+	for _, nd := range c.nodes {
+		name := strings.TrimSuffix(path, ".txt") + "." + nd.name + ".log"
+		if err := os.WriteFile(name, []byte(quietLog(nd)), 0o644); err != nil {
+			t.Errorf("keep the log of %s: %v", nd.name, err)
+		} else {
+			t.Logf("log of %s kept in %s", nd.name, name)
+		}
 	}
 }

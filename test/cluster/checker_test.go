@@ -23,7 +23,9 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -381,7 +383,29 @@ func (w *workload) finish(t *testing.T) result {
 	before := w.c.converge(t, w.queue, -1)
 	w.drain(t)
 	w.c.converge(t, w.queue, 0)
+	w.c.noAlarms(t)
 	return w.check(t, before)
+}
+
+// noAlarms checks that no node refuses writes once the faults are healed:
+// a node that took a lost lead for a failed disk stays fenced (an alarm)
+// until it is restarted.
+func (c *cluster) noAlarms(t *testing.T) {
+	t.Helper()
+	for _, nd := range c.nodes {
+		req, _ := http.NewRequest("GET", "http://"+nd.httpAddr+"/api/health/checks/local-alarms", nil)
+		req.SetBasicAuth(nd.login())
+		resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+		if err != nil {
+			t.Errorf("%s: alarms: %v", nd.name, err)
+			continue
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("%s has an alarm after the faults were healed: %s %s", nd.name, resp.Status, body)
+		}
+	}
 }
 
 // drain consumes from the leader until it has nothing more for a while.
@@ -585,7 +609,11 @@ var killFollower = fault{name: "kill -9 of a follower", hold: 3 * time.Second, m
 		return func() { c.start(f); c.waitUp(f) }
 	}}
 
-var pauseLeader = fault{name: "SIGSTOP of the leader past the election timeout", hold: 5 * time.Second, majority: true,
+// pauseLeader makes no demand on the majority's confirms during the pause:
+// a publish through a follower is forwarded to the paused leader, whose
+// kernel still accepts it, and waits out the forward's timeout (10 s)
+// before its client can go on (docs/clustering.md, not done yet).
+var pauseLeader = fault{name: "SIGSTOP of the leader past the election timeout", hold: 5 * time.Second,
 	inject: func(t *testing.T, c *cluster, w *workload) func() {
 		l := c.leader(w.queue)
 		w.strike(l)

@@ -84,11 +84,24 @@ func (c *cluster) boot() {
 		}
 		if t.Failed() {
 			for _, nd := range c.nodes {
-				b, _ := os.ReadFile(nd.log.Name())
-				t.Logf("log of %s:\n%s", nd.name, tail(string(b), 4000))
+				t.Logf("log of %s (%s):\n%s", nd.name, nd.log.Name(), tail(quietLog(nd), 4000))
 			}
 		}
 	})
+}
+
+// quietLog is nd's log without the lines of AMQP connections opening and
+// closing, which the fault tests' reconnecting clients write by the
+// thousand.
+func quietLog(nd *node) string {
+	b, _ := os.ReadFile(nd.log.Name())
+	var keep []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.Contains(line, "amqp connection opened") && !strings.Contains(line, "amqp connection closed") {
+			keep = append(keep, line)
+		}
+	}
+	return strings.Join(keep, "\n")
 }
 
 func tail(s string, n int) string {
