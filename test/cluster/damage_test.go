@@ -19,13 +19,17 @@ package cluster
 // checker demands that the damaged member ends up with the same contents.
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2/record"
 )
 
 // newestWAL returns the path of the newest write-ahead log in nd's store.
@@ -45,39 +49,65 @@ func newestWAL(t *testing.T, nd *node) string {
 	return newest
 }
 
-// truncateWAL cuts the newest WAL of nd to half its length.
-func truncateWAL(t *testing.T, nd *node) string {
+// liveWAL reads the newest WAL of nd and returns its content and where
+// its last readable record ends: past that lie a record the kill cut short
+// or the stale bytes of a recycled file, which are not data, so damage is
+// aimed before it.
+func liveWAL(t *testing.T, nd *node) (path string, data []byte, end int64) {
 	t.Helper()
-	path := newestWAL(t, nd)
-	fi, err := os.Stat(path)
+	path = newestWAL(t, nd)
+	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Truncate(path, fi.Size()/2); err != nil {
+	num, err := strconv.ParseUint(strings.TrimSuffix(filepath.Base(path), ".log"), 10, 64)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return fmt.Sprintf("%s cut from %d to %d bytes", filepath.Base(path), fi.Size(), fi.Size()/2)
+	r := newRecordReader(record.NewReader, bytes.NewReader(data), num)
+	for {
+		rec, err := r.Next()
+		if err == nil {
+			_, err = io.Copy(io.Discard, rec)
+		}
+		if err != nil {
+			return path, data, end
+		}
+		end = r.Offset()
+	}
 }
 
-// flipWAL inverts 16 bytes in the middle of the newest WAL of nd.
+// newRecordReader calls record.NewReader, whose log number type lives in
+// a Pebble internal package: inference names it.
+func newRecordReader[N ~uint64](newReader func(io.Reader, N) *record.Reader, r io.Reader, logNum uint64) *record.Reader {
+	return newReader(r, N(logNum))
+}
+
+// truncateWAL cuts the newest WAL of nd in the middle of its records.
+func truncateWAL(t *testing.T, nd *node) string {
+	t.Helper()
+	path, data, end := liveWAL(t, nd)
+	if err := os.Truncate(path, end/2); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%s cut from %d bytes (records up to %d) to %d", filepath.Base(path), len(data), end, end/2)
+}
+
+// flipWAL inverts 16 bytes in the middle of the newest WAL's records.
 func flipWAL(t *testing.T, nd *node) string {
 	t.Helper()
-	path := newestWAL(t, nd)
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
+	path, data, end := liveWAL(t, nd)
+	if end < 64<<10 {
+		t.Fatalf("%s holds records up to %d bytes only: too little to damage their middle", path, end)
 	}
-	if len(b) < 64<<10 {
-		t.Fatalf("%s holds only %d bytes: too little to damage its middle", path, len(b))
-	}
-	mid := len(b) / 2
+	mid := int(end / 2)
 	for i := mid; i < mid+16; i++ {
-		b[i] ^= 0xff
+		data[i] ^= 0xff
 	}
-	if err := os.WriteFile(path, b, 0o644); err != nil {
+	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return fmt.Sprintf("%s: 16 bytes inverted at offset %d of %d", filepath.Base(path), mid, len(b))
+	return fmt.Sprintf("%s: 16 bytes inverted at offset %d (records up to %d of %d bytes)", filepath.Base(path), mid, end, len(data))
 }
 
 // logSince returns what nd's log holds after offset.
