@@ -178,6 +178,8 @@ type group struct {
 	campaign bool
 	// defined: its queue's definition applied here since the start
 	defined bool
+	// lostSaid: amnesia has said this node lost entries (said once)
+	lostSaid bool
 }
 
 // New opens the host's groups from st (the node's local store). The host
@@ -413,8 +415,53 @@ func (h *Host) step(in inbound) {
 		}
 		h.groups[in.group] = g
 	}
+	h.amnesia(g, in.m)
 	if err := g.rn.Step(in.m); err != nil && !errors.Is(err, raft.ErrStepPeerNotFound) {
 		h.log.Debug("cluster: step", "group", in.group, "err", err)
+	}
+}
+
+// amnesia handles a member that lost log entries it had acknowledged (its
+// store's write-ahead log cut or damaged, its data directory wiped): the
+// leader remembers it holding them, and raft does not forget that.
+//
+//   - On that member, a heartbeat commits up to what the leader believes it
+//     holds; raft panics on a commit past its last entry. The commit is cut
+//     to what it holds: the leader's appends bring the rest.
+//   - On the leader, the member's rejection of an append below what it had
+//     acknowledged is ignored by raft, which never sends below that, so
+//     the member would never catch up. The leader hands its lead to a
+//     member that is up to date: a new leader starts from nothing known and
+//     probes every member down to what it holds.
+func (h *Host) amnesia(g *group, m *pb.Message) {
+	switch m.GetType() {
+	case pb.MsgHeartbeat:
+		if last := g.st.last(); m.GetCommit() > last {
+			if !g.lostSaid {
+				g.lostSaid = true
+				h.log.Warn("cluster: the leader says this node holds log entries it does not: it lost them (a damaged or wiped data directory); catching up",
+					"group", fmt.Sprintf("%x", g.id), "commit", m.GetCommit(), "last", last)
+			}
+			c := last
+			m.Commit = &c
+		}
+	case pb.MsgAppResp:
+		if !m.GetReject() || !g.leader {
+			return
+		}
+		st := g.rn.Status()
+		pr, ok := st.Progress[m.GetFrom()]
+		if !ok || m.GetRejectHint() >= pr.Match {
+			return
+		}
+		for id, other := range st.Progress {
+			if id != h.self && id != m.GetFrom() && other.Match == g.st.last() {
+				h.log.Warn("cluster: a member lost log entries it had acknowledged: handing the lead to another so that it catches up",
+					"group", fmt.Sprintf("%x", g.id), "member", h.names[m.GetFrom()], "acknowledged", pr.Match, "holds", m.GetRejectHint(), "to", h.names[id])
+				g.rn.TransferLeader(id)
+				return
+			}
+		}
 	}
 }
 

@@ -58,7 +58,8 @@ type delivery struct {
 	at          time.Time
 }
 
-// struck is a node a fault hit (killed, paused, cut off), and when.
+// struck is a node a fault hit (killed, paused, cut off) or that stopped
+// serving a consumer (it lost the lead), and when.
 type struck struct {
 	node string
 	at   time.Time
@@ -268,6 +269,10 @@ func (w *workload) consumeOn(nd *node, conn *amqp.Connection, done <-chan struct
 			return true, true
 		case m, ok := <-msgs:
 			if !ok {
+				// nd cancelled the subscription or dropped the connection:
+				// it stopped serving the queue (a fault, or a lead handed
+				// on), which strikes its last deliveries as a fault does.
+				w.strike(nd)
 				return true, false
 			}
 			w.record(nd, m)

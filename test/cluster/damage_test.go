@@ -150,17 +150,22 @@ func (c *cluster) startRefused(nd *node) string {
 }
 
 // damageFault kills a member (the queue's leader, so that the damaged
-// node comes back as a follower of a new one), damages its newest WAL
-// with damage, and brings it back with restart.
-func damageFault(name string, damage func(*testing.T, *node) string, restart func(*testing.T, *cluster, *node)) fault {
+// node comes back as a follower of a new one; or, follower set, a follower,
+// so that the leader that stays remembers it holding more than it does
+// now), damages its newest WAL with damage, and brings it back with
+// restart.
+func damageFault(name string, follower bool, damage func(*testing.T, *node) string, restart func(*testing.T, *cluster, *node)) fault {
 	return fault{name: name, hold: 3 * time.Second, majority: true,
 		inject: func(t *testing.T, c *cluster, w *workload) func() {
 			w.awaitConfirmed(t, 2000, 60*time.Second) // a log worth damaging
-			l := c.leader(w.queue)
-			w.strike(l)
-			c.kill(l)
-			t.Logf("%s: %s", l.name, damage(t, l))
-			return func() { restart(t, c, l) }
+			nd := c.leader(w.queue)
+			if follower {
+				nd = c.follower(nd)
+			}
+			w.strike(nd)
+			c.kill(nd)
+			t.Logf("%s: %s", nd.name, damage(t, nd))
+			return func() { restart(t, c, nd) }
 		}}
 }
 
@@ -171,6 +176,22 @@ func restartTorn(t *testing.T, c *cluster, nd *node) {
 	c.waitUp(nd)
 	if log := logSince(t, nd, off); !strings.Contains(log, "torn record") {
 		t.Errorf("%s started on a truncated write-ahead log without saying it cut the tail; it logged:\n%s", nd.name, tail(log, 2000))
+	}
+}
+
+// A follower's torn log restarts as restartTorn does, and the node must
+// see that it lost entries the leader remembers it holding (they were cut
+// from its log), then catch up: the checker's counts show it did.
+func restartTornFollower(t *testing.T, c *cluster, nd *node) {
+	off := logSize(nd)
+	restartTorn(t, c, nd)
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(logSince(t, nd, off), "holds log entries it does not") {
+		if time.Now().After(deadline) {
+			t.Errorf("%s restarted without its truncated log showing as behind what its leader remembers", nd.name)
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
@@ -201,13 +222,19 @@ func restartWiped(t *testing.T, c *cluster, nd *node) {
 }
 
 var (
-	truncatedLog = damageFault("the leader killed, the tail of its log truncated", truncateWAL, restartTorn)
-	repairedLog  = damageFault("the leader killed, its log bit-flipped mid-file, restarted with --repair", flipWAL, restartRepaired)
-	wipedLog     = damageFault("the leader killed, its log bit-flipped mid-file, its data wiped and rejoined", flipWAL, restartWiped)
+	truncatedLog         = damageFault("the leader killed, the tail of its log truncated", false, truncateWAL, restartTorn)
+	truncatedFollowerLog = damageFault("a follower killed, the tail of its log truncated", true, truncateWAL, restartTornFollower)
+	repairedLog          = damageFault("the leader killed, its log bit-flipped mid-file, restarted with --repair", false, flipWAL, restartRepaired)
+	wipedLog             = damageFault("the leader killed, its log bit-flipped mid-file, its data wiped and rejoined", false, flipWAL, restartWiped)
 )
 
 func TestDamagedLogTruncated(t *testing.T) {
 	runFaults(t, newCluster(t, 3), "torn", truncatedLog)
+}
+
+// The leader that stayed up remembers the follower holding entries it lost.
+func TestDamagedFollowerLogTruncated(t *testing.T) {
+	runFaults(t, newCluster(t, 3), "torn-follower", truncatedFollowerLog)
 }
 
 func TestDamagedLogRepaired(t *testing.T) {
