@@ -93,11 +93,15 @@ func truncateWAL(t *testing.T, nd *node) string {
 	return fmt.Sprintf("%s cut from %d bytes (records up to %d) to %d", filepath.Base(path), len(data), end, end/2)
 }
 
+// minDamaged is how many bytes of records a WAL needs for its middle to
+// be damaged with records of this log after the damage.
+const minDamaged = 64 << 10
+
 // flipWAL inverts 16 bytes in the middle of the newest WAL's records.
 func flipWAL(t *testing.T, nd *node) string {
 	t.Helper()
 	path, data, end := liveWAL(t, nd)
-	if end < 64<<10 {
+	if end < minDamaged {
 		t.Fatalf("%s holds records up to %d bytes only: too little to damage their middle", path, end)
 	}
 	mid := int(end / 2)
@@ -161,6 +165,14 @@ func damageFault(name string, follower bool, damage func(*testing.T, *node) stri
 			nd := c.leader(w.queue)
 			if follower {
 				nd = c.follower(nd)
+			}
+			// Right after the store moved to a new WAL there is little in
+			// it: publish on until its records are worth damaging.
+			for i := 0; i < 10; i++ {
+				if _, _, end := liveWAL(t, nd); end >= minDamaged {
+					break
+				}
+				w.awaitConfirmed(t, 1000, 60*time.Second)
 			}
 			w.strike(nd)
 			c.kill(nd)
