@@ -37,9 +37,10 @@ type Config struct {
 	// deliveries (the messages stay ready for other consumers) and its
 	// socket is not read until half of it has drained.
 	MaxOutputBytes int
-	// WriteTimeout closes a connection whose socket accepted no byte for
-	// this long while the server had something to send; heartbeats from
-	// the client do not keep it open.
+	// WriteTimeout closes a connection whose client takes less than 64
+	// KiB (one write of its buffer) in this long while the server has
+	// something to send: at most this long after its socket last took a
+	// byte. Heartbeats from the client do not keep it open.
 	WriteTimeout time.Duration
 	// BodyMemory bounds the body bytes received of publishes not complete
 	// yet, over all connections (0: no bound): past it, connections in the

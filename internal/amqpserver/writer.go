@@ -48,7 +48,8 @@ func (it *outItem) size() int64 {
 // stops the broker's deliveries to the connection's consumers and the
 // reader stops reading the socket (waitRoom), so neither deliveries nor
 // replies to a client that does not read can grow without bound. A socket
-// that accepts no byte for the write timeout is closed (deadlineWriter).
+// that takes less than 64 KiB in the write timeout is closed
+// (deadlineWriter).
 type writer struct {
 	w        *amqp.Writer
 	nc       net.Conn
