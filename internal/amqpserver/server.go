@@ -32,7 +32,7 @@ type Server struct {
 	// at connection.open, for the connection limit: under a flood of
 	// clients, one line a second.
 	capWarned, refuseWarned atomic.Int64
-	conns     sync.WaitGroup // one per connection goroutine pair
+	conns                   sync.WaitGroup // one per connection goroutine pair
 	// partial counts the body bytes received of publishes in progress on
 	// every connection, against Config.BodyMemory.
 	partial atomic.Int64
