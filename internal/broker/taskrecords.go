@@ -3,7 +3,7 @@ package broker
 // Task records: the dead-letter workflow (package dlq) keeps its durable
 // redrive tasks in the broker's store, so a task survives a restart. The
 // broker does not read them: they are opaque values under records.MetaTask,
-// written synced on their own or inside a move's batch (MoveTarget.Progress).
+// written synced on their own or inside a move's batch (MoveOptions.Records).
 
 import (
 	"fmt"

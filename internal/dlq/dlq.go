@@ -3,9 +3,10 @@
 // the queues that hold dead letters, and redrive tasks, each change
 // recorded in the audit log. It decides who may send a message where (the
 // caller's write permission on every destination, the headers the broker
-// owns are not editable) and keeps redrive tasks durable; the broker
-// moves each message atomically (broker.Redrive, over its one Move) and
-// checks it against the target's x-schema.
+// owns are not editable), plans each redriven message's destination and
+// keeps redrive tasks durable; the broker lists a queue's messages page by
+// page (broker.Browse), moves each message atomically (broker.Move, over
+// its one move primitive) and checks it against the target's x-schema.
 //
 // httpapi is its front door; the broker never imports it.
 //
@@ -101,10 +102,10 @@ func New(cfg Config, b *broker.Broker) (*Workflow, error) {
 	return w, nil
 }
 
-// ParseFilter turns the API's filter into the broker's; errors name the
+// ParseFilter turns the API's filter into a Filter; errors name the
 // field.
-func ParseFilter(f api.Filter) (broker.Filter, error) {
-	out := broker.Filter{Reason: f.Reason, Source: f.Source, Body: f.Body}
+func ParseFilter(f api.Filter) (Filter, error) {
+	out := Filter{Reason: f.Reason, Source: f.Source, Body: f.Body}
 	switch f.Reason {
 	case "", "rejected", "expired", "maxlen", "delivery_limit", "invalid":
 	default:
@@ -135,8 +136,8 @@ func ParseFilter(f api.Filter) (broker.Filter, error) {
 
 // Browse returns a page of the queue's messages that pass f, without
 // consuming or changing them.
-func (w *Workflow) Browse(vhost, queue string, after uint64, limit int, f broker.Filter) (broker.BrowsePage, error) {
-	return w.b.Browse(vhost, queue, after, limit, f)
+func (w *Workflow) Browse(vhost, queue string, after uint64, limit int, f Filter) (broker.BrowsePage, error) {
+	return w.b.Browse(vhost, queue, after, limit, f.selection())
 }
 
 // Message reads one message without consuming it.
@@ -150,7 +151,7 @@ func (w *Workflow) Message(vhost, queue string, id uint64) (broker.StoredMessage
 // vhost as the place a message died in and redrive it there.
 func ownedHeader(k string) bool {
 	switch k {
-	case "x-death", "x-delivery-count", broker.RedriveCountHeader:
+	case "x-death", "x-delivery-count", RedriveCountHeader:
 		return true
 	}
 	return strings.HasPrefix(k, "x-first-death-") || strings.HasPrefix(k, "x-last-death-")
