@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicemq/sluice/internal/access"
 	"github.com/sluicemq/sluice/internal/message"
 	"github.com/sluicemq/sluice/internal/store/memstore"
 )
@@ -52,7 +53,7 @@ func TestAdminUsersPermissionsAuditSurviveRestart(t *testing.T) {
 	if err := b1.SetPermission(Permission{User: "ops", VHost: "/", Configure: "^ops", Write: ".*", Read: ".*"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b1.RecordAudit(AuditEntry{User: "ops", Action: "purge", VHost: "/", Queue: "q", Count: 3}); err != nil {
+	if _, err := access.NewAuditLog(b1, nil).Record(access.AuditEntry{User: "ops", Action: "purge", VHost: "/", Queue: "q", Count: 3}); err != nil {
 		t.Fatal(err)
 	}
 	if err := b1.Close(context.Background()); err != nil {
@@ -80,7 +81,7 @@ func TestAdminUsersPermissionsAuditSurviveRestart(t *testing.T) {
 	if err != nil || p.Configure != "^ops" {
 		t.Fatalf("ops permission: %+v %v", p, err)
 	}
-	es, err := b2.Audit("", 0)
+	es, err := access.NewAuditLog(b2, nil).Entries("", 0)
 	if err != nil || len(es) != 1 || es[0].Action != "purge" || es[0].Count != 3 {
 		t.Fatalf("audit after restart: %+v %v", es, err)
 	}

@@ -29,6 +29,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluicemq/sluice/internal/access"
 	"github.com/sluicemq/sluice/internal/api"
 	"github.com/sluicemq/sluice/internal/broker"
 )
@@ -182,7 +183,7 @@ func (w *Workflow) StartRedrive(u User, vhost, queue string, req api.Redrive) (a
 	if !req.DryRun {
 		// The audit entry comes first: a task that moved anything is in
 		// the log, whatever happens to the broker afterwards.
-		e, err := w.b.RecordAudit(auditEntry(u.Name(), "redrive", vhost, queue, t.auditDetail(taskRunning), nil, 0))
+		e, err := w.audit.Record(access.NewAuditEntry(u.Name(), "redrive", vhost, queue, t.auditDetail(taskRunning), nil, 0))
 		if err != nil {
 			return api.Task{}, err
 		}
@@ -315,9 +316,9 @@ func (w *Workflow) redrive(ctx context.Context, t *task) {
 	// The audit entry is complete before the task says it finished.
 	if t.def.AuditID != "" {
 		moved := t.movedIDs()
-		e := auditEntry(v.User, "redrive", v.VHost, v.Queue, t.auditDetail(state), moved, len(moved))
+		e := access.NewAuditEntry(v.User, "redrive", v.VHost, v.Queue, t.auditDetail(state), moved, len(moved))
 		e.ID, e.Time = t.def.AuditID, t.def.AuditTime
-		if err := w.b.UpdateAudit(e); err != nil {
+		if err := w.audit.Update(e); err != nil {
 			w.log.Error("record audit entry", "action", "redrive", "queue", v.Queue, "err", err)
 		}
 	}
