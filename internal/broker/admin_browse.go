@@ -60,10 +60,10 @@ type BrowsePage struct {
 const browseScanCap = 20000
 
 // Browse returns up to limit messages of the queue with ids above after
-// that f selects, in id order, without consuming or changing them: a
+// that sel selects, in id order, without consuming or changing them: a
 // queue listed page by page (the dead-letter workflow's filters are its
 // Match).
-func (b *Broker) Browse(vhostName, queueName string, after uint64, limit int, f Select) (BrowsePage, error) {
+func (b *Broker) Browse(vhostName, queueName string, after uint64, limit int, sel Select) (BrowsePage, error) {
 	q, err := b.lookupQueue(vhostName, queueName)
 	if err != nil {
 		return BrowsePage{}, err
@@ -71,8 +71,8 @@ func (b *Broker) Browse(vhostName, queueName string, after uint64, limit int, f 
 	if limit <= 0 {
 		limit = 100
 	}
-	if f.State == StateUnacked || f.State == StateDelayed {
-		return b.browseFew(q, after, limit, f)
+	if sel.State == StateUnacked || sel.State == StateDelayed {
+		return b.browseFew(q, after, limit, sel)
 	}
 	q.mu.Lock()
 	from, high := q.lowestLocked(), q.high
@@ -95,7 +95,7 @@ func (b *Broker) Browse(vhostName, queueName string, after uint64, limit int, f 
 			}
 			page.Next = seq
 			scanned++
-			if f.State == StateReady && !q.isReady(seq) {
+			if sel.State == StateReady && !q.isReady(seq) {
 				page.More = scanned >= browseScanCap
 				return !page.More
 			}
@@ -104,7 +104,7 @@ func (b *Broker) Browse(vhostName, queueName string, after uint64, limit int, f 
 				derr = fmt.Errorf("queue %q message %d: %w", q.name, seq, err)
 				return false
 			}
-			if f.match(m) {
+			if sel.match(m) {
 				cands = append(cands, cand{seq, m})
 			}
 			if len(cands) >= limit || scanned >= browseScanCap {
@@ -123,7 +123,7 @@ func (b *Broker) Browse(vhostName, queueName string, after uint64, limit int, f 
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for _, c := range cands {
-		if sm, ok := q.classifyLocked(c.seq); ok && (f.State == "" || sm.State == f.State) {
+		if sm, ok := q.classifyLocked(c.seq); ok && (sel.State == "" || sm.State == sel.State) {
 			sm.Message = c.m
 			page.Messages = append(page.Messages, sm)
 		}
@@ -146,10 +146,10 @@ func (q *queue) isReady(seq uint64) bool {
 // browseFew is Browse for the unacked or delayed messages: they are held
 // in the queue's index, so it reads just them instead of scanning a queue
 // that may hold a million ready messages.
-func (b *Broker) browseFew(q *queue, after uint64, limit int, f Select) (BrowsePage, error) {
+func (b *Broker) browseFew(q *queue, after uint64, limit int, sel Select) (BrowsePage, error) {
 	var seqs []uint64
 	q.mu.Lock()
-	if f.State == StateUnacked {
+	if sel.State == StateUnacked {
 		for s := range q.unacked {
 			if s > after {
 				seqs = append(seqs, s)
@@ -182,13 +182,13 @@ func (b *Broker) browseFew(q *queue, after uint64, limit int, f Select) (BrowseP
 		if err != nil {
 			return BrowsePage{}, internalError("browse queue", fmt.Errorf("queue %q message %d: %w", q.name, seq, err))
 		}
-		if !f.match(m) {
+		if !sel.match(m) {
 			continue
 		}
 		q.mu.Lock()
 		sm, ok := q.classifyLocked(seq)
 		q.mu.Unlock()
-		if ok && sm.State == f.State {
+		if ok && sm.State == sel.State {
 			sm.Message = m
 			page.Messages = append(page.Messages, sm)
 		}
