@@ -1,12 +1,13 @@
 // Package dlq is the dead-letter workflow over the broker: browsing a
 // queue's messages with a filter, editing and deleting one, the summary of
 // the queues that hold dead letters, and redrive tasks, each change
-// recorded in the audit log (access.AuditLog). It decides who may send a
-// message where (the caller's write permission on every destination, the
-// headers the broker owns are not editable), plans each redriven message's destination and
-// keeps redrive tasks durable; the broker lists a queue's messages page by
-// page (broker.Browse), moves each message atomically (broker.Move, over
-// its one move primitive) and checks it against the target's x-schema.
+// recorded in the audit log (access.AuditLog). It owns the filters,
+// plans where each redriven message goes (redrive.go) and decides who may
+// send it there (the caller's write permission on every destination; the
+// headers the broker owns are not editable), and keeps redrive tasks
+// durable. The broker lists a queue's messages page by page
+// (broker.Browse), moves each message atomically (broker.Move, over its
+// one move primitive) and checks it against the target's x-schema.
 //
 // httpapi is its front door; the broker never imports it.
 //
