@@ -35,7 +35,6 @@ const (
 	VHostLimit LimitScope = 'v'
 )
 
-
 // Limits are the limits of one user or vhost, by limit name.
 type Limits struct {
 	Name   string           // the user or the vhost
