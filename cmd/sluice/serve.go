@@ -384,6 +384,13 @@ func runBroker(ctx context.Context, cfg serveConfig, log *slog.Logger, hup <-cha
 	}
 
 	scfg.BodyMemory = monCfg.MemoryLimit // unfinished bodies count against it at once
+	// ... and make the memory alarm look as they grow.
+	var pokeMonitor atomic.Pointer[resource.Monitor]
+	scfg.MemoryPoke = func() {
+		if m := pokeMonitor.Load(); m != nil {
+			m.Poke()
+		}
+	}
 	srv, err := amqpserver.New(scfg, b)
 	if err != nil {
 		return err
@@ -399,6 +406,7 @@ func runBroker(ctx context.Context, cfg serveConfig, log *slog.Logger, hup <-cha
 		return err
 	}
 	monitor.Start()
+	pokeMonitor.Store(monitor)
 	closers = append(closers, func(context.Context) error { monitor.Close(); return nil })
 
 	// Each Serve returns once, into served; sized so that none blocks.

@@ -48,6 +48,12 @@ type Config struct {
 	// it to the memory limit, so unfinished bodies count against it
 	// before the memory alarm's next look.
 	BodyMemory uint64
+	// MemoryPoke, when set, is called each time the body bytes in
+	// progress over all connections grow by another sixteenth of
+	// BodyMemory (16 MiB without one), from a connection's reader; it must
+	// not block. sluice serve pokes the memory alarm with it: bodies arrive
+	// at network speed, faster than the alarm's timer looks.
+	MemoryPoke func()
 	// Product is the product name reported in server properties.
 	Product string
 	// Version is the product version reported in server properties.
