@@ -60,9 +60,12 @@ type Handler interface {
 }
 
 // Transport carries Raft messages between nodes. Send must not block; it
-// may drop messages (Raft retransmits).
+// may drop messages (Raft retransmits). SendChunk sends a snapshot frame
+// (snapshot.go) in order with the messages; it must not block either and
+// reports whether the frame was queued.
 type Transport interface {
 	Send(to uint64, group uint64, m *pb.Message)
+	SendChunk(to uint64, data []byte) bool
 }
 
 // Config configures a Host.
@@ -74,8 +77,9 @@ type Config struct {
 	Tick           time.Duration
 	ElectionTicks  int
 	HeartbeatTicks int
-	// CompactEntries is how many applied entries a group's log keeps
-	// before its leader compacts it.
+	// CompactEntries is how many applied entries each member keeps in a
+	// group's log when it compacts it (once twice as many are applied);
+	// a member further behind its leader gets a snapshot.
 	CompactEntries int
 	Logger         *slog.Logger
 }
@@ -143,9 +147,16 @@ type Host struct {
 	wmu     sync.Mutex
 	waiters map[uint64]*waiter // guarded by wmu
 
+	// Snapshot transfers (snapshot.go).
+	snapMu    sync.Mutex
+	snapSends map[snapKey]chan uint32 // outgoing, their acks; guarded by snapMu
+	rxMu      sync.Mutex              // held while staging a chunk or installing
+	rx        map[uint64]*snapRecv    // incoming by group; guarded by rxMu
+
 	// Owned by the loop.
-	groups  map[uint64]*group
-	applied []uint64 // ids of this node's proposals applied in this round
+	groups     map[uint64]*group
+	applied    []uint64 // ids of this node's proposals applied in this round
+	afterReady []func() // run once the round's groups advanced
 }
 
 type inbound struct {
@@ -178,6 +189,8 @@ type group struct {
 	campaign bool
 	// defined: its queue's definition applied here since the start
 	defined bool
+	// lostAt: when a member last reported it lost the group (snapshot.go)
+	lostAt time.Time
 }
 
 // New opens the host's groups from st (the node's local store). The host
@@ -195,6 +208,7 @@ func New(cfg Config, st store.Store) (*Host, error) {
 		names: make(map[uint64]string),
 		recv:  make(chan inbound, 4096), props: make(chan proposal, 4096), ctrl: make(chan func(), 64),
 		stop: make(chan struct{}), waiters: make(map[uint64]*waiter), groups: make(map[uint64]*group),
+		snapSends: make(map[snapKey]chan uint32), rx: make(map[uint64]*snapRecv),
 	}
 	// Proposal ids start from the clock so that an entry this node
 	// proposed before a restart, applied again on replay, never completes
@@ -218,6 +232,9 @@ func New(cfg Config, st store.Store) (*Host, error) {
 		return nil, fmt.Errorf("open cluster host: list groups: %w", err)
 	}
 	for _, id := range ids {
+		if err := h.resumeInstall(id); err != nil {
+			return nil, fmt.Errorf("open group %x: %w", id, err)
+		}
 		g, err := h.openGroup(id)
 		if err != nil {
 			return nil, err
@@ -253,6 +270,7 @@ func (h *Host) openGroup(id uint64) (*group, error) {
 	if err != nil {
 		return nil, err
 	}
+	gs.applied = applied
 	rn, err := raft.NewRawNode(&raft.Config{
 		ID: h.self, ElectionTick: h.cfg.ElectionTicks, HeartbeatTick: h.cfg.HeartbeatTicks,
 		Storage: gs, Applied: applied,
@@ -331,7 +349,12 @@ func (h *Host) run() {
 			for _, g := range h.groups {
 				g.rn.Tick()
 				if ticks%compactEvery == 0 {
-					h.maybeCompact(g)
+					if err := h.maybeCompact(g); err != nil {
+						h.log.Error("cluster: compact a raft log; stopping the raft loop", "err", err)
+						h.failAll(err)
+						<-h.stop
+						return
+					}
 				}
 			}
 		case in := <-h.recv:
@@ -366,33 +389,23 @@ func (h *Host) run() {
 }
 
 const (
-	// compactEvery is how many ticks apart a leader looks at compacting
+	// compactEvery is how many ticks apart a member looks at compacting
 	// its group's log.
 	compactEvery = 50
 )
 
-// maybeCompact has a leader propose dropping the log below what every
-// member has and this node has applied: no member will need it again, so
-// no snapshot is ever needed (a member that is down holds compaction back
-// until it returns).
-func (h *Host) maybeCompact(g *group) {
-	if !g.leader {
-		return
+// maybeCompact drops a group's log below its applied index, keeping the
+// last CompactEntries applied entries for members slightly behind. Every
+// member compacts its own log, whether or not the others have the
+// entries: a member behind the leader's first index gets a snapshot.
+func (h *Host) maybeCompact(g *group) error {
+	keep := uint64(h.cfg.CompactEntries)
+	if g.st.applied < g.st.first+2*keep {
+		return nil
 	}
-	st := g.rn.Status()
-	upTo := st.Applied
-	for id := range st.Config.Voters.IDs() {
-		if pr, ok := st.Progress[id]; ok && id != h.self {
-			upTo = min(upTo, pr.Match)
-		}
-	}
-	if upTo < g.st.first+uint64(h.cfg.CompactEntries) {
-		return
-	}
-	body := binary.BigEndian.AppendUint64(nil, upTo)
-	if err := g.rn.Propose(appendCommand(nil, command{kind: cmdCompact, proposer: h.self, body: body})); err != nil {
-		h.log.Debug("cluster: propose compaction", "group", fmt.Sprintf("%x", g.id), "err", err)
-	}
+	var b store.Batch
+	g.st.stageCompact(&b, g.st.applied-keep)
+	return h.st.Apply(&b, false)
 }
 
 func (h *Host) step(in inbound) {
@@ -412,6 +425,16 @@ func (h *Host) step(in inbound) {
 			return
 		}
 		h.groups[in.group] = g
+	}
+	if in.m.GetType() == pb.MsgHeartbeat && in.m.GetCommit() > 0 && g.st.first == 1 && g.st.last() == 0 {
+		// The leader commits to an empty log what it saw this node
+		// hold: the node held the group and lost its store. (A new
+		// member's log has its first entries before the leader sees it
+		// hold any.) Raft would panic; the leader is told, and hands
+		// its leadership on to one that starts this member from
+		// nothing (memberLost, snapshot.go).
+		h.tr.SendChunk(in.m.GetFrom(), appendChunkHeader(nil, chunkHeader{kind: chunkLost, group: in.group}))
+		return
 	}
 	if err := g.rn.Step(in.m); err != nil && !errors.Is(err, raft.ErrStepPeerNotFound) {
 		h.log.Debug("cluster: step", "group", in.group, "err", err)
@@ -479,6 +502,10 @@ type ready struct {
 
 func (h *Host) send(g *group, msgs []*pb.Message) {
 	for _, m := range msgs {
+		if m.GetType() == pb.MsgSnap {
+			h.sendSnapshot(g.id, m)
+			continue
+		}
 		h.tr.Send(m.GetTo(), g.id, m)
 	}
 }
@@ -494,13 +521,19 @@ func leads(g *group, rd raft.Ready) bool {
 func (h *Host) handleReady() error {
 	var rds []ready
 	var persist store.Batch
+	var notes []func()
 	for _, g := range h.groups {
 		if !g.rn.HasReady() {
 			continue
 		}
 		rd := g.rn.Ready()
 		if !raft.IsEmptySnap(rd.Snapshot) {
-			return fmt.Errorf("group %x: snapshots are not supported yet", g.id)
+			// Installed (synced) before the entries that follow it.
+			n, err := h.installSnapshot(g, rd.Snapshot, rd.HardState)
+			if err != nil {
+				return err
+			}
+			notes = append(notes, n...)
 		}
 		early := false
 		if leads(g, rd) && (rd.HardState == nil ||
@@ -536,7 +569,6 @@ func (h *Host) handleReady() error {
 		}
 	}
 	var applied store.Batch
-	var notes []func()
 	for _, r := range rds {
 		n, err := h.apply(r.g, r.rd, &applied)
 		if err != nil {
@@ -567,6 +599,10 @@ func (h *Host) handleReady() error {
 	for _, r := range rds {
 		r.g.rn.Advance(r.rd)
 	}
+	for _, fn := range h.afterReady {
+		fn()
+	}
+	h.afterReady = h.afterReady[:0]
 	return nil
 }
 
@@ -620,6 +656,7 @@ func (h *Host) apply(g *group, rd raft.Ready, staged *store.Batch) ([]func(), er
 	}
 	if last > 0 {
 		stageApplied(staged, g.id, last)
+		g.st.applied = last
 	}
 	return notes, nil
 }
@@ -649,6 +686,8 @@ func (h *Host) applyCommand(g *group, e *pb.Entry, staged *store.Batch) ([]func(
 	case cmdDefine:
 		g.defined = true
 		def := c.body
+		// Kept for the group's snapshot.
+		staged.PutMeta(groupKey(g.id, "def"), def)
 		id := store.QueueID(g.id)
 		notes = append(notes, func() {
 			if err := h.handler.DefineQueue(id, def); err != nil {
@@ -664,6 +703,7 @@ func (h *Host) applyCommand(g *group, e *pb.Entry, staged *store.Batch) ([]func(
 		id := store.QueueID(g.id)
 		var drop store.Batch
 		drop.DropQueue(id)
+		drop.DeleteMeta(groupKey(g.id, "def"))
 		staged.Ops = append(staged.Ops, drop.Ops...)
 		notes = append(notes, func() { h.handler.QueueDeleted(id) })
 	case cmdCompact:

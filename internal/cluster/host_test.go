@@ -4,7 +4,6 @@ import (
 	"errors"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/sluicemq/sluice/internal/store"
 )
@@ -147,48 +146,6 @@ func logBounds(tn *testNode, q store.QueueID) (first, last uint64) {
 		return true
 	})
 	return first, last
-}
-
-// The leader compacts the log below what every member holds, never below
-// what a member that is down has; a restarted member reads its compacted
-// log and catches up.
-func TestCompaction(t *testing.T) {
-	c := newTestClusterWith(t, 3, func(cfg *Config) { cfg.CompactEntries = 20 })
-	q := NewQueueID()
-	if err := c.nodes[0].h.CreateQueue(ctx(t), q, []byte("def")); err != nil {
-		t.Fatal(err)
-	}
-	l := c.leader(q)
-	for i := uint64(1); i <= 60; i++ {
-		if err := l.rs.Apply(put(q, i), true); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, tn := range c.nodes {
-		waitFor(t, tn.name+" compacts", func() bool { f, _ := logBounds(tn, q); return f > 20 })
-	}
-	var down *testNode
-	for _, tn := range c.nodes {
-		if tn != l {
-			down = tn
-			break
-		}
-	}
-	c.net.down(down.h.Self())
-	_, heldAt := logBounds(down, q)
-	for i := uint64(61); i <= 120; i++ {
-		if err := l.rs.Apply(put(q, i), true); err != nil {
-			t.Fatal(err)
-		}
-	}
-	time.Sleep(100 * time.Millisecond) // a few compaction rounds (10 ms ticks)
-	if f, _ := logBounds(l, q); f > heldAt+1 {
-		t.Fatalf("leader compacted to %d past the down member's last entry %d", f, heldAt)
-	}
-	c.start(down)
-	for _, tn := range c.nodes {
-		waitFor(t, tn.name+" holds all 120", func() bool { return len(contents(t, tn.st, q)) == 120 })
-	}
 }
 
 // Deleting a queue drops its messages on every member; the group stays,
