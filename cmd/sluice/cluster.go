@@ -7,7 +7,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -55,6 +57,16 @@ func openCluster(node, spec string, st store.Store, log *slog.Logger) (*clusterN
 	}
 	cfg := cluster.DefaultConfig()
 	cfg.Node, cfg.Nodes, cfg.Logger = node, nodes, log
+	if v := os.Getenv("SLUICE_CLUSTER_LOG_KEEP"); v != "" {
+		// How many applied entries each group's log keeps (a tuning
+		// knob, docs/clustering.md; the tests make snapshots happen
+		// soon with a small one).
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("SLUICE_CLUSTER_LOG_KEEP=%q: want a positive number of entries", v)
+		}
+		cfg.CompactEntries = n
+	}
 	h, err := cluster.New(cfg, st)
 	if err != nil {
 		return nil, err

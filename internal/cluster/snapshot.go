@@ -596,6 +596,7 @@ func (h *Host) installSnapshot(g *group, snap *pb.Snapshot, hs *pb.HardState) ([
 	if err := h.copyStage(g.id); err != nil {
 		return nil, err
 	}
+	h.log.Info("cluster: installed a snapshot", "group", fmt.Sprintf("%x", g.id), "index", md.GetIndex())
 	return h.defineNotes(g)
 }
 
