@@ -275,7 +275,7 @@ func (h *Host) openGroup(id uint64) (*group, error) {
 		ID: h.self, ElectionTick: h.cfg.ElectionTicks, HeartbeatTick: h.cfg.HeartbeatTicks,
 		Storage: gs, Applied: applied,
 		MaxSizePerMsg: 1 << 20, MaxInflightMsgs: 256, MaxUncommittedEntriesSize: 1 << 30,
-		CheckQuorum: true, PreVote: true,
+		CheckQuorum: true, PreVote: true, StepDownOnRemoval: true,
 		// Followers' proposals are forwarded to the leader; propose lets
 		// only definitions through from a follower.
 		Logger: raftLogger{h.log.With("group", fmt.Sprintf("%x", id))},
