@@ -33,6 +33,10 @@
 // log. A member that lost its store is started from nothing by a leader
 // that hands leadership on (memberLost).
 //
+// Membership (members.go): a group's leader adds or removes a voter with
+// one raft ConfChange at a time; a new member joins empty and catches up
+// by the log or a snapshot.
+//
 // # Layout in the store
 //
 //	queue logQueue(g) (1<<62 | g), seq = index  -> a raftpb.Entry
