@@ -133,11 +133,12 @@ type Host struct {
 	tr      Transport
 	handler Handler
 
-	recv  chan inbound
-	props chan proposal
-	ctrl  chan func()
-	stop  chan struct{}
-	wg    sync.WaitGroup
+	recv    chan inbound
+	props   chan proposal
+	ctrl    chan func()
+	started chan struct{} // closed by Start, once tr and handler are set
+	stop    chan struct{}
+	wg      sync.WaitGroup
 
 	notes *notifier
 
@@ -207,7 +208,7 @@ func New(cfg Config, st store.Store) (*Host, error) {
 		cfg: cfg, self: NodeID(cfg.Node), st: st, log: log,
 		names: make(map[uint64]string),
 		recv:  make(chan inbound, 4096), props: make(chan proposal, 4096), ctrl: make(chan func(), 64),
-		stop: make(chan struct{}), waiters: make(map[uint64]*waiter), groups: make(map[uint64]*group),
+		started: make(chan struct{}), stop: make(chan struct{}), waiters: make(map[uint64]*waiter), groups: make(map[uint64]*group),
 		snapSends: make(map[snapKey]chan uint32), rx: make(map[uint64]*snapRecv),
 	}
 	// Proposal ids start from the clock so that an entry this node
@@ -291,6 +292,7 @@ func (h *Host) openGroup(id uint64) (*group, error) {
 func (h *Host) Start(tr Transport, handler Handler) {
 	h.tr, h.handler = tr, handler
 	h.notes = newNotifier()
+	close(h.started)
 	h.wg.Add(2)
 	go func() { defer h.wg.Done(); h.notes.run(h.stop) }()
 	go func() { defer h.wg.Done(); h.run() }()

@@ -483,6 +483,11 @@ type snapRecv struct {
 // DeliverChunk takes a snapshot frame from another node (the transport's
 // reader calls it; it writes the store, so the connection waits).
 func (h *Host) DeliverChunk(from uint64, data []byte) {
+	select {
+	case <-h.started:
+	default:
+		return // a transfer before Start fails; raft sends again
+	}
 	hdr, payload, err := decodeChunkHeader(data)
 	if err != nil {
 		h.log.Warn("cluster: bad snapshot chunk", "from", h.names[from], "err", err)
