@@ -11,7 +11,7 @@ import (
 func TestCreateQueueDefinesOnEveryMember(t *testing.T) {
 	c := newTestCluster(t, 3)
 	q := NewQueueID()
-	if err := c.nodes[0].h.CreateQueue(ctx(t), q, []byte("def")); err != nil {
+	if err := c.nodes[0].h.CreateQueue(ctx(t), q, []byte("def"), nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, tn := range c.nodes {
@@ -39,7 +39,7 @@ func TestConcurrentCreateMakesOneGroup(t *testing.T) {
 	}
 	errs := make(chan error, len(c.nodes))
 	for _, tn := range c.nodes {
-		go func() { errs <- tn.h.CreateQueue(ctx(t), q, []byte("def-"+tn.name)) }()
+		go func() { errs <- tn.h.CreateQueue(ctx(t), q, []byte("def-"+tn.name), nil) }()
 	}
 	for range c.nodes {
 		if err := <-errs; err != nil {
@@ -66,7 +66,7 @@ func TestConcurrentCreateMakesOneGroup(t *testing.T) {
 func TestLeaderKillKeepsConfirmedWrites(t *testing.T) {
 	c := newTestCluster(t, 3)
 	q := NewQueueID()
-	if err := c.nodes[0].h.CreateQueue(ctx(t), q, []byte("def")); err != nil {
+	if err := c.nodes[0].h.CreateQueue(ctx(t), q, []byte("def"), nil); err != nil {
 		t.Fatal(err)
 	}
 	l := c.leader(q)
@@ -109,7 +109,7 @@ func TestLeaderKillKeepsConfirmedWrites(t *testing.T) {
 func TestStoreSplitsLocalAndReplicated(t *testing.T) {
 	c := newTestCluster(t, 3)
 	q := NewQueueID()
-	if err := c.nodes[0].h.CreateQueue(ctx(t), q, []byte("def")); err != nil {
+	if err := c.nodes[0].h.CreateQueue(ctx(t), q, []byte("def"), nil); err != nil {
 		t.Fatal(err)
 	}
 	l := c.leader(q)
@@ -153,7 +153,7 @@ func logBounds(tn *testNode, q store.QueueID) (first, last uint64) {
 func TestDeleteQueueOnEveryMember(t *testing.T) {
 	c := newTestCluster(t, 3)
 	q := QueueID("/", "gone")
-	if err := c.nodes[0].h.CreateQueue(ctx(t), q, []byte("def")); err != nil {
+	if err := c.nodes[0].h.CreateQueue(ctx(t), q, []byte("def"), nil); err != nil {
 		t.Fatal(err)
 	}
 	l := c.leader(q)
@@ -168,7 +168,7 @@ func TestDeleteQueueOnEveryMember(t *testing.T) {
 			return tn.rec.def(q) == nil && len(contents(t, tn.st, q)) == 0
 		})
 	}
-	if err := c.nodes[1].h.CreateQueue(ctx(t), q, []byte("def2")); err != nil {
+	if err := c.nodes[1].h.CreateQueue(ctx(t), q, []byte("def2"), nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, tn := range c.nodes {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sort"
 	"time"
 
 	pb "go.etcd.io/raft/v3/raftpb"
@@ -23,28 +24,73 @@ var ErrUnknownNode = errors.New("cluster: no such node in the cluster")
 // ErrLastMember is returned for removing a group's only member.
 var ErrLastMember = errors.New("cluster: cannot remove a group's last member")
 
-// AddMember makes node a member of a replicated queue's group, which this
-// node must lead; it returns once the change is applied here (at once
-// when node is a member already).
+// AddMember makes node a voting member of a replicated queue's group (a
+// learner is promoted; a node the group does not have joins empty and
+// catches up by the log or a snapshot). It may be called on any node
+// hosting the group: raft forwards the change to the leader. It returns
+// once the change is applied here (at once when node is a voter already).
 func (h *Host) AddMember(ctx context.Context, id store.QueueID, node string) error {
-	return h.changeMember(ctx, id, node, pb.ConfChangeAddNode)
+	return h.changeMember(ctx, id, node, pb.ConfChangeAddNode, func(voter, _ bool) bool { return voter })
 }
 
-// RemoveMember removes node from a replicated queue's group, which this
-// node must lead (it may remove itself: it steps down once the change
-// applies); it returns once the change is applied here.
+// RemoveMember makes node stop voting in a replicated queue's group: it
+// becomes a learner, which keeps a copy and still knows the queue, so
+// any node serves any queue. A leader that removes itself steps down once
+// the change applies. Called on any node hosting the group; it returns
+// once the change is applied here.
 func (h *Host) RemoveMember(ctx context.Context, id store.QueueID, node string) error {
-	return h.changeMember(ctx, id, node, pb.ConfChangeRemoveNode)
+	return h.changeMember(ctx, id, node, pb.ConfChangeAddLearnerNode, func(voter, _ bool) bool { return !voter })
 }
 
-func (h *Host) changeMember(ctx context.Context, id store.QueueID, node string, kind pb.ConfChangeType) error {
+// addLearner adds node to a group as a learner unless it is in it.
+func (h *Host) addLearner(ctx context.Context, id store.QueueID, node string) error {
+	return h.changeMember(ctx, id, node, pb.ConfChangeAddLearnerNode, func(voter, learner bool) bool { return voter || learner })
+}
+
+// PickMembers chooses the voters of a new group of size members (all
+// nodes when size is 0 or at least their number): this node first (it
+// leads the queue first), then the nodes leading the fewest groups as
+// this node knows, ties broken by a hash of the queue and node names so
+// that ties spread over the nodes.
+func (h *Host) PickMembers(id store.QueueID, size int) []string {
+	if size <= 0 || size >= len(h.peers) {
+		return nil
+	}
+	leads := make(map[uint64]int)
+	h.leaders.Range(func(_, v any) bool {
+		leads[v.(uint64)]++
+		return true
+	})
+	var others []uint64
+	for _, p := range h.peers {
+		if p.ID != h.self {
+			others = append(others, p.ID)
+		}
+	}
+	tie := func(n uint64) uint64 { return NodeID(fmt.Sprintf("%x/%s", uint64(id), h.names[n])) }
+	sort.Slice(others, func(i, j int) bool {
+		a, b := others[i], others[j]
+		if leads[a] != leads[b] {
+			return leads[a] < leads[b]
+		}
+		return tie(a) < tie(b)
+	})
+	out := []string{h.cfg.Node}
+	for _, n := range others[:size-1] {
+		out = append(out, h.names[n])
+	}
+	return out
+}
+
+// changeMember proposes a change of kind for node until done holds for
+// the node in the group's conf as applied here.
+func (h *Host) changeMember(ctx context.Context, id store.QueueID, node string, kind pb.ConfChangeType, done func(voter, learner bool) bool) error {
 	peer := NodeID(node)
 	if h.names[peer] != node {
 		return fmt.Errorf("%w: %q", ErrUnknownNode, node)
 	}
-	want := kind == pb.ConfChangeAddNode
 	for {
-		var done bool
+		var finished bool
 		var err error
 		if derr := h.do(ctx, func() {
 			g := h.groups[uint64(id)]
@@ -52,35 +98,35 @@ func (h *Host) changeMember(ctx context.Context, id store.QueueID, node string, 
 				err = ErrNoGroup
 				return
 			}
-			voters := g.st.conf.GetVoters()
-			if done = slices.Contains(voters, peer) == want; done {
+			cs := g.st.conf
+			voter, learner := slices.Contains(cs.GetVoters(), peer), slices.Contains(cs.GetLearners(), peer)
+			if finished = done(voter, learner); finished {
 				return
 			}
-			if !g.leader {
-				err = ErrNotLeader
-				return
-			}
-			if !want && len(voters) == 1 {
+			if kind != pb.ConfChangeAddNode && voter && len(cs.GetVoters()) == 1 {
 				err = ErrLastMember
 				return
 			}
+			if g.lead == 0 {
+				return // no leader known yet: try again
+			}
 			// Raft takes one change at a time: while one is pending, a
 			// second is dropped (replaced by an empty entry) and this
-			// loop proposes it again.
+			// loop proposes it again. A follower's goes to the leader.
 			cc := &pb.ConfChange{Type: kind.Enum(), NodeId: &peer}
 			if perr := g.rn.ProposeConfChange(cc); perr != nil {
-				err = fmt.Errorf("%w: %v", ErrNotLeader, perr)
+				h.log.Debug("cluster: propose a membership change", "group", fmt.Sprintf("%x", g.id), "err", perr)
 			}
 		}); derr != nil {
 			return derr
 		}
-		if err != nil || done {
+		if err != nil || finished {
 			return err
 		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("change members: %w", ErrTimeout)
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(200 * time.Millisecond):
 		}
 	}
 }

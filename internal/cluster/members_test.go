@@ -4,72 +4,129 @@ import (
 	"errors"
 	"slices"
 	"testing"
+
+	"github.com/sluicemq/sluice/internal/store"
 )
 
-// Shrinking a queue's group off a node and growing it back: the removed
-// node's copy stops following, the others commit on their own, and the
-// node added again catches up (by a snapshot: the log moved on) to the
-// leader's state.
+func members(t *testing.T, tn *testNode, q store.QueueID) []string {
+	t.Helper()
+	gs, _ := tn.h.QueueStatus(q)
+	return gs.Members
+}
+
+// Shrinking a queue's group to its leader alone: it commits with the
+// others down. Growing it back: the nodes, down while the log moved on,
+// catch up (by snapshot) and vote again, and a new leader among them
+// holds every write.
 func TestShrinkAndGrow(t *testing.T) {
 	c := newTestClusterWith(t, 3, func(cfg *Config) { cfg.CompactEntries = 10 })
 	q := NewQueueID()
-	if err := c.nodes[0].h.CreateQueue(ctx(t), q, []byte("def")); err != nil {
+	if err := c.nodes[0].h.CreateQueue(ctx(t), q, []byte("def"), nil); err != nil {
 		t.Fatal(err)
 	}
 	writeLoad(t, c, q, 1, 20)
 	l := c.leader(q)
-	var out *testNode
+	var others []*testNode
 	for _, tn := range c.nodes {
 		if tn != l {
-			out = tn
-			break
+			others = append(others, tn)
 		}
 	}
-	if err := l.h.RemoveMember(ctx(t), q, out.name); err != nil {
+	// Through a follower: raft forwards the change to the leader.
+	if err := others[0].h.RemoveMember(ctx(t), q, others[0].name); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.h.RemoveMember(ctx(t), q, out.name); err != nil {
+	if err := l.h.RemoveMember(ctx(t), q, others[1].name); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.h.RemoveMember(ctx(t), q, others[1].name); err != nil {
 		t.Fatalf("removing a non-member again: %v", err)
 	}
-	gs, _ := l.h.QueueStatus(q)
-	if slices.Contains(gs.Members, out.name) || len(gs.Members) != 2 {
-		t.Fatalf("members after shrink %v", gs.Members)
+	if err := l.h.RemoveMember(ctx(t), q, l.name); !errors.Is(err, ErrLastMember) {
+		t.Fatalf("removing the last member: %v", err)
+	}
+	if got := members(t, l, q); !slices.Equal(got, []string{l.name}) {
+		t.Fatalf("members after shrink %v", got)
 	}
 	if err := l.h.AddMember(ctx(t), q, "nope"); !errors.Is(err, ErrUnknownNode) {
 		t.Fatalf("adding an unknown node: %v", err)
 	}
-	before := len(contents(t, out.st, q))
-	writeLoad(t, c, q, 21, 120)
-	if got := len(contents(t, out.st, q)); got != before {
-		t.Fatalf("removed member went on applying: %d messages, had %d", got, before)
+	for _, tn := range others {
+		c.net.down(tn.h.Self())
 	}
-	l = c.leader(q)
+	writeLoad(t, c, q, 21, 120, others...)
 	waitFor(t, "compaction", func() bool { return logFirst(l.st, q) > 40 })
-	if err := l.h.AddMember(ctx(t), q, out.name); err != nil {
-		t.Fatal(err)
-	}
-	want := queueState(t, l.st, q)
-	waitFor(t, out.name+" catches up after the grow", func() bool { return queueState(t, out.st, q) == want })
-	writeLoad(t, c, q, 121, 130)
-	l = c.leader(q)
-	want = queueState(t, l.st, q)
-	waitFor(t, out.name+" follows the log", func() bool { return queueState(t, out.st, q) == want })
-	gs, _ = out.h.QueueStatus(q)
-	if len(gs.Members) != 3 {
-		t.Fatalf("members after grow %v", gs.Members)
-	}
-	// A group of one cannot lose its last member.
-	if err := l.h.RemoveMember(ctx(t), q, out.name); err != nil {
-		t.Fatal(err)
-	}
-	for _, tn := range c.nodes {
-		if tn != l && tn != out {
-			if err := l.h.RemoveMember(ctx(t), q, tn.name); err != nil {
-				t.Fatal(err)
-			}
+	for _, tn := range others {
+		c.start(tn)
+		if err := l.h.AddMember(ctx(t), q, tn.name); err != nil {
+			t.Fatal(err)
 		}
 	}
-	if err := l.h.RemoveMember(ctx(t), q, l.name); !errors.Is(err, ErrLastMember) {
-		t.Fatalf("removing the last member: %v", err)
+	want := queueState(t, l.st, q)
+	for _, tn := range others {
+		waitFor(t, tn.name+" catches up after the grow", func() bool { return queueState(t, tn.st, q) == want })
+		if got := members(t, tn, q); len(got) != 3 {
+			t.Fatalf("members after grow %v", got)
+		}
+	}
+	c.net.down(l.h.Self())
+	nl := c.leader(q, l)
+	if got := queueState(t, nl.st, q); got != want {
+		t.Fatalf("the new leader's queue differs")
+	}
+}
+
+// A queue's initial group size picks its voters: the creating node first,
+// then others; the rest of the nodes are learners, which define the queue
+// and know its leader. Growing a learner makes it a voter.
+func TestInitialGroupSize(t *testing.T) {
+	c := newTestCluster(t, 4)
+	q := NewQueueID()
+	n1 := c.nodes[0]
+	if got := n1.h.PickMembers(q, 0); got != nil {
+		t.Fatalf("size 0 picks %v, want every node (nil)", got)
+	}
+	if got := n1.h.PickMembers(q, 4); got != nil {
+		t.Fatalf("size 4 of 4 picks %v, want every node (nil)", got)
+	}
+	pick := n1.h.PickMembers(q, 2)
+	if len(pick) != 2 || pick[0] != "n1" || pick[1] == "n1" {
+		t.Fatalf("picked %v, want n1 and one other", pick)
+	}
+	if err := n1.h.CreateQueue(ctx(t), q, []byte("def"), pick); err != nil {
+		t.Fatal(err)
+	}
+	want := slices.Clone(pick)
+	slices.Sort(want)
+	for _, tn := range c.nodes {
+		waitFor(t, tn.name+" defines the queue", func() bool { return string(tn.rec.def(q)) == "def" })
+		waitFor(t, tn.name+" knows the members and leader", func() bool {
+			gs, _ := tn.h.QueueStatus(q)
+			return slices.Equal(gs.Members, want) && gs.Leader == "n1"
+		})
+	}
+	// The other member and n1 commit alone: the learners do not count.
+	var learners []*testNode
+	for _, tn := range c.nodes {
+		if !slices.Contains(pick, tn.name) {
+			learners = append(learners, tn)
+			c.net.down(tn.h.Self())
+		}
+	}
+	if err := n1.rs.Apply(put(q, 1), true); err != nil {
+		t.Fatal(err)
+	}
+	c.start(learners[0])
+	if err := learners[0].h.AddMember(ctx(t), q, learners[0].name); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the grown node holds the write", func() bool {
+		return slices.Equal(contents(t, learners[0].st, q), []string{"1=msg 1"})
+	})
+	if got := members(t, n1, q); len(got) != 3 || !slices.Contains(got, learners[0].name) {
+		t.Fatalf("members after grow %v", got)
+	}
+	if err := n1.h.CreateQueue(ctx(t), NewQueueID(), nil, []string{"n2"}); err == nil {
+		t.Fatal("creating a group without the creating node succeeded")
 	}
 }

@@ -94,7 +94,7 @@ func logFirst(st store.Store, q store.QueueID) uint64 {
 func TestSnapshotCatchUp(t *testing.T) {
 	c := newTestClusterWith(t, 3, func(cfg *Config) { cfg.CompactEntries = 10 })
 	q := NewQueueID()
-	if err := c.nodes[0].h.CreateQueue(ctx(t), q, []byte("def")); err != nil {
+	if err := c.nodes[0].h.CreateQueue(ctx(t), q, []byte("def"), nil); err != nil {
 		t.Fatal(err)
 	}
 	l := c.leader(q)
@@ -147,7 +147,7 @@ func TestSnapshotCatchUp(t *testing.T) {
 func TestSnapshotChunksAndRestart(t *testing.T) {
 	c := newTestClusterWith(t, 3, func(cfg *Config) { cfg.CompactEntries = 5 })
 	q := NewQueueID()
-	if err := c.nodes[0].h.CreateQueue(ctx(t), q, []byte("def")); err != nil {
+	if err := c.nodes[0].h.CreateQueue(ctx(t), q, []byte("def"), nil); err != nil {
 		t.Fatal(err)
 	}
 	l := c.leader(q)
@@ -207,7 +207,7 @@ func TestTCPWipedFollowerCatchesUp(t *testing.T) {
 		}
 	})
 	q := NewQueueID()
-	if err := nodes["n1"].h.CreateQueue(ctx(t), q, []byte("def")); err != nil {
+	if err := nodes["n1"].h.CreateQueue(ctx(t), q, []byte("def"), nil); err != nil {
 		t.Fatal(err)
 	}
 	leader := func() *tcpNode {

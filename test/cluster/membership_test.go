@@ -3,11 +3,17 @@
 package cluster
 
 import (
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // A follower whose data directory is lost (wiped while it was down) is
@@ -65,5 +71,104 @@ func TestWipedFollowerCatchesUpFromSnapshot(t *testing.T) {
 	}
 	if lost > 0 || len(got) > 450 {
 		t.Fatalf("%d of 450 confirmed lost, %d distinct consumed", lost, len(got))
+	}
+}
+
+// waitMembers polls a node until it reports the queue's members.
+func waitMembers(t *testing.T, nd *node, queue, want string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		q, err := nd.queue(queue)
+		if err == nil && strings.Join(q.Members, ",") == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s reports members %v (%v), want %s", nd.name, q.Members, err, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A quorum queue declared with x-quorum-initial-group-size 2 has two
+// members, the declaring node first; `sluice queue grow` adds the third
+// and `sluice queue shrink` removes another while a publisher publishes
+// with confirms throughout; every confirmed message is consumed after.
+func TestGrowAndShrinkUnderConfirms(t *testing.T) {
+	c := newCluster(t, 3)
+	args := amqp.Table{"x-queue-type": "quorum", "x-quorum-initial-group-size": int32(2)}
+	if err := declare(t, c.nodes[0], "gs", args, false); err != nil {
+		t.Fatal(err)
+	}
+	q, err := c.nodes[2].queue("gs")
+	for i := 0; (err != nil || len(q.Members) != 2) && i < 100; i++ {
+		time.Sleep(50 * time.Millisecond)
+		q, err = c.nodes[2].queue("gs")
+	}
+	if err != nil || len(q.Members) != 2 || q.Members[0] != "n1" && q.Members[1] != "n1" || q.Leader != "n1" {
+		t.Fatalf("declared with group size 2: %+v (%v), want two members led by n1", q, err)
+	}
+	var outside *node
+	for _, nd := range c.nodes {
+		if !slices.Contains(q.Members, nd.name) {
+			outside = nd
+		}
+	}
+	other := q.Members[0]
+	if other == "n1" {
+		other = q.Members[1]
+	}
+
+	var mu sync.Mutex
+	confirmed := map[int]bool{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		publishConfirmedFunc(t, c, "gs", 0, 1500, func(id int) { mu.Lock(); confirmed[id] = true; mu.Unlock() })
+	}()
+	cli := func(args ...string) {
+		t.Helper()
+		out, err := exec.Command(binary, append(args, "--server", outside.httpAddr, "--user", "guest", "--password", "guest")...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("sluice %v: %v\n%s", args, err, out)
+		}
+	}
+	waitConfirmed := func(n int) {
+		for {
+			mu.Lock()
+			got := len(confirmed)
+			mu.Unlock()
+			if got >= n {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitConfirmed(200)
+	cli("queue", "grow", outside.name, "gs")
+	all := []string{"n1", "n2", "n3"}
+	waitMembers(t, c.nodes[0], "gs", strings.Join(all, ","))
+	waitConfirmed(600)
+	cli("queue", "shrink", other, "--all")
+	waitMembers(t, c.nodes[0], "gs", strings.Join(slices.DeleteFunc(all, func(n string) bool { return n == other }), ","))
+	<-done
+	// The shrunk node leaves the quorum: the queue commits with it gone.
+	c.kill(c.byName(other))
+	publishConfirmedFunc(t, c, "gs", 1500, 1600, func(id int) { confirmed[id] = true })
+	got := drain(t, c, "gs")
+	lost := 0
+	for id := range confirmed {
+		if got[id] == 0 {
+			lost++
+		}
+	}
+	if lost > 0 || len(got) > 1600 {
+		t.Fatalf("%d of %d confirmed lost, %d distinct consumed", lost, len(confirmed), len(got))
+	}
+	// A bad group size is refused as RabbitMQ refuses a bad argument.
+	err = declare(t, c.nodes[0], "bad-size", amqp.Table{"x-queue-type": "quorum", "x-quorum-initial-group-size": int32(0)}, false)
+	var ae *amqp.Error
+	if !errors.As(err, &ae) || ae.Code != 406 {
+		t.Fatalf("group size 0: %v, want 406", err)
 	}
 }
