@@ -359,6 +359,9 @@ func (h *Host) run() {
 					}
 				}
 			}
+			if ticks%spreadEvery == 0 {
+				h.maybeSpread() // spread.go
+			}
 		case in := <-h.recv:
 			h.step(in)
 		case p := <-h.props:

@@ -130,3 +130,24 @@ func TestInitialGroupSize(t *testing.T) {
 		t.Fatal("creating a group without the creating node succeeded")
 	}
 }
+
+// Queues all declared on one node end up led by every node: the busy
+// leader hands leaderships on to members leading fewer.
+func TestLeadersSpread(t *testing.T) {
+	c := newTestCluster(t, 3)
+	var qs []store.QueueID
+	for range 6 {
+		q := NewQueueID()
+		if err := c.nodes[0].h.CreateQueue(ctx(t), q, []byte("def"), nil); err != nil {
+			t.Fatal(err)
+		}
+		qs = append(qs, q)
+	}
+	waitFor(t, "two groups led by each node", func() bool {
+		leads := map[string]int{}
+		for _, q := range qs {
+			leads[c.leader(q).name]++
+		}
+		return leads["n1"] == 2 && leads["n2"] == 2 && leads["n3"] == 2
+	})
+}
