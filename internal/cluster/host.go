@@ -20,7 +20,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -72,6 +71,10 @@ type Transport interface {
 type Config struct {
 	Node  string            // this node's name
 	Nodes map[string]string // every node's name and cluster address, this one's included
+	// Join: this node joins a running cluster, whose member adds it
+	// (AddNode); it does not start the cluster's node list with Nodes.
+	// Once a node list is stored, it wins over Nodes (nodes.go).
+	Join bool
 	// Tick is Raft's logical clock period; ElectionTicks and
 	// HeartbeatTicks count it.
 	Tick           time.Duration
@@ -123,15 +126,15 @@ func NodeID(name string) uint64 {
 // Host runs this node's groups. Its exported methods are safe for
 // concurrent use.
 type Host struct {
-	cfg   Config
-	self  uint64
-	st    store.Store
-	log   *slog.Logger
-	names map[uint64]string // node id -> name
-	peers []raft.Peer       // every node, sorted by id
+	cfg  Config
+	self uint64
+	st   store.Store
+	log  *slog.Logger
+	ros  atomic.Pointer[roster] // the nodes (nodes.go)
 
 	tr      Transport
 	handler Handler
+	onNodes func(map[string]string) // set before Start (nodes.go)
 
 	recv    chan inbound
 	props   chan proposal
@@ -206,7 +209,6 @@ func New(cfg Config, st store.Store) (*Host, error) {
 	}
 	h := &Host{
 		cfg: cfg, self: NodeID(cfg.Node), st: st, log: log,
-		names: make(map[uint64]string),
 		recv:  make(chan inbound, 4096), props: make(chan proposal, 4096), ctrl: make(chan func(), 64),
 		started: make(chan struct{}), stop: make(chan struct{}), waiters: make(map[uint64]*waiter), groups: make(map[uint64]*group),
 		snapSends: make(map[snapKey]chan uint32), rx: make(map[uint64]*snapRecv),
@@ -215,12 +217,9 @@ func New(cfg Config, st store.Store) (*Host, error) {
 	// proposed before a restart, applied again on replay, never completes
 	// a new proposal's waiter.
 	h.nextID.Store(uint64(time.Now().UnixNano()))
-	for n := range cfg.Nodes {
-		id := NodeID(n)
-		h.names[id] = n
-		h.peers = append(h.peers, raft.Peer{ID: id})
+	if err := h.loadRoster(); err != nil { // nodes.go
+		return nil, err
 	}
-	sort.Slice(h.peers, func(i, j int) bool { return h.peers[i].ID < h.peers[j].ID })
 	var ids []uint64
 	err := st.ScanMeta(groupsPrefix, func(key string, _ []byte) bool {
 		var id uint64
@@ -243,6 +242,9 @@ func New(cfg Config, st store.Store) (*Host, error) {
 		g.listed = true
 		h.groups[id] = g
 	}
+	if err := h.startNodesGroup(); err != nil { // nodes.go
+		return nil, err
+	}
 	return h, nil
 }
 
@@ -253,14 +255,14 @@ func (h *Host) Leader(id store.QueueID) string {
 	if !ok {
 		return ""
 	}
-	return h.names[v.(uint64)]
+	return h.Name(v.(uint64))
 }
 
 // Self returns this node's Raft id.
 func (h *Host) Self() uint64 { return h.self }
 
 // Name returns the name of a node id ("" when unknown).
-func (h *Host) Name(id uint64) string { return h.names[id] }
+func (h *Host) Name(id uint64) string { return h.roster().names[id] }
 
 func (h *Host) openGroup(id uint64) (*group, error) {
 	gs, err := openStorage(h.st, id)
@@ -431,13 +433,13 @@ func (h *Host) step(in inbound) {
 		}
 		h.groups[in.group] = g
 	}
-	if in.m.GetType() == pb.MsgHeartbeat && in.m.GetCommit() > 0 && g.st.first == 1 && g.st.last() == 0 {
-		// The leader commits to an empty log what it saw this node
-		// hold: the node held the group and lost its store. (A new
-		// member's log has its first entries before the leader sees it
-		// hold any.) Raft would panic; the leader is told, and hands
-		// its leadership on to one that starts this member from
-		// nothing (memberLost, snapshot.go).
+	if in.m.GetType() == pb.MsgHeartbeat && in.m.GetCommit() > g.st.last() {
+		// The leader commits to this node what it saw the node hold
+		// (min of its match and the commit), and it sees the node hold
+		// only what the node acked after writing it: more than the
+		// node's log holds means the node lost its store. Raft would
+		// panic; the leader is told, and hands its leadership on to one
+		// that starts this member afresh (memberLost, snapshot.go).
 		h.tr.SendChunk(in.m.GetFrom(), appendChunkHeader(nil, chunkHeader{kind: chunkLost, group: in.group}))
 		return
 	}
@@ -457,7 +459,7 @@ func (h *Host) propose(p proposal) {
 	// it since the last Ready, and Raft would forward the write. A
 	// definition may come from any member (a queue declared again on a
 	// follower after its deletion): Raft forwards it to the leader.
-	if cmdKind(p.data[0]) != cmdDefine && (!g.leader || g.rn.BasicStatus().RaftState != raft.StateLeader) {
+	if k := cmdKind(p.data[0]); k != cmdDefine && k != cmdNodes && (!g.leader || g.rn.BasicStatus().RaftState != raft.StateLeader) {
 		h.finish(p.id, ErrNotLeader)
 		return
 	}
@@ -711,6 +713,15 @@ func (h *Host) applyCommand(g *group, e *pb.Entry, staged *store.Batch) ([]func(
 		drop.DeleteMeta(groupKey(g.id, "def"))
 		staged.Ops = append(staged.Ops, drop.Ops...)
 		notes = append(notes, func() { h.handler.QueueDeleted(id) })
+	case cmdNodes:
+		if g.id != nodesGroup {
+			return nil, fmt.Errorf("%w: group %x entry %d: a node list outside the nodes group", errBadCommand, g.id, e.GetIndex())
+		}
+		n, err := h.applyNodes(c.body, staged)
+		if err != nil {
+			return nil, fmt.Errorf("group %x entry %d: %w", g.id, e.GetIndex(), err)
+		}
+		notes = append(notes, n)
 	case cmdCompact:
 		if len(c.body) != 8 {
 			return nil, fmt.Errorf("%w: group %x entry %d: compaction of %d bytes", errBadCommand, g.id, e.GetIndex(), len(c.body))
@@ -727,7 +738,22 @@ func (h *Host) applyCommand(g *group, e *pb.Entry, staged *store.Batch) ([]func(
 }
 
 func (h *Host) servingNote(group uint64, serving bool) func() {
+	if group == nodesGroup {
+		return func() {} // not a queue
+	}
 	return func() { h.handler.Serving(store.QueueID(group), serving) }
+}
+
+// leadCounts counts the queue groups each node leads, as this node knows.
+func (h *Host) leadCounts() map[uint64]int {
+	leads := make(map[uint64]int)
+	h.leaders.Range(func(k, v any) bool {
+		if k.(uint64) != nodesGroup {
+			leads[v.(uint64)]++
+		}
+		return true
+	})
+	return leads
 }
 
 // proposeCmd replicates a command in a group this node leads and waits

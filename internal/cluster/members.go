@@ -53,21 +53,17 @@ func (h *Host) addLearner(ctx context.Context, id store.QueueID, node string) er
 // this node knows, ties broken by a hash of the queue and node names so
 // that ties spread over the nodes.
 func (h *Host) PickMembers(id store.QueueID, size int) []string {
-	if size <= 0 || size >= len(h.peers) {
+	if size <= 0 || size >= len(h.roster().peers) {
 		return nil
 	}
-	leads := make(map[uint64]int)
-	h.leaders.Range(func(_, v any) bool {
-		leads[v.(uint64)]++
-		return true
-	})
+	leads := h.leadCounts()
 	var others []uint64
-	for _, p := range h.peers {
+	for _, p := range h.roster().peers {
 		if p.ID != h.self {
 			others = append(others, p.ID)
 		}
 	}
-	tie := func(n uint64) uint64 { return NodeID(fmt.Sprintf("%x/%s", uint64(id), h.names[n])) }
+	tie := func(n uint64) uint64 { return NodeID(fmt.Sprintf("%x/%s", uint64(id), h.roster().names[n])) }
 	sort.Slice(others, func(i, j int) bool {
 		a, b := others[i], others[j]
 		if leads[a] != leads[b] {
@@ -77,7 +73,7 @@ func (h *Host) PickMembers(id store.QueueID, size int) []string {
 	})
 	out := []string{h.cfg.Node}
 	for _, n := range others[:size-1] {
-		out = append(out, h.names[n])
+		out = append(out, h.roster().names[n])
 	}
 	return out
 }
@@ -86,7 +82,7 @@ func (h *Host) PickMembers(id store.QueueID, size int) []string {
 // the node in the group's conf as applied here.
 func (h *Host) changeMember(ctx context.Context, id store.QueueID, node string, kind pb.ConfChangeType, done func(voter, learner bool) bool) error {
 	peer := NodeID(node)
-	if h.names[peer] != node {
+	if h.roster().names[peer] != node {
 		return fmt.Errorf("%w: %q", ErrUnknownNode, node)
 	}
 	for {

@@ -173,6 +173,7 @@ func (r *recorder) isServing(id store.QueueID) bool {
 // a node can crash and restart on the same data.
 type testNode struct {
 	name string
+	join bool // start it as joining a running cluster (Config.Join)
 	st   *memstore.MemStore
 	h    *Host
 	rec  *recorder
@@ -208,7 +209,7 @@ func newTestClusterWith(t *testing.T, n int, set func(*Config)) *testCluster {
 
 func (c *testCluster) start(tn *testNode) {
 	cfg := c.cfg
-	cfg.Node = tn.name
+	cfg.Node, cfg.Join = tn.name, tn.join
 	h, err := New(cfg, tn.st)
 	if err != nil {
 		c.t.Fatal(err)

@@ -60,11 +60,11 @@ func (h *Host) CreateQueue(ctx context.Context, id store.QueueID, def []byte, me
 	if !Replicated(id) {
 		return fmt.Errorf("cluster: %x is not a replicated queue id", uint64(id))
 	}
-	voters := h.peers
+	voters := h.roster().peers
 	if members != nil {
 		voters = nil
 		for _, m := range members {
-			if h.names[NodeID(m)] != m {
+			if h.roster().names[NodeID(m)] != m {
 				return fmt.Errorf("%w: %q", ErrUnknownNode, m)
 			}
 			voters = append(voters, raft.Peer{ID: NodeID(m)})
@@ -77,10 +77,10 @@ func (h *Host) CreateQueue(ctx context.Context, id store.QueueID, def []byte, me
 	if err := h.createGroup(ctx, id, def, voters); err != nil {
 		return err
 	}
-	for _, p := range h.peers {
+	for _, p := range h.roster().peers {
 		if !slices.ContainsFunc(voters, func(v raft.Peer) bool { return v.ID == p.ID }) {
-			if err := h.addLearner(ctx, id, h.names[p.ID]); err != nil {
-				return fmt.Errorf("add %s as a learner: %w", h.names[p.ID], err)
+			if err := h.addLearner(ctx, id, h.roster().names[p.ID]); err != nil {
+				return fmt.Errorf("add %s as a learner: %w", h.roster().names[p.ID], err)
 			}
 		}
 	}
@@ -175,10 +175,10 @@ func (h *Host) QueueStatus(id store.QueueID) (GroupStatus, bool) {
 			return
 		}
 		found = true
-		gs.Leader = h.names[g.lead]
+		gs.Leader = h.roster().names[g.lead]
 		gs.Serving = g.serving
 		for _, v := range g.st.conf.GetVoters() {
-			gs.Members = append(gs.Members, h.names[v])
+			gs.Members = append(gs.Members, h.roster().names[v])
 		}
 		sort.Strings(gs.Members)
 	})

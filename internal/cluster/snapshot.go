@@ -43,6 +43,7 @@ import (
 
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
+	"go.etcd.io/raft/v3/tracker"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluicemq/sluice/internal/store"
@@ -369,7 +370,7 @@ func (h *Host) sendSnapshot(group uint64, m *pb.Message) {
 		status := raft.SnapshotFinish
 		if err != nil {
 			status = raft.SnapshotFailure
-			h.log.Warn("cluster: snapshot transfer failed", "group", fmt.Sprintf("%x", group), "to", h.names[m.GetTo()], "err", err)
+			h.log.Warn("cluster: snapshot transfer failed", "group", fmt.Sprintf("%x", group), "to", h.roster().names[m.GetTo()], "err", err)
 		}
 		select {
 		case h.ctrl <- func() { h.reportSnapshot(group, m.GetTo(), status) }:
@@ -490,7 +491,7 @@ func (h *Host) DeliverChunk(from uint64, data []byte) {
 	}
 	hdr, payload, err := decodeChunkHeader(data)
 	if err != nil {
-		h.log.Warn("cluster: bad snapshot chunk", "from", h.names[from], "err", err)
+		h.log.Warn("cluster: bad snapshot chunk", "from", h.roster().names[from], "err", err)
 		return
 	}
 	if hdr.kind == chunkLost {
@@ -514,7 +515,7 @@ func (h *Host) DeliverChunk(from uint64, data []byte) {
 	}
 	msg, err := h.receiveChunk(from, hdr, payload)
 	if err != nil {
-		h.log.Warn("cluster: snapshot chunk", "group", fmt.Sprintf("%x", hdr.group), "from", h.names[from], "err", err)
+		h.log.Warn("cluster: snapshot chunk", "group", fmt.Sprintf("%x", hdr.group), "from", h.roster().names[from], "err", err)
 		return
 	}
 	ack := appendChunkHeader(nil, chunkHeader{kind: chunkAck, group: hdr.group, index: hdr.index, no: hdr.no})
@@ -647,6 +648,14 @@ func (h *Host) copyStage(group uint64) error {
 func (h *Host) defineNotes(g *group) ([]func(), error) {
 	id := store.QueueID(g.id)
 	def, err := h.st.GetMeta(groupKey(g.id, "def"))
+	if g.id == nodesGroup && err == nil {
+		// The nodes group's "definition" is the node list.
+		nodes, err := decodeNodes(def)
+		if err != nil {
+			return nil, err
+		}
+		return []func(){h.nodesNote(nodes)}, nil
+	}
 	if err == store.ErrNotFound {
 		g.defined = false
 		return []func(){func() { h.handler.QueueDeleted(id) }}, nil
@@ -701,7 +710,7 @@ func (h *Host) memberLost(group, peer uint64) {
 	var to, best uint64
 	for id := range st.Config.Voters.IDs() {
 		pr, ok := st.Progress[id]
-		if id == h.self || id == peer || !ok || !pr.RecentActive {
+		if id == h.self || id == peer || !ok || !pr.RecentActive && pr.State != tracker.StateReplicate {
 			continue
 		}
 		if to == 0 || pr.Match > best {
@@ -710,10 +719,10 @@ func (h *Host) memberLost(group, peer uint64) {
 	}
 	if to == 0 {
 		h.log.Warn("cluster: a member lost its copy of a group and no other member can lead it",
-			"group", fmt.Sprintf("%x", group), "member", h.names[peer])
+			"group", fmt.Sprintf("%x", group), "member", h.roster().names[peer])
 		return
 	}
 	h.log.Info("cluster: a member lost its copy of a group; handing leadership on",
-		"group", fmt.Sprintf("%x", group), "member", h.names[peer], "to", h.names[to])
+		"group", fmt.Sprintf("%x", group), "member", h.roster().names[peer], "to", h.roster().names[to])
 	g.rn.TransferLeader(to)
 }

@@ -110,7 +110,7 @@ func TestSnapshotCatchUp(t *testing.T) {
 	c.net.down(wiped.h.Self())
 	// With two of three down nothing commits: bring the wiped one back
 	// on an empty store first, then write on while the other is down.
-	wiped.st = memstore.New()
+	wiped.st, wiped.join = memstore.New(), true
 	c.start(wiped)
 	writeLoad(t, c, q, 31, 150, lagging)
 	l = c.leader(q, lagging)
@@ -168,7 +168,7 @@ func TestSnapshotChunksAndRestart(t *testing.T) {
 		}
 	}
 	waitFor(t, "compaction", func() bool { return logFirst(l.st, q) > 20 })
-	f.st = memstore.New()
+	f.st, f.join = memstore.New(), true
 	c.start(f)
 	l = c.leader(q)
 	want := queueState(t, l.st, q)
@@ -193,9 +193,10 @@ func TestTCPWipedFollowerCatchesUp(t *testing.T) {
 	cfg.CompactEntries = 10
 	cfg.Nodes = map[string]string{"n1": freeAddr(t), "n2": freeAddr(t), "n3": freeAddr(t)}
 	nodes := make(map[string]*tcpNode)
+	join := false
 	start := func(name string, st *memstore.MemStore) {
 		c := cfg
-		c.Node = name
+		c.Node, c.Join = name, join
 		nodes[name] = startTCPNode(t, c, st)
 	}
 	for _, name := range []string{"n1", "n2", "n3"} {
@@ -249,6 +250,7 @@ func TestTCPWipedFollowerCatchesUp(t *testing.T) {
 	write(41, 120)
 	l := leader()
 	waitFor(t, "compaction", func() bool { return logFirst(l.st, q) > 40 })
+	join = true
 	start(victim, memstore.New())
 	var want []string
 	for i := 1; i <= 120; i++ {

@@ -21,13 +21,9 @@ const spreadEvery = 100
 // just moves the imbalance) and are up to date with the log, until no
 // such voter is left. On the loop.
 func (h *Host) maybeSpread() {
-	leads := make(map[uint64]int)
-	h.leaders.Range(func(_, v any) bool {
-		leads[v.(uint64)]++
-		return true
-	})
+	leads := h.leadCounts()
 	for _, g := range h.groups {
-		if !g.serving || leads[h.self] < 2 {
+		if !g.serving || g.id == nodesGroup || leads[h.self] < 2 {
 			continue
 		}
 		st := g.rn.Status()
@@ -37,7 +33,10 @@ func (h *Host) maybeSpread() {
 		to := uint64(0)
 		for id := range st.Config.Voters.IDs() {
 			pr, ok := st.Progress[id]
-			if id == h.self || !ok || !pr.RecentActive || pr.State != tracker.StateReplicate || pr.Match < st.GetCommit() {
+			// Replicating and holding everything committed: it answers
+			// (RecentActive would not do: CheckQuorum clears it every
+			// election timeout, and this runs on a multiple of it).
+			if id == h.self || !ok || pr.State != tracker.StateReplicate || pr.Match < st.GetCommit() {
 				continue
 			}
 			if leads[id] <= leads[h.self]-2 && (to == 0 || leads[id] < leads[to]) {
