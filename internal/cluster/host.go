@@ -209,7 +209,7 @@ func New(cfg Config, st store.Store) (*Host, error) {
 	}
 	h := &Host{
 		cfg: cfg, self: NodeID(cfg.Node), st: st, log: log,
-		recv:  make(chan inbound, 4096), props: make(chan proposal, 4096), ctrl: make(chan func(), 64),
+		recv: make(chan inbound, 4096), props: make(chan proposal, 4096), ctrl: make(chan func(), 64),
 		started: make(chan struct{}), stop: make(chan struct{}), waiters: make(map[uint64]*waiter), groups: make(map[uint64]*group),
 		snapSends: make(map[snapKey]chan uint32), rx: make(map[uint64]*snapRecv),
 	}
