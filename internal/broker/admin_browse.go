@@ -32,6 +32,9 @@ type StoredMessage struct {
 	Redelivered bool
 	ReadyAt     time.Time // when a delayed message becomes ready (zero otherwise)
 	Message     *message.Message
+	// Version identifies the content read: a Move given it refuses the
+	// message if an edit replaced that content since (edits.go).
+	Version uint64
 }
 
 // Select narrows a browse. The zero Select lists every message.
@@ -75,7 +78,7 @@ func (b *Broker) Browse(vhostName, queueName string, after uint64, limit int, se
 		return b.browseFew(q, after, limit, sel)
 	}
 	q.mu.Lock()
-	from, high := q.lowestLocked(), q.high
+	from, high, version := q.lowestLocked(), q.high, q.edits.clock
 	q.mu.Unlock()
 	from = max(from, after+1)
 	type cand struct {
@@ -124,7 +127,7 @@ func (b *Broker) Browse(vhostName, queueName string, after uint64, limit int, se
 	defer q.mu.Unlock()
 	for _, c := range cands {
 		if sm, ok := q.classifyLocked(c.seq); ok && (sel.State == "" || sm.State == sel.State) {
-			sm.Message = c.m
+			sm.Message, sm.Version = c.m, version
 			page.Messages = append(page.Messages, sm)
 		}
 	}
@@ -162,6 +165,7 @@ func (b *Broker) browseFew(q *queue, after uint64, limit int, sel Select) (Brows
 			}
 		}
 	}
+	version := q.edits.clock
 	q.mu.Unlock()
 	slices.Sort(seqs)
 	var page BrowsePage
@@ -189,7 +193,7 @@ func (b *Broker) browseFew(q *queue, after uint64, limit int, sel Select) (Brows
 		sm, ok := q.classifyLocked(seq)
 		q.mu.Unlock()
 		if ok && sm.State == sel.State {
-			sm.Message = m
+			sm.Message, sm.Version = m, version
 			page.Messages = append(page.Messages, sm)
 		}
 	}
@@ -229,6 +233,14 @@ func (q *queue) classifyLocked(seq uint64) (StoredMessage, bool) {
 			Redelivered: e.flags&entryRedelivered != 0}, true
 	}
 	return StoredMessage{}, false
+}
+
+// holdsLocked reports whether seq is in the queue: ready, unacked,
+// delayed or held.
+func (q *queue) holdsLocked(seq uint64) bool {
+	_, held := q.held[seq]
+	_, ok := q.classifyLocked(seq)
+	return held || ok
 }
 
 // find returns the ready entry with seq.
@@ -307,6 +319,9 @@ func (b *Broker) Message(vhostName, queueName string, id uint64) (StoredMessage,
 	if err != nil {
 		return StoredMessage{}, err
 	}
+	q.mu.Lock()
+	version := q.edits.clock // before the read: an edit after it shows
+	q.mu.Unlock()
 	rec, err := b.env.st.Get(q.id, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return StoredMessage{}, b.noMessage(q, id)
@@ -324,7 +339,7 @@ func (b *Broker) Message(vhostName, queueName string, id uint64) (StoredMessage,
 	if !ok {
 		return StoredMessage{}, b.noMessage(q, id)
 	}
-	sm.Message = m
+	sm.Message, sm.Version = m, version
 	return sm, nil
 }
 
@@ -374,6 +389,7 @@ func (b *Broker) ReplaceMessage(vhostName, queueName string, id uint64, m *messa
 		if err != nil {
 			return
 		}
+		q.edits.edited(id, q.holdsLocked)
 		if e.flags&entryCached != 0 {
 			b.env.cache.drop(cacheKey{q.id, id})
 			e.flags &^= entryCached

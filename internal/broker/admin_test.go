@@ -103,7 +103,7 @@ func moveOuts(t *testing.T, b *Broker, from string, ids []uint64, to string) []M
 		if err != nil {
 			t.Fatalf("message %d: %v", id, err)
 		}
-		outs[i] = MoveOut{ID: id, Message: sm.Message, Queue: to}
+		outs[i] = MoveOut{ID: id, Message: sm.Message, Queue: to, Version: sm.Version}
 	}
 	return outs
 }

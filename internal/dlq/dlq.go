@@ -87,6 +87,10 @@ type Workflow struct {
 	tasks  map[string]*task
 	order  []string // task ids, oldest first
 	closed bool
+
+	// planned, when set (by tests), runs between planning a chunk's moves
+	// and making them: where an edit can slip in.
+	planned func()
 }
 
 // New returns the workflow over b and resumes the tasks a restart
