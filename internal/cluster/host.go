@@ -143,9 +143,16 @@ type Host struct {
 	wmu     sync.Mutex
 	waiters map[uint64]*waiter // guarded by wmu
 
+	started atomic.Bool // Start was called: shared metadata goes to the metadata group
+
 	// Owned by the loop.
 	groups  map[uint64]*group
 	applied []uint64 // ids of this node's proposals applied in this round
+	// metaStaged: the metadata keys this round's entries wrote (nil:
+	// deleted); metaMine: this node's metadata entries of the round
+	// (meta.go).
+	metaStaged map[string][]byte
+	metaMine   []metaMine
 }
 
 type inbound struct {
@@ -225,6 +232,9 @@ func New(cfg Config, st store.Store) (*Host, error) {
 		g.listed = true
 		h.groups[id] = g
 	}
+	if err := h.openMeta(); err != nil { // meta.go
+		return nil, err
+	}
 	return h, nil
 }
 
@@ -273,6 +283,7 @@ func (h *Host) openGroup(id uint64) (*group, error) {
 func (h *Host) Start(tr Transport, handler Handler) {
 	h.tr, h.handler = tr, handler
 	h.notes = newNotifier()
+	h.started.Store(true)
 	h.wg.Add(2)
 	go func() { defer h.wg.Done(); h.notes.run(h.stop) }()
 	go func() { defer h.wg.Done(); h.run() }()
@@ -376,7 +387,9 @@ const (
 // no snapshot is ever needed (a member that is down holds compaction back
 // until it returns).
 func (h *Host) maybeCompact(g *group) {
-	if !g.leader {
+	if !g.leader || g.id == MetaGroup {
+		// The metadata log is kept whole (it is small), so that a node
+		// with an empty store catches up by replaying it.
 		return
 	}
 	st := g.rn.Status()
@@ -429,7 +442,7 @@ func (h *Host) propose(p proposal) {
 	// it since the last Ready, and Raft would forward the write. A
 	// definition may come from any member (a queue declared again on a
 	// follower after its deletion): Raft forwards it to the leader.
-	if cmdKind(p.data[0]) != cmdDefine && (!g.leader || g.rn.BasicStatus().RaftState != raft.StateLeader) {
+	if k := cmdKind(p.data[0]); k != cmdDefine && k != cmdMeta && (!g.leader || g.rn.BasicStatus().RaftState != raft.StateLeader) {
 		h.finish(p.id, ErrNotLeader)
 		return
 	}
@@ -439,8 +452,8 @@ func (h *Host) propose(p proposal) {
 }
 
 // finish completes a waiter now (from the loop, for a proposal that never
-// entered the log).
-func (h *Host) finish(id uint64, err error) {
+// entered the log); it reports whether one was waiting.
+func (h *Host) finish(id uint64, err error) bool {
 	h.wmu.Lock()
 	w := h.waiters[id]
 	delete(h.waiters, id)
@@ -448,6 +461,7 @@ func (h *Host) finish(id uint64, err error) {
 	if w != nil {
 		w.done <- err
 	}
+	return w != nil
 }
 
 func (h *Host) failAll(err error) {
@@ -555,6 +569,7 @@ func (h *Host) handleReady() error {
 		h.finish(id, nil)
 	}
 	h.applied = h.applied[:0]
+	notes = append(notes, h.finishMeta()...) // meta.go
 	h.notes.push(notes)
 	for _, r := range rds {
 		if r.g.campaign {
@@ -666,6 +681,15 @@ func (h *Host) applyCommand(g *group, e *pb.Entry, staged *store.Batch) ([]func(
 		drop.DropQueue(id)
 		staged.Ops = append(staged.Ops, drop.Ops...)
 		notes = append(notes, func() { h.handler.QueueDeleted(id) })
+	case cmdMeta:
+		if g.id != MetaGroup {
+			return nil, fmt.Errorf("%w: group %x entry %d: metadata outside the metadata group", errBadCommand, g.id, e.GetIndex())
+		}
+		n, err := h.applyMeta(c, staged) // meta.go: it wakes its own proposer
+		if err != nil {
+			return nil, fmt.Errorf("group %x entry %d: %w", g.id, e.GetIndex(), err)
+		}
+		return n, nil
 	case cmdCompact:
 		if len(c.body) != 8 {
 			return nil, fmt.Errorf("%w: group %x entry %d: compaction of %d bytes", errBadCommand, g.id, e.GetIndex(), len(c.body))
