@@ -68,7 +68,9 @@ func openCluster(node, spec string, st store.Store, log *slog.Logger) (*clusterN
 
 // store returns the store the broker writes through.
 func (c *clusterNode) store(local store.Store) store.Store {
-	return cluster.NewStore(local, c.host, replicateTimeout)
+	s := cluster.NewStore(local, c.host, replicateTimeout)
+	s.ShareMeta(metaRoute(local)) // metaroute.go
+	return s
 }
 
 func (c *clusterNode) start(b *broker.Broker) {

@@ -44,6 +44,10 @@ type env struct {
 	expiry        *expirer // expiry.go
 	noPoisonQueue bool
 	cluster       Cluster // quorum.go; nil for a single node
+	node          string  // this node's name in a cluster (Config.Node)
+	// reloadMeta makes the in-memory state match the store's shared
+	// metadata keys (metasync.go).
+	reloadMeta func(keys []string)
 	// dispatchers are the queues' dispatcher wake-ups (queue.wakeLocked);
 	// Close waits for them after the pipeline stopped.
 	dispatchers sync.WaitGroup
@@ -99,8 +103,10 @@ func Open(cfg Config, st store.Store) (*Broker, error) {
 
 		noPoisonQueue: cfg.NoPoisonQueue,
 		cluster:       cfg.Cluster,
+		node:          cfg.Node,
 	}
 	b.env.newQueueID = b.allocQueueID
+	b.env.reloadMeta = b.MetaChanged
 	if err := b.openSchemas(); err != nil {
 		return nil, err
 	}

@@ -212,7 +212,7 @@ func (q *queue) resetIndexLocked() int {
 
 // servesHere reports whether this node may deliver and write the queue:
 // always for a classic queue, only on the leader for a quorum queue.
-func (q *queue) servesHere() bool { return !q.quorum || q.serving.Load() }
+func (q *queue) servesHere() bool { return q.home == "" && (!q.quorum || q.serving.Load()) }
 
 // refuseUnserved is the channel error for basic.get and basic.consume on
 // a quorum queue this node does not serve: they are not forwarded, and
@@ -220,6 +220,9 @@ func (q *queue) servesHere() bool { return !q.quorum || q.serving.Load() }
 func (q *queue) refuseUnserved() error {
 	if q.servesHere() {
 		return nil
+	}
+	if q.home != "" {
+		return q.refuseRemote("consume and get")
 	}
 	leader := q.env.cluster.Leader(q.id)
 	if leader == "" {
@@ -351,7 +354,7 @@ func (ch *Channel) forward(msg *message.Message, remote []*queue, done func(erro
 	}
 	j := &joinDone{left: len(remote) + parts, done: done}
 	for _, q := range remote {
-		leader := ch.env.cluster.Leader(q.id)
+		leader := q.servingNode() // metasync.go
 		if leader == "" {
 			j.one(errorf(ResourceError, "quorum queue '%s' in vhost '%s' has no leader", q.name, q.vh.name))
 			continue

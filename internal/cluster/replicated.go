@@ -160,8 +160,8 @@ func (h *Host) QueueStatus(id store.QueueID) (GroupStatus, bool) {
 // is only submitted (in order after earlier writes), not waited for.
 type Store struct {
 	store.Store
-	h       *Host
-	timeout time.Duration
+	h         *Host
+	timeout   time.Duration
 	metaState // meta.go
 }
 
@@ -294,6 +294,7 @@ func (s *Store) ApplyAsync(b *store.Batch) (func() error, error) {
 	}
 	return func() error { return waitAll(waits) }, nil
 }
+
 // propose submits each group's ops now, so that successive calls enter
 // each log in call order, and returns a function that waits for them.
 func (s *Store) propose(groups map[uint64][]store.Op) func() error {
