@@ -116,8 +116,9 @@ func (c *clusterNode) QueueStatus(id store.QueueID) (broker.ReplicaStatus, bool)
 
 func (c *clusterNode) Nodes() []broker.NodeStatus {
 	var out []broker.NodeStatus
+	meta := c.host.MetaLeader()
 	for name := range c.cfg.Nodes {
-		out = append(out, broker.NodeStatus{Name: name, Running: c.tr.Connected(name)})
+		out = append(out, broker.NodeStatus{Name: name, Running: c.tr.Connected(name), MetadataLeader: name == meta})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out

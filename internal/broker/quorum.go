@@ -68,6 +68,9 @@ type ReplicaStatus struct {
 type NodeStatus struct {
 	Name    string
 	Running bool
+	// MetadataLeader: the node leads the cluster's metadata group, as
+	// this node last heard.
+	MetadataLeader bool
 }
 
 // createQuorumTimeout bounds a quorum queue's declaration: its group's

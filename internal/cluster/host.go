@@ -706,6 +706,9 @@ func (h *Host) applyCommand(g *group, e *pb.Entry, staged *store.Batch) ([]func(
 }
 
 func (h *Host) servingNote(group uint64, serving bool) func() {
+	if group == MetaGroup {
+		return func() {} // no queue: its leader serves nothing
+	}
 	return func() { h.handler.Serving(store.QueueID(group), serving) }
 }
 
