@@ -69,6 +69,10 @@ type Broker struct {
 
 	delayQID store.QueueID // the hidden queue of delayed publishes
 
+	// held are quorum queue definitions whose vhost is not here yet,
+	// by vhost (metasync.go); guarded by vhMu.
+	held map[string][]heldDef
+
 	closeOnce sync.Once
 	stop      chan struct{}  // closed by Close: stops housekeeping
 	wg        sync.WaitGroup // the housekeeping goroutine

@@ -264,6 +264,13 @@ func (ch *Channel) DeleteQueue(name string, ifUnused, ifEmpty bool) (uint32, err
 		vh.mu.Unlock()
 		return ch.deleteQuorum(q, ifUnused, ifEmpty) // quorum.go
 	}
+	if ifUnused || ifEmpty {
+		// Another node's queue: its consumers and messages are there.
+		if err := q.refuseRemote("delete it with if-unused or if-empty"); err != nil { // metasync.go
+			vh.mu.Unlock()
+			return 0, err
+		}
+	}
 	if q.owner != nil && q.owner != ch.conn {
 		vh.mu.Unlock()
 		return 0, vh.locked(name)

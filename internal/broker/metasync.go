@@ -23,6 +23,7 @@ package broker
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"strings"
 
 	"github.com/sluicemq/sluice/internal/records"
@@ -171,15 +172,23 @@ func (q *queue) refuseRemote(what string) error {
 func (b *Broker) reloadVHost(name string, present bool) {
 	b.vhMu.Lock()
 	vh := b.vhosts[name]
+	var held []heldDef
 	switch {
 	case present && vh == nil:
 		b.vhosts[name] = newVHost(name, b.env)
+		held = b.held[name]
+		delete(b.held, name)
 	case !present && vh != nil && name != "/":
 		delete(b.vhosts, name)
 	default:
 		vh = nil
 	}
 	b.vhMu.Unlock()
+	for _, h := range held {
+		if err := b.DefineQueue(h.id, h.def); err != nil {
+			b.env.log.Warn("cluster: define a quorum queue held for its vhost", "vhost", name, "err", err)
+		}
+	}
 	if vh == nil || present {
 		return
 	}
@@ -301,7 +310,7 @@ func (vh *vhost) reloadQueueLocked(name string) (recover *queue) {
 		return nil
 	}
 	d, err := records.DecodeQueueDef(v)
-	if err != nil || vh.env.cluster.Replicated(d.ID) {
+	if err != nil || vh.env.cluster != nil && vh.env.cluster.Replicated(d.ID) {
 		return nil
 	}
 	q := vh.recoverQueue(d) // recover.go
@@ -420,4 +429,27 @@ func (vh *vhost) settleExchange(d ExchangeDecl, created *store.Batch) error {
 		return errorf(ResourceError, "exchange '%s' in vhost '%s' was deleted on another node meanwhile", d.Name, vh.name)
 	}
 	return vh.exchangeEquivalent(x, d)
+}
+
+// heldDef is a quorum queue definition that applied before its vhost's
+// record did: the two come through different groups, so a lagging node
+// may see them in either order.
+type heldDef struct {
+	id  store.QueueID
+	def []byte
+}
+
+// holdDefinition keeps a quorum queue's definition until vhost exists
+// here (reloadVHost defines it then); false when it exists by now.
+func (b *Broker) holdDefinition(vhost string, id store.QueueID, def []byte) bool {
+	b.vhMu.Lock()
+	defer b.vhMu.Unlock()
+	if b.vhosts[vhost] != nil {
+		return false
+	}
+	if b.held == nil {
+		b.held = make(map[string][]heldDef)
+	}
+	b.held[vhost] = append(b.held[vhost], heldDef{id, slices.Clone(def)})
+	return true
 }

@@ -131,7 +131,10 @@ func (b *Broker) DefineQueue(id store.QueueID, def []byte) error {
 	vh := b.vhosts[d.VHost]
 	b.vhMu.RUnlock()
 	if vh == nil {
-		return fmt.Errorf("define quorum queue %q: no vhost %q here", d.Name, d.VHost)
+		if b.holdDefinition(d.VHost, id, def) { // metasync.go
+			return nil
+		}
+		return b.DefineQueue(id, def)
 	}
 	opts, err := parseQueueArgs(d.Args, d.Name, d.VHost)
 	if err != nil {

@@ -221,6 +221,13 @@ func TestMetadataSharedAcrossNodes(t *testing.T) {
 	}
 	getOn(c.byName(q.Leader), "orders.q")
 
+	// A get on n2 names the queue's node (not forwarded yet).
+	_, _, err = channel(t, conn2).Get("audit", true)
+	var locked *amqp.Error
+	if !errors.As(err, &locked) || locked.Code != amqp.ResourceLocked || !strings.Contains(locked.Reason, "n1") {
+		t.Fatalf("get on n2 of n1's queue: %v, want 405 naming n1", err)
+	}
+
 	// n3 refuses an inequivalent redeclaration of n1's exchange.
 	var conn3 *amqp.Connection
 	eventually(t, "alice logs in on n3", func() error {
@@ -233,6 +240,18 @@ func TestMetadataSharedAcrossNodes(t *testing.T) {
 	if !errors.As(err, &aerr) || aerr.Code != amqp.PreconditionFailed {
 		t.Fatalf("inequivalent redeclaration on n3: %v, want 406", err)
 	}
+
+	// A deletion on n3 of n1's queue deletes it on n1.
+	if _, err := channel(t, conn3).QueueDelete("audit", false, false, false); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "audit gone from n1", func() error {
+		status, out, err := n1.api("GET", "/api/queues/shop/audit", nil)
+		if err != nil || status != 404 {
+			return fmt.Errorf("%d %s %v", status, out, err)
+		}
+		return nil
+	})
 }
 
 // Two nodes declaring one exchange with different types at the same
@@ -292,6 +311,63 @@ func TestMetadataConcurrentExchangeDeclare(t *testing.T) {
 				}
 				if x.Type != kinds[winner] {
 					return fmt.Errorf("type %q, want the winner's %q", x.Type, kinds[winner])
+				}
+				return nil
+			})
+		}
+	}
+}
+
+// Two nodes declaring one classic queue at once: with the same arguments
+// both succeed and the queue is the first one's everywhere; with others,
+// the second is refused with 406.
+func TestMetadataConcurrentQueueDeclare(t *testing.T) {
+	c := newCluster(t, 3)
+	for round, args := range []amqp.Table{nil, {"x-max-length": int32(5)}} {
+		name := fmt.Sprintf("jobs%d", round)
+		errs := make([]error, 2)
+		var wg sync.WaitGroup
+		for i, nd := range c.nodes[:2] {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				a := amqp.Table(nil)
+				if i == 1 {
+					a = args
+				}
+				errs[i] = declare(t, nd, name, a, false)
+			}()
+		}
+		wg.Wait()
+		failed := 0
+		for i, err := range errs {
+			var aerr *amqp.Error
+			switch {
+			case err == nil:
+			case args != nil && errors.As(err, &aerr) && aerr.Code == amqp.PreconditionFailed:
+				failed++
+			default:
+				t.Fatalf("%s on %s: %v", name, c.nodes[i].name, err)
+			}
+		}
+		if args != nil && failed != 1 || args == nil && failed != 0 {
+			t.Fatalf("%s: errors %v", name, errs)
+		}
+		var home string
+		for _, nd := range c.nodes {
+			eventually(t, name+" on "+nd.name, func() error {
+				var q struct {
+					Node string `json:"node"`
+				}
+				status, out, err := nd.api("GET", "/api/queues/%2F/"+name, nil)
+				if err != nil || status != 200 || json.Unmarshal(out, &q) != nil {
+					return fmt.Errorf("%d %s %v", status, out, err)
+				}
+				if home == "" {
+					home = q.Node
+				}
+				if q.Node != home || home == "" {
+					return fmt.Errorf("node %q, others say %q", q.Node, home)
 				}
 				return nil
 			})
