@@ -15,7 +15,7 @@ import (
 // hears of other nodes' metadata.
 type stubCluster struct{}
 
-func (stubCluster) QueueID(string, string) store.QueueID                    { return 0 }
+func (stubCluster) QueueID(string, string) store.QueueID                     { return 0 }
 func (stubCluster) CreateQueue(context.Context, store.QueueID, []byte) error { return nil }
 func (stubCluster) DeleteQueue(context.Context, store.QueueID) error         { return nil }
 func (stubCluster) QueueStatus(store.QueueID) (ReplicaStatus, bool)          { return ReplicaStatus{}, false }
