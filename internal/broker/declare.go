@@ -170,7 +170,7 @@ func (vh *vhost) newQueueLocked(d QueueDecl, opts QueueOptions) (q *queue, def *
 		def = &store.Batch{}
 		def.PutMeta(records.QueueKey(vh.name, q.name), v)
 		if vh.env.cluster != nil {
-			def.PutMeta(records.QueueNodeKey(vh.name, q.name), []byte(vh.env.node)) // metasync.go
+			def.PutMeta(records.QueueNodeKey(vh.name, q.name), records.EncodeQueueNode(vh.env.node)) // metasync.go
 		}
 	}
 	vh.creating[q.name] = make(chan struct{})

@@ -142,10 +142,20 @@ func (vh *vhost) placement(name string) string {
 		return ""
 	}
 	v, err := vh.env.st.GetMeta(records.QueueNodeKey(vh.name, name))
-	if err != nil || string(v) == vh.env.node {
+	if err != nil {
 		return ""
 	}
-	return string(v)
+	node, err := records.DecodeQueueNode(v)
+	if err != nil {
+		// Taken as another node's: then nothing here touches the
+		// messages of an id that may be one of this store's.
+		vh.env.log.Warn("cluster: unreadable queue placement", "queue", name, "err", err)
+		return "(unknown)"
+	}
+	if node == vh.env.node {
+		return ""
+	}
+	return node
 }
 
 // servingNode names the node a publish to q goes to when this node does

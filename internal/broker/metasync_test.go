@@ -95,7 +95,7 @@ func TestMetaChangedReloadsOtherNodesDefinitions(t *testing.T) {
 		w.PutMeta(records.UserKey("alice"), records.EncodeUserDef(u))
 		w.PutMeta(records.ExchangeKey("shop", "orders"), xdef)
 		w.PutMeta(records.QueueKey("shop", "audit"), qdef)
-		w.PutMeta(records.QueueNodeKey("shop", "audit"), []byte("n1"))
+		w.PutMeta(records.QueueNodeKey("shop", "audit"), records.EncodeQueueNode("n1"))
 		w.PutMeta(bkey, bdef)
 		w.PutMeta(policyKey(false, "shop", "ttl"), []byte(`{"vhost":"shop","name":"ttl","pattern":"^audit","apply-to":"queues","definition":{"message-ttl":1000}}`))
 	})
@@ -163,7 +163,7 @@ func TestRecoverOtherNodesQueue(t *testing.T) {
 	qdef := mustOf[[]byte](t)(records.EncodeQueueDef(records.QueueDef{VHost: "/", Name: "audit", ID: 77}))
 	b.MetaChanged(otherNode(t, st, func(w *store.Batch) {
 		w.PutMeta(records.QueueKey("/", "audit"), qdef)
-		w.PutMeta(records.QueueNodeKey("/", "audit"), []byte("n1"))
+		w.PutMeta(records.QueueNodeKey("/", "audit"), records.EncodeQueueNode("n1"))
 	}))
 	if err := b.Close(context.Background()); err != nil {
 		t.Fatal(err)

@@ -1,7 +1,7 @@
-// Package cluster replicates quorum queues over etcd-io/raft: one Raft
-// group per replicated queue, all of a node's groups driven by one Host
-// whose logs live in the node's store, and the TCP transport between
-// nodes.
+// Package cluster replicates quorum queues and the shared metadata over
+// etcd-io/raft: one Raft group per replicated queue and one metadata
+// group, all of a node's groups driven by one Host whose logs live in the
+// node's store, and the TCP transport between nodes.
 //
 // # The replicated state machine
 //
@@ -23,6 +23,22 @@
 // write that returned without error was fsynced by a majority of the
 // group's members.
 //
+// # The metadata group
+//
+// One more group, MetaGroup, over every node (meta.go), bootstrapped by
+// each node's New with the same membership. Its entries (cmdMeta) are the
+// shared metadata writes of the nodes' brokers: Store routes a batch's
+// metadata ops as the route given to ShareMeta says (cmd/sluice derives
+// it from records.SharingOf) once the host has started, proposes them from
+// any node (Raft forwards a follower's proposal), proposes again after a
+// lost attempt and waits for the commit. Every member applies them to its
+// local store; a MetaCreate op applies only where its key is absent or
+// holds the same value, decided at apply from the store and the round's
+// earlier entries, so every member decides alike. The broker hears of the
+// entries it did not make itself (MetaHandler), and of its own creations
+// that lost. The metadata log is never compacted, so a member with an
+// empty store catches up by replaying it.
+//
 // Forwarding (forward.go): a broker-level request from one node to
 // another on the same connection (a publish to a queue led elsewhere).
 //
@@ -35,9 +51,15 @@
 //	meta cluster/g/<g>/trunc                      -> u64 index, u64 term of the entry before the first
 //	meta cluster/groups/<g>                       -> the groups this node hosts
 //
-// A group's leader compacts its log below what every member holds and it
-// has applied (a cmdCompact entry each member applies), so no member ever
-// needs a snapshot; a member that is down holds compaction back.
+// The metadata group is g = MetaGroup (1<<60): its log is queue
+// logQueue(1<<60), its applied entries' keys are the broker's own
+// metadata keys (records.SharingOf), written in place in the meta
+// keyspace.
+//
+// A queue group's leader compacts its log below what every member holds
+// and it has applied (a cmdCompact entry each member applies), so no
+// member ever needs a snapshot; a member that is down holds compaction
+// back. The metadata group's log is not compacted.
 //
 // # Goroutines
 //

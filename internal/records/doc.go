@@ -79,6 +79,7 @@
 //	x/<vhost>\0<name>                            exchange
 //	q/<vhost>\0<name>                            queue
 //	b/<vhost>\0<src>\0<q|e><dst>\0<key>\0<hex>   binding (<hex>: its arguments' table, hex)
+//	qn/<vhost>\0<name>                           a classic queue's node in a cluster (shared.go)
 //	qid/<16 hex digits of the queue id>          bits(durable), no version byte
 //	next-queue-id                                the next queue id, decimal ASCII, no version byte
 //	delay-queue-id                               the delay queue's id, decimal ASCII, no version byte
@@ -95,6 +96,7 @@
 //
 //	exchange    0x01 | str vhost | str name | str type | bits(durable, auto-delete, internal) | table args
 //	queue       0x01 | str vhost | str name | uvarint queue id | bits(auto-delete) | table args
+//	queue node  0x01 | str node
 //	binding     0x01 | str vhost | str source | bits(to-exchange) | str destination | str routing key | table args
 //	user        0x01 | str name | str salt | str hash | uvarint n | n × str tag | bits(loopback-only)
 //	permission  0x01 | str user | str vhost | str configure | str write | str read

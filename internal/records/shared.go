@@ -12,6 +12,18 @@ const MetaQueueNode = "qn/" // qn/<vhost>\0<name> -> node name
 // QueueNodeKey is the key of a classic queue's placement.
 func QueueNodeKey(vhost, name string) string { return MetaQueueNode + vhost + "\x00" + name }
 
+// EncodeQueueNode encodes a placement: the node's name.
+func EncodeQueueNode(node string) []byte { return appendString([]byte{V1}, node) }
+
+func DecodeQueueNode(v []byte) (string, error) {
+	r, err := versioned(v)
+	if err != nil {
+		return "", err
+	}
+	node := r.string()
+	return node, r.done()
+}
+
 // Sharing says how a metadata key is kept in a cluster.
 type Sharing uint8
 
