@@ -97,7 +97,7 @@ func TestMetaChangedReloadsOtherNodesDefinitions(t *testing.T) {
 		w.PutMeta(records.QueueKey("shop", "audit"), qdef)
 		w.PutMeta(records.QueueNodeKey("shop", "audit"), records.EncodeQueueNode("n1"))
 		w.PutMeta(bkey, bdef)
-		w.PutMeta(policyKey(false, "shop", "ttl"), []byte(`{"vhost":"shop","name":"ttl","pattern":"^audit","apply-to":"queues","definition":{"message-ttl":1000}}`))
+		w.PutMeta(policyKey(false, "shop", "ttl"), records.EncodePolicy([]byte(`{"vhost":"shop","name":"ttl","pattern":"^audit","apply-to":"queues","definition":{"message-ttl":1000}}`)))
 	})
 	b.MetaChanged(keys)
 
