@@ -328,6 +328,13 @@ func (vh *vhost) reloadQueueLocked(name string) (recover *queue) {
 		if cur.id == q.id && cur.home == q.home {
 			return nil
 		}
+		if !cur.durable {
+			// An exclusive or transient queue of this node (those are
+			// not shared) took the name first: it stays.
+			vh.env.log.Warn("cluster: another node's queue has the name of a queue here that is not durable; keeping this one",
+				"queue", name, "vhost", vh.name, "node", q.home)
+			return nil
+		}
 		vh.dropQueueLocked(cur)
 	}
 	vh.queues[name] = q

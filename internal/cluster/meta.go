@@ -120,6 +120,9 @@ func (h *Host) openMeta() error {
 	if err := g.rn.Bootstrap(h.peers); err != nil {
 		return fmt.Errorf("bootstrap the metadata group: %w", err)
 	}
+	// One node campaigns at once, so a new cluster has a metadata leader
+	// without waiting out an election timeout.
+	g.campaign = h.self == h.peers[0].ID
 	h.groups[MetaGroup] = g
 	return nil
 }
