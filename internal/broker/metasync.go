@@ -175,6 +175,20 @@ func (q *queue) refuseRemote(what string) error {
 	return errorf(ResourceLocked, "queue '%s' in vhost '%s' is on node %s; %s there", q.name, q.vh.name, q.home, what)
 }
 
+// refuseRemoteTargets refuses a write to another node's queue: a client's
+// publish forwards it there (Channel.forward) before the write is made;
+// a dead letter, a delayed message or a move routed there is not
+// forwarded, and must never be written here under that node's queue id.
+func refuseRemoteTargets(targets []*queue) error {
+	for _, q := range targets {
+		if q.home != "" {
+			return errorf(ResourceLocked, "queue '%s' in vhost '%s' is on node %s: dead letters, delayed messages and moves reach it from that node only",
+				q.name, q.vh.name, q.home)
+		}
+	}
+	return nil
+}
+
 // reloadVHost adds or removes a vhost as its record says. A removed
 // vhost's queues and exchanges go from memory (this node's queues'
 // messages from its store); its other records are deleted by the same

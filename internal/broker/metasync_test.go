@@ -4,8 +4,10 @@ import (
 	"context"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/sluicemq/sluice/internal/access"
+	"github.com/sluicemq/sluice/internal/message"
 	"github.com/sluicemq/sluice/internal/records"
 	"github.com/sluicemq/sluice/internal/store"
 	"github.com/sluicemq/sluice/internal/store/memstore"
@@ -176,5 +178,12 @@ func TestRecoverOtherNodesQueue(t *testing.T) {
 	c := newClient(t, b2)
 	if _, err := c.ch.PurgeQueue("audit"); CodeOf(err) != ResourceLocked {
 		t.Fatalf("purge of another node's queue: %v, want resource locked", err)
+	}
+	// A dead letter, delayed message or move is never written here under
+	// the other node's queue id.
+	remote := b2.vhost("/").queues["audit"]
+	msg := &message.Message{RoutingKey: "audit", Body: []byte("x")}
+	if _, err := newPublishReq(msg, []*queue{remote}, nil, time.Now()); CodeOf(err) != ResourceLocked {
+		t.Fatalf("a write to another node's queue: %v, want resource locked", err)
 	}
 }
