@@ -484,3 +484,17 @@ func (b *Broker) holdDefinition(vhost string, id store.QueueID, def []byte) bool
 	b.held[vhost] = append(b.held[vhost], heldDef{id, slices.Clone(def)})
 	return true
 }
+
+// lookupLocalQueue is lookupQueue for the operator's reads and writes of
+// a queue's messages: another node's queue has none here (its id may be
+// one of this store's own queues'), so those are refused.
+func (b *Broker) lookupLocalQueue(vhostName, name string) (*queue, error) {
+	q, err := b.lookupQueue(vhostName, name)
+	if err != nil {
+		return nil, err
+	}
+	if err := q.refuseRemote("read and change its messages"); err != nil {
+		return nil, err
+	}
+	return q, nil
+}

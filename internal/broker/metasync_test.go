@@ -179,6 +179,9 @@ func TestRecoverOtherNodesQueue(t *testing.T) {
 	if _, err := c.ch.PurgeQueue("audit"); CodeOf(err) != ResourceLocked {
 		t.Fatalf("purge of another node's queue: %v, want resource locked", err)
 	}
+	if _, err := b2.Message("/", "audit", 1); CodeOf(err) != ResourceLocked {
+		t.Fatalf("reading a message of another node's queue: %v, want resource locked", err)
+	}
 	// A dead letter, delayed message or move is never written here under
 	// the other node's queue id.
 	remote := b2.vhost("/").queues["audit"]
