@@ -14,17 +14,13 @@ import (
 )
 
 // stubCluster is a Cluster with no quorum queues: enough for a node that
-// hears of other nodes' metadata.
-type stubCluster struct{}
+// hears of other nodes' metadata. The methods it does not define are the
+// nil embedded interface's: a call to one fails the test with a panic.
+type stubCluster struct{ Cluster }
 
-func (stubCluster) QueueID(string, string) store.QueueID                     { return 0 }
-func (stubCluster) CreateQueue(context.Context, store.QueueID, []byte) error { return nil }
-func (stubCluster) DeleteQueue(context.Context, store.QueueID) error         { return nil }
-func (stubCluster) QueueStatus(store.QueueID) (ReplicaStatus, bool)          { return ReplicaStatus{}, false }
-func (stubCluster) Nodes() []NodeStatus                                      { return nil }
-func (stubCluster) Replicated(store.QueueID) bool                            { return false }
-func (stubCluster) Leader(store.QueueID) string                              { return "" }
-func (stubCluster) Forward(string, []byte, func(error))                      {}
+func (stubCluster) Replicated(store.QueueID) bool { return false }
+func (stubCluster) Leader(store.QueueID) string   { return "" }
+func (stubCluster) Nodes() []NodeStatus           { return nil }
 
 // openNode opens a broker as cluster node name on st.
 func openNode(t *testing.T, st store.Store, name string) *Broker {

@@ -110,19 +110,22 @@ func decodeMetaOps(data []byte) ([]metaOp, error) {
 // never hosted it bootstraps it with every node as a member (the same
 // first entries on every node), and it is elected like any group.
 func (h *Host) openMeta() error {
-	if h.groups[MetaGroup] != nil {
+	if h.groups[MetaGroup] != nil || h.cfg.Join {
+		// A joining node is made a voter by AddNode and gets the log
+		// from the leader (nodes.go).
 		return nil
 	}
 	g, err := h.openGroup(MetaGroup)
 	if err != nil {
 		return err
 	}
-	if err := g.rn.Bootstrap(h.peers); err != nil {
+	peers := h.roster().peers
+	if err := g.rn.Bootstrap(peers); err != nil {
 		return fmt.Errorf("bootstrap the metadata group: %w", err)
 	}
 	// One node campaigns at once, so a new cluster has a metadata leader
 	// without waiting out an election timeout.
-	g.campaign = h.self == h.peers[0].ID
+	g.campaign = h.self == peers[0].ID
 	h.groups[MetaGroup] = g
 	return nil
 }
@@ -212,6 +215,16 @@ func (h *Host) metaNote(keys []string) func() {
 		if mh, ok := h.handler.(MetaHandler); ok {
 			mh.MetaChanged(keys)
 		}
+	}
+}
+
+// isStarted reports whether Start was called.
+func (h *Host) isStarted() bool {
+	select {
+	case <-h.started:
+		return true
+	default:
+		return false
 	}
 }
 
