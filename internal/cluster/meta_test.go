@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -163,4 +164,47 @@ func TestMetaCatchUpFromLog(t *testing.T) {
 	for _, tn := range c.nodes {
 		waitFor(t, tn.name+" has bob", func() bool { return bytes.Equal([]byte(metaOf(t, tn.st, "s/user2")), []byte("bob")) })
 	}
+}
+
+// A node added at run time becomes a voter of the metadata group, gets
+// the metadata written before it joined and writes its own; a removed
+// node leaves the group.
+func TestMetaAddedNode(t *testing.T) {
+	c := newMetaCluster(t)
+	var b store.Batch
+	b.PutMeta("s/early", []byte("1"))
+	if err := c.nodes[0].rs.Apply(&b, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.nodes[1].h.AddNode(ctx(t), "n4", "addr4"); err != nil {
+		t.Fatal(err)
+	}
+	n4 := &testNode{name: "n4", st: memstore.New(), join: true}
+	c.nodes = append(c.nodes, n4)
+	c.cfg.Nodes = maps.Clone(c.cfg.Nodes)
+	c.cfg.Nodes["n4"] = "addr4"
+	c.start(n4)
+	n4.rs.ShareMeta(testRoute)
+	waitFor(t, "n4 replays the metadata", func() bool { return metaOf(t, n4.st, "s/early") == "1" })
+	var b2 store.Batch
+	b2.PutMeta("s/late", []byte("2"))
+	if err := n4.rs.Apply(&b2, true); err != nil {
+		t.Fatal(err)
+	}
+	for _, tn := range c.nodes {
+		waitFor(t, tn.name+" has n4's write", func() bool { return metaOf(t, tn.st, "s/late") == "2" })
+	}
+	metaMembers := func(tn *testNode) []string {
+		gs, _ := tn.h.QueueStatus(store.QueueID(MetaGroup))
+		return gs.Members
+	}
+	if got := metaMembers(c.nodes[0]); !slices.Equal(got, []string{"n1", "n2", "n3", "n4"}) {
+		t.Fatalf("metadata group members %v", got)
+	}
+	if err := c.nodes[0].h.RemoveNode(ctx(t), "n4"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "n4 out of the metadata group", func() bool {
+		return slices.Equal(metaMembers(c.nodes[0]), []string{"n1", "n2", "n3"})
+	})
 }
