@@ -286,7 +286,9 @@ func (s *Store) awaitMeta(ctx context.Context, body []byte, try metaTry) error {
 		if err == nil {
 			return nil
 		}
-		if !errors.Is(err, ErrNotLeader) && !errors.Is(err, ErrTimeout) {
+		// No group yet: a node joining a running cluster hosts it once
+		// AddNode made it a member.
+		if !errors.Is(err, ErrNotLeader) && !errors.Is(err, ErrTimeout) && !errors.Is(err, ErrNoGroup) {
 			return fmt.Errorf("%w: metadata: %w", store.ErrNotCommitted, err)
 		}
 		select {
