@@ -143,6 +143,18 @@ func TestMetaCatchUpFromLog(t *testing.T) {
 	c := newMetaCluster(t)
 	gone := c.nodes[2]
 	c.net.down(gone.h.Self())
+	var b0 store.Batch
+	b0.PutMeta("s/missed", []byte("m"))
+	if err := c.nodes[0].rs.Apply(&b0, true); err != nil {
+		t.Fatal(err)
+	}
+	c.start(gone) // on its own store: it replays what it missed
+	gone.rs.ShareMeta(testRoute)
+	waitFor(t, "the restarted node catches up", func() bool { return metaOf(t, gone.st, "s/missed") == "m" })
+	if !slices.Contains(gone.rec.metaKeys(), "s/missed") {
+		t.Error("the restarted node's handler was not told")
+	}
+	c.net.down(gone.h.Self())
 	var b store.Batch
 	b.PutMeta("s/user", []byte("alice"))
 	if err := c.nodes[0].rs.Apply(&b, true); err != nil {
