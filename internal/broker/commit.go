@@ -94,7 +94,25 @@ func newPipeline(st store.Store, p *publishing) *store.LocalPipeline[*publishReq
 		// the broker reloads its keys (metasync.go), and a late commit
 		// reaches it as another node's write would.
 		Permanent: func(err error) bool { return isFence(err) || errors.Is(err, store.ErrNotCommitted) },
+		// Bytes in flight are bounded, not only messages: a publisher
+		// without confirms is held in Submit (its socket then is not
+		// read) while the store writes what it sent.
+		Size: (*publishReq).size,
 	})
+}
+
+// size is the bytes r's writes carry: its record once per queue (the
+// delay queue's included) and what is applied with it.
+func (r *publishReq) size() int64 {
+	copies := len(r.targets)
+	if r.delayDue != 0 {
+		copies++
+	}
+	n := int64(len(r.rec)) * int64(max(1, copies))
+	if r.also != nil {
+		n += r.also.Bytes()
+	}
+	return n
 }
 
 // submit hands r to the pipeline; it blocks while the pipeline is behind.
