@@ -353,7 +353,7 @@ func runBroker(ctx context.Context, cfg serveConfig, log *slog.Logger, hup <-cha
 			return fmt.Errorf("open cluster: %w", err)
 		}
 		closers = append(closers, cn.close)
-		bst, bcfg.Cluster = cn.store(st), cn
+		bst, bcfg.Cluster, bcfg.Node = cn.store(st), cn, cfg.Node
 	}
 	b, err := broker.Open(bcfg, bst)
 	if err != nil {
