@@ -363,14 +363,17 @@ func (q *queue) readyEntryLocked(id uint64) (*entry, error) {
 
 // ReplaceMessage replaces a ready message's exchange, routing key,
 // properties and body in place: it keeps its id, place and delivery count.
-// A message that is unacked is PreconditionFailed; one that is gone is
-// NotFound; one the queue's x-schema or size limit refuses is
+// version is the StoredMessage.Version of the read m was made from
+// (AnyVersion: m was not made from a read): a message edited since is
+// PreconditionFailed, so of two edits of one read the second does not undo
+// the first. A message that is unacked is PreconditionFailed; one that is
+// gone is NotFound; one the queue's x-schema or size limit refuses is
 // PreconditionFailed with a *ValidationError (and stays as it was).
 //
 // The message is held (move.go) while its new record is written, synced,
 // without the queue's lock: consumers neither get the old message nor
 // wait for the write.
-func (b *Broker) ReplaceMessage(vhostName, queueName string, id uint64, m *message.Message) error {
+func (b *Broker) ReplaceMessage(vhostName, queueName string, id uint64, m *message.Message, version uint64) error {
 	if err := CheckRoutingKey(m.RoutingKey); err != nil { // names.go: else no consumer could be sent it
 		return err
 	}
@@ -381,7 +384,7 @@ func (b *Broker) ReplaceMessage(vhostName, queueName string, id uint64, m *messa
 	if err := q.vh.checkMove(m, "", []*queue{q}); err != nil {
 		return err
 	}
-	if _, err := q.holdReady(id); err != nil {
+	if _, err := q.holdReady(id, version); err != nil {
 		return err
 	}
 	err = b.rewriteRecord(q, id, m)
@@ -435,11 +438,12 @@ func (b *Broker) rewriteRecord(q *queue, id uint64, m *message.Message) error {
 	return nil
 }
 
-// holdReady takes the ready message id into the held table.
-func (q *queue) holdReady(id uint64) (entry, error) {
+// holdReady takes the ready message id, if not edited since version,
+// into the held table.
+func (q *queue) holdReady(id, version uint64) (entry, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if _, err := q.readyEntryLocked(id); err != nil {
+	if err := q.readyUneditedLocked(id, version); err != nil {
 		return entry{}, err
 	}
 	es := q.ready.removeSeqs(map[uint64]bool{id: true})
@@ -455,7 +459,7 @@ func (b *Broker) DeleteMessage(vhostName, queueName string, id uint64) error {
 	if err != nil {
 		return err
 	}
-	e, err := q.holdReady(id)
+	e, err := q.holdReady(id, AnyVersion)
 	if err != nil {
 		return err
 	}

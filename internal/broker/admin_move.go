@@ -67,7 +67,7 @@ func (b *Broker) Move(vhostName, queueName string, outs []MoveOut, o MoveOptions
 	if o.DryRun {
 		src.mu.Lock()
 		for _, mv := range moves {
-			*mv.err = src.movableLocked(mv)
+			*mv.err = src.readyUneditedLocked(mv.id, mv.version)
 		}
 		src.mu.Unlock()
 		return errs, nil
@@ -142,7 +142,7 @@ func (q *queue) holdMoves(moves []*heldMove) {
 	want := make(map[uint64]bool, len(moves))
 	bySeq := make(map[uint64]*heldMove, len(moves))
 	for _, mv := range moves {
-		if err := q.movableLocked(mv); err != nil {
+		if err := q.readyUneditedLocked(mv.id, mv.version); err != nil {
 			*mv.err = err
 			continue
 		}
@@ -153,17 +153,4 @@ func (q *queue) holdMoves(moves []*heldMove) {
 		q.holdLocked(e)
 		bySeq[e.seq].entry = e
 	}
-}
-
-// movableLocked checks that mv's message is ready and still holds the
-// content its move was made from.
-func (q *queue) movableLocked(mv *heldMove) error {
-	if _, err := q.readyEntryLocked(mv.id); err != nil {
-		return err
-	}
-	if q.edits.since(mv.id, mv.version) {
-		return errorf(PreconditionFailed, "message %d of queue '%s' in vhost '%s' was edited after it was read; read it again",
-			mv.id, q.name, q.vh.name)
-	}
-	return nil
 }

@@ -209,7 +209,7 @@ func TestBrowseStatesAndOrder(t *testing.T) {
 	}
 	// Delete and replace work on a requeued (back-heap) entry too.
 	ids, _ := browseIDs(t, b, "q")
-	if err := b.ReplaceMessage("/", "q", ids[0], newMsg("", "q", "zero!", false)); err != nil {
+	if err := b.ReplaceMessage("/", "q", ids[0], newMsg("", "q", "zero!", false), AnyVersion); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.DeleteMessage("/", "q", ids[2]); err != nil {

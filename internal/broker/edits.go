@@ -7,7 +7,9 @@ package broker
 // edit would be lost without a word. A reader notes the queue's edit clock
 // before it reads a record (StoredMessage.Version); Move refuses a message
 // whose last edit came after that (PreconditionFailed, the API's 409), and
-// the message stays where it is, edited, for the caller to read again.
+// the message stays where it is, edited, for the caller to read again. An
+// edit made from a read (package dlq's partial edit) is checked the same
+// way, so a second edit of one read does not undo the first.
 //
 // Edits are rare and queued messages many, so the log is a side table of
 // the edited messages only, not a field of every entry. It lives in
@@ -43,7 +45,23 @@ func (l *editLog) edited(seq uint64, held func(uint64) bool) {
 	l.prune = max(64, 2*len(l.at))
 }
 
+// AnyVersion, given as a version, accepts a message however it was edited.
+const AnyVersion = ^uint64(0)
+
 // since reports whether seq was edited after a read that noted version.
 func (l *editLog) since(seq, version uint64) bool {
 	return l.at[seq] > version
+}
+
+// readyUneditedLocked is readyEntryLocked for a message whose content was
+// read at version: one edited since is PreconditionFailed (the API's 409).
+func (q *queue) readyUneditedLocked(id, version uint64) error {
+	if _, err := q.readyEntryLocked(id); err != nil {
+		return err
+	}
+	if q.edits.since(id, version) {
+		return errorf(PreconditionFailed, "message %d of queue '%s' in vhost '%s' was edited after it was read; read it again",
+			id, q.name, q.vh.name)
+	}
+	return nil
 }

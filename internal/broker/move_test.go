@@ -158,7 +158,7 @@ func TestEditDoesNotHoldQueueAcrossSync(t *testing.T) {
 	ids, _ := browseIDs(t, b, "q")
 	st.armed.Store(true)
 	edited := make(chan error, 1)
-	go func() { edited <- b.ReplaceMessage("/", "q", ids[0], newMsg("", "q", "a!", true)) }()
+	go func() { edited <- b.ReplaceMessage("/", "q", ids[0], newMsg("", "q", "a!", true), AnyVersion) }()
 	got := make(chan *Delivery, 1)
 	go func() {
 		for {
@@ -204,7 +204,7 @@ func TestMoveRefusesMessageEditedAfterRead(t *testing.T) {
 	ids, _ := browseIDs(t, b, "dlq")
 	edit := func(id uint64, body string) {
 		t.Helper()
-		if err := b.ReplaceMessage("/", "dlq", id, deadLetter("orders", body)); err != nil {
+		if err := b.ReplaceMessage("/", "dlq", id, deadLetter("orders", body), AnyVersion); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -267,7 +267,7 @@ func TestEditLogStaysSmall(t *testing.T) {
 	for i := range 500 {
 		c.publish("", "q", "m", false)
 		ids, _ := browseIDs(t, b, "q")
-		if err := b.ReplaceMessage("/", "q", ids[0], newMsg("", "q", fmt.Sprint(i), false)); err != nil {
+		if err := b.ReplaceMessage("/", "q", ids[0], newMsg("", "q", fmt.Sprint(i), false), AnyVersion); err != nil {
 			t.Fatal(err)
 		}
 		if d := c.get("q", true); d == nil || string(d.Body) != fmt.Sprint(i) {
