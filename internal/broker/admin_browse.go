@@ -32,8 +32,9 @@ type StoredMessage struct {
 	Redelivered bool
 	ReadyAt     time.Time // when a delayed message becomes ready (zero otherwise)
 	Message     *message.Message
-	// Version identifies the content read: a Move given it refuses the
-	// message if an edit replaced that content since (edits.go).
+	// Version identifies the content read: a Move or ReplaceMessage given
+	// it refuses the message if an edit replaced that content since
+	// (edits.go).
 	Version uint64
 }
 
