@@ -43,6 +43,9 @@ type Receiver interface {
 type TCPTransport struct {
 	self  string
 	selfN uint64
+	// liveFor: a peer not heard from for that long is not live
+	// (quiesce.go).
+	liveFor time.Duration
 	ln    net.Listener
 	recv  Receiver
 	log   *slog.Logger
@@ -65,6 +68,7 @@ type peer struct {
 	out      chan frame
 	accepted chan net.Conn
 	up       atomic.Bool
+	heard    atomic.Int64 // unix nanoseconds of the last frame read from it
 	stop     chan struct{} // closed when the transport closes or the node is removed
 }
 
@@ -85,7 +89,8 @@ func NewTCPTransport(cfg Config, recv Receiver) (*TCPTransport, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	t := &TCPTransport{self: cfg.Node, selfN: NodeID(cfg.Node), ln: ln, recv: recv, log: log,
-		peers: make(map[uint64]*peer), stop: make(chan struct{})}
+		peers: make(map[uint64]*peer), stop: make(chan struct{}),
+		liveFor: time.Duration(cfg.ElectionTicks) * cfg.Tick}
 	t.wg.Add(1)
 	go func() { defer t.wg.Done(); t.acceptLoop() }()
 	t.SetNodes(cfg.Nodes)
@@ -118,6 +123,28 @@ func (t *TCPTransport) SetNodes(nodes map[string]string) {
 		t.peers[p.id] = p
 		t.wg.Add(1)
 		go func() { defer t.wg.Done(); t.session(p) }()
+	}
+}
+
+// Live reports whether a frame came from the node within liveFor.
+func (t *TCPTransport) Live(to uint64) bool {
+	p := t.peer(to)
+	return p != nil && p.up.Load() && time.Since(time.Unix(0, p.heard.Load())) < t.liveFor
+}
+
+// Keepalive sends every connected peer an empty frame: one per node
+// pair, however many groups there are. The host's loop calls it every
+// tick, so a node whose loop is stuck stops being live.
+func (t *TCPTransport) Keepalive() {
+	t.pmu.RLock()
+	defer t.pmu.RUnlock()
+	for _, p := range t.peers {
+		if p.up.Load() {
+			select {
+			case p.out <- frame{keepaliveGroup, nil}:
+			default:
+			}
+		}
 	}
 }
 
@@ -382,6 +409,10 @@ func (t *TCPTransport) read(p *peer, c net.Conn) {
 			return
 		}
 		group := binary.BigEndian.Uint64(hdr[4:])
+		p.heard.Store(time.Now().UnixNano())
+		if group == keepaliveGroup {
+			continue
+		}
 		if group == forwardGroup {
 			if err := t.forwardFrame(p, data); err != nil {
 				t.log.Warn("cluster transport: bad forward frame; dropping the connection", "peer", p.name, "err", err)

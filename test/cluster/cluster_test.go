@@ -113,7 +113,8 @@ func (c *cluster) waitUp(nd *node) {
 			return
 		}
 		if time.Now().After(deadline) {
-			c.t.Fatalf("%s did not come up: %v", nd.name, err)
+			b, _ := os.ReadFile(nd.log.Name())
+			c.t.Fatalf("%s did not come up: %v; its log:\n%s", nd.name, err, tail(string(b), 4000))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
