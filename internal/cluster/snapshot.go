@@ -72,8 +72,8 @@ const (
 // A data chunk's payload is a sequence of items, the last chunk's the
 // MsgSnap; an ack has no payload.
 const (
-	chunkData byte = 1
-	chunkAck  byte = 2
+	chunkData    byte = 1
+	chunkAck     byte = 2
 	chunkLost    byte = 3 // the sender lost its store's copy of the group
 	chunkQuiesce byte = 4 // the sender, the group's leader, quiesced it (quiesce.go)
 

@@ -46,11 +46,11 @@ type TCPTransport struct {
 	// liveFor: a peer not heard from for that long is not live
 	// (quiesce.go).
 	liveFor time.Duration
-	ln    net.Listener
-	recv  Receiver
-	log   *slog.Logger
-	pmu   sync.RWMutex
-	peers map[uint64]*peer // guarded by pmu; changed by SetNodes
+	ln      net.Listener
+	recv    Receiver
+	log     *slog.Logger
+	pmu     sync.RWMutex
+	peers   map[uint64]*peer // guarded by pmu; changed by SetNodes
 
 	fwd        forwards // forward.go
 	fwdMu      sync.Mutex
@@ -68,7 +68,7 @@ type peer struct {
 	out      chan frame
 	accepted chan net.Conn
 	up       atomic.Bool
-	heard    atomic.Int64 // unix nanoseconds of the last frame read from it
+	heard    atomic.Int64  // unix nanoseconds of the last frame read from it
 	stop     chan struct{} // closed when the transport closes or the node is removed
 }
 
