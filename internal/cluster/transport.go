@@ -8,7 +8,10 @@ package cluster
 //
 // where length counts group and message. Messages are marshalled by Send,
 // on the host's loop, and queued per peer; a full queue or a peer that is
-// not connected drops them (Raft retransmits).
+// not connected drops them (Raft retransmits). Reserved groups carry
+// other frames: 0 forwarding (forward.go), 1 snapshot chunks, acks and
+// the lost and quiesce notices (snapshot.go, quiesce.go), 2 an empty
+// keepalive. The peers follow the node list (SetNodes).
 
 import (
 	"bufio"
