@@ -86,7 +86,9 @@ func openCluster(node, spec string, join bool, st store.Store, log *slog.Logger)
 
 // store returns the store the broker writes through.
 func (c *clusterNode) store(local store.Store) store.Store {
-	return cluster.NewStore(local, c.host, replicateTimeout)
+	s := cluster.NewStore(local, c.host, replicateTimeout)
+	s.ShareMeta(metaRoute(local)) // metaroute.go
+	return s
 }
 
 func (c *clusterNode) start(b *broker.Broker) {
@@ -177,8 +179,9 @@ func (c *clusterNode) QueueStatus(id store.QueueID) (broker.ReplicaStatus, bool)
 
 func (c *clusterNode) Nodes() []broker.NodeStatus {
 	var out []broker.NodeStatus
+	meta := c.host.MetaLeader()
 	for name := range c.host.Nodes() {
-		out = append(out, broker.NodeStatus{Name: name, Running: c.tr.Connected(name)})
+		out = append(out, broker.NodeStatus{Name: name, Running: c.tr.Connected(name), MetadataLeader: name == meta})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out

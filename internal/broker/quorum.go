@@ -76,6 +76,9 @@ type ReplicaStatus struct {
 type NodeStatus struct {
 	Name    string
 	Running bool
+	// MetadataLeader: the node leads the cluster's metadata group, as
+	// this node last heard.
+	MetadataLeader bool
 }
 
 // createQuorumTimeout bounds a quorum queue's declaration: its group's
@@ -136,7 +139,10 @@ func (b *Broker) DefineQueue(id store.QueueID, def []byte) error {
 	vh := b.vhosts[d.VHost]
 	b.vhMu.RUnlock()
 	if vh == nil {
-		return fmt.Errorf("define quorum queue %q: no vhost %q here", d.Name, d.VHost)
+		if b.holdDefinition(d.VHost, id, def) { // metasync.go
+			return nil
+		}
+		return b.DefineQueue(id, def)
 	}
 	opts, err := parseQueueArgs(d.Args, d.Name, d.VHost)
 	if err != nil {
@@ -220,7 +226,7 @@ func (q *queue) resetIndexLocked() int {
 
 // servesHere reports whether this node may deliver and write the queue:
 // always for a classic queue, only on the leader for a quorum queue.
-func (q *queue) servesHere() bool { return !q.quorum || q.serving.Load() }
+func (q *queue) servesHere() bool { return q.home == "" && (!q.quorum || q.serving.Load()) }
 
 // refuseUnserved is the channel error for basic.get and basic.consume on
 // a quorum queue this node does not serve: they are not forwarded, and
@@ -228,6 +234,9 @@ func (q *queue) servesHere() bool { return !q.quorum || q.serving.Load() }
 func (q *queue) refuseUnserved() error {
 	if q.servesHere() {
 		return nil
+	}
+	if q.home != "" {
+		return q.refuseRemote("consume and get")
 	}
 	leader := q.env.cluster.Leader(q.id)
 	if leader == "" {
@@ -359,7 +368,7 @@ func (ch *Channel) forward(msg *message.Message, remote []*queue, done func(erro
 	}
 	j := &joinDone{left: len(remote) + parts, done: done}
 	for _, q := range remote {
-		leader := ch.env.cluster.Leader(q.id)
+		leader := q.servingNode() // metasync.go
 		if leader == "" {
 			j.one(errorf(ResourceError, "quorum queue '%s' in vhost '%s' has no leader", q.name, q.vh.name))
 			continue

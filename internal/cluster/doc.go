@@ -1,7 +1,7 @@
-// Package cluster replicates quorum queues over etcd-io/raft: one Raft
-// group per replicated queue, all of a node's groups driven by one Host
-// whose logs live in the node's store, and the TCP transport between
-// nodes.
+// Package cluster replicates quorum queues and the shared metadata over
+// etcd-io/raft: one Raft group per replicated queue and one metadata
+// group, all of a node's groups driven by one Host whose logs live in the
+// node's store, and the TCP transport between nodes.
 //
 // # The replicated state machine
 //
@@ -22,6 +22,23 @@
 // waited for (synced writes), the rest goes to the local store. A synced
 // write that returned without error was fsynced by a majority of the
 // group's members.
+//
+// # The metadata group
+//
+// One more group, MetaGroup, over every node (meta.go), bootstrapped by
+// each first node's New with the same membership (a node that joins a
+// running cluster is made a voter by AddNode). Its entries (cmdMeta) are the
+// shared metadata writes of the nodes' brokers: Store routes a batch's
+// metadata ops as the route given to ShareMeta says (cmd/sluice derives
+// it from records.SharingOf) once the host has started, proposes them from
+// any node (Raft forwards a follower's proposal), proposes again after a
+// lost attempt and waits for the commit. Every member applies them to its
+// local store; a MetaCreate op applies only where its key is absent or
+// holds the same value, decided at apply from the store and the round's
+// earlier entries, so every member decides alike. The broker hears of the
+// entries it did not make itself (MetaHandler), and of its own creations
+// that lost. The metadata log is never compacted, so a member with an
+// empty store catches up by replaying it.
 //
 // Forwarding (forward.go): a broker-level request from one node to
 // another on the same connection (a publish to a queue led elsewhere).
@@ -59,6 +76,12 @@
 //	meta cluster/g/<g>/stage/{def,floor,d/<due><seq>,done} -> an incoming snapshot's rest; done: u64 index, u64 term
 //	meta cluster/g/<g>/install                    -> present while a snapshot is copied from the stage
 //	meta cluster/groups/<g>                       -> the groups this node hosts
+//
+// The metadata group is g = MetaGroup (1<<60): its log is queue
+// logQueue(1<<60), its applied entries' keys are the broker's own
+// metadata keys (records.SharingOf), written in place in the meta
+// keyspace. Its log is not compacted, so it never needs a snapshot (a
+// snapshot carries a queue's state).
 //
 // Old logs may hold cmdCompact entries (a leader-proposed compaction of
 // an earlier version); they still apply.

@@ -165,6 +165,11 @@ type Host struct {
 	groups     map[uint64]*group
 	applied    []uint64 // ids of this node's proposals applied in this round
 	afterReady []func() // run once the round's groups advanced
+	// metaStaged: the metadata keys this round's entries wrote (nil:
+	// deleted); metaMine: this node's metadata entries of the round
+	// (meta.go).
+	metaStaged map[string][]byte
+	metaMine   []metaMine
 }
 
 type inbound struct {
@@ -254,6 +259,9 @@ func New(cfg Config, st store.Store) (*Host, error) {
 		h.groups[id] = g
 	}
 	if err := h.startNodesGroup(); err != nil { // nodes.go
+		return nil, err
+	}
+	if err := h.openMeta(); err != nil { // meta.go
 		return nil, err
 	}
 	return h, nil
@@ -421,9 +429,12 @@ const (
 // last CompactEntries applied entries for members slightly behind. Every
 // member compacts its own log, whether or not the others have the
 // entries: a member behind the leader's first index gets a snapshot.
+// The metadata group's log is kept whole (it is small, and a snapshot
+// carries a queue's state, not metadata): a member with an empty store
+// catches up by replaying it.
 func (h *Host) maybeCompact(g *group) error {
 	keep := uint64(h.cfg.CompactEntries)
-	if g.st.applied < g.st.first+2*keep {
+	if g.id == MetaGroup || g.st.applied < g.st.first+2*keep {
 		return nil
 	}
 	var b store.Batch
@@ -485,7 +496,7 @@ func (h *Host) propose(p proposal) {
 	// definition may come from any member (a queue declared again on a
 	// follower after its deletion): Raft forwards it to the leader.
 	g.wake()
-	if k := cmdKind(p.data[0]); k != cmdDefine && k != cmdNodes && (!g.leader || g.rn.BasicStatus().RaftState != raft.StateLeader) {
+	if k := cmdKind(p.data[0]); k != cmdDefine && k != cmdNodes && k != cmdMeta && (!g.leader || g.rn.BasicStatus().RaftState != raft.StateLeader) {
 		h.finish(p.id, ErrNotLeader)
 		return
 	}
@@ -495,8 +506,8 @@ func (h *Host) propose(p proposal) {
 }
 
 // finish completes a waiter now (from the loop, for a proposal that never
-// entered the log).
-func (h *Host) finish(id uint64, err error) {
+// entered the log); it reports whether one was waiting.
+func (h *Host) finish(id uint64, err error) bool {
 	h.wmu.Lock()
 	w := h.waiters[id]
 	delete(h.waiters, id)
@@ -504,6 +515,7 @@ func (h *Host) finish(id uint64, err error) {
 	if w != nil {
 		w.done <- err
 	}
+	return w != nil
 }
 
 func (h *Host) failAll(err error) {
@@ -620,6 +632,7 @@ func (h *Host) handleReady() error {
 		h.finish(id, nil)
 	}
 	h.applied = h.applied[:0]
+	notes = append(notes, h.finishMeta()...) // meta.go
 	h.notes.push(notes)
 	for _, r := range rds {
 		if r.g.campaign {
@@ -744,6 +757,15 @@ func (h *Host) applyCommand(g *group, e *pb.Entry, staged *store.Batch) ([]func(
 			return nil, fmt.Errorf("group %x entry %d: %w", g.id, e.GetIndex(), err)
 		}
 		notes = append(notes, n)
+	case cmdMeta:
+		if g.id != MetaGroup {
+			return nil, fmt.Errorf("%w: group %x entry %d: metadata outside the metadata group", errBadCommand, g.id, e.GetIndex())
+		}
+		n, err := h.applyMeta(c, staged) // meta.go: it wakes its own proposer
+		if err != nil {
+			return nil, fmt.Errorf("group %x entry %d: %w", g.id, e.GetIndex(), err)
+		}
+		return n, nil
 	case cmdCompact:
 		if len(c.body) != 8 {
 			return nil, fmt.Errorf("%w: group %x entry %d: compaction of %d bytes", errBadCommand, g.id, e.GetIndex(), len(c.body))
@@ -760,7 +782,7 @@ func (h *Host) applyCommand(g *group, e *pb.Entry, staged *store.Batch) ([]func(
 }
 
 func (h *Host) servingNote(group uint64, serving bool) func() {
-	if group == nodesGroup {
+	if group == nodesGroup || group == MetaGroup {
 		return func() {} // not a queue
 	}
 	return func() { h.handler.Serving(store.QueueID(group), serving) }
@@ -770,7 +792,7 @@ func (h *Host) servingNote(group uint64, serving bool) func() {
 func (h *Host) leadCounts() map[uint64]int {
 	leads := make(map[uint64]int)
 	h.leaders.Range(func(k, v any) bool {
-		if k.(uint64) != nodesGroup {
+		if k.(uint64) != nodesGroup && k.(uint64) != MetaGroup {
 			leads[v.(uint64)]++
 		}
 		return true

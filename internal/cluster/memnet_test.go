@@ -143,6 +143,7 @@ type recorder struct {
 	mu      sync.Mutex
 	defs    map[store.QueueID][]byte
 	serving map[store.QueueID]bool
+	meta    []string // the keys MetaChanged was told of (meta_test.go)
 }
 
 func newRecorder() *recorder {

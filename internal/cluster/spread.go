@@ -23,7 +23,7 @@ const spreadEvery = 100
 func (h *Host) maybeSpread() {
 	leads := h.leadCounts()
 	for _, g := range h.groups {
-		if !g.serving || g.id == nodesGroup || leads[h.self] < 2 {
+		if !g.serving || g.id == nodesGroup || g.id == MetaGroup || leads[h.self] < 2 {
 			continue
 		}
 		st := g.rn.Status()

@@ -48,6 +48,12 @@ var ErrClosed = errors.New("store: closed")
 // written until a restart. Reads go on. The error wraps the failure.
 var ErrFenced = errors.New("store: fenced after an engine failure")
 
+// ErrNotCommitted is returned by a cluster's store for a write that must
+// be replicated and was not confirmed committed in time (no leader, no
+// majority). The local store is intact: it is not a storage failure, and
+// the write may still be committed later.
+var ErrNotCommitted = errors.New("store: replicated write not confirmed committed")
+
 // ErrInvalidBatch is returned by Apply for a malformed batch (unknown op
 // kind, a range whose end is below its start); nothing was applied.
 var ErrInvalidBatch = errors.New("store: invalid batch")
@@ -145,6 +151,17 @@ func (b *Batch) Reset() { clear(b.Ops); b.Ops = b.Ops[:0] }
 
 // Append adds all of other's operations to b.
 func (b *Batch) Append(other *Batch) { b.Ops = append(b.Ops, other.Ops...) }
+
+// Bytes returns the bytes b's operations carry: values, index entries and
+// metadata keys (what a store copies into its own batch).
+func (b *Batch) Bytes() int64 {
+	var n int64
+	for i := range b.Ops {
+		op := &b.Ops[i]
+		n += int64(len(op.Value) + len(op.Index) + len(op.Key))
+	}
+	return n
+}
 
 func (b *Batch) PutMessage(q QueueID, seq uint64, rec []byte) {
 	b.Ops = append(b.Ops, Op{Kind: OpPutMessage, Queue: q, Seq: seq, Value: rec})
