@@ -7,11 +7,9 @@ package broker
 // delivery count, no redelivered flag, no reordering.
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/sluicemq/sluice/internal/message"
@@ -34,106 +32,23 @@ type StoredMessage struct {
 	Redelivered bool
 	ReadyAt     time.Time // when a delayed message becomes ready (zero otherwise)
 	Message     *message.Message
+	// Version identifies the content read: a Move or ReplaceMessage given
+	// it refuses the message if an edit replaced that content since
+	// (edits.go).
+	Version uint64
 }
 
-// Filter selects messages by their dead-letter history and content. The
-// zero Filter matches everything.
-type Filter struct {
-	Reason string // x-death's newest entry's reason
-	Source string // x-death's newest entry's queue
-	// Header and HeaderValue: the header must exist and, when HeaderValue
-	// is non-empty, its value printed must equal HeaderValue.
-	Header      string
-	HeaderValue string
-	Body        string    // substring of the body
-	Since       time.Time // death time (or timestamp property) at or after
-	Until       time.Time // death time (or timestamp property) before
-	// State, when set, is StateReady, StateUnacked or StateDelayed: Browse
-	// returns only messages in that state. Match does not see it (a
-	// message's state is the queue's, not the message's).
+// Select narrows a browse. The zero Select lists every message.
+type Select struct {
+	// State, when set, is StateReady, StateUnacked or StateDelayed: only
+	// messages in that state are listed.
 	State string
+	// Match, when set, is asked about every message read; only those it
+	// accepts are listed. It runs without the broker's locks held.
+	Match func(*message.Message) bool
 }
 
-// IsZero reports whether f matches everything.
-func (f Filter) IsZero() bool { return f == Filter{} }
-
-// Death is the newest x-death entry of a dead letter.
-type Death struct {
-	Queue    string
-	Reason   string
-	Exchange string
-	Keys     []string
-	Count    int64
-	Time     time.Time
-}
-
-// LastDeath returns the newest x-death entry of m.
-func LastDeath(m *message.Message) (Death, bool) {
-	arr, ok := m.Properties.Headers["x-death"].([]any)
-	if !ok || len(arr) == 0 {
-		return Death{}, false
-	}
-	t, ok := arr[0].(message.Table)
-	if !ok {
-		return Death{}, false
-	}
-	var d Death
-	d.Queue, _ = t["queue"].(string)
-	d.Reason, _ = t["reason"].(string)
-	d.Exchange, _ = t["exchange"].(string)
-	d.Count, _ = intValue(t["count"])
-	d.Time, _ = t["time"].(time.Time)
-	if keys, ok := t["routing-keys"].([]any); ok {
-		for _, k := range keys {
-			if s, ok := k.(string); ok {
-				d.Keys = append(d.Keys, s)
-			}
-		}
-	}
-	return d, d.Queue != ""
-}
-
-// Match reports whether m passes the filter.
-func (f Filter) Match(m *message.Message) bool {
-	d, dead := LastDeath(m)
-	if f.Reason != "" && (!dead || d.Reason != f.Reason) {
-		return false
-	}
-	if f.Source != "" && (!dead || d.Queue != f.Source) {
-		return false
-	}
-	if f.Header != "" {
-		v, ok := m.Properties.Headers[f.Header]
-		if !ok || (f.HeaderValue != "" && headerString(v) != f.HeaderValue) {
-			return false
-		}
-	}
-	if f.Body != "" && !bytes.Contains(m.Body, []byte(f.Body)) {
-		return false
-	}
-	if !f.Since.IsZero() || !f.Until.IsZero() {
-		t := d.Time
-		if t.IsZero() {
-			t = m.Properties.Timestamp
-		}
-		if t.IsZero() || (!f.Since.IsZero() && t.Before(f.Since)) || (!f.Until.IsZero() && !t.Before(f.Until)) {
-			return false
-		}
-	}
-	return true
-}
-
-func headerString(v any) string {
-	switch x := v.(type) {
-	case string:
-		return x
-	case []byte:
-		return string(x)
-	case time.Time:
-		return fmt.Sprint(x.Unix())
-	}
-	return fmt.Sprint(v)
-}
+func (s Select) match(m *message.Message) bool { return s.Match == nil || s.Match(m) }
 
 // BrowsePage is one page of a browse.
 type BrowsePage struct {
@@ -149,20 +64,22 @@ type BrowsePage struct {
 const browseScanCap = 20000
 
 // Browse returns up to limit messages of the queue with ids above after
-// that pass f, in id order, without consuming or changing them.
-func (b *Broker) Browse(vhostName, queueName string, after uint64, limit int, f Filter) (BrowsePage, error) {
-	q, err := b.lookupQueue(vhostName, queueName)
+// that sel selects, in id order, without consuming or changing them: a
+// queue listed page by page (the dead-letter workflow's filters are its
+// Match).
+func (b *Broker) Browse(vhostName, queueName string, after uint64, limit int, sel Select) (BrowsePage, error) {
+	q, err := b.lookupLocalQueue(vhostName, queueName) // metasync.go
 	if err != nil {
 		return BrowsePage{}, err
 	}
 	if limit <= 0 {
 		limit = 100
 	}
-	if f.State == StateUnacked || f.State == StateDelayed {
-		return b.browseFew(q, after, limit, f)
+	if sel.State == StateUnacked || sel.State == StateDelayed {
+		return b.browseFew(q, after, limit, sel)
 	}
 	q.mu.Lock()
-	from, high := q.lowestLocked(), q.high
+	from, high, version := q.lowestLocked(), q.high, q.edits.clock
 	q.mu.Unlock()
 	from = max(from, after+1)
 	type cand struct {
@@ -182,7 +99,7 @@ func (b *Broker) Browse(vhostName, queueName string, after uint64, limit int, f 
 			}
 			page.Next = seq
 			scanned++
-			if f.State == StateReady && !q.isReady(seq) {
+			if sel.State == StateReady && !q.isReady(seq) {
 				page.More = scanned >= browseScanCap
 				return !page.More
 			}
@@ -191,7 +108,7 @@ func (b *Broker) Browse(vhostName, queueName string, after uint64, limit int, f 
 				derr = fmt.Errorf("queue %q message %d: %w", q.name, seq, err)
 				return false
 			}
-			if f.Match(m) {
+			if sel.match(m) {
 				cands = append(cands, cand{seq, m})
 			}
 			if len(cands) >= limit || scanned >= browseScanCap {
@@ -210,8 +127,8 @@ func (b *Broker) Browse(vhostName, queueName string, after uint64, limit int, f 
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for _, c := range cands {
-		if sm, ok := q.classifyLocked(c.seq); ok && (f.State == "" || sm.State == f.State) {
-			sm.Message = c.m
+		if sm, ok := q.classifyLocked(c.seq); ok && (sel.State == "" || sm.State == sel.State) {
+			sm.Message, sm.Version = c.m, version
 			page.Messages = append(page.Messages, sm)
 		}
 	}
@@ -233,10 +150,10 @@ func (q *queue) isReady(seq uint64) bool {
 // browseFew is Browse for the unacked or delayed messages: they are held
 // in the queue's index, so it reads just them instead of scanning a queue
 // that may hold a million ready messages.
-func (b *Broker) browseFew(q *queue, after uint64, limit int, f Filter) (BrowsePage, error) {
+func (b *Broker) browseFew(q *queue, after uint64, limit int, sel Select) (BrowsePage, error) {
 	var seqs []uint64
 	q.mu.Lock()
-	if f.State == StateUnacked {
+	if sel.State == StateUnacked {
 		for s := range q.unacked {
 			if s > after {
 				seqs = append(seqs, s)
@@ -249,6 +166,7 @@ func (b *Broker) browseFew(q *queue, after uint64, limit int, f Filter) (BrowseP
 			}
 		}
 	}
+	version := q.edits.clock
 	q.mu.Unlock()
 	slices.Sort(seqs)
 	var page BrowsePage
@@ -269,14 +187,14 @@ func (b *Broker) browseFew(q *queue, after uint64, limit int, f Filter) (BrowseP
 		if err != nil {
 			return BrowsePage{}, internalError("browse queue", fmt.Errorf("queue %q message %d: %w", q.name, seq, err))
 		}
-		if !f.Match(m) {
+		if !sel.match(m) {
 			continue
 		}
 		q.mu.Lock()
 		sm, ok := q.classifyLocked(seq)
 		q.mu.Unlock()
-		if ok && sm.State == f.State {
-			sm.Message = m
+		if ok && sm.State == sel.State {
+			sm.Message, sm.Version = m, version
 			page.Messages = append(page.Messages, sm)
 		}
 	}
@@ -316,6 +234,14 @@ func (q *queue) classifyLocked(seq uint64) (StoredMessage, bool) {
 			Redelivered: e.flags&entryRedelivered != 0}, true
 	}
 	return StoredMessage{}, false
+}
+
+// holdsLocked reports whether seq is in the queue: ready, unacked,
+// delayed or held.
+func (q *queue) holdsLocked(seq uint64) bool {
+	_, held := q.held[seq]
+	_, ok := q.classifyLocked(seq)
+	return held || ok
 }
 
 // find returns the ready entry with seq.
@@ -390,10 +316,13 @@ func (b *Broker) noMessage(q *queue, id uint64) *Error {
 
 // Message reads one message by id without consuming it.
 func (b *Broker) Message(vhostName, queueName string, id uint64) (StoredMessage, error) {
-	q, err := b.lookupQueue(vhostName, queueName)
+	q, err := b.lookupLocalQueue(vhostName, queueName) // metasync.go
 	if err != nil {
 		return StoredMessage{}, err
 	}
+	q.mu.Lock()
+	version := q.edits.clock // before the read: an edit after it shows
+	q.mu.Unlock()
 	rec, err := b.env.st.Get(q.id, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return StoredMessage{}, b.noMessage(q, id)
@@ -411,7 +340,7 @@ func (b *Broker) Message(vhostName, queueName string, id uint64) (StoredMessage,
 	if !ok {
 		return StoredMessage{}, b.noMessage(q, id)
 	}
-	sm.Message = m
+	sm.Message, sm.Version = m, version
 	return sm, nil
 }
 
@@ -435,25 +364,28 @@ func (q *queue) readyEntryLocked(id uint64) (*entry, error) {
 
 // ReplaceMessage replaces a ready message's exchange, routing key,
 // properties and body in place: it keeps its id, place and delivery count.
-// A message that is unacked is PreconditionFailed; one that is gone is
-// NotFound; one the queue's x-schema or size limit refuses is
+// version is the StoredMessage.Version of the read m was made from
+// (AnyVersion: m was not made from a read): a message edited since is
+// PreconditionFailed, so of two edits of one read the second does not undo
+// the first. A message that is unacked is PreconditionFailed; one that is
+// gone is NotFound; one the queue's x-schema or size limit refuses is
 // PreconditionFailed with a *ValidationError (and stays as it was).
 //
 // The message is held (move.go) while its new record is written, synced,
 // without the queue's lock: consumers neither get the old message nor
 // wait for the write.
-func (b *Broker) ReplaceMessage(vhostName, queueName string, id uint64, m *message.Message) error {
+func (b *Broker) ReplaceMessage(vhostName, queueName string, id uint64, m *message.Message, version uint64) error {
 	if err := CheckRoutingKey(m.RoutingKey); err != nil { // names.go: else no consumer could be sent it
 		return err
 	}
-	q, err := b.lookupQueue(vhostName, queueName)
+	q, err := b.lookupLocalQueue(vhostName, queueName) // metasync.go
 	if err != nil {
 		return err
 	}
 	if err := q.vh.checkMove(m, "", []*queue{q}); err != nil {
 		return err
 	}
-	if _, err := q.holdReady(id); err != nil {
+	if _, err := q.holdReady(id, version); err != nil {
 		return err
 	}
 	err = b.rewriteRecord(q, id, m)
@@ -461,6 +393,7 @@ func (b *Broker) ReplaceMessage(vhostName, queueName string, id uint64, m *messa
 		if err != nil {
 			return
 		}
+		q.edits.edited(id, q.holdsLocked)
 		if e.flags&entryCached != 0 {
 			b.env.cache.drop(cacheKey{q.id, id})
 			e.flags &^= entryCached
@@ -506,11 +439,12 @@ func (b *Broker) rewriteRecord(q *queue, id uint64, m *message.Message) error {
 	return nil
 }
 
-// holdReady takes the ready message id into the held table.
-func (q *queue) holdReady(id uint64) (entry, error) {
+// holdReady takes the ready message id, if not edited since version,
+// into the held table.
+func (q *queue) holdReady(id, version uint64) (entry, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if _, err := q.readyEntryLocked(id); err != nil {
+	if err := q.readyUneditedLocked(id, version); err != nil {
 		return entry{}, err
 	}
 	es := q.ready.removeSeqs(map[uint64]bool{id: true})
@@ -522,11 +456,11 @@ func (q *queue) holdReady(id uint64) (entry, error) {
 // durable queue, without the queue's lock held (the message is held
 // meanwhile).
 func (b *Broker) DeleteMessage(vhostName, queueName string, id uint64) error {
-	q, err := b.lookupQueue(vhostName, queueName)
+	q, err := b.lookupLocalQueue(vhostName, queueName) // metasync.go
 	if err != nil {
 		return err
 	}
-	e, err := q.holdReady(id)
+	e, err := q.holdReady(id, AnyVersion)
 	if err != nil {
 		return err
 	}
@@ -546,45 +480,10 @@ func (b *Broker) DeleteMessage(vhostName, queueName string, id uint64) error {
 // PurgeQueue removes a queue's ready messages, as queue.purge, and
 // returns how many.
 func (b *Broker) PurgeQueue(vhostName, queueName string) (int, error) {
-	q, err := b.lookupQueue(vhostName, queueName)
+	q, err := b.lookupLocalQueue(vhostName, queueName) // metasync.go
 	if err != nil {
 		return 0, err
 	}
 	n, err := q.purge()
 	return int(n), err
 }
-
-// MatchingIDs returns the ids of the queue's ready messages that pass f,
-// in order, at most max (0: no bound). It scans the whole queue.
-func (b *Broker) MatchingIDs(vhostName, queueName string, f Filter, max int) ([]uint64, error) {
-	var ids []uint64
-	after := uint64(0)
-	for {
-		page, err := b.Browse(vhostName, queueName, after, 1000, f)
-		if err != nil {
-			return nil, err
-		}
-		for _, m := range page.Messages {
-			if m.State == StateReady {
-				ids = append(ids, m.ID)
-				if max > 0 && len(ids) >= max {
-					return ids, nil
-				}
-			}
-		}
-		if !page.More {
-			return ids, nil
-		}
-		after = page.Next
-	}
-}
-
-// splitHeaderFilter parses "name=value" or "name".
-func splitHeaderFilter(s string) (string, string) {
-	k, v, _ := strings.Cut(s, "=")
-	return k, v
-}
-
-// ParseHeaderFilter sets f's header condition from "name=value" (or just
-// "name": the header exists).
-func (f *Filter) ParseHeaderFilter(s string) { f.Header, f.HeaderValue = splitHeaderFilter(s) }

@@ -37,15 +37,15 @@ type storeFence struct {
 }
 
 // failed handles a store write error: it fences the store (once) unless
-// the error says the batch was malformed, the store is closing, or a
-// replicated write was not committed (the queue's lead moved: the local
-// store is fine), and returns the error the operation fails with.
+// the error says the batch was malformed or the store is closing, and
+// returns the error the operation fails with.
 func (f *storeFence) failed(op string, err error) error {
 	if errors.Is(err, store.ErrInvalidBatch) || (errors.Is(err, store.ErrClosed) && !errors.Is(err, store.ErrFenced)) {
 		return internalError(op, err)
 	}
 	if errors.Is(err, store.ErrNotCommitted) {
-		return &Error{Code: ResourceError, Reason: op + ": " + err.Error(), Err: err}
+		// The cluster did not commit in time; this node's store is fine.
+		return storeError(op, err)
 	}
 	f.trip(err)
 	return f.check()
@@ -80,6 +80,10 @@ var errFenced = errors.New("broker fenced after a store failure")
 func storeError(op string, err error) error {
 	if isFence(err) {
 		return err
+	}
+	if errors.Is(err, store.ErrNotCommitted) {
+		return &Error{Code: ResourceError, Err: err,
+			Reason: op + ": the cluster did not commit the change in time (no majority of its nodes reachable); it may still take effect"}
 	}
 	return internalError(op, err)
 }

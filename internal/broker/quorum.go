@@ -37,10 +37,18 @@ type Cluster interface {
 	// QueueID returns the id of a replicated queue: the same on every
 	// node for one vhost and name, so concurrent declarations meet.
 	QueueID(vhost, name string) store.QueueID
-	// CreateQueue starts the queue's group and commits its definition,
-	// which reaches every member's Broker.DefineQueue (this node's before
+	// CreateQueue starts the queue's group with groupSize members (0: the
+	// default, x-quorum-initial-group-size) and commits its definition,
+	// which reaches every node's Broker.DefineQueue (this node's before
 	// CreateQueue returns).
-	CreateQueue(ctx context.Context, id store.QueueID, def []byte) error
+	CreateQueue(ctx context.Context, id store.QueueID, def []byte, groupSize int) error
+	// AddMember makes node a member of a replicated queue's group and
+	// RemoveMember makes it stop being one (members.go).
+	AddMember(ctx context.Context, id store.QueueID, node string) error
+	RemoveMember(ctx context.Context, id store.QueueID, node string) error
+	// AddNode and RemoveNode change the cluster's node list (members.go).
+	AddNode(ctx context.Context, name, addr string) error
+	RemoveNode(ctx context.Context, name string) error
 	// DeleteQueue deletes a replicated queue this node leads, on every
 	// member; this node's QueueDeleted has run when it returns.
 	DeleteQueue(ctx context.Context, id store.QueueID) error
@@ -68,6 +76,9 @@ type ReplicaStatus struct {
 type NodeStatus struct {
 	Name    string
 	Running bool
+	// MetadataLeader: the node leads the cluster's metadata group, as
+	// this node last heard.
+	MetadataLeader bool
 }
 
 // createQuorumTimeout bounds a quorum queue's declaration: its group's
@@ -92,7 +103,7 @@ func checkQuorumDecl(d QueueDecl, vhost string) error {
 
 // declareQuorum creates a quorum queue through the cluster; the queue
 // object appears when its definition applies here (DefineQueue).
-func (ch *Channel) declareQuorum(d QueueDecl) (QueueStatus, error) {
+func (ch *Channel) declareQuorum(d QueueDecl, opts QueueOptions) (QueueStatus, error) {
 	vh := ch.vh
 	cl := ch.env.cluster
 	id := cl.QueueID(vh.name, d.Name)
@@ -102,7 +113,7 @@ func (ch *Channel) declareQuorum(d QueueDecl) (QueueStatus, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), createQuorumTimeout)
 	defer cancel()
-	if err := cl.CreateQueue(ctx, id, def); err != nil {
+	if err := cl.CreateQueue(ctx, id, def, int(max(opts.QuorumInitialGroupSize, 0))); err != nil {
 		return QueueStatus{}, internalError("create quorum queue", err)
 	}
 	q, err := vh.queueFor(ch.conn, d.Name)
@@ -128,7 +139,10 @@ func (b *Broker) DefineQueue(id store.QueueID, def []byte) error {
 	vh := b.vhosts[d.VHost]
 	b.vhMu.RUnlock()
 	if vh == nil {
-		return fmt.Errorf("define quorum queue %q: no vhost %q here", d.Name, d.VHost)
+		if b.holdDefinition(d.VHost, id, def) { // metasync.go
+			return nil
+		}
+		return b.DefineQueue(id, def)
 	}
 	opts, err := parseQueueArgs(d.Args, d.Name, d.VHost)
 	if err != nil {
@@ -212,7 +226,7 @@ func (q *queue) resetIndexLocked() int {
 
 // servesHere reports whether this node may deliver and write the queue:
 // always for a classic queue, only on the leader for a quorum queue.
-func (q *queue) servesHere() bool { return !q.quorum || q.serving.Load() }
+func (q *queue) servesHere() bool { return q.home == "" && (!q.quorum || q.serving.Load()) }
 
 // refuseUnserved is the channel error for basic.get and basic.consume on
 // a quorum queue this node does not serve: they are not forwarded, and
@@ -220,6 +234,9 @@ func (q *queue) servesHere() bool { return !q.quorum || q.serving.Load() }
 func (q *queue) refuseUnserved() error {
 	if q.servesHere() {
 		return nil
+	}
+	if q.home != "" {
+		return q.refuseRemote("consume and get")
 	}
 	leader := q.env.cluster.Leader(q.id)
 	if leader == "" {
@@ -351,7 +368,7 @@ func (ch *Channel) forward(msg *message.Message, remote []*queue, done func(erro
 	}
 	j := &joinDone{left: len(remote) + parts, done: done}
 	for _, q := range remote {
-		leader := ch.env.cluster.Leader(q.id)
+		leader := q.servingNode() // metasync.go
 		if leader == "" {
 			j.one(errorf(ResourceError, "quorum queue '%s' in vhost '%s' has no leader", q.name, q.vh.name))
 			continue

@@ -20,7 +20,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,22 +59,34 @@ type Handler interface {
 }
 
 // Transport carries Raft messages between nodes. Send must not block; it
-// may drop messages (Raft retransmits).
+// may drop messages (Raft retransmits). SendChunk sends a snapshot frame
+// (snapshot.go) in order with the messages; it must not block either and
+// reports whether the frame was queued. Keepalive, called every tick,
+// sends every node a frame; Live reports whether a node has been heard
+// from within about an election timeout (quiesce.go).
 type Transport interface {
 	Send(to uint64, group uint64, m *pb.Message)
+	SendChunk(to uint64, data []byte) bool
+	Keepalive()
+	Live(to uint64) bool
 }
 
 // Config configures a Host.
 type Config struct {
 	Node  string            // this node's name
 	Nodes map[string]string // every node's name and cluster address, this one's included
+	// Join: this node joins a running cluster, whose member adds it
+	// (AddNode); it does not start the cluster's node list with Nodes.
+	// Once a node list is stored, it wins over Nodes (nodes.go).
+	Join bool
 	// Tick is Raft's logical clock period; ElectionTicks and
 	// HeartbeatTicks count it.
 	Tick           time.Duration
 	ElectionTicks  int
 	HeartbeatTicks int
-	// CompactEntries is how many applied entries a group's log keeps
-	// before its leader compacts it.
+	// CompactEntries is how many applied entries each member keeps in a
+	// group's log when it compacts it (once twice as many are applied);
+	// a member further behind its leader gets a snapshot.
 	CompactEntries int
 	Logger         *slog.Logger
 }
@@ -119,21 +130,22 @@ func NodeID(name string) uint64 {
 // Host runs this node's groups. Its exported methods are safe for
 // concurrent use.
 type Host struct {
-	cfg   Config
-	self  uint64
-	st    store.Store
-	log   *slog.Logger
-	names map[uint64]string // node id -> name
-	peers []raft.Peer       // every node, sorted by id
+	cfg  Config
+	self uint64
+	st   store.Store
+	log  *slog.Logger
+	ros  atomic.Pointer[roster] // the nodes (nodes.go)
 
 	tr      Transport
 	handler Handler
+	onNodes func(map[string]string) // set before Start (nodes.go)
 
-	recv  chan inbound
-	props chan proposal
-	ctrl  chan func()
-	stop  chan struct{}
-	wg    sync.WaitGroup
+	recv    chan inbound
+	props   chan proposal
+	ctrl    chan func()
+	started chan struct{} // closed by Start, once tr and handler are set
+	stop    chan struct{}
+	wg      sync.WaitGroup
 
 	notes *notifier
 
@@ -143,14 +155,30 @@ type Host struct {
 	wmu     sync.Mutex
 	waiters map[uint64]*waiter // guarded by wmu
 
+	// Snapshot transfers (snapshot.go).
+	snapMu    sync.Mutex
+	snapSends map[snapKey]chan uint32 // outgoing, their acks; guarded by snapMu
+	rxMu      sync.Mutex              // held while staging a chunk or installing
+	rx        map[uint64]*snapRecv    // incoming by group; guarded by rxMu
+
 	// Owned by the loop.
-	groups  map[uint64]*group
-	applied []uint64 // ids of this node's proposals applied in this round
+	groups     map[uint64]*group
+	applied    []uint64 // ids of this node's proposals applied in this round
+	afterReady []func() // run once the round's groups advanced
+	// metaStaged: the metadata keys this round's entries wrote (nil:
+	// deleted); metaMine: this node's metadata entries of the round
+	// (meta.go).
+	metaStaged map[string][]byte
+	metaMine   []metaMine
 }
 
 type inbound struct {
 	group uint64
 	m     *pb.Message
+	// quiesce, when m is nil: a leader's quiesce frame from node from,
+	// delivered in order with its messages (quiesce.go)
+	quiesce []byte
+	from    uint64
 }
 
 type proposal struct {
@@ -178,8 +206,11 @@ type group struct {
 	campaign bool
 	// defined: its queue's definition applied here since the start
 	defined bool
-	// lostSaid: amnesia has said this node lost entries (said once)
-	lostSaid bool
+	// lostAt: when a member last reported it lost the group (snapshot.go)
+	lostAt time.Time
+	// quiet: not ticking (quiesce.go); idle: ticks it had nothing to do
+	quiet bool
+	idle  int
 }
 
 // New opens the host's groups from st (the node's local store). The host
@@ -194,20 +225,17 @@ func New(cfg Config, st store.Store) (*Host, error) {
 	}
 	h := &Host{
 		cfg: cfg, self: NodeID(cfg.Node), st: st, log: log,
-		names: make(map[uint64]string),
-		recv:  make(chan inbound, 4096), props: make(chan proposal, 4096), ctrl: make(chan func(), 64),
-		stop: make(chan struct{}), waiters: make(map[uint64]*waiter), groups: make(map[uint64]*group),
+		recv: make(chan inbound, 4096), props: make(chan proposal, 4096), ctrl: make(chan func(), 64),
+		started: make(chan struct{}), stop: make(chan struct{}), waiters: make(map[uint64]*waiter), groups: make(map[uint64]*group),
+		snapSends: make(map[snapKey]chan uint32), rx: make(map[uint64]*snapRecv),
 	}
 	// Proposal ids start from the clock so that an entry this node
 	// proposed before a restart, applied again on replay, never completes
 	// a new proposal's waiter.
 	h.nextID.Store(uint64(time.Now().UnixNano()))
-	for n := range cfg.Nodes {
-		id := NodeID(n)
-		h.names[id] = n
-		h.peers = append(h.peers, raft.Peer{ID: id})
+	if err := h.loadRoster(); err != nil { // nodes.go
+		return nil, err
 	}
-	sort.Slice(h.peers, func(i, j int) bool { return h.peers[i].ID < h.peers[j].ID })
 	var ids []uint64
 	err := st.ScanMeta(groupsPrefix, func(key string, _ []byte) bool {
 		var id uint64
@@ -220,12 +248,21 @@ func New(cfg Config, st store.Store) (*Host, error) {
 		return nil, fmt.Errorf("open cluster host: list groups: %w", err)
 	}
 	for _, id := range ids {
+		if err := h.resumeInstall(id); err != nil {
+			return nil, fmt.Errorf("open group %x: %w", id, err)
+		}
 		g, err := h.openGroup(id)
 		if err != nil {
 			return nil, err
 		}
 		g.listed = true
 		h.groups[id] = g
+	}
+	if err := h.startNodesGroup(); err != nil { // nodes.go
+		return nil, err
+	}
+	if err := h.openMeta(); err != nil { // meta.go
+		return nil, err
 	}
 	return h, nil
 }
@@ -237,14 +274,14 @@ func (h *Host) Leader(id store.QueueID) string {
 	if !ok {
 		return ""
 	}
-	return h.names[v.(uint64)]
+	return h.Name(v.(uint64))
 }
 
 // Self returns this node's Raft id.
 func (h *Host) Self() uint64 { return h.self }
 
 // Name returns the name of a node id ("" when unknown).
-func (h *Host) Name(id uint64) string { return h.names[id] }
+func (h *Host) Name(id uint64) string { return h.roster().names[id] }
 
 func (h *Host) openGroup(id uint64) (*group, error) {
 	gs, err := openStorage(h.st, id)
@@ -255,11 +292,12 @@ func (h *Host) openGroup(id uint64) (*group, error) {
 	if err != nil {
 		return nil, err
 	}
+	gs.applied = applied
 	rn, err := raft.NewRawNode(&raft.Config{
 		ID: h.self, ElectionTick: h.cfg.ElectionTicks, HeartbeatTick: h.cfg.HeartbeatTicks,
 		Storage: gs, Applied: applied,
 		MaxSizePerMsg: 1 << 20, MaxInflightMsgs: 256, MaxUncommittedEntriesSize: 1 << 30,
-		CheckQuorum: true, PreVote: true,
+		CheckQuorum: true, PreVote: true, StepDownOnRemoval: true,
 		// Followers' proposals are forwarded to the leader; propose lets
 		// only definitions through from a follower.
 		Logger: raftLogger{h.log.With("group", fmt.Sprintf("%x", id))},
@@ -275,6 +313,7 @@ func (h *Host) openGroup(id uint64) (*group, error) {
 func (h *Host) Start(tr Transport, handler Handler) {
 	h.tr, h.handler = tr, handler
 	h.notes = newNotifier()
+	close(h.started)
 	h.wg.Add(2)
 	go func() { defer h.wg.Done(); h.notes.run(h.stop) }()
 	go func() { defer h.wg.Done(); h.run() }()
@@ -297,7 +336,7 @@ func (h *Host) Stop() {
 // while the loop is behind (backpressure on the connection).
 func (h *Host) Deliver(group uint64, m *pb.Message) {
 	select {
-	case h.recv <- inbound{group, m}:
+	case h.recv <- inbound{group: group, m: m}:
 	case <-h.stop:
 	}
 }
@@ -330,11 +369,20 @@ func (h *Host) run() {
 			return
 		case <-t.C:
 			ticks++
+			h.tr.Keepalive()
 			for _, g := range h.groups {
-				g.rn.Tick()
+				h.tickGroup(g) // quiesce.go
 				if ticks%compactEvery == 0 {
-					h.maybeCompact(g)
+					if err := h.maybeCompact(g); err != nil {
+						h.log.Error("cluster: compact a raft log; stopping the raft loop", "err", err)
+						h.failAll(err)
+						<-h.stop
+						return
+					}
 				}
+			}
+			if ticks%spreadEvery == 0 {
+				h.maybeSpread() // spread.go
 			}
 		case in := <-h.recv:
 			h.step(in)
@@ -364,40 +412,41 @@ func (h *Host) run() {
 			<-h.stop
 			return
 		}
+		for _, fn := range h.afterReady {
+			fn()
+		}
+		h.afterReady = h.afterReady[:0]
 	}
 }
 
 const (
-	// compactEvery is how many ticks apart a leader looks at compacting
+	// compactEvery is how many ticks apart a member looks at compacting
 	// its group's log.
 	compactEvery = 50
 )
 
-// maybeCompact has a leader propose dropping the log below what every
-// member has and this node has applied: no member will need it again, so
-// no snapshot is ever needed (a member that is down holds compaction back
-// until it returns).
-func (h *Host) maybeCompact(g *group) {
-	if !g.leader {
-		return
+// maybeCompact drops a group's log below its applied index, keeping the
+// last CompactEntries applied entries for members slightly behind. Every
+// member compacts its own log, whether or not the others have the
+// entries: a member behind the leader's first index gets a snapshot.
+// The metadata group's log is kept whole (it is small, and a snapshot
+// carries a queue's state, not metadata): a member with an empty store
+// catches up by replaying it.
+func (h *Host) maybeCompact(g *group) error {
+	keep := uint64(h.cfg.CompactEntries)
+	if g.id == MetaGroup || g.st.applied < g.st.first+2*keep {
+		return nil
 	}
-	st := g.rn.Status()
-	upTo := st.Applied
-	for id := range st.Config.Voters.IDs() {
-		if pr, ok := st.Progress[id]; ok && id != h.self {
-			upTo = min(upTo, pr.Match)
-		}
-	}
-	if upTo < g.st.first+uint64(h.cfg.CompactEntries) {
-		return
-	}
-	body := binary.BigEndian.AppendUint64(nil, upTo)
-	if err := g.rn.Propose(appendCommand(nil, command{kind: cmdCompact, proposer: h.self, body: body})); err != nil {
-		h.log.Debug("cluster: propose compaction", "group", fmt.Sprintf("%x", g.id), "err", err)
-	}
+	var b store.Batch
+	g.st.stageCompact(&b, g.st.applied-keep)
+	return h.st.Apply(&b, false)
 }
 
 func (h *Host) step(in inbound) {
+	if in.m == nil {
+		h.quiesceFrom(in.group, in.from, in.quiesce)
+		return
+	}
 	g := h.groups[in.group]
 	if g == nil {
 		// A group this node has not heard of: another node created it
@@ -415,53 +464,23 @@ func (h *Host) step(in inbound) {
 		}
 		h.groups[in.group] = g
 	}
-	h.amnesia(g, in.m)
+	if in.m.GetType() == pb.MsgHeartbeat && in.m.GetCommit() > g.st.last() {
+		// The leader commits to this node what it saw the node hold
+		// (min of its match and the commit), and it sees the node hold
+		// only what the node acked after writing it: more than the
+		// node's log holds means the node lost its store. Raft would
+		// panic; the leader is told, and hands its leadership on to one
+		// that starts this member afresh (memberLost, snapshot.go).
+		h.tr.SendChunk(in.m.GetFrom(), appendChunkHeader(nil, chunkHeader{kind: chunkLost, group: in.group}))
+		return
+	}
+	if g.quiet && !(g.leader && in.m.GetType() == pb.MsgHeartbeatResp) {
+		// Any message wakes a quiet group, but a quiet leader's late
+		// heartbeat answers (quiesce.go).
+		g.wake()
+	}
 	if err := g.rn.Step(in.m); err != nil && !errors.Is(err, raft.ErrStepPeerNotFound) {
 		h.log.Debug("cluster: step", "group", in.group, "err", err)
-	}
-}
-
-// amnesia handles a member that lost log entries it had acknowledged (its
-// store's write-ahead log cut or damaged, its data directory wiped): the
-// leader remembers it holding them, and raft does not forget that.
-//
-//   - On that member, a heartbeat commits up to what the leader believes it
-//     holds; raft panics on a commit past its last entry. The commit is cut
-//     to what it holds: the leader's appends bring the rest.
-//   - On the leader, the member's rejection of an append below what it had
-//     acknowledged is ignored by raft, which never sends below that, so
-//     the member would never catch up. The leader hands its lead to a
-//     member that is up to date: a new leader starts from nothing known and
-//     probes every member down to what it holds.
-func (h *Host) amnesia(g *group, m *pb.Message) {
-	switch m.GetType() {
-	case pb.MsgHeartbeat:
-		if last := g.st.last(); m.GetCommit() > last {
-			if !g.lostSaid {
-				g.lostSaid = true
-				h.log.Warn("cluster: the leader says this node holds log entries it does not: it lost them (a damaged or wiped data directory); catching up",
-					"group", fmt.Sprintf("%x", g.id), "commit", m.GetCommit(), "last", last)
-			}
-			c := last
-			m.Commit = &c
-		}
-	case pb.MsgAppResp:
-		if !m.GetReject() || !g.leader {
-			return
-		}
-		st := g.rn.Status()
-		pr, ok := st.Progress[m.GetFrom()]
-		if !ok || m.GetRejectHint() >= pr.Match {
-			return
-		}
-		for id, other := range st.Progress {
-			if id != h.self && id != m.GetFrom() && other.Match == g.st.last() {
-				h.log.Warn("cluster: a member lost log entries it had acknowledged: handing the lead to another so that it catches up",
-					"group", fmt.Sprintf("%x", g.id), "member", h.names[m.GetFrom()], "acknowledged", pr.Match, "holds", m.GetRejectHint(), "to", h.names[id])
-				g.rn.TransferLeader(id)
-				return
-			}
-		}
 	}
 }
 
@@ -476,7 +495,8 @@ func (h *Host) propose(p proposal) {
 	// it since the last Ready, and Raft would forward the write. A
 	// definition may come from any member (a queue declared again on a
 	// follower after its deletion): Raft forwards it to the leader.
-	if cmdKind(p.data[0]) != cmdDefine && (!g.leader || g.rn.BasicStatus().RaftState != raft.StateLeader) {
+	g.wake()
+	if k := cmdKind(p.data[0]); k != cmdDefine && k != cmdNodes && k != cmdMeta && (!g.leader || g.rn.BasicStatus().RaftState != raft.StateLeader) {
 		h.finish(p.id, ErrNotLeader)
 		return
 	}
@@ -486,8 +506,8 @@ func (h *Host) propose(p proposal) {
 }
 
 // finish completes a waiter now (from the loop, for a proposal that never
-// entered the log).
-func (h *Host) finish(id uint64, err error) {
+// entered the log); it reports whether one was waiting.
+func (h *Host) finish(id uint64, err error) bool {
 	h.wmu.Lock()
 	w := h.waiters[id]
 	delete(h.waiters, id)
@@ -495,6 +515,7 @@ func (h *Host) finish(id uint64, err error) {
 	if w != nil {
 		w.done <- err
 	}
+	return w != nil
 }
 
 func (h *Host) failAll(err error) {
@@ -526,6 +547,10 @@ type ready struct {
 
 func (h *Host) send(g *group, msgs []*pb.Message) {
 	for _, m := range msgs {
+		if m.GetType() == pb.MsgSnap {
+			h.sendSnapshot(g.id, m)
+			continue
+		}
 		h.tr.Send(m.GetTo(), g.id, m)
 	}
 }
@@ -541,13 +566,19 @@ func leads(g *group, rd raft.Ready) bool {
 func (h *Host) handleReady() error {
 	var rds []ready
 	var persist store.Batch
+	var notes []func()
 	for _, g := range h.groups {
 		if !g.rn.HasReady() {
 			continue
 		}
 		rd := g.rn.Ready()
 		if !raft.IsEmptySnap(rd.Snapshot) {
-			return fmt.Errorf("group %x: snapshots are not supported yet", g.id)
+			// Installed (synced) before the entries that follow it.
+			n, err := h.installSnapshot(g, rd.Snapshot, rd.HardState)
+			if err != nil {
+				return err
+			}
+			notes = append(notes, n...)
 		}
 		early := false
 		if leads(g, rd) && (rd.HardState == nil ||
@@ -583,7 +614,6 @@ func (h *Host) handleReady() error {
 		}
 	}
 	var applied store.Batch
-	var notes []func()
 	for _, r := range rds {
 		n, err := h.apply(r.g, r.rd, &applied)
 		if err != nil {
@@ -607,6 +637,7 @@ func (h *Host) handleReady() error {
 		h.finish(id, nil)
 	}
 	h.applied = h.applied[:0]
+	h.notes.push(h.finishMeta()) // meta.go
 	for _, r := range rds {
 		if r.g.campaign {
 			// A bootstrapped group campaigns once its membership is
@@ -671,6 +702,7 @@ func (h *Host) apply(g *group, rd raft.Ready, staged *store.Batch) ([]func(), er
 	}
 	if last > 0 {
 		stageApplied(staged, g.id, last)
+		g.st.applied = last
 	}
 	return notes, nil
 }
@@ -700,6 +732,8 @@ func (h *Host) applyCommand(g *group, e *pb.Entry, staged *store.Batch) ([]func(
 	case cmdDefine:
 		g.defined = true
 		def := c.body
+		// Kept for the group's snapshot.
+		staged.PutMeta(groupKey(g.id, "def"), def)
 		id := store.QueueID(g.id)
 		notes = append(notes, func() {
 			if err := h.handler.DefineQueue(id, def); err != nil {
@@ -715,8 +749,27 @@ func (h *Host) applyCommand(g *group, e *pb.Entry, staged *store.Batch) ([]func(
 		id := store.QueueID(g.id)
 		var drop store.Batch
 		drop.DropQueue(id)
+		drop.DeleteMeta(groupKey(g.id, "def"))
 		staged.Ops = append(staged.Ops, drop.Ops...)
 		notes = append(notes, func() { h.handler.QueueDeleted(id) })
+	case cmdNodes:
+		if g.id != nodesGroup {
+			return nil, fmt.Errorf("%w: group %x entry %d: a node list outside the nodes group", errBadCommand, g.id, e.GetIndex())
+		}
+		n, err := h.applyNodes(c.body, staged)
+		if err != nil {
+			return nil, fmt.Errorf("group %x entry %d: %w", g.id, e.GetIndex(), err)
+		}
+		notes = append(notes, n)
+	case cmdMeta:
+		if g.id != MetaGroup {
+			return nil, fmt.Errorf("%w: group %x entry %d: metadata outside the metadata group", errBadCommand, g.id, e.GetIndex())
+		}
+		n, err := h.applyMeta(c, staged) // meta.go: it wakes its own proposer
+		if err != nil {
+			return nil, fmt.Errorf("group %x entry %d: %w", g.id, e.GetIndex(), err)
+		}
+		return n, nil
 	case cmdCompact:
 		if len(c.body) != 8 {
 			return nil, fmt.Errorf("%w: group %x entry %d: compaction of %d bytes", errBadCommand, g.id, e.GetIndex(), len(c.body))
@@ -733,7 +786,22 @@ func (h *Host) applyCommand(g *group, e *pb.Entry, staged *store.Batch) ([]func(
 }
 
 func (h *Host) servingNote(group uint64, serving bool) func() {
+	if group == nodesGroup || group == MetaGroup {
+		return func() {} // not a queue
+	}
 	return func() { h.handler.Serving(store.QueueID(group), serving) }
+}
+
+// leadCounts counts the queue groups each node leads, as this node knows.
+func (h *Host) leadCounts() map[uint64]int {
+	leads := make(map[uint64]int)
+	h.leaders.Range(func(k, v any) bool {
+		if k.(uint64) != nodesGroup && k.(uint64) != MetaGroup {
+			leads[v.(uint64)]++
+		}
+		return true
+	})
+	return leads
 }
 
 // proposeCmd replicates a command in a group this node leads and waits

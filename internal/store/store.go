@@ -48,17 +48,16 @@ var ErrClosed = errors.New("store: closed")
 // written until a restart. Reads go on. The error wraps the failure.
 var ErrFenced = errors.New("store: fenced after an engine failure")
 
+// ErrNotCommitted is returned by a cluster's store for a write that must
+// be replicated and was not confirmed committed in time (no leader, no
+// majority, or this node lost the lead of a quorum queue's group with the
+// write in flight). The local store is intact: it is not a storage failure, and
+// the write may still be committed later.
+var ErrNotCommitted = errors.New("store: replicated write not confirmed committed")
+
 // ErrInvalidBatch is returned by Apply for a malformed batch (unknown op
 // kind, a range whose end is below its start); nothing was applied.
 var ErrInvalidBatch = errors.New("store: invalid batch")
-
-// ErrNotCommitted is returned by a replicated store's write that its
-// replicas did not commit (this node lost the lead of the queue's group, or
-// a majority did not answer in time). Nothing is wrong with the local
-// store, so a writer must not fence on it; the write may still take
-// effect if the next leader holds it, and any part of the batch for local
-// or other queues was applied.
-var ErrNotCommitted = errors.New("store: write not committed by the replicas")
 
 // Store is the durable engine.
 type Store interface {
@@ -153,6 +152,17 @@ func (b *Batch) Reset() { clear(b.Ops); b.Ops = b.Ops[:0] }
 
 // Append adds all of other's operations to b.
 func (b *Batch) Append(other *Batch) { b.Ops = append(b.Ops, other.Ops...) }
+
+// Bytes returns the bytes b's operations carry: values, index entries and
+// metadata keys (what a store copies into its own batch).
+func (b *Batch) Bytes() int64 {
+	var n int64
+	for i := range b.Ops {
+		op := &b.Ops[i]
+		n += int64(len(op.Value) + len(op.Index) + len(op.Key))
+	}
+	return n
+}
 
 func (b *Batch) PutMessage(q QueueID, seq uint64, rec []byte) {
 	b.Ops = append(b.Ops, Op{Kind: OpPutMessage, Queue: q, Seq: seq, Value: rec})

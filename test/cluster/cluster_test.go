@@ -34,15 +34,18 @@ type node struct {
 	name, amqpAddr, httpAddr, data string
 	cmd                            *exec.Cmd
 	log                            *os.File
+	// spec and args, when set, replace the cluster's --cluster and add
+	// flags to every start (a node joining at run time: membership_test.go;
+	// the user a namespaced node's clients log in as: netns_test.go).
+	spec string
+	args []string
 	// netns is the network namespace the node runs in (netns_test.go),
 	// "" for the test's own; isolated is set while a partition cuts it
 	// off from the majority, so the harness looks for leaders elsewhere.
 	netns    string
 	isolated atomic.Bool
-	// user logs in (guest, when empty, may log in from loopback only);
-	// flags are added to every start.
-	user  string
-	flags []string
+	// user logs in (guest, when empty, may log in from loopback only).
+	user string
 	// alive is set while the process runs (read by the workload's
 	// goroutines, which must not touch cmd).
 	alive atomic.Bool
@@ -121,8 +124,12 @@ func (c *cluster) start(nd *node, extra ...string) {
 		}
 		nd.log = f
 	}
+	spec := c.spec
+	if nd.spec != "" {
+		spec = nd.spec
+	}
 	args := append([]string{binary, "serve", "--data", nd.data, "--amqp", nd.amqpAddr, "--http", nd.httpAddr,
-		"--node", nd.name, "--cluster", c.spec}, append(slices.Clone(nd.flags), extra...)...)
+		"--node", nd.name, "--cluster", spec}, append(slices.Clone(nd.args), extra...)...)
 	if nd.netns != "" {
 		// ip netns exec execs the binary: the process is sluice itself.
 		args = append([]string{"ip", "netns", "exec", nd.netns}, args...)
@@ -145,7 +152,8 @@ func (c *cluster) waitUp(nd *node) {
 			return
 		}
 		if time.Now().After(deadline) {
-			c.t.Fatalf("%s did not come up: %v", nd.name, err)
+			b, _ := os.ReadFile(nd.log.Name())
+			c.t.Fatalf("%s did not come up: %v; its log:\n%s", nd.name, err, tail(string(b), 4000))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -66,7 +66,7 @@ func newNetnsCluster(t *testing.T, n int) *cluster {
 		mustRun(t, "ip", "-n", ns, "link", "set", "eth0", "up")
 		mustRun(t, "ip", "-n", ns, "link", "set", "lo", "up")
 		nd := &node{name: fmt.Sprintf("n%d", i+1), amqpAddr: addr + ":5672", httpAddr: addr + ":15672", data: t.TempDir(), netns: ns,
-			user: netnsUser, flags: []string{"--load-definitions", defs}}
+			user: netnsUser, args: []string{"--load-definitions", defs}}
 		c.nodes = append(c.nodes, nd)
 		parts = append(parts, nd.name+"="+addr+":7001")
 	}
