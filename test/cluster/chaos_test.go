@@ -35,7 +35,7 @@ func TestChaos(t *testing.T) {
 	t.Logf("chaos seed %d (replay the schedule with SLUICE_CHAOS_SEED=%d)", seed, seed)
 	rng := rand.New(rand.NewPCG(seed, seed))
 
-	pool := []fault{killLeader, killFollower, pauseLeader, powerLoss, truncatedLog, repairedLog}
+	pool := []fault{killLeader, killFollower, pauseLeader, powerLoss, truncatedLog, truncatedFollowerLog, repairedLog}
 	var c *cluster
 	if os.Geteuid() == 0 {
 		c = newNetnsCluster(t, 3)
@@ -66,8 +66,11 @@ func TestChaos(t *testing.T) {
 		r := runFaults(t, c, fmt.Sprintf("chaos-%d", round), faults...)
 		total.add(r)
 		verdict := "ok"
-		if t.Failed() && !failedBefore {
+		switch {
+		case t.Failed() && !failedBefore:
 			verdict = "FAILED"
+		case failedBefore:
+			verdict = "after a failure (the test log says whether this round failed too)"
 		}
 		rounds = append(rounds, fmt.Sprintf("round %d %s: %s: %s", round, verdict, strings.Join(names, "; "), r))
 		c.restoreAll()

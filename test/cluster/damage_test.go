@@ -191,16 +191,25 @@ func restartTorn(t *testing.T, c *cluster, nd *node) {
 	}
 }
 
-// A follower's torn log restarts as restartTorn does, and the node must
-// see that it lost entries the leader remembers it holding (they were cut
-// from its log), then catch up: the checker's counts show it did.
+// A follower's torn log restarts as restartTorn does, and the leader,
+// which remembers it holding entries it lost (they were cut from its
+// log), must hear so and hand its lead on, for a new leader to catch the
+// member up from what it holds: the checker's counts show it did.
 func restartTornFollower(t *testing.T, c *cluster, nd *node) {
-	off := logSize(nd)
+	offs := make(map[*node]int64)
+	for _, o := range c.nodes {
+		offs[o] = logSize(o)
+	}
 	restartTorn(t, c, nd)
 	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(logSince(t, nd, off), "holds log entries it does not") {
+	for {
+		for _, o := range c.nodes {
+			if strings.Contains(logSince(t, o, offs[o]), "a member lost its copy of a group") {
+				return
+			}
+		}
 		if time.Now().After(deadline) {
-			t.Errorf("%s restarted without its truncated log showing as behind what its leader remembers", nd.name)
+			t.Errorf("no leader heard that %s lost log entries it had acknowledged", nd.name)
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
