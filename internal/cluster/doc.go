@@ -93,8 +93,9 @@
 // notifier, which runs the loop's effects (handler calls, proposer
 // wake-ups) in order, outside the loop; and one per outgoing snapshot
 // transfer (at most maxSnapSends). TCPTransport owns a listener
-// goroutine and, per peer, a reader and a writer. Start starts them; Stop
-// and Close stop and wait for them.
+// goroutine and, per peer, a reader and a writer; a reader that hears
+// nothing for readIdle drops the connection, which is dialled again.
+// Start starts them; Stop and Close stop and wait for them.
 //
 // # Dependencies
 //
