@@ -37,12 +37,30 @@ var errCreateLost = errors.New("created first on another node")
 // metadata keys whose values the cluster's metadata group changed
 // (cluster.MetaHandler). Every key is read back from the store, so a key
 // told twice or out of order ends the same.
+//
+// Keys are reloaded containers first (vhosts, then users and what refers
+// to them, exchanges and queues, then bindings), so that a batch of keys
+// in any order — a metadata snapshot's, in key order — builds what an
+// Open would.
 func (b *Broker) MetaChanged(keys []string) {
+	keys = slices.Clone(keys)
+	slices.SortStableFunc(keys, func(a, b string) int { return reloadRank(a) - reloadRank(b) })
 	for _, key := range keys {
 		if err := b.reloadKey(key); err != nil {
 			b.env.log.Warn("cluster: reload shared metadata", "key", key, "err", err)
 		}
 	}
+}
+
+// reloadRank orders keys for MetaChanged.
+func reloadRank(key string) int {
+	for i, prefix := range []string{records.MetaVHost, records.MetaUser, records.MetaPermission, records.MetaPolicy,
+		records.MetaSchema, records.MetaExchange, records.MetaQueue, records.MetaQueueNode, records.MetaBinding} {
+		if strings.HasPrefix(key, prefix) {
+			return i
+		}
+	}
+	return 100
 }
 
 func (b *Broker) reloadKey(key string) error {

@@ -166,6 +166,9 @@ type Host struct {
 	// (meta.go).
 	metaStaged map[string][]byte
 	metaMine   []metaMine
+	// metaRoute: the route given to ShareMeta, which says which metadata
+	// keys the metadata group's snapshot carries (metasnap.go).
+	metaRoute atomic.Pointer[func(store.Op) MetaRoute]
 }
 
 type inbound struct {
@@ -413,12 +416,11 @@ const (
 // last CompactEntries applied entries for members slightly behind. Every
 // member compacts its own log, whether or not the others have the
 // entries: a member behind the leader's first index gets a snapshot.
-// The metadata group's log is kept whole (it is small, and a snapshot
-// carries a queue's state, not metadata): a member with an empty store
-// catches up by replaying it.
+// The metadata group's log is compacted alike once ShareMeta said which
+// keys its snapshot carries (metasnap.go); before, it is kept whole.
 func (h *Host) maybeCompact(g *group) error {
 	keep := uint64(h.cfg.CompactEntries)
-	if g.id == MetaGroup || g.st.applied < g.st.first+2*keep {
+	if g.id == MetaGroup && h.metaRoute.Load() == nil || g.st.applied < g.st.first+2*keep {
 		return nil
 	}
 	var b store.Batch

@@ -175,10 +175,12 @@ func (r *recorder) isServing(id store.QueueID) bool {
 type testNode struct {
 	name string
 	join bool // start it as joining a running cluster (Config.Join)
-	st   *memstore.MemStore
-	h    *Host
-	rec  *recorder
-	rs   *Store
+	// route: its store's metadata route, given before its host starts
+	route func(store.Op) MetaRoute
+	st    *memstore.MemStore
+	h     *Host
+	rec   *recorder
+	rs    *Store
 }
 
 type testCluster struct {
@@ -216,6 +218,9 @@ func (c *testCluster) start(tn *testNode) {
 		c.t.Fatal(err)
 	}
 	tn.h, tn.rec, tn.rs = h, newRecorder(), NewStore(tn.st, h, 5*time.Second)
+	if tn.route != nil {
+		tn.rs.ShareMeta(tn.route)
+	}
 	c.net.up(h)
 	h.Start(memSender{c.net, h.Self()}, tn.rec)
 }
