@@ -52,6 +52,7 @@ type queue struct {
 	unackedSeqs heap[uint64]         // seqs held out of ready (unacked, delayed, held); may hold stale ones (lazy deletion)
 	delayed     map[uint64]retryWait // returned messages waiting out their x-retry-backoff
 	held        map[uint64]entry     // messages on their way out through a move (move.go)
+	edits       editLog              // the operator's edits, for moves planned before one (edits.go)
 	timeouts    map[uint64]tracked   // unacked deliveries, for x-consumer-timeout
 	consumers   []*consumer
 	rr          int  // round-robin cursor into consumers

@@ -46,6 +46,9 @@ type Cluster interface {
 	// RemoveMember makes it stop being one (members.go).
 	AddMember(ctx context.Context, id store.QueueID, node string) error
 	RemoveMember(ctx context.Context, id store.QueueID, node string) error
+	// AddNode and RemoveNode change the cluster's node list (members.go).
+	AddNode(ctx context.Context, name, addr string) error
+	RemoveNode(ctx context.Context, name string) error
 	// DeleteQueue deletes a replicated queue this node leads, on every
 	// member; this node's QueueDeleted has run when it returns.
 	DeleteQueue(ctx context.Context, id store.QueueID) error

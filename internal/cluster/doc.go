@@ -52,9 +52,18 @@
 // log. A member that lost its store is started from nothing by a leader
 // that hands leadership on (memberLost).
 //
-// Membership (members.go): a group's leader adds or removes a voter with
-// one raft ConfChange at a time; a new member joins empty and catches up
-// by the log or a snapshot.
+// Membership (members.go): a queue's voters are chosen at creation
+// (PickMembers), the other nodes are learners; any member grows (adds or
+// promotes) or shrinks (demotes to learner) a voter with one raft
+// ConfChange at a time; a new member catches up by the log or a snapshot.
+// The node list (nodes.go) is one more group, over all nodes, whose
+// entries carry the whole list; AddNode and RemoveNode change it at run
+// time, and the stored list wins over Config.Nodes at start.
+//
+// Leaders spread (spread.go): a node leading two or more groups than a
+// caught-up voter transfers leadership to it. Idle groups quiesce
+// (quiesce.go): no ticks and no heartbeats until something happens, with
+// one keepalive per node pair per tick telling which nodes are live.
 //
 // # Layout in the store
 //
@@ -64,7 +73,8 @@
 //	meta cluster/g/<g>/conf                       -> raftpb.ConfState
 //	meta cluster/g/<g>/applied                    -> u64, written with the applied ops
 //	meta cluster/g/<g>/trunc                      -> u64 index, u64 term of the entry before the first
-//	meta cluster/g/<g>/def                        -> the queue's definition as last applied (for snapshots)
+//	meta cluster/g/<g>/def                        -> the queue's definition as last applied (for snapshots);
+//	                                                 for the nodes group (g = 1<<61), the node list
 //	meta cluster/g/<g>/stage/{def,floor,d/<due><seq>,done} -> an incoming snapshot's rest; done: u64 index, u64 term
 //	meta cluster/g/<g>/install                    -> present while a snapshot is copied from the stage
 //	meta cluster/groups/<g>                       -> the groups this node hosts
@@ -80,7 +90,8 @@
 //
 // # Goroutines
 //
-// Host owns two: the loop, which owns every RawNode and storage, and the
+// Host owns two: the loop, which owns every RawNode and storage (and
+// sends the keepalives each tick), and the
 // notifier, which runs the loop's effects (handler calls, proposer
 // wake-ups) in order, outside the loop; and one per outgoing snapshot
 // transfer (at most maxSnapSends). TCPTransport owns a listener

@@ -61,10 +61,14 @@ type Handler interface {
 // Transport carries Raft messages between nodes. Send must not block; it
 // may drop messages (Raft retransmits). SendChunk sends a snapshot frame
 // (snapshot.go) in order with the messages; it must not block either and
-// reports whether the frame was queued.
+// reports whether the frame was queued. Keepalive, called every tick,
+// sends every node a frame; Live reports whether a node has been heard
+// from within about an election timeout (quiesce.go).
 type Transport interface {
 	Send(to uint64, group uint64, m *pb.Message)
 	SendChunk(to uint64, data []byte) bool
+	Keepalive()
+	Live(to uint64) bool
 }
 
 // Config configures a Host.
@@ -174,6 +178,10 @@ type Host struct {
 type inbound struct {
 	group uint64
 	m     *pb.Message
+	// quiesce, when m is nil: a leader's quiesce frame from node from,
+	// delivered in order with its messages (quiesce.go)
+	quiesce []byte
+	from    uint64
 }
 
 type proposal struct {
@@ -203,6 +211,9 @@ type group struct {
 	defined bool
 	// lostAt: when a member last reported it lost the group (snapshot.go)
 	lostAt time.Time
+	// quiet: not ticking (quiesce.go); idle: ticks it had nothing to do
+	quiet bool
+	idle  int
 }
 
 // New opens the host's groups from st (the node's local store). The host
@@ -328,7 +339,7 @@ func (h *Host) Stop() {
 // while the loop is behind (backpressure on the connection).
 func (h *Host) Deliver(group uint64, m *pb.Message) {
 	select {
-	case h.recv <- inbound{group, m}:
+	case h.recv <- inbound{group: group, m: m}:
 	case <-h.stop:
 	}
 }
@@ -361,8 +372,9 @@ func (h *Host) run() {
 			return
 		case <-t.C:
 			ticks++
+			h.tr.Keepalive()
 			for _, g := range h.groups {
-				g.rn.Tick()
+				h.tickGroup(g) // quiesce.go
 				if ticks%compactEvery == 0 {
 					if err := h.maybeCompact(g); err != nil {
 						h.log.Error("cluster: compact a raft log; stopping the raft loop", "err", err)
@@ -403,6 +415,10 @@ func (h *Host) run() {
 			<-h.stop
 			return
 		}
+		for _, fn := range h.afterReady {
+			fn()
+		}
+		h.afterReady = h.afterReady[:0]
 	}
 }
 
@@ -429,6 +445,10 @@ func (h *Host) maybeCompact(g *group) error {
 }
 
 func (h *Host) step(in inbound) {
+	if in.m == nil {
+		h.quiesceFrom(in.group, in.from, in.quiesce)
+		return
+	}
 	g := h.groups[in.group]
 	if g == nil {
 		// A group this node has not heard of: another node created it
@@ -456,6 +476,11 @@ func (h *Host) step(in inbound) {
 		h.tr.SendChunk(in.m.GetFrom(), appendChunkHeader(nil, chunkHeader{kind: chunkLost, group: in.group}))
 		return
 	}
+	if g.quiet && !(g.leader && in.m.GetType() == pb.MsgHeartbeatResp) {
+		// Any message wakes a quiet group, but a quiet leader's late
+		// heartbeat answers (quiesce.go).
+		g.wake()
+	}
 	if err := g.rn.Step(in.m); err != nil && !errors.Is(err, raft.ErrStepPeerNotFound) {
 		h.log.Debug("cluster: step", "group", in.group, "err", err)
 	}
@@ -472,6 +497,7 @@ func (h *Host) propose(p proposal) {
 	// it since the last Ready, and Raft would forward the write. A
 	// definition may come from any member (a queue declared again on a
 	// follower after its deletion): Raft forwards it to the leader.
+	g.wake()
 	if k := cmdKind(p.data[0]); k != cmdDefine && k != cmdNodes && k != cmdMeta && (!g.leader || g.rn.BasicStatus().RaftState != raft.StateLeader) {
 		h.finish(p.id, ErrNotLeader)
 		return
@@ -621,10 +647,6 @@ func (h *Host) handleReady() error {
 	for _, r := range rds {
 		r.g.rn.Advance(r.rd)
 	}
-	for _, fn := range h.afterReady {
-		fn()
-	}
-	h.afterReady = h.afterReady[:0]
 	return nil
 }
 

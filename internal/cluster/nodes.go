@@ -186,9 +186,10 @@ func (h *Host) AddNode(ctx context.Context, name, addr string) error {
 // ErrBadNode is returned for a node name or address AddNode cannot take.
 var ErrBadNode = errors.New("cluster: bad node")
 
-// RemoveNode removes a node from every queue group this node hosts (a
-// queue it was the last member of keeps it), then from the nodes group
-// and the list; the node stops being connected.
+// RemoveNode removes a node from every queue group this node hosts, then
+// from the nodes group and the list; the node stops being connected. A
+// queue whose only member it is stops the removal (ErrLastMember: grow
+// the queue onto another node first); the groups done by then stay done.
 func (h *Host) RemoveNode(ctx context.Context, name string) error {
 	if name == h.cfg.Node {
 		return ErrSelf

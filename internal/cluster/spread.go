@@ -48,6 +48,7 @@ func (h *Host) maybeSpread() {
 		}
 		h.log.Info("cluster: handing a group's leadership on to spread leaders",
 			"group", fmt.Sprintf("%x", g.id), "to", h.Name(to), "leads", leads[h.self], "they lead", leads[to])
+		g.wake()
 		g.rn.TransferLeader(to)
 		leads[h.self]--
 		leads[to]++
