@@ -242,7 +242,17 @@ func (b *Broker) reloadVHost(name string, present bool) {
 	clear(vh.exchanges)
 	vh.mu.Unlock()
 	b.users.permGen.Add(1)
+	if fn := b.vhostGone.Load(); fn != nil {
+		(*fn)(name)
+	}
 }
+
+// OnVHostGone sets what is done when another node's deletion of a vhost
+// applies here: cmd/sluice closes the vhost's connections, as the HTTP
+// API does on the node that deleted it. Users deleted and permissions
+// revoked elsewhere need nothing more: as here, the connections' checkers
+// read them again (permGen) and refuse what they no longer allow.
+func (b *Broker) OnVHostGone(fn func(vhost string)) { b.vhostGone.Store(&fn) }
 
 // dropQueueLocked removes q from memory with what deleteQueueLocked
 // removes, writing only this node's part.
@@ -387,6 +397,7 @@ func (db *userDB) reload(name string, v []byte, present bool) error {
 	defer db.permGen.Add(1)
 	if !present {
 		delete(db.users, name)
+		db.verifier.Forget(name) // as DeleteUser does
 		return nil
 	}
 	u, err := records.DecodeUserDef(v)
