@@ -694,8 +694,13 @@ func (h *Host) apply(g *group, rd raft.Ready, staged *store.Batch) ([]func(), er
 		if g.leader && !g.serving && e.GetTerm() == g.term {
 			// The first entry of our term is applied, so is everything
 			// committed before it: the queue's state here is complete.
+			// A new group's definition may not be applied yet: applying
+			// it tells the handler (cmdDefine), which knows no queue
+			// before.
 			g.serving = true
-			notes = append(notes, h.servingNote(g.id, true))
+			if h.hasDefinition(g) {
+				notes = append(notes, h.servingNote(g.id, true))
+			}
 		}
 	}
 	if last > 0 {
@@ -781,6 +786,17 @@ func (h *Host) applyCommand(g *group, e *pb.Entry, staged *store.Batch) ([]func(
 		h.applied = append(h.applied, c.id)
 	}
 	return notes, nil
+}
+
+// hasDefinition reports whether a group's queue definition is applied
+// here: in this run, or stored before it (a read error says yes, so the
+// handler is told rather than not).
+func (h *Host) hasDefinition(g *group) bool {
+	if g.defined {
+		return true
+	}
+	_, err := h.st.GetMeta(groupKey(g.id, "def"))
+	return !errors.Is(err, store.ErrNotFound)
 }
 
 func (h *Host) servingNote(group uint64, serving bool) func() {

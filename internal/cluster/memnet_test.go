@@ -144,6 +144,8 @@ type recorder struct {
 	defs    map[store.QueueID][]byte
 	serving map[store.QueueID]bool
 	meta    []string // the keys MetaChanged was told of (meta_test.go)
+	// unknown: Serving(true) calls for a queue not defined here
+	unknown int
 }
 
 func newRecorder() *recorder {
@@ -167,6 +169,9 @@ func (r *recorder) Serving(id store.QueueID, serving bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.serving[id] = serving
+	if _, ok := r.defs[id]; serving && !ok {
+		r.unknown++
+	}
 }
 
 func (r *recorder) def(id store.QueueID) []byte {
