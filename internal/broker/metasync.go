@@ -3,8 +3,9 @@ package broker
 // Shared metadata in a cluster. The store the broker writes through sends
 // the shared metadata keys (records.SharingOf: vhosts, users,
 // permissions, exchanges, bindings, classic queue definitions and their
-// placement, policies, schemas) to the cluster's metadata group; every
-// node applies them to its own store. This file is the broker's side:
+// placement, policies, schemas, user and vhost limits) to the cluster's
+// metadata group; every node applies them to its own store. This file is
+// the broker's side:
 //
 //   - MetaChanged reloads what another node's entries changed, key by
 //     key, with the recovery code (recover.go), so the in-memory state
@@ -23,6 +24,7 @@ package broker
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -55,7 +57,7 @@ func (b *Broker) MetaChanged(keys []string) {
 // reloadRank orders keys for MetaChanged.
 func reloadRank(key string) int {
 	for i, prefix := range []string{records.MetaVHost, records.MetaUser, records.MetaPermission, records.MetaPolicy,
-		records.MetaSchema, records.MetaExchange, records.MetaQueue, records.MetaQueueNode, records.MetaBinding} {
+		records.MetaSchema, records.MetaLimit, records.MetaExchange, records.MetaQueue, records.MetaQueueNode, records.MetaBinding} {
 		if strings.HasPrefix(key, prefix) {
 			return i
 		}
@@ -102,6 +104,8 @@ func (b *Broker) reloadKey(key string) error {
 	case strings.HasPrefix(key, records.MetaSchema):
 		vhost, name := cut(records.MetaSchema)
 		return b.reloadSchema(vhost, name, v, present)
+	case strings.HasPrefix(key, records.MetaLimit):
+		return b.limits.reload(key, v, present)
 	}
 	return nil
 }
@@ -405,6 +409,27 @@ func (db *userDB) reload(name string, v []byte, present bool) error {
 		return err
 	}
 	db.users[u.Name] = u
+	return nil
+}
+
+// reload sets or removes one limit as its record says. A lowered limit
+// leaves the connections and queues over it, as SetLimit does.
+func (db *limitsDB) reload(key string, v []byte, present bool) error {
+	scope, owner, name, err := parseLimitKey(key)
+	if err != nil {
+		return err
+	}
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if !present {
+		db.deleteLocked(scope, owner, name)
+		return nil
+	}
+	n, _, err := records.DecodeLimit(v)
+	if err != nil {
+		return fmt.Errorf("limit record %q: %w", key, err)
+	}
+	db.setLocked(scope, owner, name, n)
 	return nil
 }
 

@@ -61,3 +61,55 @@ func TestMetadataDeletionsReachOpenConnections(t *testing.T) {
 		t.Fatal("the user deleted on n1 logs in on n2")
 	}
 }
+
+// User and vhost limits set on one node hold on the others: max-queues
+// counts the vhost's queues of the cluster, max-connections this node's
+// connections; a limit deleted on one node is lifted on the others.
+func TestMetadataLimitsShared(t *testing.T) {
+	c := newCluster(t, 3)
+	n1, n2 := c.nodes[0], c.nodes[1]
+	n1.mustAPI(t, "PUT", "/api/vhost-limits/%2F/max-queues", map[string]any{"value": 2})
+	n1.mustAPI(t, "PUT", "/api/user-limits/guest/max-connections", map[string]any{"value": 1})
+	conn1, err := amqp.Dial(n1.url())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn1.Close()
+	ch1 := channel(t, conn1)
+	if _, err := ch1.QueueDeclare("lim-a", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	// guest already holds a connection on n1; n2 counts its own.
+	var conn2 *amqp.Connection
+	eventually(t, "n2 knows the limits", func() error {
+		if conn2 == nil {
+			if conn2, err = amqp.Dial(n2.url()); err != nil {
+				return err
+			}
+		}
+		extra, err := amqp.Dial(n2.url())
+		if err == nil {
+			extra.Close()
+			return errors.New("a second connection of guest on n2 was admitted")
+		}
+		return nil
+	})
+	defer conn2.Close()
+	ch2 := channel(t, conn2)
+	if _, err := ch2.QueueDeclare("lim-b", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	_, err = ch2.QueueDeclare("lim-c", true, false, false, false, nil)
+	var aerr *amqp.Error
+	if !errors.As(err, &aerr) || aerr.Code != amqp.PreconditionFailed || !strings.Contains(aerr.Reason, "queue limit") {
+		t.Fatalf("a third queue in the vhost, declared on n2: %v", err)
+	}
+	n1.mustAPI(t, "DELETE", "/api/user-limits/guest/max-connections", nil)
+	eventually(t, "n2 lifts the connection limit", func() error {
+		extra, err := amqp.Dial(n2.url())
+		if err != nil {
+			return err
+		}
+		return extra.Close()
+	})
+}
