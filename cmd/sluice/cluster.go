@@ -73,6 +73,7 @@ func (c *clusterNode) store(local store.Store) store.Store {
 
 func (c *clusterNode) start(b *broker.Broker) {
 	c.tr.SetForwardHandler(b.AcceptForward)
+	c.tr.SetMessageHandler(b)
 	c.host.Start(c.tr, b)
 }
 
@@ -90,9 +91,12 @@ func (c *clusterNode) DeleteQueue(ctx context.Context, id store.QueueID) error {
 	return c.host.DeleteQueue(ctx, id)
 }
 
-func (c *clusterNode) Forward(node string, body []byte, done func(error)) {
+func (c *clusterNode) Forward(node string, body []byte, done func([]byte, error)) {
 	c.tr.Forward(node, body, replicateTimeout, done)
 }
+
+func (c *clusterNode) SendMessage(node string, body []byte) bool { return c.tr.SendMessage(node, body) }
+func (c *clusterNode) Self() string                              { return c.cfg.Node }
 
 func (c *clusterNode) CreateQueue(ctx context.Context, id store.QueueID, def []byte) error {
 	return c.host.CreateQueue(ctx, id, def)

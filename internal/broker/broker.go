@@ -43,7 +43,8 @@ type env struct {
 	delays        *scheduler
 	expiry        *expirer // expiry.go
 	noPoisonQueue bool
-	cluster       Cluster // quorum.go; nil for a single node
+	cluster       Cluster  // quorum.go; nil for a single node
+	remotes       *remotes // remote.go: sessions with other nodes
 	// dispatchers are the queues' dispatcher wake-ups (queue.wakeLocked);
 	// Close waits for them after the pipeline stopped.
 	dispatchers sync.WaitGroup
@@ -99,6 +100,7 @@ func Open(cfg Config, st store.Store) (*Broker, error) {
 
 		noPoisonQueue: cfg.NoPoisonQueue,
 		cluster:       cfg.Cluster,
+		remotes:       newRemotes(),
 	}
 	b.env.newQueueID = b.allocQueueID
 	if err := b.openSchemas(); err != nil {

@@ -221,7 +221,7 @@ func (ch *Channel) PurgeQueue(name string) (uint32, error) {
 	if err != nil {
 		return 0, err
 	}
-	return q.purge()
+	return q.purgeAnywhere()
 }
 
 // DeleteQueue is queue.delete; it returns the number of ready messages
