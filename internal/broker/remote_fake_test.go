@@ -257,7 +257,15 @@ func (nd *fakeNode) QueueID(vhost, name string) store.QueueID {
 	return fakeReplicated | store.QueueID(h.Sum64()>>4)
 }
 
-func (nd *fakeNode) CreateQueue(_ context.Context, id store.QueueID, def []byte) error {
+func (nd *fakeNode) AddMember(context.Context, store.QueueID, string) error {
+	return errors.New("not in the fake")
+}
+
+func (nd *fakeNode) RemoveMember(context.Context, store.QueueID, string) error {
+	return errors.New("not in the fake")
+}
+
+func (nd *fakeNode) CreateQueue(_ context.Context, id store.QueueID, def []byte, _ int) error {
 	n := nd.net
 	for _, o := range n.nodes {
 		if err := o.b.DefineQueue(id, def); err != nil {

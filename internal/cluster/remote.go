@@ -88,7 +88,7 @@ type LeaderWatcher interface {
 func (h *Host) leaderNote(group, lead uint64) func() {
 	return func() {
 		if w, ok := h.handler.(LeaderWatcher); ok {
-			w.LeaderChanged(store.QueueID(group), h.names[lead])
+			w.LeaderChanged(store.QueueID(group), h.Name(lead))
 		}
 	}
 }

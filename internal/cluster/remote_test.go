@@ -13,6 +13,7 @@ import (
 type dropReceiver struct{}
 
 func (dropReceiver) Deliver(uint64, *pb.Message) {}
+func (dropReceiver) DeliverChunk(uint64, []byte) {}
 
 // msgRecorder is a MessageHandler that records what it hears.
 type msgRecorder struct {
