@@ -411,13 +411,18 @@ func (rc *remoteConsumer) attach() error {
 
 // onLeader runs local when this node serves q, else remote on the node
 // leading it, again while they fail because q is not served where they
-// ran or the leader cannot be reached, for at most moveTimeout (an
-// election and some).
+// ran or the leader cannot be reached, until one leader failed for
+// moveTimeout (an election and some; a new leader starts it again, as a
+// request to a paused one may itself take that long to fail).
 func (q *queue) onLeader(local func() error, remote func(leader string) error) error {
 	e := q.env
-	deadline := time.Now().Add(moveTimeout)
+	var deadline time.Time
+	last := "-"
 	for {
 		leader := e.cluster.Leader(q.id)
+		if leader != last {
+			last, deadline = leader, time.Now().Add(moveTimeout)
+		}
 		switch {
 		case leader == e.cluster.Self():
 			if err := local(); !isNotServed(err) {

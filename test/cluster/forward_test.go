@@ -68,6 +68,41 @@ func TestGetThroughFollower(t *testing.T) {
 	}
 	// The leader agrees: nothing is left, nothing unacked.
 	waitEmpty(t, l, "got")
+
+	// A dead letter from a classic queue on the follower reaches the
+	// quorum queue on its leader; queue.purge through the follower
+	// purges there.
+	if _, err := ch.QueueDeclare("src", true, false, false, false, amqp.Table{
+		"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "got"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Publish("", "src", false, false, amqp.Publishing{Body: []byte("dead")}); err != nil {
+		t.Fatal(err)
+	}
+	var dead amqp.Delivery
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if dead, ok, err = ch.Get("src", false); err != nil || ok || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil || !ok {
+		t.Fatalf("get from the classic queue: ok %v err %v", ok, err)
+	}
+	dead.Reject(false)
+	publishConfirmed(t, c, "got", 10, 12)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		q, err := l.queue("got")
+		if err == nil && q.Messages == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the leader holds %+v (%v), want the dead letter and 2 published", q, err)
+		}
+	}
+	if n, err := ch.QueuePurge("got", false); err != nil || n != 3 {
+		t.Fatalf("purge through follower %s: %d, %v; want 3", f.name, n, err)
+	}
+	waitEmpty(t, l, "got")
 }
 
 // waitEmpty waits until nd reports queue empty.
