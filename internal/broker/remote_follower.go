@@ -82,10 +82,14 @@ type remoteDelivery struct {
 	d    *Delivery
 }
 
-// sessionWith returns ch's live session with node, opening one.
+// sessionWith returns ch's live session with node, opening one; nil once
+// ch is closed (closeRemotes would not see a later one).
 func (ch *Channel) sessionWith(node string) *remoteSession {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
+	if ch.closed {
+		return nil
+	}
 	if s := ch.remotes[node]; s != nil && !s.broken.Load() {
 		return s
 	}
@@ -392,6 +396,9 @@ func (rc *remoteConsumer) attach() error {
 			return err
 		}
 		s := c.ch.sessionWith(leader)
+		if s == nil {
+			return gone()
+		}
 		rc.mu.Lock()
 		rc.sess, rc.local = s, false
 		rc.mu.Unlock()
@@ -584,6 +591,9 @@ func (ch *Channel) remoteGet(q *queue, noAck bool) (d *Delivery, err error) {
 		return err
 	}, func(leader string) error {
 		s := ch.sessionWith(leader)
+		if s == nil {
+			return errorf(PreconditionFailed, "channel is closed")
+		}
 		payload := appendBool(binary.BigEndian.AppendUint64(nil, s.id), noAck)
 		resp, err := ch.env.forwardWait(leader, encodeForward(fwdGet, q.vh.name, q.name, payload))
 		if err != nil || resp == nil {
