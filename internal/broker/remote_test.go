@@ -364,3 +364,47 @@ func TestRemoteRedeliveredAfterLostMark(t *testing.T) {
 		}
 	}
 }
+
+// Two consumers on one follower channel share its session; a global
+// prefetch of 5 holds across them, and a transaction's acks reach the
+// leader at commit.
+func TestRemoteSharedSessionGlobalPrefetchTx(t *testing.T) {
+	const n = 40
+	net, cs := remoteSetup(t, n, "n1", "n2")
+	f := cs["n2"]
+	if err := f.ch.Qos(0, 5, true); err != nil {
+		t.Fatal(err)
+	}
+	f.consume("q", false)
+	f.consume("q", false)
+	if err := f.ch.SelectTx(); err != nil {
+		t.Fatal(err)
+	}
+	acked := 0
+	for acked < n {
+		ds := f.out.waitDeliveries(t, min(acked+5, n))
+		if len(ds)-acked > 5 {
+			t.Fatalf("%d delivered, %d acked: more than the global prefetch of 5", len(ds), acked)
+		}
+		for _, d := range ds[acked:] {
+			if err := f.ch.Ack(d.DeliveryTag, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, u := queueCounts(t, net.nodes["n1"].b, "q"); u != len(ds)-acked {
+			t.Fatalf("before the commit the leader holds %d unacked, want %d", u, len(ds)-acked)
+		}
+		if err := f.ch.CommitTx(nil); err != nil {
+			t.Fatal(err)
+		}
+		acked = len(ds)
+	}
+	waitCounts(t, net.nodes["n1"].b, "q", 0, 0)
+	tags := map[string]int{}
+	for _, d := range f.out.deliveries() {
+		tags[d.ConsumerTag]++
+	}
+	if len(tags) != 2 {
+		t.Fatalf("deliveries by consumer %v, want both consumers fed", tags)
+	}
+}
