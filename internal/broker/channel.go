@@ -183,6 +183,9 @@ func (ch *Channel) expireDelivery(tag uint64) {
 		p.c = nil
 		p.stale = true
 		ch.unacked[tag] = p
+		if ch.session != nil {
+			ch.session.tookBack(tag) // remote_leader.go: the follower frees its credit too
+		}
 	}
 	ch.mu.Unlock()
 }

@@ -58,7 +58,8 @@ const (
 )
 
 // Messages. Leader to follower: msgDeliver (tag | a delivery as a get's), msgCancelled (tag: the leader ended the
-// consumer), msgClosed (the leader dropped the session). Follower to
+// consumer), msgClosed (the leader dropped the session), msgTookBack
+// (ltag uvarint: a consumer timeout took the delivery back). Follower to
 // leader: msgSettle (how u8 | n uvarint | n tags uvarint), msgWritten
 // (n uvarint), msgClose.
 const (
@@ -68,6 +69,7 @@ const (
 	msgSettle
 	msgWritten
 	msgClose
+	msgTookBack
 )
 
 const (
@@ -141,7 +143,7 @@ func (b *Broker) AcceptMessage(from string, body []byte) {
 		return
 	}
 	switch kind {
-	case msgDeliver, msgCancelled, msgClosed:
+	case msgDeliver, msgCancelled, msgClosed, msgTookBack:
 		b.env.followerMessage(from, kind, id, &r) // remote_follower.go
 	case msgSettle, msgWritten, msgClose:
 		b.env.leaderMessage(from, kind, id, &r) // remote_leader.go

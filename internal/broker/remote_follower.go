@@ -183,6 +183,12 @@ func (e *env) followerMessage(from string, kind byte, id uint64, r *reader) {
 		}
 	case msgClosed:
 		s.fail(false)
+	case msgTookBack:
+		ltag := r.uvarint()
+		if !r.bad {
+			s.ch.staleWhere(func(p pending) bool { return p.rs == s && p.seq == ltag })
+			s.ch.kick(nil)
+		}
 	}
 }
 

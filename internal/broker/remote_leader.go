@@ -52,6 +52,14 @@ func (o sessionOutlet) ConsumerCancelled(tag string) {
 	}
 }
 
+// tookBack tells the follower that a consumer timeout took a delivery
+// back (called with the queue's and the channel's locks held).
+func (s *servedSession) tookBack(tag uint64) {
+	if !s.env.sendMessage(s.key.from, msgTookBack, s.key.id, binary.AppendUvarint(nil, tag)) {
+		go s.env.closeServed(s, true)
+	}
+}
+
 // servedSession returns the session id of node from, opening it in vh.
 func (e *env) servedSession(from string, id uint64, vh *vhost) (*servedSession, error) {
 	k := servedKey{from, id}

@@ -408,3 +408,28 @@ func TestRemoteSharedSessionGlobalPrefetchTx(t *testing.T) {
 		t.Fatalf("deliveries by consumer %v, want both consumers fed", tags)
 	}
 }
+
+// A consumer timeout on the leader takes a delivery back from a follower's
+// consumer too: its credit frees there, and the message comes again.
+func TestRemoteConsumerTimeout(t *testing.T) {
+	net, cs := remoteSetup(t, 0, "n1", "n2")
+	l, f := cs["n1"], cs["n2"]
+	l.declareQueue("slow", true, message.Table{"x-queue-type": "quorum", "x-consumer-timeout": int32(50)})
+	l.publish("", "slow", "m", true)
+	f.ch.Qos(0, 1, false)
+	f.consume("slow", false)
+	first := f.out.waitDeliveries(t, 1)[0]
+	time.Sleep(100 * time.Millisecond)
+	net.nodes["n1"].b.housekeep()
+	second := f.out.waitDeliveries(t, 2)[1]
+	if string(second.Body) != "m" || !second.Redelivered {
+		t.Fatalf("after the timeout: %q redelivered %v", second.Body, second.Redelivered)
+	}
+	if err := f.ch.Ack(first.DeliveryTag, false); err != nil {
+		t.Fatalf("late ack: %v", err)
+	}
+	if err := f.ch.Ack(second.DeliveryTag, false); err != nil {
+		t.Fatal(err)
+	}
+	waitCounts(t, net.nodes["n1"].b, "slow", 0, 0)
+}
