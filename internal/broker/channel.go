@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"encoding/binary"
 	"slices"
 	"sort"
 	"strconv"
@@ -430,7 +431,17 @@ func (ch *Channel) Qos(prefetchSize uint32, prefetchCount uint16, global bool) e
 	} else {
 		ch.prefetch = int(prefetchCount)
 	}
+	var ss []*remoteSession
+	if global {
+		for _, s := range ch.remotes {
+			ss = append(ss, s)
+		}
+	}
 	ch.mu.Unlock()
+	for _, s := range ss {
+		// The leaders' sessions hold the same limit (remote.go).
+		s.send(msgQos, binary.AppendUvarint(nil, uint64(prefetchCount)))
+	}
 	if global {
 		ch.kick(nil)
 	}

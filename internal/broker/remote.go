@@ -61,7 +61,8 @@ const (
 // consumer), msgClosed (the leader dropped the session), msgTookBack
 // (ltag uvarint: a consumer timeout took the delivery back). Follower to
 // leader: msgSettle (how u8 | n uvarint | n tags uvarint), msgWritten
-// (n uvarint), msgClose.
+// (n uvarint), msgClose, msgQos (global prefetch uvarint: basic.qos
+// global changed on the follower's channel).
 const (
 	msgDeliver byte = iota + 1
 	msgCancelled
@@ -70,6 +71,7 @@ const (
 	msgWritten
 	msgClose
 	msgTookBack
+	msgQos
 )
 
 const (
@@ -145,7 +147,7 @@ func (b *Broker) AcceptMessage(from string, body []byte) {
 	switch kind {
 	case msgDeliver, msgCancelled, msgClosed, msgTookBack:
 		b.env.followerMessage(from, kind, id, &r) // remote_follower.go
-	case msgSettle, msgWritten, msgClose:
+	case msgSettle, msgWritten, msgClose, msgQos:
 		b.env.leaderMessage(from, kind, id, &r) // remote_leader.go
 	default:
 		b.env.log.Warn("cluster: unknown message", "from", from, "kind", kind)

@@ -152,6 +152,10 @@ func (e *env) leaderMessage(from string, kind byte, id uint64, r *reader) {
 		}
 	case msgClose:
 		e.closeServed(s, false)
+	case msgQos:
+		if n := r.uvarint(); !r.bad {
+			s.ch.Qos(0, uint16(min(n, 1<<16-1)), true)
+		}
 	}
 }
 

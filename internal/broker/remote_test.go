@@ -433,3 +433,19 @@ func TestRemoteConsumerTimeout(t *testing.T) {
 	}
 	waitCounts(t, net.nodes["n1"].b, "slow", 0, 0)
 }
+
+// basic.qos global raised on a follower's channel after its consumer
+// started reaches the leader's session.
+func TestRemoteGlobalQosChange(t *testing.T) {
+	_, cs := remoteSetup(t, 10, "n1", "n2")
+	f := cs["n2"]
+	f.ch.Qos(0, 2, true)
+	f.consume("q", false)
+	f.out.waitDeliveries(t, 2)
+	f.ch.Qos(0, 6, true)
+	f.out.waitDeliveries(t, 6)
+	time.Sleep(50 * time.Millisecond)
+	if n := len(f.out.deliveries()); n != 6 {
+		t.Fatalf("%d delivered with a global prefetch of 6", n)
+	}
+}
