@@ -64,7 +64,7 @@ const browseScanCap = 20000
 // queue listed page by page (the dead-letter workflow's filters are its
 // Match).
 func (b *Broker) Browse(vhostName, queueName string, after uint64, limit int, sel Select) (BrowsePage, error) {
-	q, err := b.lookupQueue(vhostName, queueName)
+	q, err := b.lookupLocalQueue(vhostName, queueName) // metasync.go
 	if err != nil {
 		return BrowsePage{}, err
 	}
@@ -303,7 +303,7 @@ func (b *Broker) noMessage(q *queue, id uint64) *Error {
 
 // Message reads one message by id without consuming it.
 func (b *Broker) Message(vhostName, queueName string, id uint64) (StoredMessage, error) {
-	q, err := b.lookupQueue(vhostName, queueName)
+	q, err := b.lookupLocalQueue(vhostName, queueName) // metasync.go
 	if err != nil {
 		return StoredMessage{}, err
 	}
@@ -359,7 +359,7 @@ func (b *Broker) ReplaceMessage(vhostName, queueName string, id uint64, m *messa
 	if err := CheckRoutingKey(m.RoutingKey); err != nil { // names.go: else no consumer could be sent it
 		return err
 	}
-	q, err := b.lookupQueue(vhostName, queueName)
+	q, err := b.lookupLocalQueue(vhostName, queueName) // metasync.go
 	if err != nil {
 		return err
 	}
@@ -435,7 +435,7 @@ func (q *queue) holdReady(id uint64) (entry, error) {
 // durable queue, without the queue's lock held (the message is held
 // meanwhile).
 func (b *Broker) DeleteMessage(vhostName, queueName string, id uint64) error {
-	q, err := b.lookupQueue(vhostName, queueName)
+	q, err := b.lookupLocalQueue(vhostName, queueName) // metasync.go
 	if err != nil {
 		return err
 	}
@@ -459,7 +459,7 @@ func (b *Broker) DeleteMessage(vhostName, queueName string, id uint64) error {
 // PurgeQueue removes a queue's ready messages, as queue.purge, and
 // returns how many.
 func (b *Broker) PurgeQueue(vhostName, queueName string) (int, error) {
-	q, err := b.lookupQueue(vhostName, queueName)
+	q, err := b.lookupLocalQueue(vhostName, queueName) // metasync.go
 	if err != nil {
 		return 0, err
 	}

@@ -43,7 +43,7 @@ type MoveOptions struct {
 // is missing or routes it nowhere, or which its destination refuses stays
 // where it is. The call fails as a whole only when the queue is missing.
 func (b *Broker) Move(vhostName, queueName string, outs []MoveOut, o MoveOptions) ([]error, error) {
-	src, err := b.lookupQueue(vhostName, queueName)
+	src, err := b.lookupLocalQueue(vhostName, queueName) // metasync.go
 	if err != nil {
 		return nil, err
 	}

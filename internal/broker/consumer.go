@@ -57,9 +57,10 @@ func (ch *Channel) Consume(req ConsumeRequest) (string, error) {
 	ch.consumers[tag] = c
 	ch.mu.Unlock()
 	var rc *remoteConsumer
-	if q.quorum && ch.session == nil {
+	if (q.quorum || q.home != "") && ch.session == nil {
 		// A client's consumer of a quorum queue moves with its leader
-		// (remote_follower.go).
+		// (remote_follower.go); one of another node's classic queue
+		// is that node's.
 		// Attached here (local) unless refused: a move that starts as
 		// soon as it is attached must see it so.
 		rc = ch.remoteFor(c)

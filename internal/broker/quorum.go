@@ -46,6 +46,9 @@ type Cluster interface {
 	// RemoveMember makes it stop being one (members.go).
 	AddMember(ctx context.Context, id store.QueueID, node string) error
 	RemoveMember(ctx context.Context, id store.QueueID, node string) error
+	// AddNode and RemoveNode change the cluster's node list (members.go).
+	AddNode(ctx context.Context, name, addr string) error
+	RemoveNode(ctx context.Context, name string) error
 	// DeleteQueue deletes a replicated queue this node leads, on every
 	// member; this node's QueueDeleted has run when it returns.
 	DeleteQueue(ctx context.Context, id store.QueueID) error
@@ -64,8 +67,6 @@ type Cluster interface {
 	// Broker.AcceptMessage without blocking; false: it was dropped (the
 	// node is not connected or too far behind). remote.go
 	SendMessage(node string, body []byte) bool
-	// Self is this node's name.
-	Self() string
 }
 
 // ReplicaStatus is where a quorum queue lives.
@@ -79,6 +80,9 @@ type ReplicaStatus struct {
 type NodeStatus struct {
 	Name    string
 	Running bool
+	// MetadataLeader: the node leads the cluster's metadata group, as
+	// this node last heard.
+	MetadataLeader bool
 }
 
 // createQuorumTimeout bounds a quorum queue's declaration: its group's
@@ -139,7 +143,10 @@ func (b *Broker) DefineQueue(id store.QueueID, def []byte) error {
 	vh := b.vhosts[d.VHost]
 	b.vhMu.RUnlock()
 	if vh == nil {
-		return fmt.Errorf("define quorum queue %q: no vhost %q here", d.Name, d.VHost)
+		if b.holdDefinition(d.VHost, id, def) { // metasync.go
+			return nil
+		}
+		return b.DefineQueue(id, def)
 	}
 	opts, err := parseQueueArgs(d.Args, d.Name, d.VHost)
 	if err != nil {
@@ -229,7 +236,7 @@ func (q *queue) resetIndexLocked() int {
 
 // servesHere reports whether this node may deliver and write the queue:
 // always for a classic queue, only on the leader for a quorum queue.
-func (q *queue) servesHere() bool { return !q.quorum || q.serving.Load() }
+func (q *queue) servesHere() bool { return q.home == "" && (!q.quorum || q.serving.Load()) }
 
 // replicatedCount is how many messages a quorum queue holds in this
 // node's copy, for the API of a member that does not serve it (it keeps no
@@ -358,7 +365,7 @@ func (e *env) forwardPublish(msg *message.Message, remote []*queue, done func(er
 	}
 	j := &joinDone{left: len(remote) + parts, done: done}
 	for _, q := range remote {
-		leader := e.cluster.Leader(q.id)
+		leader := q.servingNode() // metasync.go
 		if leader == "" {
 			j.one(errorf(ResourceError, "quorum queue '%s' in vhost '%s' has no leader", q.name, q.vh.name))
 			continue

@@ -89,12 +89,12 @@ const remoteWindow = 256
 const moveTimeout = 10 * time.Second
 
 // notServedReason ends the reason of ResourceLocked errors that say "ask
-// the leader": a follower that hears it from the node it thought led
-// retries with the new one.
-const notServedReason = "is not led by this node"
+// the node serving it": a follower that hears it from the node it thought
+// led retries with the new one.
+const notServedReason = "is not served by this node"
 
 func (q *queue) notServedError() error {
-	return errorf(ResourceLocked, "quorum queue '%s' in vhost '%s' %s", q.name, q.vh.name, notServedReason)
+	return errorf(ResourceLocked, "queue '%s' in vhost '%s' %s", q.name, q.vh.name, notServedReason)
 }
 
 func isNotServed(err error) bool {

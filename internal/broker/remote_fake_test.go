@@ -144,7 +144,7 @@ func newFakeNet(t *testing.T, names ...string) *fakeNet {
 	for _, name := range names {
 		nd := &fakeNode{net: n, name: name}
 		cfg := testConfig()
-		cfg.Cluster = nd
+		cfg.Cluster, cfg.Node = nd, name
 		b, err := Open(cfg, splitStore{memstore.New(), shared, func(q store.QueueID) bool { return nd.Leader(q) == nd.name }})
 		if err != nil {
 			t.Fatal(err)
@@ -265,6 +265,12 @@ func (nd *fakeNode) RemoveMember(context.Context, store.QueueID, string) error {
 	return errors.New("not in the fake")
 }
 
+func (nd *fakeNode) AddNode(context.Context, string, string) error {
+	return errors.New("not in the fake")
+}
+
+func (nd *fakeNode) RemoveNode(context.Context, string) error { return errors.New("not in the fake") }
+
 func (nd *fakeNode) CreateQueue(_ context.Context, id store.QueueID, def []byte, _ int) error {
 	n := nd.net
 	for _, o := range n.nodes {
@@ -331,5 +337,3 @@ func (nd *fakeNode) SendMessage(node string, body []byte) bool {
 	to := nd.net.nodes[node]
 	return to != nil && nd.net.send(nd.name, node, func() { to.b.AcceptMessage(nd.name, body) })
 }
-
-func (nd *fakeNode) Self() string { return nd.name }

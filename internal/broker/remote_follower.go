@@ -423,21 +423,22 @@ func (rc *remoteConsumer) attach() error {
 }
 
 // onLeader runs local when this node serves q, else remote on the node
-// leading it, again while they fail because q is not served where they
-// ran or the leader cannot be reached, until one leader failed for
-// moveTimeout (an election and some; a new leader starts it again, as a
-// request to a paused one may itself take that long to fail).
+// serving it (a quorum queue's leader, a classic queue's home), again
+// while they fail because q is not served where they ran or that node
+// cannot be reached, until one leader failed for moveTimeout (an election
+// and some; a new leader starts it again, as a request to a paused one
+// may itself take that long to fail).
 func (q *queue) onLeader(local func() error, remote func(leader string) error) error {
 	e := q.env
 	var deadline time.Time
 	last := "-"
 	for {
-		leader := e.cluster.Leader(q.id)
+		leader := q.servingNode() // metasync.go
 		if leader != last {
 			last, deadline = leader, time.Now().Add(moveTimeout)
 		}
 		switch {
-		case leader == e.cluster.Self():
+		case leader == e.node:
 			if err := local(); !isNotServed(err) {
 				return err
 			}

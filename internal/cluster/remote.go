@@ -47,7 +47,7 @@ func (t *TCPTransport) messageHandler() MessageHandler {
 // it could not (node is not connected, or so far behind that its queue is
 // full): the message is then dropped.
 func (t *TCPTransport) SendMessage(node string, body []byte) bool {
-	p := t.peers[NodeID(node)]
+	p := t.peer(NodeID(node))
 	if p == nil || !p.up.Load() {
 		return false
 	}

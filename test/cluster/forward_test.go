@@ -331,3 +331,56 @@ func publishAttempts(t *testing.T, c *cluster, queue string, n int) {
 		conn.Close()
 	}
 }
+
+// A classic queue lives on the node that declared it; another node serves
+// it through that node: a publish, a get and a consumer on n2 of n1's
+// queue.
+func TestClassicQueueThroughAnotherNode(t *testing.T) {
+	c := newCluster(t, 3)
+	n1, n2 := c.nodes[0], c.nodes[1]
+	_, ch1 := dialChannel(t, n1)
+	if _, err := ch1.QueueDeclare("home", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	_, ch := dialChannel(t, n2)
+	// n2 knows the queue once the metadata group's entry applied there.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if _, err := ch.QueueDeclarePassive("home", true, false, false, false, nil); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("n2 does not know n1's queue: %v", err)
+		}
+		_, ch = dialChannel(t, n2)
+	}
+	if err := ch.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		dc, err := ch.PublishWithDeferredConfirm("", "home", false, false, amqp.Publishing{DeliveryMode: amqp.Persistent, Body: []byte(strconv.Itoa(i))})
+		if err != nil || !dc.Wait() {
+			t.Fatalf("publish %d on n2 to n1's queue: %v", i, err)
+		}
+	}
+	m, ok, err := ch.Get("home", false)
+	if err != nil || !ok || string(m.Body) != "0" {
+		t.Fatalf("get on n2 of n1's queue: %q ok %v err %v", m.Body, ok, err)
+	}
+	m.Ack(false)
+	ch.Qos(5, 0, false)
+	msgs, err := ch.Consume("home", "", false, false, false, false, nil)
+	if err != nil {
+		t.Fatalf("consume on n2 of n1's queue: %v", err)
+	}
+	for i := 1; i < 20; i++ {
+		select {
+		case m := <-msgs:
+			if string(m.Body) != strconv.Itoa(i) {
+				t.Fatalf("delivery %d is %q", i, m.Body)
+			}
+			m.Ack(false)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("nothing delivered after %d", i)
+		}
+	}
+	waitEmpty(t, n1, "home")
+}
