@@ -130,7 +130,7 @@
 //   - Channel.mu guards the channel's delivery tags, unacked deliveries,
 //     consumers, prefetch counters, flow, tx buffers, closed flag and its
 //     sessions with other nodes. A remote consumer's mu (remote_follower.go)
-//     is taken before Channel.mu, its seen after; remotes.mu is a leaf.
+//     is taken before Channel.mu, its seen after; remotes.mu after both.
 //     Outlet.Deliver and Outlet.ConsumerCancelled are called with
 //     Channel.mu held, so a channel's deliveries reach the outlet in
 //     delivery-tag order.
