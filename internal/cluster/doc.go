@@ -67,7 +67,10 @@
 // Leaders spread (spread.go): a node leading two or more groups than a
 // caught-up voter transfers leadership to it. Idle groups quiesce
 // (quiesce.go): no ticks and no heartbeats until something happens, with
-// one keepalive per node pair per tick telling which nodes are live.
+// one keepalive per node pair per tick telling which nodes are live; a
+// started node greets the others once, which wakes the quiet groups
+// they lead with it as a member (rejoin.go), so a restarted or wiped
+// member is caught up without waiting for a write.
 //
 // # Layout in the store
 //

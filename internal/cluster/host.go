@@ -173,6 +173,8 @@ type Host struct {
 	// metaRoute: the route given to ShareMeta, which says which metadata
 	// keys the metadata group's snapshot carries (metasnap.go).
 	metaRoute atomic.Pointer[func(store.Op) MetaRoute]
+	// greeted: the nodes this one said hello to since it started (rejoin.go)
+	greeted map[uint64]bool
 }
 
 type inbound struct {
@@ -373,6 +375,7 @@ func (h *Host) run() {
 		case <-t.C:
 			ticks++
 			h.tr.Keepalive()
+			h.greet() // rejoin.go
 			for _, g := range h.groups {
 				h.tickGroup(g) // quiesce.go
 				if ticks%compactEvery == 0 {

@@ -77,6 +77,7 @@ const (
 	chunkAck     byte = 2
 	chunkLost    byte = 3 // the sender lost its store's copy of the group
 	chunkQuiesce byte = 4 // the sender, the group's leader, quiesced it (quiesce.go)
+	chunkHello   byte = 5 // the sender started (rejoin.go)
 
 	chunkHeaderLen = 1 + 8 + 8 + 4 + 1
 )
@@ -174,7 +175,7 @@ func decodeChunkHeader(data []byte) (chunkHeader, []byte, error) {
 		no:    binary.BigEndian.Uint32(data[17:]),
 		last:  data[21] == 1,
 	}
-	if h.kind < chunkData || h.kind > chunkQuiesce {
+	if h.kind < chunkData || h.kind > chunkHello {
 		return chunkHeader{}, nil, fmt.Errorf("%w: snapshot chunk kind %d", errBadCommand, h.kind)
 	}
 	return h, data[chunkHeaderLen:], nil
@@ -528,6 +529,13 @@ func (h *Host) DeliverChunk(from uint64, data []byte) {
 		// before must not wake the member after this.
 		select {
 		case h.recv <- inbound{group: hdr.group, from: from, quiesce: append([]byte(nil), payload...)}:
+		case <-h.stop:
+		}
+		return
+	}
+	if hdr.kind == chunkHello {
+		select {
+		case h.ctrl <- func() { h.helloFrom(from) }:
 		case <-h.stop:
 		}
 		return
