@@ -32,7 +32,7 @@ fi
 port=$((20000 + RANDOM % 10000))
 http=$((port + 1))
 pprof=$((port + 2))
-"$SLUICE" serve --data "$work/data" --amqp "127.0.0.1:$port" --http "127.0.0.1:$http" \
+"$SLUICE" serve --init --data "$work/data" --amqp "127.0.0.1:$port" --http "127.0.0.1:$http" \
 	--pprof "127.0.0.1:$pprof" --log-level warn >"$work/serve.log" 2>&1 &
 pid=$!
 bench_pid=""

@@ -239,6 +239,19 @@ func (w *Writer) WriteContent(channel uint16, classID uint16, props *message.Pro
 // WriteContent does. Both are encoded before anything is written, so an
 // *EncodeError leaves the stream as it was.
 func (w *Writer) WriteMethodContent(channel uint16, m Method, classID uint16, props *message.Properties, body []byte, frameMax uint32) error {
+	return w.writeMethodContent(channel, m, classID, props, nil, body, frameMax)
+}
+
+// WriteMethodContentRaw is WriteMethodContent with the properties already
+// encoded: rawProps, a property list (flags, then the present properties)
+// as ReadContentHeader accepts it, is written as is.
+func (w *Writer) WriteMethodContentRaw(channel uint16, m Method, classID uint16, rawProps []byte, body []byte, frameMax uint32) error {
+	return w.writeMethodContent(channel, m, classID, nil, rawProps, body, frameMax)
+}
+
+// writeMethodContent writes m and its content with the properties rawProps
+// when not nil, else props encoded.
+func (w *Writer) writeMethodContent(channel uint16, m Method, classID uint16, props *message.Properties, rawProps []byte, body []byte, frameMax uint32) error {
 	if frameMax != 0 && frameMax <= frameOverhead {
 		return &EncodeError{fmt.Errorf("write content: frame max %d leaves no room for a payload", frameMax)}
 	}
@@ -250,12 +263,19 @@ func (w *Writer) WriteMethodContent(channel uint16, m Method, classID uint16, pr
 		}
 	}
 	split := len(p)
-	h := ContentHeader{ClassID: classID, BodySize: uint64(len(body))}
-	if props != nil {
-		h.Properties = *props
-	}
-	if p, err = AppendContentHeader(p, &h); err != nil {
-		return &EncodeError{err}
+	if rawProps != nil {
+		p = binary.BigEndian.AppendUint16(p, classID)
+		p = binary.BigEndian.AppendUint16(p, 0) // weight
+		p = binary.BigEndian.AppendUint64(p, uint64(len(body)))
+		p = append(p, rawProps...)
+	} else {
+		h := ContentHeader{ClassID: classID, BodySize: uint64(len(body))}
+		if props != nil {
+			h.Properties = *props
+		}
+		if p, err = AppendContentHeader(p, &h); err != nil {
+			return &EncodeError{err}
+		}
 	}
 	w.keepScratch(p)
 	if frameMax != 0 && uint64(split)+frameOverhead > uint64(frameMax) {

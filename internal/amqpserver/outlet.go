@@ -66,6 +66,7 @@ func (o *outlet) itemLocked(d *broker.Delivery) outItem {
 		},
 		content: true,
 		props:   &d.Properties,
+		raw:     d.RawProperties,
 		body:    d.Body,
 	}
 	if b := o.b; b != nil {

@@ -20,6 +20,7 @@ type outItem struct {
 	method  amqp.Method
 	content bool
 	props   *message.Properties
+	raw     []byte // when not nil, the properties encoded, written instead of props
 	body    []byte
 	after   func()
 	// refused, when set, is called instead of sending an item that cannot
@@ -304,6 +305,9 @@ func (wr *writer) write(it *outItem) error {
 			}
 		}
 		return nil
+	}
+	if it.content && it.raw != nil {
+		return wr.w.WriteMethodContentRaw(it.channel, it.method, it.method.ClassID(), it.raw, it.body, wr.frameMax.Load())
 	}
 	if it.content {
 		return wr.w.WriteMethodContent(it.channel, it.method, it.method.ClassID(), it.props, it.body, wr.frameMax.Load())

@@ -180,13 +180,12 @@ func (q *queue) dispatchFromLocked(fresh uint64) {
 			q.discardLocked(&b, e, reasonExpired)
 			continue
 		}
-		var m message.Message
-		if err := q.readLocked(&m, e); err != nil {
+		d, err := q.deliveryLocked(e)
+		if err != nil {
 			q.env.log.Error("read message for delivery; dropping it", "queue", q.name, "seq", e.seq, "err", err)
 			q.removeLocked(&b, e)
 			continue
 		}
-		d := newDelivery(&m, e)
 		if !c.ch.deliver(c, q, e.seq, nextGen(e), d) {
 			q.ready.putBack(e) // lost the credit meanwhile
 			break
@@ -226,39 +225,56 @@ func (q *queue) pickConsumerLocked() *consumer {
 	return best
 }
 
-// readLocked decodes the message of e into m, from the cache or the store.
-func (q *queue) readLocked(m *message.Message, e entry) error {
+// readLocked reads the record of e, from the cache or the store, cut into
+// its parts; its properties stay encoded.
+func (q *queue) readLocked(e entry) (records.Parts, error) {
 	k := cacheKey{q.id, e.seq}
 	if e.flags&entryCached != 0 {
 		if rec, ok := q.env.cache.take(k); ok {
-			return records.DecodeRecordTo(m, rec, &q.names)
+			return records.SplitRecord(rec, &q.names)
 		}
 	}
 	rec, err := q.env.st.Get(q.id, e.seq)
 	if err != nil {
-		return err
+		return records.Parts{}, err
 	}
-	return records.DecodeRecordTo(m, rec, &q.names)
+	return records.SplitRecord(rec, &q.names)
 }
 
-// newDelivery builds the delivery of m. A message delivered before carries
-// x-delivery-count (long): how many times it was delivered and returned.
-func newDelivery(m *message.Message, e entry) *Delivery {
+// deliveryLocked reads e's message and builds its delivery.
+func (q *queue) deliveryLocked(e entry) (*Delivery, error) {
+	parts, err := q.readLocked(e)
+	if err != nil {
+		return nil, err
+	}
+	return newDelivery(parts, e)
+}
+
+// newDelivery builds the delivery of a message read as parts. Its
+// properties go out as stored, except that a message delivered before
+// carries x-delivery-count (long): how many times it was delivered and
+// returned, which the broker adds to the headers it decodes.
+func newDelivery(parts records.Parts, e entry) (*Delivery, error) {
+	d := &Delivery{
+		Redelivered:   e.flags&entryRedelivered != 0,
+		Exchange:      parts.Exchange,
+		RoutingKey:    parts.RoutingKey,
+		RawProperties: parts.Props,
+		Body:          parts.Body,
+	}
 	if e.deliveries > 0 {
-		p := &m.Properties
+		p, err := records.DecodeProperties(parts.Props)
+		if err != nil {
+			return nil, err
+		}
 		if p.Headers == nil {
 			p.Headers = make(message.Table, 1)
 		}
 		p.Headers["x-delivery-count"] = int64(e.deliveries)
 		p.Flags |= message.FlagHeaders
+		d.Properties, d.RawProperties = p, nil
 	}
-	return &Delivery{
-		Redelivered: e.flags&entryRedelivered != 0,
-		Exchange:    m.Exchange,
-		RoutingKey:  m.RoutingKey,
-		Properties:  m.Properties,
-		Body:        m.Body,
-	}
+	return d, nil
 }
 
 // nextGen is e's delivery count once delivered (as deliveredLocked counts).
@@ -523,13 +539,12 @@ func (q *queue) get(ch *Channel, noAck bool) (*Delivery, error) {
 			q.discardLocked(&b, e, reasonExpired)
 			continue
 		}
-		var m message.Message
-		if err := q.readLocked(&m, e); err != nil {
+		d, err := q.deliveryLocked(e)
+		if err != nil {
 			q.env.log.Error("read message for get; dropping it", "queue", q.name, "seq", e.seq, "err", err)
 			q.removeLocked(&b, e)
 			continue
 		}
-		d := newDelivery(&m, e)
 		d.MessageCount = uint32(min(q.ready.len(), 1<<32-1))
 		ch.deliverGet(q, e.seq, nextGen(e), noAck, d)
 		q.deliveredLocked(&b, e, noAck)
