@@ -178,7 +178,8 @@ func readN(r io.Reader, n int) ([]byte, error) {
 // concurrent use.
 type Writer struct {
 	bw      *bufio.Writer
-	scratch []byte // reused encoding buffer for method and header payloads
+	scratch []byte  // reused encoding buffer for method and header payloads
+	hdr     [7]byte // a frame's header: a local array would escape through bw.Write, one allocation per frame
 }
 
 // NewWriter returns a Writer buffering writes to w.
@@ -195,11 +196,11 @@ func (w *Writer) writeFrame(typ uint8, channel uint16, payload []byte) error {
 	if uint64(len(payload)) > 1<<32-1 {
 		return fmt.Errorf("write frame: payload of %d bytes, longer than 4 GiB", len(payload))
 	}
-	var hdr [7]byte
+	hdr := w.hdr[:]
 	hdr[0] = typ
 	binary.BigEndian.PutUint16(hdr[1:], channel)
 	binary.BigEndian.PutUint32(hdr[3:], uint32(len(payload)))
-	if _, err := w.bw.Write(hdr[:]); err != nil {
+	if _, err := w.bw.Write(hdr); err != nil {
 		return err
 	}
 	if _, err := w.bw.Write(payload); err != nil {

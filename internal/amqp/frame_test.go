@@ -501,3 +501,22 @@ func TestPropertiesPassedOnAsSent(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteDeliveryAllocatesNothing: writing a delivery (method, header
+// with stored property bytes, body) into the buffer allocates nothing once
+// the encoding buffer has grown; a frame header used to escape to the
+// heap, one allocation per frame.
+func TestWriteDeliveryAllocatesNothing(t *testing.T) {
+	w := NewWriter(io.Discard)
+	m := &BasicDeliver{ConsumerTag: "c", DeliveryTag: 1, Exchange: "ex", RoutingKey: "rk"}
+	props := []byte{0x10, 0x00, 2}
+	body := make([]byte, 1024)
+	allocs := testing.AllocsPerRun(1000, func() {
+		if err := w.WriteMethodContentRaw(1, m, ClassBasic, props, body, 131072); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%.1f allocations per delivery written, want 0", allocs)
+	}
+}
