@@ -196,6 +196,7 @@ func (b *Broker) Serving(id store.QueueID, serving bool) {
 // resetIndexLocked forgets the queue's messages (not its consumers) and
 // returns how many were ready.
 func (q *queue) resetIndexLocked() int {
+	q.indexGen++ // a read in flight is void (read.go)
 	es := q.ready.takeAll()
 	for _, e := range es {
 		if e.flags&entryCached != 0 {
@@ -207,7 +208,7 @@ func (q *queue) resetIndexLocked() int {
 	q.held = make(map[uint64]entry)
 	q.timeouts = make(map[uint64]tracked)
 	q.unackedSeqs = heap[uint64]{}
-	return len(es)
+	return len(es) + len(q.reading)
 }
 
 // servesHere reports whether this node may deliver and write the queue:
