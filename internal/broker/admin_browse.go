@@ -7,11 +7,9 @@ package broker
 // delivery count, no redelivered flag, no reordering.
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/sluicemq/sluice/internal/message"
@@ -36,104 +34,17 @@ type StoredMessage struct {
 	Message     *message.Message
 }
 
-// Filter selects messages by their dead-letter history and content. The
-// zero Filter matches everything.
-type Filter struct {
-	Reason string // x-death's newest entry's reason
-	Source string // x-death's newest entry's queue
-	// Header and HeaderValue: the header must exist and, when HeaderValue
-	// is non-empty, its value printed must equal HeaderValue.
-	Header      string
-	HeaderValue string
-	Body        string    // substring of the body
-	Since       time.Time // death time (or timestamp property) at or after
-	Until       time.Time // death time (or timestamp property) before
-	// State, when set, is StateReady, StateUnacked or StateDelayed: Browse
-	// returns only messages in that state. Match does not see it (a
-	// message's state is the queue's, not the message's).
+// Select narrows a browse. The zero Select lists every message.
+type Select struct {
+	// State, when set, is StateReady, StateUnacked or StateDelayed: only
+	// messages in that state are listed.
 	State string
+	// Match, when set, is asked about every message read; only those it
+	// accepts are listed. It runs without the broker's locks held.
+	Match func(*message.Message) bool
 }
 
-// IsZero reports whether f matches everything.
-func (f Filter) IsZero() bool { return f == Filter{} }
-
-// Death is the newest x-death entry of a dead letter.
-type Death struct {
-	Queue    string
-	Reason   string
-	Exchange string
-	Keys     []string
-	Count    int64
-	Time     time.Time
-}
-
-// LastDeath returns the newest x-death entry of m.
-func LastDeath(m *message.Message) (Death, bool) {
-	arr, ok := m.Properties.Headers["x-death"].([]any)
-	if !ok || len(arr) == 0 {
-		return Death{}, false
-	}
-	t, ok := arr[0].(message.Table)
-	if !ok {
-		return Death{}, false
-	}
-	var d Death
-	d.Queue, _ = t["queue"].(string)
-	d.Reason, _ = t["reason"].(string)
-	d.Exchange, _ = t["exchange"].(string)
-	d.Count, _ = intValue(t["count"])
-	d.Time, _ = t["time"].(time.Time)
-	if keys, ok := t["routing-keys"].([]any); ok {
-		for _, k := range keys {
-			if s, ok := k.(string); ok {
-				d.Keys = append(d.Keys, s)
-			}
-		}
-	}
-	return d, d.Queue != ""
-}
-
-// Match reports whether m passes the filter.
-func (f Filter) Match(m *message.Message) bool {
-	d, dead := LastDeath(m)
-	if f.Reason != "" && (!dead || d.Reason != f.Reason) {
-		return false
-	}
-	if f.Source != "" && (!dead || d.Queue != f.Source) {
-		return false
-	}
-	if f.Header != "" {
-		v, ok := m.Properties.Headers[f.Header]
-		if !ok || (f.HeaderValue != "" && headerString(v) != f.HeaderValue) {
-			return false
-		}
-	}
-	if f.Body != "" && !bytes.Contains(m.Body, []byte(f.Body)) {
-		return false
-	}
-	if !f.Since.IsZero() || !f.Until.IsZero() {
-		t := d.Time
-		if t.IsZero() {
-			t = m.Properties.Timestamp
-		}
-		if t.IsZero() || (!f.Since.IsZero() && t.Before(f.Since)) || (!f.Until.IsZero() && !t.Before(f.Until)) {
-			return false
-		}
-	}
-	return true
-}
-
-func headerString(v any) string {
-	switch x := v.(type) {
-	case string:
-		return x
-	case []byte:
-		return string(x)
-	case time.Time:
-		return fmt.Sprint(x.Unix())
-	}
-	return fmt.Sprint(v)
-}
+func (s Select) match(m *message.Message) bool { return s.Match == nil || s.Match(m) }
 
 // BrowsePage is one page of a browse.
 type BrowsePage struct {
@@ -149,8 +60,10 @@ type BrowsePage struct {
 const browseScanCap = 20000
 
 // Browse returns up to limit messages of the queue with ids above after
-// that pass f, in id order, without consuming or changing them.
-func (b *Broker) Browse(vhostName, queueName string, after uint64, limit int, f Filter) (BrowsePage, error) {
+// that sel selects, in id order, without consuming or changing them: a
+// queue listed page by page (the dead-letter workflow's filters are its
+// Match).
+func (b *Broker) Browse(vhostName, queueName string, after uint64, limit int, sel Select) (BrowsePage, error) {
 	q, err := b.lookupQueue(vhostName, queueName)
 	if err != nil {
 		return BrowsePage{}, err
@@ -158,8 +71,8 @@ func (b *Broker) Browse(vhostName, queueName string, after uint64, limit int, f 
 	if limit <= 0 {
 		limit = 100
 	}
-	if f.State == StateUnacked || f.State == StateDelayed {
-		return b.browseFew(q, after, limit, f)
+	if sel.State == StateUnacked || sel.State == StateDelayed {
+		return b.browseFew(q, after, limit, sel)
 	}
 	q.mu.Lock()
 	from, high := q.lowestLocked(), q.high
@@ -182,7 +95,7 @@ func (b *Broker) Browse(vhostName, queueName string, after uint64, limit int, f 
 			}
 			page.Next = seq
 			scanned++
-			if f.State == StateReady && !q.isReady(seq) {
+			if sel.State == StateReady && !q.isReady(seq) {
 				page.More = scanned >= browseScanCap
 				return !page.More
 			}
@@ -191,7 +104,7 @@ func (b *Broker) Browse(vhostName, queueName string, after uint64, limit int, f 
 				derr = fmt.Errorf("queue %q message %d: %w", q.name, seq, err)
 				return false
 			}
-			if f.Match(m) {
+			if sel.match(m) {
 				cands = append(cands, cand{seq, m})
 			}
 			if len(cands) >= limit || scanned >= browseScanCap {
@@ -210,7 +123,7 @@ func (b *Broker) Browse(vhostName, queueName string, after uint64, limit int, f 
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for _, c := range cands {
-		if sm, ok := q.classifyLocked(c.seq); ok && (f.State == "" || sm.State == f.State) {
+		if sm, ok := q.classifyLocked(c.seq); ok && (sel.State == "" || sm.State == sel.State) {
 			sm.Message = c.m
 			page.Messages = append(page.Messages, sm)
 		}
@@ -233,10 +146,10 @@ func (q *queue) isReady(seq uint64) bool {
 // browseFew is Browse for the unacked or delayed messages: they are held
 // in the queue's index, so it reads just them instead of scanning a queue
 // that may hold a million ready messages.
-func (b *Broker) browseFew(q *queue, after uint64, limit int, f Filter) (BrowsePage, error) {
+func (b *Broker) browseFew(q *queue, after uint64, limit int, sel Select) (BrowsePage, error) {
 	var seqs []uint64
 	q.mu.Lock()
-	if f.State == StateUnacked {
+	if sel.State == StateUnacked {
 		for s := range q.unacked {
 			if s > after {
 				seqs = append(seqs, s)
@@ -269,13 +182,13 @@ func (b *Broker) browseFew(q *queue, after uint64, limit int, f Filter) (BrowseP
 		if err != nil {
 			return BrowsePage{}, internalError("browse queue", fmt.Errorf("queue %q message %d: %w", q.name, seq, err))
 		}
-		if !f.Match(m) {
+		if !sel.match(m) {
 			continue
 		}
 		q.mu.Lock()
 		sm, ok := q.classifyLocked(seq)
 		q.mu.Unlock()
-		if ok && sm.State == f.State {
+		if ok && sm.State == sel.State {
 			sm.Message = m
 			page.Messages = append(page.Messages, sm)
 		}
@@ -553,38 +466,3 @@ func (b *Broker) PurgeQueue(vhostName, queueName string) (int, error) {
 	n, err := q.purge()
 	return int(n), err
 }
-
-// MatchingIDs returns the ids of the queue's ready messages that pass f,
-// in order, at most max (0: no bound). It scans the whole queue.
-func (b *Broker) MatchingIDs(vhostName, queueName string, f Filter, max int) ([]uint64, error) {
-	var ids []uint64
-	after := uint64(0)
-	for {
-		page, err := b.Browse(vhostName, queueName, after, 1000, f)
-		if err != nil {
-			return nil, err
-		}
-		for _, m := range page.Messages {
-			if m.State == StateReady {
-				ids = append(ids, m.ID)
-				if max > 0 && len(ids) >= max {
-					return ids, nil
-				}
-			}
-		}
-		if !page.More {
-			return ids, nil
-		}
-		after = page.Next
-	}
-}
-
-// splitHeaderFilter parses "name=value" or "name".
-func splitHeaderFilter(s string) (string, string) {
-	k, v, _ := strings.Cut(s, "=")
-	return k, v
-}
-
-// ParseHeaderFilter sets f's header condition from "name=value" (or just
-// "name": the header exists).
-func (f *Filter) ParseHeaderFilter(s string) { f.Header, f.HeaderValue = splitHeaderFilter(s) }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicemq/sluice/internal/access"
 	"github.com/sluicemq/sluice/internal/message"
 	"github.com/sluicemq/sluice/internal/store/memstore"
 )
@@ -24,7 +25,7 @@ func deadLetter(queue, body string) *message.Message {
 
 func browseIDs(t *testing.T, b *Broker, queue string) ([]uint64, []string) {
 	t.Helper()
-	p, err := b.Browse("/", queue, 0, 1000, Filter{})
+	p, err := b.Browse("/", queue, 0, 1000, Select{})
 	if err != nil {
 		t.Fatalf("browse %s: %v", queue, err)
 	}
@@ -52,7 +53,7 @@ func TestAdminUsersPermissionsAuditSurviveRestart(t *testing.T) {
 	if err := b1.SetPermission(Permission{User: "ops", VHost: "/", Configure: "^ops", Write: ".*", Read: ".*"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b1.RecordAudit(AuditEntry{User: "ops", Action: "purge", VHost: "/", Queue: "q", Count: 3}); err != nil {
+	if _, err := access.NewAuditLog(b1, nil).Record(access.AuditEntry{User: "ops", Action: "purge", VHost: "/", Queue: "q", Count: 3}); err != nil {
 		t.Fatal(err)
 	}
 	if err := b1.Close(context.Background()); err != nil {
@@ -80,7 +81,7 @@ func TestAdminUsersPermissionsAuditSurviveRestart(t *testing.T) {
 	if err != nil || p.Configure != "^ops" {
 		t.Fatalf("ops permission: %+v %v", p, err)
 	}
-	es, err := b2.Audit("", 0)
+	es, err := access.NewAuditLog(b2, nil).Entries("", 0)
 	if err != nil || len(es) != 1 || es[0].Action != "purge" || es[0].Count != 3 {
 		t.Fatalf("audit after restart: %+v %v", es, err)
 	}
@@ -92,9 +93,34 @@ func TestAdminUsersPermissionsAuditSurviveRestart(t *testing.T) {
 	}
 }
 
-// TestRedriveSurvivesRestart: moved messages are in the target queue only,
-// with x-redrive-count, after a restart.
-func TestRedriveSurvivesRestart(t *testing.T) {
+// moveOuts are the moves of the messages ids of queue from into queue to,
+// as they are (the dead-letter workflow's redrive rewrites them first).
+func moveOuts(t *testing.T, b *Broker, from string, ids []uint64, to string) []MoveOut {
+	t.Helper()
+	outs := make([]MoveOut, len(ids))
+	for i, id := range ids {
+		sm, err := b.Message("/", from, id)
+		if err != nil {
+			t.Fatalf("message %d: %v", id, err)
+		}
+		outs[i] = MoveOut{ID: id, Message: sm.Message, Queue: to}
+	}
+	return outs
+}
+
+// moveTo moves the messages ids of queue from into queue to.
+func moveTo(t *testing.T, b *Broker, from string, ids []uint64, to string) []error {
+	t.Helper()
+	errs, err := b.Move("/", from, moveOuts(t, b, from, ids, to), MoveOptions{})
+	if err != nil {
+		t.Fatalf("move: %v", err)
+	}
+	return errs
+}
+
+// TestMoveSurvivesRestart: moved messages are in the target queue only,
+// as the mover gave them, after a restart; the others stay in place.
+func TestMoveSurvivesRestart(t *testing.T) {
 	st := memstore.New()
 	b1, err := Open(testConfig(), st)
 	if err != nil {
@@ -107,13 +133,9 @@ func TestRedriveSurvivesRestart(t *testing.T) {
 		c.publishMsg(deadLetter("orders", fmt.Sprint(i)))
 	}
 	ids, _ := browseIDs(t, b1, "dlq")
-	res, err := b1.Redrive("/", "dlq", []uint64{ids[1], ids[3]}, MoveTarget{}, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range res {
-		if r.Err != nil || r.To != "queue 'orders'" {
-			t.Fatalf("result %+v", r)
+	for _, err := range moveTo(t, b1, "dlq", []uint64{ids[1], ids[3]}, "orders") {
+		if err != nil {
+			t.Fatal(err)
 		}
 	}
 	c.conn.Close()
@@ -130,13 +152,8 @@ func TestRedriveSurvivesRestart(t *testing.T) {
 	if fmt.Sprint(dlq) != "[0:ready:0 2:ready:0]" || fmt.Sprint(orders) != "[1:ready:0 3:ready:0]" {
 		t.Fatalf("after restart dlq %v orders %v", dlq, orders)
 	}
-	c2 := newClient(t, b2)
-	d := c2.get("orders", true)
-	if d.Properties.Headers[RedriveCountHeader] != int64(1) || d.Redelivered || d.RoutingKey != "orders" {
-		t.Fatalf("redriven delivery %+v", d)
-	}
-	if _, ok := d.Properties.Headers["x-death"]; !ok {
-		t.Fatal("x-death dropped")
+	if d := newClient(t, b2).get("orders", true); d.Redelivered || d.Properties.Headers["x-death"] == nil {
+		t.Fatalf("moved delivery %+v", d)
 	}
 }
 
@@ -152,10 +169,10 @@ func TestRedriveFailedApplyChangesNothing(t *testing.T) {
 	c.publishMsg(deadLetter("orders", "a"))
 	ids, _ := browseIDs(t, b, "dlq")
 	st.fail.Store(true)
-	res, err := b.Redrive("/", "dlq", ids, MoveTarget{}, false)
+	res := moveTo(t, b, "dlq", ids, "orders")
 	st.fail.Store(false)
-	if err != nil || len(res) != 1 || res[0].Err == nil {
-		t.Fatalf("redrive on a failing store: %+v %v", res, err)
+	if len(res) != 1 || res[0] == nil {
+		t.Fatalf("move on a failing store: %+v", res)
 	}
 	_, dlq := browseIDs(t, b, "dlq")
 	_, orders := browseIDs(t, b, "orders")

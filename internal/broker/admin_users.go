@@ -1,20 +1,15 @@
 package broker
 
-// Users and permissions as the operator manages them, and the audit log of
-// operator actions on messages. Users are the userDB's (users.go);
-// permissions and audit entries are metadata records of their own, read
+// Users and permissions as the operator manages them. Users are the
+// userDB's (users.go); permissions are metadata records of their own, read
 // from the store when asked (the store is the only copy, so there is no
 // cache to keep coherent). Writes are synced before the call returns.
 
 import (
-	"crypto/rand"
-	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/sluicemq/sluice/internal/access"
 	"github.com/sluicemq/sluice/internal/records"
@@ -236,81 +231,4 @@ func (b *Broker) SeedPermissions() error {
 		return internalError("seed permissions", err)
 	}
 	return nil
-}
-
-// AuditEntry is one operator action on messages.
-type AuditEntry struct {
-	ID     string    `json:"id"`
-	Time   time.Time `json:"time"`
-	User   string    `json:"user"`
-	Action string    `json:"action"` // edit, delete, purge, redrive, publish, get
-	VHost  string    `json:"vhost"`
-	Queue  string    `json:"queue"`
-	Detail string    `json:"detail,omitempty"`
-	IDs    []uint64  `json:"ids,omitempty"`
-	Count  int       `json:"count"`
-}
-
-// RecordAudit stores an audit entry durably; it fills ID and Time.
-func (b *Broker) RecordAudit(e AuditEntry) (AuditEntry, error) {
-	e.Time = b.env.now().UTC()
-	var r [4]byte
-	_, _ = rand.Read(r[:])
-	e.ID = fmt.Sprintf("%020d-%08x", e.Time.UnixNano(), binary.BigEndian.Uint32(r[:]))
-	return e, b.putAudit(e)
-}
-
-// UpdateAudit rewrites the stored entry e.ID (a long action's entry,
-// recorded when it started, with its outcome); Time stays when it began.
-func (b *Broker) UpdateAudit(e AuditEntry) error {
-	if e.ID == "" {
-		return errorf(InvalidArgument, "audit entry without an id")
-	}
-	return b.putAudit(e)
-}
-
-func (b *Broker) putAudit(e AuditEntry) error {
-	v, err := json.Marshal(e)
-	if err != nil {
-		return internalError("encode audit entry", err)
-	}
-	var batch store.Batch
-	batch.PutMeta(records.MetaAudit+e.ID, records.EncodeOpaque(v))
-	if err := b.env.st.Apply(&batch, true); err != nil {
-		return internalError("store audit entry", err)
-	}
-	return nil
-}
-
-// Audit returns audit entries with ids after after (oldest first), at most
-// limit.
-func (b *Broker) Audit(after string, limit int) ([]AuditEntry, error) {
-	var (
-		out  []AuditEntry
-		derr error
-	)
-	err := b.env.st.ScanMeta(records.MetaAudit, func(key string, v []byte) bool {
-		if key[len(records.MetaAudit):] <= after {
-			return true
-		}
-		raw, err := records.DecodeOpaque(fmt.Sprintf("audit entry %q", key), v)
-		if err != nil {
-			derr = err
-			return false
-		}
-		var e AuditEntry
-		if err := json.Unmarshal(raw, &e); err != nil {
-			derr = fmt.Errorf("audit entry %q: %w", key, err)
-			return false
-		}
-		out = append(out, e)
-		return limit <= 0 || len(out) < limit
-	})
-	if err == nil {
-		err = derr
-	}
-	if err != nil {
-		return nil, internalError("read audit log", err)
-	}
-	return out, nil
 }

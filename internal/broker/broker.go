@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync"
 	"time"
 
@@ -101,6 +100,9 @@ func Open(cfg Config, st store.Store) (*Broker, error) {
 		cluster:       cfg.Cluster,
 	}
 	b.env.newQueueID = b.allocQueueID
+	if err := migrateRecords(b.env.st, cfg.Logger); err != nil { // migrate.go
+		return nil, err
+	}
 	if err := b.openSchemas(); err != nil {
 		return nil, err
 	}
@@ -156,7 +158,7 @@ func (b *Broker) openDelayQueue(c *publishing) error {
 			return fmt.Errorf("open broker: allocate the delay queue: %w", err)
 		}
 		var batch store.Batch
-		batch.PutMeta(records.MetaDelayQueueID, []byte(strconv.FormatUint(uint64(id), 10)))
+		batch.PutMeta(records.MetaDelayQueueID, records.EncodeQueueIDCounter(id))
 		if err := b.env.st.Apply(&batch, true); err != nil {
 			return fmt.Errorf("open broker: record the delay queue: %w", err)
 		}
@@ -164,11 +166,11 @@ func (b *Broker) openDelayQueue(c *publishing) error {
 	case err != nil:
 		return fmt.Errorf("open broker: read the delay queue id: %w", err)
 	default:
-		n, perr := strconv.ParseUint(string(v), 10, 64)
-		if perr != nil || n == 0 {
-			return fmt.Errorf("open broker: delay queue id %q: %w", v, store.ErrCorrupt)
+		id, _, err := records.DecodeQueueIDCounter("delay queue id", v)
+		if err != nil {
+			return fmt.Errorf("open broker: %w", err)
 		}
-		b.delayQID = store.QueueID(n)
+		b.delayQID = id
 	}
 	last, err := b.env.st.LastSeq(b.delayQID)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -249,11 +251,11 @@ func (b *Broker) loadNextQueueID() error {
 	case err != nil:
 		return fmt.Errorf("open broker: read next queue id: %w", err)
 	default:
-		n, perr := strconv.ParseUint(string(v), 10, 64)
-		if perr != nil || n == 0 {
-			return fmt.Errorf("open broker: next queue id %q: %w", v, store.ErrCorrupt)
+		id, _, err := records.DecodeQueueIDCounter("next queue id", v)
+		if err != nil {
+			return fmt.Errorf("open broker: %w", err)
 		}
-		b.nextQueueID = store.QueueID(n)
+		b.nextQueueID = id
 	}
 	return nil
 }
@@ -268,8 +270,8 @@ func (b *Broker) allocQueueID(durable bool) (store.QueueID, error) {
 	defer b.idMu.Unlock()
 	id := b.nextQueueID
 	var batch store.Batch
-	batch.PutMeta(records.MetaNextQueueID, []byte(strconv.FormatUint(uint64(id)+1, 10)))
-	batch.PutMeta(records.QueueIDKey(id), []byte{records.BoolsByte(durable)})
+	batch.PutMeta(records.MetaNextQueueID, records.EncodeQueueIDCounter(id+1))
+	batch.PutMeta(records.QueueIDKey(id), records.EncodeQueueIDFlags(durable))
 	b.env.pipe.Defer(&batch)
 	b.nextQueueID++
 	return id, nil

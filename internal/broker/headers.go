@@ -2,7 +2,6 @@ package broker
 
 import (
 	"bytes"
-	"math"
 	"strings"
 	"time"
 
@@ -145,32 +144,7 @@ func tablesEqual(a, b message.Table) bool {
 }
 
 // intValue returns an integer field value as int64.
-func intValue(v any) (int64, bool) {
-	switch x := v.(type) {
-	case int8:
-		return int64(x), true
-	case uint8:
-		return int64(x), true
-	case int16:
-		return int64(x), true
-	case uint16:
-		return int64(x), true
-	case int32:
-		return int64(x), true
-	case uint32:
-		return int64(x), true
-	case int64:
-		return x, true
-	case uint64:
-		if x > math.MaxInt64 {
-			return 0, false
-		}
-		return int64(x), true
-	case int:
-		return int64(x), true
-	}
-	return 0, false
-}
+func intValue(v any) (int64, bool) { return message.IntValue(v) }
 
 // typeName is RabbitMQ's name of a field value's type.
 func typeName(v any) string {

@@ -11,10 +11,10 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 
+	"github.com/sluicemq/sluice/internal/records"
 	"github.com/sluicemq/sluice/internal/store"
 )
 
@@ -34,8 +34,6 @@ const (
 	UserLimit  LimitScope = 'u'
 	VHostLimit LimitScope = 'v'
 )
-
-const metaLimit = "lim/" // lim/<u|v><user or vhost>\0<limit name> -> decimal value
 
 // Limits are the limits of one user or vhost, by limit name.
 type Limits struct {
@@ -64,11 +62,15 @@ func newLimitsDB() *limitsDB {
 func (b *Broker) openLimits() error {
 	db := newLimitsDB()
 	var derr error
-	err := b.env.st.ScanMeta(metaLimit, func(key string, v []byte) bool {
-		rest := strings.TrimPrefix(key, metaLimit)
+	err := b.env.st.ScanMeta(records.MetaLimit, func(key string, v []byte) bool {
+		rest := strings.TrimPrefix(key, records.MetaLimit)
 		owner, name, ok := strings.Cut(rest[min(1, len(rest)):], "\x00")
-		n, perr := strconv.ParseInt(string(v), 10, 64)
-		if !ok || len(rest) == 0 || perr != nil {
+		n, _, perr := records.DecodeLimit(v)
+		if perr != nil {
+			derr = fmt.Errorf("limit record %q: %w", key, perr)
+			return false
+		}
+		if !ok || len(rest) == 0 {
 			derr = fmt.Errorf("limit record %q: %w", key, store.ErrCorrupt)
 			return false
 		}
@@ -86,7 +88,7 @@ func (b *Broker) openLimits() error {
 }
 
 func limitKey(scope LimitScope, owner, name string) string {
-	return metaLimit + string(scope) + owner + "\x00" + name
+	return records.MetaLimit + string(scope) + owner + "\x00" + name
 }
 
 func (db *limitsDB) setLocked(scope LimitScope, owner, name string, v int64) {
@@ -108,7 +110,7 @@ func (b *Broker) SetLimit(scope LimitScope, owner, name string, value int64) err
 		return err
 	}
 	var batch store.Batch
-	batch.PutMeta(limitKey(scope, owner, name), []byte(strconv.FormatInt(value, 10)))
+	batch.PutMeta(limitKey(scope, owner, name), records.EncodeLimit(value))
 	if err := b.env.st.Apply(&batch, true); err != nil {
 		return internalError("store limit", err)
 	}

@@ -1,11 +1,12 @@
 package broker
 
 // Moves: the one way a message leaves a place for queues. Dead lettering
-// (deadletter.go), a delayed publish coming due (delay.go) and a redrive
-// (redrive.go) all build a moveReq and hand it to env.move, which
-// publishes the message to its targets through the write pipeline with the
-// delete from its source in the same store batch: after a crash the
-// message is in its source or in its targets, never both, never neither.
+// (deadletter.go), a delayed publish coming due (delay.go) and an
+// operator's move (admin_move.go, package dlq's redrive) all build a
+// moveReq and hand it to env.move, which publishes the message to its
+// targets through the write pipeline with the delete from its source in
+// the same store batch: after a crash the message is in its source or in
+// its targets, never both, never neither.
 //
 // While a move is in flight its source queue keeps the message in one
 // table, queue.held: no consumer can take it, browsing does not list it,

@@ -41,9 +41,10 @@ func TestMovingMessageIsNeitherReadyNorUnacked(t *testing.T) {
 	c.publishMsg(deadLetter("orders", "a"))
 	ids, _ := browseIDs(t, b, "dlq")
 	st.armed.Store(true)
-	done := make(chan []MoveResult, 1)
+	outs := moveOuts(t, b, "dlq", ids, "orders")
+	done := make(chan []error, 1)
 	go func() {
-		res, err := b.Redrive("/", "dlq", ids, MoveTarget{}, false)
+		res, err := b.Move("/", "dlq", outs, MoveOptions{})
 		if err != nil {
 			t.Error(err)
 		}
@@ -69,8 +70,8 @@ func TestMovingMessageIsNeitherReadyNorUnacked(t *testing.T) {
 	}
 	st.armed.Store(false)
 	close(st.open)
-	if res := <-done; res[0].Err != nil {
-		t.Fatalf("redrive: %v", res[0].Err)
+	if res := <-done; res[0] != nil {
+		t.Fatalf("move: %v", res[0])
 	}
 	if _, orders := browseIDs(t, b, "orders"); fmt.Sprint(orders) != "[a:ready:0]" {
 		t.Fatalf("orders %v", orders)
@@ -93,9 +94,8 @@ func TestRedriveToFullQueueStaysWhole(t *testing.T) {
 	c.publish("", "orders", "first", true)
 	c.publishMsg(deadLetter("orders", "a"))
 	ids, _ := browseIDs(t, b1, "dlq")
-	res, err := b1.Redrive("/", "dlq", ids, MoveTarget{}, false)
-	if err != nil || res[0].Err == nil || CodeOf(res[0].Err) != ResourceError {
-		t.Fatalf("redrive into a full queue: %+v %v", res, err)
+	if res := moveTo(t, b1, "dlq", ids, "orders"); res[0] == nil || CodeOf(res[0]) != ResourceError {
+		t.Fatalf("move into a full queue: %+v", res)
 	}
 	if _, dlq := browseIDs(t, b1, "dlq"); fmt.Sprint(dlq) != "[a:ready:0]" {
 		t.Fatalf("dlq %v", dlq)

@@ -20,8 +20,9 @@ package broker
 // policy applies. As in RabbitMQ 3.10, max-priority is not a policy
 // setting and is refused.
 //
-// Policies are durable metadata records (pol/<u|o><vhost>\0<name>, JSON),
-// recovered by Open before the queues.
+// Policies are durable metadata records (pol/<u|o><vhost>\0<name>: a
+// version byte and the Policy's JSON, records.EncodePolicy), recovered by
+// Open before the queues.
 //
 // Lock order: policyRegistry.writeMu → vhost.mu → policyRegistry.mu →
 // queue.mu. Declares read the registry under vhost.mu.
@@ -137,7 +138,11 @@ func (b *Broker) openPolicies() error {
 
 func decodePolicy(v []byte) (Policy, error) {
 	var p Policy
-	dec := json.NewDecoder(bytes.NewReader(v))
+	doc, _, err := records.DecodePolicy(v)
+	if err != nil {
+		return p, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(doc))
 	dec.UseNumber()
 	if err := dec.Decode(&p); err != nil {
 		return p, records.Corruptf("policy: %v", err)
@@ -430,7 +435,7 @@ func (b *Broker) PutPolicy(p Policy) (created bool, err error) {
 		return false, errorf(NotFound, "no vhost '%s'", p.VHost)
 	}
 	var batch store.Batch
-	batch.PutMeta(policyKey(p.Operator, p.VHost, p.Name), v)
+	batch.PutMeta(policyKey(p.Operator, p.VHost, p.Name), records.EncodePolicy(v))
 	if err := b.env.st.Apply(&batch, true); err != nil {
 		return false, internalError("store policy", err)
 	}

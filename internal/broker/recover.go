@@ -57,8 +57,8 @@ func (b *Broker) recover() error {
 		return err
 	}
 	if v, err := st.GetMeta(records.MetaDelayQueueID); err == nil {
-		if n, perr := strconv.ParseUint(string(v), 10, 64); perr == nil {
-			known[store.QueueID(n)] = true
+		if id, _, derr := records.DecodeQueueIDCounter("delay queue id", v); derr == nil {
+			known[id] = true
 		}
 	}
 	if err := b.dropUnknownQueues(known); err != nil {

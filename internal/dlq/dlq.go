@@ -1,11 +1,13 @@
 // Package dlq is the dead-letter workflow over the broker: browsing a
 // queue's messages with a filter, editing and deleting one, the summary of
 // the queues that hold dead letters, and redrive tasks, each change
-// recorded in the audit log. It decides who may send a message where (the
-// caller's write permission on every destination, the headers the broker
-// owns are not editable) and keeps redrive tasks durable; the broker
-// moves each message atomically (broker.Redrive, over its one Move) and
-// checks it against the target's x-schema.
+// recorded in the audit log (access.AuditLog). It owns the filters,
+// plans where each redriven message goes (redrive.go) and decides who may
+// send it there (the caller's write permission on every destination; the
+// headers the broker owns are not editable), and keeps redrive tasks
+// durable. The broker lists a queue's messages page by page
+// (broker.Browse), moves each message atomically (broker.Move, over its
+// one move primitive) and checks it against the target's x-schema.
 //
 // httpapi is its front door; the broker never imports it.
 //
@@ -24,6 +26,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sluicemq/sluice/internal/access"
 	"github.com/sluicemq/sluice/internal/api"
 	"github.com/sluicemq/sluice/internal/broker"
 	"github.com/sluicemq/sluice/internal/message"
@@ -49,6 +52,9 @@ type Config struct {
 	KeepTasks int
 	// User returns the user a resumed task acts for, by name.
 	User func(name string) (User, error)
+	// Audit is the audit log the workflow's changes are recorded in
+	// (nil: the log kept in the broker's store, timed by Now).
+	Audit *access.AuditLog
 }
 
 // DefaultConfig returns the configuration `sluice serve` starts with.
@@ -71,10 +77,11 @@ func (c Config) Validate() error {
 
 // Workflow is the dead-letter workflow of one broker.
 type Workflow struct {
-	cfg Config
-	b   *broker.Broker
-	log *slog.Logger
-	wg  sync.WaitGroup
+	cfg   Config
+	b     *broker.Broker
+	log   *slog.Logger
+	audit *access.AuditLog
+	wg    sync.WaitGroup
 
 	mu     sync.Mutex
 	tasks  map[string]*task
@@ -94,17 +101,20 @@ func New(cfg Config, b *broker.Broker) (*Workflow, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	w := &Workflow{cfg: cfg, b: b, log: cfg.Logger, tasks: make(map[string]*task)}
+	if cfg.Audit == nil {
+		cfg.Audit = access.NewAuditLog(b, cfg.Now)
+	}
+	w := &Workflow{cfg: cfg, b: b, log: cfg.Logger, audit: cfg.Audit, tasks: make(map[string]*task)}
 	if err := w.resume(); err != nil { // tasks.go
 		return nil, fmt.Errorf("dlq: %w", err)
 	}
 	return w, nil
 }
 
-// ParseFilter turns the API's filter into the broker's; errors name the
+// ParseFilter turns the API's filter into a Filter; errors name the
 // field.
-func ParseFilter(f api.Filter) (broker.Filter, error) {
-	out := broker.Filter{Reason: f.Reason, Source: f.Source, Body: f.Body}
+func ParseFilter(f api.Filter) (Filter, error) {
+	out := Filter{Reason: f.Reason, Source: f.Source, Body: f.Body}
 	switch f.Reason {
 	case "", "rejected", "expired", "maxlen", "delivery_limit", "invalid":
 	default:
@@ -135,8 +145,8 @@ func ParseFilter(f api.Filter) (broker.Filter, error) {
 
 // Browse returns a page of the queue's messages that pass f, without
 // consuming or changing them.
-func (w *Workflow) Browse(vhost, queue string, after uint64, limit int, f broker.Filter) (broker.BrowsePage, error) {
-	return w.b.Browse(vhost, queue, after, limit, f)
+func (w *Workflow) Browse(vhost, queue string, after uint64, limit int, f Filter) (broker.BrowsePage, error) {
+	return w.b.Browse(vhost, queue, after, limit, f.selection())
 }
 
 // Message reads one message without consuming it.
@@ -150,7 +160,7 @@ func (w *Workflow) Message(vhost, queue string, id uint64) (broker.StoredMessage
 // vhost as the place a message died in and redrive it there.
 func ownedHeader(k string) bool {
 	switch k {
-	case "x-death", "x-delivery-count", broker.RedriveCountHeader:
+	case "x-death", "x-delivery-count", RedriveCountHeader:
 		return true
 	}
 	return strings.HasPrefix(k, "x-first-death-") || strings.HasPrefix(k, "x-last-death-")
@@ -196,7 +206,7 @@ func (w *Workflow) Replace(u User, vhost, queue string, id uint64,
 	if err := w.b.ReplaceMessage(vhost, queue, id, edited); err != nil {
 		return broker.StoredMessage{}, err
 	}
-	w.audit(u.Name(), "edit", vhost, queue, fmt.Sprintf("replaced %v", changed), []uint64{id}, 1)
+	w.record(u.Name(), "edit", vhost, queue, fmt.Sprintf("replaced %v", changed), []uint64{id}, 1)
 	return w.b.Message(vhost, queue, id)
 }
 
@@ -205,26 +215,13 @@ func (w *Workflow) Delete(u User, vhost, queue string, id uint64) error {
 	if err := w.b.DeleteMessage(vhost, queue, id); err != nil {
 		return err
 	}
-	w.audit(u.Name(), "delete", vhost, queue, "", []uint64{id}, 1)
+	w.record(u.Name(), "delete", vhost, queue, "", []uint64{id}, 1)
 	return nil
 }
 
-// maxAuditIDs bounds the message ids one audit entry lists.
-const maxAuditIDs = 1000
-
-// auditEntry is an audit entry of user's action; ids beyond maxAuditIDs
-// are counted in the detail, not listed.
-func auditEntry(user, action, vhost, queue, detail string, ids []uint64, n int) broker.AuditEntry {
-	if len(ids) > maxAuditIDs {
-		detail = fmt.Sprintf("%s (first %d of %d ids listed)", detail, maxAuditIDs, len(ids))
-		ids = ids[:maxAuditIDs]
-	}
-	return broker.AuditEntry{User: user, Action: action, VHost: vhost, Queue: queue, Detail: detail, IDs: ids, Count: n}
-}
-
-// audit records an action that happened; a failure to record is logged.
-func (w *Workflow) audit(user, action, vhost, queue, detail string, ids []uint64, n int) {
-	if _, err := w.b.RecordAudit(auditEntry(user, action, vhost, queue, detail, ids, n)); err != nil {
+// record records an action that happened; a failure to record is logged.
+func (w *Workflow) record(user, action, vhost, queue, detail string, ids []uint64, n int) {
+	if _, err := w.audit.Record(access.NewAuditEntry(user, action, vhost, queue, detail, ids, n)); err != nil {
 		w.log.Error("record audit entry", "action", action, "queue", queue, "err", err)
 	}
 }

@@ -25,8 +25,12 @@ func (operator) CheckWrite(string, string, string) error { return nil }
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func openBroker(t *testing.T, st store.Store) *broker.Broker {
+// openBroker opens a broker on st (nil: a new memstore).
+func openBroker(t testing.TB, st store.Store) *broker.Broker {
 	t.Helper()
+	if st == nil {
+		st = memstore.New()
+	}
 	cfg := broker.DefaultConfig()
 	cfg.Logger = quiet()
 	b, err := broker.Open(cfg, st)
@@ -36,13 +40,13 @@ func openBroker(t *testing.T, st store.Store) *broker.Broker {
 	return b
 }
 
-func openWorkflow(t *testing.T, b *broker.Broker) *dlq.Workflow {
+func openWorkflow(t testing.TB, b *broker.Broker) *dlq.Workflow {
 	t.Helper()
 	return openWorkflowChunk(t, b, 10)
 }
 
 // openWorkflowChunk is openWorkflow moving chunk messages per step.
-func openWorkflowChunk(t *testing.T, b *broker.Broker, chunk int) *dlq.Workflow {
+func openWorkflowChunk(t testing.TB, b *broker.Broker, chunk int) *dlq.Workflow {
 	t.Helper()
 	cfg := dlq.DefaultConfig()
 	cfg.Logger, cfg.RedriveChunk = quiet(), chunk
@@ -56,7 +60,7 @@ func openWorkflowChunk(t *testing.T, b *broker.Broker, chunk int) *dlq.Workflow 
 
 // fill declares orders and dlq (durable) and puts n dead letters of
 // orders into dlq.
-func fill(t *testing.T, b *broker.Broker, n int) {
+func fill(t testing.TB, b *broker.Broker, n int) {
 	t.Helper()
 	conn, ch, err := b.AdminSession("/", "guest")
 	if err != nil {
@@ -153,5 +157,69 @@ func TestTaskResumesAfterRestart(t *testing.T) {
 	defer w.Close(context.Background())
 	if v, ok := w.Task(task.ID); !ok || v.State != "cancelled" || v.Moved != v.Done {
 		t.Fatalf("a cancelled task after a restart: %+v %v", v, ok)
+	}
+}
+
+// browseStates lists the queue's messages as body:state:deliveries.
+func browseStates(t *testing.T, w *dlq.Workflow, queue string) []string {
+	t.Helper()
+	p, err := w.Browse("/", queue, 0, 1000, dlq.Filter{})
+	if err != nil {
+		t.Fatalf("browse %s: %v", queue, err)
+	}
+	var out []string
+	for _, m := range p.Messages {
+		out = append(out, fmt.Sprintf("%s:%s:%d", m.Message.Body, m.State, m.Deliveries))
+	}
+	return out
+}
+
+// TestRedriveSurvivesRestart: redriven messages are in the queue they
+// died in only, with x-redrive-count and the routing key they died with,
+// after a restart.
+func TestRedriveSurvivesRestart(t *testing.T) {
+	st := memstore.New()
+	b1 := openBroker(t, st)
+	fill(t, b1, 4)
+	w := openWorkflow(t, b1)
+	ids, err := w.MatchingIDs("/", "dlq", dlq.Filter{})
+	if err != nil || len(ids) != 4 {
+		t.Fatalf("ids %v %v", ids, err)
+	}
+	res, err := w.RedriveNow(operator{}, "/", "dlq", []uint64{ids[1], ids[3]}, dlq.Target{}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		if r.Err != nil || r.To != "queue 'orders'" {
+			t.Fatalf("result %+v", r)
+		}
+	}
+	w.Close(context.Background())
+	if err := b1.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	b2 := openBroker(t, st)
+	defer b2.Close(context.Background())
+	w = openWorkflow(t, b2)
+	defer w.Close(context.Background())
+	dlqStates, orders := browseStates(t, w, "dlq"), browseStates(t, w, "orders")
+	if fmt.Sprint(dlqStates) != "[0:ready:0 2:ready:0]" || fmt.Sprint(orders) != "[1:ready:0 3:ready:0]" {
+		t.Fatalf("after restart dlq %v orders %v", dlqStates, orders)
+	}
+	conn, ch, err := b2.AdminSession("/", "guest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	d, err := ch.Get("orders", true)
+	if err != nil || d == nil {
+		t.Fatalf("get: %+v %v", d, err)
+	}
+	if d.Properties.Headers[dlq.RedriveCountHeader] != int64(1) || d.Redelivered || d.RoutingKey != "orders" {
+		t.Fatalf("redriven delivery %+v", d)
+	}
+	if _, ok := d.Properties.Headers["x-death"]; !ok {
+		t.Fatal("x-death dropped")
 	}
 }

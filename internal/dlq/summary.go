@@ -56,12 +56,12 @@ func (w *Workflow) countDeadLetters(q broker.QueueInfo) (api.DeadLetterQueue, er
 		ByReason: map[string]int{}, BySource: map[string]int{}, Complete: true}
 	var after uint64
 	for {
-		page, err := w.b.Browse(q.VHost, q.Name, after, 1000, broker.Filter{Header: "x-death"})
+		page, err := w.b.Browse(q.VHost, q.Name, after, 1000, Filter{Header: "x-death"}.selection())
 		if err != nil {
 			return d, err
 		}
 		for _, m := range page.Messages {
-			death, ok := broker.LastDeath(m.Message)
+			death, ok := LastDeath(m.Message)
 			if !ok {
 				continue
 			}

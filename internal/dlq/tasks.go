@@ -1,7 +1,7 @@
 package dlq
 
 // Redrive tasks. A task moves a snapshot of message ids, chunk by chunk
-// (each message one atomic move, broker.Redrive), paced by an optional
+// (each message one atomic move, moveChunk), paced by an optional
 // rate, and can be cancelled. It is durable: its definition and its
 // audit entry are stored before it moves anything, and its progress is
 // written inside every move's own store batch, so after a crash (kill -9)
@@ -29,6 +29,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluicemq/sluice/internal/access"
 	"github.com/sluicemq/sluice/internal/api"
 	"github.com/sluicemq/sluice/internal/broker"
 )
@@ -155,7 +156,7 @@ func (w *Workflow) StartRedrive(u User, vhost, queue string, req api.Redrive) (a
 	case req.IDs != nil && req.Filter != nil:
 		return bad("give ids or filter, not both")
 	}
-	var f broker.Filter
+	var f Filter
 	if req.Filter != nil {
 		var err error
 		if f, err = ParseFilter(*req.Filter); err != nil {
@@ -169,7 +170,7 @@ func (w *Workflow) StartRedrive(u User, vhost, queue string, req api.Redrive) (a
 	ids := req.IDs
 	if ids == nil {
 		var err error
-		if ids, err = w.b.MatchingIDs(vhost, queue, f, 0); err != nil {
+		if ids, err = w.matchingIDs(vhost, queue, f); err != nil {
 			return api.Task{}, err
 		}
 	}
@@ -182,7 +183,7 @@ func (w *Workflow) StartRedrive(u User, vhost, queue string, req api.Redrive) (a
 	if !req.DryRun {
 		// The audit entry comes first: a task that moved anything is in
 		// the log, whatever happens to the broker afterwards.
-		e, err := w.b.RecordAudit(auditEntry(u.Name(), "redrive", vhost, queue, t.auditDetail(taskRunning), nil, 0))
+		e, err := w.audit.Record(access.NewAuditEntry(u.Name(), "redrive", vhost, queue, t.auditDetail(taskRunning), nil, 0))
 		if err != nil {
 			return api.Task{}, err
 		}
@@ -276,7 +277,7 @@ func (w *Workflow) addLocked(t *task) {
 // redrive moves t's remaining ids chunk by chunk, paced to its rate.
 func (w *Workflow) redrive(ctx context.Context, t *task) {
 	v := t.snapshot()
-	target := broker.MoveTarget{Queue: t.def.Target, Exchange: t.def.Exchange}
+	target := Target{Queue: t.def.Target, Exchange: t.def.Exchange}
 	chunk := w.cfg.RedriveChunk
 	if rate := t.def.Rate; rate > 0 {
 		chunk = max(1, min(chunk, int(rate/10)))
@@ -295,13 +296,11 @@ func (w *Workflow) redrive(ctx context.Context, t *task) {
 			break
 		}
 		part := t.ids[done:min(done+chunk, len(t.ids))]
-		if target.Exchange == "" {
-			target.Allow = t.allowFunc(v.VHost)
-		}
+		var progress func(int, []Result) []broker.TaskRecord
 		if !v.DryRun {
-			target.Progress = t.progressFunc()
+			progress = t.progressFunc()
 		}
-		results, err := w.b.Redrive(v.VHost, v.Queue, part, target, v.DryRun)
+		results, err := w.moveChunk(t.user, v.VHost, v.Queue, part, target, v.DryRun, progress)
 		if err != nil {
 			state, failure = taskFailed, err.Error()
 			break
@@ -317,9 +316,9 @@ func (w *Workflow) redrive(ctx context.Context, t *task) {
 	// The audit entry is complete before the task says it finished.
 	if t.def.AuditID != "" {
 		moved := t.movedIDs()
-		e := auditEntry(v.User, "redrive", v.VHost, v.Queue, t.auditDetail(state), moved, len(moved))
+		e := access.NewAuditEntry(v.User, "redrive", v.VHost, v.Queue, t.auditDetail(state), moved, len(moved))
 		e.ID, e.Time = t.def.AuditID, t.def.AuditTime
-		if err := w.b.UpdateAudit(e); err != nil {
+		if err := w.audit.Update(e); err != nil {
 			w.log.Error("record audit entry", "action", "redrive", "queue", v.Queue, "err", err)
 		}
 	}
@@ -353,30 +352,14 @@ func (w *Workflow) pace(ctx context.Context, t *task, start time.Time, sent int)
 	}
 }
 
-// allowFunc returns the broker's Allow hook for the next chunk: a message
-// going into a queue directly needs the user's write permission there, be
-// it the target or the queue in its x-death. Answers are kept for the
-// chunk (a permission change applies from the next one).
-func (t *task) allowFunc(vhost string) func(string) error {
-	seen := map[string]error{}
-	return func(q string) error {
-		err, ok := seen[q]
-		if !ok {
-			err = t.user.CheckWrite(vhost, "queue", q)
-			seen[q] = err
-		}
-		return err
-	}
-}
-
-// progressFunc returns the broker's Progress hook for the next chunk: the
+// progressFunc returns moveChunk's progress hook for the next chunk: the
 // record of message i says every message before it in the chunk has
 // settled as planned and it moved.
-func (t *task) progressFunc() func(int, []broker.MoveResult) []broker.TaskRecord {
+func (t *task) progressFunc() func(int, []Result) []broker.TaskRecord {
 	v := t.snapshot()
 	base, errs := progressOf(v), v.Errors
 	written := len(errs)
-	return func(i int, before []broker.MoveResult) []broker.TaskRecord {
+	return func(i int, before []Result) []broker.TaskRecord {
 		p := base
 		p.Done += i + 1
 		p.Moved++
@@ -397,7 +380,7 @@ func (t *task) progressFunc() func(int, []broker.MoveResult) []broker.TaskRecord
 }
 
 // appendError adds r's failure to errs, up to maxTaskErrors.
-func appendError(errs []api.TaskError, r broker.MoveResult) []api.TaskError {
+func appendError(errs []api.TaskError, r Result) []api.TaskError {
 	if len(errs) >= maxTaskErrors {
 		return errs
 	}
@@ -434,7 +417,7 @@ func statusOf(err error) int {
 }
 
 // count adds a chunk's results to t's view.
-func (t *task) count(results []broker.MoveResult) {
+func (t *task) count(results []Result) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, r := range results {

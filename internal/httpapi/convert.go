@@ -15,6 +15,7 @@ import (
 
 	"github.com/sluicemq/sluice/internal/api"
 	"github.com/sluicemq/sluice/internal/broker"
+	"github.com/sluicemq/sluice/internal/dlq"
 	"github.com/sluicemq/sluice/internal/message"
 )
 
@@ -254,7 +255,7 @@ func apiMessage(sm broker.StoredMessage, forceBase64 bool) api.Message {
 		t := sm.ReadyAt.UTC()
 		out.ReadyAt = &t
 	}
-	if d, ok := broker.LastDeath(m); ok {
+	if d, ok := dlq.LastDeath(m); ok {
 		out.Death = &api.Death{Queue: d.Queue, Reason: d.Reason, Exchange: d.Exchange, RoutingKeys: d.Keys,
 			Count: d.Count, Time: d.Time.UTC()}
 	}

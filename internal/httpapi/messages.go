@@ -345,13 +345,7 @@ func (s *Server) deleteMessage(w http.ResponseWriter, r *http.Request, u *user) 
 // audit1 records an operator action; a failure to record is logged (the
 // action already happened).
 func (s *Server) audit1(u *user, action, vh, queue, detail string, ids []uint64, n int) {
-	if len(ids) > 1000 {
-		detail = fmt.Sprintf("%s (first 1000 of %d ids listed)", detail, len(ids))
-		ids = ids[:1000]
-	}
-	_, err := s.b.RecordAudit(broker.AuditEntry{User: u.name, Action: action, VHost: vh, Queue: queue,
-		Detail: detail, IDs: ids, Count: n})
-	if err != nil {
+	if _, err := s.auditLog.Record(access.NewAuditEntry(u.name, action, vh, queue, detail, ids, n)); err != nil {
 		s.log.Error("record audit entry", "action", action, "queue", queue, "err", err)
 	}
 }
@@ -367,7 +361,7 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request, u *user) {
 		}
 		limit = n
 	}
-	es, err := s.b.Audit(q.Get("after"), limit)
+	es, err := s.auditLog.Entries(q.Get("after"), limit)
 	if err != nil {
 		writeBrokerError(w, err)
 		return

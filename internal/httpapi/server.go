@@ -146,14 +146,15 @@ type Connections interface {
 
 // Server serves the API.
 type Server struct {
-	cfg   Config
-	b     *broker.Broker
-	conns Connections // may be nil: no connections listed
-	log   *slog.Logger
-	mux   *http.ServeMux
-	dlq   *dlq.Workflow // the dead-letter workflow: edits, redrive tasks
-	rates *sampler      // stats.go
-	http  *http.Server
+	cfg      Config
+	b        *broker.Broker
+	conns    Connections // may be nil: no connections listed
+	log      *slog.Logger
+	mux      *http.ServeMux
+	dlq      *dlq.Workflow    // the dead-letter workflow: edits, redrive tasks
+	auditLog *access.AuditLog // kept in the broker's store
+	rates    *sampler         // stats.go
+	http     *http.Server
 	// started is when New ran, for the node's uptime.
 	started time.Time
 
@@ -193,9 +194,10 @@ func New(cfg Config, b *broker.Broker, conns Connections) (*Server, error) {
 		return nil, fmt.Errorf("httpapi: %w", err)
 	}
 	s := &Server{cfg: cfg, b: b, conns: conns, log: cfg.Logger, mux: http.NewServeMux(), started: cfg.Now()}
+	s.auditLog = access.NewAuditLog(b, cfg.Now)
 	var err error
 	s.dlq, err = dlq.New(dlq.Config{Logger: cfg.Logger, Now: cfg.Now, RedriveChunk: cfg.RedriveChunk,
-		KeepTasks: cfg.KeepTasks, User: s.workflowUser}, b)
+		KeepTasks: cfg.KeepTasks, User: s.workflowUser, Audit: s.auditLog}, b)
 	if err != nil {
 		return nil, fmt.Errorf("httpapi: %w", err)
 	}

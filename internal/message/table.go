@@ -382,3 +382,32 @@ func quoteType(b byte) string {
 	}
 	return fmt.Sprintf("0x%02x", b)
 }
+
+// IntValue returns a field value of any of the table's integer types as
+// int64 (false for another type, or a uint64 beyond int64's range).
+func IntValue(v any) (int64, bool) {
+	switch x := v.(type) {
+	case int8:
+		return int64(x), true
+	case uint8:
+		return int64(x), true
+	case int16:
+		return int64(x), true
+	case uint16:
+		return int64(x), true
+	case int32:
+		return int64(x), true
+	case uint32:
+		return int64(x), true
+	case int64:
+		return x, true
+	case uint64:
+		if x > math.MaxInt64 {
+			return 0, false
+		}
+		return int64(x), true
+	case int:
+		return int64(x), true
+	}
+	return 0, false
+}

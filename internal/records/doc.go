@@ -89,28 +89,33 @@
 //	x/<vhost>\0<name>                            exchange
 //	q/<vhost>\0<name>                            queue
 //	b/<vhost>\0<src>\0<q|e><dst>\0<key>\0<hex>   binding (<hex>: its arguments' table, hex)
-//	qid/<16 hex digits of the queue id>          bits(durable), no version byte
-//	next-queue-id                                the next queue id, decimal ASCII, no version byte
-//	delay-queue-id                               the delay queue's id, decimal ASCII, no version byte
+//	qid/<16 hex digits of the queue id>          queue id flags
+//	next-queue-id                                queue id counter: the next queue id
+//	delay-queue-id                               queue id counter: the delay queue's id
 //	u/<name>                                     user
 //	perm/<vhost>\0<user>                         permission
-//	perm-seeded                                  marker: default permissions granted once
+//	perm-seeded                                  marker (0x01): default permissions granted once
 //	sch/<vhost>\0<name>                          schema
 //	vh/<name>                                    vhost
-//	pol/<u|o><vhost>\0<name>                     policy: JSON, no version byte (broker/policy.go)
+//	pol/<u|o><vhost>\0<name>                     policy
+//	lim/<u|v><user or vhost>\0<limit name>       limit
 //	audit/<unix nanos, 20 digits>-<random>       opaque: 0x01 | the entry's JSON
 //	task/<the workflow's key>                    opaque: 0x01 | the dead-letter workflow's bytes
 //
 // The values:
 //
-//	exchange    0x01 | str vhost | str name | str type | bits(durable, auto-delete, internal) | table args
-//	queue       0x01 | str vhost | str name | uvarint queue id | bits(auto-delete) | table args
-//	binding     0x01 | str vhost | str source | bits(to-exchange) | str destination | str routing key | table args
-//	user        0x01 | str name | str salt | str hash | uvarint n | n × str tag | bits(loopback-only)
-//	permission  0x01 | str user | str vhost | str configure | str write | str read
-//	schema      0x01 | str vhost | str name | document (rest)
-//	vhost       0x01 | str name
-//	opaque      0x01 | payload (rest)
+//	exchange          0x01 | str vhost | str name | str type | bits(durable, auto-delete, internal) | table args
+//	queue             0x01 | str vhost | str name | uvarint queue id | bits(auto-delete) | table args
+//	binding           0x01 | str vhost | str source | bits(to-exchange) | str destination | str routing key | table args
+//	user              0x01 | str name | str salt | str hash | uvarint n | n × str tag | bits(loopback-only)
+//	permission        0x01 | str user | str vhost | str configure | str write | str read
+//	schema            0x01 | str vhost | str name | document (rest)
+//	vhost             0x01 | str name
+//	opaque            0x01 | payload (rest)
+//	queue id flags    0x01 | bits(durable)
+//	queue id counter  0x01 | uvarint id (ids start at 1)
+//	limit             0x01 | varint value (negative: no limit)
+//	policy            0x01 | the broker's Policy as JSON (rest; broker/policy.go)
 //
 // A delayed publish is a message record in the hidden delay queue, the
 // message's vhost in front:
@@ -121,4 +126,19 @@
 //
 // Not here: the quorum-queue forwarding request (broker/quorum.go) travels
 // between nodes and is never stored.
+//
+// # Values written before their version byte
+//
+// An earlier Sluice wrote four of these values bare; existing stores hold
+// them, so their decoders (scalars.go) read both layouts, telling them
+// apart by the first byte or the length, and the broker rewrites every
+// bare one in its current layout once, at open (broker/migrate.go):
+//
+//	queue id flags    bits(durable) alone: one byte 0x00 or 0x01 (the current value has two)
+//	queue id counter  the id in decimal ASCII: starts with '0'…'9'
+//	limit             the value in signed decimal ASCII: starts with '-' or '0'…'9'
+//	policy            the JSON alone: starts with '{'
+//
+// Any other first byte is an unknown version (a newer Sluice's layout):
+// the open fails naming the key, before anything is rewritten.
 package records

@@ -2,7 +2,9 @@ package records
 
 import (
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/sluicemq/sluice/internal/message"
@@ -31,6 +33,25 @@ var golden = map[string]string{
 	"opaque":     "017b7d",
 	"bindingKey": "622f2f00657800657100612e2300303030303030333531363738326436343635363136343264366336353734373436353732326436353738363336383631366536373635353330303030303030333634366337383063373832643664363137383264366336353665363737343638366330303030303030303030303030303061",
 	"queueIDKey": "7169642f30303030303030303030303030303261",
+	// The layouts that gave a version byte to values written without one
+	// (scalars.go); their earlier bytes are in goldenBefore.
+	"queueIDCounter": "01ac02",
+	"queueIDFlags":   "0101",
+	"limit":          "010a",
+	"limitNegative":  "0101",
+	"policy":         "017b7d",
+}
+
+// goldenBefore holds the values an earlier Sluice wrote without a version
+// byte (strconv's decimal ASCII, a bare bits byte, bare JSON), which
+// existing stores hold; each decodes, reported old, to what was stored.
+var goldenBefore = map[string]string{
+	"queueIDCounter": "333030", // "300"
+	"queueIDFlags":   "01",
+	"queueIDFlags0":  "00",
+	"limit":          "35",   // "5"
+	"limitNegative":  "2d31", // "-1"
+	"policy":         "7b7d", // "{}"
 }
 
 func goldenMessage() *message.Message {
@@ -74,6 +95,12 @@ func TestGoldenEncodings(t *testing.T) {
 		"queueIDKey": []byte(QueueIDKey(42)),
 		"vhost":      EncodeVHost("/"),
 		"opaque":     EncodeOpaque([]byte("{}")),
+
+		"queueIDCounter": EncodeQueueIDCounter(300),
+		"queueIDFlags":   EncodeQueueIDFlags(true),
+		"limit":          EncodeLimit(5),
+		"limitNegative":  EncodeLimit(-1),
+		"policy":         EncodePolicy([]byte("{}")),
 	}
 	if m := EncodeMark(123456); string(m) != string(got["mark"]) {
 		t.Errorf("EncodeMark %x, MarkBuf.Encode %x", m, got["mark"])
@@ -174,5 +201,68 @@ func TestRecordKeepsPropertiesAsSent(t *testing.T) {
 	bad[len("01010000018bcfe5687b02657802726b")/2+3] = 0xff
 	if _, err := SplitRecord(bad, nil); err == nil {
 		t.Error("a properties length past the record's end split")
+	}
+}
+
+// TestGoldenScalars: the values of scalars.go decode in their current
+// layout and in the one before (reported old), and a value in neither is
+// refused as an unknown version.
+func TestGoldenScalars(t *testing.T) {
+	b := func(m map[string]string, name string) []byte {
+		v, err := hex.DecodeString(m[name])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	for _, c := range []struct {
+		layout map[string]string
+		old    bool
+	}{{golden, false}, {goldenBefore, true}} {
+		if id, old, err := DecodeQueueIDCounter("next queue id", b(c.layout, "queueIDCounter")); err != nil || id != 300 || old != c.old {
+			t.Errorf("queue id counter (old %v): %d %v %v", c.old, id, old, err)
+		}
+		if d, old, err := DecodeQueueIDFlags(b(c.layout, "queueIDFlags")); err != nil || !d || old != c.old {
+			t.Errorf("queue id flags (old %v): %v %v %v", c.old, d, old, err)
+		}
+		if n, old, err := DecodeLimit(b(c.layout, "limit")); err != nil || n != 5 || old != c.old {
+			t.Errorf("limit (old %v): %d %v %v", c.old, n, old, err)
+		}
+		if n, old, err := DecodeLimit(b(c.layout, "limitNegative")); err != nil || n != -1 || old != c.old {
+			t.Errorf("negative limit (old %v): %d %v %v", c.old, n, old, err)
+		}
+		if doc, old, err := DecodePolicy(b(c.layout, "policy")); err != nil || string(doc) != "{}" || old != c.old {
+			t.Errorf("policy (old %v): %q %v %v", c.old, doc, old, err)
+		}
+	}
+	if d, old, err := DecodeQueueIDFlags(b(goldenBefore, "queueIDFlags0")); err != nil || d || !old {
+		t.Errorf("queue id flags 0: %v %v %v", d, old, err)
+	}
+	for name, decode := range map[string]func([]byte) error{
+		"queue id counter": func(v []byte) error { _, _, err := DecodeQueueIDCounter("x", v); return err },
+		"queue id flags":   func(v []byte) error { _, _, err := DecodeQueueIDFlags(v); return err },
+		"limit":            func(v []byte) error { _, _, err := DecodeLimit(v); return err },
+		"policy":           func(v []byte) error { _, _, err := DecodePolicy(v); return err },
+	} {
+		for _, v := range [][]byte{nil, {0x02, 0x01}, {0xff}} {
+			err := decode(v)
+			if !errors.Is(err, ErrRecord) {
+				t.Errorf("%s %x: %v, want a record error", name, v, err)
+			}
+			if len(v) > 0 && !strings.Contains(fmt.Sprint(err), fmt.Sprintf("unknown version 0x%02x", v[0])) {
+				t.Errorf("%s %x: %v does not name the version", name, v, err)
+			}
+		}
+	}
+	for name, v := range map[string][]byte{"counter 0": {0x01, 0x00}, "counter trailing": {0x01, 0x01, 0x00}, "ascii 0": []byte("0"), "ascii junk": []byte("4x")} {
+		if _, _, err := DecodeQueueIDCounter("x", v); !errors.Is(err, ErrRecord) {
+			t.Errorf("queue id counter %s: %v", name, err)
+		}
+	}
+	if _, _, err := DecodeQueueIDFlags([]byte{0x01, 0x04}); !errors.Is(err, ErrRecord) {
+		t.Errorf("queue id flags 0104: %v", err)
+	}
+	if _, _, err := DecodeLimit([]byte{0x01, 0x80}); !errors.Is(err, ErrRecord) {
+		t.Errorf("limit with a torn varint: %v", err)
 	}
 }

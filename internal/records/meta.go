@@ -17,6 +17,7 @@ const (
 	MetaVHost        = "vh/"         // vh/<name>
 	MetaPolicy       = "pol/"        // pol/<u|o><vhost>\0<name>
 	MetaTask         = "task/"       // task/<the workflow's key>
+	MetaLimit        = "lim/"        // lim/<u|v><user or vhost>\0<limit name>
 	MetaDelayQueueID = "delay-queue-id"
 )
 

@@ -83,7 +83,7 @@ var rules = []rule{
 	{"internal/httpapi", []string{"internal/amqp", "internal/amqpserver", "internal/cli", "internal/store"},
 		"the HTTP front door talks to the broker, not to the AMQP server or the store"},
 	{"internal/dlq", []string{"internal/httpapi", "internal/amqp", "internal/amqpserver", "internal/cli", "internal/store",
-		"net", "net/http"}, "the dead-letter workflow sits between httpapi and broker: no HTTP, no store of its own"},
+		"internal/records", "net", "net/http"}, "the dead-letter workflow sits between httpapi and broker: no HTTP, no store or encodings of its own"},
 	{"internal/cli", []string{"internal/broker", "internal/store", "internal/httpapi", "internal/amqpserver",
 		"internal/amqp", "internal/dlq", "internal/access"}, "the CLI is a client of the API only"},
 	{"internal/api", []string{"internal/broker", "internal/store", "internal/httpapi", "internal/amqpserver", "internal/cli"},
@@ -128,6 +128,7 @@ func TestRulesCatchWrongArrows(t *testing.T) {
 		{ImportPath: "internal/broker", Imports: []string{"internal/dlq"}},
 		{ImportPath: "internal/dlq", Imports: []string{"internal/httpapi"}},
 		{ImportPath: "internal/dlq", Imports: []string{"internal/store"}},
+		{ImportPath: "internal/dlq", Imports: []string{"internal/records"}},
 		{ImportPath: "internal/cli", Imports: []string{"internal/broker"}},
 		{ImportPath: "internal/store/pebblestore", Imports: []string{"internal/broker"}},
 		{ImportPath: "internal/httpapi", Imports: []string{"internal/sluicetest"}},
@@ -143,7 +144,8 @@ func TestRulesCatchWrongArrows(t *testing.T) {
 	}
 	if v := violations([]pkg{{ImportPath: "internal/broker", Imports: []string{"internal/store", "internal/message", "internal/access", "internal/records"}},
 		{ImportPath: "internal/records", Imports: []string{"internal/store", "internal/message"}},
-		{ImportPath: "internal/httpapi", Imports: []string{"internal/access", "internal/broker"}},
+		{ImportPath: "internal/httpapi", Imports: []string{"internal/access", "internal/broker", "internal/dlq"}},
+		{ImportPath: "internal/dlq", Imports: []string{"internal/access", "internal/broker", "internal/message", "internal/api"}},
 		{ImportPath: "internal/amqpserver", Imports: []string{"internal/access", "internal/broker"}}}); len(v) > 0 {
 		t.Errorf("allowed arrows refused: %v", v)
 	}

@@ -1,6 +1,6 @@
 //go:build integration
 
-package broker
+package dlq_test
 
 import (
 	"bufio"
@@ -11,10 +11,12 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/sluicemq/sluice/internal/broker"
+	"github.com/sluicemq/sluice/internal/dlq"
+	"github.com/sluicemq/sluice/internal/message"
 	"github.com/sluicemq/sluice/internal/store/pebblestore"
 )
 
@@ -76,16 +78,13 @@ func TestRedriveKill9(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	b, err := Open(testConfig(), st)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := openBroker(t, st)
 	defer b.Close(context.Background())
 	seen := make(map[string]string, crashMessages)
 	for _, q := range []string{"dlq", "orders"} {
 		var after uint64
 		for {
-			p, err := b.Browse("/", q, after, 5000, Filter{})
+			p, err := b.Browse("/", q, after, 5000, broker.Select{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -95,7 +94,7 @@ func TestRedriveKill9(t *testing.T) {
 					t.Fatalf("message %s is in %s and %s", body, prev, q)
 				}
 				seen[body] = q
-				n, _ := intValue(m.Message.Properties.Headers[RedriveCountHeader])
+				n, _ := message.IntValue(m.Message.Properties.Headers[dlq.RedriveCountHeader])
 				if (q == "orders") != (n == 1) {
 					t.Fatalf("message %s in %s has x-redrive-count %v", body, q, n)
 				}
@@ -128,30 +127,10 @@ func crashChild(t *testing.T, dir, phase string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := Open(testConfig(), st)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := openBroker(t, st)
 	switch phase {
 	case "fill":
-		c := newClient(t, b)
-		c.declareQueue("orders", true, nil)
-		c.declareQueue("dlq", true, nil)
-		var wg sync.WaitGroup
-		for i := range crashMessages {
-			wg.Add(1)
-			_, err := c.ch.Publish(deadLetter("orders", fmt.Sprintf("m%05d", i)), false, func(err error) {
-				if err != nil {
-					t.Errorf("publish: %v", err)
-				}
-				wg.Done()
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
-		wg.Wait()
-		c.conn.Close()
+		fill(t, b, crashMessages)
 		if err := b.Close(context.Background()); err != nil {
 			t.Fatal(err)
 		}
@@ -159,13 +138,14 @@ func crashChild(t *testing.T, dir, phase string) {
 			t.Fatal(err)
 		}
 	case "redrive":
-		ids, err := b.MatchingIDs("/", "dlq", Filter{}, 0)
+		w := openWorkflow(t, b)
+		ids, err := w.MatchingIDs("/", "dlq", dlq.Filter{})
 		if err != nil || len(ids) != crashMessages {
 			t.Fatalf("ids: %d %v", len(ids), err)
 		}
 		moved := 0
 		for i := 0; i < len(ids); i += 100 {
-			res, err := b.Redrive("/", "dlq", ids[i:min(i+100, len(ids))], MoveTarget{}, false)
+			res, err := w.RedriveNow(operator{}, "/", "dlq", ids[i:min(i+100, len(ids))], dlq.Target{}, false)
 			if err != nil {
 				t.Fatal(err)
 			}
