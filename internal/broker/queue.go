@@ -238,9 +238,7 @@ func (q *queue) dispatchFromLocked(fresh uint64, inline bool) {
 			break
 		}
 	}
-	q.advanceFloorLocked(&b)
-	q.applyLocked(&b)
-	q.armExpiryLocked()
+	q.finishDispatchLocked(&b)
 }
 
 // deliverRecordLocked delivers e, whose record is rec, to c. It reports
