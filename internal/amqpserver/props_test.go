@@ -2,8 +2,12 @@ package amqpserver_test
 
 import (
 	"bytes"
+	"context"
+	"strings"
 	"testing"
+	"time"
 
+	amqp091 "github.com/rabbitmq/amqp091-go"
 	"github.com/sluicemq/sluice/internal/amqp"
 	"github.com/sluicemq/sluice/internal/sluicetest"
 )
@@ -73,5 +77,62 @@ func TestPropertiesReachTheConsumerAsSent(t *testing.T) {
 	h, _, _ := content()
 	if h.Properties.Headers["x-delivery-count"] != int64(1) || h.Properties.Headers["z"] != "1" || h.Properties.DeliveryMode != 2 {
 		t.Fatalf("redelivered properties %+v", h.Properties)
+	}
+}
+
+// TestUndeliverableDeliveryIsTakenBack: a message whose content header
+// does not fit a consumer's frame max is not sent to it; the broker takes
+// the delivery back (rejected, so dead-lettered here) and the consumer's
+// connection carries on with the next message.
+func TestUndeliverableDeliveryIsTakenBack(t *testing.T) {
+	b := sluicetest.Start(t)
+	pub := sluicetest.Channel(t, b.Dial(t))
+	if _, err := pub.QueueDeclare("dlq", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	args := amqp091.Table{"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "dlq"}
+	if _, err := pub.QueueDeclare("big", true, false, false, false, args); err != nil {
+		t.Fatal(err)
+	}
+	big := amqp091.Publishing{Headers: amqp091.Table{"h": strings.Repeat("x", 6000)}, Body: []byte("big")}
+	for _, m := range []amqp091.Publishing{big, {Body: []byte("small")}} {
+		if err := pub.PublishWithContext(context.Background(), "", "big", false, false, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn, err := amqp091.DialConfig(b.URL(), amqp091.Config{FrameSize: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	sub := sluicetest.Channel(t, conn)
+	ds, err := sub.Consume("big", "", false, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case d := <-ds:
+		if string(d.Body) != "small" {
+			t.Fatalf("consumer got %q, want the small message (the big one cannot be framed for it)", d.Body)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no delivery")
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		m, ok, err := pub.Get("dlq", true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			if string(m.Body) != "big" || len(m.Headers["h"].(string)) != 6000 {
+				t.Fatalf("dead letter %q", m.Body)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the undeliverable message was not dead-lettered")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
