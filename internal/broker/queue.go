@@ -293,14 +293,20 @@ func (q *queue) pickConsumerLocked() *consumer {
 // readLocked reads the record of e, from the cache or the store, cut into
 // its parts; its properties stay encoded.
 func (q *queue) readLocked(e entry) (records.Parts, error) {
-	rec, ok := q.takeCached(e)
-	if !ok {
-		var err error
-		if rec, err = q.env.st.Get(q.id, e.seq); err != nil {
-			return records.Parts{}, err
-		}
+	rec, err := q.readRecord(e)
+	if err != nil {
+		return records.Parts{}, err
 	}
 	return records.SplitRecord(rec, &q.names)
+}
+
+// readRecord reads the stored record of e, from the body cache or the
+// store; it takes neither the queue's lock nor needs it.
+func (q *queue) readRecord(e entry) ([]byte, error) {
+	if rec, ok := q.takeCached(e); ok {
+		return rec, nil
+	}
+	return q.env.st.Get(q.id, e.seq)
 }
 
 // takeCached takes e's record from the body cache, if it is there; it

@@ -88,11 +88,7 @@ func (q *queue) readAndDeliverLocked(fresh uint64) {
 	recs := make([][]byte, len(batch))
 	errs := make([]error, len(batch))
 	for i, e := range batch {
-		if rec, ok := q.takeCached(e); ok { // the cache has its own lock
-			recs[i] = rec
-			continue
-		}
-		recs[i], errs[i] = q.env.st.Get(q.id, e.seq)
+		recs[i], errs[i] = q.readRecord(e)
 	}
 	q.mu.Lock()
 	defer q.readDone.Broadcast()
