@@ -107,6 +107,13 @@ fuzz-store:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMeta$$' -fuzztime $(FUZZTIME) ./internal/records/
 	$(GO) test -run '^$$' -fuzz '^FuzzCheckWAL$$' -fuzztime $(FUZZTIME) ./internal/store/pebblestore/
 
+# test/memory's publisher without confirms at 8 GB instead of `make test`'s 1.5 GB
+# (MEMORY_SCENARIO_BYTES, e.g. 17GB); about a minute on two cores. Not part of `make test`.
+MEMORY_SCENARIO_BYTES ?= 8GB
+.PHONY: memory-long
+memory-long:
+	MEMORY_SCENARIO_BYTES=$(MEMORY_SCENARIO_BYTES) $(GO) test -count=1 -tags integration -timeout 30m -v -run '^TestPublisherWithoutConfirms$$' ./test/memory/
+
 # Failover of a 3-node quorum queue: kill -9 of its leader until the first
 # confirmed publish through a surviving node, median of 10 trials.
 .PHONY: bench-failover

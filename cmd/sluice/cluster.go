@@ -5,9 +5,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -55,6 +58,16 @@ func openCluster(node, spec string, st store.Store, log *slog.Logger) (*clusterN
 	}
 	cfg := cluster.DefaultConfig()
 	cfg.Node, cfg.Nodes, cfg.Logger = node, nodes, log
+	if v := os.Getenv("SLUICE_CLUSTER_LOG_KEEP"); v != "" {
+		// How many applied entries each group's log keeps (a tuning
+		// knob, docs/clustering.md; the tests make snapshots happen
+		// soon with a small one).
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("SLUICE_CLUSTER_LOG_KEEP=%q: want a positive number of entries", v)
+		}
+		cfg.CompactEntries = n
+	}
 	h, err := cluster.New(cfg, st)
 	if err != nil {
 		return nil, err
@@ -94,8 +107,43 @@ func (c *clusterNode) Forward(node string, body []byte, done func(error)) {
 	c.tr.Forward(node, body, replicateTimeout, done)
 }
 
-func (c *clusterNode) CreateQueue(ctx context.Context, id store.QueueID, def []byte) error {
-	return c.host.CreateQueue(ctx, id, def)
+// defaultGroupSize is a quorum queue's members when its declaration does
+// not say (x-quorum-initial-group-size), as RabbitMQ's default; a smaller
+// cluster makes every node a member.
+const defaultGroupSize = 3
+
+func (c *clusterNode) CreateQueue(ctx context.Context, id store.QueueID, def []byte, groupSize int) error {
+	if groupSize <= 0 {
+		groupSize = defaultGroupSize
+	}
+	return c.host.CreateQueue(ctx, id, def, c.host.PickMembers(id, groupSize))
+}
+
+func (c *clusterNode) AddMember(ctx context.Context, id store.QueueID, node string) error {
+	return memberError(c.host.AddMember(ctx, id, node))
+}
+
+func (c *clusterNode) RemoveMember(ctx context.Context, id store.QueueID, node string) error {
+	return memberError(c.host.RemoveMember(ctx, id, node))
+}
+
+// memberError gives a membership change's failure its broker code (the
+// HTTP status the API answers with).
+func memberError(err error) error {
+	var code broker.Code
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, cluster.ErrUnknownNode):
+		code = broker.NotFound
+	case errors.Is(err, cluster.ErrLastMember):
+		code = broker.PreconditionFailed
+	case errors.Is(err, cluster.ErrTimeout), errors.Is(err, cluster.ErrNoGroup), errors.Is(err, context.DeadlineExceeded):
+		code = broker.ResourceError
+	default:
+		return err
+	}
+	return &broker.Error{Code: code, Reason: err.Error(), Err: err}
 }
 
 func (c *clusterNode) QueueStatus(id store.QueueID) (broker.ReplicaStatus, bool) {

@@ -43,7 +43,7 @@ Commands:
 Commands that talk to a running broker over its HTTP API
 (--server, --user, --password, anywhere on the line, or SLUICE_SERVER,
 SLUICE_USER, SLUICE_PASSWORD; --tls-ca or --insecure for https):
-  queue        ls | declare | delete | purge | peek
+  queue        ls | declare | delete | purge | peek | grow | shrink
   exchange     ls | declare | delete
   bind         bind a queue to an exchange
   publish      publish a message (--delay for a delayed one)

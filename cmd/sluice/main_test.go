@@ -155,6 +155,15 @@ func TestServeConfigPrecedence(t *testing.T) {
 	if err := os.WriteFile(file, []byte(`{"data": "/from/file", "amqp": "file:1", "http": "file:2", "log_level": "warn"}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// fromFile is the defaults with the file's four settings, then edit's.
+	fromFile := func(edit func(*serveConfig)) serveConfig {
+		c := defaultServeConfig()
+		c.Data, c.AMQP, c.HTTP, c.LogLevel = "/from/file", "file:1", "file:2", "warn"
+		if edit != nil {
+			edit(&c)
+		}
+		return c
+	}
 	bad := filepath.Join(dir, "bad.json")
 	if err := os.WriteFile(bad, []byte(`{"datum": "x"}`), 0o600); err != nil {
 		t.Fatal(err)
@@ -168,11 +177,11 @@ func TestServeConfigPrecedence(t *testing.T) {
 	}{
 		{"defaults", nil, nil, defaultServeConfig(), false},
 		{"file", []string{"--config", file}, nil,
-			serveConfig{Data: "/from/file", AMQP: "file:1", HTTP: "file:2", LogLevel: "warn", LogFormat: "text", DiskFreeLimit: "1GiB", MemoryLimit: "40%", MaxMessageSize: "128MiB"}, false},
+			fromFile(nil), false},
 		{"env over file", []string{"--config", file}, map[string]string{"SLUICE_AMQP": "env:1"},
-			serveConfig{Data: "/from/file", AMQP: "env:1", HTTP: "file:2", LogLevel: "warn", LogFormat: "text", DiskFreeLimit: "1GiB", MemoryLimit: "40%", MaxMessageSize: "128MiB"}, false},
+			fromFile(func(c *serveConfig) { c.AMQP = "env:1" }), false},
 		{"flag over env", []string{"--amqp", "flag:1"}, map[string]string{"SLUICE_AMQP": "env:1", "SLUICE_CONFIG": file},
-			serveConfig{Data: "/from/file", AMQP: "flag:1", HTTP: "file:2", LogLevel: "warn", LogFormat: "text", DiskFreeLimit: "1GiB", MemoryLimit: "40%", MaxMessageSize: "128MiB"}, false},
+			fromFile(func(c *serveConfig) { c.AMQP = "flag:1" }), false},
 		{"unknown key", []string{"--config", bad}, nil, serveConfig{}, true},
 		{"missing file", []string{"--config", filepath.Join(dir, "none.json")}, nil, serveConfig{}, true},
 	}

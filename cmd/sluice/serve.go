@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -50,6 +49,7 @@ the config file, the default. Environment variables:
   SLUICE_MAX_MESSAGE_SIZE, SLUICE_PPROF, SLUICE_LOAD_DEFINITIONS,
   SLUICE_AMQPS, SLUICE_HTTPS, SLUICE_TLS_CERT, SLUICE_TLS_KEY, SLUICE_TLS_CA,
   SLUICE_TLS_CLIENT_AUTH, SLUICE_MAX_CONNECTIONS, SLUICE_PASSWORD_COST,
+  SLUICE_CONNECTION_OUTPUT_LIMIT, SLUICE_WRITE_TIMEOUT,
   SLUICE_CONFIG (the config file)
 
 The config file is JSON with any of these keys:
@@ -59,7 +59,9 @@ The config file is JSON with any of these keys:
     "http": "127.0.0.1:15672,[::1]:15672",
     "amqps": "", "https": "", "tls_cert": "", "tls_key": "", "tls_ca": "",
     "tls_client_auth": "none",
-    "max_connections": "0",
+    "max_connections": "auto",
+    "connection_output_limit": "1MiB",
+    "write_timeout": "30s",
     "password_cost": "10",
     "log_level": "info",
     "log_format": "text",
@@ -106,9 +108,15 @@ type serveConfig struct {
 	TLSKey        string `json:"tls_key"`
 	TLSCA         string `json:"tls_ca"`
 	TLSClientAuth string `json:"tls_client_auth"`
-	// MaxConnections bounds the open AMQP connections ("" or "0": no
-	// bound).
+	// MaxConnections bounds the open AMQP connections: a number, "0" for
+	// no bound, or "auto" (and ""): what the file descriptor limit leaves
+	// (maxConnections).
 	MaxConnections string `json:"max_connections"`
+	// ConnectionOutputLimit bounds the bytes held for one AMQP client
+	// ("1MiB"); WriteTimeout closes a client that takes less than 64 KiB
+	// in that long while there is something to send ("30s").
+	ConnectionOutputLimit string `json:"connection_output_limit"`
+	WriteTimeout          string `json:"write_timeout"`
 	// PasswordCost is the bcrypt cost of new passwords ("": bcrypt's
 	// default, 10).
 	PasswordCost string `json:"password_cost"`
@@ -130,6 +138,10 @@ func defaultServeConfig() serveConfig {
 		DiskFreeLimit:  "1GiB",
 		MemoryLimit:    "40%",
 		MaxMessageSize: "128MiB",
+		MaxConnections: "auto",
+		// amqpserver.DefaultConfig's.
+		ConnectionOutputLimit: "1MiB",
+		WriteTimeout:          "30s",
 	}
 }
 
@@ -152,7 +164,9 @@ func (c *serveConfig) settings() []struct {
 		{"tls-ca", "SLUICE_TLS_CA", "CA certificates that sign client certificates, PEM", &c.TLSCA},
 		{"tls-client-auth", "SLUICE_TLS_CLIENT_AUTH", "none, or verify: TLS clients must present a certificate --tls-ca signed (SASL EXTERNAL logs in as its CN)", &c.TLSClientAuth},
 		{"password-cost", "SLUICE_PASSWORD_COST", "bcrypt cost of new passwords, 4 to 31 (default 10; each step doubles the work of a login)", &c.PasswordCost},
-		{"max-connections", "SLUICE_MAX_CONNECTIONS", "most open AMQP connections; one more is refused at connection.open (0: no bound)", &c.MaxConnections},
+		{"max-connections", "SLUICE_MAX_CONNECTIONS", "most open AMQP connections; one more is refused at connection.open (auto: half of what the file descriptor limit leaves after 2,048 for the store and HTTP; 0: no bound)", &c.MaxConnections},
+		{"connection-output-limit", "SLUICE_CONNECTION_OUTPUT_LIMIT", "bytes held for one AMQP client that reads slowly; once reached, its consumers get no more deliveries and its socket is not read until half has drained", &c.ConnectionOutputLimit},
+		{"write-timeout", "SLUICE_WRITE_TIMEOUT", "close an AMQP connection whose client takes less than 64 KiB in this long while the broker has something to send; its heartbeats do not keep it open", &c.WriteTimeout},
 		{"log-level", "SLUICE_LOG_LEVEL", "log level: debug, info, warn, error", &c.LogLevel},
 		{"log-format", "SLUICE_LOG_FORMAT", "log format: text or json", &c.LogFormat},
 		{"disk-free-limit", "SLUICE_DISK_FREE_LIMIT", "block publishers while the data directory's disk has less free space (e.g. 1GiB; 0 turns it off)", &c.DiskFreeLimit},
@@ -276,9 +290,9 @@ func runBroker(ctx context.Context, cfg serveConfig, log *slog.Logger, hup <-cha
 	if err != nil {
 		return err
 	}
-	maxConns, err := strconv.Atoi(cmp.Or(cfg.MaxConnections, "0"))
-	if err != nil || maxConns < 0 {
-		return fmt.Errorf("--max-connections %q: want a number, 0 for no bound", cfg.MaxConnections)
+	scfg, err := amqpConfig(cfg, log) // limits.go
+	if err != nil {
+		return err
 	}
 	if err := prepareDataDir(cfg); err != nil {
 		return err
@@ -369,15 +383,14 @@ func runBroker(ctx context.Context, cfg serveConfig, log *slog.Logger, hup <-cha
 		}
 	}
 
-	scfg := amqpserver.DefaultConfig()
-	scfg.Logger = log
-	scfg.Addr = cfg.AMQP
-	scfg.Version = version
-	scfg.MaxConnections = maxConns
-	if scfg.MaxMessageSize, err = parseSize(cfg.MaxMessageSize, 0); err != nil || scfg.MaxMessageSize == 0 {
-		return fmt.Errorf("max message size %q: want a size such as 128MiB", cfg.MaxMessageSize)
-	}
 	scfg.BodyMemory = monCfg.MemoryLimit // unfinished bodies count against it at once
+	// ... and make the memory alarm look as they grow.
+	var pokeMonitor atomic.Pointer[resource.Monitor]
+	scfg.MemoryPoke = func() {
+		if m := pokeMonitor.Load(); m != nil {
+			m.Poke()
+		}
+	}
 	srv, err := amqpserver.New(scfg, b)
 	if err != nil {
 		return err
@@ -393,6 +406,7 @@ func runBroker(ctx context.Context, cfg serveConfig, log *slog.Logger, hup <-cha
 		return err
 	}
 	monitor.Start()
+	pokeMonitor.Store(monitor)
 	closers = append(closers, func(context.Context) error { monitor.Close(); return nil })
 
 	// Each Serve returns once, into served; sized so that none blocks.

@@ -37,9 +37,10 @@ type Config struct {
 	// deliveries (the messages stay ready for other consumers) and its
 	// socket is not read until half of it has drained.
 	MaxOutputBytes int
-	// WriteTimeout closes a connection whose socket accepted no byte for
-	// this long while the server had something to send; heartbeats from
-	// the client do not keep it open.
+	// WriteTimeout closes a connection whose client takes less than 64
+	// KiB (one write of its buffer) in this long while the server has
+	// something to send: at most this long after its socket last took a
+	// byte. Heartbeats from the client do not keep it open.
 	WriteTimeout time.Duration
 	// BodyMemory bounds the body bytes received of publishes not complete
 	// yet, over all connections (0: no bound): past it, connections in the
@@ -47,6 +48,12 @@ type Config struct {
 	// it to the memory limit, so unfinished bodies count against it
 	// before the memory alarm's next look.
 	BodyMemory uint64
+	// MemoryPoke, when set, is called each time the body bytes in
+	// progress over all connections grow by another sixteenth of
+	// BodyMemory (16 MiB without one), from a connection's reader; it must
+	// not block. sluice serve pokes the memory alarm with it: bodies arrive
+	// at network speed, faster than the alarm's timer looks.
+	MemoryPoke func()
 	// Product is the product name reported in server properties.
 	Product string
 	// Version is the product version reported in server properties.

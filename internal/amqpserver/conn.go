@@ -461,7 +461,16 @@ func (c *conn) waitOutput() {
 // in progress.
 func (c *conn) addPartial(n int64) {
 	c.partial.Add(n)
-	c.srv.partial.Add(n)
+	total := c.srv.partial.Add(n)
+	if poke := c.srv.cfg.MemoryPoke; poke != nil && n > 0 {
+		step := int64(16 << 20)
+		if c.srv.cfg.BodyMemory > 0 {
+			step = max(int64(c.srv.cfg.BodyMemory/16), 1)
+		}
+		if total/step != (total-n)/step {
+			poke()
+		}
+	}
 }
 
 // waitBody stops reading a connection in the middle of a message body

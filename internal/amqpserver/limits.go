@@ -13,7 +13,9 @@ func (c *conn) countOpen() error {
 	if max > 0 && n > int64(max) {
 		c.srv.openConns.Add(-1)
 		c.counted = false
-		c.log.Warn("amqp connection refused: the connection limit is reached", "max_connections", max)
+		if onceASecond(&c.srv.refuseWarned) {
+			c.log.Warn("amqp connection refused: the connection limit is reached", "max_connections", max)
+		}
 		e := newError(amqp.NotAllowed, nil, "connection refused: node connection limit (%d) is reached", max)
 		e.connection = true
 		return e

@@ -190,3 +190,33 @@ func TestBodiesInProgressBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestBodiesInProgressPokeTheMemoryAlarm checks that bodies arriving poke
+// the memory alarm once per sixteenth of Config.BodyMemory they add, so
+// that it looks as they grow rather than at its next tick (a client
+// filled 300 MiB between two ticks).
+func TestBodiesInProgressPokeTheMemoryAlarm(t *testing.T) {
+	const budget = 16 << 20
+	var pokes atomic.Int64
+	b := sluicetest.Start(t, sluicetest.WithServerConfig(func(c *amqpserver.Config) {
+		c.BodyMemory = budget
+		c.MemoryPoke = func() { pokes.Add(1) }
+	}))
+	c := dialRaw(t, b.Addr())
+	c.open()
+	c.send(1, &amqp.BasicPublish{RoutingKey: "nowhere"})
+	c.sendHeader(1, 64<<20)
+	piece := make([]byte, 64<<10)
+	const sent = 8 << 20 // eight sixteenths
+	for range sent / len(piece) {
+		c.sendFrame(amqp.Frame{Type: amqp.FrameBody, Channel: 1, Payload: piece})
+	}
+	for deadline := time.Now().Add(10 * time.Second); b.Server.PartialBodyBytes() < sent; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d body bytes in progress, want %d", b.Server.PartialBodyBytes(), sent)
+		}
+	}
+	if got := pokes.Load(); got != 8 {
+		t.Fatalf("%d pokes for %d body bytes in progress, want one per %d", got, sent, budget/16)
+	}
+}

@@ -27,10 +27,12 @@ type Server struct {
 	// openConns counts connections past connection.open, against
 	// Config.MaxConnections.
 	openConns atomic.Int64
-	// capWarned is the second (Unix) of the last warning that a socket
-	// was closed at accept for the connection limit.
-	capWarned atomic.Int64
-	conns     sync.WaitGroup // one per connection goroutine pair
+	// capWarned and refuseWarned are the second (Unix) of the last
+	// warning that a socket was closed at accept, or a connection refused
+	// at connection.open, for the connection limit: under a flood of
+	// clients, one line a second.
+	capWarned, refuseWarned atomic.Int64
+	conns                   sync.WaitGroup // one per connection goroutine pair
 	// partial counts the body bytes received of publishes in progress on
 	// every connection, against Config.BodyMemory.
 	partial atomic.Int64
@@ -124,8 +126,7 @@ func (s *Server) start(nc net.Conn) {
 	if max := s.cfg.MaxConnections; max > 0 && len(s.live) >= 2*max {
 		s.mu.Unlock()
 		nc.Close()
-		// Once a second at most: under a flood every accept lands here.
-		if now := time.Now().Unix(); s.capWarned.Swap(now) != now {
+		if onceASecond(&s.capWarned) {
 			s.log.Warn("amqp socket closed at accept: twice the connection limit is open", "max_connections", max)
 		}
 		return
@@ -138,6 +139,13 @@ func (s *Server) start(nc net.Conn) {
 		defer s.forget(c)
 		c.serve()
 	}()
+}
+
+// onceASecond reports whether a warning last given in the second at holds
+// may be given again, and notes this second.
+func onceASecond(at *atomic.Int64) bool {
+	now := time.Now().Unix()
+	return at.Swap(now) != now
 }
 
 func (s *Server) forget(c *conn) {

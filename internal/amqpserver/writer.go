@@ -57,7 +57,8 @@ func (it *outItem) size() int64 {
 // stops the broker's deliveries to the connection's consumers and the
 // reader stops reading the socket (waitRoom), so neither deliveries nor
 // replies to a client that does not read can grow without bound. A socket
-// that accepts no byte for the write timeout is closed (deadlineWriter).
+// that takes less than 64 KiB in the write timeout is closed
+// (deadlineWriter).
 type writer struct {
 	w        *amqp.Writer
 	nc       net.Conn
@@ -364,26 +365,36 @@ func (wr *writer) fail(err error) {
 	wr.nc.Close()
 }
 
-// deadlineWriter writes to nc (through w, which counts) with a write
-// deadline of timeout from each call and from each partial progress: a
-// client slow to read keeps its connection as long as it takes some bytes,
-// one that takes none for timeout loses it, whatever else it sends.
+// deadlineWriter writes to nc (through w, which counts) in pieces of at
+// most writePiece bytes, each given timeout from when the one before it
+// was taken: a client that takes less than a piece in the timeout loses
+// its connection, at most timeout after its socket last took a byte.
+//
+// A deadline per call, renewed whenever a call had moved some bytes, let a
+// stall that began inside a large write cost two timeouts or more: the
+// call moved bytes, then none, and only its end (one timeout after it
+// began) could tell; and the kernel, compacting a full receive queue,
+// lets a few more bytes through now and then, renewing it again.
 type deadlineWriter struct {
 	nc      net.Conn
 	w       io.Writer
 	timeout time.Duration
 }
 
+// writePiece is the most a client must take within the write timeout: the
+// writer's buffer, so that flushing it is one system call.
+const writePiece = 64 << 10
+
 func (d deadlineWriter) Write(p []byte) (int, error) {
 	total := 0
-	for {
+	for len(p) > 0 {
 		d.nc.SetWriteDeadline(time.Now().Add(d.timeout))
-		n, err := d.w.Write(p)
+		n, err := d.w.Write(p[:min(len(p), writePiece)])
 		total += n
 		p = p[n:]
-		var ne net.Error
-		if err == nil || n == 0 || len(p) == 0 || !errors.As(err, &ne) || !ne.Timeout() {
+		if err != nil {
 			return total, err
 		}
 	}
+	return total, nil
 }

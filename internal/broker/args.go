@@ -25,6 +25,7 @@ type QueueOptions struct {
 	SingleActiveConsumer    bool              // x-single-active-consumer
 	QueueType               string            // x-queue-type: classic (default) or quorum
 	DeliveryLimit           int64             // x-delivery-limit
+	QuorumInitialGroupSize  int64             // x-quorum-initial-group-size: a quorum queue's first members
 	ConsumerTimeout         int64             // x-consumer-timeout, ms
 	RetryBackoff            []int64           // x-retry-backoff, ms per return (the last repeats)
 	RetryJitter             float64           // x-retry-jitter, 0..1
@@ -53,7 +54,8 @@ var equivalenceArgs = []string{
 // parseQueueArgs validates the known arguments; unknown ones are ignored.
 func parseQueueArgs(args message.Table, queue, vhost string) (QueueOptions, error) {
 	o := QueueOptions{MessageTTL: -1, Expires: -1, MaxLength: -1, MaxLengthBytes: -1, Overflow: "drop-head",
-		MaxPriority: -1, QueueType: "classic", DeliveryLimit: -1, ConsumerTimeout: -1}
+		MaxPriority: -1, QueueType: "classic", DeliveryLimit: -1, ConsumerTimeout: -1,
+		QuorumInitialGroupSize: -1}
 	bad := func(arg, why string) error {
 		return errorf(PreconditionFailed, "invalid arg '%s' for queue '%s' in vhost '%s': %s", arg, queue, vhost, why)
 	}
@@ -135,6 +137,7 @@ func parseIntArgs(args message.Table, o *QueueOptions, bad func(arg, why string)
 		{"x-max-priority", &o.MaxPriority, true, 255},
 		{"x-delivery-limit", &o.DeliveryLimit, true, 0},
 		{"x-consumer-timeout", &o.ConsumerTimeout, true, 0},
+		{"x-quorum-initial-group-size", &o.QuorumInitialGroupSize, false, 0},
 	}
 	for _, a := range ints {
 		v, ok := args[a.name]

@@ -91,7 +91,25 @@ func newPipeline(st store.Store, p *publishing) *store.LocalPipeline[*publishReq
 		// The fence's error is for good: what it kept from the store is
 		// dropped, not kept for a next write that will not come.
 		Permanent: isFence,
+		// Bytes in flight are bounded, not only messages: a publisher
+		// without confirms is held in Submit (its socket then is not
+		// read) while the store writes what it sent.
+		Size: (*publishReq).size,
 	})
+}
+
+// size is the bytes r's writes carry: its record once per queue (the
+// delay queue's included) and what is applied with it.
+func (r *publishReq) size() int64 {
+	copies := len(r.targets)
+	if r.delayDue != 0 {
+		copies++
+	}
+	n := int64(len(r.rec)) * int64(max(1, copies))
+	if r.also != nil {
+		n += r.also.Bytes()
+	}
+	return n
 }
 
 // submit hands r to the pipeline; it blocks while the pipeline is behind.

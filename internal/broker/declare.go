@@ -60,7 +60,7 @@ func (ch *Channel) DeclareQueue(d QueueDecl) (QueueStatus, error) {
 		vh.mu.RUnlock()
 		if !exists {
 			ch.env.objects.qDeclared.Add(1)
-			return ch.declareQuorum(d) // quorum.go
+			return ch.declareQuorum(d, opts) // quorum.go
 		}
 	}
 	ch.env.objects.qDeclared.Add(1)

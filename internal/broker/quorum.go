@@ -37,10 +37,15 @@ type Cluster interface {
 	// QueueID returns the id of a replicated queue: the same on every
 	// node for one vhost and name, so concurrent declarations meet.
 	QueueID(vhost, name string) store.QueueID
-	// CreateQueue starts the queue's group and commits its definition,
-	// which reaches every member's Broker.DefineQueue (this node's before
+	// CreateQueue starts the queue's group with groupSize members (0: the
+	// default, x-quorum-initial-group-size) and commits its definition,
+	// which reaches every node's Broker.DefineQueue (this node's before
 	// CreateQueue returns).
-	CreateQueue(ctx context.Context, id store.QueueID, def []byte) error
+	CreateQueue(ctx context.Context, id store.QueueID, def []byte, groupSize int) error
+	// AddMember makes node a member of a replicated queue's group and
+	// RemoveMember makes it stop being one (members.go).
+	AddMember(ctx context.Context, id store.QueueID, node string) error
+	RemoveMember(ctx context.Context, id store.QueueID, node string) error
 	// DeleteQueue deletes a replicated queue this node leads, on every
 	// member; this node's QueueDeleted has run when it returns.
 	DeleteQueue(ctx context.Context, id store.QueueID) error
@@ -92,7 +97,7 @@ func checkQuorumDecl(d QueueDecl, vhost string) error {
 
 // declareQuorum creates a quorum queue through the cluster; the queue
 // object appears when its definition applies here (DefineQueue).
-func (ch *Channel) declareQuorum(d QueueDecl) (QueueStatus, error) {
+func (ch *Channel) declareQuorum(d QueueDecl, opts QueueOptions) (QueueStatus, error) {
 	vh := ch.vh
 	cl := ch.env.cluster
 	id := cl.QueueID(vh.name, d.Name)
@@ -102,7 +107,7 @@ func (ch *Channel) declareQuorum(d QueueDecl) (QueueStatus, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), createQuorumTimeout)
 	defer cancel()
-	if err := cl.CreateQueue(ctx, id, def); err != nil {
+	if err := cl.CreateQueue(ctx, id, def, int(max(opts.QuorumInitialGroupSize, 0))); err != nil {
 		return QueueStatus{}, internalError("create quorum queue", err)
 	}
 	q, err := vh.queueFor(ch.conn, d.Name)

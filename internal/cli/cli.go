@@ -35,6 +35,7 @@ const usage = `Usage: sluice <command> [flags]
 
 Commands that talk to a running broker over its HTTP API:
   queue ls|declare|delete|purge|peek   queues
+  queue grow|shrink NODE QUEUE|--all   a quorum queue's members
   exchange ls|declare|delete           exchanges
   bind EXCHANGE QUEUE                  bind a queue to an exchange
   publish                              publish a message (body from --body, --file or stdin)
@@ -248,7 +249,7 @@ func firstWord(s string) string {
 func commands() map[string]*command {
 	m := map[string]*command{}
 	for _, group := range [][]*command{queueCommands(), exchangeCommands(), messageCommands(), dlqCommands(), userCommands(),
-		schemaCommands(), policyCommands(), limitsCommands(), healthCommands(), clusterCommands(), {completionCommand()}} {
+		schemaCommands(), policyCommands(), limitsCommands(), healthCommands(), clusterCommands(), memberCommands(), {completionCommand()}} {
 		for _, c := range group {
 			name := c.usage
 			if i := strings.Index(name, " ["); i >= 0 {

@@ -24,6 +24,7 @@ const (
 	cmdDefine                     // body: the queue definition, opaque to the cluster
 	cmdCompact                    // body: u64 index; every member drops its log below it
 	cmdDelete                     // no body: the queue is deleted; its group stays for a redeclaration
+	cmdNodes                      // body: the cluster's node list (nodes group only, nodes.go)
 )
 
 const cmdHeaderLen = 1 + 8 + 8

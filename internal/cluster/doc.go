@@ -26,24 +26,39 @@
 // Forwarding (forward.go): a broker-level request from one node to
 // another on the same connection (a publish to a queue led elsewhere).
 //
+// Snapshots (snapshot.go): every member compacts its own log below its
+// applied index, keeping CompactEntries entries; a member behind its
+// leader's first index gets the queue's state streamed in bounded chunks
+// on the same connection and installs it atomically, then follows the
+// log. A member that lost its store is started from nothing by a leader
+// that hands leadership on (memberLost).
+//
+// Membership (members.go): a group's leader adds or removes a voter with
+// one raft ConfChange at a time; a new member joins empty and catches up
+// by the log or a snapshot.
+//
 // # Layout in the store
 //
 //	queue logQueue(g) (1<<62 | g), seq = index  -> a raftpb.Entry
+//	queue stageQueue(g) (3<<62 | g)              -> an incoming snapshot's messages and states
 //	meta cluster/g/<g>/hard                       -> raftpb.HardState
 //	meta cluster/g/<g>/conf                       -> raftpb.ConfState
 //	meta cluster/g/<g>/applied                    -> u64, written with the applied ops
 //	meta cluster/g/<g>/trunc                      -> u64 index, u64 term of the entry before the first
+//	meta cluster/g/<g>/def                        -> the queue's definition as last applied (for snapshots)
+//	meta cluster/g/<g>/stage/{def,floor,d/<due><seq>,done} -> an incoming snapshot's rest; done: u64 index, u64 term
+//	meta cluster/g/<g>/install                    -> present while a snapshot is copied from the stage
 //	meta cluster/groups/<g>                       -> the groups this node hosts
 //
-// A group's leader compacts its log below what every member holds and it
-// has applied (a cmdCompact entry each member applies), so no member ever
-// needs a snapshot; a member that is down holds compaction back.
+// Old logs may hold cmdCompact entries (a leader-proposed compaction of
+// an earlier version); they still apply.
 //
 // # Goroutines
 //
 // Host owns two: the loop, which owns every RawNode and storage, and the
 // notifier, which runs the loop's effects (handler calls, proposer
-// wake-ups) in order, outside the loop. TCPTransport owns a listener
+// wake-ups) in order, outside the loop; and one per outgoing snapshot
+// transfer (at most maxSnapSends). TCPTransport owns a listener
 // goroutine and, per peer, a reader and a writer. Start starts them; Stop
 // and Close stop and wait for them.
 //

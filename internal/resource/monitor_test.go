@@ -165,3 +165,26 @@ func TestHeldMemoryFollowsTheLiveHeap(t *testing.T) {
 		t.Fatalf("held %d bytes after freeing 64 MiB, %d before", after, before)
 	}
 }
+
+// A poke makes the monitor look at once, not at its next tick.
+func TestPokeChecksAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		machine := &fakeMachine{free: 500, used: 10}
+		cfg := machine.config()
+		cfg.Interval = time.Hour
+		raised := make(chan Alarm, 4)
+		m, err := New(cfg, func(a Alarm) { raised <- a })
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Start()
+		defer m.Close()
+		machine.set(500, 2000)
+		start := time.Now()
+		m.Poke()
+		a := <-raised
+		if !a.Memory || time.Since(start) >= time.Hour {
+			t.Fatalf("alarm %+v after %v, want memory raised at once", a, time.Since(start))
+		}
+	})
+}

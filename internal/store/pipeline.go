@@ -85,7 +85,26 @@ type PipelineEnv[T any] struct {
 	// applied as one batch and Depth the applied groups waiting for their
 	// sync; zero picks a default.
 	QueueLen, MaxGroup, Depth int
+	// Size, when set, tells the bytes an intent's operations carry (the
+	// same answer every time it is asked). MaxBytes then bounds the bytes
+	// of the intents submitted and not yet completed, and MaxGroupBytes
+	// those applied as one batch; zero picks a default. An intent larger
+	// than either bound waits until nothing else is in flight and then
+	// goes alone. The counts above bound small intents, these large ones:
+	// 4,096 messages of 64 KiB each are 256 MiB of memory.
+	Size                    func(T) int64
+	MaxBytes, MaxGroupBytes int64
 }
+
+// Default byte bounds of a pipeline: MaxBytes keeps a disk's worth of
+// writes in flight (an fsync of a few milliseconds at a few hundred MB/s is
+// a few MB), MaxGroupBytes keeps a batch below the size at which Pebble
+// (with the broker's 8 MiB memtable) stops copying it into the memtable
+// and queues it whole for a flush of its own.
+const (
+	DefaultMaxBytes      = 32 << 20
+	DefaultMaxGroupBytes = 2 << 20
+)
 
 // LocalPipeline is the Pipeline over a local Store: one goroutine groups
 // intents and applies them (and deferred changes when idle), a second
@@ -98,7 +117,7 @@ type PipelineEnv[T any] struct {
 // hand it to the store, and release it before they wait for a sync.
 type LocalPipeline[T any] struct {
 	env     PipelineEnv[T]
-	intents chan T
+	intents chan sized[T]
 	applied chan appliedGroup[T]
 	wake    chan struct{} // capacity 1: deferred changes wait
 	wg      sync.WaitGroup
@@ -129,8 +148,21 @@ type LocalPipeline[T any] struct {
 
 	flushFailing atomic.Bool // the last flush failed (its line was logged)
 
-	// Syncs and Applies count store applies (for tests and metrics).
-	Syncs, Applies atomic.Uint64
+	// bytesMu guards inflight, the bytes of intents submitted and not yet
+	// completed; bytesFreed is signalled when completions lower it. A leaf.
+	bytesMu    sync.Mutex
+	bytesFreed sync.Cond
+	inflight   int64
+
+	// Syncs and Applies count store applies, Throttled the submits that
+	// waited for bytes in flight to complete (for tests and metrics).
+	Syncs, Applies, Throttled atomic.Uint64
+}
+
+// sized is an intent with the bytes it reserved.
+type sized[T any] struct {
+	it T
+	n  int64
 }
 
 var _ Pipeline[int] = (*LocalPipeline[int])(nil)
@@ -138,6 +170,7 @@ var _ Pipeline[int] = (*LocalPipeline[int])(nil)
 // appliedGroup is a group handed to the store, on its way to completion.
 type appliedGroup[T any] struct {
 	group []T
+	bytes int64        // what the group's intents reserved
 	wait  func() error // waits for the group's sync; nil when unsynced
 	err   error        // the apply failed
 }
@@ -151,12 +184,16 @@ func NewPipeline[T any](env PipelineEnv[T]) *LocalPipeline[T] {
 	env.QueueLen = cmpOr(env.QueueLen, 4096)
 	env.MaxGroup = cmpOr(env.MaxGroup, 1024)
 	env.Depth = cmpOr(env.Depth, 8)
-	return &LocalPipeline[T]{env: env, intents: make(chan T, env.QueueLen),
+	env.MaxBytes = cmpOr(env.MaxBytes, DefaultMaxBytes)
+	env.MaxGroupBytes = cmpOr(env.MaxGroupBytes, DefaultMaxGroupBytes)
+	p := &LocalPipeline[T]{env: env, intents: make(chan sized[T], env.QueueLen),
 		applied: make(chan appliedGroup[T], env.Depth), wake: make(chan struct{}, 1),
 		floorAt: make(map[QueueID]int)}
+	p.bytesFreed.L = &p.bytesMu
+	return p
 }
 
-func cmpOr(v, def int) int {
+func cmpOr[N int | int64](v, def N) N {
 	if v > 0 {
 		return v
 	}
@@ -180,8 +217,47 @@ func (p *LocalPipeline[T]) Submit(it T) error {
 	if p.closed {
 		return ErrClosed
 	}
-	p.intents <- it
+	var n int64
+	if p.env.Size != nil {
+		n = p.env.Size(it)
+		p.reserve(n)
+	}
+	p.intents <- sized[T]{it, n}
 	return nil
+}
+
+// reserve waits until n more bytes fit the bytes in flight (or nothing is
+// in flight) and counts them. Close waits for submitters, and completions,
+// which free bytes, go on until the last intent is completed.
+func (p *LocalPipeline[T]) reserve(n int64) {
+	p.bytesMu.Lock()
+	defer p.bytesMu.Unlock()
+	if p.inflight > 0 && p.inflight+n > p.env.MaxBytes {
+		p.Throttled.Add(1)
+		for p.inflight > 0 && p.inflight+n > p.env.MaxBytes {
+			p.bytesFreed.Wait()
+		}
+	}
+	p.inflight += n
+}
+
+// release gives back the bytes of completed intents.
+func (p *LocalPipeline[T]) release(n int64) {
+	if n == 0 {
+		return
+	}
+	p.bytesMu.Lock()
+	p.inflight -= n
+	p.bytesMu.Unlock()
+	p.bytesFreed.Broadcast()
+}
+
+// InflightBytes returns the bytes of the intents submitted and not yet
+// completed (zero without PipelineEnv.Size).
+func (p *LocalPipeline[T]) InflightBytes() int64 {
+	p.bytesMu.Lock()
+	defer p.bytesMu.Unlock()
+	return p.inflight
 }
 
 // Close implements Pipeline.
@@ -207,43 +283,57 @@ func (p *LocalPipeline[T]) Close(ctx context.Context) error {
 }
 
 // run gathers groups of intents and applies them; between groups it
-// applies the deferred changes.
+// applies the deferred changes. A group ends at MaxGroup intents or before
+// the intent that would take it past MaxGroupBytes, which starts the next.
 func (p *LocalPipeline[T]) run() {
 	defer p.wg.Done()
 	defer close(p.applied)
-	group := make([]T, 0, 16)
+	var (
+		next    sized[T]
+		carried bool // next was taken from intents and starts the next group
+	)
 	for {
-		select {
-		case it, ok := <-p.intents:
-			if !ok {
-				return
-			}
-			group = append(group[:0], it)
-		drain:
-			for len(group) < p.env.MaxGroup {
-				select {
-				case it, ok := <-p.intents:
-					if !ok {
-						break drain
-					}
-					group = append(group, it)
-				default:
-					break drain
+		if !carried {
+			select {
+			case it, ok := <-p.intents:
+				if !ok {
+					return
 				}
-			}
-			p.applied <- p.applyGroup(group)
-			group = make([]T, 0, 16) // the completer owns the last one
-		case <-p.wake:
-			if len(p.intents) == 0 { // else the next group carries them
-				_ = p.Flush()
+				next = it
+			case <-p.wake:
+				if len(p.intents) == 0 { // else the next group carries them
+					_ = p.Flush()
+				}
+				continue
 			}
 		}
+		carried = false
+		group := append(make([]T, 0, 16), next.it) // the completer owns it
+		bytes := next.n
+	drain:
+		for len(group) < p.env.MaxGroup {
+			select {
+			case it, ok := <-p.intents:
+				if !ok {
+					break drain
+				}
+				if bytes+it.n > p.env.MaxGroupBytes {
+					next, carried = it, true
+					break drain
+				}
+				group = append(group, it.it)
+				bytes += it.n
+			default:
+				break drain
+			}
+		}
+		p.applied <- p.applyGroup(group, bytes)
 	}
 }
 
 // applyGroup applies one group's batch (after the deferred changes),
 // synced or not, without waiting for its sync.
-func (p *LocalPipeline[T]) applyGroup(group []T) appliedGroup[T] {
+func (p *LocalPipeline[T]) applyGroup(group []T, bytes int64) appliedGroup[T] {
 	ops := &p.prepared
 	ops.Reset()
 	defer ops.Reset()
@@ -261,7 +351,7 @@ func (p *LocalPipeline[T]) applyGroup(group []T) appliedGroup[T] {
 	} else {
 		b.Append(ops)
 	}
-	g := appliedGroup[T]{group: group}
+	g := appliedGroup[T]{group: group, bytes: bytes}
 	if sync {
 		g.wait, g.err = p.env.Store.ApplyAsync(b)
 		p.Syncs.Add(1)
@@ -284,6 +374,7 @@ func (p *LocalPipeline[T]) complete() {
 			err = g.wait()
 		}
 		p.env.Complete(g.group, err)
+		p.release(g.bytes)
 	}
 }
 

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -17,12 +18,21 @@ type intent struct {
 	seq  uint64
 	sync bool
 	done chan error
+	size int64 // the bytes it says it carries (with sizedEnv)
 }
 
-func newTestPipeline(st store.Store) (*store.LocalPipeline[*intent], *[]uint64) {
+// sizedEnv makes a test pipeline count intents' bytes against the bounds.
+func sizedEnv(maxBytes, maxGroupBytes int64) func(*store.PipelineEnv[*intent]) {
+	return func(env *store.PipelineEnv[*intent]) {
+		env.Size = func(it *intent) int64 { return it.size }
+		env.MaxBytes, env.MaxGroupBytes = maxBytes, maxGroupBytes
+	}
+}
+
+func newTestPipeline(st store.Store, opts ...func(*store.PipelineEnv[*intent])) (*store.LocalPipeline[*intent], *[]uint64) {
 	var mu sync.Mutex
 	completed := new([]uint64)
-	p := store.NewPipeline(store.PipelineEnv[*intent]{
+	env := store.PipelineEnv[*intent]{
 		Store: st,
 		Prepare: func(group []*intent, b *store.Batch) bool {
 			sync := false
@@ -40,8 +50,11 @@ func newTestPipeline(st store.Store) (*store.LocalPipeline[*intent], *[]uint64) 
 				it.done <- err
 			}
 		},
-	})
-	return p, completed
+	}
+	for _, o := range opts {
+		o(&env)
+	}
+	return store.NewPipeline(env), completed
 }
 
 // Changes deferred while the pipeline is busy go to the store together, in
@@ -205,5 +218,116 @@ func TestPipelineCompletesInOrder(t *testing.T) {
 	}
 	if f, err := p.Store().Floor(3); err != nil || f != 10 {
 		t.Fatalf("a malformed batch lost the deferred changes: floor %d, %v", f, err)
+	}
+}
+
+// submitAsync submits it on a goroutine and returns what Submit returned,
+// once it has.
+func submitAsync(p *store.LocalPipeline[*intent], it *intent) <-chan error {
+	ch := make(chan error, 1)
+	go func() { ch <- p.Submit(it) }()
+	return ch
+}
+
+// The bytes of intents submitted and not completed are bounded: a submit
+// that would pass MaxBytes waits (its caller, a publisher's reader, stops
+// reading the socket) until completions make room; one larger than the
+// bound goes once nothing else is in flight.
+func TestPipelineBoundsBytesInFlight(t *testing.T) {
+	st := storetest.NewRecording(memstore.New())
+	release := make(chan struct{})
+	st.Hold(release)
+	p, completed := newTestPipeline(st, sizedEnv(300, 1000))
+	p.Start()
+	t.Cleanup(func() { _ = p.Close(context.Background()) })
+
+	its := []*intent{
+		{seq: 1, size: 100}, {seq: 2, size: 100}, {seq: 3, size: 100}, // fill the bound
+		{seq: 4, size: 100},  // waits for room
+		{seq: 5, size: 1000}, // larger than the bound: waits for nothing in flight
+	}
+	for _, it := range its {
+		it.sync, it.done = true, make(chan error, 1)
+	}
+	for _, it := range its[:3] {
+		if err := p.Submit(it); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-st.Entered // seq 1 is being applied, and held
+	if got := p.InflightBytes(); got != 300 {
+		t.Fatalf("%d bytes in flight, want 300", got)
+	}
+	fourth := submitAsync(p, its[3])
+	for p.Throttled.Load() == 0 {
+		select {
+		case err := <-fourth:
+			t.Fatalf("a submit past the byte bound returned (%v) while the store held every write", err)
+		default:
+			runtime.Gosched()
+		}
+	}
+	st.Hold(nil)
+	close(release)
+	if err := <-fourth; err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Submit(its[4]); err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range its {
+		if err := <-it.done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !slices.Equal(*completed, []uint64{1, 2, 3, 4, 5}) {
+		t.Fatalf("completed %v", *completed)
+	}
+	if got := p.InflightBytes(); got != 0 {
+		t.Fatalf("%d bytes in flight after every intent completed", got)
+	}
+}
+
+// A group is cut before the intent that would take it past MaxGroupBytes,
+// which starts the next group; one intent larger than that is a group of
+// its own.
+func TestPipelineBoundsGroupBytes(t *testing.T) {
+	st := storetest.NewRecording(memstore.New())
+	release := make(chan struct{})
+	st.Hold(release)
+	p, _ := newTestPipeline(st, sizedEnv(1<<20, 250))
+	p.Start()
+	t.Cleanup(func() { _ = p.Close(context.Background()) })
+
+	sizes := []int64{10, 100, 100, 100, 100, 400, 100}
+	var its []*intent
+	for i, n := range sizes {
+		it := &intent{seq: uint64(i + 1), size: n, done: make(chan error, 1)}
+		its = append(its, it)
+		if err := p.Submit(it); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			<-st.Entered // the first is applied alone, and held
+		}
+	}
+	st.Hold(nil)
+	close(release)
+	for _, it := range its {
+		if err := <-it.done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	var groups [][]uint64
+	last := 0
+	for _, op := range st.Ops() {
+		if op.Apply != last {
+			groups, last = append(groups, nil), op.Apply
+		}
+		groups[len(groups)-1] = append(groups[len(groups)-1], op.Op.Seq)
+	}
+	want := [][]uint64{{1}, {2, 3}, {4, 5}, {6}, {7}}
+	if !slices.EqualFunc(groups, want, slices.Equal) {
+		t.Fatalf("groups %v, want %v", groups, want)
 	}
 }

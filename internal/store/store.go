@@ -146,6 +146,17 @@ func (b *Batch) Reset() { clear(b.Ops); b.Ops = b.Ops[:0] }
 // Append adds all of other's operations to b.
 func (b *Batch) Append(other *Batch) { b.Ops = append(b.Ops, other.Ops...) }
 
+// Bytes returns the bytes b's operations carry: values, index entries and
+// metadata keys (what a store copies into its own batch).
+func (b *Batch) Bytes() int64 {
+	var n int64
+	for i := range b.Ops {
+		op := &b.Ops[i]
+		n += int64(len(op.Value) + len(op.Index) + len(op.Key))
+	}
+	return n
+}
+
 func (b *Batch) PutMessage(q QueueID, seq uint64, rec []byte) {
 	b.Ops = append(b.Ops, Op{Kind: OpPutMessage, Queue: q, Seq: seq, Value: rec})
 }

@@ -387,3 +387,78 @@ func TestPartialBodiesAndAlarmClears(t *testing.T) {
 		t.Fatal("the memory alarm did not clear within 5 s of the memory being freed")
 	}
 }
+
+// scenarioBytes is how much TestPublisherWithoutConfirms publishes:
+// MEMORY_SCENARIO_BYTES (a number of bytes, or with a GB/MB suffix) or
+// 1.5 GB, the size `make test` runs (`make memory-long` runs 8 GB).
+func scenarioBytes(t *testing.T) int64 {
+	s := os.Getenv("MEMORY_SCENARIO_BYTES")
+	if s == "" {
+		return 1500 << 20
+	}
+	mult := int64(1)
+	for suffix, m := range map[string]int64{"GB": 1 << 30, "MB": 1 << 20} {
+		if n, ok := strings.CutSuffix(s, suffix); ok {
+			s, mult = n, m
+		}
+	}
+	n, err := strconv.ParseFloat(s, 64)
+	if err != nil || n <= 0 {
+		t.Fatalf("MEMORY_SCENARIO_BYTES %q: want a size such as 8GB", os.Getenv("MEMORY_SCENARIO_BYTES"))
+	}
+	return int64(n * float64(mult))
+}
+
+// TestPublisherWithoutConfirms: one connection publishes 64 KiB messages
+// as fast as it can, without confirms, beside a consumer with no prefetch
+// limit that stopped reading. Nothing but the broker's own bounds on the
+// writes in flight holds the publisher back (4-17 GB peaked at 350-369
+// MiB against the 200 MiB limit while the write pipeline bounded only the
+// number of messages in flight, not their bytes).
+func TestPublisherWithoutConfirms(t *testing.T) {
+	total := scenarioBytes(t)
+	b := start(t)
+	setup := dial(t, b)
+	if _, err := channel(t, setup).QueueDeclare("stall", false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	c := dialRaw(t, b, 4096)
+	c.send(1, &amqp.ChannelOpen{})
+	c.expect("channel.open-ok")
+	c.send(1, &amqp.BasicConsume{Queue: "stall", ConsumerTag: "stalled"})
+	c.expect("basic.consume-ok")
+
+	// A raw publisher: a write deadline ends the run even while the broker
+	// does not read its socket (flow), which a client library's Publish
+	// cannot be interrupted in.
+	p := dialRaw(t, b, 0)
+	p.send(1, &amqp.ChannelOpen{})
+	p.expect("channel.open-ok")
+	body := bytes.Repeat([]byte("u"), 64<<10)
+	header, err := amqp.AppendContentHeader(nil, &amqp.ContentHeader{ClassID: 60, BodySize: uint64(len(body)), Properties: message.Properties{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// About 30 MB/s on a loaded two-core machine: the run stops at the
+	// deadline with what it published by then.
+	limit := time.Duration(max(60, total/(25<<20))) * time.Second
+	start := time.Now()
+	p.nc.SetWriteDeadline(start.Add(limit))
+	var published int64
+	for published < total {
+		err := p.write(1, &amqp.BasicPublish{RoutingKey: "stall"})
+		if err == nil {
+			err = p.w.WriteFrame(amqp.Frame{Type: amqp.FrameHeader, Channel: 1, Payload: header})
+		}
+		if err == nil {
+			err = p.w.WriteFrame(amqp.Frame{Type: amqp.FrameBody, Channel: 1, Payload: body})
+		}
+		if err != nil {
+			break
+		}
+		published += int64(len(body))
+	}
+	p.w.Flush()
+	t.Logf("published %d MiB in %s", published>>20, time.Since(start).Round(time.Millisecond))
+	b.checkPeak(t)
+}

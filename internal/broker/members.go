@@ -1,0 +1,51 @@
+package broker
+
+// Growing and shrinking a quorum queue's members (RabbitMQ's
+// rabbitmq-queues grow and shrink, one queue at a time): the HTTP API
+// drives these; the cluster makes the change, one at a time.
+
+import (
+	"context"
+	"time"
+)
+
+// memberChangeTimeout bounds one membership change: its commit, and the
+// wait for a pending change before it.
+const memberChangeTimeout = 30 * time.Second
+
+// GrowQueue makes node a member of a quorum queue: it votes and counts
+// for confirms once it has caught up.
+func (b *Broker) GrowQueue(vhost, name, node string) error {
+	return b.changeMembers(vhost, name, func(ctx context.Context, q *queue) error {
+		return b.env.cluster.AddMember(ctx, q.id, node)
+	})
+}
+
+// ShrinkQueue makes node stop being a member of a quorum queue.
+func (b *Broker) ShrinkQueue(vhost, name, node string) error {
+	return b.changeMembers(vhost, name, func(ctx context.Context, q *queue) error {
+		return b.env.cluster.RemoveMember(ctx, q.id, node)
+	})
+}
+
+func (b *Broker) changeMembers(vhost, name string, change func(context.Context, *queue) error) error {
+	if b.env.cluster == nil {
+		return errorf(CommandInvalid, "this node is not in a cluster: queues have no members to change")
+	}
+	b.vhMu.RLock()
+	vh := b.vhosts[vhost]
+	b.vhMu.RUnlock()
+	if vh == nil {
+		return errorf(NotFound, "no vhost '%s'", vhost)
+	}
+	q, err := vh.queueFor(nil, name)
+	if err != nil {
+		return err
+	}
+	if !q.quorum {
+		return errorf(PreconditionFailed, "queue '%s' in vhost '%s' is not a quorum queue", name, vhost)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), memberChangeTimeout)
+	defer cancel()
+	return change(ctx, q)
+}
