@@ -290,16 +290,6 @@ func (q *queue) pickConsumerLocked() *consumer {
 	return best
 }
 
-// readLocked reads the record of e, from the cache or the store, cut into
-// its parts; its properties stay encoded.
-func (q *queue) readLocked(e entry) (records.Parts, error) {
-	rec, err := q.readRecord(e)
-	if err != nil {
-		return records.Parts{}, err
-	}
-	return records.SplitRecord(rec, &q.names)
-}
-
 // readRecord reads the stored record of e, from the body cache or the
 // store; it takes neither the queue's lock nor needs it.
 func (q *queue) readRecord(e entry) ([]byte, error) {
@@ -316,15 +306,6 @@ func (q *queue) takeCached(e entry) ([]byte, bool) {
 		return nil, false
 	}
 	return q.env.cache.take(cacheKey{q.id, e.seq})
-}
-
-// deliveryLocked reads e's message and builds its delivery.
-func (q *queue) deliveryLocked(e entry) (*Delivery, error) {
-	parts, err := q.readLocked(e)
-	if err != nil {
-		return nil, err
-	}
-	return newDelivery(parts, e)
 }
 
 // newDelivery builds the delivery of a message read as parts. Its
@@ -617,6 +598,7 @@ func (q *queue) get(ch *Channel, noAck bool) (*Delivery, error) {
 	defer q.applyLocked(&b)
 	q.touchLocked()
 	for q.servesHere() {
+		q.waitReadLocked() // what is being read comes first
 		e, ok := q.ready.pop()
 		if !ok {
 			return nil, nil
@@ -625,7 +607,22 @@ func (q *queue) get(ch *Channel, noAck bool) (*Delivery, error) {
 			q.discardLocked(&b, e, reasonExpired)
 			continue
 		}
-		d, err := q.deliveryLocked(e)
+		rec, ok := q.takeCached(e)
+		var err error
+		if !ok {
+			q.applyLocked(&b) // the lock is released for the read
+			var gone bool
+			if rec, gone, err = q.readAsideLocked(e); gone {
+				return nil, nil
+			}
+		}
+		var d *Delivery
+		if err == nil {
+			var parts records.Parts
+			if parts, err = records.SplitRecord(rec, &q.names); err == nil {
+				d, err = newDelivery(parts, e)
+			}
+		}
 		if err != nil {
 			q.env.log.Error("read message for get; dropping it", "queue", q.name, "seq", e.seq, "err", err)
 			q.removeLocked(&b, e)

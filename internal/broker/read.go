@@ -16,6 +16,8 @@ package broker
 // other dispatch delivers, so no message overtakes those being read;
 // they ask the reader to look again instead.
 //
+// basic.get reads the same way, one message at a time (readAsideLocked).
+//
 // What may happen meanwhile: an ack, a nack or a new consumer (it finds
 // the read in flight and leaves the delivery to the reader); a purge or a
 // leaving consumer (they wait for the read to end, readDone, so a purge
@@ -119,6 +121,25 @@ func (q *queue) readAndDeliverLocked(fresh uint64) {
 	}
 	q.reading = nil
 	q.finishDispatchLocked(&b)
+}
+
+// readAsideLocked reads the record of e, taken from ready for basic.get,
+// with the lock released, holding e in reading meanwhile as the reader
+// holds its batch. gone reports that the queue was deleted or its index
+// reset meanwhile: e went with it.
+func (q *queue) readAsideLocked(e entry) (rec []byte, gone bool, err error) {
+	q.reading = []entry{e}
+	q.holdSeqLocked(e.seq)
+	gen := q.indexGen
+	q.mu.Unlock()
+	rec, err = q.readRecord(e)
+	q.mu.Lock()
+	q.reading = nil
+	q.readDone.Broadcast()
+	if q.needRead { // a dispatch found the read in flight and left its work
+		q.requestReadLocked(^uint64(0))
+	}
+	return rec, q.deleted || gen != q.indexGen, err
 }
 
 // finishDispatchLocked ends a dispatch: the floor, the deferred writes,

@@ -188,10 +188,11 @@ func TestDeleteDuringARead(t *testing.T) {
 	}
 }
 
-// TestMarkStaysBelowARead: a basic.get during a consumer's read takes
-// the next message, and the delivered mark (every stored message below it
-// went out) does not pass the message being read, which has not.
-func TestMarkStaysBelowARead(t *testing.T) {
+// TestGetWaitsForARead: a basic.get during a consumer's read waits for
+// it, so it does not overtake what is being read: the consumer gets m0,
+// the get the next message, m1, and the delivered mark (every stored
+// message below it went out) covers only those two.
+func TestGetWaitsForARead(t *testing.T) {
 	st := &getGate{Store: memstore.New()}
 	b := openUncached(t, st)
 	c := newClient(t, b)
@@ -202,20 +203,49 @@ func TestMarkStaysBelowARead(t *testing.T) {
 	other := c.channel(2)
 	got := make(chan *Delivery, 1)
 	go func() { got <- other.get("q", false) }()
-	<-st.entered // the get reads m1 from the store too: let both reads through
 	st.release()
 	if d := <-got; d == nil || string(d.Body) != "m1" {
 		t.Fatalf("get %+v, want m1", d)
+	}
+	if ds := c.out.waitDeliveries(t, 1); string(ds[0].Body) != "m0" {
+		t.Fatalf("consumer got %q, want m0", ds[0].Body)
 	}
 	q := b.vhosts["/"].queues["q"]
 	q.mu.Lock()
 	mark := q.mark
 	q.mu.Unlock()
-	ds := c.out.waitDeliveries(t, 1)
-	if string(ds[0].Body) != "m0" {
-		t.Fatalf("consumer got %q, want m0", ds[0].Body)
+	if mark > 3 {
+		t.Fatalf("delivered mark %d covers m2 (seq 3), which is still ready", mark)
 	}
-	if mark > 1 {
-		t.Fatalf("delivered mark %d passed m0 (seq 1) while it was being read", mark)
+}
+
+// TestGetReadsOutsideTheQueueLock: basic.get reads a record that is not
+// cached with the queue's lock released too: a publish to the queue is
+// confirmed meanwhile, and the get answers with the head of the queue.
+func TestGetReadsOutsideTheQueueLock(t *testing.T) {
+	st := &getGate{Store: memstore.New()}
+	c := newClient(t, openUncached(t, st))
+	c.declareQueue("q", true, nil)
+	c.publish("", "q", "m0", true)
+	st.shut()
+	t.Cleanup(st.release)
+	got := make(chan *Delivery, 1)
+	go func() {
+		d, err := c.ch.Get("q", false)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- d
+	}()
+	select {
+	case <-st.entered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the get never read the store")
+	}
+	other := c.channel(2)
+	within(t, "a publish", func() { other.publish("", "q", "m1", true) })
+	st.release()
+	if d := <-got; d == nil || string(d.Body) != "m0" || d.MessageCount != 1 {
+		t.Fatalf("get %+v, want m0 with 1 message left", d)
 	}
 }
