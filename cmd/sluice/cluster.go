@@ -51,13 +51,13 @@ type clusterNode struct {
 	tr   *cluster.TCPTransport
 }
 
-func openCluster(node, spec string, st store.Store, log *slog.Logger) (*clusterNode, error) {
+func openCluster(node, spec string, join bool, st store.Store, log *slog.Logger) (*clusterNode, error) {
 	nodes, err := parseCluster(spec)
 	if err != nil {
 		return nil, err
 	}
 	cfg := cluster.DefaultConfig()
-	cfg.Node, cfg.Nodes, cfg.Logger = node, nodes, log
+	cfg.Node, cfg.Nodes, cfg.Join, cfg.Logger = node, nodes, join, log
 	if v := os.Getenv("SLUICE_CLUSTER_LOG_KEEP"); v != "" {
 		// How many applied entries each group's log keeps (a tuning
 		// knob, docs/clustering.md; the tests make snapshots happen
@@ -72,16 +72,23 @@ func openCluster(node, spec string, st store.Store, log *slog.Logger) (*clusterN
 	if err != nil {
 		return nil, err
 	}
-	tr, err := cluster.NewTCPTransport(cfg, h)
+	// The node list this node stored (a node added or removed since the
+	// start) wins over --cluster.
+	tcfg := cfg
+	tcfg.Nodes = h.Nodes()
+	tr, err := cluster.NewTCPTransport(tcfg, h)
 	if err != nil {
 		return nil, err
 	}
+	h.OnNodes(tr.SetNodes)
 	return &clusterNode{cfg: cfg, host: h, tr: tr}, nil
 }
 
 // store returns the store the broker writes through.
 func (c *clusterNode) store(local store.Store) store.Store {
-	return cluster.NewStore(local, c.host, replicateTimeout)
+	s := cluster.NewStore(local, c.host, replicateTimeout)
+	s.ShareMeta(metaRoute(local)) // metaroute.go
+	return s
 }
 
 func (c *clusterNode) start(b *broker.Broker) {
@@ -119,6 +126,14 @@ func (c *clusterNode) CreateQueue(ctx context.Context, id store.QueueID, def []b
 	return c.host.CreateQueue(ctx, id, def, c.host.PickMembers(id, groupSize))
 }
 
+func (c *clusterNode) AddNode(ctx context.Context, name, addr string) error {
+	return memberError(c.host.AddNode(ctx, name, addr))
+}
+
+func (c *clusterNode) RemoveNode(ctx context.Context, name string) error {
+	return memberError(c.host.RemoveNode(ctx, name))
+}
+
 func (c *clusterNode) AddMember(ctx context.Context, id store.QueueID, node string) error {
 	return memberError(c.host.AddMember(ctx, id, node))
 }
@@ -136,7 +151,9 @@ func memberError(err error) error {
 		return nil
 	case errors.Is(err, cluster.ErrUnknownNode):
 		code = broker.NotFound
-	case errors.Is(err, cluster.ErrLastMember):
+	case errors.Is(err, cluster.ErrBadNode):
+		code = broker.InvalidArgument
+	case errors.Is(err, cluster.ErrLastMember), errors.Is(err, cluster.ErrSelf):
 		code = broker.PreconditionFailed
 	case errors.Is(err, cluster.ErrTimeout), errors.Is(err, cluster.ErrNoGroup), errors.Is(err, context.DeadlineExceeded):
 		code = broker.ResourceError
@@ -162,8 +179,9 @@ func (c *clusterNode) QueueStatus(id store.QueueID) (broker.ReplicaStatus, bool)
 
 func (c *clusterNode) Nodes() []broker.NodeStatus {
 	var out []broker.NodeStatus
-	for name := range c.cfg.Nodes {
-		out = append(out, broker.NodeStatus{Name: name, Running: c.tr.Connected(name)})
+	meta := c.host.MetaLeader()
+	for name := range c.host.Nodes() {
+		out = append(out, broker.NodeStatus{Name: name, Running: c.tr.Connected(name), MetadataLeader: name == meta})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out

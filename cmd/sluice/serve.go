@@ -123,9 +123,11 @@ type serveConfig struct {
 
 	// Flags only, for one start: Init creates a data directory that was
 	// named explicitly and does not exist; Repair accepts the loss of what
-	// follows damage inside the newest write-ahead log.
+	// follows damage inside the newest write-ahead log; Join starts a node
+	// that joins a running cluster (added by `sluice cluster add`).
 	Init   bool `json:"-"`
 	Repair bool `json:"-"`
+	Join   bool `json:"-"`
 }
 
 func defaultServeConfig() serveConfig {
@@ -192,6 +194,7 @@ func loadServeConfig(args []string, lookupEnv func(string) (string, bool), out i
 	}
 	configPath := fs.String("config", "", "config file, JSON (env SLUICE_CONFIG)")
 	initDir := fs.Bool("init", false, "create the data directory if it does not exist (a new broker)")
+	join := fs.Bool("join", false, "join a running cluster that added this node (sluice cluster add); --cluster names at least this node and one member")
 	repair := fs.Bool("repair", false, "start even though the newest write-ahead log is damaged mid-file, dropping everything after the damage")
 	fs.Usage = func() {
 		var b bytes.Buffer
@@ -216,7 +219,7 @@ func loadServeConfig(args []string, lookupEnv func(string) (string, bool), out i
 			return cfg, err
 		}
 	}
-	cfg.Init, cfg.Repair = *initDir, *repair
+	cfg.Init, cfg.Repair, cfg.Join = *initDir, *repair, *join
 	set := make(map[string]bool)
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	for _, s := range cfg.settings() {
@@ -349,11 +352,11 @@ func runBroker(ctx context.Context, cfg serveConfig, log *slog.Logger, hup <-cha
 	var bst store.Store = st
 	var cn *clusterNode
 	if cfg.Cluster != "" {
-		if cn, err = openCluster(cfg.Node, cfg.Cluster, st, log); err != nil { // cluster.go
+		if cn, err = openCluster(cfg.Node, cfg.Cluster, cfg.Join, st, log); err != nil { // cluster.go
 			return fmt.Errorf("open cluster: %w", err)
 		}
 		closers = append(closers, cn.close)
-		bst, bcfg.Cluster = cn.store(st), cn
+		bst, bcfg.Cluster, bcfg.Node = cn.store(st), cn, cfg.Node
 	}
 	b, err := broker.Open(bcfg, bst)
 	if err != nil {

@@ -34,15 +34,18 @@ type Alarm struct {
 // Node is GET /api/nodes/{name}: the fields of RabbitMQ's node object that
 // monitoring reads.
 type Node struct {
-	Name          string `json:"name"`
-	Type          string `json:"type"`
-	Running       bool   `json:"running"`
-	MemUsed       uint64 `json:"mem_used"`
-	MemLimit      uint64 `json:"mem_limit"`
-	MemAlarm      bool   `json:"mem_alarm"`
-	DiskFree      uint64 `json:"disk_free"`
-	DiskFreeLimit uint64 `json:"disk_free_limit"`
-	DiskFreeAlarm bool   `json:"disk_free_alarm"`
+	Name    string `json:"name"`
+	Type    string `json:"type"`
+	Running bool   `json:"running"`
+	// MetadataLeader marks the node leading the cluster's metadata group
+	// (Sluice's field, in a cluster only).
+	MetadataLeader bool   `json:"metadata_leader,omitempty"`
+	MemUsed        uint64 `json:"mem_used"`
+	MemLimit       uint64 `json:"mem_limit"`
+	MemAlarm       bool   `json:"mem_alarm"`
+	DiskFree       uint64 `json:"disk_free"`
+	DiskFreeLimit  uint64 `json:"disk_free_limit"`
+	DiskFreeAlarm  bool   `json:"disk_free_alarm"`
 	// StoreAlarm is raised when the message store failed (a full or
 	// failing disk, the data directory deleted) and the broker refuses
 	// writes until it is restarted; StoreAlarmReason says why.

@@ -177,7 +177,10 @@ type Queue struct {
 	// (RabbitMQ's fields; node names as given to --node).
 	Leader  string   `json:"leader,omitempty"`
 	Members []string `json:"members,omitempty"`
-	Online  []string `json:"online,omitempty"`
+	// Node is the node holding the queue (RabbitMQ's field; a quorum
+	// queue's leader), in a cluster only.
+	Node   string   `json:"node,omitempty"`
+	Online []string `json:"online,omitempty"`
 }
 
 // Policy is GET /api/policies/{vhost}/{name} (and an operator policy),

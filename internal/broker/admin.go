@@ -42,6 +42,9 @@ type QueueInfo struct {
 	Exclusive  bool
 	Args       message.Table
 	Owner      string // the owning connection's name, for an exclusive queue
+	// Node is the node holding the queue in a cluster (a quorum queue's
+	// leader as last known); "" for a single node.
+	Node       string
 	Ready      int
 	Unacked    int
 	Delayed    int
@@ -205,6 +208,15 @@ func (q *queue) info() QueueInfo {
 	}
 	if q.owner != nil {
 		qi.Owner = q.owner.info.Name
+	}
+	switch {
+	case q.env.cluster == nil:
+	case q.home != "": // metasync.go
+		qi.Node = q.home
+	case q.quorum:
+		qi.Node = q.env.cluster.Leader(q.id)
+	default:
+		qi.Node = q.env.node
 	}
 	held := -1
 	if q.quorum && !q.servesHere() {

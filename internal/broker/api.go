@@ -38,6 +38,9 @@ type Config struct {
 	// Cluster replicates quorum queues (quorum.go); nil for a single node.
 	// The store the broker is opened on must then be the cluster's.
 	Cluster Cluster
+	// Node is this node's name in the cluster: the placement recorded
+	// with the classic queues declared here (metasync.go).
+	Node string
 	// PasswordCost is the bcrypt cost of new passwords
 	// (access.DefaultCost; tests lower it to save time).
 	PasswordCost int

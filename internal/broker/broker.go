@@ -43,6 +43,10 @@ type env struct {
 	expiry        *expirer // expiry.go
 	noPoisonQueue bool
 	cluster       Cluster // quorum.go; nil for a single node
+	node          string  // this node's name in a cluster (Config.Node)
+	// reloadMeta makes the in-memory state match the store's shared
+	// metadata keys (metasync.go).
+	reloadMeta func(keys []string)
 	// dispatchers are the queues' dispatcher wake-ups (queue.wakeLocked);
 	// Close waits for them after the pipeline stopped.
 	dispatchers sync.WaitGroup
@@ -63,6 +67,10 @@ type Broker struct {
 	nextQueueID store.QueueID
 
 	delayQID store.QueueID // the hidden queue of delayed publishes
+
+	// held are quorum queue definitions whose vhost is not here yet,
+	// by vhost (metasync.go); guarded by vhMu.
+	held map[string][]heldDef
 
 	closeOnce sync.Once
 	stop      chan struct{}  // closed by Close: stops housekeeping
@@ -98,8 +106,10 @@ func Open(cfg Config, st store.Store) (*Broker, error) {
 
 		noPoisonQueue: cfg.NoPoisonQueue,
 		cluster:       cfg.Cluster,
+		node:          cfg.Node,
 	}
 	b.env.newQueueID = b.allocQueueID
+	b.env.reloadMeta = b.MetaChanged
 	if err := migrateRecords(b.env.st, cfg.Logger); err != nil { // migrate.go
 		return nil, err
 	}

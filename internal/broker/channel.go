@@ -509,6 +509,9 @@ func newPublishReq(msg *message.Message, targets []*queue, done func(error), now
 // newDraftReq is newPublishReq of msg, which belongs to d when d is not
 // nil: the request then takes d's record.
 func newDraftReq(msg *message.Message, d *Draft, targets []*queue, done func(error), now time.Time) (*publishReq, error) {
+	if err := refuseRemoteTargets(targets); err != nil { // metasync.go
+		return nil, err
+	}
 	ttl, err := messageTTL(msg)
 	if err != nil {
 		return nil, err

@@ -90,7 +90,10 @@ func newPipeline(st store.Store, p *publishing) *store.LocalPipeline[*publishReq
 		Store: st, Prepare: p.prepare, Complete: p.complete, Logger: p.log,
 		// The fence's error is for good: what it kept from the store is
 		// dropped, not kept for a next write that will not come.
-		Permanent: isFence,
+		// A metadata write the cluster did not commit is not kept either:
+		// the broker reloads its keys (metasync.go), and a late commit
+		// reaches it as another node's write would.
+		Permanent: func(err error) bool { return isFence(err) || errors.Is(err, store.ErrNotCommitted) },
 		// Bytes in flight are bounded, not only messages: a publisher
 		// without confirms is held in Submit (its socket then is not
 		// read) while the store writes what it sent.

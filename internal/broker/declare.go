@@ -103,7 +103,10 @@ func (vh *vhost) declareQueue(conn *Connection, d QueueDecl, opts QueueOptions, 
 		if err != nil {
 			return nil, false, err
 		}
-		return q, true, vh.addQueue(conn, q, def, d.Exclusive)
+		if err := vh.addQueue(conn, q, def, d.Exclusive); err != errCreateLost {
+			return q, true, err
+		}
+		// Another node created the queue first (metasync.go): look again.
 	}
 }
 
@@ -166,6 +169,9 @@ func (vh *vhost) newQueueLocked(d QueueDecl, opts QueueOptions) (q *queue, def *
 		}
 		def = &store.Batch{}
 		def.PutMeta(records.QueueKey(vh.name, q.name), v)
+		if vh.env.cluster != nil {
+			def.PutMeta(records.QueueNodeKey(vh.name, q.name), records.EncodeQueueNode(vh.env.node)) // metasync.go
+		}
 	}
 	vh.creating[q.name] = make(chan struct{})
 	return q, def, nil
@@ -177,14 +183,25 @@ func (vh *vhost) newQueueLocked(d QueueDecl, opts QueueOptions) (q *queue, def *
 // vhost deleted meanwhile, an exclusive owner gone) takes its records back.
 func (vh *vhost) addQueue(conn *Connection, q *queue, def *store.Batch, exclusive bool) error {
 	var err error
+	lost := false
 	if def != nil {
 		if err = vh.env.pipe.Apply(def, true); err != nil {
 			err = storeError("store definitions", err)
+		} else {
+			lost = vh.lostCreate(def) // metasync.go
 		}
 	}
 	vh.mu.Lock()
 	close(vh.creating[q.name])
 	delete(vh.creating, q.name)
+	if lost {
+		var b store.Batch
+		b.DeleteMeta(records.QueueIDKey(q.id))
+		vh.env.pipe.Defer(&b)
+		vh.reloadQueueLocked(q.name)
+		vh.mu.Unlock()
+		return errCreateLost
+	}
 	if err == nil {
 		err = vh.goneLocked()
 	}
@@ -196,7 +213,9 @@ func (vh *vhost) addQueue(conn *Connection, q *queue, def *store.Batch, exclusiv
 	}
 	if err != nil {
 		var b store.Batch
-		if q.durable {
+		if q.durable && vh.env.cluster == nil {
+			// In a cluster the definition may still commit; it then
+			// reaches this node as another node's would (metasync.go).
 			b.DeleteMeta(records.QueueKey(vh.name, q.name))
 		}
 		b.DeleteMeta(records.QueueIDKey(q.id))
@@ -221,6 +240,9 @@ func (ch *Channel) PurgeQueue(name string) (uint32, error) {
 	if err != nil {
 		return 0, err
 	}
+	if err := q.refuseRemote("purge"); err != nil { // metasync.go
+		return 0, err
+	}
 	return q.purge()
 }
 
@@ -241,6 +263,13 @@ func (ch *Channel) DeleteQueue(name string, ifUnused, ifEmpty bool) (uint32, err
 	if q.quorum {
 		vh.mu.Unlock()
 		return ch.deleteQuorum(q, ifUnused, ifEmpty) // quorum.go
+	}
+	if ifUnused || ifEmpty {
+		// Another node's queue: its consumers and messages are there.
+		if err := q.refuseRemote("delete it with if-unused or if-empty"); err != nil { // metasync.go
+			vh.mu.Unlock()
+			return 0, err
+		}
 	}
 	if q.owner != nil && q.owner != ch.conn {
 		vh.mu.Unlock()
@@ -295,6 +324,12 @@ func (vh *vhost) deleteQueueIf(q *queue, onlyIfIdle bool) {
 // nothing if q has consumers). Its store changes are deferred: the caller
 // syncs them after releasing vh.mu.
 func (vh *vhost) deleteQueueLocked(q *queue, onlyIfIdle bool) (uint32, bool) {
+	return vh.deleteQueueWith(q, onlyIfIdle, nil)
+}
+
+// deleteQueueWith is deleteQueueLocked with filter, when not nil, applied
+// to the store changes before they are deferred.
+func (vh *vhost) deleteQueueWith(q *queue, onlyIfIdle bool, filter func(*store.Batch)) (uint32, bool) {
 	var b store.Batch
 	q.mu.Lock()
 	if q.deleted || (onlyIfIdle && len(q.consumers) > 0) {
@@ -308,9 +343,17 @@ func (vh *vhost) deleteQueueLocked(q *queue, onlyIfIdle bool) (uint32, bool) {
 	}
 	if q.durable {
 		b.DeleteMeta(records.QueueKey(vh.name, q.name))
+		if vh.env.cluster != nil && !q.quorum {
+			b.DeleteMeta(records.QueueNodeKey(vh.name, q.name))
+		}
 	}
-	b.DeleteMeta(records.QueueIDKey(q.id))
+	if q.home == "" {
+		b.DeleteMeta(records.QueueIDKey(q.id))
+	}
 	consumers, n := q.dropLocked(&b)
+	if filter != nil {
+		filter(&b)
+	}
 	vh.env.pipe.Defer(&b)
 	q.mu.Unlock()
 	for _, c := range consumers {

@@ -71,6 +71,14 @@
 // binding is visible a moment before it is durable, and whatever depends
 // on it is written after it through the same pipeline.
 //
+// In a cluster (Config.Cluster), the store the broker writes through
+// sends the shared metadata records (records.SharingOf) to the cluster's
+// metadata group, so a declare returns once a majority has them; the
+// definitions other nodes make reach this broker through MetaChanged,
+// which reloads each changed key with the recovery code (metasync.go). A
+// classic queue declared on another node is known here with its node
+// (queue.home): routed to by forwarding, never written under its id.
+//
 // Message TTL (x-message-ttl, the expiration property) is checked at the
 // head of the queue: a message is expired once now >= its due time, when
 // it would be delivered and when the expirer (expiry.go) wakes the queue at

@@ -43,6 +43,10 @@ func (f *storeFence) failed(op string, err error) error {
 	if errors.Is(err, store.ErrInvalidBatch) || (errors.Is(err, store.ErrClosed) && !errors.Is(err, store.ErrFenced)) {
 		return internalError(op, err)
 	}
+	if errors.Is(err, store.ErrNotCommitted) {
+		// The cluster did not commit in time; this node's store is fine.
+		return storeError(op, err)
+	}
 	f.trip(err)
 	return f.check()
 }
@@ -76,6 +80,10 @@ var errFenced = errors.New("broker fenced after a store failure")
 func storeError(op string, err error) error {
 	if isFence(err) {
 		return err
+	}
+	if errors.Is(err, store.ErrNotCommitted) {
+		return &Error{Code: ResourceError, Err: err,
+			Reason: op + ": the cluster did not commit the change in time (no majority of its nodes reachable); it may still take effect"}
 	}
 	return internalError(op, err)
 }

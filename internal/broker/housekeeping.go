@@ -49,7 +49,8 @@ func (b *Broker) housekeep() {
 func (q *queue) housekeep() (expired bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.deleted {
+	if q.deleted || q.home != "" {
+		// A queue of another node is kept (and expired) there.
 		return false
 	}
 	q.dropExpiredLocked()

@@ -49,3 +49,25 @@ func (b *Broker) changeMembers(vhost, name string, change func(context.Context, 
 	defer cancel()
 	return change(ctx, q)
 }
+
+// AddClusterNode adds a node to the cluster (`sluice cluster add`): it is
+// then started with --join.
+func (b *Broker) AddClusterNode(name, addr string) error {
+	return b.changeNodes(func(ctx context.Context, cl Cluster) error { return cl.AddNode(ctx, name, addr) })
+}
+
+// RemoveClusterNode removes a node from the cluster, from every quorum
+// queue's members first (`sluice cluster remove`).
+func (b *Broker) RemoveClusterNode(name string) error {
+	return b.changeNodes(func(ctx context.Context, cl Cluster) error { return cl.RemoveNode(ctx, name) })
+}
+
+func (b *Broker) changeNodes(change func(context.Context, Cluster) error) error {
+	if b.env.cluster == nil {
+		return errorf(CommandInvalid, "this node is not in a cluster (start it with --node and --cluster)")
+	}
+	// Removing a node changes every queue's members, one at a time.
+	ctx, cancel := context.WithTimeout(context.Background(), 4*memberChangeTimeout)
+	defer cancel()
+	return change(ctx, b.env.cluster)
+}

@@ -20,8 +20,12 @@ type queue struct {
 	durable, exclusive, autoDelete bool
 	// quorum marks a replicated queue (quorum.go); serving says this node
 	// leads its group and may deliver and write it.
-	quorum          bool
-	serving         atomic.Bool
+	quorum  bool
+	serving atomic.Bool
+	// home is the node holding a classic queue declared on another node
+	// of the cluster ("" for one of this node's): its definition came
+	// through the metadata group, its messages live there (metasync.go).
+	home            string
 	replicated      replicatedCount // what a non-serving member reports (quorum.go)
 	declaredDurable bool            // as declared (exclusive queues are never stored)
 	owner           *Connection     // exclusive queues only
@@ -48,6 +52,7 @@ type queue struct {
 	unackedSeqs heap[uint64]         // seqs held out of ready (unacked, delayed, held); may hold stale ones (lazy deletion)
 	delayed     map[uint64]retryWait // returned messages waiting out their x-retry-backoff
 	held        map[uint64]entry     // messages on their way out through a move (move.go)
+	edits       editLog              // the operator's edits, for moves planned before one (edits.go)
 	timeouts    map[uint64]tracked   // unacked deliveries, for x-consumer-timeout
 	consumers   []*consumer
 	rr          int  // round-robin cursor into consumers
@@ -771,9 +776,10 @@ func (q *queue) dropLocked(b *store.Batch) (consumers []*consumer, ready uint32)
 	q.deleted = true
 	consumers, q.consumers = q.consumers, nil
 	n := q.resetIndexLocked()
-	if !q.quorum {
+	if !q.quorum && q.home == "" {
 		// A quorum queue's messages were dropped on every member by
-		// its group's deletion entry (cluster.Handler.QueueDeleted).
+		// its group's deletion entry (cluster.Handler.QueueDeleted); a
+		// queue of another node has none here.
 		b.DropQueue(q.id)
 	}
 	return consumers, uint32(min(n, 1<<32-1))

@@ -46,6 +46,9 @@ type Cluster interface {
 	// RemoveMember makes it stop being one (members.go).
 	AddMember(ctx context.Context, id store.QueueID, node string) error
 	RemoveMember(ctx context.Context, id store.QueueID, node string) error
+	// AddNode and RemoveNode change the cluster's node list (members.go).
+	AddNode(ctx context.Context, name, addr string) error
+	RemoveNode(ctx context.Context, name string) error
 	// DeleteQueue deletes a replicated queue this node leads, on every
 	// member; this node's QueueDeleted has run when it returns.
 	DeleteQueue(ctx context.Context, id store.QueueID) error
@@ -73,6 +76,9 @@ type ReplicaStatus struct {
 type NodeStatus struct {
 	Name    string
 	Running bool
+	// MetadataLeader: the node leads the cluster's metadata group, as
+	// this node last heard.
+	MetadataLeader bool
 }
 
 // createQuorumTimeout bounds a quorum queue's declaration: its group's
@@ -133,7 +139,10 @@ func (b *Broker) DefineQueue(id store.QueueID, def []byte) error {
 	vh := b.vhosts[d.VHost]
 	b.vhMu.RUnlock()
 	if vh == nil {
-		return fmt.Errorf("define quorum queue %q: no vhost %q here", d.Name, d.VHost)
+		if b.holdDefinition(d.VHost, id, def) { // metasync.go
+			return nil
+		}
+		return b.DefineQueue(id, def)
 	}
 	opts, err := parseQueueArgs(d.Args, d.Name, d.VHost)
 	if err != nil {
@@ -218,7 +227,7 @@ func (q *queue) resetIndexLocked() int {
 
 // servesHere reports whether this node may deliver and write the queue:
 // always for a classic queue, only on the leader for a quorum queue.
-func (q *queue) servesHere() bool { return !q.quorum || q.serving.Load() }
+func (q *queue) servesHere() bool { return q.home == "" && (!q.quorum || q.serving.Load()) }
 
 // refuseUnserved is the channel error for basic.get and basic.consume on
 // a quorum queue this node does not serve: they are not forwarded, and
@@ -226,6 +235,9 @@ func (q *queue) servesHere() bool { return !q.quorum || q.serving.Load() }
 func (q *queue) refuseUnserved() error {
 	if q.servesHere() {
 		return nil
+	}
+	if q.home != "" {
+		return q.refuseRemote("consume and get")
 	}
 	leader := q.env.cluster.Leader(q.id)
 	if leader == "" {
@@ -357,7 +369,7 @@ func (ch *Channel) forward(msg *message.Message, remote []*queue, done func(erro
 	}
 	j := &joinDone{left: len(remote) + parts, done: done}
 	for _, q := range remote {
-		leader := ch.env.cluster.Leader(q.id)
+		leader := q.servingNode() // metasync.go
 		if leader == "" {
 			j.one(errorf(ResourceError, "quorum queue '%s' in vhost '%s' has no leader", q.name, q.vh.name))
 			continue

@@ -21,7 +21,7 @@ func (b *Broker) recover() error {
 		if vh == nil || vh.exchanges[d.Name] != nil {
 			return
 		}
-		vh.exchanges[d.Name] = newExchange(d.Name, d.Type, true, d.AutoDelete, d.Internal, d.Args)
+		vh.exchanges[d.Name] = recoverExchange(d)
 	}); err != nil {
 		return err
 	}
@@ -30,21 +30,15 @@ func (b *Broker) recover() error {
 		if vh == nil {
 			return
 		}
-		opts, err := parseQueueArgs(d.Args, d.Name, d.VHost)
-		if err != nil {
-			b.env.log.Warn("recover queue: ignoring invalid arguments", "queue", d.Name, "err", err)
-			opts, _ = parseQueueArgs(nil, d.Name, d.VHost)
-		}
-		q := newQueue(vh, d.ID, d.Name)
-		q.durable, q.declaredDurable, q.autoDelete, q.args = true, true, d.AutoDelete, d.Args
-		q.setOpts(b.env.policies.effectiveOptions(d.VHost, d.Name, d.Args, opts)) // policy.go
+		q := vh.recoverQueue(d)
 		vh.queues[q.name] = q
-		known[q.id] = true
-		if b.env.cluster != nil && b.env.cluster.Replicated(q.id) {
-			q.quorum = true // rebuilt when this node serves it (quorum.go)
-			return
+		if q.home != "" {
+			return // another node's (metasync.go): its id is not one of this store's
 		}
-		queues = append(queues, q)
+		known[q.id] = true
+		if !q.quorum {
+			queues = append(queues, q)
+		}
 	}); err != nil {
 		return err
 	}
@@ -52,7 +46,9 @@ func (b *Broker) recover() error {
 		vh.applyExchangePolicies() // policy.go
 	}
 	if err := scanDefs(st, records.MetaBinding, records.DecodeBindingDef, func(d records.BindingDef) {
-		b.recoverBinding(d)
+		if vh := b.vhosts[d.VHost]; vh != nil {
+			vh.recoverBindingLocked(d)
+		}
 	}); err != nil {
 		return err
 	}
@@ -93,11 +89,35 @@ func scanDefs[D any](st store.Store, prefix string, decode func([]byte) (D, erro
 	return nil
 }
 
-func (b *Broker) recoverBinding(d records.BindingDef) {
-	vh := b.vhosts[d.VHost]
-	if vh == nil {
-		return
+// recoverExchange makes the exchange of a stored definition.
+func recoverExchange(d records.ExchangeDef) *exchange {
+	return newExchange(d.Name, d.Type, true, d.AutoDelete, d.Internal, d.Args)
+}
+
+// recoverQueue makes the queue of a stored definition: a quorum queue
+// (rebuilt when this node serves it, quorum.go), another node's classic
+// queue (its placement names that node, metasync.go) or one of this
+// node's, whose messages the caller recovers.
+func (vh *vhost) recoverQueue(d records.QueueDef) *queue {
+	opts, err := parseQueueArgs(d.Args, d.Name, d.VHost)
+	if err != nil {
+		vh.env.log.Warn("recover queue: ignoring invalid arguments", "queue", d.Name, "err", err)
+		opts, _ = parseQueueArgs(nil, d.Name, d.VHost)
 	}
+	q := newQueue(vh, d.ID, d.Name)
+	q.durable, q.declaredDurable, q.autoDelete, q.args = true, true, d.AutoDelete, d.Args
+	q.setOpts(vh.env.policies.effectiveOptions(d.VHost, d.Name, d.Args, opts)) // policy.go
+	if vh.env.cluster != nil && vh.env.cluster.Replicated(q.id) {
+		q.quorum = true
+	} else {
+		q.home = vh.placement(d.Name)
+	}
+	return q
+}
+
+// recoverBindingLocked adds the binding of a stored definition, unless
+// its ends are missing or it exists (vh.mu held, or Open running alone).
+func (vh *vhost) recoverBindingLocked(d records.BindingDef) {
 	src := vh.exchanges[d.Source]
 	if src == nil {
 		return

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"slices"
 	"strings"
 	"sync"
 
@@ -102,12 +103,20 @@ func (vh *vhost) topology(fn func(b *store.Batch) error) error {
 	vh.mu.Lock()
 	err := fn(&b)
 	stored := err == nil && b.Len() > 0
+	var shared []string
 	if stored {
+		shared = vh.env.sharedKeys(&b) // metasync.go
 		vh.env.pipe.Defer(&b)
 	}
 	vh.mu.Unlock()
 	if stored {
-		return vh.env.syncDefs()
+		err = vh.env.syncDefs()
+		if err != nil && shared != nil {
+			// Not committed by the cluster (yet): memory goes back to
+			// what the store holds; a late commit reaches it as another
+			// node's write would.
+			vh.env.reloadMeta(shared)
+		}
 	}
 	return err
 }
@@ -157,7 +166,18 @@ func (ch *Channel) DeclareExchange(d ExchangeDecl) error {
 	if err := ch.allowExchangeDeclare(d); err != nil { // permissions.go
 		return err
 	}
-	return vh.topology(func(b *store.Batch) error { return vh.declareExchangeLocked(b, d) })
+	var created *store.Batch
+	err := vh.topology(func(b *store.Batch) error {
+		err := vh.declareExchangeLocked(b, d)
+		if err == nil && b.Len() > 0 && vh.env.cluster != nil {
+			created = &store.Batch{Ops: slices.Clone(b.Ops)}
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return vh.settleExchange(d, created) // metasync.go
 }
 
 func (vh *vhost) declareExchangeLocked(b *store.Batch, d ExchangeDecl) error {

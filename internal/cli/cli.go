@@ -49,6 +49,7 @@ Commands that talk to a running broker over its HTTP API:
   limits ls|set|delete                 user and vhost limits (max-connections, …)
   health [CHECK]                       a health check (default virtual-hosts; 0 when ok)
   cluster status                       nodes, and which quorum queues each leads
+  cluster add NAME=HOST:PORT|remove NAME   change the cluster's nodes
   completion bash|zsh                  a shell completion script
 
 Every command takes, anywhere on the line, --server (env SLUICE_SERVER, default

@@ -12,7 +12,8 @@ func clusterCommands() []*command {
 	return []*command{{
 		usage: "cluster status",
 		help: `Show the cluster as the answering node sees it: every node, whether it is
-reachable and how many quorum queues it leads, then the vhost's quorum
+reachable, how many quorum queues it leads and whether it leads the
+metadata group (vhosts, users, exchanges, bindings, ...), then the vhost's quorum
 queues with their leader, members and the members online.`,
 		run: func(e *env, a []string) error {
 			if len(a) != 0 {
@@ -45,9 +46,13 @@ queues with their leader, members and the members online.`,
 							leads++
 						}
 					}
-					rows = append(rows, []string{n.Name, strconv.FormatBool(n.Running), strconv.Itoa(leads)})
+					meta := ""
+					if n.MetadataLeader {
+						meta = "leader"
+					}
+					rows = append(rows, []string{n.Name, strconv.FormatBool(n.Running), strconv.Itoa(leads), meta})
 				}
-				e.table([]string{"NODE", "RUNNING", "LEADS"}, rows)
+				e.table([]string{"NODE", "RUNNING", "LEADS", "METADATA"}, rows)
 				if len(quorum) == 0 {
 					return
 				}

@@ -4,14 +4,16 @@ import (
 	"flag"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/sluicemq/sluice/internal/api"
 )
 
-// memberCommands are `sluice queue grow|shrink` (RabbitMQ's
-// rabbitmq-queues grow and shrink): add a node as a member of quorum
-// queues that lack it, or remove it from those that have it, one queue
-// (one membership change) at a time.
+// memberCommands are `sluice cluster add|remove` (the cluster's nodes)
+// and `sluice queue grow|shrink` (RabbitMQ's rabbitmq-queues grow and
+// shrink): add a node as a member of quorum queues that lack it, or
+// remove it from those that have it, one queue (one membership change)
+// at a time.
 func memberCommands() []*command {
 	var all bool
 	allFlag := func(fs *flag.FlagSet) {
@@ -62,6 +64,38 @@ func memberCommands() []*command {
 		}
 	}
 	return []*command{
+		{
+			usage: "cluster add NAME=HOST:PORT",
+			help: `Add a node to the cluster: its name (its --node) and its cluster address.
+Then start it with --join and a --cluster list naming it and the members.
+It becomes a learner of every quorum queue (grow queues onto it with
+sluice queue grow). The node list is kept in every node's store and wins
+over --cluster at a restart.`,
+			run: func(e *env, a []string) error {
+				name, addr, ok := strings.Cut(strings.Join(a, ""), "=")
+				if len(a) != 1 || !ok || name == "" || addr == "" {
+					return usagef("want NAME=HOST:PORT")
+				}
+				if err := e.client.Do(e.ctx, "POST", api.Path("nodes"), nil, map[string]string{"name": name, "address": addr}, nil); err != nil {
+					return err
+				}
+				return e.done("node %s added at %s; start it with --join", name, addr)
+			},
+		},
+		{
+			usage: "cluster remove NAME",
+			help: `Remove a node from the cluster: from every quorum queue's members first,
+then from the node list. Ask another node than the one removed.`,
+			run: func(e *env, a []string) error {
+				if len(a) != 1 {
+					return usagef("want one node name")
+				}
+				if err := e.client.Do(e.ctx, "DELETE", api.Path("nodes", a[0]), nil, nil, nil); err != nil {
+					return err
+				}
+				return e.done("node %s removed", a[0])
+			},
+		},
 		{
 			usage: "queue grow NODE [QUEUE]",
 			help: `Make NODE a member of a quorum queue (or, with --all, of every quorum queue

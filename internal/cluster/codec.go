@@ -25,6 +25,7 @@ const (
 	cmdCompact                    // body: u64 index; every member drops its log below it
 	cmdDelete                     // no body: the queue is deleted; its group stays for a redeclaration
 	cmdNodes                      // body: the cluster's node list (nodes group only, nodes.go)
+	cmdMeta                       // body: metadata ops (meta.go), in the metadata group only
 )
 
 const cmdHeaderLen = 1 + 8 + 8

@@ -57,7 +57,7 @@ func (t *TCPTransport) SetForwardHandler(h ForwardHandler) {
 // with an error when the node is not connected or does not reply within
 // timeout. done runs on another goroutine (a reader's or a timer's).
 func (t *TCPTransport) Forward(node string, body []byte, timeout time.Duration, done func(error)) {
-	p := t.peers[NodeID(node)]
+	p := t.peer(NodeID(node))
 	if p == nil || !p.up.Load() {
 		done(fmt.Errorf("cluster: node %q is not connected", node))
 		return

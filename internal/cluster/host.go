@@ -61,10 +61,14 @@ type Handler interface {
 // Transport carries Raft messages between nodes. Send must not block; it
 // may drop messages (Raft retransmits). SendChunk sends a snapshot frame
 // (snapshot.go) in order with the messages; it must not block either and
-// reports whether the frame was queued.
+// reports whether the frame was queued. Keepalive, called every tick,
+// sends every node a frame; Live reports whether a node has been heard
+// from within about an election timeout (quiesce.go).
 type Transport interface {
 	Send(to uint64, group uint64, m *pb.Message)
 	SendChunk(to uint64, data []byte) bool
+	Keepalive()
+	Live(to uint64) bool
 }
 
 // Config configures a Host.
@@ -161,11 +165,20 @@ type Host struct {
 	groups     map[uint64]*group
 	applied    []uint64 // ids of this node's proposals applied in this round
 	afterReady []func() // run once the round's groups advanced
+	// metaStaged: the metadata keys this round's entries wrote (nil:
+	// deleted); metaMine: this node's metadata entries of the round
+	// (meta.go).
+	metaStaged map[string][]byte
+	metaMine   []metaMine
 }
 
 type inbound struct {
 	group uint64
 	m     *pb.Message
+	// quiesce, when m is nil: a leader's quiesce frame from node from,
+	// delivered in order with its messages (quiesce.go)
+	quiesce []byte
+	from    uint64
 }
 
 type proposal struct {
@@ -195,6 +208,9 @@ type group struct {
 	defined bool
 	// lostAt: when a member last reported it lost the group (snapshot.go)
 	lostAt time.Time
+	// quiet: not ticking (quiesce.go); idle: ticks it had nothing to do
+	quiet bool
+	idle  int
 }
 
 // New opens the host's groups from st (the node's local store). The host
@@ -243,6 +259,9 @@ func New(cfg Config, st store.Store) (*Host, error) {
 		h.groups[id] = g
 	}
 	if err := h.startNodesGroup(); err != nil { // nodes.go
+		return nil, err
+	}
+	if err := h.openMeta(); err != nil { // meta.go
 		return nil, err
 	}
 	return h, nil
@@ -317,7 +336,7 @@ func (h *Host) Stop() {
 // while the loop is behind (backpressure on the connection).
 func (h *Host) Deliver(group uint64, m *pb.Message) {
 	select {
-	case h.recv <- inbound{group, m}:
+	case h.recv <- inbound{group: group, m: m}:
 	case <-h.stop:
 	}
 }
@@ -350,8 +369,9 @@ func (h *Host) run() {
 			return
 		case <-t.C:
 			ticks++
+			h.tr.Keepalive()
 			for _, g := range h.groups {
-				g.rn.Tick()
+				h.tickGroup(g) // quiesce.go
 				if ticks%compactEvery == 0 {
 					if err := h.maybeCompact(g); err != nil {
 						h.log.Error("cluster: compact a raft log; stopping the raft loop", "err", err)
@@ -392,6 +412,10 @@ func (h *Host) run() {
 			<-h.stop
 			return
 		}
+		for _, fn := range h.afterReady {
+			fn()
+		}
+		h.afterReady = h.afterReady[:0]
 	}
 }
 
@@ -405,9 +429,12 @@ const (
 // last CompactEntries applied entries for members slightly behind. Every
 // member compacts its own log, whether or not the others have the
 // entries: a member behind the leader's first index gets a snapshot.
+// The metadata group's log is kept whole (it is small, and a snapshot
+// carries a queue's state, not metadata): a member with an empty store
+// catches up by replaying it.
 func (h *Host) maybeCompact(g *group) error {
 	keep := uint64(h.cfg.CompactEntries)
-	if g.st.applied < g.st.first+2*keep {
+	if g.id == MetaGroup || g.st.applied < g.st.first+2*keep {
 		return nil
 	}
 	var b store.Batch
@@ -416,6 +443,10 @@ func (h *Host) maybeCompact(g *group) error {
 }
 
 func (h *Host) step(in inbound) {
+	if in.m == nil {
+		h.quiesceFrom(in.group, in.from, in.quiesce)
+		return
+	}
 	g := h.groups[in.group]
 	if g == nil {
 		// A group this node has not heard of: another node created it
@@ -443,6 +474,11 @@ func (h *Host) step(in inbound) {
 		h.tr.SendChunk(in.m.GetFrom(), appendChunkHeader(nil, chunkHeader{kind: chunkLost, group: in.group}))
 		return
 	}
+	if g.quiet && !(g.leader && in.m.GetType() == pb.MsgHeartbeatResp) {
+		// Any message wakes a quiet group, but a quiet leader's late
+		// heartbeat answers (quiesce.go).
+		g.wake()
+	}
 	if err := g.rn.Step(in.m); err != nil && !errors.Is(err, raft.ErrStepPeerNotFound) {
 		h.log.Debug("cluster: step", "group", in.group, "err", err)
 	}
@@ -459,7 +495,8 @@ func (h *Host) propose(p proposal) {
 	// it since the last Ready, and Raft would forward the write. A
 	// definition may come from any member (a queue declared again on a
 	// follower after its deletion): Raft forwards it to the leader.
-	if k := cmdKind(p.data[0]); k != cmdDefine && k != cmdNodes && (!g.leader || g.rn.BasicStatus().RaftState != raft.StateLeader) {
+	g.wake()
+	if k := cmdKind(p.data[0]); k != cmdDefine && k != cmdNodes && k != cmdMeta && (!g.leader || g.rn.BasicStatus().RaftState != raft.StateLeader) {
 		h.finish(p.id, ErrNotLeader)
 		return
 	}
@@ -469,8 +506,8 @@ func (h *Host) propose(p proposal) {
 }
 
 // finish completes a waiter now (from the loop, for a proposal that never
-// entered the log).
-func (h *Host) finish(id uint64, err error) {
+// entered the log); it reports whether one was waiting.
+func (h *Host) finish(id uint64, err error) bool {
 	h.wmu.Lock()
 	w := h.waiters[id]
 	delete(h.waiters, id)
@@ -478,6 +515,7 @@ func (h *Host) finish(id uint64, err error) {
 	if w != nil {
 		w.done <- err
 	}
+	return w != nil
 }
 
 func (h *Host) failAll(err error) {
@@ -594,6 +632,7 @@ func (h *Host) handleReady() error {
 		h.finish(id, nil)
 	}
 	h.applied = h.applied[:0]
+	notes = append(notes, h.finishMeta()...) // meta.go
 	h.notes.push(notes)
 	for _, r := range rds {
 		if r.g.campaign {
@@ -606,10 +645,6 @@ func (h *Host) handleReady() error {
 	for _, r := range rds {
 		r.g.rn.Advance(r.rd)
 	}
-	for _, fn := range h.afterReady {
-		fn()
-	}
-	h.afterReady = h.afterReady[:0]
 	return nil
 }
 
@@ -722,6 +757,15 @@ func (h *Host) applyCommand(g *group, e *pb.Entry, staged *store.Batch) ([]func(
 			return nil, fmt.Errorf("group %x entry %d: %w", g.id, e.GetIndex(), err)
 		}
 		notes = append(notes, n)
+	case cmdMeta:
+		if g.id != MetaGroup {
+			return nil, fmt.Errorf("%w: group %x entry %d: metadata outside the metadata group", errBadCommand, g.id, e.GetIndex())
+		}
+		n, err := h.applyMeta(c, staged) // meta.go: it wakes its own proposer
+		if err != nil {
+			return nil, fmt.Errorf("group %x entry %d: %w", g.id, e.GetIndex(), err)
+		}
+		return n, nil
 	case cmdCompact:
 		if len(c.body) != 8 {
 			return nil, fmt.Errorf("%w: group %x entry %d: compaction of %d bytes", errBadCommand, g.id, e.GetIndex(), len(c.body))
@@ -738,7 +782,7 @@ func (h *Host) applyCommand(g *group, e *pb.Entry, staged *store.Batch) ([]func(
 }
 
 func (h *Host) servingNote(group uint64, serving bool) func() {
-	if group == nodesGroup {
+	if group == nodesGroup || group == MetaGroup {
 		return func() {} // not a queue
 	}
 	return func() { h.handler.Serving(store.QueueID(group), serving) }
@@ -748,7 +792,7 @@ func (h *Host) servingNote(group uint64, serving bool) func() {
 func (h *Host) leadCounts() map[uint64]int {
 	leads := make(map[uint64]int)
 	h.leaders.Range(func(k, v any) bool {
-		if k.(uint64) != nodesGroup {
+		if k.(uint64) != nodesGroup && k.(uint64) != MetaGroup {
 			leads[v.(uint64)]++
 		}
 		return true

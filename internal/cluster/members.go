@@ -110,6 +110,7 @@ func (h *Host) changeMember(ctx context.Context, id store.QueueID, node string, 
 			// second is dropped (replaced by an empty entry) and this
 			// loop proposes it again. A follower's goes to the leader.
 			cc := &pb.ConfChange{Type: kind.Enum(), NodeId: &peer}
+			g.wake()
 			if perr := g.rn.ProposeConfChange(cc); perr != nil {
 				h.log.Debug("cluster: propose a membership change", "group", fmt.Sprintf("%x", g.id), "err", perr)
 			}

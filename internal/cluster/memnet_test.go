@@ -21,6 +21,7 @@ type memNet struct {
 	mu    sync.Mutex
 	nodes map[uint64]*memNode
 	cut   map[uint64]bool
+	sent  map[uint64]int // raft messages sent per group
 	wg    sync.WaitGroup
 }
 
@@ -37,7 +38,7 @@ type memMsg struct {
 }
 
 func newMemNet(t *testing.T) *memNet {
-	n := &memNet{nodes: make(map[uint64]*memNode), cut: make(map[uint64]bool)}
+	n := &memNet{nodes: make(map[uint64]*memNode), cut: make(map[uint64]bool), sent: make(map[uint64]int)}
 	t.Cleanup(func() {
 		n.mu.Lock()
 		var ids []uint64
@@ -107,6 +108,15 @@ func (s memSender) Send(to, group uint64, m *pb.Message) {
 	s.send(to, memMsg{group, s.from, data})
 }
 
+func (s memSender) Keepalive() {}
+
+// Live: a node is heard from while it is up and not cut off.
+func (s memSender) Live(to uint64) bool {
+	s.n.mu.Lock()
+	defer s.n.mu.Unlock()
+	return s.n.nodes[to] != nil && !s.n.cut[to] && !s.n.cut[s.from]
+}
+
 func (s memSender) SendChunk(to uint64, data []byte) bool {
 	return s.send(to, memMsg{snapGroup, s.from, append([]byte(nil), data...)})
 }
@@ -115,6 +125,7 @@ func (s memSender) send(to uint64, m memMsg) bool {
 	s.n.mu.Lock()
 	mn := s.n.nodes[to]
 	cut := s.n.cut[to] || s.n.cut[s.from]
+	s.n.sent[m.group]++
 	s.n.mu.Unlock()
 	if mn == nil || cut {
 		return false
@@ -132,6 +143,7 @@ type recorder struct {
 	mu      sync.Mutex
 	defs    map[store.QueueID][]byte
 	serving map[store.QueueID]bool
+	meta    []string // the keys MetaChanged was told of (meta_test.go)
 }
 
 func newRecorder() *recorder {

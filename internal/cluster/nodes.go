@@ -12,7 +12,7 @@ package cluster
 // the list arrives.
 //
 // AddNode puts a node in the list, makes it a voter of the nodes group
-// and a learner of every queue group (so it knows every queue); it
+// and of the metadata group (meta.go), and a learner of every queue group (so it knows every queue); it
 // catches up by the log or a snapshot once it runs. RemoveNode first
 // removes the node from every queue group, then from the nodes group and
 // the list.
@@ -172,6 +172,9 @@ func (h *Host) AddNode(ctx context.Context, name, addr string) error {
 	if err := h.changeMember(ctx, store.QueueID(nodesGroup), name, pb.ConfChangeAddNode, func(voter, _ bool) bool { return voter }); err != nil {
 		return fmt.Errorf("make %s a voter of the node list: %w", name, err)
 	}
+	if err := h.changeMember(ctx, store.QueueID(MetaGroup), name, pb.ConfChangeAddNode, func(voter, _ bool) bool { return voter }); err != nil {
+		return fmt.Errorf("make %s a voter of the metadata group: %w", name, err) // meta.go
+	}
 	for _, id := range h.queueGroups(ctx) {
 		if err := h.addLearner(ctx, store.QueueID(id), name); err != nil && !errors.Is(err, ErrNoGroup) {
 			return fmt.Errorf("add %s to queue group %x: %w", name, id, err)
@@ -183,9 +186,10 @@ func (h *Host) AddNode(ctx context.Context, name, addr string) error {
 // ErrBadNode is returned for a node name or address AddNode cannot take.
 var ErrBadNode = errors.New("cluster: bad node")
 
-// RemoveNode removes a node from every queue group this node hosts (a
-// queue it was the last member of keeps it), then from the nodes group
-// and the list; the node stops being connected.
+// RemoveNode removes a node from every queue group this node hosts, then
+// from the nodes group and the list; the node stops being connected. A
+// queue whose only member it is stops the removal (ErrLastMember: grow
+// the queue onto another node first); the groups done by then stay done.
 func (h *Host) RemoveNode(ctx context.Context, name string) error {
 	if name == h.cfg.Node {
 		return ErrSelf
@@ -195,7 +199,7 @@ func (h *Host) RemoveNode(ctx context.Context, name string) error {
 		return fmt.Errorf("%w: %q", ErrUnknownNode, name)
 	}
 	gone := func(voter, learner bool) bool { return !voter && !learner }
-	for _, id := range append(h.queueGroups(ctx), nodesGroup) {
+	for _, id := range append(h.queueGroups(ctx), MetaGroup, nodesGroup) {
 		err := h.changeMember(ctx, store.QueueID(id), name, pb.ConfChangeRemoveNode, gone)
 		if err != nil && !errors.Is(err, ErrNoGroup) {
 			return fmt.Errorf("remove %s from group %x: %w", name, id, err)
@@ -210,7 +214,7 @@ func (h *Host) queueGroups(ctx context.Context) []uint64 {
 	var ids []uint64
 	h.do(ctx, func() {
 		for id := range h.groups {
-			if id != nodesGroup {
+			if id != nodesGroup && id != MetaGroup {
 				ids = append(ids, id)
 			}
 		}

@@ -196,8 +196,9 @@ func (h *Host) QueueStatus(id store.QueueID) (GroupStatus, bool) {
 // is only submitted (in order after earlier writes), not waited for.
 type Store struct {
 	store.Store
-	h       *Host
-	timeout time.Duration
+	h         *Host
+	timeout   time.Duration
+	metaState // meta.go
 }
 
 // NewStore wraps local (the store h was opened on). A replicated write
@@ -206,35 +207,70 @@ func NewStore(local store.Store, h *Host, timeout time.Duration) *Store {
 	return &Store{Store: local, h: h, timeout: timeout}
 }
 
-// split returns b's local ops and each replicated queue's ops, both in
-// b's order; groups is nil when b touches no replicated queue.
-func split(b *store.Batch) (local *store.Batch, groups map[uint64][]store.Op) {
+// split returns b's local ops, each replicated queue's ops and the shared
+// metadata ops (meta.go), all in b's order; local is b itself when b
+// holds neither of the others.
+func (s *Store) split(b *store.Batch) (local *store.Batch, groups map[uint64][]store.Op, meta []metaOp) {
+	route := s.route
+	if route != nil && !s.h.isStarted() {
+		route = nil
+	}
 	for i, op := range b.Ops {
-		if !Replicated(op.Queue) || op.Kind == store.OpPutMeta || op.Kind == store.OpDeleteMeta {
-			if groups != nil {
+		isMeta := op.Kind == store.OpPutMeta || op.Kind == store.OpDeleteMeta
+		r := MetaLocal
+		if isMeta && route != nil {
+			r = route(op)
+		}
+		if isMeta && r == MetaLocal || !isMeta && !Replicated(op.Queue) {
+			if local != nil {
 				local.Ops = append(local.Ops, op)
 			}
 			continue
 		}
+		if local == nil {
+			local = &store.Batch{Ops: append([]store.Op(nil), b.Ops[:i]...)}
+		}
+		if isMeta {
+			meta = append(meta, metaOp{create: r == MetaCreate, del: op.Kind == store.OpDeleteMeta, key: op.Key, value: op.Value})
+			continue
+		}
 		if groups == nil {
 			groups = make(map[uint64][]store.Op)
-			local = &store.Batch{Ops: append([]store.Op(nil), b.Ops[:i]...)}
 		}
 		groups[uint64(op.Queue)] = append(groups[uint64(op.Queue)], op)
 	}
-	if groups == nil {
-		return b, nil
+	if local == nil {
+		return b, nil, nil
 	}
-	return local, groups
+	return local, groups, meta
 }
 
+// Apply applies b's local part, proposes its replicated parts and waits
+// for them (for an unsynced b, only for its metadata part). A synced
+// Apply also waits for the metadata writes in flight before it.
 func (s *Store) Apply(b *store.Batch, sync bool) error {
-	local, groups := split(b)
-	if groups == nil {
-		return s.Store.Apply(b, sync)
+	var earlier func() error
+	if sync {
+		earlier = s.earlierMeta()
+	}
+	local, groups, meta := s.split(b)
+	if groups == nil && meta == nil {
+		err := s.Store.Apply(b, sync)
+		if earlier != nil {
+			err = errors.Join(err, earlier())
+		}
+		return err
 	}
 	if err := b.Validate(); err != nil {
 		return err
+	}
+	var mw *metaWrite
+	if meta != nil {
+		mw = s.proposeMeta(meta)
+	}
+	waits := []func() error{earlier}
+	if mw != nil {
+		waits = append(waits, mw.wait)
 	}
 	if !sync {
 		// An unsynced write (a delivery's state, an ack, a floor) does not
@@ -244,37 +280,55 @@ func (s *Store) Apply(b *store.Batch, sync bool) error {
 		for g, ops := range groups {
 			s.h.submitNoWait(g, cmdOps, encodeOps(nil, ops))
 		}
-		if local.Len() == 0 {
-			return nil
-		}
-		return s.Store.Apply(local, false)
+	} else if groups != nil {
+		waits = append(waits, s.propose(groups))
 	}
-	wait := s.propose(groups)
 	var lerr error
 	if local.Len() > 0 {
 		lerr = s.Store.Apply(local, sync)
 	}
-	return errors.Join(lerr, wait())
+	return errors.Join(lerr, waitAll(waits))
+}
+
+func waitAll(waits []func() error) error {
+	var all []error
+	for _, w := range waits {
+		if w != nil {
+			all = append(all, w())
+		}
+	}
+	return errors.Join(all...)
 }
 
 func (s *Store) ApplyAsync(b *store.Batch) (func() error, error) {
-	local, groups := split(b)
-	if groups == nil {
-		return s.Store.ApplyAsync(b)
+	earlier := s.earlierMeta()
+	local, groups, meta := s.split(b)
+	if groups == nil && meta == nil {
+		wait, err := s.Store.ApplyAsync(b)
+		if err != nil || earlier == nil {
+			return wait, err
+		}
+		return func() error { return errors.Join(wait(), earlier()) }, nil
 	}
 	if err := b.Validate(); err != nil {
 		return nil, err
 	}
-	wait := s.propose(groups)
-	lwait := func() error { return nil }
+	waits := []func() error{earlier}
+	if meta != nil {
+		waits = append(waits, s.proposeMeta(meta).wait)
+	}
+	if groups != nil {
+		waits = append(waits, s.propose(groups))
+	}
 	if local.Len() > 0 {
-		var err error
-		if lwait, err = s.Store.ApplyAsync(local); err != nil {
-			wait()
+		lwait, err := s.Store.ApplyAsync(local)
+		if err != nil {
+			waitAll(waits)
 			return nil, err
 		}
+		waits = append(waits, lwait)
 	}
-	return func() error { return errors.Join(lwait(), wait()) }, nil
+	return func() error { return waitAll(waits) }, nil
 }
 
 // propose submits each group's ops now, so that successive calls enter

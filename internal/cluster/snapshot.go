@@ -53,6 +53,10 @@ import (
 // it (group ids are replicated queue ids) and forwarding has 0.
 const snapGroup = 1
 
+// keepaliveGroup is the frame group of the transport's keepalives
+// (empty frames, quiesce.go).
+const keepaliveGroup = 2
+
 const (
 	snapChunkBytes = 256 << 10
 	snapWindow     = 4
@@ -68,9 +72,10 @@ const (
 // A data chunk's payload is a sequence of items, the last chunk's the
 // MsgSnap; an ack has no payload.
 const (
-	chunkData byte = 1
-	chunkAck  byte = 2
-	chunkLost byte = 3 // the sender lost its store's copy of the group
+	chunkData    byte = 1
+	chunkAck     byte = 2
+	chunkLost    byte = 3 // the sender lost its store's copy of the group
+	chunkQuiesce byte = 4 // the sender, the group's leader, quiesced it (quiesce.go)
 
 	chunkHeaderLen = 1 + 8 + 8 + 4 + 1
 )
@@ -160,7 +165,7 @@ func decodeChunkHeader(data []byte) (chunkHeader, []byte, error) {
 		no:    binary.BigEndian.Uint32(data[17:]),
 		last:  data[21] == 1,
 	}
-	if h.kind < chunkData || h.kind > chunkLost {
+	if h.kind < chunkData || h.kind > chunkQuiesce {
 		return chunkHeader{}, nil, fmt.Errorf("%w: snapshot chunk kind %d", errBadCommand, h.kind)
 	}
 	return h, data[chunkHeaderLen:], nil
@@ -382,6 +387,7 @@ func (h *Host) sendSnapshot(group uint64, m *pb.Message) {
 // reportSnapshot tells a group's raft how a transfer ended (on the loop).
 func (h *Host) reportSnapshot(group, peer uint64, status raft.SnapshotStatus) {
 	if g := h.groups[group]; g != nil {
+		g.wake()
 		g.rn.ReportSnapshot(peer, status)
 	}
 }
@@ -492,6 +498,15 @@ func (h *Host) DeliverChunk(from uint64, data []byte) {
 	hdr, payload, err := decodeChunkHeader(data)
 	if err != nil {
 		h.log.Warn("cluster: bad snapshot chunk", "from", h.roster().names[from], "err", err)
+		return
+	}
+	if hdr.kind == chunkQuiesce {
+		// In order with the leader's messages: a heartbeat it sent
+		// before must not wake the member after this.
+		select {
+		case h.recv <- inbound{group: hdr.group, from: from, quiesce: append([]byte(nil), payload...)}:
+		case <-h.stop:
+		}
 		return
 	}
 	if hdr.kind == chunkLost {
@@ -706,6 +721,7 @@ func (h *Host) memberLost(group, peer uint64) {
 		return
 	}
 	g.lostAt = time.Now()
+	g.wake()
 	st := g.rn.Status()
 	var to, best uint64
 	for id := range st.Config.Voters.IDs() {

@@ -23,7 +23,7 @@ const spreadEvery = 100
 func (h *Host) maybeSpread() {
 	leads := h.leadCounts()
 	for _, g := range h.groups {
-		if !g.serving || g.id == nodesGroup || leads[h.self] < 2 {
+		if !g.serving || g.id == nodesGroup || g.id == MetaGroup || leads[h.self] < 2 {
 			continue
 		}
 		st := g.rn.Status()
@@ -48,6 +48,7 @@ func (h *Host) maybeSpread() {
 		}
 		h.log.Info("cluster: handing a group's leadership on to spread leaders",
 			"group", fmt.Sprintf("%x", g.id), "to", h.Name(to), "leads", leads[h.self], "they lead", leads[to])
+		g.wake()
 		g.rn.TransferLeader(to)
 		leads[h.self]--
 		leads[to]++

@@ -8,7 +8,10 @@ package cluster
 //
 // where length counts group and message. Messages are marshalled by Send,
 // on the host's loop, and queued per peer; a full queue or a peer that is
-// not connected drops them (Raft retransmits).
+// not connected drops them (Raft retransmits). Reserved groups carry
+// other frames: 0 forwarding (forward.go), 1 snapshot chunks, acks and
+// the lost and quiesce notices (snapshot.go, quiesce.go), 2 an empty
+// keepalive. The peers follow the node list (SetNodes).
 
 import (
 	"bufio"
@@ -43,10 +46,14 @@ type Receiver interface {
 type TCPTransport struct {
 	self  string
 	selfN uint64
-	ln    net.Listener
-	recv  Receiver
-	log   *slog.Logger
-	peers map[uint64]*peer // fixed after NewTCPTransport
+	// liveFor: a peer not heard from for that long is not live
+	// (quiesce.go).
+	liveFor time.Duration
+	ln      net.Listener
+	recv    Receiver
+	log     *slog.Logger
+	pmu     sync.RWMutex
+	peers   map[uint64]*peer // guarded by pmu; changed by SetNodes
 
 	fwd        forwards // forward.go
 	fwdMu      sync.Mutex
@@ -64,6 +71,8 @@ type peer struct {
 	out      chan frame
 	accepted chan net.Conn
 	up       atomic.Bool
+	heard    atomic.Int64  // unix nanoseconds of the last frame read from it
+	stop     chan struct{} // closed when the transport closes or the node is removed
 }
 
 type frame struct {
@@ -83,21 +92,69 @@ func NewTCPTransport(cfg Config, recv Receiver) (*TCPTransport, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	t := &TCPTransport{self: cfg.Node, selfN: NodeID(cfg.Node), ln: ln, recv: recv, log: log,
-		peers: make(map[uint64]*peer), stop: make(chan struct{})}
-	for name, addr := range cfg.Nodes {
-		if name == cfg.Node {
+		peers: make(map[uint64]*peer), stop: make(chan struct{}),
+		liveFor: time.Duration(cfg.ElectionTicks) * cfg.Tick}
+	t.wg.Add(1)
+	go func() { defer t.wg.Done(); t.acceptLoop() }()
+	t.SetNodes(cfg.Nodes)
+	return t, nil
+}
+
+// SetNodes makes the transport connect to exactly these nodes (besides
+// itself): sessions start for new ones and stop for removed ones. A
+// node's address cannot change (its session keeps the first).
+func (t *TCPTransport) SetNodes(nodes map[string]string) {
+	t.pmu.Lock()
+	defer t.pmu.Unlock()
+	select {
+	case <-t.stop:
+		return
+	default:
+	}
+	for id, p := range t.peers {
+		if _, ok := nodes[p.name]; !ok {
+			close(p.stop)
+			delete(t.peers, id)
+		}
+	}
+	for name, addr := range nodes {
+		if name == t.self || t.peers[NodeID(name)] != nil {
 			continue
 		}
-		p := &peer{id: NodeID(name), name: name, addr: addr, dial: cfg.Node < name,
-			out: make(chan frame, peerQueueLen), accepted: make(chan net.Conn, 1)}
+		p := &peer{id: NodeID(name), name: name, addr: addr, dial: t.self < name,
+			out: make(chan frame, peerQueueLen), accepted: make(chan net.Conn, 1), stop: make(chan struct{})}
 		t.peers[p.id] = p
-	}
-	t.wg.Add(1 + len(t.peers))
-	go func() { defer t.wg.Done(); t.acceptLoop() }()
-	for _, p := range t.peers {
+		t.wg.Add(1)
 		go func() { defer t.wg.Done(); t.session(p) }()
 	}
-	return t, nil
+}
+
+// Live reports whether a frame came from the node within liveFor.
+func (t *TCPTransport) Live(to uint64) bool {
+	p := t.peer(to)
+	return p != nil && p.up.Load() && time.Since(time.Unix(0, p.heard.Load())) < t.liveFor
+}
+
+// Keepalive sends every connected peer an empty frame: one per node
+// pair, however many groups there are. The host's loop calls it every
+// tick, so a node whose loop is stuck stops being live.
+func (t *TCPTransport) Keepalive() {
+	t.pmu.RLock()
+	defer t.pmu.RUnlock()
+	for _, p := range t.peers {
+		if p.up.Load() {
+			select {
+			case p.out <- frame{keepaliveGroup, nil}:
+			default:
+			}
+		}
+	}
+}
+
+func (t *TCPTransport) peer(id uint64) *peer {
+	t.pmu.RLock()
+	defer t.pmu.RUnlock()
+	return t.peers[id]
 }
 
 // Addr returns the listening address.
@@ -105,7 +162,12 @@ func (t *TCPTransport) Addr() net.Addr { return t.ln.Addr() }
 
 // Close stops every connection and goroutine.
 func (t *TCPTransport) Close() error {
+	t.pmu.Lock()
 	close(t.stop)
+	for _, p := range t.peers {
+		close(p.stop)
+	}
+	t.pmu.Unlock()
 	err := t.ln.Close()
 	t.wg.Wait()
 	return err
@@ -117,12 +179,12 @@ func (t *TCPTransport) Connected(name string) bool {
 	if name == t.self {
 		return true
 	}
-	p := t.peers[NodeID(name)]
+	p := t.peer(NodeID(name))
 	return p != nil && p.up.Load()
 }
 
 func (t *TCPTransport) Send(to, group uint64, m *pb.Message) {
-	p := t.peers[to]
+	p := t.peer(to)
 	if p == nil || !p.up.Load() {
 		return
 	}
@@ -140,7 +202,7 @@ func (t *TCPTransport) Send(to, group uint64, m *pb.Message) {
 // SendChunk queues a snapshot frame (snapshot.go) for a node; false when
 // it is not connected or behind.
 func (t *TCPTransport) SendChunk(to uint64, data []byte) bool {
-	p := t.peers[to]
+	p := t.peer(to)
 	if p == nil || !p.up.Load() {
 		return false
 	}
@@ -192,7 +254,7 @@ func (t *TCPTransport) handshakeIn(c net.Conn) (*peer, error) {
 	}
 	from := binary.BigEndian.Uint64(buf[len(handshakeMagic):])
 	to := binary.BigEndian.Uint64(buf[len(handshakeMagic)+8:])
-	p := t.peers[from]
+	p := t.peer(from)
 	if p == nil || p.dial || to != t.selfN {
 		return nil, fmt.Errorf("unexpected peer id %x (to %x)", from, to)
 	}
@@ -217,7 +279,7 @@ func (t *TCPTransport) session(p *peer) {
 	var c net.Conn
 	for {
 		select {
-		case <-t.stop:
+		case <-p.stop:
 			if c != nil {
 				c.Close()
 			}
@@ -255,7 +317,7 @@ func (t *TCPTransport) connect(p *peer, backoff *time.Duration) net.Conn {
 			*backoff = min(2**backoff, time.Second)
 			for waiting := true; waiting; {
 				select {
-				case <-t.stop:
+				case <-p.stop:
 					timer.Stop()
 					return nil
 				case <-p.out:
@@ -266,7 +328,7 @@ func (t *TCPTransport) connect(p *peer, backoff *time.Duration) net.Conn {
 			continue
 		}
 		select {
-		case <-t.stop:
+		case <-p.stop:
 			return nil
 		case <-p.out:
 		case c := <-p.accepted:
@@ -293,7 +355,7 @@ func (t *TCPTransport) serve(p *peer, c net.Conn) net.Conn {
 	for {
 		var f frame
 		select {
-		case <-t.stop:
+		case <-p.stop:
 			c.Close()
 			<-readerDone
 			return nil
@@ -350,6 +412,10 @@ func (t *TCPTransport) read(p *peer, c net.Conn) {
 			return
 		}
 		group := binary.BigEndian.Uint64(hdr[4:])
+		p.heard.Store(time.Now().UnixNano())
+		if group == keepaliveGroup {
+			continue
+		}
 		if group == forwardGroup {
 			if err := t.forwardFrame(p, data); err != nil {
 				t.log.Warn("cluster transport: bad forward frame; dropping the connection", "peer", p.name, "err", err)

@@ -109,3 +109,40 @@ func TestTCPTransportFailover(t *testing.T) {
 		waitFor(t, name+" converges", func() bool { return slices.Equal(contents(t, n.st, q), want) })
 	}
 }
+
+// SetNodes connects a transport to nodes added at run time and drops the
+// connection to a node removed.
+func TestTCPTransportSetNodes(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Tick = 10 * time.Millisecond
+	all := map[string]string{"n1": freeAddr(t), "n2": freeAddr(t), "n3": freeAddr(t)}
+	two := map[string]string{"n1": all["n1"], "n2": all["n2"]}
+	var nodes []*tcpNode
+	for _, name := range []string{"n1", "n2", "n3"} {
+		c := cfg
+		c.Node, c.Nodes, c.Join = name, two, name == "n3"
+		if name == "n3" {
+			c.Nodes = all
+		}
+		nodes = append(nodes, startTCPNode(t, c, memstore.New()))
+	}
+	t.Cleanup(func() {
+		for _, n := range nodes {
+			n.stop()
+		}
+	})
+	waitFor(t, "n1-n2", func() bool { return nodes[0].tr.Connected("n2") })
+	if nodes[0].tr.Connected("n3") {
+		t.Fatal("n1 connected to n3 before knowing it")
+	}
+	nodes[0].tr.SetNodes(all)
+	nodes[1].tr.SetNodes(all)
+	waitFor(t, "n3 connected", func() bool {
+		return nodes[0].tr.Connected("n3") && nodes[1].tr.Connected("n3") && nodes[2].tr.Connected("n1")
+	})
+	nodes[0].tr.SetNodes(two)
+	waitFor(t, "n1 drops n3", func() bool { return !nodes[0].tr.Connected("n3") && !nodes[2].tr.Connected("n1") })
+	if !nodes[0].tr.Connected("n2") {
+		t.Fatal("n1 lost n2")
+	}
+}

@@ -266,7 +266,7 @@ func (s *Server) apiQueue(q broker.QueueInfo) api.Queue {
 	out := api.Queue{MessageStats: s.rates.queueStats(q), Name: q.Name, VHost: q.VHost, Durable: q.Durable, AutoDelete: q.AutoDelete, Exclusive: q.Exclusive,
 		Arguments: jsonTable(q.Args), Type: "classic", State: "running",
 		Messages: q.Messages(), MessagesReady: q.Ready, MessagesUnacknowledged: q.Unacked, MessagesDelayed: q.Delayed,
-		MessageBytesReady: q.ReadyBytes, Consumers: q.Consumers}
+		MessageBytesReady: q.ReadyBytes, Consumers: q.Consumers, Node: q.Node}
 	if out.Arguments == nil {
 		out.Arguments = map[string]any{}
 	}

@@ -215,10 +215,11 @@ func (s *Server) listNodes(w http.ResponseWriter, r *http.Request, u *user) {
 	out := make([]api.Node, 0, len(nodes))
 	for _, n := range nodes {
 		if n.Name == s.cfg.NodeName {
+			self.MetadataLeader = n.MetadataLeader
 			out = append(out, self)
 			continue
 		}
-		out = append(out, api.Node{Name: n.Name, Type: "disc", Running: n.Running})
+		out = append(out, api.Node{Name: n.Name, Type: "disc", Running: n.Running, MetadataLeader: n.MetadataLeader})
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -2,7 +2,9 @@ package httpapi
 
 // A quorum queue's members: grow (POST .../members {"node": NAME}) and
 // shrink (DELETE .../members/NAME), which `sluice queue grow|shrink`
-// drive. Administrators only: placement is the operator's. Either answers
+// drive; and the cluster's nodes: add (POST /api/nodes {"name", "address"})
+// and remove (DELETE /api/nodes/NAME), which `sluice cluster add|remove`
+// drive. Administrators only: placement is the operator's. Each answers
 // 204 once the change is applied on the answering node.
 
 import (
@@ -12,6 +14,35 @@ import (
 func (s *Server) memberRoutes() {
 	s.route("POST /api/queues/{vhost}/{name}/members", needAdministrator, s.growQueue)
 	s.route("DELETE /api/queues/{vhost}/{name}/members/{node}", needAdministrator, s.shrinkQueue)
+	s.route("POST /api/nodes", needAdministrator, s.addNode)
+	s.route("DELETE /api/nodes/{name}", needAdministrator, s.removeNode)
+}
+
+func (s *Server) addNode(w http.ResponseWriter, r *http.Request, _ *user) {
+	var body struct {
+		Name    string `json:"name"`
+		Address string `json:"address"`
+	}
+	if !decodeBody(w, r, &body) {
+		return
+	}
+	if body.Name == "" || body.Address == "" {
+		writeError(w, http.StatusBadRequest, "bad_request", `want {"name": NAME, "address": "host:port"}`)
+		return
+	}
+	if err := s.b.AddClusterNode(body.Name, body.Address); err != nil {
+		writeBrokerError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) removeNode(w http.ResponseWriter, r *http.Request, _ *user) {
+	if err := s.b.RemoveClusterNode(pathValue(r, "name")); err != nil {
+		writeBrokerError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func (s *Server) growQueue(w http.ResponseWriter, r *http.Request, u *user) {

@@ -89,6 +89,7 @@
 //	x/<vhost>\0<name>                            exchange
 //	q/<vhost>\0<name>                            queue
 //	b/<vhost>\0<src>\0<q|e><dst>\0<key>\0<hex>   binding (<hex>: its arguments' table, hex)
+//	qn/<vhost>\0<name>                           queue node: a classic queue's node in a cluster (shared.go)
 //	qid/<16 hex digits of the queue id>          queue id flags
 //	next-queue-id                                queue id counter: the next queue id
 //	delay-queue-id                               queue id counter: the delay queue's id
@@ -106,6 +107,7 @@
 //
 //	exchange          0x01 | str vhost | str name | str type | bits(durable, auto-delete, internal) | table args
 //	queue             0x01 | str vhost | str name | uvarint queue id | bits(auto-delete) | table args
+//	queue node        0x01 | str node
 //	binding           0x01 | str vhost | str source | bits(to-exchange) | str destination | str routing key | table args
 //	user              0x01 | str name | str salt | str hash | uvarint n | n × str tag | bits(loopback-only)
 //	permission        0x01 | str user | str vhost | str configure | str write | str read

@@ -48,6 +48,12 @@ var ErrClosed = errors.New("store: closed")
 // written until a restart. Reads go on. The error wraps the failure.
 var ErrFenced = errors.New("store: fenced after an engine failure")
 
+// ErrNotCommitted is returned by a cluster's store for a write that must
+// be replicated and was not confirmed committed in time (no leader, no
+// majority). The local store is intact: it is not a storage failure, and
+// the write may still be committed later.
+var ErrNotCommitted = errors.New("store: replicated write not confirmed committed")
+
 // ErrInvalidBatch is returned by Apply for a malformed batch (unknown op
 // kind, a range whose end is below its start); nothing was applied.
 var ErrInvalidBatch = errors.New("store: invalid batch")

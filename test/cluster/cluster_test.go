@@ -34,6 +34,10 @@ type node struct {
 	name, amqpAddr, httpAddr, data string
 	cmd                            *exec.Cmd
 	log                            *os.File
+	// spec and args, when set, replace the cluster's --cluster and add
+	// flags (a node joining at run time: membership_test.go).
+	spec string
+	args []string
 }
 
 type cluster struct {
@@ -87,8 +91,12 @@ func (c *cluster) start(nd *node) {
 		}
 		nd.log = f
 	}
-	nd.cmd = exec.Command(binary, "serve", "--data", nd.data, "--amqp", nd.amqpAddr, "--http", nd.httpAddr,
-		"--node", nd.name, "--cluster", c.spec)
+	spec := c.spec
+	if nd.spec != "" {
+		spec = nd.spec
+	}
+	nd.cmd = exec.Command(binary, append([]string{"serve", "--data", nd.data, "--amqp", nd.amqpAddr, "--http", nd.httpAddr,
+		"--node", nd.name, "--cluster", spec}, nd.args...)...)
 	nd.cmd.Stdout, nd.cmd.Stderr = nd.log, nd.log
 	if err := nd.cmd.Start(); err != nil {
 		c.t.Fatal(err)
@@ -105,7 +113,8 @@ func (c *cluster) waitUp(nd *node) {
 			return
 		}
 		if time.Now().After(deadline) {
-			c.t.Fatalf("%s did not come up: %v", nd.name, err)
+			b, _ := os.ReadFile(nd.log.Name())
+			c.t.Fatalf("%s did not come up: %v; its log:\n%s", nd.name, err, tail(string(b), 4000))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -3,7 +3,9 @@
 package cluster
 
 import (
+	"encoding/json"
 	"errors"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +16,8 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/sluicemq/sluice/internal/sluicetest"
 )
 
 // A follower whose data directory is lost (wiped while it was down) is
@@ -44,6 +48,7 @@ func TestWipedFollowerCatchesUpFromSnapshot(t *testing.T) {
 	// Members compact every 5 s (50 ticks): give the leader a round to
 	// drop the entries the wiped follower would need.
 	time.Sleep(6 * time.Second)
+	f.args = []string{"--join"} // as docs/clustering.md says for a lost disk
 	c.start(f)
 	c.waitUp(f)
 	deadline := time.Now().Add(20 * time.Second)
@@ -170,5 +175,107 @@ func TestGrowAndShrinkUnderConfirms(t *testing.T) {
 	var ae *amqp.Error
 	if !errors.As(err, &ae) || ae.Code != 406 {
 		t.Fatalf("group size 0: %v, want 406", err)
+	}
+}
+
+// nodes lists the cluster's nodes as nd sees them: name -> running.
+func nodesOf(nd *node) (map[string]bool, error) {
+	req, _ := http.NewRequest("GET", "http://"+nd.httpAddr+"/api/nodes", nil)
+	req.SetBasicAuth("guest", "guest")
+	cl := http.Client{Timeout: 2 * time.Second}
+	resp, err := cl.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var ns []struct {
+		Name    string `json:"name"`
+		Running bool   `json:"running"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&ns); err != nil {
+		return nil, err
+	}
+	out := make(map[string]bool)
+	for _, n := range ns {
+		out[n.Name] = n.Running
+	}
+	return out, nil
+}
+
+func waitNodes(t *testing.T, nd *node, what string, ok func(map[string]bool) bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ns, err := nodesOf(nd)
+		if err == nil && ok(ns) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %s: nodes %v (%v)", nd.name, what, ns, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// A fourth node added with `sluice cluster add` and started with --join
+// knows every quorum queue, takes a queue grown onto it, survives a
+// restart of another node with the first --cluster list (the stored list
+// wins), and `sluice cluster remove` takes it out of the queue and the
+// list; no confirmed message is lost on the way.
+func TestAddAndRemoveNode(t *testing.T) {
+	c := newCluster(t, 3)
+	if err := declare(t, c.nodes[0], "grown", quorum, false); err != nil {
+		t.Fatal(err)
+	}
+	publishConfirmed(t, c, "grown", 0, 200)
+	n4 := &node{name: "n4", amqpAddr: sluicetest.FreeAddr(t), httpAddr: sluicetest.FreeAddr(t), data: t.TempDir()}
+	addr4 := sluicetest.FreeAddr(t)
+	cli := func(server *node, args ...string) {
+		t.Helper()
+		out, err := exec.Command(binary, append(args, "--server", server.httpAddr)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("sluice %v: %v\n%s", args, err, out)
+		}
+	}
+	cli(c.nodes[1], "cluster", "add", "n4="+addr4)
+	n4.spec, n4.args = c.spec+",n4="+addr4, []string{"--join"}
+	c.nodes = append(c.nodes, n4)
+	c.start(n4)
+	c.waitUp(n4)
+	waitNodes(t, c.nodes[0], "n4 running", func(ns map[string]bool) bool { return ns["n4"] && len(ns) == 4 })
+	// n4 is a learner: it knows the queue and its leader.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		q, err := n4.queue("grown")
+		if err == nil && q.Type == "quorum" && q.Leader != "" && q.Messages == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("n4 reports %+v (%v)", q, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	cli(n4, "queue", "grow", "n4", "grown")
+	waitMembers(t, c.nodes[0], "grown", "n1,n2,n3,n4")
+	publishConfirmed(t, c, "grown", 200, 400)
+
+	// A restart with the first --cluster keeps n4.
+	n1 := c.nodes[0]
+	c.kill(n1)
+	c.start(n1)
+	c.waitUp(n1)
+	waitNodes(t, n1, "n4 kept after a restart with the old list", func(ns map[string]bool) bool { return len(ns) == 4 })
+
+	cli(c.nodes[1], "cluster", "remove", "n4")
+	waitMembers(t, n1, "grown", "n1,n2,n3")
+	waitNodes(t, n1, "n4 removed", func(ns map[string]bool) bool { _, ok := ns["n4"]; return !ok && len(ns) == 3 })
+	c.kill(n4)
+	c.nodes = c.nodes[:3]
+	publishConfirmed(t, c, "grown", 400, 450)
+	got := drain(t, c, "grown")
+	for id := range 450 {
+		if got[id] == 0 {
+			t.Fatalf("confirmed message %d lost (%d distinct consumed)", id, len(got))
+		}
 	}
 }
