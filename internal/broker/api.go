@@ -116,6 +116,8 @@ type Delivery struct {
 	Properties    message.Properties
 	Body          []byte
 	MessageCount  uint32 // basic.get only: messages left in the queue
+
+	seq uint64 // the message's seq in its queue (remote_follower.go)
 }
 
 // Props returns the delivery's properties, decoding RawProperties when

@@ -319,6 +319,7 @@ func (q *queue) takeCached(e entry) ([]byte, bool) {
 // returned, which the broker adds to the headers it decodes.
 func newDelivery(parts records.Parts, e entry) (*Delivery, error) {
 	d := &Delivery{
+		seq:           e.seq,
 		Redelivered:   e.flags&entryRedelivered != 0,
 		Exchange:      parts.Exchange,
 		RoutingKey:    parts.RoutingKey,
@@ -602,7 +603,10 @@ func (q *queue) get(ch *Channel, noAck bool) (*Delivery, error) {
 	var b store.Batch
 	defer q.applyLocked(&b)
 	q.touchLocked()
-	for q.servesHere() {
+	if !q.servesHere() {
+		return nil, q.notServedError()
+	}
+	for {
 		q.waitReadLocked() // what is being read comes first
 		e, ok := q.ready.pop()
 		if !ok {
@@ -642,7 +646,6 @@ func (q *queue) get(ch *Channel, noAck bool) (*Delivery, error) {
 		q.armExpiryLocked()
 		return d, nil
 	}
-	return nil, nil
 }
 
 // purge removes the ready messages and returns how many. The removal is
@@ -655,6 +658,10 @@ func (q *queue) purge() (uint32, error) {
 	if err := q.env.fence.check(); err != nil {
 		q.mu.Unlock()
 		return 0, err
+	}
+	if !q.servesHere() {
+		q.mu.Unlock()
+		return 0, q.notServedError()
 	}
 	floor := q.floor
 	es := q.ready.takeAll()
@@ -737,6 +744,15 @@ func (q *queue) addConsumer(c *consumer) error {
 	defer q.mu.Unlock()
 	if q.deleted {
 		return errorf(NotFound, "no queue '%s' in vhost '%s'", q.name, q.vh.name)
+	}
+	// Checked under q.mu, as Serving changes it: a consumer is attached
+	// only where the queue is served (quorum.go).
+	if !q.servesHere() {
+		return q.notServedError()
+	}
+	if c.ch.consumerGone(c) {
+		// Its channel closed meanwhile (a session the connection lost).
+		return errorf(PreconditionFailed, "channel is closed")
 	}
 	if q.exclusiveC || (c.exclusive && len(q.consumers) > 0) {
 		return errorf(ResourceLocked, "queue '%s' in vhost '%s' in exclusive use", q.name, q.vh.name)

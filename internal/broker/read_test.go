@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicemq/sluice/internal/message"
 	"github.com/sluicemq/sluice/internal/store"
 	"github.com/sluicemq/sluice/internal/store/memstore"
 )
@@ -247,5 +248,34 @@ func TestGetReadsOutsideTheQueueLock(t *testing.T) {
 	st.release()
 	if d := <-got; d == nil || string(d.Body) != "m0" || d.MessageCount != 1 {
 		t.Fatalf("get %+v, want m0 with 1 message left", d)
+	}
+}
+
+// TestRemoteDeliveryKeepsStoredProperties: a delivery whose properties are
+// still as stored crosses to another node with them (encodeDelivery), and
+// one marked redelivered there gets x-delivery-count beside them.
+func TestRemoteDeliveryKeepsStoredProperties(t *testing.T) {
+	props := message.Properties{Flags: message.FlagHeaders | message.FlagContentType | message.FlagDeliveryMode,
+		ContentType: "text/plain", DeliveryMode: 2, Headers: message.Table{"k": "v"}}
+	raw, err := message.AppendProperties(nil, &props)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &Delivery{DeliveryTag: 3, seq: 9, Exchange: "ex", RoutingKey: "rk", RawProperties: raw, Body: []byte("b")}
+	w, err := encodeDelivery(nil, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeDelivery(&reader{b: w})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := got.Props()
+	if err != nil || got.seq != 9 || string(got.Body) != "b" || p.ContentType != "text/plain" || p.Headers["k"] != "v" || p.DeliveryMode != 2 {
+		t.Fatalf("across nodes: %+v %+v %v", got, p, err)
+	}
+	markRedelivered(d)
+	if p, err = d.Props(); err != nil || !d.Redelivered || p.Headers["x-delivery-count"] != int64(1) || p.Headers["k"] != "v" || p.ContentType != "text/plain" {
+		t.Fatalf("marked redelivered: %+v %v", p, err)
 	}
 }
