@@ -150,7 +150,7 @@
 //     blocks while the pipeline is behind and the pipeline's prepare takes
 //     queue.mu (reject-publish limits), so Submit is never called under a
 //     queue's lock either.
-//   - bodyCache.mu, userDB.mu, Broker.idMu, replyRegistry.mu, the
+//   - bodyCache.mu, userDB.mu, Broker.idMu, replyRegistry.mu, goGroup.mu, the
 //     committer's mutex, deadLetterer.mu, expirer.mu and scheduler.mu are
 //     leaves (the scheduler reads the store's delay index under its mutex,
 //     and it and the expirer call queues only after releasing theirs).

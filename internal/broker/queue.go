@@ -127,8 +127,7 @@ func (q *queue) wakeLocked(fresh uint64) {
 	if q.waking {
 		return
 	}
-	q.waking = true
-	q.env.dispatchers.Go(q.runDispatcher)
+	q.waking = q.env.dispatchers.Go(q.runDispatcher) // false: the broker is closing
 }
 
 // runDispatcher is the dispatcher's wake-up. Consumers that could take the

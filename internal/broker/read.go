@@ -40,8 +40,7 @@ func (q *queue) requestReadLocked(fresh uint64) {
 	q.needRead = true
 	q.readFresh = min(q.readFresh, fresh)
 	if !q.readerOn {
-		q.readerOn = true
-		q.env.dispatchers.Go(q.runReader)
+		q.readerOn = q.env.dispatchers.Go(q.runReader) // false: the broker is closing
 	}
 }
 
