@@ -119,7 +119,7 @@ func (ch *Channel) Cancel(consumerTag string) error {
 	ch.mu.Unlock()
 	if ok && c.q != nil {
 		// They may still wait for the queue's dispatcher.
-		c.q.dispatchWoken()
+		c.q.dispatchPending()
 	}
 	ch.mu.Lock()
 	c, ok = ch.consumers[consumerTag]
