@@ -484,6 +484,6 @@ func (b *Broker) PurgeQueue(vhostName, queueName string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	n, err := q.purge()
+	n, err := q.purgeAnywhere()
 	return int(n), err
 }

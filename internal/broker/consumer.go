@@ -18,6 +18,9 @@ type consumer struct {
 	// Guarded by ch.mu.
 	unacked   int
 	cancelled bool
+	// remote: the consumer's queue is (or was) led by another node
+	// (remote_follower.go); once set it stays.
+	remote *remoteConsumer
 }
 
 // Consume starts a consumer and returns its tag.
@@ -32,13 +35,14 @@ func (ch *Channel) Consume(req ConsumeRequest) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := q.refuseUnserved(); err != nil { // quorum.go
-		return "", err
-	}
 	prio, err := consumerPriority(req.Args)
 	if err != nil {
 		return "", err
 	}
+	// As RabbitMQ (the channel's publishes reach the queue before its
+	// consume does): what the connection published before the consume is
+	// in its queues when the consumer starts.
+	ch.conn.waitPublished()
 	ch.mu.Lock()
 	if ch.closed {
 		ch.mu.Unlock()
@@ -56,7 +60,30 @@ func (ch *Channel) Consume(req ConsumeRequest) (string, error) {
 		priority: prio, prefetch: ch.prefetch}
 	ch.consumers[tag] = c
 	ch.mu.Unlock()
-	if err := q.addConsumer(c); err != nil {
+	var rc *remoteConsumer
+	if (q.quorum || q.home != "") && ch.session == nil {
+		// A client's consumer of a quorum queue moves with its leader
+		// (remote_follower.go); one of another node's classic queue
+		// is that node's.
+		// Attached here (local) unless refused: a move that starts as
+		// soon as it is attached must see it so.
+		rc = ch.remoteFor(c)
+		rc.mu.Lock()
+		rc.local = true
+		rc.mu.Unlock()
+	}
+	err = q.addConsumer(c)
+	if isNotServed(err) && rc != nil {
+		// Led elsewhere: the consumer is its leader's.
+		rc.mu.Lock()
+		rc.local = false
+		rc.mu.Unlock()
+		err = ch.consumeRemote(c)
+	}
+	if err != nil {
+		if rc != nil {
+			rc.drop()
+		}
 		ch.mu.Lock()
 		delete(ch.consumers, tag)
 		ch.mu.Unlock()
@@ -92,7 +119,7 @@ func (ch *Channel) Cancel(consumerTag string) error {
 	ch.mu.Unlock()
 	if ok && c.q != nil {
 		// They may still wait for the queue's dispatcher.
-		c.q.dispatchWoken()
+		c.q.dispatchPending()
 	}
 	ch.mu.Lock()
 	c, ok = ch.consumers[consumerTag]
@@ -102,6 +129,9 @@ func (ch *Channel) Cancel(consumerTag string) error {
 	}
 	ch.mu.Unlock()
 	if ok {
+		if c.remote != nil {
+			c.remote.cancel()
+		}
 		ch.detach(c)
 	}
 	return nil

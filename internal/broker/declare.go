@@ -240,10 +240,7 @@ func (ch *Channel) PurgeQueue(name string) (uint32, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := q.refuseRemote("purge"); err != nil { // metasync.go
-		return 0, err
-	}
-	return q.purge()
+	return q.purgeAnywhere()
 }
 
 // DeleteQueue is queue.delete; it returns the number of ready messages
@@ -281,7 +278,7 @@ func (ch *Channel) DeleteQueue(name string, ifUnused, ifEmpty bool) (uint32, err
 		q.mu.Unlock()
 		vh.mu.Unlock()
 		return 0, errorf(PreconditionFailed, "queue '%s' in vhost '%s' in use", name, vh.name)
-	case ifEmpty && q.ready.len() > 0:
+	case ifEmpty && q.readyLenLocked() > 0:
 		q.mu.Unlock()
 		vh.mu.Unlock()
 		return 0, errorf(PreconditionFailed, "queue '%s' in vhost '%s' is not empty", name, vh.name)
