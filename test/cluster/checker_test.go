@@ -59,7 +59,9 @@ type delivery struct {
 }
 
 // struck is a node a fault hit (killed, paused, cut off) or that stopped
-// serving a consumer (it lost the lead), and when.
+// serving a consumer, and when; node "" is a change of the queue's leader
+// (a consumer attached elsewhere is served through its node, so any of
+// its deliveries may be the lost leader's).
 type struck struct {
 	node string
 	at   time.Time
@@ -111,7 +113,26 @@ func startWorkload(t *testing.T, c *cluster, queue string, consumers int) *workl
 		w.wg.Add(1)
 		go w.consumer()
 	}
+	w.wg.Add(1)
+	go w.watchLeader()
 	return w
+}
+
+// watchLeader records every change of the queue's leader as a strike.
+func (w *workload) watchLeader() {
+	defer w.wg.Done()
+	var last *node
+	for !w.stopped() {
+		if l := w.c.findLeader(w.queue, time.Second); l != nil {
+			if last != nil && l != last {
+				w.mu.Lock()
+				w.struck = append(w.struck, struck{"", time.Now()})
+				w.mu.Unlock()
+			}
+			last = l
+		}
+		w.pause(200 * time.Millisecond)
+	}
 }
 
 func (w *workload) stopped() bool {
@@ -506,11 +527,11 @@ func (w *workload) check(t *testing.T, before int) result {
 		redelivered: redelivered, unsynced: unsynced, left: before, lost: lost, dups: len(dups)}
 }
 
-// lostWithNode reports whether a fault struck d's node within
-// unsyncedDelivery of d.
+// lostWithNode reports whether a fault struck d's node, or the queue's
+// lead moved, within unsyncedDelivery of d.
 func (w *workload) lostWithNode(d delivery) bool {
 	for _, s := range w.struck {
-		if s.node == d.node && s.at.Sub(d.at).Abs() <= unsyncedDelivery {
+		if (s.node == d.node || s.node == "") && s.at.Sub(d.at).Abs() <= unsyncedDelivery {
 			return true
 		}
 	}
