@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"math"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -39,6 +40,9 @@ var (
 	ErrNoGroup   = errors.New("cluster: no such group on this node")
 	ErrTimeout   = errors.New("cluster: proposal not committed in time")
 	ErrStopped   = errors.New("cluster: host stopped")
+	// ErrTooLarge: the command would not fit the transport's frames
+	// (Config.MaxMessageSize), so it is not proposed.
+	ErrTooLarge = errors.New("cluster: write too large to replicate")
 )
 
 // Handler is what the host tells the broker. Calls come from the host's
@@ -88,6 +92,10 @@ type Config struct {
 	// group's log when it compacts it (once twice as many are applied);
 	// a member further behind its leader gets a snapshot.
 	CompactEntries int
+	// MaxMessageSize is the largest message body the broker takes
+	// (--max-message-size; 0 for DefaultMaxMessageSize). The transport's
+	// frames, and so the largest entry, are sized from it (transport.go).
+	MaxMessageSize int64
 	Logger         *slog.Logger
 }
 
@@ -104,6 +112,9 @@ func (c Config) Validate() error {
 	}
 	if c.Tick <= 0 || c.ElectionTicks <= c.HeartbeatTicks || c.HeartbeatTicks <= 0 {
 		return errors.New("cluster: need tick > 0 and election ticks > heartbeat ticks > 0")
+	}
+	if c.MaxMessageSize < 0 || frameLimit(c.MaxMessageSize) > math.MaxUint32 {
+		return fmt.Errorf("cluster: max message size %d: a replicated message is at most %d bytes", c.MaxMessageSize, math.MaxUint32-frameEnvelope)
 	}
 	ids := make(map[uint64]string)
 	for n := range c.Nodes {
@@ -815,6 +826,10 @@ func (h *Host) submit(ctx context.Context, group uint64, kind cmdKind, body []by
 	h.wmu.Lock()
 	h.waiters[id] = w
 	h.wmu.Unlock()
+	if len(data) > h.maxEntry() {
+		h.finish(id, fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, len(data), h.maxEntry()))
+		return pending{id, w}
+	}
 	select {
 	case h.props <- proposal{group: group, data: data, id: id}:
 	case <-h.stop:
@@ -829,10 +844,21 @@ func (h *Host) submit(ctx context.Context, group uint64, kind cmdKind, body []by
 // proposal id 0 has no waiter.
 func (h *Host) submitNoWait(group uint64, kind cmdKind, body []byte) {
 	data := appendCommand(make([]byte, 0, cmdHeaderLen+len(body)), command{kind: kind, proposer: h.self, body: body})
+	if len(data) > h.maxEntry() {
+		h.log.Error("cluster: write too large to replicate; dropped", "group", fmt.Sprintf("%x", group), "len", len(data), "limit", h.maxEntry())
+		return
+	}
 	select {
 	case h.props <- proposal{group: group, data: data}:
 	case <-h.stop:
 	}
+}
+
+// maxEntry is the largest command the host proposes: one that, alone in
+// an append or a snapshot chunk, fits the transport's frames with room for
+// the Raft message around it.
+func (h *Host) maxEntry() int {
+	return int(frameLimit(h.cfg.MaxMessageSize) - frameEnvelope/2)
 }
 
 type pending struct {
