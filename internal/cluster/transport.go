@@ -80,9 +80,9 @@ type TCPTransport struct {
 	// send or discarded on reading.
 	oversized atomic.Uint64
 	recv      Receiver
-	log     *slog.Logger
-	pmu     sync.RWMutex
-	peers   map[uint64]*peer // guarded by pmu; changed by SetNodes
+	log       *slog.Logger
+	pmu       sync.RWMutex
+	peers     map[uint64]*peer // guarded by pmu; changed by SetNodes
 
 	fwd        forwards // forward.go
 	fwdMu      sync.Mutex
