@@ -101,12 +101,31 @@ type peer struct {
 	accepted chan net.Conn
 	up       atomic.Bool
 	heard    atomic.Int64  // unix nanoseconds of the last frame read from it
+	queued   atomic.Int64  // bytes of the large Raft messages in out (Send)
 	stop     chan struct{} // closed when the transport closes or the node is removed
 }
 
 type frame struct {
 	group uint64
 	data  []byte
+}
+
+// largeMessage: a Raft message this long counts against its peer's queued
+// bytes. An append over MaxSizePerMsg holds one large entry, which raft
+// may send again on every heartbeat answer while it probes a follower;
+// queuing at most one frame limit of them per peer bounds the memory they
+// hold (raft retransmits what is dropped).
+const largeMessage = 2 << 20
+
+// counted reports whether f's bytes are in its peer's queued: a large
+// Raft message (not a reserved group's frame).
+func (f frame) counted() bool { return f.group > keepaliveGroup && len(f.data) >= largeMessage }
+
+// took is told of every frame taken from p.out.
+func (p *peer) took(f frame) {
+	if f.counted() {
+		p.queued.Add(-int64(len(f.data)))
+	}
 }
 
 // NewTCPTransport listens on this node's cluster address (cfg.Nodes[cfg.Node])
@@ -174,7 +193,7 @@ func (t *TCPTransport) Keepalive() {
 	for _, p := range t.peers {
 		if p.up.Load() {
 			select {
-			case p.out <- frame{keepaliveGroup, nil}:
+			case p.out <- frame{group: keepaliveGroup}:
 			default:
 			}
 		}
@@ -238,9 +257,17 @@ func (t *TCPTransport) Send(to, group uint64, m *pb.Message) {
 		t.log.Error("cluster transport: encode message", "err", err)
 		return
 	}
+	f := frame{group: group, data: data}
+	if f.counted() {
+		if q := p.queued.Add(int64(len(data))); q > int64(len(data)) && q > t.limit {
+			p.queued.Add(-int64(len(data)))
+			return // a frame limit of large messages is queued already
+		}
+	}
 	select {
-	case p.out <- frame{group, data}:
+	case p.out <- f:
 	default: // the peer is behind: drop, Raft retransmits
+		p.took(f)
 	}
 }
 
@@ -252,7 +279,7 @@ func (t *TCPTransport) SendChunk(to uint64, data []byte) bool {
 		return false
 	}
 	select {
-	case p.out <- frame{snapGroup, data}:
+	case p.out <- frame{group: snapGroup, data: data}:
 		return true
 	default:
 		return false
@@ -365,7 +392,8 @@ func (t *TCPTransport) connect(p *peer, backoff *time.Duration) net.Conn {
 				case <-p.stop:
 					timer.Stop()
 					return nil
-				case <-p.out:
+				case f := <-p.out:
+					p.took(f)
 				case <-timer.C:
 					waiting = false
 				}
@@ -375,7 +403,8 @@ func (t *TCPTransport) connect(p *peer, backoff *time.Duration) net.Conn {
 		select {
 		case <-p.stop:
 			return nil
-		case <-p.out:
+		case f := <-p.out:
+			p.took(f)
 		case c := <-p.accepted:
 			return c
 		}
@@ -415,6 +444,7 @@ func (t *TCPTransport) serve(p *peer, c net.Conn) net.Conn {
 		}
 		// Write what is queued, then flush once (batching).
 		for {
+			p.took(f)
 			if n := int64(8 + len(f.data)); n > t.limit {
 				t.refuseOversized(p, "send", n, &logged)
 			} else {

@@ -162,7 +162,9 @@ func TestTCPTransportLargeMessage(t *testing.T) {
 	for _, name := range []string{"n1", "n2"} {
 		c := cfg
 		c.Node = name
-		nodes[name] = startTCPNode(t, c, memstore.New())
+		n := startTCPNode(t, c, memstore.New())
+		n.rs = NewStore(n.st, n.h, time.Minute) // copies of 64 MiB under -race on a loaded machine
+		nodes[name] = n
 	}
 	t.Cleanup(func() {
 		for _, n := range nodes {
@@ -185,10 +187,10 @@ func TestTCPTransportLargeMessage(t *testing.T) {
 	if err := leader.rs.Apply(&b, true); err != nil {
 		t.Fatalf("replicate a message of %d bytes: %v", len(body), err)
 	}
-	rec, err := nodes["n2"].st.Get(q, 1)
-	if err != nil || !bytes.Equal(rec, body) {
-		t.Fatalf("the follower holds %d bytes (%v), want the %d-byte message", len(rec), err, len(body))
-	}
+	waitFor(t, "the follower applies the message", func() bool {
+		rec, err := nodes["n2"].st.Get(q, 1)
+		return err == nil && bytes.Equal(rec, body)
+	})
 
 	var huge store.Batch
 	huge.PutIndexed(q, 2, make([]byte, leader.h.maxEntry()+1), []byte{2})
