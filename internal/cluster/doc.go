@@ -51,7 +51,9 @@
 // that hands leadership on (memberLost).
 //
 // Membership (members.go): a queue's voters are chosen at creation
-// (PickMembers), the other nodes are learners; any member grows (adds or
+// (PickMembers) and settled through the metadata group when they are not
+// every node (placement.go: the first choice in its log wins), the other
+// nodes are learners; any member grows (adds or
 // promotes) or shrinks (demotes to learner) a voter with one raft
 // ConfChange at a time; a new member catches up by the log or a snapshot.
 // The node list (nodes.go) is one more group, over all nodes, whose
@@ -76,6 +78,7 @@
 //	meta cluster/g/<g>/stage/{def,floor,d/<due><seq>,done} -> an incoming snapshot's rest; done: u64 index, u64 term
 //	meta cluster/g/<g>/install                    -> present while a snapshot is copied from the stage
 //	meta cluster/groups/<g>                       -> the groups this node hosts
+//	meta cluster/place/<g>                        -> a queue's first voters, written by the metadata group
 //
 // The metadata group is g = MetaGroup (1<<60): its log is queue
 // logQueue(1<<60), its applied entries' keys are the broker's own
