@@ -95,6 +95,7 @@ func (c *clusterNode) store(local store.Store) store.Store {
 
 func (c *clusterNode) start(b *broker.Broker) {
 	c.tr.SetForwardHandler(b.AcceptForward)
+	c.tr.SetMessageHandler(b)
 	c.host.Start(c.tr, b)
 }
 
@@ -112,9 +113,11 @@ func (c *clusterNode) DeleteQueue(ctx context.Context, id store.QueueID) error {
 	return c.host.DeleteQueue(ctx, id)
 }
 
-func (c *clusterNode) Forward(node string, body []byte, done func(error)) {
+func (c *clusterNode) Forward(node string, body []byte, done func([]byte, error)) {
 	c.tr.Forward(node, body, replicateTimeout, done)
 }
+
+func (c *clusterNode) SendMessage(node string, body []byte) bool { return c.tr.SendMessage(node, body) }
 
 // defaultGroupSize is a quorum queue's members when its declaration does
 // not say (x-quorum-initial-group-size), as RabbitMQ's default; a smaller

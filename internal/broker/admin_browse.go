@@ -32,6 +32,10 @@ type StoredMessage struct {
 	Redelivered bool
 	ReadyAt     time.Time // when a delayed message becomes ready (zero otherwise)
 	Message     *message.Message
+	// Version identifies the content read: a Move or ReplaceMessage given
+	// it refuses the message if an edit replaced that content since
+	// (edits.go).
+	Version uint64
 }
 
 // Select narrows a browse. The zero Select lists every message.
@@ -75,7 +79,7 @@ func (b *Broker) Browse(vhostName, queueName string, after uint64, limit int, se
 		return b.browseFew(q, after, limit, sel)
 	}
 	q.mu.Lock()
-	from, high := q.lowestLocked(), q.high
+	from, high, version := q.lowestLocked(), q.high, q.edits.clock
 	q.mu.Unlock()
 	from = max(from, after+1)
 	type cand struct {
@@ -124,7 +128,7 @@ func (b *Broker) Browse(vhostName, queueName string, after uint64, limit int, se
 	defer q.mu.Unlock()
 	for _, c := range cands {
 		if sm, ok := q.classifyLocked(c.seq); ok && (sel.State == "" || sm.State == sel.State) {
-			sm.Message = c.m
+			sm.Message, sm.Version = c.m, version
 			page.Messages = append(page.Messages, sm)
 		}
 	}
@@ -162,6 +166,7 @@ func (b *Broker) browseFew(q *queue, after uint64, limit int, sel Select) (Brows
 			}
 		}
 	}
+	version := q.edits.clock
 	q.mu.Unlock()
 	slices.Sort(seqs)
 	var page BrowsePage
@@ -189,7 +194,7 @@ func (b *Broker) browseFew(q *queue, after uint64, limit int, sel Select) (Brows
 		sm, ok := q.classifyLocked(seq)
 		q.mu.Unlock()
 		if ok && sm.State == sel.State {
-			sm.Message = m
+			sm.Message, sm.Version = m, version
 			page.Messages = append(page.Messages, sm)
 		}
 	}
@@ -229,6 +234,14 @@ func (q *queue) classifyLocked(seq uint64) (StoredMessage, bool) {
 			Redelivered: e.flags&entryRedelivered != 0}, true
 	}
 	return StoredMessage{}, false
+}
+
+// holdsLocked reports whether seq is in the queue: ready, unacked,
+// delayed or held.
+func (q *queue) holdsLocked(seq uint64) bool {
+	_, held := q.held[seq]
+	_, ok := q.classifyLocked(seq)
+	return held || ok
 }
 
 // find returns the ready entry with seq.
@@ -307,6 +320,9 @@ func (b *Broker) Message(vhostName, queueName string, id uint64) (StoredMessage,
 	if err != nil {
 		return StoredMessage{}, err
 	}
+	q.mu.Lock()
+	version := q.edits.clock // before the read: an edit after it shows
+	q.mu.Unlock()
 	rec, err := b.env.st.Get(q.id, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return StoredMessage{}, b.noMessage(q, id)
@@ -324,7 +340,7 @@ func (b *Broker) Message(vhostName, queueName string, id uint64) (StoredMessage,
 	if !ok {
 		return StoredMessage{}, b.noMessage(q, id)
 	}
-	sm.Message = m
+	sm.Message, sm.Version = m, version
 	return sm, nil
 }
 
@@ -348,14 +364,17 @@ func (q *queue) readyEntryLocked(id uint64) (*entry, error) {
 
 // ReplaceMessage replaces a ready message's exchange, routing key,
 // properties and body in place: it keeps its id, place and delivery count.
-// A message that is unacked is PreconditionFailed; one that is gone is
-// NotFound; one the queue's x-schema or size limit refuses is
+// version is the StoredMessage.Version of the read m was made from
+// (AnyVersion: m was not made from a read): a message edited since is
+// PreconditionFailed, so of two edits of one read the second does not undo
+// the first. A message that is unacked is PreconditionFailed; one that is
+// gone is NotFound; one the queue's x-schema or size limit refuses is
 // PreconditionFailed with a *ValidationError (and stays as it was).
 //
 // The message is held (move.go) while its new record is written, synced,
 // without the queue's lock: consumers neither get the old message nor
 // wait for the write.
-func (b *Broker) ReplaceMessage(vhostName, queueName string, id uint64, m *message.Message) error {
+func (b *Broker) ReplaceMessage(vhostName, queueName string, id uint64, m *message.Message, version uint64) error {
 	if err := CheckRoutingKey(m.RoutingKey); err != nil { // names.go: else no consumer could be sent it
 		return err
 	}
@@ -366,7 +385,7 @@ func (b *Broker) ReplaceMessage(vhostName, queueName string, id uint64, m *messa
 	if err := q.vh.checkMove(m, "", []*queue{q}); err != nil {
 		return err
 	}
-	if _, err := q.holdReady(id); err != nil {
+	if _, err := q.holdReady(id, version); err != nil {
 		return err
 	}
 	err = b.rewriteRecord(q, id, m)
@@ -374,6 +393,7 @@ func (b *Broker) ReplaceMessage(vhostName, queueName string, id uint64, m *messa
 		if err != nil {
 			return
 		}
+		q.edits.edited(id, q.holdsLocked)
 		if e.flags&entryCached != 0 {
 			b.env.cache.drop(cacheKey{q.id, id})
 			e.flags &^= entryCached
@@ -419,11 +439,12 @@ func (b *Broker) rewriteRecord(q *queue, id uint64, m *message.Message) error {
 	return nil
 }
 
-// holdReady takes the ready message id into the held table.
-func (q *queue) holdReady(id uint64) (entry, error) {
+// holdReady takes the ready message id, if not edited since version,
+// into the held table.
+func (q *queue) holdReady(id, version uint64) (entry, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if _, err := q.readyEntryLocked(id); err != nil {
+	if err := q.readyUneditedLocked(id, version); err != nil {
 		return entry{}, err
 	}
 	es := q.ready.removeSeqs(map[uint64]bool{id: true})
@@ -439,7 +460,7 @@ func (b *Broker) DeleteMessage(vhostName, queueName string, id uint64) error {
 	if err != nil {
 		return err
 	}
-	e, err := q.holdReady(id)
+	e, err := q.holdReady(id, AnyVersion)
 	if err != nil {
 		return err
 	}
@@ -463,6 +484,6 @@ func (b *Broker) PurgeQueue(vhostName, queueName string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	n, err := q.purge()
+	n, err := q.purgeAnywhere()
 	return int(n), err
 }

@@ -23,6 +23,10 @@ type MoveOut struct {
 	// Queue or Exchange is the destination: a queue directly (not
 	// routed), or an exchange routing Message by its routing key.
 	Queue, Exchange string
+	// Version is the StoredMessage.Version of the read Message was made
+	// from: if an edit replaced the message since, it is refused and
+	// stays, rather than moved as it was before the edit.
+	Version uint64
 }
 
 // MoveOptions change how Move moves.
@@ -58,14 +62,12 @@ func (b *Broker) Move(vhostName, queueName string, outs []MoveOut, o MoveOptions
 			errs[i] = err
 			continue
 		}
-		moves = append(moves, &heldMove{id: out.ID, i: i, msg: out.Message, targets: targets, err: &errs[i]})
+		moves = append(moves, &heldMove{id: out.ID, i: i, msg: out.Message, version: out.Version, targets: targets, err: &errs[i]})
 	}
 	if o.DryRun {
 		src.mu.Lock()
 		for _, mv := range moves {
-			if _, err := src.readyEntryLocked(mv.id); err != nil {
-				*mv.err = err
-			}
+			*mv.err = src.readyUneditedLocked(mv.id, mv.version)
 		}
 		src.mu.Unlock()
 		return errs, nil
@@ -103,6 +105,7 @@ type heldMove struct {
 	id      uint64
 	i       int // its place in the call's outs
 	msg     *message.Message
+	version uint64 // MoveOut.Version
 	targets []*queue
 	entry   entry  // once held
 	err     *error // its outcome
@@ -139,7 +142,7 @@ func (q *queue) holdMoves(moves []*heldMove) {
 	want := make(map[uint64]bool, len(moves))
 	bySeq := make(map[uint64]*heldMove, len(moves))
 	for _, mv := range moves {
-		if _, err := q.readyEntryLocked(mv.id); err != nil {
+		if err := q.readyUneditedLocked(mv.id, mv.version); err != nil {
 			*mv.err = err
 			continue
 		}

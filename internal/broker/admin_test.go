@@ -103,7 +103,7 @@ func moveOuts(t *testing.T, b *Broker, from string, ids []uint64, to string) []M
 		if err != nil {
 			t.Fatalf("message %d: %v", id, err)
 		}
-		outs[i] = MoveOut{ID: id, Message: sm.Message, Queue: to}
+		outs[i] = MoveOut{ID: id, Message: sm.Message, Queue: to, Version: sm.Version}
 	}
 	return outs
 }
@@ -209,7 +209,7 @@ func TestBrowseStatesAndOrder(t *testing.T) {
 	}
 	// Delete and replace work on a requeued (back-heap) entry too.
 	ids, _ := browseIDs(t, b, "q")
-	if err := b.ReplaceMessage("/", "q", ids[0], newMsg("", "q", "zero!", false)); err != nil {
+	if err := b.ReplaceMessage("/", "q", ids[0], newMsg("", "q", "zero!", false), AnyVersion); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.DeleteMessage("/", "q", ids[2]); err != nil {

@@ -110,6 +110,8 @@ type Delivery struct {
 	Properties   message.Properties
 	Body         []byte
 	MessageCount uint32 // basic.get only: messages left in the queue
+
+	seq uint64 // the message's seq in its queue (remote_follower.go)
 }
 
 // ExchangeDecl is exchange.declare.

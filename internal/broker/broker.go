@@ -42,8 +42,9 @@ type env struct {
 	delays        *scheduler
 	expiry        *expirer // expiry.go
 	noPoisonQueue bool
-	cluster       Cluster // quorum.go; nil for a single node
-	node          string  // this node's name in a cluster (Config.Node)
+	cluster       Cluster  // quorum.go; nil for a single node
+	remotes       *remotes // remote.go: sessions with other nodes
+	node          string   // this node's name in a cluster (Config.Node)
 	// reloadMeta makes the in-memory state match the store's shared
 	// metadata keys (metasync.go).
 	reloadMeta func(keys []string)
@@ -106,6 +107,7 @@ func Open(cfg Config, st store.Store) (*Broker, error) {
 
 		noPoisonQueue: cfg.NoPoisonQueue,
 		cluster:       cfg.Cluster,
+		remotes:       newRemotes(),
 		node:          cfg.Node,
 	}
 	b.env.newQueueID = b.allocQueueID

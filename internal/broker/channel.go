@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"encoding/binary"
 	"slices"
 	"sort"
 	"strconv"
@@ -27,6 +28,9 @@ type Channel struct {
 	// limit (limits.go); nil when none was taken. Set before the channel
 	// is shared.
 	release func()
+	// session: this channel is a follower channel's session with this
+	// node (remote_leader.go); set before the channel is shared.
+	session *servedSession
 
 	mu             sync.Mutex
 	closed         bool
@@ -37,15 +41,16 @@ type Channel struct {
 	prefetch       int // per consumer, for consumers created later (0: none)
 	globalPrefetch int // shared by the channel's consumers (0: none)
 	unackedCount   int // unacked consumer deliveries, against globalPrefetch
-	noAckInFlight  int // no-ack deliveries not yet reported Written
+	noAckInFlight  int // no-ack deliveries (on a session channel: all) not yet reported Written
 	holdCredit     int // > 0: settling; freed credit waits for shareCredit (prefetch.go)
 	kickRR         int // rotates the queue shareCredit offers freed credit first
 	flowActive     bool
 	mode           chanMode
 	tx             txState
-	reply          *replyConsumer // direct reply-to consumer, if any
-	confirmFrom    uint64         // stats.publish at confirm.select
-	one            [1]pending     // takeLocked's result for a single tag
+	reply          *replyConsumer            // direct reply-to consumer, if any
+	confirmFrom    uint64                    // stats.publish at confirm.select
+	remotes        map[string]*remoteSession // by leader node: sessions for quorum queues led elsewhere (remote_follower.go)
+	one            [1]pending                // takeLocked's result for a single tag
 
 	stats        msgCounters   // stats.go
 	confirmsSent atomic.Uint64 // acks and nacks sent to the publisher
@@ -66,6 +71,9 @@ type pending struct {
 	c   *consumer // nil for basic.get
 	tag uint64
 	gen uint16 // the message's delivery count when it went out
+	// rs: the delivery came through this session with the queue's
+	// leader, and seq is the leader's delivery tag (remote_follower.go).
+	rs *remoteSession
 	// stale: the queue took the delivery back (consumer timeout); settling
 	// it later is accepted and ignored.
 	stale bool
@@ -94,15 +102,36 @@ func (ch *Channel) creditLocked(c *consumer) bool {
 	if ch.globalPrefetch > 0 && ch.unackedCount >= ch.globalPrefetch {
 		return false
 	}
-	if c.noAck {
-		return ch.noAckInFlight < ch.env.window
+	if c.noAck || ch.session != nil {
+		// A session's every delivery waits in the follower until its
+		// client can take it: the window bounds them (remote.go).
+		if ch.noAckInFlight >= ch.outWindow() {
+			return false
+		}
+		if c.noAck {
+			return true
+		}
 	}
 	return c.prefetch == 0 || c.unacked < c.prefetch
+}
+
+// outWindow bounds the deliveries handed to the Outlet and not yet
+// reported Written (no-ack ones; on a session channel, all).
+func (ch *Channel) outWindow() int {
+	if ch.session != nil {
+		return remoteWindow
+	}
+	return ch.env.window
 }
 
 // deliver gives d to consumer c if it still has credit: a delivery tag, an
 // unacked record, the outlet. It reports false when the credit is gone.
 func (ch *Channel) deliver(c *consumer, q *queue, seq uint64, gen uint16, d *Delivery) bool {
+	return ch.deliverTracked(c, pending{q: q, seq: seq, c: c, gen: gen}, d)
+}
+
+// deliverTracked is deliver, p the unacked record to keep.
+func (ch *Channel) deliverTracked(c *consumer, p pending, d *Delivery) bool {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	if !ch.creditLocked(c) {
@@ -111,12 +140,16 @@ func (ch *Channel) deliver(c *consumer, q *queue, seq uint64, gen uint16, d *Del
 	ch.nextTag++
 	d.DeliveryTag = ch.nextTag
 	d.ConsumerTag = c.tag
-	if c.noAck {
+	if c.noAck || ch.session != nil {
 		ch.noAckInFlight++
-	} else {
-		ch.trackLocked(d.DeliveryTag, pending{q: q, seq: seq, c: c, gen: gen})
+	}
+	if !c.noAck {
+		ch.trackLocked(d.DeliveryTag, p)
 		c.unacked++
 		ch.unackedCount++
+	}
+	if c.remote != nil {
+		c.remote.note(d) // remote_follower.go
 	}
 	ch.countDelivery(d, c.noAck, false)
 	ch.out.Deliver(d)
@@ -125,12 +158,17 @@ func (ch *Channel) deliver(c *consumer, q *queue, seq uint64, gen uint16, d *Del
 
 // deliverGet gives d, taken by basic.get, its delivery tag.
 func (ch *Channel) deliverGet(q *queue, seq uint64, gen uint16, noAck bool, d *Delivery) {
+	ch.deliverGetTracked(pending{q: q, seq: seq, gen: gen}, noAck, d)
+}
+
+// deliverGetTracked is deliverGet, p the unacked record to keep.
+func (ch *Channel) deliverGetTracked(p pending, noAck bool, d *Delivery) {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	ch.nextTag++
 	d.DeliveryTag = ch.nextTag
 	if !noAck {
-		ch.trackLocked(d.DeliveryTag, pending{q: q, seq: seq, gen: gen})
+		ch.trackLocked(d.DeliveryTag, p)
 	}
 	ch.countDelivery(d, noAck, true)
 }
@@ -146,6 +184,9 @@ func (ch *Channel) expireDelivery(tag uint64) {
 		p.c = nil
 		p.stale = true
 		ch.unacked[tag] = p
+		if ch.session != nil {
+			ch.session.tookBack(tag) // remote_leader.go: the follower frees its credit too
+		}
 	}
 	ch.mu.Unlock()
 }
@@ -172,13 +213,18 @@ func (ch *Channel) takeLocked(tag uint64, multiple bool) ([]pending, error) {
 	p := ch.unacked[tag]
 	delete(ch.unacked, tag)
 	ch.releaseCreditLocked(p)
-	if len(ch.order) > 64 && len(ch.order) > 2*len(ch.unacked) {
-		ch.order = slices.DeleteFunc(ch.order, func(t uint64) bool { _, ok := ch.unacked[t]; return !ok })
-	}
+	ch.compactOrderLocked()
 	// A single ack is the common case: its slice is the channel's own,
 	// valid until the next take (the channel's methods run one at a time).
 	ch.one[0] = p
 	return ch.one[:], nil
+}
+
+// compactOrderLocked drops settled tags from order once they are most of it.
+func (ch *Channel) compactOrderLocked() {
+	if len(ch.order) > 64 && len(ch.order) > 2*len(ch.unacked) {
+		ch.order = slices.DeleteFunc(ch.order, func(t uint64) bool { _, ok := ch.unacked[t]; return !ok })
+	}
 }
 
 func (ch *Channel) takeUpToLocked(tag uint64) []pending {
@@ -255,7 +301,7 @@ func (ch *Channel) settleTags(tag uint64, multiple bool, how settleKind) error {
 // settle hands settled deliveries to their queues, then lets every queue
 // this channel consumes from use the credit the settlement freed.
 func (ch *Channel) settle(ps []pending, how settleKind) {
-	if len(ps) == 1 && !ps[0].stale && !ch.sharesCredit() {
+	if len(ps) == 1 && !ps[0].stale && ps[0].rs == nil && !ch.sharesCredit() {
 		// One delivery, one queue: no grouping needed.
 		one := [1]settled{{seq: ps[0].seq, gen: ps[0].gen}}
 		done := [1]*queue{ps[0].q}
@@ -265,14 +311,22 @@ func (ch *Channel) settle(ps []pending, how settleKind) {
 	}
 	byQ := make(map[*queue][]settled, 1)
 	var qs []*queue
+	var remote []pending
 	for _, p := range ps {
 		if p.stale {
+			continue
+		}
+		if p.rs != nil {
+			remote = append(remote, p)
 			continue
 		}
 		if _, ok := byQ[p.q]; !ok {
 			qs = append(qs, p.q)
 		}
 		byQ[p.q] = append(byQ[p.q], settled{seq: p.seq, gen: p.gen})
+	}
+	if remote != nil {
+		ch.settleRemote(remote, how) // remote_follower.go
 	}
 	if ch.sharesCredit() {
 		ch.settleShared(qs, byQ, how) // prefetch.go
@@ -285,11 +339,15 @@ func (ch *Channel) settle(ps []pending, how settleKind) {
 }
 
 // kick dispatches the queues of the channel's consumers (except those in
-// done, which just dispatched).
+// done, which just dispatched) and hands remote consumers what they hold.
 func (ch *Channel) kick(done []*queue) {
 	ch.mu.Lock()
 	var qs []*queue
+	var rcs []*remoteConsumer
 	for _, c := range ch.consumers {
+		if c.remote != nil {
+			rcs = append(rcs, c.remote)
+		}
 		if c.q != nil && !slices.Contains(done, c.q) && !slices.Contains(qs, c.q) {
 			qs = append(qs, c.q)
 		}
@@ -297,6 +355,9 @@ func (ch *Channel) kick(done []*queue) {
 	ch.mu.Unlock()
 	for _, q := range qs {
 		q.dispatch()
+	}
+	for _, rc := range rcs {
+		rc.flush()
 	}
 }
 
@@ -337,7 +398,7 @@ func (ch *Channel) Undeliverable(tag uint64) {
 // socket, returning their share of Config.OutletWindow.
 func (ch *Channel) Written(n int) {
 	ch.mu.Lock()
-	full := ch.noAckInFlight >= ch.env.window
+	full := ch.noAckInFlight >= ch.outWindow()
 	ch.noAckInFlight = max(0, ch.noAckInFlight-n)
 	ch.mu.Unlock()
 	if full {
@@ -370,7 +431,17 @@ func (ch *Channel) Qos(prefetchSize uint32, prefetchCount uint16, global bool) e
 	} else {
 		ch.prefetch = int(prefetchCount)
 	}
+	var ss []*remoteSession
+	if global {
+		for _, s := range ch.remotes {
+			ss = append(ss, s)
+		}
+	}
 	ch.mu.Unlock()
+	for _, s := range ss {
+		// The leaders' sessions hold the same limit (remote.go).
+		s.send(msgQos, binary.AppendUvarint(nil, uint64(prefetchCount)))
+	}
 	if global {
 		ch.kick(nil)
 	}
@@ -387,10 +458,11 @@ func (ch *Channel) Get(queueName string, noAck bool) (*Delivery, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := q.refuseUnserved(); err != nil { // quorum.go
-		return nil, err
-	}
 	d, err := q.get(ch, noAck)
+	if isNotServed(err) && ch.session == nil {
+		// A quorum queue led elsewhere: its leader takes the message.
+		d, err = ch.remoteGet(q, noAck) // remote_follower.go
+	}
 	if d == nil && err == nil {
 		ch.countGetEmpty(q)
 	}
@@ -622,10 +694,14 @@ func (ch *Channel) Close() {
 	ch.dropReply()
 	tx.discard()
 	for _, c := range cs {
+		if c.remote != nil {
+			c.remote.drop()
+		}
 		if c.q != nil {
 			ch.detach(c)
 		}
 	}
 	ch.settle(ps, settleRequeue)
+	ch.closeRemotes() // remote_follower.go: the leaders requeue the rest
 	ch.conn.forgetChannel(ch)
 }

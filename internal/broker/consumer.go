@@ -18,6 +18,9 @@ type consumer struct {
 	// Guarded by ch.mu.
 	unacked   int
 	cancelled bool
+	// remote: the consumer's queue is (or was) led by another node
+	// (remote_follower.go); once set it stays.
+	remote *remoteConsumer
 }
 
 // Consume starts a consumer and returns its tag.
@@ -30,9 +33,6 @@ func (ch *Channel) Consume(req ConsumeRequest) (string, error) {
 	}
 	q, err := ch.vh.queueFor(ch.conn, req.Queue)
 	if err != nil {
-		return "", err
-	}
-	if err := q.refuseUnserved(); err != nil { // quorum.go
 		return "", err
 	}
 	prio, err := consumerPriority(req.Args)
@@ -56,7 +56,30 @@ func (ch *Channel) Consume(req ConsumeRequest) (string, error) {
 		priority: prio, prefetch: ch.prefetch}
 	ch.consumers[tag] = c
 	ch.mu.Unlock()
-	if err := q.addConsumer(c); err != nil {
+	var rc *remoteConsumer
+	if (q.quorum || q.home != "") && ch.session == nil {
+		// A client's consumer of a quorum queue moves with its leader
+		// (remote_follower.go); one of another node's classic queue
+		// is that node's.
+		// Attached here (local) unless refused: a move that starts as
+		// soon as it is attached must see it so.
+		rc = ch.remoteFor(c)
+		rc.mu.Lock()
+		rc.local = true
+		rc.mu.Unlock()
+	}
+	err = q.addConsumer(c)
+	if isNotServed(err) && rc != nil {
+		// Led elsewhere: the consumer is its leader's.
+		rc.mu.Lock()
+		rc.local = false
+		rc.mu.Unlock()
+		err = ch.consumeRemote(c)
+	}
+	if err != nil {
+		if rc != nil {
+			rc.drop()
+		}
 		ch.mu.Lock()
 		delete(ch.consumers, tag)
 		ch.mu.Unlock()
@@ -102,6 +125,9 @@ func (ch *Channel) Cancel(consumerTag string) error {
 	}
 	ch.mu.Unlock()
 	if ok {
+		if c.remote != nil {
+			c.remote.cancel()
+		}
 		ch.detach(c)
 	}
 	return nil

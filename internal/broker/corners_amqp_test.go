@@ -197,12 +197,24 @@ func TestPrefetchGlobalLimitHoldsNoAckConsumers(t *testing.T) {
 // Behaviour 5: "credit freed by an ack is shared fairly across the queues
 // waiting on the channel's limit, not always taken by the queue whose
 // message was acked."
+//
+// Both queues hold their messages before the consumers start: the
+// publishes are unconfirmed and neither basic.qos nor basic.consume waits
+// for them, so without the passive declares (which do) qb's messages could
+// still be on their way for the first rounds, and a queue with nothing
+// ready is not waiting on the limit. Offered in turn, the credit then
+// alternates between the queues (qa first twice: its consumer came first).
 func TestPrefetchGlobalCreditSharedFairly(t *testing.T) {
 	_, ch := dlStartAMQP(t)
 	for _, q := range []string{"qa", "qb"} {
 		dlDeclare(t, ch, q, nil)
 		for range 20 {
 			dlPublish(t, ch, "", q, dlAmqp91Pub(q))
+		}
+	}
+	for _, q := range []string{"qa", "qb"} {
+		if n := depthOf(t, ch, q); n != 20 {
+			t.Fatalf("%s holds %d messages, want 20", q, n)
 		}
 	}
 	if err := ch.Qos(1, 0, true); err != nil {
@@ -224,7 +236,7 @@ func TestPrefetchGlobalCreditSharedFairly(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got["qa"] < 5 || got["qb"] < 5 {
+	if got["qa"] < 8 || got["qb"] < 8 {
 		t.Fatalf("first 20 deliveries under a shared limit of 1: %v, want both queues served", got)
 	}
 }

@@ -240,10 +240,7 @@ func (ch *Channel) PurgeQueue(name string) (uint32, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := q.refuseRemote("purge"); err != nil { // metasync.go
-		return 0, err
-	}
-	return q.purge()
+	return q.purgeAnywhere()
 }
 
 // DeleteQueue is queue.delete; it returns the number of ready messages

@@ -76,6 +76,11 @@
 // which reloads each changed key with the recovery code (metasync.go). A
 // classic queue declared on another node is known here with its node
 // (queue.home): routed to by forwarding, never written under its id.
+// A get, consumer or purge of a queue this node does not serve (a quorum
+// queue led elsewhere, another node's classic queue) goes to the node
+// serving it through a session (remote*.go): there a Channel of its own,
+// here the client's channel mapping its delivery tags; consumers move
+// with a quorum queue's leader.
 //
 // Message TTL (x-message-ttl, the expiration property) is checked at the
 // head of the queue: a message is expired once now >= its due time, when
@@ -123,7 +128,9 @@
 //     ordered per queue. queue.nextSeq is owned by the pipeline's
 //     goroutine alone (commit.go's prepare).
 //   - Channel.mu guards the channel's delivery tags, unacked deliveries,
-//     consumers, prefetch counters, flow, tx buffers and closed flag.
+//     consumers, prefetch counters, flow, tx buffers, closed flag and its
+//     sessions with other nodes. A remote consumer's mu (remote_follower.go)
+//     is taken before Channel.mu, its seen after; remotes.mu after both.
 //     Outlet.Deliver and Outlet.ConsumerCancelled are called with
 //     Channel.mu held, so a channel's deliveries reach the outlet in
 //     delivery-tag order.

@@ -80,9 +80,14 @@ func TestDiskFullNacksPublishesAndKeepsReads(t *testing.T) {
 	}
 	// The disk fills while publishes are in flight: each gets its answer,
 	// and none after the first nack is acked (nothing is confirmed once
-	// the store failed).
+	// the store failed). The publisher fills it after its 100th publish:
+	// the 1,900 sent after that cannot be written before it (armed on the
+	// 100th confirm instead, the broker had at times stored all 2,000).
 	go func() {
-		for range 2000 {
+		for i := range 2000 {
+			if i == 100 {
+				fault.armed.Store(true)
+			}
 			if ch.Publish("", "q", false, false, amqp.Publishing{DeliveryMode: amqp.Persistent, Body: body}) != nil {
 				return
 			}
@@ -101,9 +106,6 @@ func TestDiskFullNacksPublishesAndKeepsReads(t *testing.T) {
 			}
 			if c.Ack {
 				acked++
-			}
-			if got == 100 {
-				fault.armed.Store(true)
 			}
 		case <-timeout:
 			t.Fatalf("%d of 2000 in-flight publishes got neither ack nor nack within 10s", 2000-got)

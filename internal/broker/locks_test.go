@@ -124,7 +124,7 @@ func TestNoLockHeldAcrossFsync(t *testing.T) {
 		t.Fatal(err)
 	}
 	ids, _ := browseIDs(t, b, "a")
-	if err := b.ReplaceMessage("/", "a", ids[0], newMsg("", "a", "edited", true)); err != nil {
+	if err := b.ReplaceMessage("/", "a", ids[0], newMsg("", "a", "edited", true), AnyVersion); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.DeleteMessage("/", "a", ids[1]); err != nil {

@@ -176,9 +176,9 @@ func (q *queue) refuseRemote(what string) error {
 }
 
 // refuseRemoteTargets refuses a write to another node's queue: a client's
-// publish forwards it there (Channel.forward) before the write is made;
-// a dead letter, a delayed message or a move routed there is not
-// forwarded, and must never be written here under that node's queue id.
+// publish forwards it there (Channel.forward), and so does a dead letter,
+// a delayed message or a move (env.move), before the write is made; it
+// must never be written here under that node's queue id.
 func refuseRemoteTargets(targets []*queue) error {
 	for _, q := range targets {
 		if q.home != "" {

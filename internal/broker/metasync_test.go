@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -21,6 +22,11 @@ type stubCluster struct{ Cluster }
 func (stubCluster) Replicated(store.QueueID) bool { return false }
 func (stubCluster) Leader(store.QueueID) string   { return "" }
 func (stubCluster) Nodes() []NodeStatus           { return nil }
+
+// Forward answers as a node that does not know the request's queue.
+func (stubCluster) Forward(node string, _ []byte, done func([]byte, error)) {
+	done(nil, errors.New(encodeRemoteError(errorf(NotFound, "forwarded to %s", node)).Error()))
+}
 
 // openNode opens a broker as cluster node name on st.
 func openNode(t *testing.T, st store.Store, name string) *Broker {
@@ -172,8 +178,10 @@ func TestRecoverOtherNodesQueue(t *testing.T) {
 		t.Fatalf("after a restart: %+v %v", q, err)
 	}
 	c := newClient(t, b2)
-	if _, err := c.ch.PurgeQueue("audit"); CodeOf(err) != ResourceLocked {
-		t.Fatalf("purge of another node's queue: %v, want resource locked", err)
+	// A purge goes to the queue's node (until purges were forwarded, it
+	// was refused here).
+	if _, err := c.ch.PurgeQueue("audit"); CodeOf(err) != NotFound || err.Error() != "forwarded to n1" {
+		t.Fatalf("purge of another node's queue: %v, want it forwarded to n1", err)
 	}
 	if _, err := b2.Message("/", "audit", 1); CodeOf(err) != ResourceLocked {
 		t.Fatalf("reading a message of another node's queue: %v, want resource locked", err)

@@ -50,6 +50,10 @@ func (q *queue) holdLocked(e entry) {
 
 // move submits mv; it never blocks on the write pipeline's result.
 func (e *env) move(mv *moveReq) {
+	if local, remote := splitServed(mv.targets); remote != nil {
+		e.moveRemote(mv, local, remote)
+		return
+	}
 	req, err := newPublishReq(mv.msg, mv.targets, nil, e.now())
 	if err != nil {
 		e.settleMove(mv, err)
@@ -71,6 +75,26 @@ func (e *env) move(mv *moveReq) {
 	req.keep = mv.keep
 	req.done = func(err error) { e.settleMove(mv, err) }
 	if err := e.submit(req); err != nil {
+		e.settleMove(mv, err)
+	}
+}
+
+// moveRemote is move of mv whose targets include quorum queues led by
+// other nodes (a dead letter, a delayed publish released here): their
+// leaders get the message first, and once they have it the rest goes as a
+// move of its own, with the source's delete. A forward that failed leaves
+// the message at its source (a store failure's outcome), one that
+// succeeded before the rest failed may be repeated: at least once.
+func (e *env) moveRemote(mv *moveReq, local, remote []*queue) {
+	if _, err := e.forwardPublish(mv.msg, remote, func(err error) {
+		if err != nil {
+			e.settleMove(mv, decodeRemoteError(err))
+			return
+		}
+		rest := *mv
+		rest.targets = local
+		go e.move(&rest) // not on the transport's reader
+	}, 0); err != nil {
 		e.settleMove(mv, err)
 	}
 }

@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -157,7 +158,7 @@ func TestEditDoesNotHoldQueueAcrossSync(t *testing.T) {
 	ids, _ := browseIDs(t, b, "q")
 	st.armed.Store(true)
 	edited := make(chan error, 1)
-	go func() { edited <- b.ReplaceMessage("/", "q", ids[0], newMsg("", "q", "a!", true)) }()
+	go func() { edited <- b.ReplaceMessage("/", "q", ids[0], newMsg("", "q", "a!", true), AnyVersion) }()
 	got := make(chan *Delivery, 1)
 	go func() {
 		for {
@@ -183,5 +184,104 @@ func TestEditDoesNotHoldQueueAcrossSync(t *testing.T) {
 	}
 	if _, states := browseIDs(t, b, "q"); fmt.Sprint(states) != "[a!:ready:0 b:unacked:1]" {
 		t.Fatalf("after the edit %v", states)
+	}
+}
+
+// TestMoveRefusesMessageEditedAfterRead: a redrive reads its messages,
+// then moves them; an edit completing in between (forced here by calling
+// the steps in that order) must not be overwritten by the content read
+// before it. The edited message is refused with PreconditionFailed and
+// stays, edited; the others move; read again, it moves as edited. The
+// same holds for a dry run and for a read by Browse.
+func TestMoveRefusesMessageEditedAfterRead(t *testing.T) {
+	b := openBroker(t, memstore.New())
+	c := newClient(t, b)
+	c.declareQueue("orders", true, nil)
+	c.declareQueue("dlq", true, nil)
+	for _, body := range []string{"a", "b", "c"} {
+		c.publishMsg(deadLetter("orders", body))
+	}
+	ids, _ := browseIDs(t, b, "dlq")
+	edit := func(id uint64, body string) {
+		t.Helper()
+		if err := b.ReplaceMessage("/", "dlq", id, deadLetter("orders", body), AnyVersion); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantEdited := func(res []error, i int) {
+		t.Helper()
+		if CodeOf(res[i]) != PreconditionFailed || !strings.Contains(res[i].Error(), "edited after it was read") {
+			t.Fatalf("move of a message edited after its read: %v", res)
+		}
+	}
+
+	outs := moveOuts(t, b, "dlq", ids[:2], "orders")
+	edit(ids[0], "a!")
+	res, err := b.Move("/", "dlq", outs, MoveOptions{DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantEdited(res, 0)
+	if res, _ = b.Move("/", "dlq", outs, MoveOptions{}); res[1] != nil {
+		t.Fatalf("move of an unedited message: %v", res)
+	}
+	wantEdited(res, 0)
+	if _, dlq := browseIDs(t, b, "dlq"); fmt.Sprint(dlq) != "[a!:ready:0 c:ready:0]" {
+		t.Fatalf("dlq %v", dlq)
+	}
+	if _, orders := browseIDs(t, b, "orders"); fmt.Sprint(orders) != "[b:ready:0]" {
+		t.Fatalf("orders %v", orders)
+	}
+
+	// Read by Browse: the page's versions.
+	p, err := b.Browse("/", "dlq", 0, 10, Select{})
+	if err != nil || len(p.Messages) != 2 {
+		t.Fatalf("browse: %+v %v", p, err)
+	}
+	outs = nil
+	for _, sm := range p.Messages {
+		outs = append(outs, MoveOut{ID: sm.ID, Message: sm.Message, Queue: "orders", Version: sm.Version})
+	}
+	edit(ids[2], "c!")
+	if res, _ = b.Move("/", "dlq", outs, MoveOptions{}); res[0] != nil {
+		t.Fatalf("move of a message edited before its read: %v", res)
+	}
+	wantEdited(res, 1)
+
+	// Read again after the edit, it moves as edited.
+	if res := moveTo(t, b, "dlq", ids[2:], "orders"); res[0] != nil {
+		t.Fatalf("move after a fresh read: %v", res)
+	}
+	if _, orders := browseIDs(t, b, "orders"); fmt.Sprint(orders) != "[b:ready:0 a!:ready:0 c!:ready:0]" {
+		t.Fatalf("orders %v", orders)
+	}
+}
+
+// TestEditLogStaysSmall: the edit log keeps only edited messages the
+// queue still holds (within a factor of two), however many were edited
+// and have gone since.
+func TestEditLogStaysSmall(t *testing.T) {
+	b := openBroker(t, memstore.New())
+	c := newClient(t, b)
+	c.declareQueue("q", false, nil)
+	for i := range 500 {
+		c.publish("", "q", "m", false)
+		ids, _ := browseIDs(t, b, "q")
+		if err := b.ReplaceMessage("/", "q", ids[0], newMsg("", "q", fmt.Sprint(i), false), AnyVersion); err != nil {
+			t.Fatal(err)
+		}
+		if d := c.get("q", true); d == nil || string(d.Body) != fmt.Sprint(i) {
+			t.Fatalf("get %d: %+v", i, d)
+		}
+	}
+	q, err := b.lookupQueue("/", "q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.mu.Lock()
+	n, clock := len(q.edits.at), q.edits.clock
+	q.mu.Unlock()
+	if clock != 500 || n > 64 {
+		t.Fatalf("after 500 edited messages gone: %d in the edit log, clock %d", n, clock)
 	}
 }

@@ -69,4 +69,7 @@ func (ch *Channel) shareCredit() {
 	for i := range qs {
 		qs[(start+i)%len(qs)].dispatch()
 	}
+	for _, rc := range ch.remoteConsumers() {
+		rc.flush()
+	}
 }

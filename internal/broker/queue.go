@@ -52,6 +52,7 @@ type queue struct {
 	unackedSeqs heap[uint64]         // seqs held out of ready (unacked, delayed, held); may hold stale ones (lazy deletion)
 	delayed     map[uint64]retryWait // returned messages waiting out their x-retry-backoff
 	held        map[uint64]entry     // messages on their way out through a move (move.go)
+	edits       editLog              // the operator's edits, for moves planned before one (edits.go)
 	timeouts    map[uint64]tracked   // unacked deliveries, for x-consumer-timeout
 	consumers   []*consumer
 	rr          int  // round-robin cursor into consumers
@@ -257,6 +258,7 @@ func newDelivery(m *message.Message, e entry) *Delivery {
 		p.Flags |= message.FlagHeaders
 	}
 	return &Delivery{
+		seq:         e.seq,
 		Redelivered: e.flags&entryRedelivered != 0,
 		Exchange:    m.Exchange,
 		RoutingKey:  m.RoutingKey,
@@ -518,7 +520,10 @@ func (q *queue) get(ch *Channel, noAck bool) (*Delivery, error) {
 	var b store.Batch
 	defer q.applyLocked(&b)
 	q.touchLocked()
-	for q.servesHere() {
+	if !q.servesHere() {
+		return nil, q.notServedError()
+	}
+	for {
 		e, ok := q.ready.pop()
 		if !ok {
 			return nil, nil
@@ -543,7 +548,6 @@ func (q *queue) get(ch *Channel, noAck bool) (*Delivery, error) {
 		q.armExpiryLocked()
 		return d, nil
 	}
-	return nil, nil
 }
 
 // purge removes the ready messages and returns how many. The removal is
@@ -555,6 +559,10 @@ func (q *queue) purge() (uint32, error) {
 	if err := q.env.fence.check(); err != nil {
 		q.mu.Unlock()
 		return 0, err
+	}
+	if !q.servesHere() {
+		q.mu.Unlock()
+		return 0, q.notServedError()
 	}
 	floor := q.floor
 	es := q.ready.takeAll()
@@ -637,6 +645,15 @@ func (q *queue) addConsumer(c *consumer) error {
 	defer q.mu.Unlock()
 	if q.deleted {
 		return errorf(NotFound, "no queue '%s' in vhost '%s'", q.name, q.vh.name)
+	}
+	// Checked under q.mu, as Serving changes it: a consumer is attached
+	// only where the queue is served (quorum.go).
+	if !q.servesHere() {
+		return q.notServedError()
+	}
+	if c.ch.consumerGone(c) {
+		// Its channel closed meanwhile (a session the connection lost).
+		return errorf(PreconditionFailed, "channel is closed")
 	}
 	if q.exclusiveC || (c.exclusive && len(q.consumers) > 0) {
 		return errorf(ResourceLocked, "queue '%s' in vhost '%s' in exclusive use", q.name, q.vh.name)

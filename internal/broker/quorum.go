@@ -12,9 +12,9 @@ package broker
 // publishes and writes: Serving(true) rebuilds the queue's index from the
 // local store as a restart does (recoverMessages), so unacked messages
 // come back redelivered with their delivery count; Serving(false) drops
-// the in-memory index and keeps the consumers attached, to be served again
-// if this node leads again. A publish routed to a quorum queue this node
-// does not serve is refused (nack); consumers on such a node wait.
+// the in-memory index and moves the consumers to the new leader. A
+// publish, get, consume or purge of a quorum queue this node does not
+// serve goes to its leader (forward below, remote*.go).
 
 import (
 	"context"
@@ -62,7 +62,11 @@ type Cluster interface {
 	Leader(id store.QueueID) string
 	// Forward sends a request to another node's Broker.AcceptForward and
 	// calls done with its reply (or a transport error or timeout).
-	Forward(node string, body []byte, done func(error))
+	Forward(node string, body []byte, done func(resp []byte, err error))
+	// SendMessage sends a one-way message to another node's
+	// Broker.AcceptMessage without blocking; false: it was dropped (the
+	// node is not connected or too far behind). remote.go
+	SendMessage(node string, body []byte) bool
 }
 
 // ReplicaStatus is where a quorum queue lives.
@@ -174,16 +178,22 @@ func (b *Broker) Serving(id store.QueueID, serving bool) {
 		return
 	}
 	if !serving {
-		q.serving.Store(false)
 		q.mu.Lock()
+		q.serving.Store(false)
 		q.resetIndexLocked()
-		// Consumers here would receive nothing: cancel them (basic.cancel)
-		// so their clients reconnect to the new leader.
+		// Consumers here would receive nothing: a client's moves to the
+		// new leader (remote_follower.go), a session's is cancelled, and
+		// its follower moves it.
 		consumers := q.consumers
 		q.consumers = nil
+		q.exclusiveC = false
 		q.mu.Unlock()
 		for _, c := range consumers {
-			c.ch.brokerCancel(c)
+			if c.ch.session != nil {
+				c.ch.brokerCancel(c)
+			} else {
+				c.ch.remoteFor(c).moveAway()
+			}
 		}
 		b.env.log.Info("quorum queue led elsewhere now", "queue", q.name, "vhost", q.vh.name)
 		return
@@ -227,23 +237,6 @@ func (q *queue) resetIndexLocked() int {
 // servesHere reports whether this node may deliver and write the queue:
 // always for a classic queue, only on the leader for a quorum queue.
 func (q *queue) servesHere() bool { return q.home == "" && (!q.quorum || q.serving.Load()) }
-
-// refuseUnserved is the channel error for basic.get and basic.consume on
-// a quorum queue this node does not serve: they are not forwarded, and
-// answering "empty" or attaching an idle consumer would be silently wrong.
-func (q *queue) refuseUnserved() error {
-	if q.servesHere() {
-		return nil
-	}
-	if q.home != "" {
-		return q.refuseRemote("consume and get")
-	}
-	leader := q.env.cluster.Leader(q.id)
-	if leader == "" {
-		return errorf(ResourceLocked, "quorum queue '%s' in vhost '%s' has no leader yet; retry", q.name, q.vh.name)
-	}
-	return errorf(ResourceLocked, "quorum queue '%s' in vhost '%s' is led by node %s; consume and get there", q.name, q.vh.name, leader)
-}
 
 // replicatedCount is how many messages a quorum queue holds in this
 // node's copy, for the API of a member that does not serve it (it keeps no
@@ -362,7 +355,11 @@ func decodeForward(b []byte) (kind byte, vhost, queue string, payload []byte, er
 // first error once every part has answered (parts more: the caller's
 // local part, which calls the returned function too).
 func (ch *Channel) forward(msg *message.Message, remote []*queue, done func(error), parts int) (func(error), error) {
-	rec, err := records.EncodeRecord(msg, ch.env.now().UnixMilli())
+	return ch.env.forwardPublish(msg, remote, done, parts)
+}
+
+func (e *env) forwardPublish(msg *message.Message, remote []*queue, done func(error), parts int) (func(error), error) {
+	rec, err := records.EncodeRecord(msg, e.now().UnixMilli())
 	if err != nil {
 		return nil, &Error{Code: InvalidArgument, Reason: err.Error(), Err: err}
 	}
@@ -373,7 +370,7 @@ func (ch *Channel) forward(msg *message.Message, remote []*queue, done func(erro
 			j.one(errorf(ResourceError, "quorum queue '%s' in vhost '%s' has no leader", q.name, q.vh.name))
 			continue
 		}
-		ch.env.cluster.Forward(leader, encodeForward(fwdPublish, q.vh.name, q.name, rec), j.one)
+		e.cluster.Forward(leader, encodeForward(fwdPublish, q.vh.name, q.name, rec), func(_ []byte, err error) { j.one(err) })
 	}
 	return j.one, nil
 }
@@ -382,7 +379,8 @@ func (ch *Channel) forward(msg *message.Message, remote []*queue, done func(erro
 // queue this node serves, or deletes the queue; reply gets the outcome
 // once it is committed. It does not block on the commit (the transport
 // reads the next request).
-func (b *Broker) AcceptForward(body []byte, reply func(error)) {
+func (b *Broker) AcceptForward(from string, body []byte, respond func([]byte, error)) {
+	reply := func(err error) { respond(nil, err) }
 	kind, vhost, name, rec, err := decodeForward(body)
 	if err != nil {
 		reply(err)
@@ -397,7 +395,11 @@ func (b *Broker) AcceptForward(body []byte, reply func(error)) {
 	}
 	q, err := vh.queueFor(nil, name)
 	if err != nil {
-		reply(err)
+		reply(encodeRemoteError(err))
+		return
+	}
+	if kind >= fwdGet {
+		b.env.acceptSession(from, kind, vh, q, rec, respond) // remote_leader.go
 		return
 	}
 	if !q.servesHere() {
@@ -450,9 +452,8 @@ func (ch *Channel) deleteQuorum(q *queue, ifUnused, ifEmpty bool) (uint32, error
 	if ifEmpty {
 		flags |= delIfEmpty
 	}
-	done := make(chan error, 1)
-	ch.env.cluster.Forward(leader, encodeForward(fwdDelete, q.vh.name, q.name, []byte{flags}), func(err error) { done <- err })
-	return 0, decodeRemoteError(<-done)
+	_, err := ch.env.forwardWait(leader, encodeForward(fwdDelete, q.vh.name, q.name, []byte{flags}))
+	return 0, err
 }
 
 // deleteServedQuorum deletes a quorum queue this node serves.

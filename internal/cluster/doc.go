@@ -41,7 +41,11 @@
 // empty store catches up by replaying it.
 //
 // Forwarding (forward.go): a broker-level request from one node to
-// another on the same connection (a publish to a queue led elsewhere).
+// another on the same connection, and its reply with a body (a publish,
+// get, consume or purge of a queue led elsewhere). Messages (remote.go):
+// one-way broker-level frames on that connection (a remote consumer's
+// deliveries and acks), with PeerDown when a connection ends; a
+// LeaderWatcher handler hears every leader change.
 //
 // Snapshots (snapshot.go): every member compacts its own log below its
 // applied index, keeping CompactEntries entries; a member behind its

@@ -4,8 +4,9 @@ package cluster
 // a queue led elsewhere), outside Raft, on the same connection as the Raft
 // messages. Their frames use group 0, which no Raft group has:
 //
-//	kind u8 (1 request, 2 reply) | id u64 | request: body
-//	                                        reply:   status u8 (0 ok) | error text
+//	kind u8 (1 request, 2 reply, 3 message) | id u64 | request: body
+//	                                                  reply:   status u8 (0 ok) | ok: body, else error text
+//	                                                  message: body (id 0; remote.go)
 //
 // A node handles a connection's requests in the order they arrive, on its
 // reader goroutine: the handler must not block (it hands the work on and
@@ -24,11 +25,13 @@ const forwardGroup = 0
 const (
 	fwdRequest byte = 1
 	fwdReply   byte = 2
+	fwdMessage byte = 3
 )
 
-// ForwardHandler takes a request from another node; it must call reply
-// exactly once, from any goroutine, and must not block.
-type ForwardHandler func(body []byte, reply func(error))
+// ForwardHandler takes a request from node from; it must call reply
+// exactly once, from any goroutine, and must not block. A reply without
+// error carries resp (nil: none) back to the requester.
+type ForwardHandler func(from string, body []byte, reply func(resp []byte, err error))
 
 // ErrForward wraps the error a remote handler replied with.
 var ErrForward = errors.New("cluster: forwarded request failed")
@@ -42,7 +45,7 @@ type forwards struct {
 
 type fwdWait struct {
 	peer uint64
-	done func(error)
+	done func([]byte, error)
 }
 
 // SetForwardHandler sets what handles requests from other nodes; call it
@@ -56,10 +59,10 @@ func (t *TCPTransport) SetForwardHandler(h ForwardHandler) {
 // Forward sends body to node's handler and calls done with its reply, or
 // with an error when the node is not connected or does not reply within
 // timeout. done runs on another goroutine (a reader's or a timer's).
-func (t *TCPTransport) Forward(node string, body []byte, timeout time.Duration, done func(error)) {
+func (t *TCPTransport) Forward(node string, body []byte, timeout time.Duration, done func(resp []byte, err error)) {
 	p := t.peer(NodeID(node))
 	if p == nil || !p.up.Load() {
-		done(fmt.Errorf("cluster: node %q is not connected", node))
+		done(nil, fmt.Errorf("cluster: node %q is not connected", node))
 		return
 	}
 	f := &t.fwd
@@ -84,13 +87,15 @@ func (t *TCPTransport) Forward(node string, body []byte, timeout time.Duration, 
 }
 
 // settle calls a pending request's done once.
-func (t *TCPTransport) settle(id uint64, err error) {
+func (t *TCPTransport) settle(id uint64, err error) { t.settleReply(id, nil, err) }
+
+func (t *TCPTransport) settleReply(id uint64, resp []byte, err error) {
 	t.fwd.mu.Lock()
 	w, ok := t.fwd.pending[id]
 	delete(t.fwd.pending, id)
 	t.fwd.mu.Unlock()
 	if ok {
-		w.done(err)
+		w.done(resp, err)
 	}
 }
 
@@ -121,33 +126,40 @@ func (t *TCPTransport) forwardFrame(p *peer, data []byte) error {
 		t.fwdMu.Lock()
 		h := t.fwdHandler
 		t.fwdMu.Unlock()
-		reply := func(err error) { t.reply(p, id, err) }
+		reply := func(resp []byte, err error) { t.reply(p, id, resp, err) }
 		if h == nil {
-			reply(errors.New("node is not serving yet"))
+			reply(nil, errors.New("node is not serving yet"))
 			return nil
 		}
-		h(append([]byte(nil), data[9:]...), reply)
+		h(p.name, append([]byte(nil), data[9:]...), reply)
 	case fwdReply:
 		if len(data) < 10 {
 			return fmt.Errorf("%w: forward reply of %d bytes", errBadCommand, len(data))
 		}
-		var err error
 		if data[9] != 0 {
-			err = fmt.Errorf("%w: %s", ErrForward, data[10:])
+			t.settle(id, fmt.Errorf("%w: %s", ErrForward, data[10:]))
+			break
 		}
-		t.settle(id, err)
+		var resp []byte
+		if len(data) > 10 {
+			resp = data[10:]
+		}
+		t.settleReply(id, resp, nil)
+	case fwdMessage:
+		t.message(p, data[9:]) // remote.go
 	default:
 		return fmt.Errorf("%w: forward frame kind %d", errBadCommand, data[0])
 	}
 	return nil
 }
 
-func (t *TCPTransport) reply(p *peer, id uint64, err error) {
-	data := make([]byte, 0, 10)
+func (t *TCPTransport) reply(p *peer, id uint64, resp []byte, err error) {
+	data := make([]byte, 0, 10+len(resp))
 	data = append(data, fwdReply)
 	data = binary.BigEndian.AppendUint64(data, id)
 	if err == nil {
 		data = append(data, 0)
+		data = append(data, resp...)
 	} else {
 		data = append(data, 1)
 		data = append(data, err.Error()...)

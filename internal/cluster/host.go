@@ -664,6 +664,9 @@ func (h *Host) handleReady() error {
 func (h *Host) apply(g *group, rd raft.Ready, staged *store.Batch) ([]func(), error) {
 	var notes []func()
 	if ss := rd.SoftState; ss != nil {
+		if ss.Lead != g.lead {
+			notes = append(notes, h.leaderNote(g.id, ss.Lead)) // remote.go
+		}
 		g.lead = ss.Lead
 		h.leaders.Store(g.id, ss.Lead)
 		isLeader := ss.RaftState == raft.StateLeader

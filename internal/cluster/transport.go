@@ -87,6 +87,7 @@ type TCPTransport struct {
 	fwd        forwards // forward.go
 	fwdMu      sync.Mutex
 	fwdHandler ForwardHandler // guarded by fwdMu
+	msgHandler MessageHandler // guarded by fwdMu (remote.go)
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -367,6 +368,7 @@ func (t *TCPTransport) session(p *peer) {
 		next := t.serve(p, c)
 		c.Close()
 		t.failForwards(p.id, p.name) // forward.go
+		t.peerDown(p)                // remote.go
 		c = next
 	}
 }

@@ -87,6 +87,10 @@ type Workflow struct {
 	tasks  map[string]*task
 	order  []string // task ids, oldest first
 	closed bool
+
+	// planned, when set (by tests), runs between planning a chunk's moves
+	// and making them: where an edit can slip in.
+	planned func()
 }
 
 // New returns the workflow over b and resumes the tasks a restart
@@ -203,7 +207,7 @@ func (w *Workflow) Replace(u User, vhost, queue string, id uint64,
 	if err := checkOwnedHeaders(cur.Message.Properties.Headers, edited.Properties.Headers); err != nil {
 		return broker.StoredMessage{}, err
 	}
-	if err := w.b.ReplaceMessage(vhost, queue, id, edited); err != nil {
+	if err := w.b.ReplaceMessage(vhost, queue, id, edited, cur.Version); err != nil {
 		return broker.StoredMessage{}, err
 	}
 	w.record(u.Name(), "edit", vhost, queue, fmt.Sprintf("replaced %v", changed), []uint64{id}, 1)

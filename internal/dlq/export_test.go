@@ -11,3 +11,10 @@ func (w *Workflow) RedriveNow(u User, vhost, queue string, ids []uint64, t Targe
 func (w *Workflow) MatchingIDs(vhost, queue string, f Filter) ([]uint64, error) {
 	return w.matchingIDs(vhost, queue, f)
 }
+
+// SetPlanned sets a function run between planning a redrive chunk and
+// moving it.
+func (w *Workflow) SetPlanned(f func()) { w.planned = f }
+
+// StatusOf is the HTTP status a message's redrive failure is reported with.
+var StatusOf = statusOf

@@ -77,6 +77,9 @@ func (w *Workflow) moveChunk(u User, vhost, queue string, ids []uint64, t Target
 			return progress(at[j], planned[:at[j]])
 		}
 	}
+	if w.planned != nil {
+		w.planned()
+	}
 	errs, err := w.b.Move(vhost, queue, outs, opts)
 	if err != nil {
 		return nil, err
@@ -114,7 +117,7 @@ func (w *Workflow) plan(u User, vhost, queue string, id uint64, t Target, checke
 		return broker.MoveOut{}, err
 	}
 	m := redriven(sm.Message)
-	out := broker.MoveOut{ID: id, Message: m}
+	out := broker.MoveOut{ID: id, Message: m, Version: sm.Version}
 	switch {
 	case t.Exchange != "":
 		m.Exchange = t.Exchange

@@ -154,3 +154,89 @@ func TestRedrivePlanning(t *testing.T) {
 	}
 	wantMoved(t, res[0], "queue 'retry'")
 }
+
+// TestRedriveAfterEditRefused: an edit that completes after a redrive read
+// a message and before it moved it (forced by running it there) is not
+// lost: the message is refused with 409, stays in the dead letter queue as
+// edited, and the next redrive moves the edited message.
+func TestRedriveAfterEditRefused(t *testing.T) {
+	b := openBroker(t, nil)
+	defer b.Close(t.Context())
+	fill(t, b, 2)
+	w := openWorkflow(t, b)
+	defer w.Close(t.Context())
+	ids, err := w.MatchingIDs("/", "dlq", dlq.Filter{})
+	if err != nil || len(ids) != 2 {
+		t.Fatalf("ids %v %v", ids, err)
+	}
+	sm, err := b.Message("/", "dlq", ids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := *sm.Message
+	edited.Body = []byte("edited")
+	w.SetPlanned(func() {
+		if err := b.ReplaceMessage("/", "dlq", ids[0], &edited, sm.Version); err != nil {
+			t.Error(err)
+		}
+	})
+	res, err := w.RedriveNow(operator{}, "/", "dlq", ids, dlq.Target{}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantRefused(t, res[0], broker.PreconditionFailed, "was edited after it was read; read it again")
+	if s := dlq.StatusOf(res[0].Err); s != 409 {
+		t.Errorf("reported with status %d, want 409", s)
+	}
+	wantMoved(t, res[1], "queue 'orders'")
+	if got := browseStates(t, w, "dlq"); len(got) != 1 || got[0] != "edited:ready:0" {
+		t.Fatalf("dlq after the refused redrive: %v", got)
+	}
+
+	w.SetPlanned(nil)
+	res, err = w.RedriveNow(operator{}, "/", "dlq", ids[:1], dlq.Target{}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantMoved(t, res[0], "queue 'orders'")
+	got := browseStates(t, w, "orders")
+	if len(got) != 2 || got[1] != "edited:ready:0" {
+		t.Fatalf("orders: %v", got)
+	}
+}
+
+// TestEditAfterEditRefused: a partial edit is made from a read of the
+// message; another edit completing in between (forced by making it from
+// the first edit's function) is not undone: the first edit is refused
+// with 409 and the message keeps the other edit.
+func TestEditAfterEditRefused(t *testing.T) {
+	b := openBroker(t, nil)
+	defer b.Close(t.Context())
+	fill(t, b, 1)
+	w := openWorkflow(t, b)
+	defer w.Close(t.Context())
+	ids, err := w.MatchingIDs("/", "dlq", dlq.Filter{})
+	if err != nil || len(ids) != 1 {
+		t.Fatalf("ids %v %v", ids, err)
+	}
+	with := func(body string) func(*message.Message) (*message.Message, []string, error) {
+		return func(cur *message.Message) (*message.Message, []string, error) {
+			m := *cur
+			m.Body = []byte(body)
+			return &m, []string{"body"}, nil
+		}
+	}
+	_, err = w.Replace(operator{}, "/", "dlq", ids[0], func(cur *message.Message) (*message.Message, []string, error) {
+		if _, err := w.Replace(operator{}, "/", "dlq", ids[0], with("second")); err != nil {
+			t.Fatalf("the edit in between: %v", err)
+		}
+		return with("first")(cur)
+	})
+	if broker.CodeOf(err) != broker.PreconditionFailed || dlq.StatusOf(err) != 409 ||
+		!strings.Contains(err.Error(), "was edited after it was read") {
+		t.Fatalf("an edit made from a read older than another edit: %v", err)
+	}
+	if got := browseStates(t, w, "dlq"); len(got) != 1 || got[0] != "second:ready:0" {
+		t.Fatalf("dlq after the refused edit: %v", got)
+	}
+}
