@@ -26,6 +26,7 @@ const (
 	cmdDelete                     // no body: the queue is deleted; its group stays for a redeclaration
 	cmdNodes                      // body: the cluster's node list (nodes group only, nodes.go)
 	cmdMeta                       // body: metadata ops (meta.go), in the metadata group only
+	cmdNodeChange                 // body: one node added or removed, and the list as its proposer saw it (nodes.go)
 )
 
 const cmdHeaderLen = 1 + 8 + 8

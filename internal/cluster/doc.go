@@ -61,8 +61,8 @@
 // promotes) or shrinks (demotes to learner) a voter with one raft
 // ConfChange at a time; a new member catches up by the log or a snapshot.
 // The node list (nodes.go) is one more group, over all nodes, whose
-// entries carry the whole list; AddNode and RemoveNode change it at run
-// time, and the stored list wins over Config.Nodes at start.
+// entries add or remove one node, in log order; AddNode and RemoveNode
+// change it at run time, and the stored list wins over Config.Nodes at start.
 //
 // Leaders spread (spread.go): a node leading two or more groups than a
 // caught-up voter transfers leadership to it. Idle groups quiesce

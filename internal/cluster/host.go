@@ -507,7 +507,7 @@ func (h *Host) propose(p proposal) {
 	// definition may come from any member (a queue declared again on a
 	// follower after its deletion): Raft forwards it to the leader.
 	g.wake()
-	if k := cmdKind(p.data[0]); k != cmdDefine && k != cmdNodes && k != cmdMeta && (!g.leader || g.rn.BasicStatus().RaftState != raft.StateLeader) {
+	if k := cmdKind(p.data[0]); k != cmdDefine && k != cmdNodes && k != cmdNodeChange && k != cmdMeta && (!g.leader || g.rn.BasicStatus().RaftState != raft.StateLeader) {
 		h.finish(p.id, ErrNotLeader)
 		return
 	}
@@ -767,6 +767,15 @@ func (h *Host) applyCommand(g *group, e *pb.Entry, staged *store.Batch) ([]func(
 			return nil, fmt.Errorf("%w: group %x entry %d: a node list outside the nodes group", errBadCommand, g.id, e.GetIndex())
 		}
 		n, err := h.applyNodes(c.body, staged)
+		if err != nil {
+			return nil, fmt.Errorf("group %x entry %d: %w", g.id, e.GetIndex(), err)
+		}
+		notes = append(notes, n)
+	case cmdNodeChange:
+		if g.id != nodesGroup {
+			return nil, fmt.Errorf("%w: group %x entry %d: a node list change outside the nodes group", errBadCommand, g.id, e.GetIndex())
+		}
+		n, err := h.applyNodeChange(c.body, staged)
 		if err != nil {
 			return nil, fmt.Errorf("group %x entry %d: %w", g.id, e.GetIndex(), err)
 		}
