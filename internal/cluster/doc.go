@@ -98,8 +98,9 @@
 // Host owns two: the loop, which owns every RawNode and storage (and
 // sends the keepalives each tick), and the
 // notifier, which runs the loop's effects (handler calls, proposer
-// wake-ups) in order, outside the loop; and one per outgoing snapshot
-// transfer (at most maxSnapSends). TCPTransport owns a listener
+// wake-ups) in order, outside the loop; one per outgoing snapshot
+// transfer (at most maxSnapSends), and one per snapshot being installed
+// (it copies the stage into the queue off the loop). TCPTransport owns a listener
 // goroutine and, per peer, a reader and a writer. Start starts them; Stop
 // and Close stop and wait for them.
 //

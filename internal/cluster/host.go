@@ -169,8 +169,9 @@ type Host struct {
 	// Snapshot transfers (snapshot.go).
 	snapMu    sync.Mutex
 	snapSends map[snapKey]chan uint32 // outgoing, their acks; guarded by snapMu
-	rxMu      sync.Mutex              // held while staging a chunk or installing
+	rxMu      sync.Mutex              // held while staging a chunk or starting an install
 	rx        map[uint64]*snapRecv    // incoming by group; guarded by rxMu
+	copying   map[uint64]bool         // groups whose stage is being copied; guarded by rxMu
 
 	// Owned by the loop.
 	groups     map[uint64]*group
@@ -222,6 +223,12 @@ type group struct {
 	// quiet: not ticking (quiesce.go); idle: ticks it had nothing to do
 	quiet bool
 	idle  int
+	// installing: a snapshot's stage is being copied off the loop; the
+	// group takes no Ready until it ends, then held (the snapshot's
+	// Ready) goes on, or installErr stops the loop (snapshot.go).
+	installing bool
+	held       *raft.Ready
+	installErr error
 }
 
 // New opens the host's groups from st (the node's local store). The host
@@ -239,6 +246,7 @@ func New(cfg Config, st store.Store) (*Host, error) {
 		recv: make(chan inbound, 4096), props: make(chan proposal, 4096), ctrl: make(chan func(), 64),
 		started: make(chan struct{}), stop: make(chan struct{}), waiters: make(map[uint64]*waiter), groups: make(map[uint64]*group),
 		snapSends: make(map[snapKey]chan uint32), rx: make(map[uint64]*snapRecv),
+		copying: make(map[uint64]bool),
 	}
 	// Proposal ids start from the clock so that an entry this node
 	// proposed before a restart, applied again on replay, never completes
@@ -579,17 +587,33 @@ func (h *Host) handleReady() error {
 	var persist store.Batch
 	var notes []func()
 	for _, g := range h.groups {
-		if !g.rn.HasReady() {
-			continue
-		}
-		rd := g.rn.Ready()
-		if !raft.IsEmptySnap(rd.Snapshot) {
-			// Installed (synced) before the entries that follow it.
-			n, err := h.installSnapshot(g, rd.Snapshot, rd.HardState)
+		var rd raft.Ready
+		switch {
+		case g.installing:
+			continue // its held Ready goes on once the copy ends
+		case g.installErr != nil:
+			return g.installErr
+		case g.held != nil:
+			// The snapshot is installed: its Ready's entries, hard state,
+			// messages and commits go on, before any later ones.
+			rd, g.held = *g.held, nil
+			n, err := h.defineNotes(g)
 			if err != nil {
 				return err
 			}
 			notes = append(notes, n...)
+		case g.rn.HasReady():
+			rd = g.rn.Ready()
+			if !raft.IsEmptySnap(rd.Snapshot) {
+				// Installed before the entries that follow it; the copy
+				// runs off the loop and the Ready waits for it.
+				if err := h.installSnapshot(g, rd); err != nil {
+					return err
+				}
+				continue
+			}
+		default:
+			continue
 		}
 		early := false
 		if leads(g, rd) && (rd.HardState == nil ||

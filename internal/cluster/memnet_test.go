@@ -187,6 +187,8 @@ type testNode struct {
 	name string
 	join bool // start it as joining a running cluster (Config.Join)
 	st   *memstore.MemStore
+	// wrap, when set, is the store the host runs on, around st.
+	wrap func(store.Store) store.Store
 	h    *Host
 	rec  *recorder
 	rs   *Store
@@ -222,11 +224,15 @@ func newTestClusterWith(t *testing.T, n int, set func(*Config)) *testCluster {
 func (c *testCluster) start(tn *testNode) {
 	cfg := c.cfg
 	cfg.Node, cfg.Join = tn.name, tn.join
-	h, err := New(cfg, tn.st)
+	var st store.Store = tn.st
+	if tn.wrap != nil {
+		st = tn.wrap(st)
+	}
+	h, err := New(cfg, st)
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	tn.h, tn.rec, tn.rs = h, newRecorder(), NewStore(tn.st, h, 5*time.Second)
+	tn.h, tn.rec, tn.rs = h, newRecorder(), NewStore(st, h, 5*time.Second)
 	c.net.up(h)
 	h.Start(memSender{c.net, h.Self()}, tn.rec)
 }
