@@ -27,7 +27,7 @@
 #                     machine shows as spread between rounds (default 1)
 #   OUT               directory for the JSON results (default: a new temporary directory)
 #
-# Sluice is built from ./cmd/sluice and started as `sluice serve --data <tmpdir> --amqp
+# Sluice is built from ./cmd/sluice and started as `sluice serve --init --data <tmpdir> --amqp
 # 127.0.0.1:<free port>` (a built binary rather than `go run`, so that --pid names the
 # broker and not the go tool). RabbitMQ must be installed (scripts/rabbitmq-local.sh
 # install); the script starts the private node when it is not running and stops it again
@@ -112,7 +112,7 @@ start_sluice() {
 	port="$(free_port)"
 	http="$(free_port)"
 	mkdir -p "$work/data"
-	"$work/bin/sluice" serve --data "$work/data" --amqp "127.0.0.1:$port" --http "127.0.0.1:$http" \
+	"$work/bin/sluice" serve --init --data "$work/data" --amqp "127.0.0.1:$port" --http "127.0.0.1:$http" \
 		--log-level warn >"$work/sluice.log" 2>&1 &
 	sluice_pid=$!
 	await_port "$port"

@@ -12,7 +12,9 @@
 # Environment: OUT (default: a new temporary directory), WINDOW (seconds profiled,
 # default 5), MESSAGES (pre-filled messages, default 300000), TRACE (seconds of
 # execution trace after the window, default 1; 0: none), SLUICE (a built binary to use
-# instead of building ./cmd/sluice). Needs curl and go.
+# instead of building ./cmd/sluice), BENCH (the binary whose `sluice bench` is the
+# client, default SLUICE: a newer bench against an older broker), HEADERS (headers per
+# message, `sluice bench --headers`, default 0). Needs curl and go.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,10 +31,11 @@ if [ -z "${SLUICE:-}" ]; then
 	go build -o "$work/sluice" ./cmd/sluice
 	SLUICE="$work/sluice"
 fi
+BENCH="${BENCH:-$SLUICE}"
 port=$((20000 + RANDOM % 10000))
 http=$((port + 1))
 pprof=$((port + 2))
-"$SLUICE" serve --data "$work/data" --amqp "127.0.0.1:$port" --http "127.0.0.1:$http" \
+"$SLUICE" serve --init --data "$work/data" --amqp "127.0.0.1:$port" --http "127.0.0.1:$http" \
 	--pprof "127.0.0.1:$pprof" --log-level warn >"$work/serve.log" 2>&1 &
 pid=$!
 bench_pid=""
@@ -49,13 +52,14 @@ for _ in $(seq 100); do
 done
 
 common=(--url "amqp://guest:guest@127.0.0.1:$port/" --size 1024 --persistent --confirms 256 --prefetch 256)
+[ "${HEADERS:-0}" = 0 ] || common+=(--headers "$HEADERS")
 case "$scenario" in
 consume-ack) args=(--scenario backlog --backlog "$MESSAGES" --consumers 1 --duration 300s); marker="in place" ;;
 nack-requeue) args=(--scenario requeue --requeues 1 --backlog "$MESSAGES" --consumers 1 --duration 300s); marker="in place" ;;
 fanout) args=(--scenario publish --fanout 4 --consumers 4 --duration 60s); marker="" ;;
 *) log "unknown scenario $scenario"; exit 1 ;;
 esac
-"$SLUICE" bench "${common[@]}" "${args[@]}" --queue "profile-$scenario" >"$OUT/bench.txt" 2>&1 &
+"$BENCH" bench "${common[@]}" "${args[@]}" --queue "profile-$scenario" >"$OUT/bench.txt" 2>&1 &
 bench_pid=$!
 if [ -n "$marker" ]; then
 	until grep -q "$marker" "$OUT/bench.txt"; do

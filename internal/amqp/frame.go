@@ -178,7 +178,8 @@ func readN(r io.Reader, n int) ([]byte, error) {
 // concurrent use.
 type Writer struct {
 	bw      *bufio.Writer
-	scratch []byte // reused encoding buffer for method and header payloads
+	scratch []byte  // reused encoding buffer for method and header payloads
+	hdr     [7]byte // a frame's header: a local array would escape through bw.Write, one allocation per frame
 }
 
 // NewWriter returns a Writer buffering writes to w.
@@ -195,11 +196,11 @@ func (w *Writer) writeFrame(typ uint8, channel uint16, payload []byte) error {
 	if uint64(len(payload)) > 1<<32-1 {
 		return fmt.Errorf("write frame: payload of %d bytes, longer than 4 GiB", len(payload))
 	}
-	var hdr [7]byte
+	hdr := w.hdr[:]
 	hdr[0] = typ
 	binary.BigEndian.PutUint16(hdr[1:], channel)
 	binary.BigEndian.PutUint32(hdr[3:], uint32(len(payload)))
-	if _, err := w.bw.Write(hdr[:]); err != nil {
+	if _, err := w.bw.Write(hdr); err != nil {
 		return err
 	}
 	if _, err := w.bw.Write(payload); err != nil {
@@ -239,6 +240,19 @@ func (w *Writer) WriteContent(channel uint16, classID uint16, props *message.Pro
 // WriteContent does. Both are encoded before anything is written, so an
 // *EncodeError leaves the stream as it was.
 func (w *Writer) WriteMethodContent(channel uint16, m Method, classID uint16, props *message.Properties, body []byte, frameMax uint32) error {
+	return w.writeMethodContent(channel, m, classID, props, nil, body, frameMax)
+}
+
+// WriteMethodContentRaw is WriteMethodContent with the properties already
+// encoded: rawProps, a property list (flags, then the present properties)
+// as ReadContentHeader accepts it, is written as is.
+func (w *Writer) WriteMethodContentRaw(channel uint16, m Method, classID uint16, rawProps []byte, body []byte, frameMax uint32) error {
+	return w.writeMethodContent(channel, m, classID, nil, rawProps, body, frameMax)
+}
+
+// writeMethodContent writes m and its content with the properties rawProps
+// when not nil, else props encoded.
+func (w *Writer) writeMethodContent(channel uint16, m Method, classID uint16, props *message.Properties, rawProps []byte, body []byte, frameMax uint32) error {
 	if frameMax != 0 && frameMax <= frameOverhead {
 		return &EncodeError{fmt.Errorf("write content: frame max %d leaves no room for a payload", frameMax)}
 	}
@@ -250,12 +264,19 @@ func (w *Writer) WriteMethodContent(channel uint16, m Method, classID uint16, pr
 		}
 	}
 	split := len(p)
-	h := ContentHeader{ClassID: classID, BodySize: uint64(len(body))}
-	if props != nil {
-		h.Properties = *props
-	}
-	if p, err = AppendContentHeader(p, &h); err != nil {
-		return &EncodeError{err}
+	if rawProps != nil {
+		p = binary.BigEndian.AppendUint16(p, classID)
+		p = binary.BigEndian.AppendUint16(p, 0) // weight
+		p = binary.BigEndian.AppendUint64(p, uint64(len(body)))
+		p = append(p, rawProps...)
+	} else {
+		h := ContentHeader{ClassID: classID, BodySize: uint64(len(body))}
+		if props != nil {
+			h.Properties = *props
+		}
+		if p, err = AppendContentHeader(p, &h); err != nil {
+			return &EncodeError{err}
+		}
 	}
 	w.keepScratch(p)
 	if frameMax != 0 && uint64(split)+frameOverhead > uint64(frameMax) {

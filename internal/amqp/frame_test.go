@@ -444,3 +444,79 @@ func TestReadFrameLarge(t *testing.T) {
 		t.Errorf("truncated large frame: %v, want io.ErrUnexpectedEOF", err)
 	}
 }
+
+// TestPropertiesPassedOnAsSent: the property bytes of a received content
+// header are written out exactly by WriteMethodContentRaw (a headers
+// table in an order AppendProperties would not write), in the same frames
+// WriteMethodContent writes for their decoded form but for those bytes;
+// a list with a flag bit that names no property is not passed on raw.
+func TestPropertiesPassedOnAsSent(t *testing.T) {
+	props := []byte{0x30, 0x00, 0, 0, 0, 16, 1, 'z', 'S', 0, 0, 0, 1, '1', 1, 'a', 'S', 0, 0, 0, 1, '2', 2}
+	payload := append([]byte{0, 60, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5}, props...)
+	h, err := ReadContentHeader(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := PropertyBytes(payload)
+	if !bytes.Equal(raw, props) {
+		t.Fatalf("PropertyBytes = % x, want % x", raw, props)
+	}
+	deliver := &BasicDeliver{ConsumerTag: "c", DeliveryTag: 7, Exchange: "ex", RoutingKey: "rk"}
+	var asSent, encoded bytes.Buffer
+	w := NewWriter(&asSent)
+	if err := w.WriteMethodContentRaw(1, deliver, ClassBasic, raw, []byte("hello"), 4096); err != nil {
+		t.Fatal(err)
+	}
+	w.Flush()
+	w = NewWriter(&encoded)
+	if err := w.WriteMethodContent(1, deliver, ClassBasic, &h.Properties, []byte("hello"), 4096); err != nil {
+		t.Fatal(err)
+	}
+	w.Flush()
+	if !bytes.Contains(asSent.Bytes(), payload[:4]) || !bytes.Contains(asSent.Bytes(), props) {
+		t.Fatalf("raw write lost the property bytes:\n% x", asSent.Bytes())
+	}
+	if asSent.Len() != encoded.Len() || bytes.Equal(asSent.Bytes(), encoded.Bytes()) {
+		t.Fatalf("raw and encoded writes: %d and %d bytes, equal %v (the encoder sorts the keys)",
+			asSent.Len(), encoded.Len(), bytes.Equal(asSent.Bytes(), encoded.Bytes()))
+	}
+	r := NewReader(&asSent)
+	for _, want := range []uint8{FrameMethod, FrameHeader, FrameBody} {
+		f, err := r.ReadFrame()
+		if err != nil || f.Type != want {
+			t.Fatalf("frame %+v %v, want type %d", f, err, want)
+		}
+		if f.Type == FrameHeader {
+			got, err := ReadContentHeader(f.Payload)
+			if err != nil || got.BodySize != 5 || got.ClassID != ClassBasic || !bytes.Equal(f.Payload[12:], props) {
+				t.Fatalf("header %+v %v", got, err)
+			}
+		}
+	}
+	for _, flags := range [][2]byte{{0x30, 0x01}, {0x30, 0x02}} { // continuation; reserved bit
+		p := append([]byte(nil), payload...)
+		p[12], p[13] = flags[0], flags[1]
+		if PropertyBytes(p) != nil {
+			t.Errorf("flags % x passed on raw", flags)
+		}
+	}
+}
+
+// TestWriteDeliveryAllocatesNothing: writing a delivery (method, header
+// with stored property bytes, body) into the buffer allocates nothing once
+// the encoding buffer has grown; a frame header used to escape to the
+// heap, one allocation per frame.
+func TestWriteDeliveryAllocatesNothing(t *testing.T) {
+	w := NewWriter(io.Discard)
+	m := &BasicDeliver{ConsumerTag: "c", DeliveryTag: 1, Exchange: "ex", RoutingKey: "rk"}
+	props := []byte{0x10, 0x00, 2}
+	body := make([]byte, 1024)
+	allocs := testing.AllocsPerRun(1000, func() {
+		if err := w.WriteMethodContentRaw(1, m, ClassBasic, props, body, 131072); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%.1f allocations per delivery written, want 0", allocs)
+	}
+}

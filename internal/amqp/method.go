@@ -114,6 +114,19 @@ func ReadContentHeader(payload []byte) (ContentHeader, error) {
 	return h, nil
 }
 
+// PropertyBytes returns the property list of a content header's payload
+// that ReadContentHeader accepted, as the peer sent it (aliasing payload),
+// so that it can be passed on without being encoded again. It returns nil
+// when the flags carry a bit that names no property (the continuation bit
+// with further flag words, or the reserved bit): such a list is passed on
+// only as ReadContentHeader decoded it.
+func PropertyBytes(payload []byte) []byte {
+	if len(payload) < 14 || binary.BigEndian.Uint16(payload[12:])&^message.KnownFlags != 0 {
+		return nil
+	}
+	return payload[12:]
+}
+
 // AppendContentHeader appends h as a content header frame's payload to dst.
 func AppendContentHeader(dst []byte, h *ContentHeader) ([]byte, error) {
 	start := len(dst)

@@ -352,6 +352,7 @@ func (ch *channel) get(m *amqp.BasicGet) error {
 		},
 		content: true,
 		props:   &d.Properties,
+		raw:     d.RawProperties,
 		body:    d.Body,
 	}
 	// A basic.get-ok that cannot be encoded: the message is taken back and
@@ -406,7 +407,7 @@ func (ch *channel) content(f amqp.Frame) error {
 			return ch.exception(err)
 		}
 		ch.header, ch.bodySize = true, h.BodySize
-		ch.draft = broker.NewDraft(ch.publish.Exchange, ch.publish.RoutingKey, &h.Properties, int(h.BodySize))
+		ch.draft = broker.NewDraft(ch.publish.Exchange, ch.publish.RoutingKey, &h.Properties, amqp.PropertyBytes(f.Payload), int(h.BodySize))
 		if h.BodySize == 0 {
 			return ch.published()
 		}

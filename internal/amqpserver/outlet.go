@@ -19,6 +19,8 @@ type outlet struct {
 	// mu guards the fields below and orders enqueues.
 	mu      sync.Mutex
 	b       *broker.Channel
+	written func()           // b.Written(1), after a no-ack delivery went out
+	undeliv func(tag uint64) // b.Undeliverable
 	closed  bool
 	noAck   map[string]bool // consumer tags of no-ack consumers
 	holding string          // consumer being set up: its deliveries wait
@@ -33,6 +35,7 @@ func newOutlet(wr *writer, channel uint16, cancelNotify bool) *outlet {
 func (o *outlet) setBroker(b *broker.Channel) {
 	o.mu.Lock()
 	o.b = b
+	o.written, o.undeliv = func() { b.Written(1) }, b.Undeliverable
 	o.mu.Unlock()
 }
 
@@ -57,7 +60,7 @@ func (o *outlet) Deliver(d *broker.Delivery) {
 func (o *outlet) itemLocked(d *broker.Delivery) outItem {
 	it := outItem{
 		channel: o.channel,
-		method: &amqp.BasicDeliver{
+		deliver: amqp.BasicDeliver{
 			ConsumerTag: d.ConsumerTag,
 			DeliveryTag: d.DeliveryTag,
 			Redelivered: d.Redelivered,
@@ -66,14 +69,14 @@ func (o *outlet) itemLocked(d *broker.Delivery) outItem {
 		},
 		content: true,
 		props:   &d.Properties,
+		raw:     d.RawProperties,
 		body:    d.Body,
 	}
-	if b := o.b; b != nil {
+	if o.b != nil {
 		if o.noAck[d.ConsumerTag] {
-			it.after = func() { b.Written(1) }
+			it.after = o.written
 		} else {
-			tag := d.DeliveryTag
-			it.refused = func() { b.Undeliverable(tag) }
+			it.undeliverable, it.tag = o.undeliv, d.DeliveryTag
 		}
 	}
 	return it

@@ -18,13 +18,22 @@ import (
 type outItem struct {
 	channel uint16
 	method  amqp.Method
+	// deliver is the method when method is nil and content is set: a
+	// basic.deliver kept in the item, so that a delivery allocates no
+	// method of its own.
+	deliver amqp.BasicDeliver
 	content bool
 	props   *message.Properties
+	raw     []byte // when not nil, the properties encoded, written instead of props
 	body    []byte
 	after   func()
 	// refused, when set, is called instead of sending an item that cannot
 	// be encoded (after still runs): a delivery is then taken back.
 	refused func()
+	// undeliverable, when set, is called with tag instead, the same way:
+	// one function per channel rather than a closure per delivery.
+	undeliverable func(tag uint64)
+	tag           uint64
 	// lazy, when set instead of method, yields the methods to write at the
 	// moment the writer reaches the item (publisher confirms coalesce so).
 	lazy func() []amqp.Method
@@ -306,10 +315,14 @@ func (wr *writer) write(it *outItem) error {
 		}
 		return nil
 	}
-	if it.content {
-		return wr.w.WriteMethodContent(it.channel, it.method, it.method.ClassID(), it.props, it.body, wr.frameMax.Load())
+	m := it.methodOf()
+	if it.content && it.raw != nil {
+		return wr.w.WriteMethodContentRaw(it.channel, m, m.ClassID(), it.raw, it.body, wr.frameMax.Load())
 	}
-	return wr.w.WriteMethod(it.channel, it.method)
+	if it.content {
+		return wr.w.WriteMethodContent(it.channel, m, m.ClassID(), it.props, it.body, wr.frameMax.Load())
+	}
+	return wr.w.WriteMethod(it.channel, m)
 }
 
 // refuse handles an item that cannot be encoded (nothing of it was
@@ -319,13 +332,24 @@ func (wr *writer) write(it *outItem) error {
 // and its refused callback takes a delivery back.
 func (wr *writer) refuse(it *outItem, err error) {
 	name := "lazy"
-	if it.method != nil {
-		name = it.method.Name()
+	if it.lazy == nil {
+		name = it.methodOf().Name()
 	}
 	wr.log.Warn("amqp frame cannot be encoded, not sent", logChannel, it.channel, logMethod, name, logErr, err)
-	if it.refused != nil {
+	switch {
+	case it.refused != nil:
 		it.refused()
+	case it.undeliverable != nil:
+		it.undeliverable(it.tag)
 	}
+}
+
+// methodOf returns the item's method (not for a lazy item).
+func (it *outItem) methodOf() amqp.Method {
+	if it.method == nil && it.content {
+		return &it.deliver
+	}
+	return it.method
 }
 
 func (wr *writer) fail(err error) {

@@ -33,6 +33,9 @@ const (
 // message id the bench writes at the start of every body.
 const minMessageSize = 16
 
+// maxHeaders bounds Config.Headers.
+const maxHeaders = 64
+
 // Limits that keep a mistyped flag from turning into an unbounded run.
 const (
 	maxWorkers     = 1000
@@ -72,6 +75,10 @@ type Config struct {
 	MessageSize int
 	// Persistent publishes with delivery-mode 2.
 	Persistent bool
+	// Headers is how many headers (string values of 16 bytes) each message
+	// carries, as a traced or header-routed message would (amqp091-go
+	// client only).
+	Headers int
 	// Confirms is the most unconfirmed messages a publisher may have
 	// outstanding; 0 publishes without confirm mode.
 	Confirms int
@@ -165,6 +172,12 @@ func (c Config) Validate() error {
 	if c.MessageSize < minMessageSize || c.MessageSize > maxMessageSize {
 		bad("message size %d: want %d to %d bytes", c.MessageSize, minMessageSize, maxMessageSize)
 	}
+	if c.Headers < 0 || c.Headers > maxHeaders {
+		bad("headers %d: want 0 to %d", c.Headers, maxHeaders)
+	}
+	if c.Headers > 0 && c.Client != ClientAMQP091 {
+		bad("headers: only with the %s client", ClientAMQP091)
+	}
 	if c.Confirms < 0 || c.Confirms > maxOutstanding {
 		bad("confirms %d: want 0 (no confirm mode) to %d", c.Confirms, maxOutstanding)
 	}
@@ -256,6 +269,7 @@ func Flags(fs *flag.FlagSet, c *Config) {
 	fs.IntVar(&c.Consumers, "consumers", c.Consumers, "consuming connections (backlog and churn use at least 1)")
 	fs.IntVar(&c.MessageSize, "size", c.MessageSize, "message body size in `bytes` (at least 16)")
 	fs.BoolVar(&c.Persistent, "persistent", c.Persistent, "publish persistent messages (delivery-mode 2)")
+	fs.IntVar(&c.Headers, "headers", c.Headers, "headers (16-byte strings) on each message (amqp091-go client)")
 	fs.IntVar(&c.Confirms, "confirms", c.Confirms, "unconfirmed messages outstanding per publisher (0: no confirm mode)")
 	fs.IntVar(&c.Prefetch, "prefetch", c.Prefetch, "consumer prefetch count (0: unlimited)")
 	fs.IntVar(&c.MultiAck, "multi-ack", c.MultiAck, "ack with multiple=true every `N` deliveries (0 or 1: ack each)")

@@ -177,7 +177,7 @@ func (s *session) publisher(ctx, hard context.Context, idx int, p *phaseRun, lat
 		mode = amqp.Persistent
 	}
 	body := newBody(s.cfg.MessageSize)
-	msg := amqp.Publishing{DeliveryMode: mode, Body: body}
+	msg := amqp.Publishing{DeliveryMode: mode, Body: body, Headers: benchHeaders(s.cfg.Headers)}
 	exchange, key := s.cfg.exchange()
 	pace := newPacer(p.interval)
 	for seq := uint64(0); p.claim(); seq++ {
@@ -362,4 +362,16 @@ func closeReason(c <-chan *amqp.Error) error {
 	default:
 	}
 	return amqp.ErrClosed
+}
+
+// benchHeaders returns n headers, h00…, each a 16-byte string; nil for 0.
+func benchHeaders(n int) amqp.Table {
+	if n == 0 {
+		return nil
+	}
+	t := make(amqp.Table, n)
+	for i := range n {
+		t[fmt.Sprintf("h%02d", i)] = fmt.Sprintf("value-%010d", i)
+	}
+	return t
 }

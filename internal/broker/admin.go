@@ -224,7 +224,7 @@ func (q *queue) info() QueueInfo {
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	qi.Ready = q.ready.len()
+	qi.Ready = q.readyLenLocked()
 	if held >= 0 {
 		qi.Ready = held
 	}

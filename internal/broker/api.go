@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluicemq/sluice/internal/access"
 	"github.com/sluicemq/sluice/internal/message"
+	"github.com/sluicemq/sluice/internal/records"
 )
 
 // Config configures a Broker.
@@ -102,16 +103,30 @@ type Outlet interface {
 
 // Delivery is one message handed to a consumer or to basic.get.
 type Delivery struct {
-	ConsumerTag  string // empty for basic.get
-	DeliveryTag  uint64
-	Redelivered  bool
-	Exchange     string
-	RoutingKey   string
-	Properties   message.Properties
-	Body         []byte
-	MessageCount uint32 // basic.get only: messages left in the queue
+	ConsumerTag string // empty for basic.get
+	DeliveryTag uint64
+	Redelivered bool
+	Exchange    string
+	RoutingKey  string
+	// RawProperties, when not nil, are the message's properties encoded as
+	// stored (what the publisher sent), to be written as they are, and
+	// Properties is zero; else Properties are the properties to send
+	// (the broker changed them). Props gives them decoded either way.
+	RawProperties []byte
+	Properties    message.Properties
+	Body          []byte
+	MessageCount  uint32 // basic.get only: messages left in the queue
 
 	seq uint64 // the message's seq in its queue (remote_follower.go)
+}
+
+// Props returns the delivery's properties, decoding RawProperties when
+// set. An error means the stored bytes are damaged.
+func (d *Delivery) Props() (message.Properties, error) {
+	if d.RawProperties == nil {
+		return d.Properties, nil
+	}
+	return records.DecodeProperties(d.RawProperties)
 }
 
 // ExchangeDecl is exchange.declare.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluicemq/sluice/internal/records"
@@ -48,9 +49,10 @@ type env struct {
 	// reloadMeta makes the in-memory state match the store's shared
 	// metadata keys (metasync.go).
 	reloadMeta func(keys []string)
-	// dispatchers are the queues' dispatcher wake-ups (queue.wakeLocked);
-	// Close waits for them after the pipeline stopped.
-	dispatchers sync.WaitGroup
+	// dispatchers are the queues' dispatcher wake-ups (queue.wakeLocked)
+	// and store readers (read.go); Close waits for them after the
+	// pipeline stopped.
+	dispatchers goGroup
 	stats       msgCounters    // stats.go: broker-wide
 	objects     objectCounters // lifecycle.go
 }
@@ -72,6 +74,9 @@ type Broker struct {
 	// held are quorum queue definitions whose vhost is not here yet,
 	// by vhost (metasync.go); guarded by vhMu.
 	held map[string][]heldDef
+	// vhostGone: what the front door does when another node's deletion
+	// of a vhost applies here (OnVHostGone, metasync.go)
+	vhostGone atomic.Pointer[func(vhost string)]
 
 	closeOnce sync.Once
 	stop      chan struct{}  // closed by Close: stops housekeeping
@@ -203,9 +208,38 @@ func (b *Broker) Close(ctx context.Context) error {
 		close(b.stop)
 		b.wg.Wait()
 		err = b.env.pipe.Close(ctx)
-		b.env.dispatchers.Wait()
+		b.env.dispatchers.close()
 	})
 	return err
+}
+
+// goGroup runs goroutines a closing broker waits for. Once closed it
+// starts no more: a settle that arrives during Close (from another node,
+// say) asks for none the WaitGroup would race with.
+type goGroup struct {
+	mu     sync.Mutex // a leaf
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// Go runs fn on a goroutine of its own, reporting false (and running
+// nothing) once the group is closed.
+func (g *goGroup) Go(fn func()) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return false
+	}
+	g.wg.Go(fn)
+	return true
+}
+
+// close starts no more goroutines and waits for those running.
+func (g *goGroup) close() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+	g.wg.Wait()
 }
 
 // Authenticate checks a login (users.go). Failure is AccessRefused, with

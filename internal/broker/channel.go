@@ -520,7 +520,7 @@ func (ch *Channel) publish(msg *message.Message, d *Draft, mandatory bool, done 
 		}
 		return true, ch.publishDelayed(msg, delay, done)
 	}
-	targets, err := ch.vh.route(msg)
+	targets, xs, err := ch.vh.route(msg)
 	if err != nil {
 		return false, err
 	}
@@ -528,7 +528,7 @@ func (ch *Channel) publish(msg *message.Message, d *Draft, mandatory bool, done 
 		d.recode = true
 	}
 	ch.countPublished(len(targets) > 0, mandatory)
-	if handled, routed, err := ch.admit(msg, &targets, &done); handled { // validate.go
+	if handled, routed, err := ch.admit(msg, xs, &targets, &done); handled { // validate.go
 		return routed, err
 	}
 	if len(targets) == 0 {

@@ -39,6 +39,10 @@ func (ch *Channel) Consume(req ConsumeRequest) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	// As RabbitMQ (the channel's publishes reach the queue before its
+	// consume does): what the connection published before the consume is
+	// in its queues when the consumer starts.
+	ch.conn.waitPublished()
 	ch.mu.Lock()
 	if ch.closed {
 		ch.mu.Unlock()
@@ -115,7 +119,7 @@ func (ch *Channel) Cancel(consumerTag string) error {
 	ch.mu.Unlock()
 	if ok && c.q != nil {
 		// They may still wait for the queue's dispatcher.
-		c.q.dispatchWoken()
+		c.q.dispatchPending()
 	}
 	ch.mu.Lock()
 	c, ok = ch.consumers[consumerTag]

@@ -161,16 +161,6 @@ func (d *deadLetterer) process(j deadJob) {
 	d.env.move(mv)
 }
 
-// readRecord reads the stored record of e (which is in no list).
-func (q *queue) readRecord(e entry) ([]byte, error) {
-	if e.flags&entryCached != 0 {
-		if rec, ok := q.env.cache.take(cacheKey{q.id, e.seq}); ok {
-			return rec, nil
-		}
-	}
-	return q.env.st.Get(q.id, e.seq)
-}
-
 // deadLetterTargets resolves where a dead letter from src goes: the queues
 // its dead-letter exchange routes it to, minus those that would close a
 // cycle; the poison queue for a delivery-limit death without a DLX.

@@ -278,7 +278,7 @@ func (ch *Channel) DeleteQueue(name string, ifUnused, ifEmpty bool) (uint32, err
 		q.mu.Unlock()
 		vh.mu.Unlock()
 		return 0, errorf(PreconditionFailed, "queue '%s' in vhost '%s' in use", name, vh.name)
-	case ifEmpty && q.ready.len() > 0:
+	case ifEmpty && q.readyLenLocked() > 0:
 		q.mu.Unlock()
 		vh.mu.Unlock()
 		return 0, errorf(PreconditionFailed, "queue '%s' in vhost '%s' is not empty", name, vh.name)

@@ -266,18 +266,10 @@ func publishDelay(msg *message.Message) int64 {
 	return n
 }
 
-// publishDelayed stores msg in the delay queue until due.
+// publishDelayed stores msg in the delay queue until due; admitDelayed
+// has checked its exchange.
 func (ch *Channel) publishDelayed(msg *message.Message, delay int64, done func(error)) error {
 	vh := ch.vh
-	vh.mu.RLock()
-	x := vh.exchanges[msg.Exchange]
-	vh.mu.RUnlock()
-	if x == nil {
-		return vh.noExchange(msg.Exchange)
-	}
-	if x.internal {
-		return errorf(AccessRefused, "cannot publish to internal exchange '%s' in vhost '%s'", x.name, vh.name)
-	}
 	now := ch.env.now()
 	req, err := newPublishReq(msg, nil, done, now)
 	if err != nil {

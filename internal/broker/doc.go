@@ -36,8 +36,10 @@
 //
 // Delivery is not the pipeline's work: completion only makes messages
 // ready. When a consumer has credit, the queue's dispatcher (a goroutine
-// living for one wake-up, queue.wakeLocked) reads the bodies and hands the
-// deliveries to the channels' outlets; an ack, a requeue or a new consumer
+// living for one wake-up, queue.wakeLocked) hands the deliveries whose
+// records are in the body cache to the channels' outlets, and leaves those
+// it must read from the store to the queue's store reader (read.go), which
+// reads them with the queue's lock released and delivers them in order; an ack, a requeue or a new consumer
 // dispatches on its own channel's goroutine. A channel's Get, Cancel,
 // queue declare, purge and delete first wait for the connection's earlier
 // publishes to reach their queues (and Cancel for their dispatch), so a
@@ -95,7 +97,7 @@
 //
 // The broker owns these goroutines, started by Open and stopped by Close:
 // the write pipeline's two (Close waits for pending publishes and applies
-// what is deferred), the queues' dispatcher wake-ups (Close waits for
+// what is deferred), the queues' dispatcher wake-ups and store readers (Close waits for
 // them after the pipeline), the housekeeping loop (housekeeping.go:
 // expired messages, consumer timeouts, x-expires), the expirer (expiry.go:
 // wakes queues whose head is due), the dead-letterer and the delay
@@ -119,11 +121,14 @@
 //   - vhost.mu (RWMutex) guards the topology: the exchange and queue maps,
 //     every exchange's bindings and routing indexes, and each queue's list
 //     of bindings that point at it. Routing holds it for reading.
-//   - queue.mu guards the queue's message index (ready, unacked, delayed
-//     and held by a move), its
+//   - queue.mu guards the queue's message index (ready, unacked, delayed,
+//     held by a move and being read by the store reader), its
 //     consumers, round-robin cursor, ack floor, deleted flag and the due
 //     time its expiry wake-up is armed for (expiry.go) and whether a
-//     dispatcher is on its way. Store writes of deliveries, acks, floors
+//     dispatcher or the store reader (read.go) is on its way. The reader
+//     reads records from the store with it released; queue.readDone (a
+//     sync.Cond on it) lets a purge or a leaving consumer wait for such a
+//     read. Store writes of deliveries, acks, floors
 //     and purges are deferred to the pipeline under it, so they are
 //     ordered per queue. queue.nextSeq is owned by the pipeline's
 //     goroutine alone (commit.go's prepare).
@@ -145,7 +150,7 @@
 //     blocks while the pipeline is behind and the pipeline's prepare takes
 //     queue.mu (reject-publish limits), so Submit is never called under a
 //     queue's lock either.
-//   - bodyCache.mu, userDB.mu, Broker.idMu, replyRegistry.mu, the
+//   - bodyCache.mu, userDB.mu, Broker.idMu, replyRegistry.mu, goGroup.mu, the
 //     committer's mutex, deadLetterer.mu, expirer.mu and scheduler.mu are
 //     leaves (the scheduler reads the store's delay index under its mutex,
 //     and it and the expirer call queues only after releasing theirs).

@@ -33,16 +33,26 @@ type Draft struct {
 const draftRoomMax = 4 << 10
 
 // NewDraft starts a message of bodySize bytes (bounded by the caller to the
-// maximum message size). Room for up to draftRoomMax bytes of body is
-// allocated up front.
-func NewDraft(exchange, routingKey string, props *message.Properties, bodySize int) *Draft {
+// maximum message size). raw, when not nil, is the property list as the
+// publisher sent it, which props was decoded from: the record keeps those
+// bytes, so a consumer receives them as sent and nothing encodes them
+// again; when nil, props is encoded. Room for up to draftRoomMax bytes of
+// body is allocated up front.
+func NewDraft(exchange, routingKey string, props *message.Properties, raw []byte, bodySize int) *Draft {
 	d := &Draft{Msg: message.Message{Exchange: exchange, RoutingKey: routingKey, Properties: *props}, size: bodySize}
 	room := min(bodySize, draftRoomMax)
-	head, err := records.AppendRecordHead(make([]byte, 0, records.RecordHeadEstimate(&d.Msg)+room), &d.Msg, 0)
-	if err != nil {
-		// Publish encodes the record again and reports the error.
-		d.Msg.Body = make([]byte, 0, room)
-		return d
+	var head []byte
+	if raw != nil {
+		head = make([]byte, 0, records.RecordHeader+16+len(exchange)+len(routingKey)+len(raw)+room)
+		head = records.AppendRecordHeadRaw(head, &d.Msg, raw, 0)
+	} else {
+		var err error
+		head, err = records.AppendRecordHead(make([]byte, 0, records.RecordHeadEstimate(&d.Msg)+room), &d.Msg, 0)
+		if err != nil {
+			// Publish encodes the record again and reports the error.
+			d.Msg.Body = make([]byte, 0, room)
+			return d
+		}
 	}
 	if cap(head)-len(head) < room {
 		head = append(make([]byte, 0, len(head)+room), head...)

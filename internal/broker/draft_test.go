@@ -32,7 +32,7 @@ func TestDraftRecord(t *testing.T) {
 			for _, n := range tt.pieces {
 				size += n
 			}
-			d := NewDraft("ex", "key", &tt.props, size)
+			d := NewDraft("ex", "key", &tt.props, nil, size)
 			off := 0
 			for _, n := range tt.pieces {
 				d.Append(body[off : off+n])
@@ -74,12 +74,12 @@ func TestDraftRecord(t *testing.T) {
 // draftRoomMax before the body arrives, and a body past that room still
 // makes the same record as records.EncodeRecord.
 func TestDraftRoomIsBounded(t *testing.T) {
-	huge := NewDraft("", "q", &message.Properties{}, 128<<20)
+	huge := NewDraft("", "q", &message.Properties{}, nil, 128<<20)
 	if c := cap(huge.rec); c > draftRoomMax+1024 {
 		t.Fatalf("a draft announced at 128 MiB reserved %d bytes before any body arrived, want about %d", c, draftRoomMax)
 	}
 	body := bytes.Repeat([]byte("abcdefgh"), (draftRoomMax+3000)/8)
-	d := NewDraft("ex", "key", &message.Properties{}, len(body))
+	d := NewDraft("ex", "key", &message.Properties{}, nil, len(body))
 	for off := 0; off < len(body); off += 131072 - 8 {
 		d.Append(body[off:min(off+131072-8, len(body))])
 	}
@@ -90,5 +90,43 @@ func TestDraftRoomIsBounded(t *testing.T) {
 	}
 	if rec := d.record(42); !bytes.Equal(rec, want) {
 		t.Fatalf("record of a %d-byte body differs from records.EncodeRecord's", len(body))
+	}
+}
+
+// TestDraftKeepsPropertiesAsSent: a draft given the publisher's property
+// bytes puts exactly those in its record, and leaves the record to be
+// encoded anew once the broker changed a property (reply-to, BCC).
+func TestDraftKeepsPropertiesAsSent(t *testing.T) {
+	props := message.Properties{Flags: message.FlagHeaders | message.FlagReplyTo,
+		Headers: message.Table{"z": "1", "a": "2"}, ReplyTo: "r"}
+	raw := []byte{0x22, 0x00, 0, 0, 0, 16, 1, 'z', 'S', 0, 0, 0, 1, '1', 1, 'a', 'S', 0, 0, 0, 1, '2', 1, 'r'}
+	if p, n, err := message.ReadProperties(raw); err != nil || n != len(raw) || p.ReplyTo != "r" || p.Headers["a"] != "2" {
+		t.Fatalf("the test's bytes: %+v %d %v", p, n, err)
+	}
+	newDraft := func() *Draft {
+		d := NewDraft("ex", "key", &props, raw, 3)
+		d.Append([]byte("abc"))
+		d.seal()
+		return d
+	}
+	d := newDraft()
+	rec := d.record(99)
+	want := append(records.AppendRecordHeadRaw(nil, &d.Msg, raw, 99), "abc"...)
+	if !bytes.Equal(rec, want) {
+		t.Fatalf("draft record\n% x\nwant\n% x", rec, want)
+	}
+	parts, err := records.SplitRecord(rec, nil)
+	if err != nil || !bytes.Equal(parts.Props, raw) || string(parts.Body) != "abc" {
+		t.Fatalf("split %+v %v", parts, err)
+	}
+	d = newDraft()
+	d.Msg.Properties.ReplyTo = "amq.rabbitmq.reply-to.x"
+	if d.record(99) != nil {
+		t.Error("record kept after reply-to changed")
+	}
+	d = newDraft()
+	d.recode = true // stripBCC changed the headers
+	if d.record(99) != nil {
+		t.Error("record kept after the headers changed")
 	}
 }

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -24,7 +25,24 @@ type fakeOutlet struct {
 func (o *fakeOutlet) Deliver(d *Delivery) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.delivered = append(o.delivered, d)
+	o.delivered = append(o.delivered, decoded(d))
+}
+
+// decoded returns a copy of d with its properties decoded into
+// Properties, for the tests to read (the broker sends stored properties
+// encoded, RawProperties). Properties that do not decode are a broken
+// record, which fails the test run.
+func decoded(d *Delivery) *Delivery {
+	if d == nil || d.RawProperties == nil {
+		return d
+	}
+	c := *d
+	p, err := d.Props()
+	if err != nil {
+		panic(fmt.Sprintf("delivery %d: properties do not decode: %v", d.DeliveryTag, err))
+	}
+	c.Properties = p
+	return &c
 }
 
 func (o *fakeOutlet) ConsumerCancelled(tag string) {
@@ -168,7 +186,7 @@ func (c *testClient) get(queue string, noAck bool) *Delivery {
 	if err != nil {
 		c.t.Fatalf("Get %q: %v", queue, err)
 	}
-	return d
+	return decoded(d)
 }
 
 func (c *testClient) consume(queue string, noAck bool) string {

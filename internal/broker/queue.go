@@ -68,12 +68,24 @@ type queue struct {
 	expArmed    int64           // the due time (unix ms) the expirer will wake the queue at; 0: none (expiry.go)
 	waking      bool            // a dispatcher is on its way (wakeLocked)
 	fresh       uint64          // the lowest seq enqueued since the dispatcher last ran; ^0: none
+
+	// The store reader (read.go): a dispatch that meets a record not in
+	// the body cache leaves it to the reader, which reads records with
+	// the lock released.
+	reading   []entry   // taken from ready, their records being read; nil: no read in flight
+	readDone  sync.Cond // L is &mu; broadcast when a read in flight ends
+	needRead  bool      // a dispatch stopped at a record the reader must read
+	readerOn  bool      // the reader goroutine is running or on its way
+	readFresh uint64    // the lowest fresh seq (as dispatchFromLocked's) of the reads asked for; ^0: none
+	indexGen  uint64    // counts resets of the index (resetIndexLocked), which void a read in flight
 }
 
 func newQueue(vh *vhost, id store.QueueID, name string) *queue {
-	return &queue{env: vh.env, vh: vh, id: id, name: name, nextSeq: 1, high: 1, floor: 0, fresh: ^uint64(0),
+	q := &queue{env: vh.env, vh: vh, id: id, name: name, nextSeq: 1, high: 1, floor: 0, fresh: ^uint64(0), readFresh: ^uint64(0),
 		unacked: make(map[uint64]entry), delayed: make(map[uint64]retryWait), held: make(map[uint64]entry),
 		timeouts: make(map[uint64]tracked), lastUsed: vh.env.now().UnixMilli()}
+	q.readDone.L = &q.mu
+	return q
 }
 
 // enqueue adds entries the write pipeline has stored (commit.go). It runs
@@ -115,33 +127,48 @@ func (q *queue) wakeLocked(fresh uint64) {
 	if q.waking {
 		return
 	}
-	q.waking = true
-	q.env.dispatchers.Go(q.runDispatcher)
+	q.waking = q.env.dispatchers.Go(q.runDispatcher) // false: the broker is closing
 }
 
 // runDispatcher is the dispatcher's wake-up. Consumers that could take the
 // new messages when they were enqueued get them even when their TTL is
 // already up (TTL 0), as RabbitMQ hands a publish to a waiting consumer
 // before it checks expiry; the rest expire now.
-func (q *queue) runDispatcher() { q.dispatchWoken() }
-
-func (q *queue) dispatchWoken() {
+func (q *queue) runDispatcher() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.dispatchWokenLocked()
+	q.dispatchWokenLocked(false)
 }
 
-// dispatchWokenLocked does the pending wake-up's work, if any, on the
-// caller's goroutine: a consumer that leaves first gets what was enqueued
-// for it (messages published before a basic.cancel reach the consumers
-// that were there).
-func (q *queue) dispatchWokenLocked() {
-	if !q.waking {
+// dispatchPending is dispatchWokenLocked(true) for a caller that does not
+// hold the queue's lock.
+func (q *queue) dispatchPending() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.dispatchWokenLocked(true)
+}
+
+// dispatchWokenLocked does the pending wake-up's work, if any. With inline
+// it is a consumer that leaves, on its own goroutine, making sure it first
+// gets what was enqueued for it (messages published before a basic.cancel
+// reach the consumers that were there): it waits for a read in flight and
+// reads what is not cached itself, under the lock. The lock may be
+// released meanwhile (read.go).
+func (q *queue) dispatchWokenLocked(inline bool) {
+	fresh := ^uint64(0)
+	if inline {
+		q.waitReadLocked()
+		if q.needRead { // the read asked for is done here
+			fresh, q.needRead, q.readFresh = q.readFresh, false, ^uint64(0)
+		} else if !q.waking {
+			return
+		}
+	} else if !q.waking {
 		return
 	}
-	fresh := q.fresh
+	fresh = min(fresh, q.fresh)
 	q.waking, q.fresh = false, ^uint64(0)
-	q.dispatchFromLocked(fresh)
+	q.dispatchFromLocked(fresh, inline)
 	q.enforceLimitsLocked()
 	q.dropExpiredLocked()
 }
@@ -169,11 +196,21 @@ func (q *queue) dispatch() {
 	q.dispatchLocked()
 }
 
-func (q *queue) dispatchLocked() { q.dispatchFromLocked(^uint64(0)) }
+func (q *queue) dispatchLocked() { q.dispatchFromLocked(^uint64(0), false) }
 
 // dispatchFromLocked is dispatchLocked where entries from seq fresh on,
-// just enqueued, are delivered without an expiry check.
-func (q *queue) dispatchFromLocked(fresh uint64) {
+// just enqueued, are delivered without an expiry check. It delivers the
+// messages whose records are in the body cache; at the first that is not
+// it stops and leaves the store read to the reader (read.go), which reads
+// with the lock released and delivers in order. With inline the caller
+// reads it under the lock instead (see dispatchWokenLocked). While a read
+// is in flight it delivers nothing, so that nothing overtakes the
+// messages being read.
+func (q *queue) dispatchFromLocked(fresh uint64, inline bool) {
+	if q.reading != nil {
+		q.needRead = q.needRead || q.anyCreditLocked() // the reader looks again when its read is done
+		return
+	}
 	var b store.Batch
 	for !q.deleted && q.servesHere() && len(q.consumers) > 0 && q.ready.len() > 0 {
 		c := q.pickConsumerLocked()
@@ -185,24 +222,50 @@ func (q *queue) dispatchFromLocked(fresh uint64) {
 			q.discardLocked(&b, e, reasonExpired)
 			continue
 		}
-		var m message.Message
-		if err := q.readLocked(&m, e); err != nil {
-			q.env.log.Error("read message for delivery; dropping it", "queue", q.name, "seq", e.seq, "err", err)
-			q.removeLocked(&b, e)
-			continue
+		rec, ok := q.takeCached(e)
+		if !ok && !inline {
+			q.ready.putBack(e)
+			q.requestReadLocked(fresh)
+			break
 		}
-		d := newDelivery(&m, e)
-		if !c.ch.deliver(c, q, e.seq, nextGen(e), d) {
+		if !ok {
+			var err error
+			rec, err = q.env.st.Get(q.id, e.seq)
+			if err != nil {
+				q.env.log.Error("read message for delivery; dropping it", "queue", q.name, "seq", e.seq, "err", err)
+				q.removeLocked(&b, e)
+				continue
+			}
+		}
+		if !q.deliverRecordLocked(&b, c, e, rec) {
 			q.ready.putBack(e) // lost the credit meanwhile
 			break
 		}
-		q.deliveredLocked(&b, e, c.noAck)
-		q.countDelivered(e, c.noAck, false)
-		q.trackLocked(c.ch, d.DeliveryTag, e.seq, c.noAck)
 	}
-	q.advanceFloorLocked(&b)
-	q.applyLocked(&b)
-	q.armExpiryLocked()
+	q.finishDispatchLocked(&b)
+}
+
+// deliverRecordLocked delivers e, whose record is rec, to c. It reports
+// false when c lost its credit meanwhile; e is then the caller's to put
+// back. A record that does not split is logged and removed.
+func (q *queue) deliverRecordLocked(b *store.Batch, c *consumer, e entry, rec []byte) bool {
+	parts, err := records.SplitRecord(rec, &q.names)
+	var d *Delivery
+	if err == nil {
+		d, err = newDelivery(parts, e)
+	}
+	if err != nil {
+		q.env.log.Error("read message for delivery; dropping it", "queue", q.name, "seq", e.seq, "err", err)
+		q.removeLocked(b, e)
+		return true
+	}
+	if !c.ch.deliver(c, q, e.seq, nextGen(e), d) {
+		return false
+	}
+	q.deliveredLocked(b, e, c.noAck)
+	q.countDelivered(e, c.noAck, false)
+	q.trackLocked(c.ch, d.DeliveryTag, e.seq, c.noAck)
+	return true
 }
 
 // pickConsumerLocked chooses the consumer for the next message: among those
@@ -231,40 +294,50 @@ func (q *queue) pickConsumerLocked() *consumer {
 	return best
 }
 
-// readLocked decodes the message of e into m, from the cache or the store.
-func (q *queue) readLocked(m *message.Message, e entry) error {
-	k := cacheKey{q.id, e.seq}
-	if e.flags&entryCached != 0 {
-		if rec, ok := q.env.cache.take(k); ok {
-			return records.DecodeRecordTo(m, rec, &q.names)
-		}
+// readRecord reads the stored record of e, from the body cache or the
+// store; it takes neither the queue's lock nor needs it.
+func (q *queue) readRecord(e entry) ([]byte, error) {
+	if rec, ok := q.takeCached(e); ok {
+		return rec, nil
 	}
-	rec, err := q.env.st.Get(q.id, e.seq)
-	if err != nil {
-		return err
-	}
-	return records.DecodeRecordTo(m, rec, &q.names)
+	return q.env.st.Get(q.id, e.seq)
 }
 
-// newDelivery builds the delivery of m. A message delivered before carries
-// x-delivery-count (long): how many times it was delivered and returned.
-func newDelivery(m *message.Message, e entry) *Delivery {
+// takeCached takes e's record from the body cache, if it is there; it
+// needs only the cache's own lock.
+func (q *queue) takeCached(e entry) ([]byte, bool) {
+	if e.flags&entryCached == 0 {
+		return nil, false
+	}
+	return q.env.cache.take(cacheKey{q.id, e.seq})
+}
+
+// newDelivery builds the delivery of a message read as parts. Its
+// properties go out as stored, except that a message delivered before
+// carries x-delivery-count (long): how many times it was delivered and
+// returned, which the broker adds to the headers it decodes.
+func newDelivery(parts records.Parts, e entry) (*Delivery, error) {
+	d := &Delivery{
+		seq:           e.seq,
+		Redelivered:   e.flags&entryRedelivered != 0,
+		Exchange:      parts.Exchange,
+		RoutingKey:    parts.RoutingKey,
+		RawProperties: parts.Props,
+		Body:          parts.Body,
+	}
 	if e.deliveries > 0 {
-		p := &m.Properties
+		p, err := records.DecodeProperties(parts.Props)
+		if err != nil {
+			return nil, err
+		}
 		if p.Headers == nil {
 			p.Headers = make(message.Table, 1)
 		}
 		p.Headers["x-delivery-count"] = int64(e.deliveries)
 		p.Flags |= message.FlagHeaders
+		d.Properties, d.RawProperties = p, nil
 	}
-	return &Delivery{
-		seq:         e.seq,
-		Redelivered: e.flags&entryRedelivered != 0,
-		Exchange:    m.Exchange,
-		RoutingKey:  m.RoutingKey,
-		Properties:  m.Properties,
-		Body:        m.Body,
-	}
+	return d, nil
 }
 
 // nextGen is e's delivery count once delivered (as deliveredLocked counts).
@@ -310,8 +383,15 @@ func (q *queue) deliveredLocked(b *store.Batch, e entry, noAck bool) {
 // message delivered when nothing below it is ready has only delivered
 // messages below it.
 func (q *queue) firstReadyLocked(seq uint64) bool {
-	s, ok := q.ready.minSeq()
-	return !ok || s > seq
+	if s, ok := q.ready.minSeq(); ok && s < seq {
+		return false
+	}
+	for _, r := range q.reading { // not delivered yet either (read.go)
+		if r.seq < seq {
+			return false
+		}
+	}
+	return true
 }
 
 // holdSeqLocked notes that seq is held out of the ready list (unacked,
@@ -343,8 +423,10 @@ func (q *queue) heldLocked(seq uint64) bool {
 	if _, ok := q.delayed[seq]; ok {
 		return true
 	}
-	_, ok := q.held[seq]
-	return ok
+	if _, ok := q.held[seq]; ok {
+		return true
+	}
+	return q.readingLocked(seq)
 }
 
 // removeLocked deletes a message that is in neither list any more.
@@ -524,6 +606,7 @@ func (q *queue) get(ch *Channel, noAck bool) (*Delivery, error) {
 		return nil, q.notServedError()
 	}
 	for {
+		q.waitReadLocked() // what is being read comes first
 		e, ok := q.ready.pop()
 		if !ok {
 			return nil, nil
@@ -532,13 +615,27 @@ func (q *queue) get(ch *Channel, noAck bool) (*Delivery, error) {
 			q.discardLocked(&b, e, reasonExpired)
 			continue
 		}
-		var m message.Message
-		if err := q.readLocked(&m, e); err != nil {
+		rec, ok := q.takeCached(e)
+		var err error
+		if !ok {
+			q.applyLocked(&b) // the lock is released for the read
+			var gone bool
+			if rec, gone, err = q.readAsideLocked(e); gone {
+				return nil, nil
+			}
+		}
+		var d *Delivery
+		if err == nil {
+			var parts records.Parts
+			if parts, err = records.SplitRecord(rec, &q.names); err == nil {
+				d, err = newDelivery(parts, e)
+			}
+		}
+		if err != nil {
 			q.env.log.Error("read message for get; dropping it", "queue", q.name, "seq", e.seq, "err", err)
 			q.removeLocked(&b, e)
 			continue
 		}
-		d := newDelivery(&m, e)
 		d.MessageCount = uint32(min(q.ready.len(), 1<<32-1))
 		ch.deliverGet(q, e.seq, nextGen(e), noAck, d)
 		q.deliveredLocked(&b, e, noAck)
@@ -556,6 +653,7 @@ func (q *queue) get(ch *Channel, noAck bool) (*Delivery, error) {
 // purge returns the error.
 func (q *queue) purge() (uint32, error) {
 	q.mu.Lock()
+	q.waitReadLocked() // what is being read is delivered or back in ready
 	if err := q.env.fence.check(); err != nil {
 		q.mu.Unlock()
 		return 0, err
@@ -636,7 +734,7 @@ func (q *queue) counts() (ready, consumers uint32) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.dropExpiredLocked()
-	return uint32(min(q.ready.len(), 1<<32-1)), uint32(len(q.consumers))
+	return uint32(min(q.readyLenLocked(), 1<<32-1)), uint32(len(q.consumers))
 }
 
 // addConsumer attaches c, enforcing consumer exclusivity.
@@ -671,11 +769,11 @@ func (q *queue) addConsumer(c *consumer) error {
 func (q *queue) removeConsumer(c *consumer) (autoDelete bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.dispatchWokenLocked(true) // may release the lock: look c up after it
 	i := slices.Index(q.consumers, c)
 	if i < 0 {
 		return false
 	}
-	q.dispatchWokenLocked()
 	q.consumers = slices.Delete(q.consumers, i, i+1)
 	q.touchLocked()
 	if c.exclusive {

@@ -220,6 +220,7 @@ func (b *Broker) Serving(id store.QueueID, serving bool) {
 // resetIndexLocked forgets the queue's messages (not its consumers) and
 // returns how many were ready.
 func (q *queue) resetIndexLocked() int {
+	q.indexGen++ // a read in flight is void (read.go)
 	es := q.ready.takeAll()
 	for _, e := range es {
 		if e.flags&entryCached != 0 {
@@ -231,7 +232,7 @@ func (q *queue) resetIndexLocked() int {
 	q.held = make(map[uint64]entry)
 	q.timeouts = make(map[uint64]tracked)
 	q.unackedSeqs = heap[uint64]{}
-	return len(es)
+	return len(es) + len(q.reading)
 }
 
 // servesHere reports whether this node may deliver and write the queue:

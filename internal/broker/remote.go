@@ -195,10 +195,17 @@ func (e *env) sendClose(node string, kind byte, id uint64) {
 }
 
 // encodeDelivery is a delivery's part of msgDeliver and of a get's reply.
+// The properties travel as stored when the delivery carries them so.
 func encodeDelivery(w []byte, d *Delivery) ([]byte, error) {
-	rec, err := records.EncodeRecord(&message.Message{Exchange: d.Exchange, RoutingKey: d.RoutingKey, Properties: d.Properties, Body: d.Body}, 0)
-	if err != nil {
-		return nil, err
+	m := &message.Message{Exchange: d.Exchange, RoutingKey: d.RoutingKey, Properties: d.Properties, Body: d.Body}
+	var rec []byte
+	if d.RawProperties != nil {
+		rec = append(records.AppendRecordHeadRaw(nil, m, d.RawProperties, 0), d.Body...)
+	} else {
+		var err error
+		if rec, err = records.EncodeRecord(m, 0); err != nil {
+			return nil, err
+		}
 	}
 	w = binary.AppendUvarint(w, d.DeliveryTag)
 	w = binary.AppendUvarint(w, d.seq)

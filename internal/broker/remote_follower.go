@@ -659,10 +659,15 @@ func (q *queue) purgeAnywhere() (n uint32, err error) {
 	return n, err
 }
 
-// markRedelivered flags a delivery the client got before.
+// markRedelivered flags a delivery the client got before. Properties
+// still as stored are decoded to take x-delivery-count; ones that do not
+// decode (a damaged record) go out as they are.
 func markRedelivered(d *Delivery) {
 	d.Redelivered = true
-	p := &d.Properties
+	p, err := d.Props()
+	if err != nil {
+		return
+	}
 	if _, ok := p.Headers["x-delivery-count"]; !ok {
 		if p.Headers == nil {
 			p.Headers = make(message.Table, 1)
@@ -670,4 +675,5 @@ func markRedelivered(d *Delivery) {
 		p.Headers["x-delivery-count"] = int64(1)
 		p.Flags |= message.FlagHeaders
 	}
+	d.Properties, d.RawProperties = p, nil
 }

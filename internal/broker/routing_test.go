@@ -11,7 +11,7 @@ import (
 // routeNames routes msg in vhost "/" and returns the queue names reached.
 func routeNames(t *testing.T, b *Broker, msg *message.Message) []string {
 	t.Helper()
-	qs, err := b.vhosts["/"].route(msg)
+	qs, _, err := b.vhosts["/"].route(msg)
 	if err != nil {
 		t.Fatalf("route: %v", err)
 	}

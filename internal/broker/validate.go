@@ -157,12 +157,18 @@ func (vh *vhost) exchangeSchema(name string) string {
 	vh.mu.RLock()
 	defer vh.mu.RUnlock()
 	if x := vh.exchanges[name]; x != nil {
-		if s, ok := x.args["x-schema"].(string); ok {
-			return s
-		}
-		return x.policySchema // policy.go
+		return x.schemaLocked()
 	}
 	return ""
+}
+
+// schemaLocked returns the exchange's x-schema, its own or its policy's
+// (policy.go), "" for none; called with its vhost's lock held.
+func (x *exchange) schemaLocked() string {
+	if s, ok := x.args["x-schema"].(string); ok {
+		return s
+	}
+	return x.policySchema
 }
 
 // checker checks one message against schemas, parsing its body at most
@@ -234,14 +240,14 @@ type invalidCopy struct {
 // joined with their dead letters). When handled is true the publish ends
 // with routed and err: refused (a channel error, or a nack already given
 // to done in confirm mode), or all its copies dead-lettered.
-func (ch *Channel) admit(msg *message.Message, targets *[]*queue, done *func(error)) (handled, routed bool, err error) {
-	return ch.admitWith(msg, targets, done, true)
+// xs is the exchange's schema as route found it.
+func (ch *Channel) admit(msg *message.Message, xs string, targets *[]*queue, done *func(error)) (handled, routed bool, err error) {
+	return ch.admitWith(msg, xs, targets, done, true)
 }
 
 // admitWith is admit; deadLetter false refuses what dead-letter mode
 // would dead-letter.
-func (ch *Channel) admitWith(msg *message.Message, targets *[]*queue, done *func(error), deadLetter bool) (handled, routed bool, err error) {
-	xs := ch.vh.exchangeSchema(msg.Exchange)
+func (ch *Channel) admitWith(msg *message.Message, xs string, targets *[]*queue, done *func(error), deadLetter bool) (handled, routed bool, err error) {
 	active := xs != ""
 	for _, q := range *targets {
 		active = active || q.opts().Validation.active()
@@ -322,13 +328,14 @@ func (vh *vhost) checkMove(msg *message.Message, exchange string, targets []*que
 // hears of an invalid message when it publishes, not when it is due. A
 // delayed message is never dead-lettered at the door: any failure refuses
 // it, whatever x-validation-failure says. Routing happens again when it is
-// due, without a second check.
+// due, without a second check. An unknown or internal exchange refuses
+// it, as it would a publish without a delay.
 func (ch *Channel) admitDelayed(msg *message.Message, done func(error)) (handled, routed bool, err error) {
-	targets, err := ch.vh.route(msg)
+	targets, xs, err := ch.vh.route(msg)
 	if err != nil {
-		return false, false, nil // publishDelayed reports it
+		return true, false, err
 	}
-	return ch.admitWith(msg, &targets, &done, false)
+	return ch.admitWith(msg, xs, &targets, &done, false)
 }
 
 // refuse ends a publish that failed validation: in confirm mode the

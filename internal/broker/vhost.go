@@ -54,20 +54,22 @@ func (vh *vhost) locked(name string) *Error {
 
 var errDefaultExchange = errorf(AccessRefused, "operation not permitted on the default exchange")
 
-// route finds the queues a message reaches.
-func (vh *vhost) route(msg *message.Message) ([]*queue, error) {
+// route finds the queues a message reaches and the x-schema of its
+// exchange ("" for none), looking the exchange up once, under one read
+// lock, for everything a publish needs of it.
+func (vh *vhost) route(msg *message.Message) (qs []*queue, schema string, err error) {
 	vh.mu.RLock()
 	defer vh.mu.RUnlock()
 	x := vh.exchanges[msg.Exchange]
 	if x == nil {
-		return nil, vh.noExchange(msg.Exchange)
+		return nil, "", vh.noExchange(msg.Exchange)
 	}
 	if x.internal {
-		return nil, errorf(AccessRefused, "cannot publish to internal exchange '%s' in vhost '%s'", x.name, vh.name)
+		return nil, "", errorf(AccessRefused, "cannot publish to internal exchange '%s' in vhost '%s'", x.name, vh.name)
 	}
-	qs := vh.routeLocked(x, msg)
+	qs = vh.routeLocked(x, msg)
 	x.countRouted(len(qs))
-	return qs, nil
+	return qs, x.schemaLocked(), nil
 }
 
 // queueFor looks a queue up for conn, enforcing exclusivity.

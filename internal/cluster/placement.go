@@ -22,10 +22,13 @@ import (
 	"github.com/sluicemq/sluice/internal/store"
 )
 
-// placementKey is the shared metadata key holding a replicated queue's
-// first voters (the host's own keyspace, which the broker ignores).
+// placementPrefix starts the shared metadata keys holding replicated
+// queues' first voters: the host's own keyspace, which the broker
+// ignores; the metadata group's snapshots carry them (metasnap.go).
+const placementPrefix = metaPrefix + "place/"
+
 func placementKey(id store.QueueID) string {
-	return fmt.Sprintf("%splace/%016x", metaPrefix, uint64(id))
+	return fmt.Sprintf("%s%016x", placementPrefix, uint64(id))
 }
 
 func encodePlacement(members []string) []byte {

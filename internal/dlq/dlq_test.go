@@ -216,10 +216,14 @@ func TestRedriveSurvivesRestart(t *testing.T) {
 	if err != nil || d == nil {
 		t.Fatalf("get: %+v %v", d, err)
 	}
-	if d.Properties.Headers[dlq.RedriveCountHeader] != int64(1) || d.Redelivered || d.RoutingKey != "orders" {
-		t.Fatalf("redriven delivery %+v", d)
+	props, err := d.Props()
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, ok := d.Properties.Headers["x-death"]; !ok {
+	if props.Headers[dlq.RedriveCountHeader] != int64(1) || d.Redelivered || d.RoutingKey != "orders" {
+		t.Fatalf("redriven delivery %+v, properties %+v", d, props)
+	}
+	if _, ok := props.Headers["x-death"]; !ok {
 		t.Fatal("x-death dropped")
 	}
 }

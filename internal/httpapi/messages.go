@@ -133,8 +133,12 @@ func (s *Server) getMessages(w http.ResponseWriter, r *http.Request, u *user) {
 			if g.Truncate > 0 && len(body) > g.Truncate {
 				body = body[:g.Truncate]
 			}
+			props, err := d.Props()
+			if err != nil {
+				return err
+			}
 			m := api.GotMessage{PayloadBytes: len(d.Body), Redelivered: d.Redelivered, Exchange: d.Exchange,
-				RoutingKey: d.RoutingKey, MessageCount: int(d.MessageCount), Properties: apiProperties(d.Properties)}
+				RoutingKey: d.RoutingKey, MessageCount: int(d.MessageCount), Properties: apiProperties(props)}
 			m.Payload, m.PayloadEncoding = payload(body, g.Encoding == "base64")
 			out = append(out, m)
 		}

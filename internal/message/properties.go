@@ -10,10 +10,13 @@ import (
 	"time"
 )
 
+// KnownFlags are the bits of a property-flags word that name a property.
+const KnownFlags uint16 = 0xfffc
+
 // flagsKnown are the property bits the basic class defines. Bit 0 of a flags
 // word is the continuation bit (another flags word follows); bit 1 is unused.
 const (
-	flagsKnown        uint16 = 0xfffc
+	flagsKnown        uint16 = KnownFlags
 	flagContinuation  uint16 = 1
 	maxContinuedWords        = 16
 )

@@ -20,8 +20,9 @@
 //	uvarint       encoding/binary's unsigned varint
 //	varint        encoding/binary's signed (zig-zag) varint
 //	str           uvarint(length) | bytes
-//	props         the AMQP basic class's property flags (u16be) and the
-//	              present properties in class order (message.AppendProperties)
+//	props         an AMQP basic class property list: property flags (u16be)
+//	              and the present properties in class order, as
+//	              message.ReadProperties reads it
 //	table         an AMQP field table: u32be length | entries in sorted key
 //	              order (message.AppendTable)
 //	bits          a byte of flags, bit 0 first in the order listed
@@ -35,6 +36,15 @@
 //	│ u8     │ u8     │ u64be, unix ms │ str       │ str         │ u32be  │ plen bytes│ rest │
 //	└────────┴────────┴────────────────┴───────────┴─────────────┴────────┴───────────┴──────┘
 //	flags: bit 0 FlagPersistent (delivery-mode 2)
+//
+// The props are the bytes the publisher sent in its content header
+// (AppendRecordHeadRaw) unless the broker changed a property or the flags
+// carried a bit that names no property; then they are the broker's
+// encoding (AppendRecordHead, which writes a table's keys sorted). Both
+// are one layout for every reader, so the version stays 0x01: a record
+// of either kind decodes alike, and SplitRecord hands the bytes to a
+// delivery that writes them to the consumer as they are (see
+// docs/decisions.md, "Properties as sent").
 //
 // The header (RecordHeader, 10 bytes) is at fixed offsets so RecordFlags and
 // RecordPublished read it without decoding, and a draft's publish time is

@@ -163,6 +163,47 @@ func TestGoldenDecodings(t *testing.T) {
 	}
 }
 
+// TestRecordKeepsPropertiesAsSent: a record made of the property bytes a
+// publisher sent (AppendRecordHeadRaw) holds them exactly — here a headers
+// table whose keys are not in the sorted order AppendProperties writes —
+// in the layout of the "record" golden, and every reader takes it: the
+// split gives the bytes back, the decoder the properties.
+func TestRecordKeepsPropertiesAsSent(t *testing.T) {
+	const (
+		props  = "3000" + "00000010" + "017a530000000131" + "0161530000000132" + "02"
+		record = "01010000018bcfe5687b02657802726b00000017" + props + "68656c6c6f"
+	)
+	raw, _ := hex.DecodeString(props)
+	m := &message.Message{Exchange: "ex", RoutingKey: "rk",
+		Properties: message.Properties{Flags: message.FlagHeaders | message.FlagDeliveryMode, DeliveryMode: 2,
+			Headers: message.Table{"z": "1", "a": "2"}}}
+	rec := append(AppendRecordHeadRaw(nil, m, raw, 1700000000123), "hello"...)
+	if h := hex.EncodeToString(rec); h != record {
+		t.Fatalf("record\n%s\nwant\n%s", h, record)
+	}
+	parts, err := SplitRecord(rec, nil)
+	if err != nil || string(parts.Props) != string(raw) || string(parts.Body) != "hello" || parts.Exchange != "ex" || parts.RoutingKey != "rk" {
+		t.Fatalf("split: %+v %v", parts, err)
+	}
+	got, err := DecodeRecord(rec)
+	if err != nil || got.Properties.Headers["z"] != "1" || got.Properties.Headers["a"] != "2" || !got.Persistent() {
+		t.Fatalf("decoded: %+v %v", got, err)
+	}
+	if x, err := IndexOfRecord(rec); err != nil || !x.Persistent || x.Size != 5 || x.TTL != -1 {
+		t.Fatalf("index: %+v %v", x, err)
+	}
+	// A property list cut short is caught by the decoder, and a length
+	// past the record's end already by the split.
+	if _, err := DecodeProperties(raw[:len(raw)-1]); err == nil {
+		t.Error("a truncated property list decoded")
+	}
+	bad := append([]byte(nil), rec...)
+	bad[len("01010000018bcfe5687b02657802726b")/2+3] = 0xff
+	if _, err := SplitRecord(bad, nil); err == nil {
+		t.Error("a properties length past the record's end split")
+	}
+}
+
 // TestGoldenScalars: the values of scalars.go decode in their current
 // layout and in the one before (reported old), and a value in neither is
 // refused as an unknown version.

@@ -49,8 +49,33 @@ func RecordHeadEstimate(m *message.Message) int {
 	return 16 + len(m.Exchange) + len(m.RoutingKey) + 64
 }
 
-// AppendRecordHead appends a record's fields before the body.
+// AppendRecordHead appends a record's fields before the body, encoding
+// m's properties.
 func AppendRecordHead(b []byte, m *message.Message, publishedMs int64) ([]byte, error) {
+	b, lenAt := appendHeadStart(b, m, publishedMs)
+	b, err := message.AppendProperties(b, &m.Properties)
+	if err != nil {
+		return nil, fmt.Errorf("encode record: %w", err)
+	}
+	binary.BigEndian.PutUint32(b[lenAt:], uint32(len(b)-lenAt-4))
+	return b, nil
+}
+
+// AppendRecordHeadRaw is AppendRecordHead with m's properties already
+// encoded: props, a property list message.ReadProperties accepts (the
+// bytes a publisher sent), is stored as is, so that a consumer receives
+// them as they were sent. m.Properties must be what props decodes to (its
+// delivery mode makes the record's flags).
+func AppendRecordHeadRaw(b []byte, m *message.Message, props []byte, publishedMs int64) []byte {
+	b, lenAt := appendHeadStart(b, m, publishedMs)
+	b = append(b, props...)
+	binary.BigEndian.PutUint32(b[lenAt:], uint32(len(props)))
+	return b
+}
+
+// appendHeadStart appends a record's fields before its properties, with
+// room for their length at lenAt.
+func appendHeadStart(b []byte, m *message.Message, publishedMs int64) (_ []byte, lenAt int) {
 	var flags byte
 	if m.Persistent() {
 		flags |= FlagPersistent
@@ -59,14 +84,8 @@ func AppendRecordHead(b []byte, m *message.Message, publishedMs int64) ([]byte, 
 	b = binary.BigEndian.AppendUint64(b, uint64(publishedMs))
 	b = appendString(b, m.Exchange)
 	b = appendString(b, m.RoutingKey)
-	lenAt := len(b)
-	b = append(b, 0, 0, 0, 0) // fixed 4-byte properties length, patched below
-	b, err := message.AppendProperties(b, &m.Properties)
-	if err != nil {
-		return nil, fmt.Errorf("encode record: %w", err)
-	}
-	binary.BigEndian.PutUint32(b[lenAt:], uint32(len(b)-lenAt-4))
-	return b, nil
+	lenAt = len(b)
+	return append(b, 0, 0, 0, 0), lenAt // fixed 4-byte properties length, patched by the caller
 }
 
 const RecordHeader = 10 // version, flags, published
@@ -121,32 +140,62 @@ type Names struct{ exchange, routingKey string }
 // DecodeRecordTo decodes rec into m; names, when not nil, is the caller's
 // cache of the last names decoded (see Names).
 func DecodeRecordTo(m *message.Message, rec []byte, names *Names) error {
-	if _, err := RecordFlags(rec); err != nil {
+	parts, err := SplitRecord(rec, names)
+	if err != nil {
 		return err
 	}
+	p, err := DecodeProperties(parts.Props)
+	if err != nil {
+		return err
+	}
+	m.Exchange, m.RoutingKey, m.Properties, m.Body = parts.Exchange, parts.RoutingKey, p, parts.Body
+	return nil
+}
+
+// Parts are a message record's pieces, its properties still encoded.
+type Parts struct {
+	Exchange, RoutingKey string
+	Props                []byte // the property list as stored; aliases the record
+	Body                 []byte // aliases the record
+}
+
+// SplitRecord cuts rec into its parts without decoding the properties, for
+// a delivery that sends them on as stored; names is as for DecodeRecordTo.
+// The property bytes are only bounded, not checked: they were checked when
+// the message was published (or encoded by AppendRecordHead), and the
+// store checksums what it holds.
+func SplitRecord(rec []byte, names *Names) (Parts, error) {
+	if _, err := RecordFlags(rec); err != nil {
+		return Parts{}, err
+	}
+	var p Parts
 	r := reader{b: rec[RecordHeader:]}
 	if names != nil {
-		m.Exchange = r.stringAs(&names.exchange)
-		m.RoutingKey = r.stringAs(&names.routingKey)
+		p.Exchange = r.stringAs(&names.exchange)
+		p.RoutingKey = r.stringAs(&names.routingKey)
 	} else {
-		m.Exchange = r.string()
-		m.RoutingKey = r.string()
+		p.Exchange = r.string()
+		p.RoutingKey = r.string()
 	}
 	pl := r.uint32()
-	props := r.take(int(pl))
+	p.Props = r.take(int(pl))
 	if r.err != nil {
-		return r.err
+		return Parts{}, r.err
 	}
+	p.Body = r.b
+	return p, nil
+}
+
+// DecodeProperties decodes a record's property list (Parts.Props).
+func DecodeProperties(props []byte) (message.Properties, error) {
 	p, n, err := message.ReadProperties(props)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrRecord, err)
+		return message.Properties{}, fmt.Errorf("%w: %w", ErrRecord, err)
 	}
 	if n != len(props) {
-		return Corruptf("properties: %d trailing bytes", len(props)-n)
+		return message.Properties{}, Corruptf("properties: %d trailing bytes", len(props)-n)
 	}
-	m.Properties = p
-	m.Body = r.b
-	return nil
+	return p, nil
 }
 
 // Index is a message's index entry: what a restart needs to rebuild a
