@@ -253,6 +253,15 @@ func (h *Host) AddNode(ctx context.Context, name, addr string) error {
 	if err := h.proposeNodes(ctx, nodeChange{add: true, name: name, addr: addr, seen: nodes}); err != nil {
 		return err
 	}
+	// The roster switches on the notifier, which may run the entry's
+	// note after the proposer woke (and its barrier ran).
+	for h.roster().names[NodeID(name)] != name {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("add %s: the node list applied here lacks it: %w", name, ErrTimeout)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 	if err := h.changeMember(ctx, store.QueueID(nodesGroup), name, pb.ConfChangeAddNode, func(voter, _ bool) bool { return voter }); err != nil {
 		return fmt.Errorf("make %s a voter of the node list: %w", name, err)
 	}

@@ -156,7 +156,7 @@ func TestTCPTransportSetNodes(t *testing.T) {
 func TestTCPTransportLargeMessage(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Tick = 10 * time.Millisecond
-	cfg.ElectionTicks = 50 // a 64 MiB copy under -race takes a while
+	cfg.ElectionTicks = 500 // 5 s: a 64 MiB copy under -race on a loaded machine holds the loop a while
 	cfg.Nodes = map[string]string{"n1": freeAddr(t), "n2": freeAddr(t)}
 	nodes := make(map[string]*tcpNode)
 	for _, name := range []string{"n1", "n2"} {
