@@ -305,7 +305,7 @@ func (ch *Channel) settle(ps []pending, how settleKind) {
 		// One delivery, one queue: no grouping needed.
 		one := [1]settled{{seq: ps[0].seq, gen: ps[0].gen}}
 		done := [1]*queue{ps[0].q}
-		done[0].settle(one[:], how)
+		done[0].settle(one[:], how, &ch.conn.deaths)
 		ch.kick(done[:])
 		return
 	}
@@ -333,7 +333,7 @@ func (ch *Channel) settle(ps []pending, how settleKind) {
 		return
 	}
 	for _, q := range qs {
-		q.settle(byQ[q], how)
+		q.settle(byQ[q], how, &ch.conn.deaths)
 	}
 	ch.kick(qs)
 }
