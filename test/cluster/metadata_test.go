@@ -381,7 +381,7 @@ func (c *cluster) metaLeader() *node {
 	var l *node
 	eventually(c.t, "a metadata leader", func() error {
 		for _, nd := range c.nodes {
-			if nd.cmd == nil {
+			if !nd.alive.Load() {
 				continue
 			}
 			var ns []struct {
@@ -393,7 +393,7 @@ func (c *cluster) metaLeader() *node {
 				continue
 			}
 			for _, n := range ns {
-				if cand := c.byName(n.Name); n.Leader && cand != nil && cand.cmd != nil {
+				if cand := c.byName(n.Name); n.Leader && cand != nil && cand.alive.Load() {
 					l = cand
 					return nil
 				}
