@@ -811,6 +811,17 @@ func (h *Host) memberLost(group, peer, term uint64) {
 	g.rn.TransferLeader(to)
 }
 
+// hasLost reports whether a member of the group reported it lost the
+// group in term; marks of other terms are forgotten.
+func (g *group) hasLost(term uint64) bool {
+	for id, t := range g.lost {
+		if t != term {
+			delete(g.lost, id)
+		}
+	}
+	return len(g.lost) > 0
+}
+
 // fromLost reports whether a message from a group's member is to be
 // dropped: the member reported it lost the group in the term this node
 // leads (memberLost). A stale mark is forgotten.
