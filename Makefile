@@ -119,3 +119,30 @@ memory-long:
 .PHONY: bench-failover
 bench-failover:
 	SLUICE_FAILOVER_TRIALS=10 $(GO) test -count=1 -tags integration -timeout 10m -v -run TestFailoverTime ./test/cluster/
+
+# The fault harness's long run: rounds of randomly drawn faults (kill -9 of
+# the leader or a follower, SIGSTOP, power loss, a truncated or bit-flipped
+# log tail and, as root, network partitions) on a 3-node cluster for
+# CHAOS_DURATION, each round checked. CHAOS_SEED replays a schedule (the
+# seed is printed); the summary goes to CHAOS_SUMMARY. Not part of `make test`.
+.PHONY: chaos
+CHAOS_DURATION ?= 30m
+CHAOS_SEED ?=
+CHAOS_SUMMARY ?= $(CURDIR)/dist/chaos-summary.txt
+CHAOS_TIMEOUT ?= 3h
+chaos:
+	mkdir -p $(dir $(CHAOS_SUMMARY))
+	SLUICE_CHAOS_DURATION=$(CHAOS_DURATION) SLUICE_CHAOS_SEED=$(CHAOS_SEED) SLUICE_CHAOS_SUMMARY=$(CHAOS_SUMMARY) \
+		$(GO) test -count=1 -tags integration -timeout $(CHAOS_TIMEOUT) -v -run '^TestChaos$$' ./test/cluster/
+	@echo "chaos summary: $(CHAOS_SUMMARY)"
+
+# Replicated against single: publish with confirms and consume with acks
+# (scripts/bench-compare.sh's publish and consume-ack runs, amqp091-go via
+# `sluice bench`) against a 3-node Sluice quorum queue, single-node Sluice and
+# a private 3-node RabbitMQ cluster's quorum queue, in one run, with the
+# ratios the issue sets targets for. DURATION, CONSUME_MESSAGES and ROUNDS
+# pass through (see the script); stops what it started.
+.PHONY: bench-cluster
+bench-cluster: rabbitmq-install
+	TARGETS="sluice-cluster sluice rabbitmq-cluster" SCENARIOS="publish consume-ack" \
+		RATIOS="sluice-cluster/rabbitmq-cluster sluice-cluster/sluice" bash scripts/bench-compare.sh

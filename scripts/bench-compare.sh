@@ -8,7 +8,12 @@
 #   QUICK=1 scripts/bench-compare.sh     small sizes, to check the script (about a minute)
 #
 # Environment:
-#   TARGETS           brokers to measure, in order (default "sluice rabbitmq")
+#   TARGETS           brokers to measure, in order (default "sluice rabbitmq"); also
+#                     sluice-cluster (three `sluice serve` nodes on loopback) and
+#                     rabbitmq-cluster (scripts/rabbitmq-local.sh cluster-start), whose
+#                     queues are quorum queues declared on the first node
+#   RATIOS            pairs A/B of targets whose headline figures to divide (default
+#                     "sluice/rabbitmq" when both are measured)
 #   DURATION          time bound of each timed run (default 20s; QUICK: 3s)
 #   BACKLOG           messages of the backlog scenario (default 1000000; QUICK: 5000)
 #   BACKLOG_DURATION  time bound of the backlog's fill and of its drain each (default 300s)
@@ -67,15 +72,21 @@ work="$(mktemp -d)"
 OUT="${OUT:-$work/results}"
 mkdir -p "$OUT"
 sluice_pid=""
+cluster_pids=()
 started_rabbitmq=0
+started_rabbitmq_cluster=0
 
 cleanup() {
 	if [ -n "$sluice_pid" ] && kill -0 "$sluice_pid" 2>/dev/null; then
 		kill -TERM "$sluice_pid" 2>/dev/null || true
 		wait "$sluice_pid" 2>/dev/null || true
 	fi
+	stop_sluice_cluster
 	if [ "$started_rabbitmq" = 1 ]; then
 		scripts/rabbitmq-local.sh stop || true
+	fi
+	if [ "$started_rabbitmq_cluster" = 1 ]; then
+		scripts/rabbitmq-local.sh cluster-stop || true
 	fi
 	rm -rf "$work/data" "$work/bin"
 }
@@ -127,6 +138,60 @@ stop_sluice() {
 	rm -rf "$work/data"
 }
 
+# start_sluice_cluster starts three nodes of one cluster; the bench talks to the first,
+# which declares the quorum queue and so leads it.
+start_sluice_cluster() {
+	local i spec="" amqp=() http=() raft
+	for i in 1 2 3; do
+		amqp+=("$(free_port)")
+		http+=("$(free_port)")
+		raft="$(free_port)"
+		spec="${spec:+$spec,}n$i=127.0.0.1:$raft"
+	done
+	for i in 1 2 3; do
+		mkdir -p "$work/data/n$i"
+		"$work/bin/sluice" serve --data "$work/data/n$i" --amqp "127.0.0.1:${amqp[$i - 1]}" \
+			--http "127.0.0.1:${http[$i - 1]}" --node "n$i" --cluster "$spec" --log-level warn \
+			>"$work/sluice-n$i.log" 2>&1 &
+		cluster_pids+=($!)
+	done
+	for i in 1 2 3; do
+		await_port "${amqp[$i - 1]}"
+	done
+	URL="amqp://guest:guest@127.0.0.1:${amqp[0]}/"
+	PID="${cluster_pids[0]}"
+}
+
+stop_sluice_cluster() {
+	local pid
+	for pid in "${cluster_pids[@]}"; do
+		kill -TERM "$pid" 2>/dev/null || true
+	done
+	for pid in "${cluster_pids[@]}"; do
+		wait "$pid" 2>/dev/null || true
+	done
+	cluster_pids=()
+	rm -rf "$work/data"
+}
+
+start_rabbitmq_cluster() {
+	if ! scripts/rabbitmq-local.sh cluster-status >/dev/null 2>&1; then
+		scripts/rabbitmq-local.sh cluster-start >/dev/null
+		started_rabbitmq_cluster=1
+	fi
+	URL="$(scripts/rabbitmq-local.sh cluster-url)"
+	local ports
+	read -r -a ports <<<"${RABBITMQ_CLUSTER_PORTS:-5691 5692 5693}"
+	PID="$(cat "$RABBITMQ_BASE/node-${ports[0]}/rabbitmq.pid")"
+}
+
+stop_rabbitmq_cluster() {
+	if [ "$started_rabbitmq_cluster" = 1 ]; then
+		scripts/rabbitmq-local.sh cluster-stop
+		started_rabbitmq_cluster=0
+	fi
+}
+
 start_rabbitmq() {
 	if ! scripts/rabbitmq-local.sh status >/dev/null; then
 		scripts/rabbitmq-local.sh start
@@ -147,8 +212,10 @@ stop_rabbitmq() {
 bench() {
 	local name=$1
 	shift
-	log "$target: round $round: $name: ${BENCH[*]} --url <url> --queue bench-compare-$name $*"
-	if ! "${BENCH[@]}" --url "$URL" --queue "bench-compare-$name" --client "$CLIENT" --json "$@" >"$OUT/$target-$name-$round.json"; then
+	local qtype=()
+	case "$target" in *-cluster) qtype=(--queue-type quorum) ;; esac
+	log "$target: round $round: $name: ${BENCH[*]} --url <url> --queue bench-compare-$name ${qtype[*]} $*"
+	if ! "${BENCH[@]}" --url "$URL" --queue "bench-compare-$name" "${qtype[@]}" --client "$CLIENT" --json "$@" >"$OUT/$target-$name-$round.json"; then
 		log "$target: $name FAILED; it is left out of the table"
 		rm -f "$OUT/$target-$name-$round.json"
 		failures=$((failures + 1))
@@ -196,7 +263,9 @@ for round in $(seq "$ROUNDS"); do
 		case "$target" in
 		sluice) start_sluice ;;
 		rabbitmq) start_rabbitmq ;;
-		*) die "unknown target $target (want sluice or rabbitmq)" ;;
+		sluice-cluster) start_sluice_cluster ;;
+		rabbitmq-cluster) start_rabbitmq_cluster ;;
+		*) die "unknown target $target (want sluice, rabbitmq, sluice-cluster or rabbitmq-cluster)" ;;
 		esac
 		for name in $SCENARIOS; do
 			scenario "$name"
@@ -204,6 +273,8 @@ for round in $(seq "$ROUNDS"); do
 		case "$target" in
 		sluice) stop_sluice ;;
 		rabbitmq) stop_rabbitmq ;;
+		sluice-cluster) stop_sluice_cluster ;;
+		rabbitmq-cluster) stop_rabbitmq_cluster ;;
 		esac
 	done
 done
@@ -269,24 +340,29 @@ median() {
 	jq -s "[.[] | $expr] | sort | if length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end | . * 10 | round / 10" "${files[@]}"
 }
 
-if [[ " $TARGETS " == *" sluice "* && " $TARGETS " == *" rabbitmq "* ]]; then
+if [ -z "${RATIOS:-}" ] && [[ " $TARGETS " == *" sluice "* && " $TARGETS " == *" rabbitmq "* ]]; then
+	RATIOS="sluice/rabbitmq"
+fi
+for pair in ${RATIOS:-}; do
+	a_target="${pair%/*}"
+	b_target="${pair#*/}"
 	echo
-	echo "median of $ROUNDS round(s), Sluice / RabbitMQ (latency: RabbitMQ / Sluice):"
+	echo "median of $ROUNDS round(s), $a_target / $b_target (latency: $b_target / $a_target):"
 	{
-		printf 'run\tfigure\tsluice\trabbitmq\tratio\n'
+		printf 'run\tfigure\t%s\t%s\tratio\n' "$a_target" "$b_target"
 		for name in $SCENARIOS; do
-			a="$(median sluice "$name")"
-			b="$(median rabbitmq "$name")"
+			a="$(median "$a_target" "$name")"
+			b="$(median "$b_target" "$name")"
 			ratio="-"
 			if [ "$a" != "-" ] && [ "$b" != "-" ]; then
 				if [ "$name" = latency ]; then
-					ratio="$(jq -n "if $a == 0 then \"-\" else ($b / $a * 10 | round / 10 | tostring) + \"x\" end" -r)"
+					ratio="$(jq -n "if $a == 0 then \"-\" else ($b / $a * 100 | round / 100 | tostring) + \"x\" end" -r)"
 				else
-					ratio="$(jq -n "if $b == 0 then \"-\" else ($a / $b * 10 | round / 10 | tostring) + \"x\" end" -r)"
+					ratio="$(jq -n "if $b == 0 then \"-\" else ($a / $b * 100 | round / 100 | tostring) + \"x\" end" -r)"
 				fi
 			fi
 			printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$(headline_unit "$name")" "$a" "$b" "$ratio"
 		done
 	} | column -t -s "$(printf '\t')"
-fi
+done
 [ "$failures" = 0 ] || die "$failures run(s) failed"

@@ -2,8 +2,9 @@
 # install-test-deps.sh: installs what Sluice's test tiers need, on Debian, as root.
 #
 #   - Debian packages: python3-pika for the cross-language tier, chromium for the web
-#     console's browser tests (internal/console, driven by chromedp), and Node.js/npm
-#     from Debian only when no node is on PATH. Nothing is fetched when all are installed.
+#     console's browser tests (internal/console, driven by chromedp), iproute2 and
+#     iptables for the cluster's network partitions (test/cluster, run as root), and
+#     Node.js/npm from Debian only when no node is on PATH. Nothing is fetched when all are installed.
 #   - npm: amqplib for test/crosslang, pinned by its package-lock.json (`npm ci`),
 #     skipped when node_modules already matches the lock.
 #   - rabbitmqadmin 3.10.8 for the HTTP API's integration tier: Debian's rabbitmq-server
@@ -35,7 +36,7 @@ deb_installed() {
 }
 
 install_debs() {
-	local want=(python3 python3-pika chromium) missing=() p
+	local want=(python3 python3-pika chromium iproute2 iptables) missing=() p
 	if ! command -v node >/dev/null 2>&1; then
 		want+=(nodejs)
 	fi

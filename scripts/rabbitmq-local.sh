@@ -10,6 +10,17 @@
 #   scripts/rabbitmq-local.sh url       print the node's AMQP URL
 #   scripts/rabbitmq-local.sh ctl ARGS  run rabbitmqctl against the node
 #
+#   scripts/rabbitmq-local.sh cluster-start   start a private 3-node cluster (ports
+#                                       RABBITMQ_CLUSTER_PORTS) and join its nodes
+#   scripts/rabbitmq-local.sh cluster-stop    stop the cluster's nodes
+#   scripts/rabbitmq-local.sh cluster-status  print the cluster's members (exit 1 when down)
+#   scripts/rabbitmq-local.sh cluster-url     print the first cluster node's AMQP URL
+#
+# The cluster's nodes are independent of the single node: their own ports, directories
+# (RABBITMQ_BASE/node-PORT) and node names, one Erlang cookie (RABBITMQ_BASE/cluster-cookie).
+# A queue declared with x-queue-type quorum on it (`sluice bench --queue-type quorum`) has
+# all three nodes as members, its leader on the node it was declared on.
+#
 # Environment:
 #   RABBITMQ_PORT        AMQP port (default 5681)
 #   RABBITMQ_BASE        the node's own directory: data, logs, config, cookie
@@ -17,6 +28,8 @@
 #   RABBITMQ_MANAGEMENT  1 enables the management plugin (default 0)
 #   RABBITMQ_MGMT_PORT   management HTTP port when enabled (default 15681)
 #   RABBITMQ_START_TIMEOUT  seconds to wait for the node to come up (default 90)
+#   RABBITMQ_CLUSTER_PORTS  the cluster nodes' AMQP ports (default "5691 5692 5693"; each
+#                        node's Erlang distribution listens on its port + 20000)
 #
 # The node runs as root from Debian's own scripts, with everything it writes under
 # RABBITMQ_BASE, its Erlang distribution and epmd bound to 127.0.0.1, and user guest/guest.
@@ -27,9 +40,16 @@ BASE="${RABBITMQ_BASE:-/tmp/sluice-rabbitmq}"
 MANAGEMENT="${RABBITMQ_MANAGEMENT:-0}"
 MGMT_PORT="${RABBITMQ_MGMT_PORT:-15681}"
 START_TIMEOUT="${RABBITMQ_START_TIMEOUT:-90}"
-NODE_DIR="$BASE/node-$PORT"
-NODENAME="sluice$PORT@localhost"
+CLUSTER_PORTS="${RABBITMQ_CLUSTER_PORTS:-5691 5692 5693}"
 RMQ_BIN=/usr/lib/rabbitmq/bin
+
+# set_node makes the node on AMQP port $1 the one the commands act on.
+set_node() {
+	PORT="$1"
+	NODE_DIR="$BASE/node-$PORT"
+	NODENAME="sluice$PORT@localhost"
+}
+set_node "$PORT"
 
 log() { echo "rabbitmq-local: $*" >&2; }
 die() { log "$*"; exit 1; }
@@ -195,6 +215,71 @@ cmd_status() {
 
 cmd_url() { echo "amqp://guest:guest@127.0.0.1:$PORT/"; }
 
+# The cluster: its nodes are started one by one as single nodes, then the second and
+# third join the first (rabbitmqctl join_cluster), as RabbitMQ's clustering guide does.
+cluster_ports() { read -r -a ports <<<"$CLUSTER_PORTS"; [ "${#ports[@]}" -ge 2 ] || die "RABBITMQ_CLUSTER_PORTS needs two ports or more"; }
+
+cmd_cluster_start() {
+	installed || die "rabbitmq-server is not installed; run: $0 install"
+	local ports p first ctl=("$RMQ_BIN/rabbitmqctl")
+	cluster_ports
+	mkdir -p "$BASE"
+	if [ ! -s "$BASE/cluster-cookie" ]; then
+		(umask 077 && head -c 30 /dev/urandom | base64 | tr -dc A-Za-z0-9 >"$BASE/cluster-cookie")
+	fi
+	for p in "${ports[@]}"; do
+		set_node "$p"
+		# Every member needs the same cookie, in its own HOME, before its first start.
+		mkdir -p "$NODE_DIR/home"
+		install -m 0400 "$BASE/cluster-cookie" "$NODE_DIR/home/.erlang.cookie"
+		cmd_start
+	done
+	set_node "${ports[0]}"
+	first="$NODENAME"
+	for p in "${ports[@]:1}"; do
+		set_node "$p"
+		node_env
+		if timeout 60 "${ctl[@]}" -n "$NODENAME" cluster_status --formatter json 2>/dev/null | grep -q "\"$first\""; then
+			log "$NODENAME is already a member with $first"
+			continue
+		fi
+		log "joining $NODENAME to $first"
+		timeout 60 "${ctl[@]}" -n "$NODENAME" stop_app >/dev/null
+		timeout 60 "${ctl[@]}" -n "$NODENAME" reset >/dev/null
+		timeout 60 "${ctl[@]}" -n "$NODENAME" join_cluster "$first" >/dev/null || die "join_cluster $first failed for $NODENAME"
+		timeout 60 "${ctl[@]}" -n "$NODENAME" start_app >/dev/null
+		timeout "$START_TIMEOUT" "${ctl[@]}" -n "$NODENAME" await_startup >/dev/null ||
+			die "$NODENAME did not boot again after joining"
+	done
+	cmd_cluster_status >&2
+}
+
+cmd_cluster_stop() {
+	local ports p
+	cluster_ports
+	# The last members first, so the first node stops last, as it started first.
+	for ((i = ${#ports[@]} - 1; i >= 0; i--)); do
+		set_node "${ports[$i]}"
+		cmd_stop
+	done
+}
+
+cmd_cluster_status() {
+	local ports
+	cluster_ports
+	set_node "${ports[0]}"
+	node_env
+	running && accepting "$PORT" || { echo "not running: cluster node $NODENAME (127.0.0.1:$PORT)"; return 1; }
+	timeout 60 "$RMQ_BIN/rabbitmqctl" -n "$NODENAME" cluster_status
+}
+
+cmd_cluster_url() {
+	local ports
+	cluster_ports
+	set_node "${ports[0]}"
+	cmd_url
+}
+
 cmd_ctl() {
 	installed || die "rabbitmq-server is not installed; run: $0 install"
 	node_env
@@ -208,5 +293,9 @@ stop) cmd_stop ;;
 status) cmd_status ;;
 url) cmd_url ;;
 ctl) shift; cmd_ctl "$@" ;;
-*) die "usage: $0 install|start|stop|status|url|ctl ARGS" ;;
+cluster-start) cmd_cluster_start ;;
+cluster-stop) cmd_cluster_stop ;;
+cluster-status) cmd_cluster_status ;;
+cluster-url) cmd_cluster_url ;;
+*) die "usage: $0 install|start|stop|status|url|ctl ARGS|cluster-start|cluster-stop|cluster-status|cluster-url" ;;
 esac

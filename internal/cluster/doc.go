@@ -108,8 +108,9 @@
 // wake-ups) in order, outside the loop; one per outgoing snapshot
 // transfer (at most maxSnapSends), and one per snapshot being installed
 // (it copies the stage into the queue off the loop). TCPTransport owns a listener
-// goroutine and, per peer, a reader and a writer. Start starts them; Stop
-// and Close stop and wait for them.
+// goroutine and, per peer, a reader and a writer; a reader that hears
+// nothing for readIdle drops the connection, which is dialled again.
+// Start starts them; Stop and Close stop and wait for them.
 //
 // # Dependencies
 //

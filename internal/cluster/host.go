@@ -675,12 +675,16 @@ func (h *Host) handleReady() error {
 	}
 	// Proposers wake up here, not on the notifier: a handler call may
 	// itself wait for a proposal. What they wrote is in the local store.
+	// The notes are queued first, so that a proposer's barrier (a queue's
+	// declaration waiting for DefineQueue) queues behind them: woken
+	// before, its barrier could run ahead of the definition and the
+	// declaration find no queue.
+	h.notes.push(notes)
 	for _, id := range h.applied {
 		h.finish(id, nil)
 	}
 	h.applied = h.applied[:0]
-	notes = append(notes, h.finishMeta()...) // meta.go
-	h.notes.push(notes)
+	h.notes.push(h.finishMeta()) // meta.go
 	for _, r := range rds {
 		if r.g.campaign {
 			// A bootstrapped group campaigns once its membership is

@@ -361,7 +361,16 @@ func (s *Store) propose(groups map[uint64][]store.Op) func() error {
 		defer cancel()
 		var all []error
 		for _, sb := range subs {
-			if err := s.h.await(ctx, sb.p); err != nil {
+			err := s.h.await(ctx, sb.p)
+			switch {
+			case err == nil:
+			case errors.Is(err, ErrNotLeader), errors.Is(err, ErrTimeout), errors.Is(err, ErrNoGroup):
+				// Leadership moved or the majority is out of reach: the
+				// broker must not take it for a failed disk.
+				all = append(all, fmt.Errorf("replicate queue %x: %w: %w", sb.group, store.ErrNotCommitted, err))
+			case errors.Is(err, ErrStopped):
+				all = append(all, fmt.Errorf("replicate queue %x: %w: %w", sb.group, store.ErrClosed, err))
+			default:
 				all = append(all, fmt.Errorf("replicate queue %x: %w", sb.group, err))
 			}
 		}

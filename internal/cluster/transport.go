@@ -474,11 +474,20 @@ func (t *TCPTransport) serve(p *peer, c net.Conn) net.Conn {
 	}
 }
 
+// readIdle bounds how long a connection may carry nothing before it is
+// dropped and dialled again. A peer sends a keepalive every tick, so
+// silence means the path is cut (a partition) or the peer stopped; a TCP
+// connection that outlived a partition may sit in retransmission backoff
+// for many seconds after the path heals, where a new one works at once.
+func (t *TCPTransport) readIdle() time.Duration { return max(3*t.liveFor, 3*time.Second) }
+
 func (t *TCPTransport) read(p *peer, c net.Conn) {
 	r := bufio.NewReaderSize(c, 64<<10)
 	var hdr [12]byte
+	idle := t.readIdle()
 	logged := false
 	for {
+		c.SetReadDeadline(time.Now().Add(idle))
 		if _, err := io.ReadFull(r, hdr[:]); err != nil {
 			c.Close()
 			return
@@ -499,6 +508,7 @@ func (t *TCPTransport) read(p *peer, c net.Conn) {
 			continue
 		}
 		data := make([]byte, n-8)
+		c.SetReadDeadline(time.Now().Add(idle)) // the body gets its own bound
 		if _, err := io.ReadFull(r, data); err != nil {
 			c.Close()
 			return

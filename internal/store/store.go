@@ -50,7 +50,8 @@ var ErrFenced = errors.New("store: fenced after an engine failure")
 
 // ErrNotCommitted is returned by a cluster's store for a write that must
 // be replicated and was not confirmed committed in time (no leader, no
-// majority). The local store is intact: it is not a storage failure, and
+// majority, or this node lost the lead of a quorum queue's group with the
+// write in flight). The local store is intact: it is not a storage failure, and
 // the write may still be committed later.
 var ErrNotCommitted = errors.New("store: replicated write not confirmed committed")
 
