@@ -53,8 +53,10 @@
 // applied index, keeping CompactEntries entries; a member behind its
 // leader's first index gets the queue's state streamed in bounded chunks
 // on the same connection and installs it atomically, then follows the
-// log. A member that lost its store is started from nothing by a leader
-// that hands leadership on (memberLost).
+// log. A member that lost its store is started from nothing by a new
+// term: its leader hands leadership to a member that answers, or, with
+// none, stops hearing the lost one until CheckQuorum steps it down
+// (memberLost).
 //
 // Membership (members.go): a queue's voters are chosen at creation
 // (PickMembers) and settled through the metadata group when they are not

@@ -223,8 +223,11 @@ type group struct {
 	campaign bool
 	// defined: its queue's definition applied here since the start
 	defined bool
-	// lostAt: when a member last reported it lost the group (snapshot.go)
+	// lostAt: when this leader last handed leadership on for a member
+	// that lost the group; lost: such members, with the term they
+	// reported it in (memberLost, snapshot.go)
 	lostAt time.Time
+	lost   map[uint64]uint64
 	// quiet: not ticking (quiesce.go); idle: ticks it had nothing to do
 	quiet bool
 	idle  int
@@ -494,9 +497,12 @@ func (h *Host) step(in inbound) {
 		// (min of its match and the commit), and it sees the node hold
 		// only what the node acked after writing it: more than the
 		// node's log holds means the node lost its store. Raft would
-		// panic; the leader is told, and hands its leadership on to one
-		// that starts this member afresh (memberLost, snapshot.go).
-		h.tr.SendChunk(in.m.GetFrom(), appendChunkHeader(nil, chunkHeader{kind: chunkLost, group: in.group}))
+		// panic; the leader is told (with the heartbeat's term), and a
+		// new term starts this member afresh (memberLost, snapshot.go).
+		h.tr.SendChunk(in.m.GetFrom(), appendChunkHeader(nil, chunkHeader{kind: chunkLost, group: in.group, index: in.m.GetTerm()}))
+		return
+	}
+	if g.lost != nil && h.fromLost(g, in.m.GetFrom()) {
 		return
 	}
 	if g.quiet && !(g.leader && in.m.GetType() == pb.MsgHeartbeatResp) {

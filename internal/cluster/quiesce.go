@@ -60,7 +60,9 @@ func (h *Host) maybeQuiesce(g *group) {
 	}
 	st := g.rn.Status()
 	commit := st.GetCommit()
-	busy := st.LeadTransferee != 0 || st.Applied != commit || len(st.Progress) == 0
+	// A member that lost the group has a progress claiming what it held:
+	// the group stays awake until a new term starts it afresh.
+	busy := st.LeadTransferee != 0 || st.Applied != commit || len(st.Progress) == 0 || g.hasLost(st.GetTerm())
 	for _, pr := range st.Progress {
 		busy = busy || pr.Match != commit || pr.State != tracker.StateReplicate || pr.IsPaused()
 	}

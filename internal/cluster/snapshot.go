@@ -78,7 +78,7 @@ const (
 const (
 	chunkData    byte = 1
 	chunkAck     byte = 2
-	chunkLost    byte = 3 // the sender lost its store's copy of the group
+	chunkLost    byte = 3 // the sender lost its store's copy of the group (index: the term it heard)
 	chunkQuiesce byte = 4 // the sender, the group's leader, quiesced it (quiesce.go)
 	chunkHello   byte = 5 // the sender started (rejoin.go)
 
@@ -545,7 +545,7 @@ func (h *Host) DeliverChunk(from uint64, data []byte) {
 	}
 	if hdr.kind == chunkLost {
 		select {
-		case h.ctrl <- func() { h.memberLost(hdr.group, from) }:
+		case h.ctrl <- func() { h.memberLost(hdr.group, from, hdr.index) }:
 		case <-h.stop:
 		}
 		return
@@ -787,27 +787,49 @@ func (h *Host) resumeInstall(group uint64) error {
 }
 
 // memberLost handles a member's report that it lost its copy of a group
-// this node leads (its store was wiped): raft's progress for it still
-// says what it held, so this leader would never send it the log again.
-// It transfers its leadership to the most up-to-date other member that
-// is active; that leader starts the lost member from nothing, and it
-// catches up by the log or a snapshot. At most once per election timeout.
-func (h *Host) memberLost(group, peer uint64) {
+// this node leads (its store was wiped), sent on a heartbeat of term
+// (0 from a node that does not say). Raft's progress for it still says
+// what it held, and in this term the leader never sends it anything
+// below that: only a new term, whose leader starts every progress from
+// nothing, catches it up. So the leader hands its leadership to the most
+// up-to-date other voter that answers (transport live, and active in the
+// group or replicating), at most once per election timeout, and aborts a
+// transfer to one that stopped answering (raft refuses writes while a
+// transfer is pending). In any case it stops hearing the lost member for
+// the rest of its term (fromLost): the member can acknowledge nothing in
+// this term, and its rejections would otherwise count as activity, so
+// when no other voter answers either, CheckQuorum steps the leader down
+// within two election timeouts and the next election (the member votes:
+// docs/clustering.md) starts it afresh.
+func (h *Host) memberLost(group, peer, term uint64) {
 	g := h.groups[group]
 	if g == nil || !g.leader {
 		return
 	}
-	wait := time.Duration(h.cfg.ElectionTicks) * h.cfg.Tick
-	if time.Since(g.lostAt) < wait {
-		return
+	bs := g.rn.BasicStatus()
+	if bs.RaftState != raft.StateLeader || term != 0 && term != bs.GetTerm() {
+		return // a report from an earlier term: this term's progress started afresh
 	}
-	g.lostAt = time.Now()
+	if g.lost == nil {
+		g.lost = make(map[uint64]uint64)
+	}
+	first := g.lost[peer] != bs.GetTerm()
+	g.lost[peer] = bs.GetTerm()
 	g.wake()
 	st := g.rn.Status()
+	if t := st.LeadTransferee; t != 0 {
+		if h.tr.Live(t) {
+			return
+		}
+		g.rn.TransferLeader(h.self) // aborts the transfer
+	}
+	if time.Since(g.lostAt) < time.Duration(h.cfg.ElectionTicks)*h.cfg.Tick {
+		return
+	}
 	var to, best uint64
 	for id := range st.Config.Voters.IDs() {
 		pr, ok := st.Progress[id]
-		if id == h.self || id == peer || !ok || !pr.RecentActive && pr.State != tracker.StateReplicate {
+		if id == h.self || !ok || g.lost[id] == bs.GetTerm() || !h.tr.Live(id) || !pr.RecentActive && pr.State != tracker.StateReplicate {
 			continue
 		}
 		if to == 0 || pr.Match > best {
@@ -815,11 +837,40 @@ func (h *Host) memberLost(group, peer uint64) {
 		}
 	}
 	if to == 0 {
-		h.log.Warn("cluster: a member lost its copy of a group and no other member can lead it",
-			"group", fmt.Sprintf("%x", group), "member", h.roster().names[peer])
+		if first {
+			h.log.Warn("cluster: a member lost its copy of a group and no other member answers; stepping down once the quorum check fails",
+				"group", fmt.Sprintf("%x", group), "member", h.roster().names[peer])
+		}
 		return
 	}
+	g.lostAt = time.Now()
 	h.log.Info("cluster: a member lost its copy of a group; handing leadership on",
 		"group", fmt.Sprintf("%x", group), "member", h.roster().names[peer], "to", h.roster().names[to])
 	g.rn.TransferLeader(to)
+}
+
+// hasLost reports whether a member of the group reported it lost the
+// group in term; marks of other terms are forgotten.
+func (g *group) hasLost(term uint64) bool {
+	for id, t := range g.lost {
+		if t != term {
+			delete(g.lost, id)
+		}
+	}
+	return len(g.lost) > 0
+}
+
+// fromLost reports whether a message from a group's member is to be
+// dropped: the member reported it lost the group in the term this node
+// leads (memberLost). A stale mark is forgotten.
+func (h *Host) fromLost(g *group, from uint64) bool {
+	term, ok := g.lost[from]
+	if !ok {
+		return false
+	}
+	if bs := g.rn.BasicStatus(); bs.RaftState == raft.StateLeader && bs.GetTerm() == term {
+		return true
+	}
+	delete(g.lost, from)
+	return false
 }
