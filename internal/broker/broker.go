@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluicemq/sluice/internal/records"
@@ -74,6 +75,9 @@ type Broker struct {
 	// held are quorum queue definitions whose vhost is not here yet,
 	// by vhost (metasync.go); guarded by vhMu.
 	held map[string][]heldDef
+	// vhostGone: what the front door does when another node's deletion
+	// of a vhost applies here (OnVHostGone, metasync.go)
+	vhostGone atomic.Pointer[func(vhost string)]
 
 	closeOnce sync.Once
 	stop      chan struct{}  // closed by Close: stops housekeeping

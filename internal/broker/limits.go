@@ -63,18 +63,17 @@ func (b *Broker) openLimits() error {
 	db := newLimitsDB()
 	var derr error
 	err := b.env.st.ScanMeta(records.MetaLimit, func(key string, v []byte) bool {
-		rest := strings.TrimPrefix(key, records.MetaLimit)
-		owner, name, ok := strings.Cut(rest[min(1, len(rest)):], "\x00")
+		scope, owner, name, err := parseLimitKey(key)
+		if err != nil {
+			derr = err
+			return false
+		}
 		n, _, perr := records.DecodeLimit(v)
 		if perr != nil {
 			derr = fmt.Errorf("limit record %q: %w", key, perr)
 			return false
 		}
-		if !ok || len(rest) == 0 {
-			derr = fmt.Errorf("limit record %q: %w", key, store.ErrCorrupt)
-			return false
-		}
-		db.setLocked(LimitScope(rest[0]), owner, name, n)
+		db.setLocked(scope, owner, name, n)
 		return true
 	})
 	if err == nil {
@@ -85,6 +84,16 @@ func (b *Broker) openLimits() error {
 	}
 	b.limits, b.env.limits = db, db
 	return nil
+}
+
+// parseLimitKey splits a limit record's key (limitKey).
+func parseLimitKey(key string) (scope LimitScope, owner, name string, err error) {
+	rest := strings.TrimPrefix(key, records.MetaLimit)
+	owner, name, ok := strings.Cut(rest[min(1, len(rest)):], "\x00")
+	if !ok || len(rest) == 0 {
+		return 0, "", "", fmt.Errorf("limit record %q: %w", key, store.ErrCorrupt)
+	}
+	return LimitScope(rest[0]), owner, name, nil
 }
 
 func limitKey(scope LimitScope, owner, name string) string {
@@ -134,12 +143,16 @@ func (b *Broker) DeleteLimit(scope LimitScope, owner, name string) error {
 		return internalError("delete limit", err)
 	}
 	b.limits.mu.Lock()
-	delete(b.limits.values[scope][owner], name)
-	if len(b.limits.values[scope][owner]) == 0 {
-		delete(b.limits.values[scope], owner)
-	}
+	b.limits.deleteLocked(scope, owner, name)
 	b.limits.mu.Unlock()
 	return nil
+}
+
+func (db *limitsDB) deleteLocked(scope LimitScope, owner, name string) {
+	delete(db.values[scope][owner], name)
+	if len(db.values[scope][owner]) == 0 {
+		delete(db.values[scope], owner)
+	}
 }
 
 // LimitsOf lists the limits set in scope, by user or vhost name; owner

@@ -3,8 +3,9 @@ package broker
 // Shared metadata in a cluster. The store the broker writes through sends
 // the shared metadata keys (records.SharingOf: vhosts, users,
 // permissions, exchanges, bindings, classic queue definitions and their
-// placement, policies, schemas) to the cluster's metadata group; every
-// node applies them to its own store. This file is the broker's side:
+// placement, policies, schemas, user and vhost limits) to the cluster's
+// metadata group; every node applies them to its own store. This file is
+// the broker's side:
 //
 //   - MetaChanged reloads what another node's entries changed, key by
 //     key, with the recovery code (recover.go), so the in-memory state
@@ -23,6 +24,7 @@ package broker
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -37,12 +39,30 @@ var errCreateLost = errors.New("created first on another node")
 // metadata keys whose values the cluster's metadata group changed
 // (cluster.MetaHandler). Every key is read back from the store, so a key
 // told twice or out of order ends the same.
+//
+// Keys are reloaded containers first (vhosts, then users and what refers
+// to them, exchanges and queues, then bindings), so that a batch of keys
+// in any order — a metadata snapshot's, in key order — builds what an
+// Open would.
 func (b *Broker) MetaChanged(keys []string) {
+	keys = slices.Clone(keys)
+	slices.SortStableFunc(keys, func(a, b string) int { return reloadRank(a) - reloadRank(b) })
 	for _, key := range keys {
 		if err := b.reloadKey(key); err != nil {
 			b.env.log.Warn("cluster: reload shared metadata", "key", key, "err", err)
 		}
 	}
+}
+
+// reloadRank orders keys for MetaChanged.
+func reloadRank(key string) int {
+	for i, prefix := range []string{records.MetaVHost, records.MetaUser, records.MetaPermission, records.MetaPolicy,
+		records.MetaSchema, records.MetaLimit, records.MetaExchange, records.MetaQueue, records.MetaQueueNode, records.MetaBinding} {
+		if strings.HasPrefix(key, prefix) {
+			return i
+		}
+	}
+	return 100
 }
 
 func (b *Broker) reloadKey(key string) error {
@@ -84,6 +104,8 @@ func (b *Broker) reloadKey(key string) error {
 	case strings.HasPrefix(key, records.MetaSchema):
 		vhost, name := cut(records.MetaSchema)
 		return b.reloadSchema(vhost, name, v, present)
+	case strings.HasPrefix(key, records.MetaLimit):
+		return b.limits.reload(key, v, present)
 	}
 	return nil
 }
@@ -224,7 +246,17 @@ func (b *Broker) reloadVHost(name string, present bool) {
 	clear(vh.exchanges)
 	vh.mu.Unlock()
 	b.users.permGen.Add(1)
+	if fn := b.vhostGone.Load(); fn != nil {
+		(*fn)(name)
+	}
 }
+
+// OnVHostGone sets what is done when another node's deletion of a vhost
+// applies here: cmd/sluice closes the vhost's connections, as the HTTP
+// API does on the node that deleted it. Users deleted and permissions
+// revoked elsewhere need nothing more: as here, the connections' checkers
+// read them again (permGen) and refuse what they no longer allow.
+func (b *Broker) OnVHostGone(fn func(vhost string)) { b.vhostGone.Store(&fn) }
 
 // dropQueueLocked removes q from memory with what deleteQueueLocked
 // removes, writing only this node's part.
@@ -369,6 +401,7 @@ func (db *userDB) reload(name string, v []byte, present bool) error {
 	defer db.permGen.Add(1)
 	if !present {
 		delete(db.users, name)
+		db.verifier.Forget(name) // as DeleteUser does
 		return nil
 	}
 	u, err := records.DecodeUserDef(v)
@@ -376,6 +409,27 @@ func (db *userDB) reload(name string, v []byte, present bool) error {
 		return err
 	}
 	db.users[u.Name] = u
+	return nil
+}
+
+// reload sets or removes one limit as its record says. A lowered limit
+// leaves the connections and queues over it, as SetLimit does.
+func (db *limitsDB) reload(key string, v []byte, present bool) error {
+	scope, owner, name, err := parseLimitKey(key)
+	if err != nil {
+		return err
+	}
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if !present {
+		db.deleteLocked(scope, owner, name)
+		return nil
+	}
+	n, _, err := records.DecodeLimit(v)
+	if err != nil {
+		return fmt.Errorf("limit record %q: %w", key, err)
+	}
+	db.setLocked(scope, owner, name, n)
 	return nil
 }
 

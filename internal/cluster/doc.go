@@ -37,8 +37,10 @@
 // holds the same value, decided at apply from the store and the round's
 // earlier entries, so every member decides alike. The broker hears of the
 // entries it did not make itself (MetaHandler), and of its own creations
-// that lost. The metadata log is never compacted, so a member with an
-// empty store catches up by replaying it.
+// that lost. Its log is compacted like a queue group's once ShareMeta
+// gave the route; its snapshot is the shared metadata keys of the store
+// (metasnap.go), so a member with an empty store catches up by the log or
+// a snapshot.
 //
 // Forwarding (forward.go): a broker-level request from one node to
 // another on the same connection, and its reply with a body (a publish,
@@ -65,7 +67,10 @@
 // Leaders spread (spread.go): a node leading two or more groups than a
 // caught-up voter transfers leadership to it. Idle groups quiesce
 // (quiesce.go): no ticks and no heartbeats until something happens, with
-// one keepalive per node pair per tick telling which nodes are live.
+// one keepalive per node pair per tick telling which nodes are live; a
+// started node greets the others once, which wakes the quiet groups
+// they lead with it as a member (rejoin.go), so a restarted or wiped
+// member is caught up without waiting for a write.
 //
 // # Layout in the store
 //
@@ -84,8 +89,8 @@
 // The metadata group is g = MetaGroup (1<<60): its log is queue
 // logQueue(1<<60), its applied entries' keys are the broker's own
 // metadata keys (records.SharingOf), written in place in the meta
-// keyspace. Its log is not compacted, so it never needs a snapshot (a
-// snapshot carries a queue's state).
+// keyspace; an incoming snapshot's keys are staged under
+// cluster/g/<g>/stage/m/<key>.
 //
 // Old logs may hold cmdCompact entries (a leader-proposed compaction of
 // an earlier version); they still apply.

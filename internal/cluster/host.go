@@ -170,6 +170,11 @@ type Host struct {
 	// (meta.go).
 	metaStaged map[string][]byte
 	metaMine   []metaMine
+	// metaRoute: the route given to ShareMeta, which says which metadata
+	// keys the metadata group's snapshot carries (metasnap.go).
+	metaRoute atomic.Pointer[func(store.Op) MetaRoute]
+	// greeted: the nodes this one said hello to since it started (rejoin.go)
+	greeted map[uint64]bool
 }
 
 type inbound struct {
@@ -370,6 +375,7 @@ func (h *Host) run() {
 		case <-t.C:
 			ticks++
 			h.tr.Keepalive()
+			h.greet() // rejoin.go
 			for _, g := range h.groups {
 				h.tickGroup(g) // quiesce.go
 				if ticks%compactEvery == 0 {
@@ -429,12 +435,11 @@ const (
 // last CompactEntries applied entries for members slightly behind. Every
 // member compacts its own log, whether or not the others have the
 // entries: a member behind the leader's first index gets a snapshot.
-// The metadata group's log is kept whole (it is small, and a snapshot
-// carries a queue's state, not metadata): a member with an empty store
-// catches up by replaying it.
+// The metadata group's log is compacted alike once ShareMeta said which
+// keys its snapshot carries (metasnap.go); before, it is kept whole.
 func (h *Host) maybeCompact(g *group) error {
 	keep := uint64(h.cfg.CompactEntries)
-	if g.id == MetaGroup || g.st.applied < g.st.first+2*keep {
+	if g.id == MetaGroup && h.metaRoute.Load() == nil || g.st.applied < g.st.first+2*keep {
 		return nil
 	}
 	var b store.Batch
@@ -695,8 +700,13 @@ func (h *Host) apply(g *group, rd raft.Ready, staged *store.Batch) ([]func(), er
 		if g.leader && !g.serving && e.GetTerm() == g.term {
 			// The first entry of our term is applied, so is everything
 			// committed before it: the queue's state here is complete.
+			// A new group's definition may not be applied yet: applying
+			// it tells the handler (cmdDefine), which knows no queue
+			// before.
 			g.serving = true
-			notes = append(notes, h.servingNote(g.id, true))
+			if h.hasDefinition(g) {
+				notes = append(notes, h.servingNote(g.id, true))
+			}
 		}
 	}
 	if last > 0 {
@@ -782,6 +792,17 @@ func (h *Host) applyCommand(g *group, e *pb.Entry, staged *store.Batch) ([]func(
 		h.applied = append(h.applied, c.id)
 	}
 	return notes, nil
+}
+
+// hasDefinition reports whether a group's queue definition is applied
+// here: in this run, or stored before it (a read error says yes, so the
+// handler is told rather than not).
+func (h *Host) hasDefinition(g *group) bool {
+	if g.defined {
+		return true
+	}
+	_, err := h.st.GetMeta(groupKey(g.id, "def"))
+	return !errors.Is(err, store.ErrNotFound)
 }
 
 func (h *Host) servingNote(group uint64, serving bool) func() {

@@ -144,6 +144,8 @@ type recorder struct {
 	defs    map[store.QueueID][]byte
 	serving map[store.QueueID]bool
 	meta    []string // the keys MetaChanged was told of (meta_test.go)
+	// unknown: Serving(true) calls for a queue not defined here
+	unknown int
 }
 
 func newRecorder() *recorder {
@@ -167,6 +169,9 @@ func (r *recorder) Serving(id store.QueueID, serving bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.serving[id] = serving
+	if _, ok := r.defs[id]; serving && !ok {
+		r.unknown++
+	}
 }
 
 func (r *recorder) def(id store.QueueID) []byte {
@@ -186,10 +191,12 @@ func (r *recorder) isServing(id store.QueueID) bool {
 type testNode struct {
 	name string
 	join bool // start it as joining a running cluster (Config.Join)
-	st   *memstore.MemStore
-	h    *Host
-	rec  *recorder
-	rs   *Store
+	// route: its store's metadata route, given before its host starts
+	route func(store.Op) MetaRoute
+	st    *memstore.MemStore
+	h     *Host
+	rec   *recorder
+	rs    *Store
 }
 
 type testCluster struct {
@@ -227,6 +234,9 @@ func (c *testCluster) start(tn *testNode) {
 		c.t.Fatal(err)
 	}
 	tn.h, tn.rec, tn.rs = h, newRecorder(), NewStore(tn.st, h, 5*time.Second)
+	if tn.route != nil {
+		tn.rs.ShareMeta(tn.route)
+	}
 	c.net.up(h)
 	h.Start(memSender{c.net, h.Self()}, tn.rec)
 }

@@ -172,10 +172,7 @@ func (h *Host) applyMeta(c command, staged *store.Batch) ([]func(), error) {
 			staged.DeleteMeta(op.key)
 			h.metaStaged[op.key] = nil
 		} else {
-			v := op.value
-			if v == nil {
-				v = []byte{}
-			}
+			v := nonNil(op.value)
 			staged.PutMeta(op.key, v)
 			h.metaStaged[op.key] = v
 		}
@@ -234,8 +231,12 @@ func (h *Host) MetaLeader() string { return h.Leader(store.QueueID(MetaGroup)) }
 
 // ShareMeta makes the store route the metadata ops route says are shared
 // to the metadata group, once the host has started (before, while the
-// broker opens, every write is local). Call it before the store is used.
-func (s *Store) ShareMeta(route func(store.Op) MetaRoute) { s.route = route }
+// broker opens, every write is local), and the host's metadata snapshots
+// carry the keys it shares. Call it before the store is used.
+func (s *Store) ShareMeta(route func(store.Op) MetaRoute) {
+	s.route = route
+	s.h.metaRoute.Store(&route)
+}
 
 // metaWrite is one metadata write on its way through the group.
 type metaWrite struct {
@@ -271,17 +272,20 @@ func (s *Store) proposeMeta(ops []metaOp) *metaWrite {
 
 type metaTry struct {
 	p      pending
+	ctx    context.Context // bounds the attempt (metaAttempt)
 	cancel context.CancelFunc
 }
 
 func (s *Store) attempt(ctx context.Context, body []byte) metaTry {
 	actx, cancel := context.WithTimeout(ctx, metaAttempt)
-	return metaTry{s.h.submit(actx, MetaGroup, cmdMeta, body), cancel}
+	return metaTry{s.h.submit(actx, MetaGroup, cmdMeta, body), actx, cancel}
 }
 
 func (s *Store) awaitMeta(ctx context.Context, body []byte, try metaTry) error {
 	for {
-		err := s.h.await(ctx, try.p)
+		// Awaited for one attempt only: a proposal forwarded to a leader
+		// that died is never answered.
+		err := s.h.await(try.ctx, try.p)
 		try.cancel()
 		if err == nil {
 			return nil

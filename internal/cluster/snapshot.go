@@ -39,6 +39,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.etcd.io/raft/v3"
@@ -76,6 +77,7 @@ const (
 	chunkAck     byte = 2
 	chunkLost    byte = 3 // the sender lost its store's copy of the group
 	chunkQuiesce byte = 4 // the sender, the group's leader, quiesced it (quiesce.go)
+	chunkHello   byte = 5 // the sender started (rejoin.go)
 
 	chunkHeaderLen = 1 + 8 + 8 + 4 + 1
 )
@@ -87,20 +89,25 @@ const (
 	itemDelay byte = 3 // due, seq
 	itemFloor byte = 4 // seq
 	itemDef   byte = 5 // val = the queue definition
+	itemMeta  byte = 6 // key, val: a shared metadata key (the metadata group's, metasnap.go)
 )
 
 type snapItem struct {
 	kind byte
+	key  string // itemMeta
 	seq  uint64
 	due  int64
 	val  []byte
 	idx  []byte
 }
 
-func (it snapItem) size() int { return 24 + len(it.val) + len(it.idx) }
+func (it snapItem) size() int { return 24 + len(it.key) + len(it.val) + len(it.idx) }
 
 func appendItem(dst []byte, it snapItem) []byte {
 	dst = append(dst, it.kind)
+	if it.kind == itemMeta {
+		dst = appendBytes(dst, []byte(it.key))
+	}
 	dst = binary.AppendUvarint(dst, it.seq)
 	dst = binary.AppendVarint(dst, it.due)
 	dst = appendBytes(dst, it.val)
@@ -117,6 +124,9 @@ func decodeItems(data []byte, fn func(snapItem)) error {
 	r := reader{b: data}
 	for len(r.b) > 0 && r.err == nil {
 		it := snapItem{kind: r.byte()}
+		if it.kind == itemMeta {
+			it.key = string(r.bytes())
+		}
 		it.seq = r.uvarint()
 		it.due = r.varint()
 		it.val = r.bytes()
@@ -125,7 +135,7 @@ func decodeItems(data []byte, fn func(snapItem)) error {
 				it.idx = []byte{}
 			}
 		}
-		if r.err == nil && (it.kind < itemMsg || it.kind > itemDef) {
+		if r.err == nil && (it.kind < itemMsg || it.kind > itemMeta) {
 			return fmt.Errorf("%w: snapshot item kind %d", errBadCommand, it.kind)
 		}
 		if r.err == nil {
@@ -165,7 +175,7 @@ func decodeChunkHeader(data []byte) (chunkHeader, []byte, error) {
 		no:    binary.BigEndian.Uint32(data[17:]),
 		last:  data[21] == 1,
 	}
-	if h.kind < chunkData || h.kind > chunkQuiesce {
+	if h.kind < chunkData || h.kind > chunkHello {
 		return chunkHeader{}, nil, fmt.Errorf("%w: snapshot chunk kind %d", errBadCommand, h.kind)
 	}
 	return h, data[chunkHeaderLen:], nil
@@ -271,6 +281,10 @@ func walkStaged(st store.Store, group uint64, emit func(snapItem) error) error {
 	var derr error
 	err := st.ScanMeta(stagePrefix(group), func(key string, v []byte) bool {
 		switch rest := key[len(stagePrefix(group)):]; {
+		case strings.HasPrefix(rest, stageMetaDir):
+			// Metadata can be many keys: emitted as read.
+			derr = emit(snapItem{kind: itemMeta, key: rest[len(stageMetaDir):], val: bytes.Clone(v)})
+			return derr == nil
 		case rest == "def":
 			items = append(items, snapItem{kind: itemDef, val: bytes.Clone(v)})
 		case rest == "floor" && len(v) == 8:
@@ -331,6 +345,12 @@ func stageItem(b *store.Batch, group uint64, it snapItem, staged bool) {
 			b.PutMeta(stagePrefix(group)+"def", it.val)
 		} else {
 			b.PutMeta(groupKey(group, "def"), it.val)
+		}
+	case itemMeta:
+		if staged {
+			b.PutMeta(stagePrefix(group)+stageMetaDir+it.key, nonNil(it.val))
+		} else {
+			b.PutMeta(it.key, nonNil(it.val))
 		}
 	}
 }
@@ -456,7 +476,11 @@ func (c *chunkSender) flush(last bool) error {
 func (h *Host) streamSnapshot(group uint64, m *pb.Message, acks <-chan uint32) error {
 	c := &chunkSender{h: h, to: m.GetTo(), acks: acks, stopped: h.stop,
 		hdr: chunkHeader{kind: chunkData, group: group, index: m.GetSnapshot().GetMetadata().GetIndex()}}
-	if err := walkLive(h.st, group, c.add); err != nil {
+	walk := walkLive
+	if group == MetaGroup {
+		walk = h.walkMeta // metasnap.go
+	}
+	if err := walk(h.st, group, c.add); err != nil {
 		return err
 	}
 	if len(c.buf) > 0 {
@@ -505,6 +529,13 @@ func (h *Host) DeliverChunk(from uint64, data []byte) {
 		// before must not wake the member after this.
 		select {
 		case h.recv <- inbound{group: hdr.group, from: from, quiesce: append([]byte(nil), payload...)}:
+		case <-h.stop:
+		}
+		return
+	}
+	if hdr.kind == chunkHello {
+		select {
+		case h.ctrl <- func() { h.helloFrom(from) }:
 		case <-h.stop:
 		}
 		return
@@ -606,11 +637,20 @@ func (h *Host) installSnapshot(g *group, snap *pb.Snapshot, hs *pb.HardState) ([
 	}
 	stageApplied(&b, g.id, md.GetIndex())
 	b.PutMeta(groupKey(g.id, "install"), nil)
-	b.DropQueue(store.QueueID(g.id))
-	if err := h.dropDelays(&b, store.QueueID(g.id)); err != nil {
-		return nil, err
+	var metaKeys []string
+	if g.id == MetaGroup {
+		// The shared keys the snapshot does not hold go; those it holds
+		// are overwritten by the copy (metasnap.go).
+		if metaKeys, err = h.dropMetaNotStaged(&b); err != nil {
+			return nil, err
+		}
+	} else {
+		b.DropQueue(store.QueueID(g.id))
+		if err := h.dropDelays(&b, store.QueueID(g.id)); err != nil {
+			return nil, err
+		}
+		b.DeleteMeta(groupKey(g.id, "def"))
 	}
-	b.DeleteMeta(groupKey(g.id, "def"))
 	if err := h.st.Apply(&b, true); err != nil {
 		return nil, err
 	}
@@ -618,6 +658,9 @@ func (h *Host) installSnapshot(g *group, snap *pb.Snapshot, hs *pb.HardState) ([
 		return nil, err
 	}
 	h.log.Info("cluster: installed a snapshot", "group", fmt.Sprintf("%x", g.id), "index", md.GetIndex())
+	if g.id == MetaGroup {
+		return []func(){h.metaNote(metaKeys)}, nil
+	}
 	return h.defineNotes(g)
 }
 

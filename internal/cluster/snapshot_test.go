@@ -69,16 +69,24 @@ func writeLoad(t *testing.T, c *testCluster, q store.QueueID, lo, hi uint64, dow
 func (c *testCluster) write(b *store.Batch, down ...*testNode) {
 	c.t.Helper()
 	q := b.Ops[0].Queue
-	for range 20 {
-		err := c.leader(q, down...).rs.Apply(b, true)
+	// Bounded by time, not attempts: a leader handing on its lead still
+	// reports serving until the notifier has run, and refuses at once.
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		l := c.leader(q, down...)
+		err := l.rs.Apply(b, true)
 		if err == nil {
 			return
 		}
 		if !errors.Is(err, ErrNotLeader) && !errors.Is(err, ErrTimeout) {
 			c.t.Fatal(err)
 		}
+		if testing.Verbose() {
+			c.t.Logf("%s: %v", l.name, err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	c.t.Fatal("no leader took the write")
+	c.t.Fatalf("no leader took the write of %d ops to %d (down %d)", len(b.Ops), q, len(down))
 }
 
 func logFirst(st store.Store, q store.QueueID) uint64 {

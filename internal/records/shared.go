@@ -29,12 +29,12 @@ type Sharing uint8
 
 const (
 	// NodeLocal keys stay in the node's store: queue ids and their
-	// counter, the delay queue, audit entries, workflow tasks, limits,
-	// the seeding marks, the cluster's own state.
+	// counter, the delay queue, audit entries, workflow tasks, the
+	// seeding marks, the cluster's own state.
 	NodeLocal Sharing = iota
 	// Shared keys are written through the metadata group, the last write
 	// in its log winning: vhosts, users, permissions, bindings, policies,
-	// schemas.
+	// schemas, user and vhost limits.
 	Shared
 	// SharedCreate keys are shared and created once: a put applies only
 	// where the key is absent or holds the same value, so of two nodes
@@ -51,7 +51,8 @@ func SharingOf(key string) Sharing {
 	case strings.HasPrefix(key, MetaExchange), strings.HasPrefix(key, MetaQueue), strings.HasPrefix(key, MetaQueueNode):
 		return SharedCreate
 	case strings.HasPrefix(key, MetaVHost), strings.HasPrefix(key, MetaUser), strings.HasPrefix(key, MetaPermission),
-		strings.HasPrefix(key, MetaBinding), strings.HasPrefix(key, MetaPolicy), strings.HasPrefix(key, MetaSchema):
+		strings.HasPrefix(key, MetaBinding), strings.HasPrefix(key, MetaPolicy), strings.HasPrefix(key, MetaSchema),
+		strings.HasPrefix(key, MetaLimit):
 		return Shared
 	}
 	return NodeLocal

@@ -373,8 +373,10 @@ func (p *LocalPipeline[T]) complete() {
 		if err == nil && g.wait != nil {
 			err = g.wait()
 		}
-		p.env.Complete(g.group, err)
+		// Released first: whoever learns of the completion sees the bytes
+		// out of flight (one group's worth, MaxGroupBytes, may overlap).
 		p.release(g.bytes)
+		p.env.Complete(g.group, err)
 	}
 }
 
