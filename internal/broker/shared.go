@@ -13,13 +13,24 @@ package broker
 
 import (
 	"errors"
+	"time"
 
 	"github.com/sluicemq/sluice/internal/records"
 	"github.com/sluicemq/sluice/internal/store"
 )
 
-// sweepBodiesPerRound is how many bodies one housekeeping round looks at.
-const sweepBodiesPerRound = 4096
+// A sweep round first deletes the consumed prefix of the bodies, in chunks
+// of sweepChunk from the lowest, for as long as a chunk deletes any and for
+// at most sweepPrefixTime: the queues consume in publish order, so that is
+// where the garbage is, at any publish rate. Then it looks at sweepRolling
+// bodies from a cursor that goes round all of them, for the rest (a body
+// behind one a queue still holds). Neither reads the same live bodies again
+// and again: a chunk that deletes nothing ends the first part.
+const (
+	sweepChunk      = 1024
+	sweepRolling    = 4096
+	sweepPrefixTime = 200 * time.Millisecond
+)
 
 // sharedBodies returns st's shared bodies, or nil where the broker does not
 // use them: a store that has none, or a cluster, whose replicated writes
@@ -81,7 +92,9 @@ func (s sharedStore) join(shared []byte) ([]byte, error) {
 type bodySharing struct {
 	bodies store.Bodies // nil: every record is written whole
 	next   uint64
-	sweep  uint64 // where the next sweep round starts
+	// Of the sweep (housekeeping's goroutine): no body below low is
+	// left, and the rolling part goes on at sweep.
+	low, sweep uint64
 }
 
 func newBodySharing(bodies store.Bodies) (*bodySharing, error) {
@@ -125,13 +138,27 @@ func (s *bodySharing) split(rec []byte) (shared, body []byte, id uint64, ok bool
 	return shared, body, id, true
 }
 
-// sweepRound deletes bodies no queue refers to, a round at a time from
-// where the last one stopped (housekeeping's goroutine only).
+// sweepRound deletes bodies no queue refers to (housekeeping's goroutine
+// only; see sweepChunk).
 func (s *bodySharing) sweepRound() error {
 	if s.bodies == nil {
 		return nil
 	}
-	next, _, err := s.bodies.SweepBodies(s.sweep, sweepBodiesPerRound)
+	start := time.Now()
+	for from := s.low; time.Since(start) < sweepPrefixTime; {
+		next, deleted, err := s.bodies.SweepBodies(from, sweepChunk)
+		if err != nil {
+			return err
+		}
+		if next != 0 && deleted == sweepChunk {
+			s.low = next // every body below next is gone: later sweeps seek past their tombstones
+		}
+		if next == 0 || deleted == 0 {
+			break
+		}
+		from = next
+	}
+	next, _, err := s.bodies.SweepBodies(max(s.sweep, s.low), sweepRolling)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -127,5 +128,42 @@ func TestFanoutSharesBodies(t *testing.T) {
 	b2.housekeep()
 	if last, err := st.LastBodyID(); last != 0 || err != nil {
 		t.Fatalf("a body is left after every queue let go of it: last %d, %v", last, err)
+	}
+}
+
+// TestSweepKeepsUpWithFanout: one housekeeping round deletes the bodies of
+// more drained fanout messages than its rolling part looks at.
+func TestSweepKeepsUpWithFanout(t *testing.T) {
+	st := memstore.New()
+	b := openBroker(t, st)
+	c := newClient(t, b)
+	c.declareExchange("fx", kindFanout, nil)
+	c.declareQueue("a", true, nil)
+	c.declareQueue("b", true, nil)
+	c.bind("fx", "a", "", nil)
+	c.bind("fx", "b", "", nil)
+	const n = 3*sweepRolling + 10
+	done := make(chan error, n)
+	for i := range n {
+		if _, err := c.ch.Publish(newMsg("fx", "", fmt.Sprint(i), true), false, func(err error) { done <- err }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range n {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if last, _ := st.LastBodyID(); last != n {
+		t.Fatalf("last body %d, want %d", last, n)
+	}
+	for _, q := range []string{"a", "b"} {
+		if got := drainBodies(c, q); len(got) != n {
+			t.Fatalf("queue %s: %d messages, want %d", q, len(got), n)
+		}
+	}
+	b.housekeep()
+	if last, _ := st.LastBodyID(); last != 0 {
+		t.Fatalf("one round left bodies up to %d of %d drained", last, n)
 	}
 }
