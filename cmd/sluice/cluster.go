@@ -51,13 +51,15 @@ type clusterNode struct {
 	tr   *cluster.TCPTransport
 }
 
-func openCluster(node, spec string, join bool, st store.Store, log *slog.Logger) (*clusterNode, error) {
+// maxMessage is --max-message-size: the transport carries any message the
+// broker takes.
+func openCluster(node, spec string, join bool, maxMessage int64, st store.Store, log *slog.Logger) (*clusterNode, error) {
 	nodes, err := parseCluster(spec)
 	if err != nil {
 		return nil, err
 	}
 	cfg := cluster.DefaultConfig()
-	cfg.Node, cfg.Nodes, cfg.Join, cfg.Logger = node, nodes, join, log
+	cfg.Node, cfg.Nodes, cfg.Join, cfg.Logger, cfg.MaxMessageSize = node, nodes, join, log, maxMessage
 	if v := os.Getenv("SLUICE_CLUSTER_LOG_KEEP"); v != "" {
 		// How many applied entries each group's log keeps (a tuning
 		// knob, docs/clustering.md; the tests make snapshots happen

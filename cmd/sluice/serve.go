@@ -352,7 +352,7 @@ func runBroker(ctx context.Context, cfg serveConfig, log *slog.Logger, hup <-cha
 	var bst store.Store = st
 	var cn *clusterNode
 	if cfg.Cluster != "" {
-		if cn, err = openCluster(cfg.Node, cfg.Cluster, cfg.Join, st, log); err != nil { // cluster.go
+		if cn, err = openCluster(cfg.Node, cfg.Cluster, cfg.Join, int64(scfg.MaxMessageSize), st, log); err != nil { // cluster.go
 			return fmt.Errorf("open cluster: %w", err)
 		}
 		closers = append(closers, cn.close)

@@ -231,6 +231,9 @@ type goGroup struct {
 	mu     sync.Mutex // a leaf
 	closed bool
 	wg     sync.WaitGroup
+	// before, when set (by tests, before the group's first Go), runs on
+	// each goroutine before its work: it can hold a wake-up back.
+	before func()
 }
 
 // Go runs fn on a goroutine of its own, reporting false (and running
@@ -240,6 +243,10 @@ func (g *goGroup) Go(fn func()) bool {
 	defer g.mu.Unlock()
 	if g.closed {
 		return false
+	}
+	if before := g.before; before != nil {
+		g.wg.Go(func() { before(); fn() })
+		return true
 	}
 	g.wg.Go(fn)
 	return true

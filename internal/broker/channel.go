@@ -305,7 +305,7 @@ func (ch *Channel) settle(ps []pending, how settleKind) {
 		// One delivery, one queue: no grouping needed.
 		one := [1]settled{{seq: ps[0].seq, gen: ps[0].gen}}
 		done := [1]*queue{ps[0].q}
-		done[0].settle(one[:], how)
+		done[0].settle(one[:], how, &ch.conn.deaths)
 		ch.kick(done[:])
 		return
 	}
@@ -333,7 +333,7 @@ func (ch *Channel) settle(ps []pending, how settleKind) {
 		return
 	}
 	for _, q := range qs {
-		q.settle(byQ[q], how)
+		q.settle(byQ[q], how, &ch.conn.deaths)
 	}
 	ch.kick(qs)
 }
@@ -341,24 +341,29 @@ func (ch *Channel) settle(ps []pending, how settleKind) {
 // kick dispatches the queues of the channel's consumers (except those in
 // done, which just dispatched) and hands remote consumers what they hold.
 func (ch *Channel) kick(done []*queue) {
-	ch.mu.Lock()
-	var qs []*queue
-	var rcs []*remoteConsumer
-	for _, c := range ch.consumers {
-		if c.remote != nil {
-			rcs = append(rcs, c.remote)
-		}
-		if c.q != nil && !slices.Contains(done, c.q) && !slices.Contains(qs, c.q) {
-			qs = append(qs, c.q)
-		}
-	}
-	ch.mu.Unlock()
+	qs, rcs := ch.consumed(done)
 	for _, q := range qs {
 		q.dispatch()
 	}
 	for _, rc := range rcs {
 		rc.flush()
 	}
+}
+
+// consumed returns the queues the channel's consumers take from, except
+// those in skip, and its remote consumers.
+func (ch *Channel) consumed(skip []*queue) (qs []*queue, rcs []*remoteConsumer) {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	for _, c := range ch.consumers {
+		if c.remote != nil {
+			rcs = append(rcs, c.remote)
+		}
+		if c.q != nil && !slices.Contains(skip, c.q) && !slices.Contains(qs, c.q) {
+			qs = append(qs, c.q)
+		}
+	}
+	return qs, rcs
 }
 
 // Recover requeues every unacked message of the channel (basic.recover
@@ -454,6 +459,15 @@ func (ch *Channel) Get(queueName string, noAck bool) (*Delivery, error) {
 		return nil, err
 	}
 	ch.conn.waitPublished()
+	// What those publishes brought this channel's consumers goes out before
+	// the get's answer, as with RabbitMQ, whose queue hands a publish to its
+	// waiting consumer's channel before that channel asks another queue for
+	// a message; a client that gets while its consumer settles (a reject
+	// whose dead letter it then gets) is not left waiting on a dispatcher.
+	qs, _ := ch.consumed(nil)
+	for _, q := range qs {
+		q.dispatchPending()
+	}
 	q, err := ch.vh.queueFor(ch.conn, queueName)
 	if err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -36,11 +37,16 @@ type Connection struct {
 	pubCond   sync.Cond
 	pubIssued uint64
 	pubDone   uint64
+
+	// deaths: the dead letters this connection's settles started (a reject,
+	// a requeue past the delivery limit) that have not reached their targets.
+	deaths deadLetters
 }
 
 func newConnection(vh *vhost, info ConnInfo) *Connection {
 	c := &Connection{vh: vh, info: info, channels: make(map[uint16]*Channel), exclusive: make(map[*queue]struct{})}
 	c.pubCond.L = &c.pubMu
+	c.deaths.cond.L = &c.deaths.mu
 	return c
 }
 
@@ -179,12 +185,54 @@ func (c *Connection) publishFinished() {
 }
 
 // waitPublished waits until every publish started before the call has
-// reached its queues.
+// reached its queues, and every dead letter of the connection's earlier
+// settles has reached its targets (or was dropped).
 func (c *Connection) waitPublished() {
 	c.pubMu.Lock()
-	defer c.pubMu.Unlock()
 	target := c.pubIssued
 	for c.pubDone < target {
 		c.pubCond.Wait()
+	}
+	c.pubMu.Unlock()
+	c.deaths.wait()
+}
+
+// deadLetters tracks dead letters in flight for a connection. They finish
+// out of order (a move to a quorum queue led elsewhere waits for its
+// leader), so it keeps the ids of those open rather than two counters.
+type deadLetters struct {
+	mu   sync.Mutex
+	cond sync.Cond
+	next uint64
+	open []uint64 // ascending
+}
+
+// start notes a dead letter queued for the dead-letterer; the job calls
+// the returned func once, when it is done.
+func (d *deadLetters) start() func() {
+	d.mu.Lock()
+	id := d.next
+	d.next++
+	d.open = append(d.open, id)
+	d.mu.Unlock()
+	return func() { d.finish(id) }
+}
+
+func (d *deadLetters) finish(id uint64) {
+	d.mu.Lock()
+	if i, ok := slices.BinarySearch(d.open, id); ok {
+		d.open = slices.Delete(d.open, i, i+1)
+	}
+	d.cond.Broadcast()
+	d.mu.Unlock()
+}
+
+// wait waits until every dead letter started before the call is done.
+func (d *deadLetters) wait() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	target := d.next
+	for len(d.open) > 0 && d.open[0] < target {
+		d.cond.Wait()
 	}
 }

@@ -38,6 +38,10 @@ type deadJob struct {
 	rec    []byte // the record of a message that never entered src (reject-publish-dlx)
 	reason string
 	at     time.Time
+	// done, when set, is called once the job is over: the dead letter is in
+	// its targets, was dropped, or stays in its source because the broker
+	// closed (Connection.waitPublished waits for it).
+	done func()
 }
 
 // deadLetterer owns the goroutine that dead-letters messages.
@@ -71,10 +75,25 @@ func (d *deadLetterer) add(j deadJob) {
 }
 
 // close stops the goroutine. Jobs not yet done leave their messages in
-// their source queues (they come back after a restart).
+// their source queues (they come back after a restart); whoever waits for
+// them stops waiting.
 func (d *deadLetterer) close() {
 	close(d.stop)
 	d.wg.Wait()
+	d.mu.Lock()
+	jobs := d.jobs
+	d.jobs = nil
+	d.mu.Unlock()
+	for _, j := range jobs {
+		j.over()
+	}
+}
+
+// over calls j's done hook, if any.
+func (j deadJob) over() {
+	if j.done != nil {
+		j.done()
+	}
 }
 
 // idle reports whether no job is pending (for tests).
@@ -101,9 +120,12 @@ func (d *deadLetterer) run() {
 			if len(jobs) == 0 {
 				break
 			}
-			for _, j := range jobs {
+			for i, j := range jobs {
 				select {
 				case <-d.stop:
+					for _, j := range jobs[i:] {
+						j.over()
+					}
 					return
 				default:
 				}
@@ -113,10 +135,11 @@ func (d *deadLetterer) run() {
 	}
 }
 
-func (d *deadLetterer) finished() {
+func (d *deadLetterer) finished(j deadJob) {
 	d.mu.Lock()
 	d.busy--
 	d.mu.Unlock()
+	j.over()
 }
 
 // process dead-letters one message: a move from its source (or from
@@ -124,7 +147,7 @@ func (d *deadLetterer) finished() {
 // dead-letter exchange routes it to.
 func (d *deadLetterer) process(j deadJob) {
 	src := j.src
-	mv := &moveReq{done: func(error) { d.finished() }}
+	mv := &moveReq{done: func(error) { d.finished(j) }}
 	if j.rec == nil {
 		mv.src, mv.e = src, j.e
 	}
@@ -136,7 +159,7 @@ func (d *deadLetterer) process(j deadJob) {
 		if mv.src != nil {
 			src.release(j.e.seq, true, nil)
 		}
-		d.finished()
+		d.finished(j)
 	}
 	rec := j.rec
 	if rec == nil {

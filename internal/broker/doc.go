@@ -48,7 +48,11 @@
 // publishes to reach their queues (and Cancel for their dispatch), so a
 // client that publishes and then gets sees its message, and what it
 // published before a cancel goes to the consumers it was published to, as
-// with RabbitMQ.
+// with RabbitMQ. They wait as well for the dead letters the connection's
+// earlier settles started (a reject, a requeue past x-delivery-limit) to
+// reach their targets, and a Get first runs the pending dispatch of the
+// queues its channel consumes from: a client that rejects and then gets
+// from the dead-letter queue finds the message there.
 //
 // Each queue keeps an ack floor, the lowest seq it still holds, and
 // persists it with SetFloor as it advances. Next to each record of a

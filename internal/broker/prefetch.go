@@ -41,7 +41,7 @@ func (ch *Channel) settleShared(qs []*queue, byQ map[*queue][]settled, how settl
 	ch.holdCredit++
 	ch.mu.Unlock()
 	for _, q := range qs {
-		q.settle(byQ[q], how)
+		q.settle(byQ[q], how, &ch.conn.deaths)
 	}
 	ch.mu.Lock()
 	ch.holdCredit--

@@ -443,7 +443,7 @@ func (q *queue) removeLocked(b *store.Batch, e entry) {
 // settle ends unacked deliveries: acked, requeued or discarded. A delivery
 // whose generation (its delivery count when it went out) no longer matches
 // was taken back meanwhile (consumer timeout) and is ignored.
-func (q *queue) settle(ds []settled, how settleKind) {
+func (q *queue) settle(ds []settled, how settleKind, by *deadLetters) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.deleted {
@@ -463,9 +463,9 @@ func (q *queue) settle(ds []settled, how settleKind) {
 		case settleAck:
 			acked = append(acked, e)
 		case settleRequeue:
-			q.returnLocked(&b, e)
+			q.returnLocked(&b, e, by)
 		case settleDiscard:
-			q.discardLocked(&b, e, reasonRejected)
+			q.discardByLocked(&b, e, reasonRejected, by)
 		}
 	}
 	if how == settleRequeue {
@@ -505,10 +505,10 @@ type settled struct {
 // requeue, channel closed, consumer timeout): past x-delivery-limit it is
 // dead-lettered; with x-retry-backoff it waits; else it is ready again in
 // its place.
-func (q *queue) returnLocked(b *store.Batch, e entry) {
+func (q *queue) returnLocked(b *store.Batch, e entry, by *deadLetters) {
 	e.flags |= entryRedelivered
 	if q.opts().DeliveryLimit >= 0 && int64(e.deliveries) > q.opts().DeliveryLimit {
-		q.discardLocked(b, e, reasonDeliveryLimit)
+		q.discardByLocked(b, e, reasonDeliveryLimit, by)
 		return
 	}
 	if len(q.opts().RetryBackoff) > 0 {
@@ -530,13 +530,23 @@ const (
 // (rejected without requeue, dropped by a length limit): the place where
 // dead lettering plugs in.
 func (q *queue) discardLocked(b *store.Batch, e entry, reason string) {
+	q.discardByLocked(b, e, reason, nil)
+}
+
+// discardByLocked is discardLocked for a settle of a connection that by
+// tracks (nil: none): its later gets and declares wait for the dead letter.
+func (q *queue) discardByLocked(b *store.Batch, e entry, reason string, by *deadLetters) {
 	q.countDiscarded(reason)
 	if q.env.dead == nil || !q.deadLettersLocked(reason) {
 		q.removeLocked(b, e)
 		return
 	}
 	q.holdLocked(e)
-	q.env.dead.add(deadJob{src: q, e: e, reason: reason, at: q.env.now()})
+	j := deadJob{src: q, e: e, reason: reason, at: q.env.now()}
+	if by != nil {
+		j.done = by.start()
+	}
+	q.env.dead.add(j)
 }
 
 // expiredLocked reports whether e's TTL has passed: due is now or earlier,

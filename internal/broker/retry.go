@@ -190,7 +190,7 @@ func (q *queue) timeOutLocked() {
 		t.ch.expireDelivery(t.tag)
 		q.env.log.Warn("consumer timeout: delivery returned to its queue", "queue", q.name, "seq", seq,
 			"timeout_ms", q.opts().ConsumerTimeout)
-		q.returnLocked(&b, e)
+		q.returnLocked(&b, e, nil)
 	}
 	q.enforceLimitsLocked()
 	q.dispatchLocked()

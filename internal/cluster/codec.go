@@ -20,12 +20,13 @@ import (
 type cmdKind uint8
 
 const (
-	cmdOps     cmdKind = iota + 1 // body: encoded store ops
-	cmdDefine                     // body: the queue definition, opaque to the cluster
-	cmdCompact                    // body: u64 index; every member drops its log below it
-	cmdDelete                     // no body: the queue is deleted; its group stays for a redeclaration
-	cmdNodes                      // body: the cluster's node list (nodes group only, nodes.go)
-	cmdMeta                       // body: metadata ops (meta.go), in the metadata group only
+	cmdOps        cmdKind = iota + 1 // body: encoded store ops
+	cmdDefine                        // body: the queue definition, opaque to the cluster
+	cmdCompact                       // body: u64 index; every member drops its log below it
+	cmdDelete                        // no body: the queue is deleted; its group stays for a redeclaration
+	cmdNodes                         // body: the cluster's node list (nodes group only, nodes.go)
+	cmdMeta                          // body: metadata ops (meta.go), in the metadata group only
+	cmdNodeChange                    // body: one node added or removed, and the list as its proposer saw it (nodes.go)
 )
 
 const cmdHeaderLen = 1 + 8 + 8

@@ -57,12 +57,14 @@
 // that hands leadership on (memberLost).
 //
 // Membership (members.go): a queue's voters are chosen at creation
-// (PickMembers), the other nodes are learners; any member grows (adds or
+// (PickMembers) and settled through the metadata group when they are not
+// every node (placement.go: the first choice in its log wins), the other
+// nodes are learners; any member grows (adds or
 // promotes) or shrinks (demotes to learner) a voter with one raft
 // ConfChange at a time; a new member catches up by the log or a snapshot.
 // The node list (nodes.go) is one more group, over all nodes, whose
-// entries carry the whole list; AddNode and RemoveNode change it at run
-// time, and the stored list wins over Config.Nodes at start.
+// entries add or remove one node, in log order; AddNode and RemoveNode
+// change it at run time, and the stored list wins over Config.Nodes at start.
 //
 // Leaders spread (spread.go): a node leading two or more groups than a
 // caught-up voter transfers leadership to it. Idle groups quiesce
@@ -85,6 +87,7 @@
 //	meta cluster/g/<g>/stage/{def,floor,d/<due><seq>,done} -> an incoming snapshot's rest; done: u64 index, u64 term
 //	meta cluster/g/<g>/install                    -> present while a snapshot is copied from the stage
 //	meta cluster/groups/<g>                       -> the groups this node hosts
+//	meta cluster/place/<g>                        -> a queue's first voters, written by the metadata group
 //
 // The metadata group is g = MetaGroup (1<<60): its log is queue
 // logQueue(1<<60), its applied entries' keys are the broker's own
@@ -100,8 +103,9 @@
 // Host owns two: the loop, which owns every RawNode and storage (and
 // sends the keepalives each tick), and the
 // notifier, which runs the loop's effects (handler calls, proposer
-// wake-ups) in order, outside the loop; and one per outgoing snapshot
-// transfer (at most maxSnapSends). TCPTransport owns a listener
+// wake-ups) in order, outside the loop; one per outgoing snapshot
+// transfer (at most maxSnapSends), and one per snapshot being installed
+// (it copies the stage into the queue off the loop). TCPTransport owns a listener
 // goroutine and, per peer, a reader and a writer. Start starts them; Stop
 // and Close stop and wait for them.
 //

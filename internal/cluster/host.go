@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,9 @@ var (
 	ErrNoGroup   = errors.New("cluster: no such group on this node")
 	ErrTimeout   = errors.New("cluster: proposal not committed in time")
 	ErrStopped   = errors.New("cluster: host stopped")
+	// ErrTooLarge: the command would not fit the transport's frames
+	// (Config.MaxMessageSize), so it is not proposed.
+	ErrTooLarge = errors.New("cluster: write too large to replicate")
 )
 
 // Handler is what the host tells the broker. Calls come from the host's
@@ -88,6 +92,10 @@ type Config struct {
 	// group's log when it compacts it (once twice as many are applied);
 	// a member further behind its leader gets a snapshot.
 	CompactEntries int
+	// MaxMessageSize is the largest message body the broker takes
+	// (--max-message-size; 0 for DefaultMaxMessageSize). The transport's
+	// frames, and so the largest entry, are sized from it (transport.go).
+	MaxMessageSize int64
 	Logger         *slog.Logger
 }
 
@@ -104,6 +112,9 @@ func (c Config) Validate() error {
 	}
 	if c.Tick <= 0 || c.ElectionTicks <= c.HeartbeatTicks || c.HeartbeatTicks <= 0 {
 		return errors.New("cluster: need tick > 0 and election ticks > heartbeat ticks > 0")
+	}
+	if c.MaxMessageSize < 0 || frameLimit(c.MaxMessageSize) > math.MaxUint32 {
+		return fmt.Errorf("cluster: max message size %d: a replicated message is at most %d bytes", c.MaxMessageSize, math.MaxUint32-frameEnvelope)
 	}
 	ids := make(map[uint64]string)
 	for n := range c.Nodes {
@@ -158,8 +169,9 @@ type Host struct {
 	// Snapshot transfers (snapshot.go).
 	snapMu    sync.Mutex
 	snapSends map[snapKey]chan uint32 // outgoing, their acks; guarded by snapMu
-	rxMu      sync.Mutex              // held while staging a chunk or installing
+	rxMu      sync.Mutex              // held while staging a chunk or starting an install
 	rx        map[uint64]*snapRecv    // incoming by group; guarded by rxMu
+	copying   map[uint64]bool         // groups whose stage is being copied; guarded by rxMu
 
 	// Owned by the loop.
 	groups     map[uint64]*group
@@ -216,6 +228,13 @@ type group struct {
 	// quiet: not ticking (quiesce.go); idle: ticks it had nothing to do
 	quiet bool
 	idle  int
+	// installing: a snapshot's stage is being copied off the loop; the
+	// group takes no Ready until it ends, then held (the snapshot's
+	// Ready) goes on, or installErr stops the loop (snapshot.go).
+	installing  bool
+	held        *raft.Ready
+	installErr  error
+	installKeys []string // the metadata group's: the keys the install dropped (metasnap.go)
 }
 
 // New opens the host's groups from st (the node's local store). The host
@@ -233,6 +252,7 @@ func New(cfg Config, st store.Store) (*Host, error) {
 		recv: make(chan inbound, 4096), props: make(chan proposal, 4096), ctrl: make(chan func(), 64),
 		started: make(chan struct{}), stop: make(chan struct{}), waiters: make(map[uint64]*waiter), groups: make(map[uint64]*group),
 		snapSends: make(map[snapKey]chan uint32), rx: make(map[uint64]*snapRecv),
+		copying: make(map[uint64]bool),
 	}
 	// Proposal ids start from the clock so that an entry this node
 	// proposed before a restart, applied again on replay, never completes
@@ -501,7 +521,7 @@ func (h *Host) propose(p proposal) {
 	// definition may come from any member (a queue declared again on a
 	// follower after its deletion): Raft forwards it to the leader.
 	g.wake()
-	if k := cmdKind(p.data[0]); k != cmdDefine && k != cmdNodes && k != cmdMeta && (!g.leader || g.rn.BasicStatus().RaftState != raft.StateLeader) {
+	if k := cmdKind(p.data[0]); k != cmdDefine && k != cmdNodes && k != cmdNodeChange && k != cmdMeta && (!g.leader || g.rn.BasicStatus().RaftState != raft.StateLeader) {
 		h.finish(p.id, ErrNotLeader)
 		return
 	}
@@ -573,17 +593,33 @@ func (h *Host) handleReady() error {
 	var persist store.Batch
 	var notes []func()
 	for _, g := range h.groups {
-		if !g.rn.HasReady() {
-			continue
-		}
-		rd := g.rn.Ready()
-		if !raft.IsEmptySnap(rd.Snapshot) {
-			// Installed (synced) before the entries that follow it.
-			n, err := h.installSnapshot(g, rd.Snapshot, rd.HardState)
+		var rd raft.Ready
+		switch {
+		case g.installing:
+			continue // its held Ready goes on once the copy ends
+		case g.installErr != nil:
+			return g.installErr
+		case g.held != nil:
+			// The snapshot is installed: its Ready's entries, hard state,
+			// messages and commits go on, before any later ones.
+			rd, g.held = *g.held, nil
+			n, err := h.installedNotes(g)
 			if err != nil {
 				return err
 			}
 			notes = append(notes, n...)
+		case g.rn.HasReady():
+			rd = g.rn.Ready()
+			if !raft.IsEmptySnap(rd.Snapshot) {
+				// Installed before the entries that follow it; the copy
+				// runs off the loop and the Ready waits for it.
+				if err := h.installSnapshot(g, rd); err != nil {
+					return err
+				}
+				continue
+			}
+		default:
+			continue
 		}
 		early := false
 		if leads(g, rd) && (rd.HardState == nil ||
@@ -770,6 +806,15 @@ func (h *Host) applyCommand(g *group, e *pb.Entry, staged *store.Batch) ([]func(
 			return nil, fmt.Errorf("group %x entry %d: %w", g.id, e.GetIndex(), err)
 		}
 		notes = append(notes, n)
+	case cmdNodeChange:
+		if g.id != nodesGroup {
+			return nil, fmt.Errorf("%w: group %x entry %d: a node list change outside the nodes group", errBadCommand, g.id, e.GetIndex())
+		}
+		n, err := h.applyNodeChange(c.body, staged)
+		if err != nil {
+			return nil, fmt.Errorf("group %x entry %d: %w", g.id, e.GetIndex(), err)
+		}
+		notes = append(notes, n)
 	case cmdMeta:
 		if g.id != MetaGroup {
 			return nil, fmt.Errorf("%w: group %x entry %d: metadata outside the metadata group", errBadCommand, g.id, e.GetIndex())
@@ -839,6 +884,10 @@ func (h *Host) submit(ctx context.Context, group uint64, kind cmdKind, body []by
 	h.wmu.Lock()
 	h.waiters[id] = w
 	h.wmu.Unlock()
+	if len(data) > h.maxEntry() {
+		h.finish(id, fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, len(data), h.maxEntry()))
+		return pending{id, w}
+	}
 	select {
 	case h.props <- proposal{group: group, data: data, id: id}:
 	case <-h.stop:
@@ -853,10 +902,21 @@ func (h *Host) submit(ctx context.Context, group uint64, kind cmdKind, body []by
 // proposal id 0 has no waiter.
 func (h *Host) submitNoWait(group uint64, kind cmdKind, body []byte) {
 	data := appendCommand(make([]byte, 0, cmdHeaderLen+len(body)), command{kind: kind, proposer: h.self, body: body})
+	if len(data) > h.maxEntry() {
+		h.log.Error("cluster: write too large to replicate; dropped", "group", fmt.Sprintf("%x", group), "len", len(data), "limit", h.maxEntry())
+		return
+	}
 	select {
 	case h.props <- proposal{group: group, data: data}:
 	case <-h.stop:
 	}
+}
+
+// maxEntry is the largest command the host proposes: one that, alone in
+// an append or a snapshot chunk, fits the transport's frames with room for
+// the Raft message around it.
+func (h *Host) maxEntry() int {
+	return int(frameLimit(h.cfg.MaxMessageSize) - frameEnvelope/2)
 }
 
 type pending struct {

@@ -194,9 +194,11 @@ type testNode struct {
 	// route: its store's metadata route, given before its host starts
 	route func(store.Op) MetaRoute
 	st    *memstore.MemStore
-	h     *Host
-	rec   *recorder
-	rs    *Store
+	// wrap, when set, is the store the host runs on, around st.
+	wrap func(store.Store) store.Store
+	h    *Host
+	rec  *recorder
+	rs   *Store
 }
 
 type testCluster struct {
@@ -229,11 +231,15 @@ func newTestClusterWith(t *testing.T, n int, set func(*Config)) *testCluster {
 func (c *testCluster) start(tn *testNode) {
 	cfg := c.cfg
 	cfg.Node, cfg.Join = tn.name, tn.join
-	h, err := New(cfg, tn.st)
+	var st store.Store = tn.st
+	if tn.wrap != nil {
+		st = tn.wrap(st)
+	}
+	h, err := New(cfg, st)
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	tn.h, tn.rec, tn.rs = h, newRecorder(), NewStore(tn.st, h, 5*time.Second)
+	tn.h, tn.rec, tn.rs = h, newRecorder(), NewStore(st, h, 5*time.Second)
 	if tn.route != nil {
 		tn.rs.ShareMeta(tn.route)
 	}

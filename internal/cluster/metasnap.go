@@ -21,6 +21,7 @@ package cluster
 
 import (
 	"bytes"
+	"strings"
 
 	"github.com/sluicemq/sluice/internal/store"
 )
@@ -30,8 +31,12 @@ import (
 const stageMetaDir = "m/"
 
 // metaShared reports whether a metadata key holding v is one the
-// metadata group carries (false while no route is set).
+// metadata group carries: the route's shared keys (none while no route is
+// set) and the host's own queue placements (placement.go).
 func (h *Host) metaShared(key string, v []byte) bool {
+	if strings.HasPrefix(key, placementPrefix) {
+		return true
+	}
 	route := h.metaRoute.Load()
 	return route != nil && (*route)(store.Op{Kind: store.OpPutMeta, Key: key, Value: v}) != MetaLocal
 }

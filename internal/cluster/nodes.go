@@ -2,9 +2,15 @@ package cluster
 
 // The cluster's node list at run time. It is the state of one more Raft
 // group, the nodes group (id nodesGroup), whose voters are the nodes:
-// a cmdNodes entry carries the whole list (name=address lines, sorted),
-// and each node applies it to its roster and its transport and keeps it
-// in its store (the group's "def" key, which its snapshots carry). The
+// a cmdNodeChange entry adds or removes one node, applied to the list as
+// the log has made it so far, and each node applies the result to its
+// roster and its transport and keeps it in its store (the group's "def"
+// key, which its snapshots carry). Changes made at once on two nodes both
+// hold, in log order. The entry also carries the whole list as its
+// proposer saw it, which the first change applies to (the list is stored
+// from the first change on; before, every node has the list it was
+// started with, which a joining node's may not match). Entries of an
+// earlier version (cmdNodes) carry the whole list and still apply. The
 // stored list wins over Config.Nodes at start, so a restart with an old
 // --cluster does not undo an AddNode or RemoveNode; Config.Nodes only
 // starts the list (every first node bootstraps the group with it, the
@@ -133,7 +139,85 @@ func (h *Host) applyNodes(body []byte, staged *store.Batch) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
-	staged.PutMeta(groupKey(nodesGroup, "def"), body)
+	h.stageNodes(staged, body)
+	return h.nodesNote(nodes), nil
+}
+
+// stageNodes stages the stored node list, where the round's later
+// changes read it (metaValue; cleared by finishMeta).
+func (h *Host) stageNodes(staged *store.Batch, v []byte) {
+	key := groupKey(nodesGroup, "def")
+	staged.PutMeta(key, v)
+	if h.metaStaged == nil {
+		h.metaStaged = make(map[string][]byte)
+	}
+	h.metaStaged[key] = v
+}
+
+// nodeChange is a cmdNodeChange body: one node added (addr set) or
+// removed, then the list as its proposer saw it with the change made.
+type nodeChange struct {
+	add        bool
+	name, addr string
+	seen       map[string]string
+}
+
+// encodeNodeChange writes the change as its first line ("+name=addr" or
+// "-name"), then the seen list's lines (encodeNodes).
+func encodeNodeChange(c nodeChange) []byte {
+	line := "-" + c.name
+	if c.add {
+		line = "+" + c.name + "=" + c.addr
+	}
+	return append([]byte(line+"\n"), encodeNodes(c.seen)...)
+}
+
+func decodeNodeChange(data []byte) (nodeChange, error) {
+	first, rest, _ := strings.Cut(string(data), "\n")
+	var c nodeChange
+	switch {
+	case strings.HasPrefix(first, "+"):
+		var ok bool
+		c.add = true
+		if c.name, c.addr, ok = strings.Cut(first[1:], "="); !ok || c.name == "" {
+			return c, fmt.Errorf("%w: node list change %q", errBadCommand, first)
+		}
+	case strings.HasPrefix(first, "-") && len(first) > 1:
+		c.name = first[1:]
+	default:
+		return c, fmt.Errorf("%w: node list change %q", errBadCommand, first)
+	}
+	var err error
+	c.seen, err = decodeNodes([]byte(rest))
+	return c, err
+}
+
+// applyNodeChange stages a cmdNodeChange entry: the change made to the
+// list as stored by the entries before it (this round's included), or to
+// the list its proposer saw when none is stored yet. Adding a node that
+// is in the list at another address changes nothing (the first holds).
+func (h *Host) applyNodeChange(body []byte, staged *store.Batch) (func(), error) {
+	c, err := decodeNodeChange(body)
+	if err != nil {
+		return nil, err
+	}
+	key := groupKey(nodesGroup, "def")
+	cur, ok, err := h.metaValue(key) // meta.go: the store and this round's staged keys
+	if err != nil {
+		return nil, fmt.Errorf("read the node list: %w", err)
+	}
+	nodes := c.seen
+	if ok {
+		if nodes, err = decodeNodes(cur); err != nil {
+			return nil, err
+		}
+	}
+	if _, in := nodes[c.name]; c.add && !in {
+		nodes[c.name] = c.addr
+	} else if !c.add {
+		delete(nodes, c.name)
+	}
+	h.stageNodes(staged, encodeNodes(nodes))
 	return h.nodesNote(nodes), nil
 }
 
@@ -166,8 +250,17 @@ func (h *Host) AddNode(ctx context.Context, name, addr string) error {
 		}
 	}
 	nodes[name] = addr
-	if err := h.proposeNodes(ctx, nodes); err != nil {
+	if err := h.proposeNodes(ctx, nodeChange{add: true, name: name, addr: addr, seen: nodes}); err != nil {
 		return err
+	}
+	// The roster switches on the notifier, which may run the entry's
+	// note after the proposer woke (and its barrier ran).
+	for h.roster().names[NodeID(name)] != name {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("add %s: the node list applied here lacks it: %w", name, ErrTimeout)
+		case <-time.After(5 * time.Millisecond):
+		}
 	}
 	if err := h.changeMember(ctx, store.QueueID(nodesGroup), name, pb.ConfChangeAddNode, func(voter, _ bool) bool { return voter }); err != nil {
 		return fmt.Errorf("make %s a voter of the node list: %w", name, err)
@@ -206,7 +299,7 @@ func (h *Host) RemoveNode(ctx context.Context, name string) error {
 		}
 	}
 	delete(nodes, name)
-	return h.proposeNodes(ctx, nodes)
+	return h.proposeNodes(ctx, nodeChange{name: name, seen: nodes})
 }
 
 // queueGroups lists the queue groups this node hosts.
@@ -223,13 +316,14 @@ func (h *Host) queueGroups(ctx context.Context) []uint64 {
 	return ids
 }
 
-// proposeNodes commits a new node list (from any node: raft forwards a
-// follower's proposal; a lost one is proposed again).
-func (h *Host) proposeNodes(ctx context.Context, nodes map[string]string) error {
-	body := encodeNodes(nodes)
+// proposeNodes commits a change of the node list (from any node: raft
+// forwards a follower's proposal; a lost one is proposed again, which
+// applies as a no-op).
+func (h *Host) proposeNodes(ctx context.Context, c nodeChange) error {
+	body := encodeNodeChange(c)
 	for {
 		actx, cancel := context.WithTimeout(ctx, time.Second)
-		err := h.proposeCmd(actx, nodesGroup, cmdNodes, body)
+		err := h.proposeCmd(actx, nodesGroup, cmdNodeChange, body)
 		cancel()
 		if err == nil {
 			return h.barrier(ctx)

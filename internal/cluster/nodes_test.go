@@ -83,3 +83,53 @@ func TestAddAndRemoveNode(t *testing.T) {
 		}
 	}
 }
+
+// Two nodes adding a node each at the same moment: both additions hold,
+// on every node (the list's entries are changes applied in log order).
+func TestConcurrentAddNodes(t *testing.T) {
+	c := newTestCluster(t, 3)
+	adds := map[string]string{"n4": "addr4", "n5": "addr5"}
+	errs := make(chan error, 2)
+	for i, name := range []string{"n4", "n5"} {
+		go func() { errs <- c.nodes[i].h.AddNode(ctx(t), name, adds[name]) }()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tn := range c.nodes {
+		waitFor(t, tn.name+" lists n4 and n5", func() bool {
+			nodes := tn.h.Nodes()
+			return len(nodes) == 5 && nodes["n4"] == "addr4" && nodes["n5"] == "addr5"
+		})
+	}
+	if err := c.nodes[2].h.RemoveNode(ctx(t), "n5"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tn := range c.nodes {
+		waitFor(t, tn.name+" drops n5", func() bool {
+			nodes := tn.h.Nodes()
+			return len(nodes) == 4 && nodes["n4"] == "addr4"
+		})
+	}
+}
+
+// An entry of an earlier version, carrying the whole list, still applies,
+// and a change after it applies to it.
+func TestNodeListOldEntries(t *testing.T) {
+	c := newTestCluster(t, 3)
+	old := map[string]string{"n1": "", "n2": "", "n3": "", "n6": "addr6"}
+	waitFor(t, "the old entry commits", func() bool { // once the group has a leader
+		return c.nodes[0].h.proposeCmd(ctx(t), nodesGroup, cmdNodes, encodeNodes(old)) == nil
+	})
+	if err := c.nodes[1].h.proposeNodes(ctx(t), nodeChange{add: true, name: "n7", addr: "addr7", seen: map[string]string{"n1": "", "n7": "addr7"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tn := range c.nodes {
+		waitFor(t, tn.name+" applies both", func() bool {
+			nodes := tn.h.Nodes()
+			return len(nodes) == 5 && nodes["n6"] == "addr6" && nodes["n7"] == "addr7"
+		})
+	}
+}

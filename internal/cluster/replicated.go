@@ -54,11 +54,29 @@ func QueueID(vhost, name string) store.QueueID {
 // entries), one of them is elected, and the others see its definition
 // apply; a node that already hosts the group only waits for the
 // definition. Nodes picking different members for one queue at the same
-// moment would bootstrap conflicting groups: with every node a member (a
-// cluster no larger than the group size) they cannot.
+// moment would bootstrap conflicting groups, so a choice of members that
+// is not every node is settled first through the metadata group
+// (placement.go): the first choice in its log wins, and a node left out
+// of it waits to join the winner's group as a learner.
 func (h *Host) CreateQueue(ctx context.Context, id store.QueueID, def []byte, members []string) error {
 	if !Replicated(id) {
 		return fmt.Errorf("cluster: %x is not a replicated queue id", uint64(id))
+	}
+	if members != nil {
+		hosted, err := h.groupHosted(ctx, uint64(id))
+		if err != nil {
+			return err
+		}
+		if !hosted {
+			placed, err := h.placedMembers(ctx, id, members)
+			if errors.Is(err, errNotPlaced) {
+				return h.awaitDefinition(ctx, uint64(id))
+			}
+			if err != nil {
+				return err
+			}
+			members = placed
+		}
 	}
 	voters := h.roster().peers
 	if members != nil {
@@ -114,12 +132,8 @@ func (h *Host) createGroup(ctx context.Context, id store.QueueID, def []byte, vo
 	// node's definition applied first. A definition applying twice is
 	// harmless: DefineQueue is idempotent.
 	for {
-		var defined bool
-		if err := h.do(ctx, func() {
-			if g := h.groups[gid]; g != nil {
-				defined = g.defined
-			}
-		}); err != nil {
+		defined, err := h.groupDefined(ctx, gid)
+		if err != nil {
 			return err
 		}
 		if defined {
@@ -128,7 +142,7 @@ func (h *Host) createGroup(ctx context.Context, id store.QueueID, def []byte, vo
 		// A forwarded proposal lost on the way has no answer: bound
 		// each attempt.
 		actx, cancel := context.WithTimeout(ctx, time.Second)
-		err := h.proposeCmd(actx, gid, cmdDefine, def)
+		err = h.proposeCmd(actx, gid, cmdDefine, def)
 		cancel()
 		if err == nil {
 			// The handler has defined the queue once the notifier has

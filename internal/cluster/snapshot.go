@@ -27,10 +27,13 @@ package cluster
 // (synced) and steps the MsgSnap. When raft accepts it (Ready.Snapshot),
 // the loop installs it: one synced batch resets the group's log to the
 // snapshot (truncation point, conf state, applied index, hard state),
-// drops the queue's old state and marks the install; then the staged
-// state is copied into the queue in bounded batches, and a last batch
-// drops the stage and the mark. A restart that finds the mark copies
-// again, so an install is all or nothing.
+// drops the queue's old state and marks the install; then a goroutine
+// copies the staged state into the queue in bounded batches, and a last
+// batch drops the stage and the mark. Meanwhile the group takes no Ready
+// (its snapshot Ready is held, and goes on once the copy ends: nothing
+// after the snapshot applies before it) and no new transfer stages into
+// it, while the node's other groups go on. A restart that finds the mark
+// copies again, so an install is all or nothing.
 
 import (
 	"bytes"
@@ -577,6 +580,11 @@ func (h *Host) DeliverChunk(from uint64, data []byte) {
 func (h *Host) receiveChunk(from uint64, hdr chunkHeader, payload []byte) (*pb.Message, error) {
 	h.rxMu.Lock()
 	defer h.rxMu.Unlock()
+	if h.copying[hdr.group] {
+		// The stage is being copied (installSnapshot): a new transfer
+		// would overwrite it. The sender fails and raft tries again.
+		return nil, fmt.Errorf("chunk %d of snapshot %d while the last one installs", hdr.no, hdr.index)
+	}
 	rx := h.rx[hdr.group]
 	var b store.Batch
 	if hdr.no == 0 {
@@ -620,20 +628,24 @@ func indexTerm(index, term uint64) []byte {
 	return binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, index), term)
 }
 
-// installSnapshot makes a snapshot raft accepted the group's state (on
-// the loop, before the Ready's entries are staged); it returns what to
-// tell the handler.
-func (h *Host) installSnapshot(g *group, snap *pb.Snapshot, hs *pb.HardState) ([]func(), error) {
+// installSnapshot makes a snapshot raft accepted the group's state
+// (before rd's entries are staged): on the loop, one synced batch resets
+// the log and drops the queue's old state; then a goroutine copies the
+// stage into the queue, the group held meanwhile (group.installing) so
+// that the node's other groups go on. The copy's end hands rd back to the
+// loop (group.held), which tells the handler and goes on with rd.
+func (h *Host) installSnapshot(g *group, rd raft.Ready) error {
 	h.rxMu.Lock()
 	defer h.rxMu.Unlock()
+	snap, hs := rd.Snapshot, rd.HardState
 	md := snap.GetMetadata()
 	done, err := h.st.GetMeta(stagePrefix(g.id) + "done")
 	if err != nil || !bytes.Equal(done, indexTerm(md.GetIndex(), md.GetTerm())) {
-		return nil, fmt.Errorf("group %x: snapshot %d/%d accepted but not staged (%v)", g.id, md.GetIndex(), md.GetTerm(), err)
+		return fmt.Errorf("group %x: snapshot %d/%d accepted but not staged (%v)", g.id, md.GetIndex(), md.GetTerm(), err)
 	}
 	var b store.Batch
 	if err := g.st.stageSnapshot(&b, md, hs); err != nil {
-		return nil, err
+		return err
 	}
 	stageApplied(&b, g.id, md.GetIndex())
 	b.PutMeta(groupKey(g.id, "install"), nil)
@@ -642,24 +654,45 @@ func (h *Host) installSnapshot(g *group, snap *pb.Snapshot, hs *pb.HardState) ([
 		// The shared keys the snapshot does not hold go; those it holds
 		// are overwritten by the copy (metasnap.go).
 		if metaKeys, err = h.dropMetaNotStaged(&b); err != nil {
-			return nil, err
+			return err
 		}
 	} else {
 		b.DropQueue(store.QueueID(g.id))
 		if err := h.dropDelays(&b, store.QueueID(g.id)); err != nil {
-			return nil, err
+			return err
 		}
 		b.DeleteMeta(groupKey(g.id, "def"))
 	}
 	if err := h.st.Apply(&b, true); err != nil {
-		return nil, err
+		return err
 	}
-	if err := h.copyStage(g.id); err != nil {
-		return nil, err
-	}
-	h.log.Info("cluster: installed a snapshot", "group", fmt.Sprintf("%x", g.id), "index", md.GetIndex())
+	g.installing, g.held, g.installKeys = true, &rd, metaKeys
+	h.copying[g.id] = true // no transfer stages into it meanwhile (receiveChunk)
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		err := h.copyStage(g.id)
+		h.rxMu.Lock()
+		delete(h.copying, g.id)
+		h.rxMu.Unlock()
+		if err == nil {
+			h.log.Info("cluster: installed a snapshot", "group", fmt.Sprintf("%x", g.id), "index", md.GetIndex())
+		}
+		select {
+		case h.ctrl <- func() { g.installing, g.installErr = false, err }:
+		case <-h.stop:
+		}
+	}()
+	return nil
+}
+
+// installedNotes tells the handler what a group is after an install: the
+// metadata group's keys that changed, a queue's definition.
+func (h *Host) installedNotes(g *group) ([]func(), error) {
 	if g.id == MetaGroup {
-		return []func(){h.metaNote(metaKeys)}, nil
+		keys := g.installKeys
+		g.installKeys = nil
+		return []func(){h.metaNote(keys)}, nil
 	}
 	return h.defineNotes(g)
 }
@@ -683,6 +716,11 @@ func (h *Host) copyStage(group uint64) error {
 	err := walkStaged(h.st, group, func(it snapItem) error {
 		stageItem(&b, group, it, false)
 		if size += it.size(); size >= snapChunkBytes {
+			select {
+			case <-h.stop:
+				return ErrStopped // the install mark stays: the next start finishes it
+			default:
+			}
 			if err := h.st.Apply(&b, false); err != nil {
 				return err
 			}

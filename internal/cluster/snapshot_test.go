@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -269,4 +270,76 @@ func TestTCPWipedFollowerCatchesUp(t *testing.T) {
 	write(121, 125)
 	want = append(want, "121=msg 121", "122=msg 122", "123=msg 123", "124=msg 124", "125=msg 125")
 	waitFor(t, victim+" follows the log", func() bool { return slices.Equal(contents(t, nodes[victim].st, q), want) })
+}
+
+// gatedStore holds the batches that copy a snapshot's stage of
+// group q into its queue (while the install mark is stored) until open is
+// closed, telling held when the first is held.
+type gatedStore struct {
+	store.Store
+	q    store.QueueID
+	held chan struct{}
+	once sync.Once
+	open chan struct{}
+}
+
+func (s *gatedStore) Apply(b *store.Batch, sync bool) error {
+	if slices.ContainsFunc(b.Ops, func(op store.Op) bool { return op.Queue == s.q && op.Kind == store.OpPutMessage }) {
+		if _, err := s.GetMeta(groupKey(uint64(s.q), "install")); err == nil {
+			s.once.Do(func() { close(s.held) })
+			<-s.open
+		}
+	}
+	return s.Store.Apply(b, sync)
+}
+
+// Installing a snapshot copies its stage off the node's Raft loop: while
+// the copy of one queue is held up, the node's other groups go on
+// applying; once it ends, the queue holds the leader's state and follows
+// the log after the snapshot.
+func TestSnapshotInstallOffTheLoop(t *testing.T) {
+	c := newTestClusterWith(t, 3, func(cfg *Config) { cfg.CompactEntries = 10 })
+	q, other := NewQueueID(), NewQueueID()
+	for _, id := range []store.QueueID{q, other} {
+		if err := c.nodes[0].h.CreateQueue(ctx(t), id, []byte("def"), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var lagging *testNode
+	for _, tn := range c.nodes {
+		if tn != c.leader(q) {
+			lagging = tn
+		}
+	}
+	writeLoad(t, c, q, 1, 20)
+	c.net.down(lagging.h.Self())
+	writeLoad(t, c, q, 21, 120, lagging)
+	l := c.leader(q, lagging)
+	waitFor(t, "the leader compacts past the down member", func() bool {
+		_, heldAt := logBounds(lagging, q)
+		return logFirst(l.st, q) > heldAt+1
+	})
+	gate := &gatedStore{q: q, held: make(chan struct{}), open: make(chan struct{})}
+	release := sync.OnceFunc(func() { close(gate.open) })
+	t.Cleanup(release) // before the hosts stop, should the test fail with the copy held
+	lagging.wrap = func(st store.Store) store.Store { gate.Store = st; return gate }
+	c.start(lagging)
+	select {
+	case <-gate.held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no snapshot install began")
+	}
+	c.write(put(other, 1), lagging)
+	waitFor(t, "another group applies on the installing node", func() bool {
+		return len(contents(t, lagging.st, other)) == 1
+	})
+	if got := contents(t, lagging.st, q); len(got) != 0 {
+		// Its old state is dropped and the copy is held: nothing yet.
+		t.Fatalf("the installing queue holds %d messages mid-copy", len(got))
+	}
+	release()
+	writeLoad(t, c, q, 121, 130)
+	want := queueState(t, c.leader(q).st, q)
+	waitFor(t, "the installed queue converges", func() bool { return queueState(t, lagging.st, q) == want })
+	waitFor(t, "the installing node defines the queue", func() bool { return string(lagging.rec.def(q)) == "def" })
 }

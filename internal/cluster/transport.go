@@ -12,6 +12,16 @@ package cluster
 // other frames: 0 forwarding (forward.go), 1 snapshot chunks, acks and
 // the lost and quiesce notices (snapshot.go, quiesce.go), 2 an empty
 // keepalive. The peers follow the node list (SetNodes).
+//
+// A frame is at most frameLimit(MaxMessageSize) long: the largest message
+// the broker takes plus room for its envelope, so that any entry,
+// snapshot chunk or forwarded publish the broker can make fits (Raft's
+// MaxSizePerMsg lets an append carry one entry over it alone). A frame
+// over the limit is an error, logged once per connection and counted
+// (Oversized), and skipped: the writer does not send it, a reader
+// discards it and keeps the connection, so a peer configured with a
+// smaller limit does not make the pair reconnect forever. The host
+// refuses a proposal over the limit (ErrTooLarge) before it enters a log.
 
 import (
 	"bufio"
@@ -31,9 +41,24 @@ import (
 
 const (
 	handshakeMagic = "SLUICE-RAFT-1\n"
-	maxFrame       = 64 << 20
 	peerQueueLen   = 8192
+	// frameEnvelope is what a frame holds beyond one message's body: the
+	// message's properties and index records, the Raft message and
+	// command headers, the small entries an append may carry with it.
+	frameEnvelope = 8 << 20
+	// DefaultMaxMessageSize is the broker's default largest message body
+	// (--max-message-size).
+	DefaultMaxMessageSize = 128 << 20
 )
+
+// frameLimit is the longest frame (group and payload) a transport sends
+// and reads when the broker takes messages of up to maxMessage bytes.
+func frameLimit(maxMessage int64) int64 {
+	if maxMessage <= 0 {
+		maxMessage = DefaultMaxMessageSize
+	}
+	return maxMessage + frameEnvelope
+}
 
 // Receiver takes the messages and snapshot frames a transport reads (the
 // Host).
@@ -50,10 +75,14 @@ type TCPTransport struct {
 	// (quiesce.go).
 	liveFor time.Duration
 	ln      net.Listener
-	recv    Receiver
-	log     *slog.Logger
-	pmu     sync.RWMutex
-	peers   map[uint64]*peer // guarded by pmu; changed by SetNodes
+	limit   int64 // frameLimit of the configured MaxMessageSize
+	// oversized counts the frames over limit this transport refused to
+	// send or discarded on reading.
+	oversized atomic.Uint64
+	recv      Receiver
+	log       *slog.Logger
+	pmu       sync.RWMutex
+	peers     map[uint64]*peer // guarded by pmu; changed by SetNodes
 
 	fwd        forwards // forward.go
 	fwdMu      sync.Mutex
@@ -73,12 +102,31 @@ type peer struct {
 	accepted chan net.Conn
 	up       atomic.Bool
 	heard    atomic.Int64  // unix nanoseconds of the last frame read from it
+	queued   atomic.Int64  // bytes of the large Raft messages in out (Send)
 	stop     chan struct{} // closed when the transport closes or the node is removed
 }
 
 type frame struct {
 	group uint64
 	data  []byte
+}
+
+// largeMessage: a Raft message this long counts against its peer's queued
+// bytes. An append over MaxSizePerMsg holds one large entry, which raft
+// may send again on every heartbeat answer while it probes a follower;
+// queuing at most one frame limit of them per peer bounds the memory they
+// hold (raft retransmits what is dropped).
+const largeMessage = 2 << 20
+
+// counted reports whether f's bytes are in its peer's queued: a large
+// Raft message (not a reserved group's frame).
+func (f frame) counted() bool { return f.group > keepaliveGroup && len(f.data) >= largeMessage }
+
+// took is told of every frame taken from p.out.
+func (p *peer) took(f frame) {
+	if f.counted() {
+		p.queued.Add(-int64(len(f.data)))
+	}
 }
 
 // NewTCPTransport listens on this node's cluster address (cfg.Nodes[cfg.Node])
@@ -93,6 +141,7 @@ func NewTCPTransport(cfg Config, recv Receiver) (*TCPTransport, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	t := &TCPTransport{self: cfg.Node, selfN: NodeID(cfg.Node), ln: ln, recv: recv, log: log,
+		limit: frameLimit(cfg.MaxMessageSize),
 		peers: make(map[uint64]*peer), stop: make(chan struct{}),
 		liveFor: time.Duration(cfg.ElectionTicks) * cfg.Tick}
 	t.wg.Add(1)
@@ -145,7 +194,7 @@ func (t *TCPTransport) Keepalive() {
 	for _, p := range t.peers {
 		if p.up.Load() {
 			select {
-			case p.out <- frame{keepaliveGroup, nil}:
+			case p.out <- frame{group: keepaliveGroup}:
 			default:
 			}
 		}
@@ -156,6 +205,21 @@ func (t *TCPTransport) peer(id uint64) *peer {
 	t.pmu.RLock()
 	defer t.pmu.RUnlock()
 	return t.peers[id]
+}
+
+// Oversized returns how many frames over the frame limit the transport
+// refused to send or discarded on reading since it started.
+func (t *TCPTransport) Oversized() uint64 { return t.oversized.Load() }
+
+// refuseOversized counts a frame over the limit and logs the first of a
+// connection (logged says whether it has been).
+func (t *TCPTransport) refuseOversized(p *peer, what string, n int64, logged *bool) {
+	t.oversized.Add(1)
+	if !*logged {
+		*logged = true
+		t.log.Error("cluster transport: frame over the limit (a message larger than --max-message-size allows, or a peer with a larger one)",
+			"peer", p.name, "dir", what, "len", n, "limit", t.limit)
+	}
 }
 
 // Addr returns the listening address.
@@ -194,9 +258,17 @@ func (t *TCPTransport) Send(to, group uint64, m *pb.Message) {
 		t.log.Error("cluster transport: encode message", "err", err)
 		return
 	}
+	f := frame{group: group, data: data}
+	if f.counted() {
+		if q := p.queued.Add(int64(len(data))); q > int64(len(data)) && q > t.limit {
+			p.queued.Add(-int64(len(data)))
+			return // a frame limit of large messages is queued already
+		}
+	}
 	select {
-	case p.out <- frame{group, data}:
+	case p.out <- f:
 	default: // the peer is behind: drop, Raft retransmits
+		p.took(f)
 	}
 }
 
@@ -208,7 +280,7 @@ func (t *TCPTransport) SendChunk(to uint64, data []byte) bool {
 		return false
 	}
 	select {
-	case p.out <- frame{snapGroup, data}:
+	case p.out <- frame{group: snapGroup, data: data}:
 		return true
 	default:
 		return false
@@ -322,7 +394,8 @@ func (t *TCPTransport) connect(p *peer, backoff *time.Duration) net.Conn {
 				case <-p.stop:
 					timer.Stop()
 					return nil
-				case <-p.out:
+				case f := <-p.out:
+					p.took(f)
 				case <-timer.C:
 					waiting = false
 				}
@@ -332,7 +405,8 @@ func (t *TCPTransport) connect(p *peer, backoff *time.Duration) net.Conn {
 		select {
 		case <-p.stop:
 			return nil
-		case <-p.out:
+		case f := <-p.out:
+			p.took(f)
 		case c := <-p.accepted:
 			return c
 		}
@@ -354,6 +428,7 @@ func (t *TCPTransport) serve(p *peer, c net.Conn) net.Conn {
 	w := bufio.NewWriterSize(c, 64<<10)
 	var hdr [12]byte
 	var next net.Conn
+	logged := false
 	for {
 		var f frame
 		select {
@@ -371,10 +446,15 @@ func (t *TCPTransport) serve(p *peer, c net.Conn) net.Conn {
 		}
 		// Write what is queued, then flush once (batching).
 		for {
-			binary.BigEndian.PutUint32(hdr[:4], uint32(8+len(f.data)))
-			binary.BigEndian.PutUint64(hdr[4:], f.group)
-			w.Write(hdr[:])
-			w.Write(f.data)
+			p.took(f)
+			if n := int64(8 + len(f.data)); n > t.limit {
+				t.refuseOversized(p, "send", n, &logged)
+			} else {
+				binary.BigEndian.PutUint32(hdr[:4], uint32(n))
+				binary.BigEndian.PutUint64(hdr[4:], f.group)
+				w.Write(hdr[:])
+				w.Write(f.data)
+			}
 			more := false
 			select {
 			case f = <-p.out:
@@ -397,16 +477,26 @@ func (t *TCPTransport) serve(p *peer, c net.Conn) net.Conn {
 func (t *TCPTransport) read(p *peer, c net.Conn) {
 	r := bufio.NewReaderSize(c, 64<<10)
 	var hdr [12]byte
+	logged := false
 	for {
 		if _, err := io.ReadFull(r, hdr[:]); err != nil {
 			c.Close()
 			return
 		}
 		n := binary.BigEndian.Uint32(hdr[:4])
-		if n < 8 || n > maxFrame {
+		if n < 8 {
 			t.log.Warn("cluster transport: bad frame length; dropping the connection", "peer", p.name, "len", n)
 			c.Close()
 			return
+		}
+		if int64(n) > t.limit {
+			t.refuseOversized(p, "receive", int64(n), &logged)
+			if _, err := io.CopyN(io.Discard, r, int64(n)-8); err != nil {
+				c.Close()
+				return
+			}
+			p.heard.Store(time.Now().UnixNano())
+			continue
 		}
 		data := make([]byte, n-8)
 		if _, err := io.ReadFull(r, data); err != nil {

@@ -1,12 +1,15 @@
 package cluster
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/sluicemq/sluice/internal/store"
 	"github.com/sluicemq/sluice/internal/store/memstore"
 )
 
@@ -144,5 +147,57 @@ func TestTCPTransportSetNodes(t *testing.T) {
 	waitFor(t, "n1 drops n3", func() bool { return !nodes[0].tr.Connected("n3") && !nodes[2].tr.Connected("n1") })
 	if !nodes[0].tr.Connected("n2") {
 		t.Fatal("n1 lost n2")
+	}
+}
+
+// A message just over 64 MiB (the broker takes up to 128 MiB by default)
+// replicates over loopback TCP in one entry; an entry over the frame limit
+// is refused at the proposal instead of stalling the group.
+func TestTCPTransportLargeMessage(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Tick = 10 * time.Millisecond
+	cfg.ElectionTicks = 500 // 5 s: a 64 MiB copy under -race on a loaded machine holds the loop a while
+	cfg.Nodes = map[string]string{"n1": freeAddr(t), "n2": freeAddr(t)}
+	nodes := make(map[string]*tcpNode)
+	for _, name := range []string{"n1", "n2"} {
+		c := cfg
+		c.Node = name
+		n := startTCPNode(t, c, memstore.New())
+		n.rs = NewStore(n.st, n.h, time.Minute) // copies of 64 MiB under -race on a loaded machine
+		nodes[name] = n
+	}
+	t.Cleanup(func() {
+		for _, n := range nodes {
+			n.stop()
+		}
+	})
+	waitFor(t, "connections", func() bool { return nodes["n1"].tr.Connected("n2") })
+	q := NewQueueID()
+	if err := nodes["n1"].h.CreateQueue(ctx(t), q, []byte("def"), nil); err != nil {
+		t.Fatal(err)
+	}
+	leader := nodes["n1"]
+	waitFor(t, "a leader", func() bool { gs, _ := leader.h.QueueStatus(q); return gs.Serving })
+	body := make([]byte, 64<<20+1024)
+	for i := range body {
+		body[i] = byte(i)
+	}
+	var b store.Batch
+	b.PutIndexed(q, 1, body, []byte{1})
+	if err := leader.rs.Apply(&b, true); err != nil {
+		t.Fatalf("replicate a message of %d bytes: %v", len(body), err)
+	}
+	waitFor(t, "the follower applies the message", func() bool {
+		rec, err := nodes["n2"].st.Get(q, 1)
+		return err == nil && bytes.Equal(rec, body)
+	})
+
+	var huge store.Batch
+	huge.PutIndexed(q, 2, make([]byte, leader.h.maxEntry()+1), []byte{2})
+	if err := leader.rs.Apply(&huge, true); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("an entry over the frame limit: got %v, want ErrTooLarge", err)
+	}
+	if err := leader.rs.Apply(put(q, 3), true); err != nil {
+		t.Fatalf("the group after a refused entry: %v", err)
 	}
 }
