@@ -3,7 +3,7 @@
 # fanned-out message. Starts a fresh `sluice serve --pprof`, runs one of
 # bench-compare.sh's consume-side scenarios against it, and over a window of the
 # steady part of the run reads the broker's CPU time (/proc/PID/stat), its read and
-# write system calls (/proc/PID/io), its allocations (a heap profile before and
+# write system calls and the bytes it wrote to disk (/proc/PID/io), its allocations (a heap profile before and
 # after) and the messages it delivered (/metrics), and takes a CPU profile and an
 # execution trace. Prints the figures per delivered message; the profiles stay in OUT.
 #
@@ -72,17 +72,17 @@ else
 fi
 
 cpu() { awk '{print $14 + $15}' "/proc/${1:-$pid}/stat"; } # utime + stime, clock ticks
-sys() { awk '/^syscr/ {r = $2} /^syscw/ {w = $2} END {print r, w}' "/proc/$pid/io"; }
+sys() { awk '/^syscr/ {r = $2} /^syscw/ {w = $2} /^write_bytes/ {b = $2} END {print r, w, b}' "/proc/$pid/io"; }
 delivered() {
 	curl -s -u guest:guest "http://127.0.0.1:$http/metrics" |
 		awk '/^rabbitmq_channel_messages_delivered_ack_total/ {n += $NF} END {printf "%d\n", n}'
 }
 curl -s "http://127.0.0.1:$pprof/debug/pprof/allocs" >"$OUT/allocs-before.pb.gz"
 c0=$(cpu) b0=$(cpu "$bench_pid") d0=$(delivered) t0=$(date +%s.%N)
-read -r r0 w0 < <(sys)
+read -r r0 w0 wb0 < <(sys)
 curl -s "http://127.0.0.1:$pprof/debug/pprof/profile?seconds=$WINDOW" >"$OUT/cpu.pb.gz"
 c1=$(cpu) b1=$(cpu "$bench_pid") d1=$(delivered) t1=$(date +%s.%N)
-read -r r1 w1 < <(sys)
+read -r r1 w1 wb1 < <(sys)
 curl -s "http://127.0.0.1:$pprof/debug/pprof/allocs" >"$OUT/allocs-after.pb.gz"
 if [ "$TRACE" != 0 ]; then
 	curl -s "http://127.0.0.1:$pprof/debug/pprof/trace?seconds=$TRACE" >"$OUT/trace.out"
@@ -94,12 +94,13 @@ allocs=$(go tool pprof -sample_index=alloc_objects -base "$OUT/allocs-before.pb.
 	"$OUT/allocs-after.pb.gz" 2>/dev/null | awk '/ total$/ {print $(NF-1)}' | head -1)
 bytes=$(go tool pprof -sample_index=alloc_space -base "$OUT/allocs-before.pb.gz" -top -nodecount=1 \
 	"$OUT/allocs-after.pb.gz" 2>/dev/null | awk '/ total$/ {print $(NF-1)}' | head -1)
-awk -v n="$n" -v c="$((c1 - c0))" -v bc="$((b1 - b0))" -v hz="$hz" -v r="$((r1 - r0))" -v w="$((w1 - w0))" -v t0="$t0" -v t1="$t1" \
+awk -v n="$n" -v c="$((c1 - c0))" -v bc="$((b1 - b0))" -v hz="$hz" -v r="$((r1 - r0))" -v w="$((w1 - w0))" -v wb="$((wb1 - wb0))" -v t0="$t0" -v t1="$t1" \
 	-v allocs="$allocs" -v bytes="$bytes" -v sc="$scenario" 'BEGIN {
 	printf "%s: %d deliveries in %.1f s (%.0f/s)\n", sc, n, t1 - t0, n / (t1 - t0)
 	printf "  broker CPU per delivery: %.1f us (%.0f%% of one core)\n", c / hz / n * 1e6, c / hz / (t1 - t0) * 100
 	printf "  bench client (amqp091-go) CPU per delivery: %.1f us (%.0f%% of one core)\n", bc / hz / n * 1e6, bc / hz / (t1 - t0) * 100
 	printf "  system calls per delivery: %.2f reads, %.2f writes (sockets and files)\n", r / n, w / n
+	printf "  bytes written to disk per delivery: %.0f (WAL, flushes and compactions)\n", wb / n
 	printf "  allocated in the window: %s objects, %s (sampled; divide by %d deliveries)\n", allocs, bytes, n
 }'
 log "profiles in $OUT (cpu.pb.gz, allocs-*.pb.gz, trace.out); bench output in $OUT/bench.txt"

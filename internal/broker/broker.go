@@ -70,6 +70,7 @@ type Broker struct {
 	nextQueueID store.QueueID
 
 	delayQID store.QueueID // the hidden queue of delayed publishes
+	sharing  *bodySharing  // shared.go: fanout bodies, swept by housekeeping
 
 	// held are quorum queue definitions whose vhost is not here yet,
 	// by vhost (metasync.go); guarded by vhMu.
@@ -100,8 +101,18 @@ func Open(cfg Config, st store.Store) (*Broker, error) {
 	pub := &publishing{log: cfg.Logger}
 	fence := &storeFence{log: cfg.Logger}
 	pipe := newPipeline(fencingStore{st, fence}, pub)
+	bodies := sharedBodies(st, cfg.Cluster)
+	sharing, err := newBodySharing(bodies)
+	if err != nil {
+		return nil, fmt.Errorf("open broker: %w", err)
+	}
+	pub.sharing, b.sharing = sharing, sharing
+	var view store.Store = pipe.Store()
+	if bodies != nil {
+		view = sharedStore{view, bodies}
+	}
 	b.env = &env{
-		st:     pipe.Store(),
+		st:     view,
 		pipe:   pipe,
 		fence:  fence,
 		log:    cfg.Logger,

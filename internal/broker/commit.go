@@ -81,6 +81,7 @@ type publishing struct {
 	delays   *scheduler
 	dead     *deadLetterer
 	byQ      map[*queue][]entry // complete's scratch
+	sharing  *bodySharing       // shared.go: set by Open before the pipeline starts
 }
 
 // newPipeline returns the broker's write pipeline over st, not started.
@@ -148,6 +149,16 @@ func (p *publishing) prepare(group []*publishReq, b *store.Batch) bool {
 			p.delaySeq++
 		}
 		var idx []byte
+		// A message for two or more durable queues keeps its body once
+		// (shared.go); the others are written whole.
+		durableRec, body, bodyID, shared := r.rec, []byte(nil), uint64(0), false
+		var refs []store.BodyRef
+		if p.sharing.shares(r.targets) {
+			durableRec, body, bodyID, shared = p.sharing.split(r.rec)
+			if !shared {
+				durableRec = r.rec
+			}
+		}
 		for _, q := range r.targets {
 			seq := q.nextSeq
 			q.nextSeq++
@@ -159,7 +170,13 @@ func (p *publishing) prepare(group []*publishReq, b *store.Batch) bool {
 			if idx == nil {
 				idx = r.index()
 			}
-			b.PutIndexed(q.id, seq, r.rec, idx)
+			b.PutIndexed(q.id, seq, durableRec, idx)
+			if shared {
+				refs = append(refs, store.BodyRef{Queue: q.id, Seq: seq})
+			}
+		}
+		if shared {
+			b.PutBody(bodyID, body, refs)
 		}
 		if r.also != nil && !(r.keep && pl.full != nil) {
 			b.Append(r.also)

@@ -11,7 +11,10 @@
 // (seq, expiry, size, delivery count, flags). Bodies are read back from the store
 // for delivery, through a bounded cache that holds the records of freshly
 // published messages until their first delivery, so a backlog lives in the
-// store, not in RAM.
+// store, not in RAM. A message routed to two or more durable queues keeps its
+// body once, shared, and each queue's record names it; the broker's store
+// view joins them on every read and housekeeping sweeps the bodies no queue
+// refers to any more (shared.go).
 //
 // Every write goes through one write pipeline, the store's
 // store.Pipeline (commit.go says what the broker gives it). A publish is

@@ -2,11 +2,15 @@ package broker
 
 // Housekeeping: the broker's timer loop. It drops expired messages that no
 // consumer reaches (message TTL is otherwise checked when a message reaches
-// the head of its queue), takes back deliveries past x-consumer-timeout and
-// deletes queues unused for longer than their x-expires.
+// the head of its queue), takes back deliveries past x-consumer-timeout,
+// deletes queues unused for longer than their x-expires and sweeps shared
+// bodies no queue refers to (shared.go).
 
 import (
+	"errors"
 	"time"
+
+	"github.com/sluicemq/sluice/internal/store"
 )
 
 // housekeepEvery is how often the housekeeping loop runs.
@@ -29,6 +33,9 @@ func (b *Broker) runHousekeeping() {
 // housekeep does one round; tests call it directly.
 func (b *Broker) housekeep() {
 	b.users.failures.Flush() // users.go: the failed logins gathered per source
+	if err := b.sharing.sweepRound(); err != nil && !isFence(err) && !errors.Is(err, store.ErrFenced) && !errors.Is(err, store.ErrClosed) {
+		b.cfg.Logger.Error("sweep shared bodies", "err", err)
+	}
 	for _, vh := range b.vhostList() {
 		vh.mu.RLock()
 		qs := make([]*queue, 0, len(vh.queues))

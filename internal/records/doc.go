@@ -52,6 +52,23 @@
 // aliases it, and a publish receives the body straight into the record's
 // tail. The publish time lets a restart restore message TTLs.
 //
+// # Shared record (store message keyspace, instead of a message record)
+//
+// A message routed to two or more durable queues keeps its property list
+// and body once, as a shared body (store.Bodies), and each durable queue
+// gets a shared record naming it (shared_body.go):
+//
+//	 0        1        2                10
+//	┌────────┬────────┬────────────────┬───────────┬─────────────┬──────────────┐
+//	│ 0x02   │ flags  │ published      │ exchange  │ routing key │ body id      │
+//	│ u8     │ u8     │ u64be, unix ms │ str       │ str         │ uvarint      │
+//	└────────┴────────┴────────────────┴───────────┴─────────────┴──────────────┘
+//	shared body: plen u32be | props | body   (the message record's tail)
+//
+// JoinShared puts the two together again into the version 1 record they
+// were cut from; the broker does so on every read, so nothing past its
+// store view sees a version 2 record.
+//
 // # Index entry (store index keyspace, written once, with its record)
 //
 //	┌──────┬───────┬─────────────┬────────────────────┬──────────────┬──────────┐

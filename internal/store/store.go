@@ -13,6 +13,8 @@
 //	delay    (due, queue, seq) -> empty  the delay index, scanned in due order
 //	floor    queue -> seq                every message below it is acked
 //	meta     key -> value                definitions: exchanges, queues, bindings, users, …
+//	body     id -> bytes, refs           optional (Bodies, bodies.go): one copy of a fanned-out
+//	                                     message's bytes, deleted by a sweep once no ref is live
 //
 // Every change goes through a Batch applied atomically by Apply; a batch
 // applied with sync=true is durable (fsynced) when Apply returns. A Store
@@ -123,6 +125,7 @@ const (
 	OpDropQueue                       // Queue: messages, index entries, states, floor; the caller deletes its delay entries
 	OpPutMeta                         // Key, Value
 	OpDeleteMeta                      // Key
+	OpPutBody                         // Seq (the body id), Value, Refs (bodies.go)
 )
 
 // Op is one operation of a batch.
@@ -136,6 +139,8 @@ type Op struct {
 	Value []byte
 	// Index is the index entry of an OpPutMessage (nil: none).
 	Index []byte
+	// Refs are the messages that share the body of an OpPutBody.
+	Refs []BodyRef
 }
 
 // Batch is an ordered list of operations applied atomically. The zero value
@@ -159,7 +164,7 @@ func (b *Batch) Bytes() int64 {
 	var n int64
 	for i := range b.Ops {
 		op := &b.Ops[i]
-		n += int64(len(op.Value) + len(op.Index) + len(op.Key))
+		n += int64(len(op.Value) + len(op.Index) + len(op.Key) + bodyRefLen*len(op.Refs))
 	}
 	return n
 }
@@ -229,6 +234,10 @@ func (b *Batch) Validate() error {
 		switch op.Kind {
 		case OpPutMessage, OpDeleteMessage, OpPutState, OpDeleteState,
 			OpPutDelay, OpDeleteDelay, OpSetFloor, OpDropQueue, OpPutMeta, OpDeleteMeta:
+		case OpPutBody:
+			if len(op.Refs) == 0 {
+				return fmt.Errorf("%w: op %d: body %d without a reference", ErrInvalidBatch, i, op.Seq)
+			}
 		case OpDeleteRange:
 			if op.End < op.Seq {
 				return fmt.Errorf("%w: op %d: range end %d below start %d", ErrInvalidBatch, i, op.End, op.Seq)

@@ -128,6 +128,11 @@ func (p *publisher) confirmedCount() int {
 }
 
 func (p *publisher) run(ctx context.Context, ch *amqp.Channel, queue string, limit int) error {
+	return p.publish(ctx, ch, "", queue, limit)
+}
+
+// publish is run to an exchange with a routing key.
+func (p *publisher) publish(ctx context.Context, ch *amqp.Channel, exchange, key string, limit int) error {
 	if err := ch.Confirm(false); err != nil {
 		return err
 	}
@@ -145,7 +150,7 @@ func (p *publisher) run(ctx context.Context, ch *amqp.Channel, queue string, lim
 		if ctx.Err() != nil {
 			return nil
 		}
-		err := ch.PublishWithContext(ctx, "", queue, false, false, amqp.Publishing{
+		err := ch.PublishWithContext(ctx, exchange, key, false, false, amqp.Publishing{
 			DeliveryMode: amqp.Persistent,
 			Body:         []byte("msg-" + strconv.Itoa(i)),
 		})

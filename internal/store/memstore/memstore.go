@@ -47,9 +47,19 @@ type MemStore struct {
 	floors map[store.QueueID]uint64
 	delays *table[delayKey, struct{}]
 	meta   *table[string, []byte]
+	bodies *table[uint64, body]
 }
 
-var _ store.Store = (*MemStore)(nil)
+// body is a shared body and the refs it was put with.
+type body struct {
+	data []byte
+	refs []store.BodyRef
+}
+
+var (
+	_ store.Store  = (*MemStore)(nil)
+	_ store.Bodies = (*MemStore)(nil)
+)
 
 // New returns an empty MemStore.
 func New() *MemStore {
@@ -60,6 +70,7 @@ func New() *MemStore {
 		floors: make(map[store.QueueID]uint64),
 		delays: newTable[delayKey, struct{}](compareDelay),
 		meta:   newTable[string, []byte](strings.Compare),
+		bodies: newTable[uint64, body](cmp.Compare[uint64]),
 	}
 }
 
@@ -134,6 +145,8 @@ func (s *MemStore) applyLocked(op store.Op) {
 		s.meta.put(op.Key, clone(op.Value))
 	case store.OpDeleteMeta:
 		s.meta.delete(op.Key)
+	case store.OpPutBody:
+		s.bodies.put(op.Seq, body{clone(op.Value), append([]store.BodyRef(nil), op.Refs...)})
 	}
 }
 

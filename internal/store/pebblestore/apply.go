@@ -184,6 +184,9 @@ func addOp(w *pointRun, op store.Op) error {
 		w.add(pointSet, metaKey(op.Key), op.Value)
 	case store.OpDeleteMeta:
 		w.add(pointDelete, metaKey(op.Key), nil)
+	case store.OpPutBody:
+		w.add(pointSet, bodyKey(bodyKindRefs, op.Seq), encodeBodyRefs(op.Refs))
+		w.add(pointSet, bodyKey(bodyKindData, op.Seq), op.Value)
 	default:
 		return fmt.Errorf("%w: unexpected op kind %d", store.ErrInvalidBatch, op.Kind)
 	}
@@ -222,7 +225,7 @@ type pointRun struct {
 func batchSize(b *store.Batch) int {
 	n := 64
 	for _, op := range b.Ops {
-		n += len(op.Value) + len(op.Index) + len(op.Key) + 2*(msgKeyLen+8)
+		n += len(op.Value) + len(op.Index) + len(op.Key) + 2*(msgKeyLen+8) + bodyRefLen*len(op.Refs)
 	}
 	return n
 }

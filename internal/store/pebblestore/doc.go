@@ -26,6 +26,8 @@
 //	delay     'd' | due i64^1<<63 | queue | seq       (25)   empty
 //	floor     'f' | queue u64                          (9)   floor u64 | cleared u64
 //	meta      'x' | key bytes                       (1+n)   value
+//	body      'b' | id u64 | kind u8                  (10)   kind 0: refs (queue u64 | seq u64, each);
+//	                                                         kind 1: the shared body (bodies.go)
 //
 // (Format 3 kept records and index entries in an 'm' keyspace grouped in
 // blocks of 1024 seqs, index entries first; Open moves them here.)
@@ -56,6 +58,12 @@
 //	   └──────────────────────────┴──────────────────────┴────────────────────┘
 //	                                                     ▲ Scan seeks here,
 //	                                                       never from seq 0
+//
+// A shared body (store.Bodies) is put once with its refs and deleted only
+// by SweepBodies, which decides on one Pebble snapshot: a ref is live while
+// its record key exists at or above its queue's floor. Acks, range deletes,
+// purges and drops never touch the body keyspace. The keyspace is new in
+// format 4 and an older store simply has none, so FORMAT stays 4.
 //
 // # Upgrade from format 3
 //

@@ -15,6 +15,7 @@ const (
 	prefixDelay     = 'd'
 	prefixFloor     = 'f'
 	prefixMeta      = 'x'
+	prefixBody      = 'b' // shared bodies and their refs (bodies.go)
 )
 
 const (

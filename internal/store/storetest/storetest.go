@@ -52,6 +52,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Closed", testClosed},
 		{"ConcurrentApply", testConcurrentApply},
 		{"ApplyAsyncPipelines", testApplyAsync},
+		{"SharedBodies", testSharedBodies},
+		{"SweepBodiesResumes", testSweepResumes},
+		{"BodyWithoutRefsInvalid", testBodyWithoutRefs},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
