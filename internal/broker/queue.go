@@ -398,7 +398,7 @@ func (q *queue) firstReadyLocked(seq uint64) bool {
 // delayed or held by a move), so the ack floor stays at or below it.
 func (q *queue) holdSeqLocked(seq uint64) {
 	q.unackedSeqs.push(seq)
-	live := len(q.unacked) + len(q.delayed) + len(q.held)
+	live := len(q.unacked) + len(q.delayed) + len(q.held) + len(q.reading)
 	if n := q.unackedSeqs.len(); n > 64 && n > 2*live {
 		// Settled seqs above a long-held one never reach the top:
 		// rebuild the heap from the live sets now and then.
@@ -411,6 +411,9 @@ func (q *queue) holdSeqLocked(seq uint64) {
 		}
 		for s := range q.held {
 			q.unackedSeqs.push(s)
+		}
+		for _, e := range q.reading { // read.go: out of ready, not delivered yet
+			q.unackedSeqs.push(e.seq)
 		}
 	}
 }

@@ -76,14 +76,17 @@ func (q *queue) readAndDeliverLocked(fresh uint64) {
 			q.discardLocked(&b, e, reasonExpired)
 			continue
 		}
+		// In reading before its seq is held: a rebuild of the held seqs
+		// (holdSeqLocked) keeps only those it finds held.
 		batch = append(batch, e)
+		q.reading = batch
 		q.holdSeqLocked(e.seq)
 	}
 	if len(batch) == 0 {
+		q.reading = nil
 		q.finishDispatchLocked(&b)
 		return
 	}
-	q.reading = batch
 	gen := q.indexGen
 	q.mu.Unlock()
 	recs := make([][]byte, len(batch))
