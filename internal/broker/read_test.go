@@ -279,3 +279,44 @@ func TestRemoteDeliveryKeepsStoredProperties(t *testing.T) {
 		t.Fatalf("marked redelivered: %+v %v", p, err)
 	}
 }
+
+// TestLongConsumeThroughTheReader: a consumer acking each delivery as it
+// comes drains a queue whose every record is read from the store, each
+// message once and in order. The held seqs are rebuilt now and then
+// (holdSeqLocked); the messages being read must survive the rebuild, or
+// an ack meanwhile moves the floor past them and their records are
+// range-deleted before they are delivered.
+func TestLongConsumeThroughTheReader(t *testing.T) {
+	const n, prefetch = 20000, 256
+	c := newClient(t, openUncached(t, memstore.New()))
+	c.declareQueue("q", true, nil)
+	for i := range n {
+		c.publish("", "q", fmt.Sprint("m", i), true)
+	}
+	if err := c.ch.Qos(0, prefetch, false); err != nil {
+		t.Fatal(err)
+	}
+	c.consume("q", false)
+	deadline := time.Now().Add(60 * time.Second)
+	for got := 0; got < n; {
+		ds := c.out.deliveries()
+		if len(ds) == got {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d of %d delivered", got, n)
+			}
+			time.Sleep(100 * time.Microsecond)
+			continue
+		}
+		for ; got < len(ds); got++ {
+			if string(ds[got].Body) != fmt.Sprint("m", got) {
+				t.Fatalf("delivery %d: %q", got, ds[got].Body)
+			}
+			if err := c.ch.Ack(ds[got].DeliveryTag, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if s, err := c.channel(2).ch.DeclareQueue(QueueDecl{Name: "q", Passive: true}); err != nil || s.Messages != 0 {
+		t.Fatalf("after the drain: %+v %v", s, err)
+	}
+}
