@@ -6,10 +6,8 @@ package main
 // every member.
 
 import (
-	"fmt"
 	"strings"
 
-	"github.com/sluicemq/sluice/internal/amqpserver"
 	"github.com/sluicemq/sluice/internal/cluster"
 	"github.com/sluicemq/sluice/internal/records"
 	"github.com/sluicemq/sluice/internal/store"
@@ -44,15 +42,4 @@ func quorumDef(local store.Store, op store.Op) bool {
 	}
 	d, err := records.DecodeQueueDef(v)
 	return err == nil && cluster.Replicated(d.ID)
-}
-
-// closeVHostConnections closes the AMQP connections to a vhost another
-// node deleted, with the reason the HTTP API gives on the node that
-// deleted it (320 CONNECTION_FORCED).
-func closeVHostConnections(srv *amqpserver.Server, vhost string) {
-	for _, c := range srv.Connections() {
-		if info := c.Info(); info.VHost == vhost {
-			srv.CloseConnection(info.Name, fmt.Sprintf("vhost '%s' is deleted", vhost))
-		}
-	}
 }

@@ -398,7 +398,7 @@ func runBroker(ctx context.Context, cfg serveConfig, log *slog.Logger, hup <-cha
 	if err != nil {
 		return err
 	}
-	b.OnVHostGone(func(vhost string) { closeVHostConnections(srv, vhost) }) // metaroute.go
+	b.OnVHostGone(func(vhost string) { httpapi.CloseVHostConnections(srv, vhost) })
 	monitor, err := resource.New(monCfg, func(a resource.Alarm) {
 		if a.Any() {
 			srv.SetBlocked(a.Reason())

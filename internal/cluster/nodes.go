@@ -320,21 +320,5 @@ func (h *Host) queueGroups(ctx context.Context) []uint64 {
 // forwards a follower's proposal; a lost one is proposed again, which
 // applies as a no-op).
 func (h *Host) proposeNodes(ctx context.Context, c nodeChange) error {
-	body := encodeNodeChange(c)
-	for {
-		actx, cancel := context.WithTimeout(ctx, time.Second)
-		err := h.proposeCmd(actx, nodesGroup, cmdNodeChange, body)
-		cancel()
-		if err == nil {
-			return h.barrier(ctx)
-		}
-		if !errors.Is(err, ErrNotLeader) && !errors.Is(err, ErrTimeout) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("change the node list: %w", ErrTimeout)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	return h.proposeRetrying(ctx, "change the node list", nodesGroup, cmdNodeChange, encodeNodeChange(c), 50*time.Millisecond, nil)
 }

@@ -131,22 +131,34 @@ func (h *Host) createGroup(ctx context.Context, id store.QueueID, def []byte, vo
 	// attempts fail until the group has elected one), unless another
 	// node's definition applied first. A definition applying twice is
 	// harmless: DefineQueue is idempotent.
+	// The handler has defined the queue once the notifier has run what
+	// the definition's apply queued (proposeRetrying's barrier).
+	return h.proposeRetrying(ctx, "create queue group", gid, cmdDefine, def, 20*time.Millisecond,
+		func() (bool, error) { return h.groupDefined(ctx, gid) })
+}
+
+// proposeRetrying proposes a command until it commits, then waits for
+// the notifier to have run what its apply queued (barrier). A follower's
+// proposal goes to the leader; one that finds no leader yet, or is lost
+// on the way (each attempt is bounded), is made again after pause, so
+// applying it twice must be harmless. done, when set, runs before each
+// attempt: true means there is nothing left to propose.
+func (h *Host) proposeRetrying(ctx context.Context, what string, group uint64, kind cmdKind, body []byte,
+	pause time.Duration, done func() (bool, error)) error {
 	for {
-		defined, err := h.groupDefined(ctx, gid)
-		if err != nil {
-			return err
+		if done != nil {
+			ok, err := done()
+			if err != nil {
+				return err
+			}
+			if ok {
+				return h.barrier(ctx)
+			}
 		}
-		if defined {
-			return h.barrier(ctx)
-		}
-		// A forwarded proposal lost on the way has no answer: bound
-		// each attempt.
 		actx, cancel := context.WithTimeout(ctx, time.Second)
-		err = h.proposeCmd(actx, gid, cmdDefine, def)
+		err := h.proposeCmd(actx, group, kind, body)
 		cancel()
 		if err == nil {
-			// The handler has defined the queue once the notifier has
-			// run what the definition's apply queued.
 			return h.barrier(ctx)
 		}
 		if !errors.Is(err, ErrNotLeader) && !errors.Is(err, ErrTimeout) {
@@ -154,8 +166,8 @@ func (h *Host) createGroup(ctx context.Context, id store.QueueID, def []byte, vo
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("create queue group: %w", ErrTimeout)
-		case <-time.After(20 * time.Millisecond):
+			return fmt.Errorf("%s: %w", what, ErrTimeout)
+		case <-time.After(pause):
 		}
 	}
 }

@@ -57,12 +57,19 @@ func (s *Server) deleteVHost(w http.ResponseWriter, r *http.Request, u *user) {
 		return
 	}
 	if s.conns != nil {
-		for _, c := range s.conns.Connections() {
-			if info := c.Info(); info.VHost == name {
-				s.conns.CloseConnection(info.Name, fmt.Sprintf("vhost '%s' is deleted", name))
-			}
-		}
+		CloseVHostConnections(s.conns, name)
 	}
 	s.log.Info("vhost deleted", "vhost", name, "user", u.name)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// CloseVHostConnections closes the AMQP connections to a deleted vhost
+// (320 CONNECTION_FORCED): on the node that deleted it, and on the others
+// of a cluster once the deletion reaches them.
+func CloseVHostConnections(conns Connections, vhost string) {
+	for _, c := range conns.Connections() {
+		if info := c.Info(); info.VHost == vhost {
+			conns.CloseConnection(info.Name, fmt.Sprintf("vhost '%s' is deleted", vhost))
+		}
+	}
 }
